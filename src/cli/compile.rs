@@ -1,0 +1,59 @@
+//! `etlm compile`: writes target/compiled/<path>.sql for the selected nodes and
+//! target/manifest.json for the whole project.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::{GlobalArgs, Outcome};
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::project::Env;
+use crate::report::{Output, print_diagnostics, write_atomic};
+use crate::state::manifest::manifest_json;
+
+pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
+    let started = Instant::now();
+    let compiled = super::compile_with(global, env, sources)?;
+    print_diagnostics(out, &compiled.warnings, sources);
+    let selected = super::selected(global, &compiled)?;
+    let target = compiled.project.root.join(&compiled.project.settings.target_path);
+    let mut written = 0;
+    for id in &selected {
+        let node = &compiled.nodes[id];
+        if let Some(sql) = &node.compiled_sql {
+            let path = target.join("compiled").join(&node.path);
+            write_atomic(&path, sql.as_bytes()).map_err(|d| vec![d])?;
+            written += 1;
+        }
+    }
+    let manifest = target.join("manifest.json");
+    write_atomic(&manifest, manifest_json(&compiled).as_bytes()).map_err(|d| vec![d])?;
+    let elapsed = started.elapsed();
+    let count = |rt| compiled.nodes.values().filter(|n| n.resource_type == rt).count();
+    use crate::graph::ResourceType as R;
+    out.summary(
+        &format!(
+            "compiled {} models, {} tests, {} seeds, {} sources in {:.2} s; wrote {} SQL files and {}",
+            count(R::Model),
+            count(R::Test),
+            count(R::Seed),
+            count(R::Source),
+            elapsed.as_secs_f64(),
+            written,
+            display(&manifest, &compiled.project.root),
+        ),
+        serde_json::json!({
+            "models": count(R::Model),
+            "tests": count(R::Test),
+            "seeds": count(R::Seed),
+            "sources": count(R::Source),
+            "compiled_files": written,
+            "manifest": display(&manifest, &compiled.project.root),
+            "elapsed_s": elapsed.as_secs_f64(),
+        }),
+    );
+    Ok(Outcome::Success)
+}
+
+fn display(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}

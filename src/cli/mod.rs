@@ -1,0 +1,142 @@
+//! The command line: clap types, one file per subcommand, and the human/JSON choice.
+
+mod compile;
+mod ls;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value as Json;
+
+use crate::compile::{CompileOptions, CompiledProject, compile_project};
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::graph::{self, NoExternal};
+use crate::project::yaml::Yaml;
+use crate::project::{Env, LoadOptions};
+use crate::report::{Output, print_diagnostics};
+use crate::template::RenderSettings;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything worked.
+    Success,
+    /// A model or an error-severity test failed.
+    Failure,
+    /// etlm could not do its job: bad project, bad arguments, no connection.
+    Error,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Failure => 1,
+            Outcome::Error => 2,
+        }
+    }
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+/// etlm: dbt-like transformations in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "etlm", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, clap::Args, Clone)]
+pub struct GlobalArgs {
+    /// The project directory (holding etlm.yml or dbt_project.yml).
+    #[arg(long, global = true, default_value = ".")]
+    pub project_dir: PathBuf,
+    /// The target (a profiles.yml output) to use.
+    #[arg(long, short = 't', global = true)]
+    pub target: Option<String>,
+    /// Variables as a YAML or JSON mapping, e.g. `{start: 2024-01-01}`.
+    #[arg(long, global = true)]
+    pub vars: Option<String>,
+    /// Nodes to select: `m`, `+m`, `m+`, `@m`, `tag:x`, `path:dir`, ...
+    #[arg(long, short = 's', global = true, num_args = 1.., value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Nodes to leave out, with the same syntax as --select.
+    #[arg(long, global = true, num_args = 1.., value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render, parse and check every model; write target/compiled and target/manifest.json.
+    Compile,
+    /// List the selected nodes.
+    Ls(ls::LsArgs),
+}
+
+/// Runs a parsed command line. `env` is the process environment.
+pub fn run(cli: Cli, env: Env) -> Outcome {
+    let out = Output::new(cli.global.format);
+    let sources = SourceMap::default();
+    let result = match cli.command {
+        Command::Compile => compile::run(&cli.global, env, &sources, &out),
+        Command::Ls(args) => ls::run(&cli.global, &args, env, &sources, &out),
+    };
+    match result {
+        Ok(outcome) => outcome,
+        Err(diags) => {
+            print_diagnostics(&out, &diags, &sources);
+            Outcome::Error
+        }
+    }
+}
+
+/// Parses `--vars` (YAML or JSON); a non-mapping is an `invalid-vars` diagnostic.
+fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String, Json>, Vec<Diagnostic>> {
+    let Some(text) = text else { return Ok(BTreeMap::new()) };
+    let file = sources.add("--vars", text.to_string());
+    let yaml = Yaml::parse(file, sources).map_err(|d| vec![d])?;
+    match yaml.to_json() {
+        Json::Object(map) => Ok(map.into_iter().collect()),
+        Json::Null => Ok(BTreeMap::new()),
+        _ => Err(vec![Diagnostic::error("invalid-vars", "`--vars` must be a mapping, like `{key: value}`")
+            .with_label(yaml.span, "not a mapping")]),
+    }
+}
+
+/// Loads and compiles the project named by the global flags.
+fn compile_with(global: &GlobalArgs, env: Env, sources: &SourceMap) -> Result<CompiledProject, Vec<Diagnostic>> {
+    let vars = parse_vars(global.vars.as_deref(), sources)?;
+    let opts = CompileOptions {
+        load: LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars, env },
+        render: RenderSettings {
+            run_started_at: chrono::Utc::now(),
+            invocation_id: format!("{:x}", chrono::Utc::now().timestamp_micros()),
+            full_refresh: false,
+        },
+    };
+    compile_project(&opts, sources).map_err(|d| d.0)
+}
+
+/// The node ids chosen by `--select` and `--exclude`.
+fn selected(global: &GlobalArgs, compiled: &CompiledProject) -> Result<std::collections::BTreeSet<String>, Vec<Diagnostic>> {
+    let to_diag = |e: graph::SelectError| {
+        vec![Diagnostic::error("invalid-selector", e.to_string()).with_help("see docs/selectors.md for the syntax")]
+    };
+    let select = graph::parse_selectors(&global.select).map_err(to_diag)?;
+    let exclude = graph::parse_selectors(&global.exclude).map_err(to_diag)?;
+    graph::select(&compiled.dag, &select, &exclude, &NoExternal).map_err(to_diag)
+}

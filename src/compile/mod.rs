@@ -1,0 +1,815 @@
+//! The compile pipeline: load the project, render every model in parse mode, resolve
+//! config and relation names, build the DAG, render in compile mode, inline ephemeral
+//! models, and parse the compiled SQL. No engine is touched.
+//!
+//! Both render passes and the SQL parse run in parallel (rayon); results are gathered in
+//! a fixed order so output is deterministic.
+
+mod spans;
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde_json::Value as Json;
+
+use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span, nearest};
+use crate::graph::{Dag, NodeInfo, ResourceType};
+use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
+use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
+use crate::relation::Relation;
+use crate::sql::{PositionMap, SqlDialect, parse_query};
+use crate::template::{Mode, RefCall, RelationValue, RenderInput, RenderSettings, Renderer, Resolver};
+
+/// What to compile.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    pub load: LoadOptions,
+    pub render: RenderSettings,
+}
+
+/// A column as documented in YAML.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ColumnDoc {
+    pub name: String,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+}
+
+/// A generic test's definition, resolved.
+#[derive(Clone, Debug)]
+pub struct GenericTest {
+    pub def: TestDef,
+    /// The node the test is attached to.
+    pub attached_to: String,
+}
+
+/// One node of the compiled project.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub unique_id: String,
+    pub resource_type: ResourceType,
+    pub name: String,
+    pub fqn: Vec<String>,
+    /// Defining file, relative to the project.
+    pub path: PathBuf,
+    pub file: Option<FileId>,
+    /// Where the node is built or read; `None` for ephemeral models and tests.
+    pub relation: Option<Relation>,
+    pub config: NodeConfig,
+    pub raw_sql: Option<Arc<str>>,
+    pub compiled_sql: Option<String>,
+    pub depends_on: Vec<String>,
+    pub description: String,
+    pub columns: Vec<ColumnDoc>,
+    pub vars_used: BTreeSet<String>,
+    pub macros_used: BTreeSet<String>,
+    pub generic_test: Option<GenericTest>,
+    /// For sources: the source's name.
+    pub source_name: Option<String>,
+}
+
+/// The result of compiling: the project, its nodes and the DAG.
+pub struct CompiledProject {
+    pub project: Project,
+    pub nodes: BTreeMap<String, Node>,
+    pub dag: Dag,
+    pub dialect: SqlDialect,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Compiles the project: every error of a phase is collected before it stops.
+pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<CompiledProject, Diagnostics> {
+    let project = load_project(&opts.load, sources)?;
+    let renderer = Renderer::new(&project, &opts.render, sources).map_err(|d| Diagnostics::sorted(d, sources))?;
+    let dialect = match project.target.engine {
+        EngineKind::Local => SqlDialect::DataFusion,
+        EngineKind::Postgres => SqlDialect::Postgres,
+    };
+    let mut diags = Collector::default();
+    let mut warnings = project.warnings.clone();
+
+    // Parse pass: compile each model's Jinja and record its calls.
+    let texts: Vec<Arc<crate::diagnostics::SourceFile>> =
+        project.models.iter().map(|m| sources.file(m.file)).collect();
+    let names: Vec<String> = project.models.iter().map(|m| m.path.display().to_string()).collect();
+    let test_texts: Vec<Arc<crate::diagnostics::SourceFile>> =
+        project.singular_tests.iter().map(|t| sources.file(t.file)).collect();
+    let test_names: Vec<String> = project.singular_tests.iter().map(|t| t.path.display().to_string()).collect();
+    let parse_input = |name: &str| RenderInput {
+        mode: Mode::Parse,
+        this: Some(Relation::new(project.target.schema.clone(), name)),
+        model: BTreeMap::from([("name", Json::String(name.to_string()))]),
+        config: BTreeMap::new(),
+        extra: BTreeMap::new(),
+    };
+    let parsed: Vec<Result<_, Diagnostic>> = project
+        .models
+        .par_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let compiled = renderer.compile(m.file, &names[i], &texts[i].text, sources)?;
+            let rendered = renderer.render(&compiled, &parse_input(&m.name), sources)?;
+            Ok((compiled, rendered.recorded))
+        })
+        .collect();
+    let parsed_tests: Vec<Result<_, Diagnostic>> = project
+        .singular_tests
+        .par_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let compiled = renderer.compile(t.file, &test_names[i], &test_texts[i].text, sources)?;
+            let rendered = renderer.render(&compiled, &parse_input(&t.name), sources)?;
+            Ok((compiled, rendered.recorded))
+        })
+        .collect();
+    let mut templates = Vec::new();
+    let mut recorded = Vec::new();
+    for r in parsed {
+        match r {
+            Ok((t, rec)) => {
+                templates.push(Some(t));
+                recorded.push(rec);
+            }
+            Err(d) => {
+                diags.push(d);
+                templates.push(None);
+                recorded.push(Default::default());
+            }
+        }
+    }
+    let mut test_templates = Vec::new();
+    let mut test_recorded = Vec::new();
+    for r in parsed_tests {
+        match r {
+            Ok((t, rec)) => {
+                test_templates.push(Some(t));
+                test_recorded.push(rec);
+            }
+            Err(d) => {
+                diags.push(d);
+                test_templates.push(None);
+                test_recorded.push(Default::default());
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(finish(diags, sources));
+    }
+
+    // Effective config: project folders < YAML properties < in-file config().
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let mut model_index: Vec<Option<String>> = Vec::new();
+    for (i, m) in project.models.iter().enumerate() {
+        let mut in_file = ConfigLayer::new();
+        for (key, value) in &recorded[i].config {
+            let name = config::normalize_key(key);
+            let range = spans::find_config_key(&texts[i].text, key).unwrap_or(0..0);
+            let span = Span::new(m.file, range);
+            if !config::is_known_key(&name) {
+                diags.push(config::unknown_key(key, span));
+                continue;
+            }
+            in_file.insert(name, ConfigEntry { value: value.clone(), span });
+        }
+        let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
+        let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
+        let cfg = match NodeConfig::from_layer(&layer, ConfigFor::Model) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.extend(e);
+                model_index.push(None);
+                continue;
+            }
+        };
+        if !cfg.enabled {
+            model_index.push(None);
+            continue;
+        }
+        let unique_id = format!("model.{}.{}", project.name(), m.name);
+        let (description, columns) = describe(m.props.as_ref().map(|p| (&p.description, &p.columns)));
+        model_index.push(Some(unique_id.clone()));
+        nodes.insert(
+            unique_id.clone(),
+            Node {
+                unique_id,
+                resource_type: ResourceType::Model,
+                name: m.name.clone(),
+                fqn: m.fqn.clone(),
+                path: m.path.clone(),
+                file: Some(m.file),
+                relation: None,
+                config: cfg,
+                raw_sql: Some(texts[i].text.clone()),
+                compiled_sql: None,
+                depends_on: Vec::new(),
+                description,
+                columns,
+                vars_used: recorded[i].vars.clone(),
+                macros_used: recorded[i].macros.clone(),
+                generic_test: None,
+                source_name: None,
+            },
+        );
+    }
+    for seed in &project.seeds {
+        let unique_id = format!("seed.{}.{}", project.name(), seed.name);
+        let (description, columns) = describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)));
+        nodes.insert(
+            unique_id.clone(),
+            Node {
+                unique_id,
+                resource_type: ResourceType::Seed,
+                name: seed.name.clone(),
+                fqn: seed.fqn.clone(),
+                path: seed.path.clone(),
+                file: None,
+                relation: None,
+                config: seed.config.clone(),
+                raw_sql: None,
+                compiled_sql: None,
+                depends_on: Vec::new(),
+                description,
+                columns,
+                vars_used: BTreeSet::new(),
+                macros_used: BTreeSet::new(),
+                generic_test: None,
+                source_name: None,
+            },
+        );
+    }
+    for src in &project.sources {
+        let unique_id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+        let (description, columns) = describe(Some((&src.table.description, &src.table.columns)));
+        nodes.insert(
+            unique_id.clone(),
+            Node {
+                unique_id,
+                resource_type: ResourceType::Source,
+                name: src.table.name.clone(),
+                fqn: vec![project.name().to_string(), src.source_name.clone(), src.table.name.clone()],
+                path: src.path.clone(),
+                file: None,
+                relation: Some(Relation {
+                    database: src.database.clone(),
+                    schema: src.schema.clone(),
+                    identifier: src.identifier().to_string(),
+                }),
+                config: src.config.clone(),
+                raw_sql: None,
+                compiled_sql: None,
+                depends_on: Vec::new(),
+                description,
+                columns,
+                vars_used: BTreeSet::new(),
+                macros_used: BTreeSet::new(),
+                generic_test: None,
+                source_name: Some(src.source_name.clone()),
+            },
+        );
+    }
+    if diags.has_errors() {
+        return Err(finish(diags, sources));
+    }
+
+    // Relation names: dbt's generate_schema_name / generate_alias_name, or the user's.
+    let ids: Vec<String> = nodes
+        .values()
+        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .map(|n| n.unique_id.clone())
+        .collect();
+    for id in ids {
+        let node = &nodes[&id];
+        if node.config.materialized == Materialization::Ephemeral {
+            continue;
+        }
+        match relation_for(node, &project, &renderer, sources) {
+            Ok(rel) => nodes.get_mut(&id).expect("id from nodes").relation = Some(rel),
+            Err(d) => diags.push(d),
+        }
+    }
+
+    // Refs and sources -> dependencies.
+    let by_name: BTreeMap<String, String> = nodes
+        .values()
+        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .map(|n| (n.name.clone(), n.unique_id.clone()))
+        .collect();
+    let by_source: BTreeMap<(String, String), String> = nodes
+        .values()
+        .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.unique_id.clone())))
+        .collect();
+    let mut deps: BTreeMap<String, Vec<(String, Span)>> = BTreeMap::new();
+    let model_files: Vec<(Option<&String>, FileId, &str, &crate::template::Recorded)> = project
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (model_index[i].as_ref(), m.file, &*texts[i].text, &recorded[i]))
+        .collect();
+    let test_ids: Vec<String> =
+        project.singular_tests.iter().map(|t| format!("test.{}.{}", project.name(), t.name)).collect();
+    let test_files: Vec<(Option<&String>, FileId, &str, &crate::template::Recorded)> = project
+        .singular_tests
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (Some(&test_ids[i]), t.file, &*test_texts[i].text, &test_recorded[i]))
+        .collect();
+    for (id, file, text, rec) in model_files.iter().chain(&test_files) {
+        let Some(id) = id else { continue };
+        let mut list = Vec::new();
+        for RefCall { name, .. } in &rec.refs {
+            let span = Span::new(*file, spans::find_call(text, "ref", None, name).unwrap_or(0..0));
+            match by_name.get(name.as_str()) {
+                Some(dep) => list.push((dep.to_string(), span)),
+                None => diags.push(unknown_ref(id, name, span, &by_name, &nodes)),
+            }
+        }
+        for (s, t) in &rec.sources {
+            let span = Span::new(*file, spans::find_call(text, "source", Some(s), t).unwrap_or(0..0));
+            match by_source.get(&(s.clone(), t.clone())) {
+                Some(dep) => list.push((dep.to_string(), span)),
+                None => diags.push(unknown_source(id, s, t, span, &by_source)),
+            }
+        }
+        deps.insert(id.to_string(), list);
+    }
+
+    // Singular tests.
+    for (i, t) in project.singular_tests.iter().enumerate() {
+        let layer = t.folder_config.clone();
+        let in_file: ConfigLayer = test_recorded[i]
+            .config
+            .iter()
+            .map(|(k, v)| (config::normalize_key(k), ConfigEntry { value: v.clone(), span: Span::file_start(t.file) }))
+            .collect();
+        match NodeConfig::from_layer(&config::merge(&[&layer, &in_file]), ConfigFor::Test) {
+            Ok(cfg) => {
+                let id = test_ids[i].clone();
+                nodes.insert(
+                    id.clone(),
+                    Node {
+                        unique_id: id,
+                        resource_type: ResourceType::Test,
+                        name: t.name.clone(),
+                        fqn: t.fqn.clone(),
+                        path: t.path.clone(),
+                        file: Some(t.file),
+                        relation: None,
+                        config: cfg,
+                        raw_sql: Some(test_texts[i].text.clone()),
+                        compiled_sql: None,
+                        depends_on: Vec::new(),
+                        description: String::new(),
+                        columns: Vec::new(),
+                        vars_used: test_recorded[i].vars.clone(),
+                        macros_used: test_recorded[i].macros.clone(),
+                        generic_test: None,
+                        source_name: None,
+                    },
+                );
+            }
+            Err(e) => diags.extend(e),
+        }
+    }
+
+    // Generic tests from YAML.
+    let mut generic: Vec<(String, TestDef, String)> = Vec::new();
+    for m in &project.models {
+        if let Some(p) = &m.props {
+            let id = format!("model.{}.{}", project.name(), m.name);
+            if nodes.contains_key(&id) {
+                generic.extend(all_tests(&p.tests, &p.columns).map(|t| (id.clone(), t, m.name.clone())));
+            }
+        }
+    }
+    for s in &project.seeds {
+        if let Some(p) = &s.props {
+            let id = format!("seed.{}.{}", project.name(), s.name);
+            generic.extend(all_tests(&p.tests, &p.columns).map(|t| (id.clone(), t, s.name.clone())));
+        }
+    }
+    for src in &project.sources {
+        let id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+        let label = format!("{}_{}", src.source_name, src.table.name);
+        generic.extend(all_tests(&src.table.tests, &src.table.columns).map(|t| (id.clone(), t, label.clone())));
+    }
+    for (attached, def, label) in generic {
+        let name = tests::test_name(&def, &label);
+        let mut unique_id = format!("test.{}.{}", project.name(), name);
+        let mut n = 2;
+        while nodes.contains_key(&unique_id) {
+            unique_id = format!("test.{}.{}_{n}", project.name(), name);
+            n += 1;
+        }
+        let layer = config::merge(&[&project.settings.tests.resolve(&[project.name().to_string()]), &def.config]);
+        let cfg = match NodeConfig::from_layer(&layer, ConfigFor::Test) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.extend(e);
+                continue;
+            }
+        };
+        if !cfg.enabled {
+            continue;
+        }
+        let mut list = vec![(attached.clone(), def.span)];
+        let (refs, srcs) = tests::referenced_in_args(&def);
+        for r in refs {
+            match by_name.get(r.as_str()) {
+                Some(dep) => list.push((dep.to_string(), def.span)),
+                None => diags.push(unknown_ref(&unique_id, &r, def.span, &by_name, &nodes)),
+            }
+        }
+        for (s, t) in srcs {
+            match by_source.get(&(s.clone(), t.clone())) {
+                Some(dep) => list.push((dep.to_string(), def.span)),
+                None => diags.push(unknown_source(&unique_id, &s, &t, def.span, &by_source)),
+            }
+        }
+        deps.insert(unique_id.clone(), list);
+        let path = nodes[&attached].path.clone();
+        let props_path = project
+            .models
+            .iter()
+            .find(|m| format!("model.{}.{}", project.name(), m.name) == attached)
+            .and_then(|m| m.props.as_ref())
+            .map(|p| sources.file(p.span.file).path.clone())
+            .unwrap_or(path);
+        nodes.insert(
+            unique_id.clone(),
+            Node {
+                unique_id,
+                resource_type: ResourceType::Test,
+                name,
+                fqn: vec![project.name().to_string(), def.test_name.clone()],
+                path: props_path,
+                file: None,
+                relation: None,
+                config: cfg,
+                raw_sql: None,
+                compiled_sql: None,
+                depends_on: Vec::new(),
+                description: String::new(),
+                columns: Vec::new(),
+                vars_used: BTreeSet::new(),
+                macros_used: BTreeSet::new(),
+                generic_test: Some(GenericTest { def, attached_to: attached }),
+                source_name: None,
+            },
+        );
+    }
+    if diags.has_errors() {
+        return Err(finish(diags, sources));
+    }
+
+    // The DAG.
+    let mut dag = Dag::default();
+    for node in nodes.values() {
+        dag.add_node(graph_info(node, project.name()));
+    }
+    for (id, list) in &deps {
+        let node = nodes.get_mut(id).expect("deps are keyed by node ids");
+        let mut depends: Vec<String> = list.iter().map(|(d, _)| d.clone()).collect();
+        depends.sort();
+        depends.dedup();
+        for d in &depends {
+            dag.add_edge(d, id);
+        }
+        node.depends_on = depends;
+    }
+    for cycle in dag.cycles() {
+        diags.push(cycle_diagnostic(&cycle.0, &nodes, &deps));
+    }
+    if diags.has_errors() {
+        return Err(finish(diags, sources));
+    }
+
+    // Compile pass.
+    let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
+        refs: nodes
+            .values()
+            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+            .map(|n| (n.name.clone(), ref_target(n)))
+            .collect(),
+        sources: nodes
+            .values()
+            .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.relation.clone()?)))
+            .collect(),
+    });
+    let jobs: Vec<(String, &crate::template::Compiled<'_>)> = model_index
+        .iter()
+        .zip(&templates)
+        .filter_map(|(id, t)| Some((id.clone()?, t.as_ref()?)))
+        .chain(test_ids.iter().zip(&test_templates).filter_map(|(id, t)| Some((id.clone(), t.as_ref()?))))
+        .filter(|(id, _)| nodes.contains_key(id))
+        .collect();
+    let rendered: Vec<(String, Result<String, Diagnostic>)> = jobs
+        .par_iter()
+        .map(|(id, template)| {
+            let node = &nodes[id];
+            let input = compile_input(node, resolver.clone(), false);
+            (id.clone(), renderer.render(template, &input, sources).map(|r| r.sql))
+        })
+        .collect();
+    for (id, result) in rendered {
+        match result {
+            Ok(sql) => nodes.get_mut(&id).expect("rendered ids are nodes").compiled_sql = Some(sql),
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.has_errors() {
+        return Err(finish(diags, sources));
+    }
+    inline_ephemerals(&mut nodes, &dag);
+
+    // Parse the compiled SQL.
+    let checked: Vec<Diagnostic> = nodes
+        .par_iter()
+        .filter_map(|(_, node)| {
+            let sql = node.compiled_sql.as_ref()?;
+            let err = parse_query(sql, dialect).err()?;
+            Some(sql_diagnostic(node, sql, &err, sources, &project.settings.target_path))
+        })
+        .collect();
+    diags.extend(checked);
+    warnings.extend(diags.finish(sources)?);
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings })
+}
+
+fn finish(diags: Collector, sources: &SourceMap) -> Diagnostics {
+    match diags.finish(sources) {
+        Err(d) => d,
+        Ok(_) => unreachable!("finish is called only when there are errors"),
+    }
+}
+
+fn describe(
+    props: Option<(&Option<crate::project::Description>, &Vec<crate::project::ColumnProps>)>,
+) -> (String, Vec<ColumnDoc>) {
+    let Some((desc, cols)) = props else { return (String::new(), Vec::new()) };
+    let text = |d: &Option<crate::project::Description>| d.as_ref().map(|d| d.text.clone()).unwrap_or_default();
+    (
+        text(desc),
+        cols.iter()
+            .map(|c| ColumnDoc { name: c.name.clone(), description: text(&c.description), data_type: c.data_type.clone() })
+            .collect(),
+    )
+}
+
+fn all_tests<'a>(
+    tests: &'a [TestDef],
+    columns: &'a [crate::project::ColumnProps],
+) -> impl Iterator<Item = TestDef> + 'a {
+    tests.iter().cloned().chain(columns.iter().flat_map(|c| c.tests.iter().cloned()))
+}
+
+fn model_value(node: &Node) -> BTreeMap<&'static str, Json> {
+    BTreeMap::from([
+        ("name", Json::String(node.name.clone())),
+        ("unique_id", Json::String(node.unique_id.clone())),
+        ("resource_type", Json::String(node.resource_type.as_str().into())),
+        ("path", Json::String(node.path.display().to_string())),
+        ("original_file_path", Json::String(node.path.display().to_string())),
+        ("fqn", Json::from(node.fqn.clone())),
+        ("config", serde_json::to_value(&node.config.raw).expect("config serializes")),
+    ])
+}
+
+/// The render input of a node in compile mode.
+pub fn compile_input(node: &Node, resolver: Arc<dyn Resolver>, is_incremental: bool) -> RenderInput {
+    RenderInput {
+        mode: Mode::Compile { resolver, is_incremental },
+        this: node.relation.clone(),
+        model: model_value(node),
+        config: node.config.raw.clone(),
+        extra: BTreeMap::new(),
+    }
+}
+
+fn relation_for(node: &Node, project: &Project, renderer: &Renderer, sources: &SourceMap) -> Result<Relation, Diagnostic> {
+    let input = RenderInput {
+        mode: Mode::Parse,
+        this: None,
+        model: model_value(node),
+        config: node.config.raw.clone(),
+        extra: BTreeMap::new(),
+    };
+    let node_value = minijinja::Value::from(minijinja::value::Serde(&input.model));
+    let custom = node.config.schema.clone();
+    let schema = if renderer.has_macro("generate_schema_name") {
+        let arg = custom.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
+        renderer.call_macro("generate_schema_name", &[arg, node_value.clone()], &input, sources)?
+    } else {
+        match custom {
+            Some(c) => format!("{}_{}", project.target.schema, c.trim()),
+            None => project.target.schema.clone(),
+        }
+    };
+    let identifier = if renderer.has_macro("generate_alias_name") {
+        let arg = node.config.alias.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
+        renderer.call_macro("generate_alias_name", &[arg, node_value], &input, sources)?
+    } else {
+        node.config.alias.clone().unwrap_or_else(|| node.name.clone())
+    };
+    Ok(Relation { database: node.config.database.clone(), schema, identifier })
+}
+
+/// What `ref('name')` renders as in compile mode.
+fn ref_target(node: &Node) -> RelationValue {
+    match &node.relation {
+        Some(relation) => RelationValue { relation: relation.clone(), cte: None },
+        None => RelationValue {
+            relation: Relation::new("", node.name.clone()),
+            cte: Some(ephemeral_cte(&node.name)),
+        },
+    }
+}
+
+/// The CTE name an ephemeral model is inlined under (dbt's spelling).
+pub fn ephemeral_cte(name: &str) -> String {
+    format!("__dbt__cte__{name}")
+}
+
+#[derive(Debug)]
+struct NodeResolver {
+    refs: BTreeMap<String, RelationValue>,
+    sources: BTreeMap<(String, String), Relation>,
+}
+
+impl Resolver for NodeResolver {
+    fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue> {
+        self.refs.get(&call.name).map(|r| RelationValue { relation: r.relation.clone(), cte: r.cte.clone() })
+    }
+
+    fn resolve_source(&self, source: &str, table: &str) -> Option<Relation> {
+        self.sources.get(&(source.to_string(), table.to_string())).cloned()
+    }
+}
+
+/// Prepends the CTEs of the ephemeral models a node reads (directly or through other
+/// ephemeral models), dependencies first, as dbt does.
+fn inline_ephemerals(nodes: &mut BTreeMap<String, Node>, dag: &Dag) {
+    let is_ephemeral = |n: &Node| n.resource_type == ResourceType::Model && n.config.materialized == Materialization::Ephemeral;
+    let order: Vec<String> = dag.topological().into_iter().map(String::from).collect();
+    let bare: BTreeMap<String, String> = nodes
+        .values()
+        .filter(|n| is_ephemeral(n))
+        .filter_map(|n| Some((n.unique_id.clone(), n.compiled_sql.clone()?)))
+        .collect();
+    for id in &order {
+        let node = &nodes[id];
+        if node.compiled_sql.is_none() {
+            continue;
+        }
+        // Ephemeral ancestors reachable through ephemeral nodes only, in dependency order.
+        let mut needed: BTreeSet<String> = BTreeSet::new();
+        let mut stack: Vec<String> = node.depends_on.clone();
+        while let Some(d) = stack.pop() {
+            if bare.contains_key(&d) && needed.insert(d.clone()) {
+                stack.extend(nodes[&d].depends_on.clone());
+            }
+        }
+        if needed.is_empty() {
+            continue;
+        }
+        let ctes: Vec<String> = order
+            .iter()
+            .filter(|o| needed.contains(*o))
+            .map(|o| format!("{} as (\n{}\n)", ephemeral_cte(&nodes[o].name), bare[o].trim()))
+            .collect();
+        let node = nodes.get_mut(id).expect("ordered ids are nodes");
+        let sql = node.compiled_sql.take().expect("checked above");
+        node.compiled_sql = Some(prepend_ctes(&sql, &ctes));
+    }
+}
+
+/// `with a as (...), <existing ctes> select ...` or `with a as (...) select ...`; leading
+/// comments stay in front.
+fn prepend_ctes(sql: &str, ctes: &[String]) -> String {
+    let start = first_token(sql);
+    let (lead, body) = sql.split_at(start);
+    let word_end = body.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(body.len());
+    if body[..word_end].eq_ignore_ascii_case("with") {
+        let rest = body[word_end..].trim_start();
+        let after_recursive = rest.get(..9).filter(|w| w.eq_ignore_ascii_case("recursive"));
+        if after_recursive.is_some() {
+            return format!("{lead}with recursive {},\n{}", ctes.join(",\n"), rest[9..].trim_start());
+        }
+        format!("{lead}with {},\n{rest}", ctes.join(",\n"))
+    } else {
+        format!("{lead}with {}\n{body}", ctes.join(",\n"))
+    }
+}
+
+/// Byte offset of the first SQL token after whitespace and comments.
+fn first_token(sql: &str) -> usize {
+    let mut i = 0;
+    loop {
+        let rest = &sql[i..];
+        let trimmed = rest.trim_start();
+        i += rest.len() - trimmed.len();
+        if trimmed.starts_with("--") {
+            i += trimmed.find('\n').map_or(trimmed.len(), |n| n + 1);
+        } else if trimmed.starts_with("/*") {
+            i += trimmed.find("*/").map_or(trimmed.len(), |n| n + 2);
+        } else {
+            return i;
+        }
+    }
+}
+
+fn graph_info(node: &Node, package: &str) -> NodeInfo {
+    let test = node.generic_test.as_ref();
+    NodeInfo {
+        unique_id: node.unique_id.clone(),
+        resource_type: node.resource_type,
+        name: node.name.clone(),
+        package: package.to_string(),
+        fqn: node.fqn.clone(),
+        path: node.path.display().to_string(),
+        tags: node.config.tags.clone(),
+        config: node.config.raw.clone(),
+        source_name: node.source_name.clone(),
+        test_type: (node.resource_type == ResourceType::Test).then_some(if test.is_some() { "generic" } else { "singular" }),
+        test_name: test.map(|t| t.def.test_name.clone()),
+    }
+}
+
+fn unknown_ref(from: &str, name: &str, span: Span, by_name: &BTreeMap<String, String>, nodes: &BTreeMap<String, Node>) -> Diagnostic {
+    let kind = from.split('.').next().unwrap_or("node");
+    let short = from.split('.').next_back().unwrap_or(from);
+    let mut d = Diagnostic::error("unknown-ref", format!("{kind} `{short}` refers to `{name}`, which does not exist"))
+        .with_label(span, "no model, seed or source has this name");
+    if let Some(near) = nearest(name, by_name.keys().map(String::as_str)) {
+        let path = nodes.get(&by_name[near]).map(|n| n.path.display().to_string()).unwrap_or_default();
+        d = d.with_help(format!("did you mean `{near}` ({path})?"));
+    }
+    d
+}
+
+fn unknown_source(from: &str, s: &str, t: &str, span: Span, by_source: &BTreeMap<(String, String), String>) -> Diagnostic {
+    let short = from.split('.').next_back().unwrap_or(from);
+    let mut d = Diagnostic::error("unknown-source", format!("`{short}` reads source `{s}.{t}`, which is not declared"))
+        .with_label(span, "no source table has this name");
+    let all: Vec<String> = by_source.keys().map(|(a, b)| format!("{a}.{b}")).collect();
+    if let Some(near) = nearest(&format!("{s}.{t}"), all.iter().map(String::as_str)) {
+        d = d.with_help(format!("did you mean `{near}`?"));
+    } else {
+        d = d.with_help("declare it under `sources:` in a YAML file");
+    }
+    d
+}
+
+fn cycle_diagnostic(cycle: &[String], nodes: &BTreeMap<String, Node>, deps: &BTreeMap<String, Vec<(String, Span)>>) -> Diagnostic {
+    let name = |id: &str| nodes.get(id).map_or(id.to_string(), |n| n.name.clone());
+    let mut path: Vec<String> = cycle.iter().map(|id| format!("`{}`", name(id))).collect();
+    path.push(format!("`{}`", name(&cycle[0])));
+    let mut d = Diagnostic::error("dependency-cycle", format!("dependency cycle: {}", path.join(" -> ")));
+    // Each member's label sits where it refers to the previous member of the cycle.
+    for (i, id) in cycle.iter().enumerate() {
+        let prev = &cycle[(i + cycle.len() - 1) % cycle.len()];
+        let Some(span) = deps.get(id).and_then(|l| l.iter().find(|(d, _)| d == prev)).map(|(_, s)| *s) else { continue };
+        d = d.with_label(span, format!("`{}` depends on `{}` here", name(id), name(prev)));
+    }
+    for id in cycle {
+        if let Some(n) = nodes.get(id) {
+            d = d.with_note(format!("`{}` is defined in {}", n.name, n.path.display()));
+        }
+    }
+    d.with_help("a model cannot depend on itself through its refs: remove one of these refs")
+}
+
+fn sql_diagnostic(node: &Node, sql: &str, err: &crate::sql::SqlError, sources: &SourceMap, target_path: &str) -> Diagnostic {
+    let compiled_path = format!("{target_path}/compiled/{}", node.path.display());
+    let file = node.file.expect("nodes with SQL have a file");
+    let raw = sources.file(file);
+    let compiled_map = crate::diagnostics::SourceMap::default();
+    let cid = compiled_map.add(compiled_path.clone(), sql.to_string());
+    let offset = compiled_map.file(cid).offset(err.line, err.column);
+    let src_offset = PositionMap::new(&raw.text, sql).to_source(offset);
+    let end = raw.text[src_offset..].find(|c: char| c.is_whitespace()).map_or(raw.text.len(), |e| src_offset + e);
+    Diagnostic::error("sql-syntax", format!("SQL syntax error in `{}`: {}", node.name, err.message))
+        .with_label(Span::new(file, src_offset..end.max(src_offset + 1).min(raw.text.len())), "the SQL parser stopped here")
+        .with_note(format!("compiled SQL: {compiled_path}:{}:{}", err.line, err.column))
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn ephemeral_ctes_merge_into_an_existing_with_after_comments() {
+        let ctes = vec!["__dbt__cte__e as (\nselect 1 as x\n)".to_string()];
+        assert_eq!(
+            prepend_ctes("-- note\nwith a as (select 2) select * from a", &ctes),
+            "-- note\nwith __dbt__cte__e as (\nselect 1 as x\n),\na as (select 2) select * from a"
+        );
+        assert_eq!(
+            prepend_ctes("select * from __dbt__cte__e", &ctes),
+            "with __dbt__cte__e as (\nselect 1 as x\n)\nselect * from __dbt__cte__e"
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! Node selection, as in dbt: `m`, `+m`, `m+`, `2+m`, `m+1`, `@m`, `tag:x`,
+//! `path:models/staging`, `config.materialized:incremental`, `resource_type:seed`,
+//! `source:raw.orders`, `fqn:`, `package:`, `test_type:`, `test_name:`, wildcards (`stg_*`).
+//! Arguments are a union; commas inside one argument intersect; `--exclude` subtracts.
+//! Tests attached to a selected node are selected too (dbt's eager indirect selection).
+
+use std::collections::BTreeSet;
+
+use super::{Dag, NodeInfo, ResourceType};
+
+/// A selector that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid selector `{selector}`: {reason}")]
+pub struct SelectError {
+    pub selector: String,
+    pub reason: String,
+}
+
+/// One selection method and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Method {
+    /// No method: a name, a dotted fqn or (with a `/`) a path.
+    Default(String),
+    Fqn(String),
+    Tag(String),
+    Path(String),
+    Config(String, String),
+    ResourceType(String),
+    Source(String),
+    Package(String),
+    TestType(String),
+    TestName(String),
+    /// Methods resolved from outside the graph (`state:`, `result:`): the ids they match.
+    External(String, String),
+}
+
+/// One atom: a method with graph operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Atom {
+    method: Method,
+    at: bool,
+    parents: Option<Option<usize>>,
+    children: Option<Option<usize>>,
+}
+
+/// A parsed `--select` or `--exclude`: a union of intersections of atoms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    union: Vec<Vec<Atom>>,
+}
+
+/// Parses the words given to `--select` (each may hold several space-separated selectors).
+pub fn parse_selectors(words: &[String]) -> Result<Selector, SelectError> {
+    let mut union = Vec::new();
+    for word in words.iter().flat_map(|w| w.split_whitespace()) {
+        let atoms = word.split(',').map(|a| parse_atom(a, word)).collect::<Result<Vec<_>, _>>()?;
+        union.push(atoms);
+    }
+    Ok(Selector { union })
+}
+
+fn parse_atom(text: &str, whole: &str) -> Result<Atom, SelectError> {
+    let err = |reason: &str| SelectError { selector: whole.to_string(), reason: reason.to_string() };
+    if text.is_empty() {
+        return Err(err("empty selector"));
+    }
+    let mut rest = text;
+    let at = rest.starts_with('@');
+    if at {
+        rest = &rest[1..];
+    }
+    let mut parents = None;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if rest[digits.len()..].starts_with('+') {
+        let depth = if digits.is_empty() { None } else { Some(digits.parse().map_err(|_| err("bad depth"))?) };
+        parents = Some(depth);
+        rest = &rest[digits.len() + 1..];
+    } else if !digits.is_empty() && rest.len() > digits.len() && !rest[digits.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+        return Err(err("a depth must be followed by `+`"));
+    }
+    let mut children = None;
+    if let Some(plus) = rest.rfind('+') {
+        let tail = &rest[plus + 1..];
+        if tail.chars().all(|c| c.is_ascii_digit()) {
+            let depth = if tail.is_empty() { None } else { Some(tail.parse().map_err(|_| err("bad depth"))?) };
+            children = Some(depth);
+            rest = &rest[..plus];
+        }
+    }
+    if at && (parents.is_some() || children.is_some()) {
+        return Err(err("`@` cannot be combined with `+`"));
+    }
+    if rest.is_empty() {
+        return Err(err("nothing to select"));
+    }
+    let method = match rest.split_once(':') {
+        None => Method::Default(rest.to_string()),
+        Some((m, v)) => {
+            if v.is_empty() {
+                return Err(err("a method needs a value, like `tag:daily`"));
+            }
+            let v = v.to_string();
+            match m {
+                "fqn" => Method::Fqn(v),
+                "tag" => Method::Tag(v),
+                "path" | "file" => Method::Path(v),
+                "resource_type" => Method::ResourceType(v),
+                "source" => Method::Source(v),
+                "package" => Method::Package(v),
+                "test_type" => Method::TestType(v),
+                "test_name" => Method::TestName(v),
+                "state" | "result" => Method::External(m.to_string(), v),
+                m if m.starts_with("config.") => Method::Config(m["config.".len()..].to_string(), v),
+                other => return Err(err(&format!("unknown method `{other}`"))),
+            }
+        }
+    };
+    Ok(Atom { method, at, parents, children })
+}
+
+/// Matches `text` against a glob with `*` and `?`.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+fn fqn_matches(node: &NodeInfo, selector: &str) -> bool {
+    if glob(selector, &node.name) {
+        return true;
+    }
+    let parts: Vec<&str> = selector.split('.').collect();
+    let flat: Vec<&str> = node.fqn.iter().flat_map(|s| s.split('.')).collect();
+    if parts.len() > flat.len() {
+        return false;
+    }
+    for (i, part) in parts.iter().enumerate() {
+        if *part == "*" {
+            return true;
+        }
+        if !glob(part, flat[i]) {
+            return false;
+        }
+    }
+    true
+}
+
+fn path_matches(node: &NodeInfo, selector: &str) -> bool {
+    let sel = selector.trim_end_matches('/');
+    let sel = sel.strip_prefix("./").unwrap_or(sel);
+    node.path == sel
+        || node.path.starts_with(&format!("{sel}/"))
+        || (sel.contains(['*', '?']) && glob(sel, &node.path))
+}
+
+fn config_matches(node: &NodeInfo, key: &str, value: &str) -> bool {
+    match node.config.get(key) {
+        Some(serde_json::Value::String(s)) => glob(value, s),
+        Some(serde_json::Value::Array(items)) => items.iter().any(|i| i.as_str().is_some_and(|s| glob(value, s))),
+        Some(other) => other.to_string() == value,
+        None => false,
+    }
+}
+
+fn method_matches(node: &NodeInfo, method: &Method) -> bool {
+    match method {
+        Method::Default(v) if v.contains('/') || v.ends_with(".sql") || v.ends_with(".csv") => path_matches(node, v),
+        Method::Default(v) | Method::Fqn(v) => {
+            node.resource_type != ResourceType::Source && fqn_matches(node, v)
+        }
+        Method::Tag(t) => node.tags.iter().any(|x| glob(t, x)),
+        Method::Path(p) => path_matches(node, p),
+        Method::Config(k, v) => config_matches(node, k, v),
+        Method::ResourceType(t) => node.resource_type.as_str() == t,
+        Method::Source(v) => {
+            let Some(src) = &node.source_name else { return false };
+            match v.split_once('.') {
+                Some((s, t)) => glob(s, src) && glob(t, &node.name),
+                None => glob(v, src),
+            }
+        }
+        Method::Package(p) => glob(p, &node.package),
+        Method::TestType(t) => node.test_type == Some(t.as_str()),
+        Method::TestName(n) => node.test_name.as_deref().is_some_and(|x| glob(n, x)),
+        Method::External(..) => false,
+    }
+}
+
+/// Answers `state:` and `result:` methods, which need another manifest or a past run.
+pub trait ExternalMethods {
+    /// The node ids matched by `method:value`, or an explanation why it cannot be answered.
+    fn matching(&self, method: &str, value: &str) -> Result<BTreeSet<String>, String>;
+}
+
+/// No other manifest and no past run: `state:` and `result:` are errors.
+pub struct NoExternal;
+
+impl ExternalMethods for NoExternal {
+    fn matching(&self, method: &str, _value: &str) -> Result<BTreeSet<String>, String> {
+        Err(format!("`{method}:` selectors are not available in this command"))
+    }
+}
+
+impl Selector {
+    pub fn is_empty(&self) -> bool {
+        self.union.is_empty()
+    }
+
+    /// The node ids this selector matches, with graph operators applied.
+    pub fn matches(&self, dag: &Dag, external: &dyn ExternalMethods) -> Result<BTreeSet<String>, SelectError> {
+        let mut out = BTreeSet::new();
+        for intersection in &self.union {
+            let mut acc: Option<BTreeSet<String>> = None;
+            for atom in intersection {
+                let set = atom_matches(atom, dag, external)?;
+                acc = Some(match acc {
+                    None => set,
+                    Some(prev) => prev.intersection(&set).cloned().collect(),
+                });
+            }
+            out.extend(acc.unwrap_or_default());
+        }
+        Ok(out)
+    }
+}
+
+fn atom_matches(atom: &Atom, dag: &Dag, external: &dyn ExternalMethods) -> Result<BTreeSet<String>, SelectError> {
+    let base: BTreeSet<String> = match &atom.method {
+        Method::External(m, v) => external
+            .matching(m, v)
+            .map_err(|reason| SelectError { selector: format!("{m}:{v}"), reason })?,
+        method => dag.nodes().filter(|n| method_matches(n, method)).map(|n| n.unique_id.clone()).collect(),
+    };
+    let mut out = base.clone();
+    for id in &base {
+        if atom.at {
+            let down = dag.descendants(id, None);
+            for d in down.iter().chain(std::iter::once(id)) {
+                out.extend(dag.ancestors(d, None));
+            }
+            out.extend(down);
+        }
+        if let Some(depth) = atom.parents {
+            out.extend(dag.ancestors(id, depth));
+        }
+        if let Some(depth) = atom.children {
+            out.extend(dag.descendants(id, depth));
+        }
+    }
+    Ok(out)
+}
+
+/// The final selection: `select` (everything when empty) minus `exclude`, plus the tests
+/// of selected nodes.
+pub fn select(
+    dag: &Dag,
+    select: &Selector,
+    exclude: &Selector,
+    external: &dyn ExternalMethods,
+) -> Result<BTreeSet<String>, SelectError> {
+    let chosen = if select.is_empty() {
+        dag.nodes().map(|n| n.unique_id.clone()).collect()
+    } else {
+        select.matches(dag, external)?
+    };
+    let excluded = exclude.matches(dag, external)?;
+    let mut out: BTreeSet<String> = chosen.difference(&excluded).cloned().collect();
+    let tests: Vec<String> = dag
+        .nodes()
+        .filter(|n| n.resource_type == ResourceType::Test && !excluded.contains(&n.unique_id))
+        .filter(|n| dag.parents(&n.unique_id).iter().any(|p| out.contains(*p)))
+        .map(|n| n.unique_id.clone())
+        .collect();
+    out.extend(tests);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::node;
+    use super::*;
+
+    /// seeds: raw_orders, raw_customers; source raw.events;
+    /// stg_orders <- raw_orders; stg_customers <- raw_customers; stg_events <- raw.events;
+    /// orders <- stg_orders, stg_customers; daily <- orders; report <- daily, stg_events;
+    /// test unique_orders_id on orders; test rel on orders + stg_customers.
+    fn graph() -> Dag {
+        let mut dag = Dag::default();
+        let mut add = |id: &str, rt: ResourceType, path: &str, tags: &[&str], mat: Option<&str>| {
+            let mut n = node(id, rt);
+            n.path = path.to_string();
+            n.tags = tags.iter().map(|s| s.to_string()).collect();
+            if let Some(m) = mat {
+                n.config.insert("materialized".into(), m.into());
+            }
+            let folder = path.split('/').nth(1).filter(|f| !f.ends_with(".sql") && !f.ends_with(".csv"));
+            if let Some(f) = folder {
+                n.fqn = vec!["shop".into(), f.into(), n.name.clone()];
+            }
+            if rt == ResourceType::Source {
+                n.source_name = Some("raw".into());
+                n.fqn = vec!["shop".into(), "raw".into(), n.name.clone()];
+            }
+            if rt == ResourceType::Test {
+                n.test_type = Some("generic");
+                n.test_name = Some(if id.contains("unique") { "unique".into() } else { "relationships".into() });
+            }
+            dag.add_node(n);
+        };
+        add("seed.shop.raw_orders", ResourceType::Seed, "seeds/raw_orders.csv", &[], None);
+        add("seed.shop.raw_customers", ResourceType::Seed, "seeds/raw_customers.csv", &[], None);
+        add("source.shop.raw.events", ResourceType::Source, "models/sources.yml", &[], None);
+        add("model.shop.stg_orders", ResourceType::Model, "models/staging/stg_orders.sql", &["staging"], Some("view"));
+        add("model.shop.stg_customers", ResourceType::Model, "models/staging/stg_customers.sql", &["staging"], Some("view"));
+        add("model.shop.stg_events", ResourceType::Model, "models/staging/stg_events.sql", &["staging"], Some("view"));
+        add("model.shop.orders", ResourceType::Model, "models/marts/orders.sql", &["daily"], Some("table"));
+        add("model.shop.daily", ResourceType::Model, "models/marts/daily.sql", &["daily"], Some("incremental"));
+        add("model.shop.report", ResourceType::Model, "models/marts/report.sql", &[], Some("table"));
+        add("test.shop.unique_orders_id", ResourceType::Test, "models/marts/schema.yml", &[], None);
+        add("test.shop.rel_orders_customers", ResourceType::Test, "models/marts/schema.yml", &[], None);
+        for (p, c) in [
+            ("seed.shop.raw_orders", "model.shop.stg_orders"),
+            ("seed.shop.raw_customers", "model.shop.stg_customers"),
+            ("source.shop.raw.events", "model.shop.stg_events"),
+            ("model.shop.stg_orders", "model.shop.orders"),
+            ("model.shop.stg_customers", "model.shop.orders"),
+            ("model.shop.orders", "model.shop.daily"),
+            ("model.shop.daily", "model.shop.report"),
+            ("model.shop.stg_events", "model.shop.report"),
+            ("model.shop.orders", "test.shop.unique_orders_id"),
+            ("model.shop.orders", "test.shop.rel_orders_customers"),
+            ("model.shop.stg_customers", "test.shop.rel_orders_customers"),
+        ] {
+            dag.add_edge(p, c);
+        }
+        dag
+    }
+
+    fn names(select_words: &[&str], exclude_words: &[&str]) -> Vec<String> {
+        let dag = graph();
+        let s = parse_selectors(&select_words.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let e = parse_selectors(&exclude_words.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut out: Vec<String> = select(&dag, &s, &e, &NoExternal)
+            .unwrap()
+            .into_iter()
+            .map(|id| id.rsplit('.').next().unwrap().to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn bare_name_selects_the_node_and_its_tests() {
+        assert_eq!(names(&["orders"], &[]), ["orders", "rel_orders_customers", "unique_orders_id"]);
+    }
+
+    #[test]
+    fn plus_prefix_selects_all_ancestors() {
+        assert_eq!(
+            names(&["+daily"], &["resource_type:test"]),
+            ["daily", "orders", "raw_customers", "raw_orders", "stg_customers", "stg_orders"]
+        );
+    }
+
+    #[test]
+    fn depth_prefix_limits_ancestors() {
+        assert_eq!(names(&["2+daily"], &["resource_type:test"]), ["daily", "orders", "stg_customers", "stg_orders"]);
+        assert_eq!(names(&["1+daily"], &["resource_type:test"]), ["daily", "orders"]);
+    }
+
+    #[test]
+    fn plus_suffix_selects_descendants_and_depth_limits_them() {
+        assert_eq!(
+            names(&["stg_orders+"], &["resource_type:test"]),
+            ["daily", "orders", "report", "stg_orders"]
+        );
+        assert_eq!(names(&["stg_orders+1"], &["resource_type:test"]), ["orders", "stg_orders"]);
+    }
+
+    #[test]
+    fn at_selects_descendants_and_their_ancestors() {
+        assert_eq!(
+            names(&["@daily"], &["resource_type:test"]),
+            ["daily", "events", "orders", "raw_customers", "raw_orders", "report", "stg_customers", "stg_events", "stg_orders"]
+        );
+    }
+
+    #[test]
+    fn tag_path_config_and_resource_type_methods() {
+        assert_eq!(names(&["tag:staging"], &[]), ["rel_orders_customers", "stg_customers", "stg_events", "stg_orders"]);
+        assert_eq!(names(&["path:models/marts"], &["resource_type:test"]), ["daily", "orders", "report"]);
+        assert_eq!(names(&["models/staging/stg_orders.sql"], &[]), ["stg_orders"]);
+        assert_eq!(names(&["config.materialized:incremental"], &[]), ["daily"]);
+        assert_eq!(names(&["resource_type:seed"], &[]), ["raw_customers", "raw_orders"]);
+        assert_eq!(names(&["source:raw"], &[]), ["events"]);
+        assert_eq!(names(&["source:raw.events+1"], &[]), ["events", "stg_events"]);
+        assert_eq!(names(&["test_name:unique"], &[]), ["unique_orders_id"]);
+    }
+
+    #[test]
+    fn space_is_union_comma_is_intersection() {
+        assert_eq!(names(&["stg_orders stg_events"], &[]), ["stg_events", "stg_orders"]);
+        assert_eq!(names(&["stg_orders", "stg_events"], &[]), ["stg_events", "stg_orders"]);
+        assert_eq!(names(&["tag:daily,config.materialized:table"], &[]), ["orders", "rel_orders_customers", "unique_orders_id"]);
+    }
+
+    #[test]
+    fn exclude_subtracts_and_drops_tests_of_excluded_nodes() {
+        // rel_orders_customers stays: it also tests `orders`, which is selected (eager).
+        assert_eq!(
+            names(&["+orders"], &["resource_type:seed", "stg_customers"]),
+            ["orders", "rel_orders_customers", "stg_orders", "unique_orders_id"]
+        );
+        // unique_orders_id goes with `orders`; the relationships test still touches
+        // the selected `stg_customers`.
+        assert_eq!(
+            names(&["+orders"], &["resource_type:seed", "orders"]),
+            ["rel_orders_customers", "stg_customers", "stg_orders"]
+        );
+    }
+
+    #[test]
+    fn fqn_folders_and_wildcards() {
+        assert_eq!(names(&["shop.staging"], &["resource_type:test"]), ["stg_customers", "stg_events", "stg_orders"]);
+        assert_eq!(names(&["stg_*"], &["resource_type:test"]), ["stg_customers", "stg_events", "stg_orders"]);
+        assert_eq!(names(&["fqn:shop.marts.*"], &["resource_type:test"]), ["daily", "orders", "report"]);
+    }
+
+    #[test]
+    fn bad_selectors_are_errors() {
+        assert!(parse_selectors(&["tag:".to_string()]).is_err());
+        assert!(parse_selectors(&["bogus:x".to_string()]).is_err());
+        assert!(parse_selectors(&["@+x".to_string()]).is_err());
+        assert!(parse_selectors(&["2x".to_string()]).is_ok(), "a name may start with digits");
+    }
+}

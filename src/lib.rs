@@ -1,0 +1,18 @@
+//! etlm: a single-binary, dbt-like ELT tool.
+//!
+//! Data flows one way: `project` (files, YAML) -> `template` (Jinja, parse pass) ->
+//! `graph` (DAG, selection) -> `template` (compile pass) -> `sql` (parse, checks) ->
+//! `state` (manifest); `compile` runs that pipeline, `cli` drives it and `report`
+//! prints. Compiling never needs a database.
+#![deny(clippy::print_stdout)]
+
+pub mod cli;
+pub mod compile;
+pub mod diagnostics;
+pub mod graph;
+pub mod project;
+pub mod relation;
+pub mod report;
+pub mod sql;
+pub mod state;
+pub mod template;

@@ -1,0 +1,134 @@
+//! Walking the resource folders and reading files (in parallel, in a stable order).
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use walkdir::WalkDir;
+
+use super::settings::ProjectFile;
+use crate::diagnostics::{Collector, Diagnostic, FileId, SourceMap};
+
+/// A file read into the source map.
+#[derive(Debug)]
+pub struct Found {
+    /// Relative to the project directory.
+    pub path: PathBuf,
+    /// Relative to its resource folder (`staging/stg_orders.sql`).
+    pub rel_to_resource_dir: PathBuf,
+    pub file: FileId,
+}
+
+/// A seed: only its path; its rows are read when it is loaded.
+#[derive(Debug)]
+pub struct SeedFound {
+    pub path: PathBuf,
+    pub rel_to_resource_dir: PathBuf,
+}
+
+/// Every project file etlm reads, by kind.
+#[derive(Debug, Default)]
+pub struct Tree {
+    pub models: Vec<Found>,
+    pub seeds: Vec<SeedFound>,
+    pub macros: Vec<Found>,
+    pub tests: Vec<Found>,
+    pub property_files: Vec<(FileId, PathBuf)>,
+    pub docs_files: Vec<FileId>,
+}
+
+/// Reads a file as UTF-8, or explains why it could not.
+pub fn read(path: &Path) -> Result<String, Diagnostic> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Diagnostic::error("io", format!("could not read `{}`: {e}", path.display())))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Model,
+    Seed,
+    Macro,
+    Test,
+    Properties,
+    Docs,
+}
+
+/// Lists and reads every file under the project's resource folders.
+pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mut Collector) -> Tree {
+    let mut listed: Vec<(Kind, PathBuf, PathBuf)> = Vec::new();
+    let docs_in_resources = settings.docs_paths.is_none();
+    let groups: [(&[String], Kind); 4] = [
+        (&settings.model_paths, Kind::Model),
+        (&settings.seed_paths, Kind::Seed),
+        (&settings.macro_paths, Kind::Macro),
+        (&settings.test_paths, Kind::Test),
+    ];
+    for (dirs, kind) in groups {
+        for dir in dirs {
+            for (path, rel) in list(root, dir) {
+                let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                let file_kind = match (ext, kind) {
+                    ("yml" | "yaml", _) => Kind::Properties,
+                    ("md", _) if docs_in_resources => Kind::Docs,
+                    ("sql", Kind::Test) if rel.starts_with("generic") => Kind::Macro,
+                    ("sql", Kind::Model | Kind::Macro | Kind::Test) => kind,
+                    ("csv", Kind::Seed) => Kind::Seed,
+                    _ => continue,
+                };
+                listed.push((file_kind, path, rel));
+            }
+        }
+    }
+    for dir in settings.docs_paths.iter().flatten() {
+        for (path, rel) in list(root, dir) {
+            if path.extension().is_some_and(|e| e == "md") {
+                listed.push((Kind::Docs, path, rel));
+            }
+        }
+    }
+
+    let texts: Vec<Option<Result<String, Diagnostic>>> = listed
+        .par_iter()
+        .map(|(kind, path, _)| (*kind != Kind::Seed).then(|| read(&root.join(path))))
+        .collect();
+    let mut tree = Tree::default();
+    for ((kind, path, rel), text) in listed.into_iter().zip(texts) {
+        let text = match text {
+            None => {
+                tree.seeds.push(SeedFound { path, rel_to_resource_dir: rel });
+                continue;
+            }
+            Some(Ok(t)) => t,
+            Some(Err(d)) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let file = sources.add(path.clone(), text);
+        let found = Found { path, rel_to_resource_dir: rel, file };
+        match kind {
+            Kind::Model => tree.models.push(found),
+            Kind::Macro => tree.macros.push(found),
+            Kind::Test => tree.tests.push(found),
+            Kind::Properties => tree.property_files.push((file, found.path)),
+            Kind::Docs => tree.docs_files.push(file),
+            Kind::Seed => unreachable!("seeds are not read here"),
+        }
+    }
+    tree
+}
+
+/// Files under `root/dir`, sorted, as (path relative to root, path relative to dir).
+fn list(root: &Path, dir: &str) -> Vec<(PathBuf, PathBuf)> {
+    let base = root.join(dir);
+    WalkDir::new(&base)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(&base).ok()?.to_path_buf();
+            Some((Path::new(dir).join(&rel), rel))
+        })
+        .collect()
+}

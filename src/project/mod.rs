@@ -1,0 +1,348 @@
+//! Project loading: finds the project file, walks the model, seed, macro and test folders,
+//! reads YAML properties and docs blocks, picks the target, and hands on a typed
+//! [`Project`] in which every value keeps its span.
+//!
+//! Nothing is rendered here: Jinja (and so in-file `config()`) belongs to `template/`.
+//! Loading collects every problem it finds before it stops.
+
+pub mod config;
+mod docs_blocks;
+mod files;
+mod profiles;
+pub mod properties;
+mod settings;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+pub use self::config::{ConfigLayer, Materialization, NodeConfig};
+pub use self::docs_blocks::DocBlock;
+pub use self::profiles::{EngineKind, Target};
+pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps, TestDef};
+pub use self::settings::ProjectFile;
+use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
+
+/// Environment variables, passed in rather than read, so library code stays pure.
+pub type Env = BTreeMap<String, String>;
+
+/// `env_var(name, default)`: the variable, else the default, else an error message.
+pub fn env_var(env: &Env, name: &str, default: Option<&str>) -> Result<String, String> {
+    match (env.get(name), default) {
+        (Some(v), _) => Ok(v.clone()),
+        (None, Some(d)) => Ok(d.to_string()),
+        (None, None) => Err(format!("environment variable `{name}` is not set and has no default")),
+    }
+}
+
+/// What to load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub project_dir: PathBuf,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--vars`, overriding the project file's vars.
+    pub vars: BTreeMap<String, Json>,
+    pub env: Env,
+}
+
+/// A model file.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub name: String,
+    /// Relative to the project directory.
+    pub path: PathBuf,
+    pub file: FileId,
+    /// Project name, folders under the model path, model name.
+    pub fqn: Vec<String>,
+    /// Config from the project file's folder tree.
+    pub folder_config: ConfigLayer,
+    pub props: Option<NodeProps>,
+}
+
+/// A CSV seed.
+#[derive(Clone, Debug)]
+pub struct Seed {
+    pub name: String,
+    pub path: PathBuf,
+    pub fqn: Vec<String>,
+    pub config: NodeConfig,
+    pub props: Option<NodeProps>,
+    /// Span used when a problem concerns the seed as a whole (its YAML entry or file start).
+    pub span: Span,
+}
+
+/// A table of a source.
+#[derive(Clone, Debug)]
+pub struct SourceTable {
+    pub source_name: String,
+    pub table: SourceTableProps,
+    pub schema: String,
+    pub database: Option<String>,
+    pub source_description: Option<Description>,
+    pub config: NodeConfig,
+    pub path: PathBuf,
+}
+
+impl SourceTable {
+    /// The name of the table in the warehouse.
+    pub fn identifier(&self) -> &str {
+        self.table.identifier.as_deref().unwrap_or(&self.table.name)
+    }
+}
+
+/// A file of macros, registered as a template under its project-relative path.
+#[derive(Clone, Debug)]
+pub struct MacroFile {
+    pub path: PathBuf,
+    pub file: FileId,
+}
+
+/// A singular test: a query returning failing rows.
+#[derive(Clone, Debug)]
+pub struct SingularTest {
+    pub name: String,
+    pub path: PathBuf,
+    pub file: FileId,
+    pub fqn: Vec<String>,
+    pub folder_config: ConfigLayer,
+}
+
+/// A loaded project, before any Jinja is rendered.
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub settings: ProjectFile,
+    pub target: Target,
+    /// Project vars with `--vars` on top.
+    pub vars: BTreeMap<String, Json>,
+    pub env: Env,
+    pub models: Vec<Model>,
+    pub seeds: Vec<Seed>,
+    pub sources: Vec<SourceTable>,
+    pub macros: Vec<MacroFile>,
+    pub singular_tests: Vec<SingularTest>,
+    pub docs: BTreeMap<String, DocBlock>,
+    /// Warnings found while loading.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Project {
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+}
+
+/// Loads the project in `opts.project_dir`.
+pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, Diagnostics> {
+    let root = opts.project_dir.clone();
+    let fail = |d: Vec<Diagnostic>| Diagnostics::sorted(d, sources);
+    let project_path = ["etlm.yml", "dbt_project.yml"]
+        .iter()
+        .map(|n| root.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            fail(vec![Diagnostic::error(
+                "no-project",
+                format!("no `etlm.yml` or `dbt_project.yml` in `{}`", root.display()),
+            )
+            .with_help("run etlm in a project directory or pass `--project-dir`")])
+        })?;
+    let text = files::read(&project_path).map_err(|d| fail(vec![d]))?;
+    let project_file = sources.add(project_path.strip_prefix(&root).unwrap_or(&project_path), text);
+    let (settings, mut warnings) = ProjectFile::parse(project_file, sources).map_err(fail)?;
+    let profile = settings.profile.clone().unwrap_or_else(|| settings.name.clone());
+    let target = profiles::load_target(&root, &profile, opts.target.as_deref(), &opts.env, sources)
+        .map_err(fail)?;
+
+    let mut diags = Collector::default();
+    let tree = files::walk(&root, &settings, sources, &mut diags);
+    let mut vars = settings.vars.clone();
+    vars.extend(opts.vars.clone());
+
+    let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
+    let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
+    let mut source_props = Vec::new();
+    for (yml, path) in &tree.property_files {
+        match properties::PropertyFile::parse(*yml, sources) {
+            Ok(pf) => {
+                for (list, target_map, kind) in
+                    [(pf.models, &mut model_props, "model"), (pf.seeds, &mut seed_props, "seed")]
+                {
+                    for props in list {
+                        if let Some(prev) = target_map.get(&props.name) {
+                            diags.push(
+                                Diagnostic::error("duplicate-properties", format!("{kind} `{}` is described twice", props.name))
+                                    .with_label(props.span, "described again here")
+                                    .with_label(prev.span, "first described here"),
+                            );
+                        } else {
+                            target_map.insert(props.name.clone(), props);
+                        }
+                    }
+                }
+                source_props.extend(pf.sources.into_iter().map(|s| (s, path.clone())));
+            }
+            Err(errors) => diags.extend(errors),
+        }
+    }
+
+    let project_name = settings.name.clone();
+    let models: Vec<Model> = tree
+        .models
+        .into_iter()
+        .map(|f| {
+            let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
+            let name = fqn.last().expect("fqn ends with the name").clone();
+            Model {
+                folder_config: settings.models.resolve(&fqn),
+                props: model_props.remove(&name),
+                name,
+                path: f.path,
+                file: f.file,
+                fqn,
+            }
+        })
+        .collect();
+    for (name, props) in &model_props {
+        if seed_props.contains_key(name) {
+            continue;
+        }
+        warnings.push(
+            Diagnostic::warning("unmatched-properties", format!("properties for `{name}`, but no model has that name"))
+                .with_label(props.span, "no `.sql` file defines this model"),
+        );
+    }
+    check_duplicates(&models, &tree.seeds, &mut diags);
+
+    let mut seeds = Vec::new();
+    for f in tree.seeds {
+        let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
+        let name = fqn.last().expect("fqn ends with the name").clone();
+        let props = seed_props.remove(&name);
+        let layer = match &props {
+            Some(p) => config::merge(&[&settings.seeds.resolve(&fqn), &p.config]),
+            None => settings.seeds.resolve(&fqn),
+        };
+        let span = props.as_ref().map_or(Span::file_start(project_file), |p| p.span);
+        match NodeConfig::from_layer(&layer, config::ConfigFor::Seed) {
+            Ok(config) => seeds.push(Seed { name, path: f.path, fqn, config, props, span }),
+            Err(e) => diags.extend(e),
+        }
+    }
+
+    let mut source_tables = Vec::new();
+    for (src, path) in source_props {
+        for table in &src.tables {
+            let fqn = vec![project_name.clone(), src.name.clone(), table.name.clone()];
+            let layer = config::merge(&[&settings.sources.resolve(&fqn), &src.config, &table.config]);
+            match NodeConfig::from_layer(&layer, config::ConfigFor::Source) {
+                Ok(config) if config.enabled => source_tables.push(SourceTable {
+                    source_name: src.name.clone(),
+                    table: table.clone(),
+                    schema: src.schema.clone().unwrap_or_else(|| src.name.clone()),
+                    database: src.database.clone(),
+                    source_description: src.description.clone(),
+                    config,
+                    path: path.clone(),
+                }),
+                Ok(_) => {}
+                Err(e) => diags.extend(e),
+            }
+        }
+    }
+
+    let singular_tests = tree
+        .tests
+        .into_iter()
+        .map(|f| {
+            let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
+            SingularTest {
+                name: fqn.last().expect("fqn ends with the name").clone(),
+                folder_config: settings.tests.resolve(&fqn),
+                path: f.path,
+                file: f.file,
+                fqn,
+            }
+        })
+        .collect();
+    let macros = tree.macros.into_iter().map(|f| MacroFile { path: f.path, file: f.file }).collect();
+
+    let mut docs = BTreeMap::new();
+    for file in tree.docs_files {
+        match docs_blocks::parse(file, sources) {
+            Ok(blocks) => {
+                for block in blocks {
+                    if let Some(prev) = docs.get(&block.name) {
+                        let prev: &DocBlock = prev;
+                        diags.push(
+                            Diagnostic::error("duplicate-docs", format!("docs block `{}` is defined twice", block.name))
+                                .with_label(block.span, "defined again here")
+                                .with_label(prev.span, "first defined here"),
+                        );
+                    } else {
+                        docs.insert(block.name.clone(), block);
+                    }
+                }
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+
+    warnings.extend(diags.finish(sources)?);
+    Ok(Project {
+        root,
+        settings,
+        target,
+        vars,
+        env: opts.env.clone(),
+        models,
+        seeds,
+        sources: source_tables,
+        macros,
+        singular_tests,
+        docs,
+        warnings,
+    })
+}
+
+/// `[project, folders..., name]` from a path relative to its resource folder.
+fn fqn_of(project: &str, rel: &Path) -> Vec<String> {
+    let mut fqn = vec![project.to_string()];
+    fqn.extend(rel.parent().into_iter().flat_map(|p| p.iter()).map(|s| s.to_string_lossy().into_owned()));
+    fqn.push(rel.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+    fqn
+}
+
+fn check_duplicates(models: &[Model], seeds: &[files::SeedFound], diags: &mut Collector) {
+    let mut seen: BTreeMap<&str, (&Path, Span)> = BTreeMap::new();
+    let seed_names: Vec<(String, &files::SeedFound)> = seeds
+        .iter()
+        .map(|s| (s.path.file_stem().unwrap_or_default().to_string_lossy().into_owned(), s))
+        .collect();
+    for m in models {
+        if let Some((prev_path, prev_span)) = seen.get(m.name.as_str()) {
+            diags.push(
+                Diagnostic::error("duplicate-model", format!("two models are named `{}`", m.name))
+                    .with_label(Span::file_start(m.file), "defined here")
+                    .with_label(*prev_span, "and here")
+                    .with_note(format!("`{}` and `{}` both define it", prev_path.display(), m.path.display()))
+                    .with_help("model names are unique across the project: rename one file"),
+            );
+        } else {
+            seen.insert(&m.name, (&m.path, Span::file_start(m.file)));
+        }
+    }
+    for (name, seed) in &seed_names {
+        if let Some((prev_path, prev_span)) = seen.get(name.as_str()) {
+            diags.push(
+                Diagnostic::error("duplicate-model", format!("a model and a seed are both named `{name}`"))
+                    .with_label(*prev_span, "this model")
+                    .with_note(format!("`{}` and `{}` both define it", prev_path.display(), seed.path.display()))
+                    .with_help("`ref()` could not tell them apart: rename one"),
+            );
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Targets: where models are built. `profiles.yml` is looked up in the project
+//! directory, then `$ETLM_PROFILES_DIR`, then `~/.etlm/`; without one, the target is the
+//! embedded engine (DataFusion over Parquet in `warehouse/`, schema `main`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use super::Env;
+use super::yaml::Yaml;
+use crate::diagnostics::{Diagnostic, SourceMap, Span};
+
+/// Which engine a target runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// DataFusion over Parquet files (`type: local`).
+    Local,
+    Postgres,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Local => "local",
+            EngineKind::Postgres => "postgres",
+        }
+    }
+}
+
+/// The active target.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub engine: EngineKind,
+    pub schema: String,
+    pub database: Option<String>,
+    pub threads: Option<usize>,
+    /// Every other setting (host, port, path...), rendered; may hold secrets, never printed.
+    pub settings: BTreeMap<String, Json>,
+    /// Where the target came from, for messages.
+    pub origin: Option<PathBuf>,
+}
+
+impl Target {
+    /// The embedded engine's default target, used when no profile exists.
+    pub fn embedded(name: Option<&str>) -> Target {
+        Target {
+            name: name.unwrap_or("dev").to_string(),
+            engine: EngineKind::Local,
+            schema: "main".into(),
+            database: None,
+            threads: None,
+            settings: BTreeMap::new(),
+            origin: None,
+        }
+    }
+}
+
+/// Finds `profiles.yml` and picks the target. `target_name` is `--target`.
+pub fn load_target(
+    project_dir: &Path,
+    profile_name: &str,
+    target_name: Option<&str>,
+    env: &Env,
+    sources: &SourceMap,
+) -> Result<Target, Vec<Diagnostic>> {
+    let mut candidates = vec![project_dir.join("profiles.yml")];
+    if let Some(dir) = env.get("ETLM_PROFILES_DIR") {
+        candidates.push(Path::new(dir).join("profiles.yml"));
+    }
+    if let Some(home) = env.get("HOME") {
+        candidates.push(Path::new(home).join(".etlm").join("profiles.yml"));
+    }
+    let Some(path) = candidates.into_iter().find(|p| p.is_file()) else {
+        return Ok(Target::embedded(target_name));
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        vec![Diagnostic::error("io", format!("could not read `{}`: {e}", path.display()))]
+    })?;
+    let shown = path.strip_prefix(project_dir).map_or(path.clone(), Path::to_path_buf);
+    let file = sources.add(shown.clone(), text);
+    let yaml = Yaml::parse(file, sources).map_err(|d| vec![d])?;
+    let Some(profile) = yaml.get(profile_name) else {
+        let names: Vec<String> = yaml.as_map().unwrap_or(&[]).iter().map(|(k, _)| k.name.clone()).collect();
+        return Err(vec![Diagnostic::error(
+            "unknown-profile",
+            format!("`{}` has no profile `{profile_name}`", shown.display()),
+        )
+        .with_label(yaml.span, "profiles are the top-level keys of this file")
+        .with_help(format!("profiles here: {}; the project file's `profile:` picks one", names.join(", ")))]);
+    };
+    let outputs = profile
+        .get("outputs")
+        .ok_or_else(|| vec![profile.shape_error("a mapping with `outputs:`", profile_name)])?;
+    let default_target = profile.get("target").map(|t| t.expect_string("target")).transpose().map_err(|d| vec![d])?;
+    let name = target_name.map(str::to_string).or(default_target).unwrap_or_else(|| "dev".into());
+    let Some(output) = outputs.get(&name) else {
+        let names: Vec<String> =
+            outputs.as_map().unwrap_or(&[]).iter().map(|(k, _)| format!("`{}`", k.name)).collect();
+        return Err(vec![Diagnostic::error("unknown-target", format!("profile `{profile_name}` has no target `{name}`"))
+            .with_label(outputs.span, "targets are listed here")
+            .with_help(format!("targets: {}", names.join(", ")))]);
+    };
+    let mut settings = BTreeMap::new();
+    for (key, value) in output.expect_map(&name).map_err(|d| vec![d])? {
+        let json = render_env_vars(value.to_json(), env, value.span)?;
+        settings.insert(key.name.clone(), json);
+    }
+    let engine = match settings.remove("type").as_ref().and_then(Json::as_str) {
+        None | Some("local") | Some("datafusion") => EngineKind::Local,
+        Some("postgres") => EngineKind::Postgres,
+        Some(other) => {
+            let span = output.get("type").map_or(output.span, |t| t.span);
+            return Err(vec![Diagnostic::error("invalid-target", format!("unknown target type `{other}`"))
+                .with_label(span, "expected `local` or `postgres`")]);
+        }
+    };
+    let schema = settings
+        .remove("schema")
+        .and_then(|s| s.as_str().map(str::to_string))
+        .unwrap_or_else(|| if engine == EngineKind::Local { "main".into() } else { "public".into() });
+    let database = settings.get("dbname").or(settings.get("database")).and_then(Json::as_str).map(str::to_string);
+    let threads = settings.remove("threads").and_then(|t| t.as_u64()).map(|t| t as usize);
+    Ok(Target { name, engine, schema, database, threads, settings, origin: Some(shown) })
+}
+
+/// Renders `{{ env_var('NAME') }}` and `{{ env_var('NAME', 'default') }}` in profile strings.
+fn render_env_vars(value: Json, env: &Env, span: Span) -> Result<Json, Vec<Diagnostic>> {
+    match value {
+        Json::String(s) if s.contains("{{") => {
+            let mut jinja = minijinja::Environment::new();
+            jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+            let vars = env.clone();
+            jinja.add_function("env_var", move |name: String, default: Option<String>| {
+                super::env_var(&vars, &name, default.as_deref())
+                    .map_err(|m| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m))
+            });
+            let rendered = jinja.render_str(&s, ()).map_err(|e| {
+                vec![Diagnostic::error("profile-render", format!("could not render a profile value: {}", e.detail().unwrap_or("error")))
+                    .with_label(span, "in this value")]
+            })?;
+            Ok(Json::String(rendered))
+        }
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,286 @@
+//! YAML read into a tree where every key and value keeps its span, so that shape errors,
+//! unknown config keys and bad values point at the exact file, line and column.
+
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+
+/// A YAML value with the span of its text.
+#[derive(Clone, Debug)]
+pub struct Yaml {
+    pub value: YamlValue,
+    pub span: Span,
+}
+
+/// The shapes a YAML value can take. Maps keep their order and their keys' spans.
+#[derive(Clone, Debug)]
+pub enum YamlValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Yaml>),
+    Map(Vec<(YamlKey, Yaml)>),
+}
+
+/// A map key and where it is written.
+#[derive(Clone, Debug)]
+pub struct YamlKey {
+    pub name: String,
+    pub span: Span,
+}
+
+impl Yaml {
+    /// Parses one YAML document. A syntax error is a `yaml-syntax` diagnostic at its position.
+    pub fn parse(file: FileId, sources: &SourceMap) -> Result<Yaml, Diagnostic> {
+        let text = sources.file(file).text.clone();
+        if text.trim().is_empty() {
+            return Ok(Yaml { value: YamlValue::Null, span: Span::file_start(file) });
+        }
+        match serde_saphyr::from_str::<Spanned<RawNode>>(&text) {
+            Ok(node) => Ok(convert(node, file, sources)),
+            Err(err) => {
+                let plain = err.without_snippet().to_string();
+                let message = plain
+                    .rfind(" at line ")
+                    .map_or(plain.as_str(), |i| &plain[..i])
+                    .to_string();
+                let span = err.location().map_or(Span::file_start(file), |loc| {
+                    let offset = sources
+                        .file(file)
+                        .offset(loc.line() as usize, loc.column() as usize);
+                    Span::new(file, offset..offset + 1)
+                });
+                Err(Diagnostic::error("yaml-syntax", format!("invalid YAML: {message}"))
+                    .with_label(span, "here"))
+            }
+        }
+    }
+
+    /// A short name of the value's shape, for messages like "expected a list, found a string".
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            YamlValue::Null => "null",
+            YamlValue::Bool(_) => "a boolean",
+            YamlValue::Int(_) | YamlValue::Float(_) => "a number",
+            YamlValue::Str(_) => "a string",
+            YamlValue::Seq(_) => "a list",
+            YamlValue::Map(_) => "a mapping",
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, YamlValue::Null)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            YamlValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(YamlKey, Yaml)]> {
+        match &self.value {
+            YamlValue::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` of a mapping.
+    pub fn get(&self, key: &str) -> Option<&Yaml> {
+        self.as_map()?.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+    }
+
+    /// A shape error at this value: `expected {what}, found {kind}`.
+    pub fn shape_error(&self, what: &str, context: &str) -> Diagnostic {
+        Diagnostic::error(
+            "yaml-shape",
+            format!("{context}: expected {what}, found {}", self.kind()),
+        )
+        .with_label(self.span, format!("expected {what}"))
+    }
+
+    /// The mapping entries, or a shape error. Null is an empty mapping.
+    pub fn expect_map(&self, context: &str) -> Result<&[(YamlKey, Yaml)], Diagnostic> {
+        match &self.value {
+            YamlValue::Map(m) => Ok(m),
+            YamlValue::Null => Ok(&[]),
+            _ => Err(self.shape_error("a mapping", context)),
+        }
+    }
+
+    /// The list items, or a shape error. Null is an empty list.
+    pub fn expect_seq(&self, context: &str) -> Result<&[Yaml], Diagnostic> {
+        match &self.value {
+            YamlValue::Seq(s) => Ok(s),
+            YamlValue::Null => Ok(&[]),
+            _ => Err(self.shape_error("a list", context)),
+        }
+    }
+
+    /// A scalar as a string (numbers and booleans as written), or a shape error.
+    pub fn expect_string(&self, context: &str) -> Result<String, Diagnostic> {
+        match &self.value {
+            YamlValue::Str(s) => Ok(s.clone()),
+            YamlValue::Int(i) => Ok(i.to_string()),
+            YamlValue::Float(f) => Ok(f.to_string()),
+            YamlValue::Bool(b) => Ok(b.to_string()),
+            _ => Err(self.shape_error("a string", context)),
+        }
+    }
+
+    /// A string or a list of strings, as a list.
+    pub fn expect_strings(&self, context: &str) -> Result<Vec<String>, Diagnostic> {
+        match &self.value {
+            YamlValue::Seq(items) => items.iter().map(|i| i.expect_string(context)).collect(),
+            YamlValue::Null => Ok(Vec::new()),
+            _ => Ok(vec![self.expect_string(context)?]),
+        }
+    }
+
+    /// The value as JSON (for config maps, vars and the manifest).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            YamlValue::Null => J::Null,
+            YamlValue::Bool(b) => J::Bool(*b),
+            YamlValue::Int(i) => J::from(*i),
+            YamlValue::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            YamlValue::Str(s) => J::String(s.clone()),
+            YamlValue::Seq(items) => J::Array(items.iter().map(Yaml::to_json).collect()),
+            YamlValue::Map(entries) => {
+                J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
+            }
+        }
+    }
+}
+
+/// What serde-saphyr hands us before spans are turned into [`Span`]s.
+enum RawNode {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<RawNode>>),
+    Map(Vec<(Spanned<String>, Spanned<RawNode>)>),
+}
+
+fn span_of(loc: &serde_saphyr::Location, file: FileId, sources: &SourceMap) -> Span {
+    let span = loc.span();
+    match (span.byte_offset(), span.byte_len()) {
+        (Some(start), Some(len)) => Span::new(file, start as usize..(start + len) as usize),
+        _ => {
+            let offset = sources.file(file).offset(loc.line() as usize, loc.column() as usize);
+            Span::new(file, offset..offset)
+        }
+    }
+}
+
+fn convert(node: Spanned<RawNode>, file: FileId, sources: &SourceMap) -> Yaml {
+    let span = span_of(&node.referenced, file, sources);
+    let value = match node.value {
+        RawNode::Null => YamlValue::Null,
+        RawNode::Bool(b) => YamlValue::Bool(b),
+        RawNode::Int(i) => YamlValue::Int(i),
+        RawNode::Float(f) => YamlValue::Float(f),
+        RawNode::Str(s) => YamlValue::Str(s),
+        RawNode::Seq(items) => {
+            YamlValue::Seq(items.into_iter().map(|i| convert(i, file, sources)).collect())
+        }
+        RawNode::Map(entries) => YamlValue::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = YamlKey { span: span_of(&k.referenced, file, sources), name: k.value };
+                    (key, convert(v, file, sources))
+                })
+                .collect(),
+        ),
+    };
+    Yaml { value, span }
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawNode, D::Error> {
+        struct NodeVisitor;
+        impl<'de> Visitor<'de> for NodeVisitor {
+            type Value = RawNode;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_unit<E>(self) -> Result<RawNode, E> {
+                Ok(RawNode::Null)
+            }
+            fn visit_none<E>(self) -> Result<RawNode, E> {
+                Ok(RawNode::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawNode, E> {
+                Ok(RawNode::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawNode, E> {
+                Ok(RawNode::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawNode, E> {
+                i64::try_from(v).map(RawNode::Int).map_err(|_| E::custom("integer too large"))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawNode, E> {
+                Ok(RawNode::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawNode, E> {
+                Ok(RawNode::Str(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<RawNode, E> {
+                Ok(RawNode::Str(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawNode, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(RawNode::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(RawNode::Map(entries))
+            }
+        }
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_spans_of_nested_keys_and_values() {
+        let map = SourceMap::default();
+        let text = "models:\n  - name: orders\n    config:\n      materialized: table\n";
+        let id = map.add("schema.yml", text);
+        let y = Yaml::parse(id, &map).unwrap();
+        let model = &y.get("models").unwrap().expect_seq("").unwrap()[0];
+        let config = model.get("config").unwrap();
+        let (key, value) = &config.as_map().unwrap()[0];
+        assert_eq!(&text[key.span.start..key.span.end], "materialized");
+        assert_eq!(&text[value.span.start..value.span.end], "table");
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_position() {
+        let map = SourceMap::default();
+        let id = map.add("bad.yml", "models:\n  - name: x\n   bad: [\n");
+        let d = Yaml::parse(id, &map).unwrap_err();
+        assert_eq!(d.code, "yaml-syntax");
+        let span = d.primary().unwrap();
+        assert_eq!(map.file(id).line_col(span.start).0, 3);
+    }
+}

@@ -1,0 +1,32 @@
+//! A relation: a schema-qualified warehouse object (table or view).
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// `"schema"."identifier"` in the active target.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Relation {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    pub schema: String,
+    pub identifier: String,
+}
+
+impl Relation {
+    pub fn new(schema: impl Into<String>, identifier: impl Into<String>) -> Relation {
+        Relation { database: None, schema: schema.into(), identifier: identifier.into() }
+    }
+}
+
+/// Quotes an identifier with double quotes, doubling any inside it.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl fmt::Display for Relation {
+    /// The quoted, schema-qualified name: `"main"."orders"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.identifier))
+    }
+}

@@ -1,0 +1,61 @@
+//! What users see: diagnostics, result lines and summaries, as text or JSON; and atomic
+//! artifact writes (a file is whole or absent, never half-written).
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::cli::Format;
+use crate::diagnostics::{Diagnostic, SourceMap, render_human, render_json};
+
+/// Where command output goes, in the chosen format.
+pub struct Output {
+    format: Format,
+}
+
+impl Output {
+    pub fn new(format: Format) -> Output {
+        Output { format }
+    }
+
+    /// Result lines (already formatted for the chosen format) on stdout.
+    pub fn lines(&self, lines: &[String]) {
+        let mut stdout = std::io::stdout().lock();
+        for line in lines {
+            let _ = writeln!(stdout, "{line}");
+        }
+    }
+
+    /// A closing summary: text for people, one JSON object for machines.
+    pub fn summary(&self, text: &str, json: serde_json::Value) {
+        match self.format {
+            Format::Human => println!("{text}"),
+            Format::Json => println!("{json}"),
+        }
+    }
+}
+
+/// Prints diagnostics on stderr (rustc's layout, or JSON lines).
+pub fn print_diagnostics(out: &Output, diags: &[Diagnostic], sources: &SourceMap) {
+    let mut stderr = std::io::stderr().lock();
+    for d in diags {
+        let _ = match out.format {
+            Format::Human => writeln!(stderr, "{}", render_human(d, sources)),
+            Format::Json => writeln!(stderr, "{}", render_json(d, sources)),
+        };
+    }
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    if errors > 0 && out.format == Format::Human {
+        let _ = writeln!(stderr, "error: stopped after {errors} error{}", if errors == 1 { "" } else { "s" });
+    }
+}
+
+/// Writes a file through a temporary sibling and a rename, creating parent folders.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
+    let fail = |e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
+    let dir = path.parent().expect("artifact paths have a parent");
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}

@@ -1,0 +1,107 @@
+//! Compiled SQL: parsing in the target's dialect (with the sqlparser DataFusion
+//! re-exports, so there is one copy), and mapping positions in compiled SQL back to the
+//! model file the user edits.
+
+mod position;
+
+use datafusion::sql::sqlparser;
+use sqlparser::ast::Statement;
+use sqlparser::dialect::{Dialect, GenericDialect, PostgreSqlDialect};
+use sqlparser::parser::Parser;
+
+pub use self::position::PositionMap;
+
+/// The SQL dialect of a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlDialect {
+    /// DataFusion's own (sqlparser's generic dialect).
+    DataFusion,
+    Postgres,
+}
+
+impl SqlDialect {
+    fn parser_dialect(self) -> &'static dyn Dialect {
+        match self {
+            SqlDialect::DataFusion => &GenericDialect {},
+            SqlDialect::Postgres => &PostgreSqlDialect {},
+        }
+    }
+}
+
+/// A problem with a model's compiled SQL, at a 1-based line and column of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Parses a model's compiled SQL, which must be exactly one query.
+pub fn parse_query(sql: &str, dialect: SqlDialect) -> Result<Statement, SqlError> {
+    let statements = Parser::parse_sql(dialect.parser_dialect(), sql).map_err(|e| {
+        let text = e.to_string();
+        // An error at the end of input carries no position: point at the last character.
+        let (line, column) = position_in(&text).unwrap_or_else(|| end_of(sql));
+        let message = text
+            .trim_start_matches("sql parser error: ")
+            .trim_start_matches("sql tokenizer error: ");
+        let message = message.find(" at Line: ").map_or(message, |i| &message[..i]);
+        SqlError { message: message.to_string(), line, column }
+    })?;
+    let mut iter = statements.into_iter();
+    match (iter.next(), iter.next()) {
+        (Some(stmt @ Statement::Query(_)), None) => Ok(stmt),
+        (None, _) => Err(SqlError { message: "the model has no SQL".into(), line: 1, column: 1 }),
+        (Some(_), None) => Err(SqlError {
+            message: "a model must be a single SELECT (or WITH ... SELECT) query".into(),
+            line: 1,
+            column: 1,
+        }),
+        (Some(_), Some(second)) => {
+            let span = sqlparser::ast::Spanned::span(&second);
+            Err(SqlError {
+                message: "a model must be one query; found a second statement".into(),
+                line: span.start.line.max(1) as usize,
+                column: span.start.column.max(1) as usize,
+            })
+        }
+    }
+}
+
+/// 1-based line and column of the last non-blank character.
+fn end_of(sql: &str) -> (usize, usize) {
+    let trimmed = sql.trim_end();
+    let line = trimmed.matches('\n').count() + 1;
+    let column = trimmed.rsplit('\n').next().map_or(1, |l| l.chars().count().max(1));
+    (line, column)
+}
+
+/// Reads `Line: 3, Column: 14` out of a sqlparser message.
+fn position_in(text: &str) -> Option<(usize, usize)> {
+    let i = text.rfind("Line: ")?;
+    let rest = &text[i + "Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_the_position_of_a_syntax_error() {
+        let err = parse_query("select a\nfrom t\n  where )", SqlDialect::DataFusion).unwrap_err();
+        assert_eq!((err.line, err.column), (3, 9));
+        assert!(err.message.starts_with("Expected"), "{}", err.message);
+        let eof = parse_query("select a,\n  from t where", SqlDialect::DataFusion).unwrap_err();
+        assert_eq!((eof.line, eof.column), (2, 14));
+    }
+
+    #[test]
+    fn accepts_one_query_only() {
+        assert!(parse_query("with a as (select 1 as x) select x from a", SqlDialect::Postgres).is_ok());
+        assert!(parse_query("select 1; select 2", SqlDialect::Postgres).is_err());
+        assert!(parse_query("create table t (a int)", SqlDialect::Postgres).is_err());
+    }
+}

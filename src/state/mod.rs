@@ -1,0 +1,4 @@
+//! Run state and artifacts: `manifest.json` (what the project is), written with sorted
+//! keys so the same project gives the same bytes.
+
+pub mod manifest;

@@ -1,0 +1,75 @@
+//! Jinja errors as diagnostics: the innermost location is the primary label; each macro
+//! call on the way out adds a "called from here" label.
+
+
+use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+
+/// Converts a render or syntax error of the template in `file` into a diagnostic.
+pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) -> Diagnostic {
+    // The chain runs from the outermost (the model) to the innermost (deepest macro).
+    let mut chain: Vec<&minijinja::Error> = vec![err];
+    let mut cur: &dyn std::error::Error = err;
+    while let Some(next) = cur.source() {
+        if let Some(e) = next.downcast_ref::<minijinja::Error>() {
+            chain.push(e);
+        }
+        cur = next;
+    }
+    let innermost = *chain.last().expect("chain has the error itself");
+    let code = match innermost.kind() {
+        minijinja::ErrorKind::SyntaxError => "jinja-syntax",
+        minijinja::ErrorKind::UndefinedError => "undefined-variable",
+        minijinja::ErrorKind::UnknownFunction => "unknown-function",
+        minijinja::ErrorKind::UnknownFilter => "unknown-filter",
+        minijinja::ErrorKind::TemplateNotFound => "template-not-found",
+        _ => "jinja-render",
+    };
+    let kind_text = innermost.kind().to_string();
+    let detail = innermost.detail().unwrap_or(&kind_text);
+    let message = match innermost.kind() {
+        minijinja::ErrorKind::SyntaxError => format!("Jinja syntax error: {detail}"),
+        _ => detail.to_string(),
+    };
+    let mut d = Diagnostic::error(code, message);
+    let mut first = true;
+    for e in chain.iter().rev() {
+        let Some(span) = span_of(e, file, sources) else { continue };
+        let label = if first { label_for(innermost) } else { "called from here".to_string() };
+        d = d.with_label(span, label);
+        first = false;
+    }
+    if d.labels.is_empty() {
+        d = d.with_label(Span::file_start(file), "in this file");
+    }
+    if code == "undefined-variable" {
+        d = d.with_help("define it with `{% set %}`, pass it with `--vars`, or check the spelling");
+    }
+    d
+}
+
+fn label_for(e: &minijinja::Error) -> String {
+    match e.kind() {
+        minijinja::ErrorKind::SyntaxError => "syntax error here".into(),
+        minijinja::ErrorKind::UndefinedError => "undefined here".into(),
+        _ => "error here".into(),
+    }
+}
+
+/// Where a Jinja error points: its template name is a project path (or the model's own).
+fn span_of(e: &minijinja::Error, default_file: FileId, sources: &SourceMap) -> Option<Span> {
+    let line = e.line()?;
+    let file = e
+        .name()
+        .and_then(|n| sources.find(std::path::Path::new(n)))
+        .unwrap_or(default_file);
+    let source = sources.file(file);
+    match e.range() {
+        Some(r) if r.end <= source.text.len() => Some(Span::new(file, r)),
+        _ => {
+            let start = source.offset(line, 1);
+            let text = source.line_text(line);
+            let indent = text.len() - text.trim_start().len();
+            Some(Span::new(file, start + indent..start + text.len()))
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! User macros from `macros/` (and generic tests from `tests/generic/`), callable from any
+//! model without an import, as in dbt.
+//!
+//! Each macro becomes a global function that renders its file's module and calls the
+//! macro there, with the caller's per-render context, so `ref`, `this` and `var` work
+//! inside macros. `{{ return(x) }}` unwinds with a sentinel error and hands `x` back.
+
+use std::sync::Arc;
+
+use minijinja::value::{Object, Value};
+use minijinja::{Error, ErrorKind, State};
+
+use super::objects::{RETURN_SENTINEL, Recorder};
+
+/// Context variables a macro inherits from the model that calls it.
+pub const INHERITED: &[&str] = &[super::objects::RECORDER, "this", "model", "execute", "etlm_start", "etlm_end", "ds"];
+
+/// One `{% macro name(...) %}` or `{% test name(...) %}` found in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacroDef {
+    pub name: String,
+    pub is_test: bool,
+    /// Byte range of the opening tag.
+    pub range: std::ops::Range<usize>,
+}
+
+/// Finds the macro and test definitions of a file by scanning its block tags.
+pub fn scan(source: &str) -> Vec<MacroDef> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(i) = source[pos..].find("{%") {
+        let start = pos + i;
+        let Some(len) = source[start..].find("%}") else { break };
+        let end = start + len + 2;
+        let inner = source[start + 2..end - 2].trim_matches('-').trim_start();
+        for (keyword, is_test) in [("macro ", false), ("test ", true)] {
+            if let Some(rest) = inner.strip_prefix(keyword) {
+                let name: String =
+                    rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() {
+                    out.push(MacroDef { name, is_test, range: start..end });
+                }
+            }
+        }
+        pos = end;
+    }
+    out
+}
+
+/// Rewrites dbt's `{% test %}` blocks as macros, keeping every byte offset unchanged so
+/// error positions stay true: the space before `test`/`endtest` makes room for the one
+/// extra letter of `macro`/`endmacro` (`{% test` and `{%macro` have the same length).
+pub fn rewrite_test_blocks(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut pos = 0;
+    while let Some(i) = source[pos..].find("{%") {
+        let start = pos + i;
+        let Some(len) = source[start..].find("%}") else { break };
+        let end = start + len + 2;
+        out.push_str(&source[pos..start]);
+        let tag = &source[start..end];
+        let open = if tag[2..].starts_with('-') { 3 } else { 2 };
+        let inner = &tag[open..];
+        let keyword_at = inner.len() - inner.trim_start().len();
+        let rest = inner.trim_start();
+        let replaced = [("test ", "macro "), ("endtest", "endmacro")].iter().find_map(|(from, to)| {
+            let word = from.trim_end();
+            let is_word = rest.starts_with(word) && !rest[word.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+            (is_word && keyword_at > 0).then(|| {
+                format!("{}{}{}{}", &tag[..open], &inner[..keyword_at - 1], to.trim_end(), &rest[word.len()..])
+            })
+        });
+        out.push_str(replaced.as_deref().unwrap_or(tag));
+        pos = end;
+    }
+    out.push_str(&source[pos..]);
+    out
+}
+
+/// A macro exposed as a global function.
+#[derive(Debug)]
+pub struct MacroFn {
+    /// The template the macro lives in (its project-relative path).
+    pub template: String,
+    /// The macro's name inside that template.
+    pub name: String,
+}
+
+impl Object for MacroFn {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let ctx: std::collections::BTreeMap<&str, Value> =
+            INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (*k, v))).collect();
+        if let Ok(recorder) = Recorder::of(state) {
+            recorder.record(|r| {
+                r.macros.insert(self.name.clone());
+            });
+        }
+        let template = state.env().get_template(&self.template)?;
+        let mut module = template.render_captured(Value::from(ctx)).map_err(|e| self.wrap(e))?;
+        let result = module.with_state_mut(|st| {
+            let m = st.lookup(&self.name).ok_or_else(|| {
+                Error::new(ErrorKind::UnknownFunction, format!("macro `{}` not found", self.name))
+            })?;
+            m.call(st, args)
+        });
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) if e.detail() == Some(RETURN_SENTINEL) => {
+                let recorder = Recorder::of(state)?;
+                let value = recorder.returned.lock().expect("return slot poisoned").take();
+                Ok(value.unwrap_or(Value::from(())))
+            }
+            Err(e) => Err(self.wrap(e)),
+        }
+    }
+}
+
+impl MacroFn {
+    /// An error inside the macro, wrapped so the caller's location is added on the way out.
+    fn wrap(&self, inner: Error) -> Error {
+        Error::new(inner.kind(), format!("in macro `{}`", self.name)).with_source(inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_macros_and_tests() {
+        let src = "{% macro a(x) %}{% endmacro %}\n{%- test not_empty(model, column_name) -%}x{% endtest %}";
+        let names: Vec<(String, bool)> = scan(src).into_iter().map(|d| (d.name, d.is_test)).collect();
+        assert_eq!(names, vec![("a".to_string(), false), ("not_empty".to_string(), true)]);
+    }
+
+    #[test]
+    fn rewriting_tests_keeps_offsets() {
+        let src = "{% test t(model) %}select 1{% endtest %}";
+        let out = rewrite_test_blocks(src);
+        assert_eq!(out, "{%macro t(model) %}select 1{%endmacro %}");
+        assert_eq!(out.len(), src.len());
+    }
+}

@@ -1,0 +1,275 @@
+//! The Jinja environment models are rendered in.
+//!
+//! Rendering happens twice per model, like dbt: *parse mode* records `ref`, `source` and
+//! `config` calls (refs render as placeholders) so the DAG and every node's config can be
+//! known; *compile mode* resolves refs to relations of the active target. Templates are
+//! compiled once and reused by both passes. Undefined variables are errors (strict).
+
+mod errors;
+mod macros;
+mod objects;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
+use serde_json::Value as Json;
+
+pub use self::errors::to_diagnostic;
+pub use self::macros::MacroDef;
+pub use self::objects::{Mode, RefCall, Recorded, RelationValue, Resolver};
+use self::objects::{Adapter, ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value, to_value};
+use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::project::{Project, env_var};
+use crate::relation::Relation;
+
+/// Options that are the same for every render of a run.
+#[derive(Clone, Debug)]
+pub struct RenderSettings {
+    pub run_started_at: chrono::DateTime<chrono::Utc>,
+    pub invocation_id: String,
+    pub full_refresh: bool,
+}
+
+/// A compiled template of a model or test, reusable across passes.
+pub struct Compiled<'env> {
+    template: minijinja::Template<'env, 'env>,
+    pub file: FileId,
+}
+
+/// The inputs of one render besides the template.
+#[derive(Clone, Debug)]
+pub struct RenderInput {
+    pub mode: Mode,
+    /// `this`: the node's own relation.
+    pub this: Option<Relation>,
+    /// `model`: name, unique_id, path...
+    pub model: BTreeMap<&'static str, Json>,
+    /// The node's effective config, read by `config.get()`.
+    pub config: BTreeMap<String, Json>,
+    /// Extra variables (the batch window: `etlm_start`, `etlm_end`, `ds`).
+    pub extra: BTreeMap<&'static str, Json>,
+}
+
+/// The output of one render.
+#[derive(Debug)]
+pub struct Rendered {
+    pub sql: String,
+    pub recorded: Recorded,
+}
+
+/// The project's Jinja environment: macros registered, globals set.
+pub struct Renderer {
+    env: Environment<'static>,
+    /// Global macro name -> (file, definition, callable), for overrides such as
+    /// `generate_schema_name` and for generic tests.
+    macros: BTreeMap<String, (FileId, MacroDef, Value)>,
+    default_schema: String,
+}
+
+impl Renderer {
+    /// Builds the environment. Duplicate macros and macro-file syntax errors are reported.
+    pub fn new(project: &Project, settings: &RenderSettings, sources: &SourceMap) -> Result<Renderer, Vec<Diagnostic>> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_recursion_limit(200);
+        let mut errors = Vec::new();
+        let mut macros: BTreeMap<String, (FileId, MacroDef, Value)> = BTreeMap::new();
+        for mf in &project.macros {
+            let file = sources.file(mf.file);
+            let name = mf.path.display().to_string();
+            let text = macros::rewrite_test_blocks(&file.text);
+            if let Err(e) = env.add_template_owned(name.clone(), text) {
+                errors.push(to_diagnostic(&e, mf.file, sources));
+                continue;
+            }
+            for def in macros::scan(&file.text) {
+                let global = if def.is_test { format!("test_{}", def.name) } else { def.name.clone() };
+                if let Some((prev_file, prev, _)) = macros.get(&global) {
+                    errors.push(
+                        Diagnostic::error("duplicate-macro", format!("macro `{global}` is defined twice"))
+                            .with_label(Span::new(mf.file, def.range.clone()), "defined again here")
+                            .with_label(Span::new(*prev_file, prev.range.clone()), "first defined here"),
+                    );
+                    continue;
+                }
+                let callable = Value::from_object(macros::MacroFn { template: name.clone(), name: def.name.clone() });
+                env.add_global(global.clone(), callable.clone());
+                macros.insert(global, (mf.file, def, callable));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        register_globals(&mut env, project, settings);
+        Ok(Renderer { env, macros, default_schema: project.target.schema.clone() })
+    }
+
+    /// Compiles the Jinja of a file (its syntax is checked here).
+    pub fn compile<'env>(&'env self, file: FileId, name: &'env str, source: &'env str, sources: &SourceMap) -> Result<Compiled<'env>, Diagnostic> {
+        self.env
+            .template_from_named_str(name, source)
+            .map(|template| Compiled { template, file })
+            .map_err(|e| to_diagnostic(&e, file, sources))
+    }
+
+    /// Renders a compiled template.
+    pub fn render(&self, compiled: &Compiled<'_>, input: &RenderInput, sources: &SourceMap) -> Result<Rendered, Diagnostic> {
+        let recorder = Arc::new(self.recorder(input));
+        let ctx = self.context(&recorder, input);
+        let sql = compiled.template.render(ctx).map_err(|e| to_diagnostic(&e, compiled.file, sources))?;
+        let recorded = std::mem::take(&mut *recorder.recorded.lock().expect("recorder lock poisoned"));
+        Ok(Rendered { sql, recorded })
+    }
+
+    /// True if the project defines a macro with this name (e.g. `generate_schema_name`).
+    pub fn has_macro(&self, name: &str) -> bool {
+        self.macros.contains_key(name)
+    }
+
+    /// The file and definition of a macro, by its global name (`test_<name>` for tests).
+    pub fn macro_def(&self, name: &str) -> Option<(FileId, &MacroDef)> {
+        self.macros.get(name).map(|(f, d, _)| (*f, d))
+    }
+
+    /// Calls a project macro with positional arguments and returns its output, trimmed.
+    pub fn call_macro(&self, name: &str, args: &[Value], input: &RenderInput, sources: &SourceMap) -> Result<String, Diagnostic> {
+        let recorder = Arc::new(self.recorder(input));
+        let ctx = self.context(&recorder, input);
+        let (file, _, f) = self.macros.get(name).expect("caller checked has_macro");
+        let template = self.env.template_from_str("").expect("empty template compiles");
+        let mut captured = template.render_captured(ctx).map_err(|e| to_diagnostic(&e, *file, sources))?;
+        let out = captured
+            .with_state_mut(|st| f.call(st, args))
+            .map_err(|e| to_diagnostic(&e, *file, sources))?;
+        Ok(out.to_string().trim().to_string())
+    }
+
+    fn recorder(&self, input: &RenderInput) -> Recorder {
+        Recorder {
+            mode: input.mode.clone(),
+            config: input.config.clone(),
+            recorded: Mutex::new(Recorded::default()),
+            returned: Mutex::new(None),
+            default_schema: self.default_schema.clone(),
+        }
+    }
+
+    fn context(&self, recorder: &Arc<Recorder>, input: &RenderInput) -> Value {
+        let mut ctx: BTreeMap<String, Value> = BTreeMap::from([
+            (RECORDER.to_string(), Value::from_dyn_object(recorder.clone())),
+            ("execute".to_string(), Value::from(recorder.is_compile())),
+            ("model".to_string(), to_value(&input.model)),
+        ]);
+        if let Some(this) = &input.this {
+            ctx.insert("this".into(), Value::from_object(RelationValue { relation: this.clone(), cte: None }));
+        }
+        for (k, v) in &input.extra {
+            ctx.insert(k.to_string(), to_value(v));
+        }
+        Value::from(ctx)
+    }
+}
+
+fn register_globals(env: &mut Environment<'static>, project: &Project, settings: &RenderSettings) {
+    let target = &project.target;
+    env.add_global(
+        "target",
+        map_value([
+            ("name", Value::from(target.name.clone())),
+            ("schema", Value::from(target.schema.clone())),
+            ("type", Value::from(target.engine.as_str())),
+            ("database", target.database.clone().map_or(Value::from(()), Value::from)),
+            ("threads", Value::from(target.threads.unwrap_or(1))),
+            ("profile_name", Value::from(project.settings.profile.clone().unwrap_or_default())),
+        ]),
+    );
+    env.add_global("run_started_at", Value::from_object(Timestamp(settings.run_started_at)));
+    env.add_global("invocation_id", Value::from(settings.invocation_id.clone()));
+    env.add_global("project_name", Value::from(project.name().to_string()));
+    env.add_global("flags", map_value([("FULL_REFRESH", Value::from(settings.full_refresh))]));
+    env.add_global("config", Value::from_object(ConfigObject));
+    env.add_global("exceptions", Value::from_object(Exceptions));
+    env.add_global("adapter", Value::from_object(Adapter { engine: project.target.engine.as_str() }));
+
+    let vars: Arc<BTreeMap<String, Json>> = Arc::new(project.vars.clone());
+    env.add_function("var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
+        if let Ok(r) = Recorder::of(state) {
+            r.record(|rec| {
+                rec.vars.insert(name.clone());
+            });
+        }
+        match (vars.get(&name), default) {
+            (Some(v), _) => Ok(to_value(v)),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(Error::new(
+                ErrorKind::UndefinedError,
+                format!("required var `{name}` is not set; pass it with --vars or set it under `vars:` in the project file"),
+            )),
+        }
+    });
+    let env_vars = Arc::new(project.env.clone());
+    env.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, Error> {
+        env_var(&env_vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m))
+    });
+    let docs: Arc<BTreeMap<String, String>> =
+        Arc::new(project.docs.iter().map(|(k, b)| (k.clone(), b.text.clone())).collect());
+    env.add_function("doc", move |name: String| -> Result<String, Error> {
+        docs.get(&name)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("no docs block named `{name}`")))
+    });
+    env.add_function("ref", |state: &State, first: String, second: Option<String>, kwargs: Kwargs| -> Result<Value, Error> {
+        // `v=` / `version=` name a model version; etlm has one version per model.
+        let _ = kwargs.get::<Option<Value>>("v")?;
+        let _ = kwargs.get::<Option<Value>>("version")?;
+        let call = match second {
+            Some(name) => RefCall { package: Some(first), name },
+            None => RefCall { package: None, name: first },
+        };
+        let recorder = Recorder::of(state)?;
+        recorder.record(|r| r.refs.push(call.clone()));
+        match &recorder.mode {
+            Mode::Parse => Ok(Value::from_object(RelationValue {
+                relation: Relation::new(recorder.default_schema.clone(), call.name.clone()),
+                cte: None,
+            })),
+            Mode::Compile { resolver, .. } => resolver.resolve_ref(&call).map(Value::from_object).ok_or_else(|| {
+                Error::new(ErrorKind::InvalidOperation, format!("`{}` is not a model, seed or snapshot", call.name))
+            }),
+        }
+    });
+    env.add_function("source", |state: &State, source: String, table: String| -> Result<Value, Error> {
+        let recorder = Recorder::of(state)?;
+        recorder.record(|r| r.sources.push((source.clone(), table.clone())));
+        match &recorder.mode {
+            Mode::Parse => Ok(Value::from_object(RelationValue { relation: Relation::new(source, table), cte: None })),
+            Mode::Compile { resolver, .. } => resolver
+                .resolve_source(&source, &table)
+                .map(|relation| Value::from_object(RelationValue { relation, cte: None }))
+                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("source `{source}.{table}` does not exist"))),
+        }
+    });
+    env.add_function("is_incremental", |state: &State| -> Result<bool, Error> {
+        Ok(match &Recorder::of(state)?.mode {
+            Mode::Parse => false,
+            Mode::Compile { is_incremental, .. } => *is_incremental,
+        })
+    });
+    env.add_function("log", |state: &State, message: Value, _kwargs: Kwargs| -> Result<String, Error> {
+        Recorder::of(state)?.record(|r| r.logs.push(message.to_string()));
+        Ok(String::new())
+    });
+    env.add_function("return", |state: &State, value: Value| -> Result<Value, Error> {
+        *Recorder::of(state)?.returned.lock().expect("return slot poisoned") = Some(value);
+        Err(Error::new(ErrorKind::InvalidOperation, RETURN_SENTINEL))
+    });
+    env.add_function("fromjson", |text: String| -> Result<Value, Error> {
+        let json: Json = serde_json::from_str(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+        Ok(to_value(&json))
+    });
+    env.add_function("tojson", |value: Value| -> Result<String, Error> {
+        serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+    });
+}

@@ -1,0 +1,283 @@
+//! The objects models see in Jinja: relations (`this`, `ref()` results), the per-render
+//! recorder, `config`, `run_started_at`, `exceptions` and `adapter`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Object, ObjectRepr, Value};
+use minijinja::{Error, ErrorKind, State};
+use serde_json::Value as Json;
+
+use crate::relation::Relation;
+
+/// A relation in Jinja: renders as `"schema"."identifier"`, with dbt's attributes.
+#[derive(Debug)]
+pub struct RelationValue {
+    pub relation: Relation,
+    /// For ephemeral models: the CTE name rendered instead of the relation.
+    pub cte: Option<String>,
+}
+
+impl Object for RelationValue {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let r = &self.relation;
+        match key.as_str()? {
+            "schema" => Some(Value::from(r.schema.clone())),
+            "identifier" | "name" | "table" | "alias" => Some(Value::from(r.identifier.clone())),
+            "database" => Some(r.database.clone().map_or(Value::from(()), Value::from)),
+            "is_table" | "is_view" => Some(Value::from(false)),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "render" | "include" | "quote" => Ok(Value::from_safe_string(self.to_string())),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("relations have no method `{method}`"))),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result
+    where
+        Self: Sized + 'static,
+    {
+        match &self.cte {
+            Some(cte) => f.write_str(cte),
+            None => write!(f, "{}", self.relation),
+        }
+    }
+}
+
+impl std::fmt::Display for RelationValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cte {
+            Some(cte) => f.write_str(cte),
+            None => write!(f, "{}", self.relation),
+        }
+    }
+}
+
+/// A `ref()` as written: optional package and the node name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RefCall {
+    pub package: Option<String>,
+    pub name: String,
+}
+
+/// What one render recorded: calls to `ref`, `source`, `config`, `var`, macros, `log`.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<(String, String)>,
+    pub config: Vec<(String, Json)>,
+    pub vars: BTreeSet<String>,
+    pub macros: BTreeSet<String>,
+    pub logs: Vec<String>,
+}
+
+/// Resolves `ref` and `source` to relations during the compile pass.
+pub trait Resolver: Send + Sync + std::fmt::Debug {
+    /// The relation (or ephemeral CTE) a ref points at; `None` if it does not exist.
+    fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue>;
+    fn resolve_source(&self, source: &str, table: &str) -> Option<Relation>;
+}
+
+/// Parse mode records calls and renders placeholders; compile mode resolves them.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Parse,
+    Compile { resolver: Arc<dyn Resolver>, is_incremental: bool },
+}
+
+/// The per-render state, reachable from functions as the context variable `__etlm`.
+#[derive(Debug)]
+pub struct Recorder {
+    pub mode: Mode,
+    /// The node's effective config, for `config.get()` in compile mode.
+    pub config: BTreeMap<String, Json>,
+    pub recorded: Mutex<Recorded>,
+    pub returned: Mutex<Option<Value>>,
+    /// The schema placeholders use in parse mode.
+    pub default_schema: String,
+}
+
+impl Object for Recorder {}
+
+impl Recorder {
+    /// The recorder of the render `state` belongs to.
+    pub fn of(state: &State<'_, '_>) -> Result<Arc<Recorder>, Error> {
+        state
+            .lookup(RECORDER)
+            .and_then(|v| v.downcast_object::<Recorder>())
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "called outside a model render"))
+    }
+
+    pub fn record(&self, f: impl FnOnce(&mut Recorded)) {
+        f(&mut self.recorded.lock().expect("recorder lock poisoned"));
+    }
+
+    pub fn is_compile(&self) -> bool {
+        matches!(self.mode, Mode::Compile { .. })
+    }
+}
+
+/// The context variable holding the [`Recorder`].
+pub const RECORDER: &str = "__etlm";
+
+/// The error `return()` raises to unwind a macro; its value waits in the recorder.
+pub const RETURN_SENTINEL: &str = "__etlm_return__";
+
+/// `config`: callable to set config (`{{ config(materialized='table') }}`), with
+/// `config.get(key, default)` and `config.require(key)` to read it.
+#[derive(Debug)]
+pub struct ConfigObject;
+
+impl Object for ConfigObject {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let recorder = Recorder::of(state)?;
+        let (kwargs,): (minijinja::value::Kwargs,) = minijinja::value::from_args(args)?;
+        let mut entries = Vec::new();
+        for key in kwargs.args() {
+            let value: Value = kwargs.get(key)?;
+            let json = serde_json::to_value(&value)
+                .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+            entries.push((key.to_string(), json));
+        }
+        recorder.record(|r| r.config.extend(entries));
+        Ok(Value::from(""))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let recorder = Recorder::of(state)?;
+        let (key, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
+        let found = recorder.config.get(&key).cloned().or_else(|| {
+            let rec = recorder.recorded.lock().expect("recorder lock poisoned");
+            rec.config.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+        });
+        match (method, found) {
+            ("get", Some(v)) | ("require", Some(v)) => Ok(to_value(&v)),
+            ("get", None) => Ok(default.unwrap_or(Value::from(()))),
+            ("require", None) => {
+                Err(Error::new(ErrorKind::InvalidOperation, format!("required config `{key}` is not set")))
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("config has no method `{method}`"))),
+        }
+    }
+}
+
+/// `run_started_at`: renders as ISO-8601, with `strftime` and `isoformat`.
+#[derive(Debug)]
+pub struct Timestamp(pub chrono::DateTime<chrono::Utc>);
+
+impl Object for Timestamp {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let (fmt,): (String,) = minijinja::value::from_args(args)?;
+                Ok(Value::from(self.0.format(&fmt).to_string()))
+            }
+            "isoformat" => Ok(Value::from(self.0.to_rfc3339())),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("timestamps have no method `{method}`"))),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
+    }
+}
+
+/// `exceptions.raise_compiler_error(msg)` and `exceptions.warn(msg)`.
+#[derive(Debug)]
+pub struct Exceptions;
+
+impl Object for Exceptions {
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let (message,): (String,) = minijinja::value::from_args(args)?;
+        match method {
+            "raise_compiler_error" => Err(Error::new(ErrorKind::InvalidOperation, message)),
+            "warn" => {
+                Recorder::of(state)?.record(|r| r.logs.push(message));
+                Ok(Value::from(""))
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("exceptions has no method `{method}`"))),
+        }
+    }
+}
+
+/// `adapter`: `quote(name)` and `dispatch(macro_name)`, which prefers an engine-specific
+/// `<engine>__name`, then `default__name`, then `name`.
+#[derive(Debug)]
+pub struct Adapter {
+    pub engine: &'static str,
+}
+
+impl Object for Adapter {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "type" => Some(Value::from(self.engine)),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "quote" => {
+                let (name,): (String,) = minijinja::value::from_args(args)?;
+                Ok(Value::from(crate::relation::quote_ident(&name)))
+            }
+            "dispatch" => {
+                let (name, _namespace): (String, Option<Value>) = minijinja::value::from_args(args)?;
+                [format!("{}__{name}", self.engine), format!("default__{name}"), name.clone()]
+                    .iter()
+                    .find_map(|candidate| state.lookup(candidate).filter(|v| !v.is_undefined()))
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::UnknownFunction, format!("no macro `{name}` to dispatch to"))
+                    })
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method `{method}` in etlm"))),
+        }
+    }
+}
+
+/// A plain map value for `target`, `model`, `flags`.
+pub fn map_value(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
+    Value::from(pairs.into_iter().collect::<BTreeMap<&str, Value>>())
+}
+
+/// Any serializable value as a Jinja value.
+pub fn to_value<T: serde::Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
