@@ -27,6 +27,7 @@
 //! folder and replaces them on each run; anything else there (e.g. `target/`) is kept.
 //! Only std is used.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -653,7 +654,7 @@ fn schema_yml(models: &[&Model], rng: &mut Rng) -> String {
         let _ = writeln!(s, "    description: \"{}\"", m.description);
         s.push_str("    columns:\n");
         s.push_str("      - name: id\n        description: \"Entity identifier shared across the project.\"\n");
-        if m.unique && rng.chance(70) {
+        if m.unique && rng.chance(55) {
             s.push_str("        data_tests:\n          - unique\n          - not_null\n");
         } else if rng.chance(25) {
             s.push_str("        data_tests:\n          - not_null\n");
@@ -722,23 +723,19 @@ fn write_project(out: &Path, models: &[Model], seed: u64) -> std::io::Result<usi
     for (i, def) in SEEDS.iter().enumerate() {
         files.push((out.join("seeds").join(format!("{}.csv", def.name)), seed_csv(i, def, &mut seed_rng)));
     }
-    // Models, grouped by folder in generation order (folders are contiguous runs).
+    // Models, grouped by folder (folders in name order, models in generation order).
+    let mut folders: BTreeMap<&str, Vec<&Model>> = BTreeMap::new();
+    for m in models {
+        folders.entry(m.dir.as_str()).or_default().push(m);
+    }
     let mut schema_rng = Rng::new(seed, 3);
-    let mut i = 0;
-    while i < models.len() {
-        let dir = &models[i].dir;
-        let mut j = i;
-        while j < models.len() && models[j].dir == *dir {
-            j += 1;
-        }
+    for (dir, group) in &folders {
         let path = out.join("models").join(dir);
-        for m in &models[i..j] {
+        for m in group {
             files.push((path.join(format!("{}.sql", m.name)), m.sql.clone()));
         }
-        let group: Vec<&Model> = models[i..j].iter().collect();
-        files.push((path.join("schema.yml"), schema_yml(&group, &mut schema_rng)));
+        files.push((path.join("schema.yml"), schema_yml(group, &mut schema_rng)));
         dirs.push(path);
-        i = j;
     }
     for d in &dirs {
         fs::create_dir_all(d)?;

@@ -190,7 +190,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             continue;
         }
         let unique_id = format!("model.{}.{}", project.name(), m.name);
-        let (description, columns) = describe(m.props.as_ref().map(|p| (&p.description, &p.columns)));
+        let (description, columns) = describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
         model_index.push(Some(unique_id.clone()));
         nodes.insert(
             unique_id.clone(),
@@ -217,7 +217,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for seed in &project.seeds {
         let unique_id = format!("seed.{}.{}", project.name(), seed.name);
-        let (description, columns) = describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)));
+        let (description, columns) = describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
         nodes.insert(
             unique_id.clone(),
             Node {
@@ -243,7 +243,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for src in &project.sources {
         let unique_id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
-        let (description, columns) = describe(Some((&src.table.description, &src.table.columns)));
+        let (description, columns) = describe(Some((&src.table.description, &src.table.columns)), &renderer, &mut diags);
         nodes.insert(
             unique_id.clone(),
             Node {
@@ -443,8 +443,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             Node {
                 unique_id,
                 resource_type: ResourceType::Test,
+                fqn: test_fqn(&nodes[&attached].fqn, &name),
                 name,
-                fqn: vec![project.name().to_string(), def.test_name.clone()],
                 path: props_path,
                 file: None,
                 relation: None,
@@ -546,17 +546,26 @@ fn finish(diags: Collector, sources: &SourceMap) -> Diagnostics {
     }
 }
 
+/// The rendered description and columns of a node's YAML properties.
 fn describe(
     props: Option<(&Option<crate::project::Description>, &Vec<crate::project::ColumnProps>)>,
+    renderer: &Renderer,
+    diags: &mut Collector,
 ) -> (String, Vec<ColumnDoc>) {
     let Some((desc, cols)) = props else { return (String::new(), Vec::new()) };
-    let text = |d: &Option<crate::project::Description>| d.as_ref().map(|d| d.text.clone()).unwrap_or_default();
-    (
-        text(desc),
-        cols.iter()
-            .map(|c| ColumnDoc { name: c.name.clone(), description: text(&c.description), data_type: c.data_type.clone() })
-            .collect(),
-    )
+    let mut text = |d: &Option<crate::project::Description>| match d {
+        None => String::new(),
+        Some(d) => renderer.render_description(&d.text, d.span).unwrap_or_else(|e| {
+            diags.push(e);
+            String::new()
+        }),
+    };
+    let description = text(desc);
+    let columns = cols
+        .iter()
+        .map(|c| ColumnDoc { name: c.name.clone(), description: text(&c.description), data_type: c.data_type.clone() })
+        .collect();
+    (description, columns)
 }
 
 fn all_tests<'a>(
@@ -576,6 +585,13 @@ fn model_value(node: &Node) -> BTreeMap<&'static str, Json> {
         ("fqn", Json::from(node.fqn.clone())),
         ("config", serde_json::to_value(&node.config.raw).expect("config serializes")),
     ])
+}
+
+/// A generic test's fqn: its attached node's package and folders, then the test's name.
+fn test_fqn(attached: &[String], name: &str) -> Vec<String> {
+    let mut fqn: Vec<String> = attached[..attached.len().saturating_sub(1)].to_vec();
+    fqn.push(name.to_string());
+    fqn
 }
 
 /// The render input of a node in compile mode.

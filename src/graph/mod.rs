@@ -8,7 +8,7 @@ mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
@@ -160,13 +160,26 @@ impl Dag {
         vec![self.graph[start].unique_id.clone()]
     }
 
-    /// Node ids in dependency order (ties broken by insertion order). Assumes no cycles.
+    /// Node ids in dependency order, ties broken by insertion order (Kahn's algorithm
+    /// with a min-heap, so the order is deterministic). Assumes no cycles.
     pub fn topological(&self) -> Vec<&str> {
-        toposort(&self.graph, None)
-            .expect("cycles were reported before ordering")
-            .into_iter()
-            .map(|ix| self.graph[ix].unique_id.as_str())
-            .collect()
+        let mut indegree: Vec<usize> =
+            self.graph.node_indices().map(|n| self.graph.neighbors_directed(n, Direction::Incoming).count()).collect();
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+            indegree.iter().enumerate().filter(|(_, d)| **d == 0).map(|(i, _)| std::cmp::Reverse(i)).collect();
+        let mut out = Vec::with_capacity(indegree.len());
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            let ix = NodeIndex::new(i);
+            out.push(self.graph[ix].unique_id.as_str());
+            for child in self.graph.neighbors_directed(ix, Direction::Outgoing) {
+                indegree[child.index()] -= 1;
+                if indegree[child.index()] == 0 {
+                    ready.push(std::cmp::Reverse(child.index()));
+                }
+            }
+        }
+        assert_eq!(out.len(), indegree.len(), "cycles were reported before ordering");
+        out
     }
 
     /// Ancestors of `id` up to `depth` edges away (`None`: all), without `id` itself.

@@ -31,6 +31,15 @@ pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) 
         _ => detail.to_string(),
     };
     let mut d = Diagnostic::error(code, message);
+    if code == "undefined-variable" && d.message == "undefined value" {
+        // Inside macros minijinja cannot name the variable; the source text can.
+        if let Some(span) = span_of(innermost, file, sources) {
+            let text = sources.file(span.file).text[span.start..span.end].trim().to_string();
+            if !text.is_empty() && text.len() < 80 {
+                d.message = format!("`{text}` is undefined");
+            }
+        }
+    }
     let mut first = true;
     for e in chain.iter().rev() {
         let Some(span) = span_of(e, file, sources) else { continue };

@@ -123,6 +123,27 @@ impl Renderer {
         Ok(Rendered { sql, recorded })
     }
 
+    /// Renders a YAML description, which may call `doc()`; plain text is returned as is.
+    /// Errors point at the description's span.
+    pub fn render_description(&self, text: &str, span: Span) -> Result<String, Diagnostic> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        let input = RenderInput {
+            mode: Mode::Parse,
+            this: None,
+            model: BTreeMap::new(),
+            config: BTreeMap::new(),
+            extra: BTreeMap::new(),
+        };
+        let recorder = Arc::new(self.recorder(&input));
+        self.env.render_str(text, self.context(&recorder, &input)).map_err(|e| {
+            let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+            Diagnostic::error("jinja-render", format!("could not render a description: {detail}"))
+                .with_label(span, "in this description")
+        })
+    }
+
     /// True if the project defines a macro with this name (e.g. `generate_schema_name`).
     pub fn has_macro(&self, name: &str) -> bool {
         self.macros.contains_key(name)

@@ -1,0 +1,91 @@
+//! `etlm compile` and `etlm ls` on real projects.
+
+mod support;
+
+use std::path::Path;
+
+use support::{copy_project, etlm};
+
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project").display().to_string()
+}
+
+#[test]
+fn example_project_compiles_to_a_byte_stable_manifest() {
+    let (_tmp, dir) = copy_project(&example());
+    let first = etlm(&dir, &["compile"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let manifest = std::fs::read(dir.join("target/manifest.json")).unwrap();
+    assert!(dir.join("target/compiled/models/marts/fct_orders.sql").is_file());
+    let second = etlm(&dir, &["compile"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(manifest, std::fs::read(dir.join("target/manifest.json")).unwrap(), "manifest must be byte-identical");
+    let json: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let daily = &json["nodes"]["model.shop.fct_orders_daily"];
+    assert_eq!(daily["config"]["materialized"], "incremental");
+    assert_eq!(daily["config"]["partition_by"], "dt");
+    assert!(json["child_map"]["model.shop.stg_orders"].as_array().unwrap().len() > 1);
+}
+
+#[test]
+fn dbt_style_project_compiles_unchanged() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let orders = std::fs::read_to_string(dir.join("target/compiled/models/marts/orders.sql")).unwrap();
+    insta::assert_snapshot!("dbt_style_orders", orders);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let node = &manifest["nodes"]["model.dbt_style.orders"];
+    assert_eq!(node["config"]["materialized"], "table", "old-style folder config applies");
+    assert_eq!(manifest["nodes"]["model.dbt_style.stg_orders"]["config"]["materialized"], "view");
+    assert_eq!(manifest["nodes"]["model.dbt_style.stg_orders"]["tags"][0], "staging");
+    assert!(node["columns"]["status"]["description"].as_str().unwrap().starts_with("Orders can be one of"), "doc() renders");
+    assert_eq!(node["depends_on"]["nodes"], serde_json::json!(["model.dbt_style.stg_orders", "model.dbt_style.stg_payments"]));
+    assert_eq!(
+        manifest["nodes"]["model.dbt_style.stg_orders"]["relation_name"],
+        "\"main\".\"stg_orders\""
+    );
+}
+
+#[test]
+fn ls_lists_selected_nodes_in_dependency_order() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    let run = etlm(&dir, &["ls", "-s", "+orders", "--exclude", "resource_type:test", "--output", "name"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let pos = |n: &str| lines.iter().position(|l| *l == n).unwrap_or_else(|| panic!("{n} missing from {lines:?}"));
+    assert!(pos("raw_orders") < pos("stg_orders") && pos("stg_orders") < pos("orders"));
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    let json = etlm(&dir, &["ls", "-s", "tag:staging", "--format", "json"]);
+    let ids: Vec<String> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["unique_id"].as_str().unwrap().to_string())
+        .filter(|id| id.starts_with("model."))
+        .collect();
+    assert_eq!(ids, ["model.dbt_style.stg_orders", "model.dbt_style.stg_payments"]);
+}
+
+#[test]
+fn bad_selector_and_bad_vars_exit_2() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    let run = etlm(&dir, &["ls", "-s", "bogus:x"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("invalid-selector"), "{}", run.stderr);
+    let run = etlm(&dir, &["compile", "--vars", "[1, 2]"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("invalid-vars"), "{}", run.stderr);
+    let run = etlm(&dir, &["compile", "--vars", "{payment_methods: [coupon]}"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let orders = std::fs::read_to_string(dir.join("target/compiled/models/marts/orders.sql")).unwrap();
+    assert!(orders.contains("coupon_amount") && !orders.contains("credit_card_amount"));
+}
+
+#[test]
+fn missing_project_is_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = etlm(tmp.path(), &["compile"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("error[no-project]"), "{}", run.stderr);
+}

@@ -1,0 +1,61 @@
+//! Shared test helpers: copy a fixture project to a temp dir and run the etlm binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The fixture projects folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/projects")
+}
+
+/// Copies a project folder (a fixture name, or a path) into a fresh temp dir.
+pub fn copy_project(name_or_path: &str) -> (tempfile::TempDir, PathBuf) {
+    let src = if Path::new(name_or_path).is_absolute() { PathBuf::from(name_or_path) } else { fixtures().join(name_or_path) };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dest = tmp.path().join(src.file_name().expect("project folder name"));
+    copy_dir(&src, &dest);
+    (tmp, dest)
+}
+
+fn copy_dir(src: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).expect("create dir");
+    for entry in std::fs::read_dir(src).expect("read fixture dir") {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name();
+        if name == "target" || name == "warehouse" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &dest.join(&name));
+        } else {
+            std::fs::copy(&path, dest.join(&name)).expect("copy file");
+        }
+    }
+}
+
+/// What a run of the binary produced.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `etlm <args> --project-dir <dir>` with a clean environment for profiles.
+pub fn etlm(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_etlm"))
+        .args(args)
+        .arg("--project-dir")
+        .arg(dir)
+        .env_remove("ETLM_PROFILES_DIR")
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run etlm");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
