@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
@@ -16,15 +18,19 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let target = compiled.project.root.join(&compiled.project.settings.target_path);
-    let mut written = 0;
-    for id in &selected {
-        let node = &compiled.nodes[id];
-        if let Some(sql) = &node.compiled_sql {
-            let path = target.join("compiled").join(&node.path);
-            write_atomic(&path, sql.as_bytes()).map_err(|d| vec![d])?;
-            written += 1;
-        }
+    let files: Vec<(std::path::PathBuf, &str)> = selected
+        .iter()
+        .filter_map(|id| {
+            let node = &compiled.nodes[id];
+            Some((target.join("compiled").join(&node.path), node.compiled_sql.as_deref()?))
+        })
+        .collect();
+    let errors: Vec<Diagnostic> =
+        files.par_iter().filter_map(|(path, sql)| write_atomic(path, sql.as_bytes()).err()).collect();
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    let written = files.len();
     let manifest = target.join("manifest.json");
     write_atomic(&manifest, manifest_json(&compiled).as_bytes()).map_err(|d| vec![d])?;
     let elapsed = started.elapsed();

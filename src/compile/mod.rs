@@ -430,14 +430,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             }
         }
         deps.insert(unique_id.clone(), list);
-        let path = nodes[&attached].path.clone();
-        let props_path = project
-            .models
-            .iter()
-            .find(|m| format!("model.{}.{}", project.name(), m.name) == attached)
-            .and_then(|m| m.props.as_ref())
-            .map(|p| sources.file(p.span.file).path.clone())
-            .unwrap_or(path);
+        // A generic test lives in the YAML file that declares it.
+        let props_path = sources.file(def.span.file).path.clone();
         nodes.insert(
             unique_id.clone(),
             Node {
