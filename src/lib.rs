@@ -13,6 +13,7 @@ pub mod graph;
 pub mod project;
 pub mod relation;
 pub mod report;
+pub mod run;
 pub mod sql;
 pub mod state;
 pub mod template;

@@ -2,6 +2,8 @@
 //! artifact writes (a file is whole or absent, never half-written).
 #![allow(clippy::print_stdout)]
 
+pub mod progress;
+
 use std::io::Write;
 use std::path::Path;
 

@@ -1,0 +1,173 @@
+//! Per-node result lines while a run goes (`  3 of 12  OK  table main.customers  1,234
+//! rows  0.21 s`), a live progress bar on a terminal, JSON lines for machines, and the
+//! closing summary.
+#![allow(clippy::print_stdout)]
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::cli::Format;
+
+/// How a node ended, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Success,
+    Error,
+    Skipped,
+    /// A quality test found failing rows (error severity).
+    Fail,
+    /// A warn-severity test found failing rows.
+    Warn,
+    Pass,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Success => "OK",
+            Status::Error => "ERROR",
+            Status::Skipped => "SKIP",
+            Status::Fail => "FAIL",
+            Status::Warn => "WARN",
+            Status::Pass => "PASS",
+        }
+    }
+}
+
+/// One finished node, as shown to the user.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultLine {
+    pub unique_id: String,
+    pub status: Status,
+    /// `table`, `view`, `seed`, `test`...
+    pub kind: String,
+    /// `main.customers`, or the test's name.
+    pub name: String,
+    pub rows: Option<u64>,
+    pub seconds: f64,
+    pub message: Option<String>,
+}
+
+/// Prints results as they come.
+pub struct Progress {
+    format: Format,
+    total: usize,
+    done: Mutex<usize>,
+    bar: Option<ProgressBar>,
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Progress {
+    /// A reporter for `total` nodes; the bar shows only on a terminal in human format.
+    pub fn new(format: Format, total: usize, verb: &str) -> Progress {
+        let bar = (format == Format::Human && std::io::stderr().is_terminal() && total > 0).then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(verb.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress { format, total, done: Mutex::new(0), bar }
+    }
+
+    /// Reports one finished node.
+    pub fn report(&self, line: &ResultLine) {
+        let mut done = self.done.lock().expect("progress lock poisoned");
+        *done += 1;
+        match self.format {
+            Format::Json => {
+                let json = serde_json::to_string(line).expect("result lines serialize");
+                println!("{json}");
+            }
+            Format::Human => {
+                let text = self.human(*done, line);
+                match &self.bar {
+                    Some(bar) => {
+                        bar.println(text);
+                        bar.inc(1);
+                    }
+                    None => {
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{text}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn human(&self, n: usize, line: &ResultLine) -> String {
+        let width = self.total.to_string().len();
+        let mut text = format!("{n:>width$} of {}  {:<5}  {} {}", self.total, line.status.label(), line.kind, line.name);
+        if let Some(rows) = line.rows {
+            text.push_str(&format!("  {} rows", thousands(rows)));
+        }
+        if line.status != Status::Skipped {
+            text.push_str(&format!("  {:.2} s", line.seconds));
+        }
+        if let Some(m) = &line.message {
+            for l in m.lines() {
+                text.push_str(&format!("\n{:width$}      {l}", ""));
+            }
+        }
+        format!("  {text}")
+    }
+
+    /// Clears the bar and prints the summary.
+    pub fn finish(&self, summary: &str, json: serde_json::Value) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        match self.format {
+            Format::Human => println!("{summary}"),
+            Format::Json => println!("{json}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1234), "1,234");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn lines_read_like_the_design() {
+        let p = Progress::new(Format::Human, 12, "run");
+        let line = ResultLine {
+            unique_id: "model.shop.customers".into(),
+            status: Status::Success,
+            kind: "table".into(),
+            name: "main.customers".into(),
+            rows: Some(1234),
+            seconds: 0.21,
+            message: None,
+        };
+        assert_eq!(p.human(3, &line), "   3 of 12  OK     table main.customers  1,234 rows  0.21 s");
+    }
+}
