@@ -5,6 +5,8 @@
 //! Both render passes and the SQL parse run in parallel (rayon); results are gathered in
 //! a fixed order so output is deterministic.
 
+mod ephemeral;
+mod problems;
 mod spans;
 mod tests;
 
@@ -15,12 +17,12 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde_json::Value as Json;
 
-use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span, nearest};
+use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::graph::{Dag, NodeInfo, ResourceType};
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
 use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
-use crate::sql::{PositionMap, SqlDialect, parse_query};
+use crate::sql::{SqlDialect, parse_query};
 use crate::template::{Mode, RefCall, RelationValue, RenderInput, RenderSettings, Renderer, Resolver};
 
 /// What to compile.
@@ -324,14 +326,14 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             let span = Span::new(*file, spans::find_call(text, "ref", None, name).unwrap_or(0..0));
             match by_name.get(name.as_str()) {
                 Some(dep) => list.push((dep.to_string(), span)),
-                None => diags.push(unknown_ref(id, name, span, &by_name, &nodes)),
+                None => diags.push(problems::unknown_ref(id, name, span, &by_name, &nodes)),
             }
         }
         for (s, t) in &rec.sources {
             let span = Span::new(*file, spans::find_call(text, "source", Some(s), t).unwrap_or(0..0));
             match by_source.get(&(s.clone(), t.clone())) {
                 Some(dep) => list.push((dep.to_string(), span)),
-                None => diags.push(unknown_source(id, s, t, span, &by_source)),
+                None => diags.push(problems::unknown_source(id, s, t, span, &by_source)),
             }
         }
         deps.insert(id.to_string(), list);
@@ -420,13 +422,13 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         for r in refs {
             match by_name.get(r.as_str()) {
                 Some(dep) => list.push((dep.to_string(), def.span)),
-                None => diags.push(unknown_ref(&unique_id, &r, def.span, &by_name, &nodes)),
+                None => diags.push(problems::unknown_ref(&unique_id, &r, def.span, &by_name, &nodes)),
             }
         }
         for (s, t) in srcs {
             match by_source.get(&(s.clone(), t.clone())) {
                 Some(dep) => list.push((dep.to_string(), def.span)),
-                None => diags.push(unknown_source(&unique_id, &s, &t, def.span, &by_source)),
+                None => diags.push(problems::unknown_source(&unique_id, &s, &t, def.span, &by_source)),
             }
         }
         deps.insert(unique_id.clone(), list);
@@ -475,7 +477,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         node.depends_on = depends;
     }
     for cycle in dag.cycles() {
-        diags.push(cycle_diagnostic(&cycle.0, &nodes, &deps));
+        diags.push(problems::cycle_diagnostic(&cycle.0, &nodes, &deps));
     }
     if diags.has_errors() {
         return Err(finish(diags, sources));
@@ -517,7 +519,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     if diags.has_errors() {
         return Err(finish(diags, sources));
     }
-    inline_ephemerals(&mut nodes, &dag);
+    ephemeral::inline_ephemerals(&mut nodes, &dag);
 
     // Parse the compiled SQL.
     let checked: Vec<Diagnostic> = nodes
@@ -525,7 +527,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .filter_map(|(_, node)| {
             let sql = node.compiled_sql.as_ref()?;
             let err = parse_query(sql, dialect).err()?;
-            Some(sql_diagnostic(node, sql, &err, sources, &project.settings.target_path))
+            Some(problems::sql_diagnostic(node, sql, &err, sources, &project.settings.target_path))
         })
         .collect();
     diags.extend(checked);
@@ -659,78 +661,6 @@ impl Resolver for NodeResolver {
     }
 }
 
-/// Prepends the CTEs of the ephemeral models a node reads (directly or through other
-/// ephemeral models), dependencies first, as dbt does.
-fn inline_ephemerals(nodes: &mut BTreeMap<String, Node>, dag: &Dag) {
-    let is_ephemeral = |n: &Node| n.resource_type == ResourceType::Model && n.config.materialized == Materialization::Ephemeral;
-    let order: Vec<String> = dag.topological().into_iter().map(String::from).collect();
-    let bare: BTreeMap<String, String> = nodes
-        .values()
-        .filter(|n| is_ephemeral(n))
-        .filter_map(|n| Some((n.unique_id.clone(), n.compiled_sql.clone()?)))
-        .collect();
-    for id in &order {
-        let node = &nodes[id];
-        if node.compiled_sql.is_none() {
-            continue;
-        }
-        // Ephemeral ancestors reachable through ephemeral nodes only, in dependency order.
-        let mut needed: BTreeSet<String> = BTreeSet::new();
-        let mut stack: Vec<String> = node.depends_on.clone();
-        while let Some(d) = stack.pop() {
-            if bare.contains_key(&d) && needed.insert(d.clone()) {
-                stack.extend(nodes[&d].depends_on.clone());
-            }
-        }
-        if needed.is_empty() {
-            continue;
-        }
-        let ctes: Vec<String> = order
-            .iter()
-            .filter(|o| needed.contains(*o))
-            .map(|o| format!("{} as (\n{}\n)", ephemeral_cte(&nodes[o].name), bare[o].trim()))
-            .collect();
-        let node = nodes.get_mut(id).expect("ordered ids are nodes");
-        let sql = node.compiled_sql.take().expect("checked above");
-        node.compiled_sql = Some(prepend_ctes(&sql, &ctes));
-    }
-}
-
-/// `with a as (...), <existing ctes> select ...` or `with a as (...) select ...`; leading
-/// comments stay in front.
-fn prepend_ctes(sql: &str, ctes: &[String]) -> String {
-    let start = first_token(sql);
-    let (lead, body) = sql.split_at(start);
-    let word_end = body.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(body.len());
-    if body[..word_end].eq_ignore_ascii_case("with") {
-        let rest = body[word_end..].trim_start();
-        let after_recursive = rest.get(..9).filter(|w| w.eq_ignore_ascii_case("recursive"));
-        if after_recursive.is_some() {
-            return format!("{lead}with recursive {},\n{}", ctes.join(",\n"), rest[9..].trim_start());
-        }
-        format!("{lead}with {},\n{rest}", ctes.join(",\n"))
-    } else {
-        format!("{lead}with {}\n{body}", ctes.join(",\n"))
-    }
-}
-
-/// Byte offset of the first SQL token after whitespace and comments.
-fn first_token(sql: &str) -> usize {
-    let mut i = 0;
-    loop {
-        let rest = &sql[i..];
-        let trimmed = rest.trim_start();
-        i += rest.len() - trimmed.len();
-        if trimmed.starts_with("--") {
-            i += trimmed.find('\n').map_or(trimmed.len(), |n| n + 1);
-        } else if trimmed.starts_with("/*") {
-            i += trimmed.find("*/").map_or(trimmed.len(), |n| n + 2);
-        } else {
-            return i;
-        }
-    }
-}
-
 fn graph_info(node: &Node, package: &str) -> NodeInfo {
     let test = node.generic_test.as_ref();
     NodeInfo {
@@ -748,78 +678,3 @@ fn graph_info(node: &Node, package: &str) -> NodeInfo {
     }
 }
 
-fn unknown_ref(from: &str, name: &str, span: Span, by_name: &BTreeMap<String, String>, nodes: &BTreeMap<String, Node>) -> Diagnostic {
-    let kind = from.split('.').next().unwrap_or("node");
-    let short = from.split('.').next_back().unwrap_or(from);
-    let mut d = Diagnostic::error("unknown-ref", format!("{kind} `{short}` refers to `{name}`, which does not exist"))
-        .with_label(span, "no model, seed or source has this name");
-    if let Some(near) = nearest(name, by_name.keys().map(String::as_str)) {
-        let path = nodes.get(&by_name[near]).map(|n| n.path.display().to_string()).unwrap_or_default();
-        d = d.with_help(format!("did you mean `{near}` ({path})?"));
-    }
-    d
-}
-
-fn unknown_source(from: &str, s: &str, t: &str, span: Span, by_source: &BTreeMap<(String, String), String>) -> Diagnostic {
-    let short = from.split('.').next_back().unwrap_or(from);
-    let mut d = Diagnostic::error("unknown-source", format!("`{short}` reads source `{s}.{t}`, which is not declared"))
-        .with_label(span, "no source table has this name");
-    let all: Vec<String> = by_source.keys().map(|(a, b)| format!("{a}.{b}")).collect();
-    if let Some(near) = nearest(&format!("{s}.{t}"), all.iter().map(String::as_str)) {
-        d = d.with_help(format!("did you mean `{near}`?"));
-    } else {
-        d = d.with_help("declare it under `sources:` in a YAML file");
-    }
-    d
-}
-
-fn cycle_diagnostic(cycle: &[String], nodes: &BTreeMap<String, Node>, deps: &BTreeMap<String, Vec<(String, Span)>>) -> Diagnostic {
-    let name = |id: &str| nodes.get(id).map_or(id.to_string(), |n| n.name.clone());
-    let mut path: Vec<String> = cycle.iter().map(|id| format!("`{}`", name(id))).collect();
-    path.push(format!("`{}`", name(&cycle[0])));
-    let mut d = Diagnostic::error("dependency-cycle", format!("dependency cycle: {}", path.join(" -> ")));
-    // Each member's label sits where it refers to the previous member of the cycle.
-    for (i, id) in cycle.iter().enumerate() {
-        let prev = &cycle[(i + cycle.len() - 1) % cycle.len()];
-        let Some(span) = deps.get(id).and_then(|l| l.iter().find(|(d, _)| d == prev)).map(|(_, s)| *s) else { continue };
-        d = d.with_label(span, format!("`{}` depends on `{}` here", name(id), name(prev)));
-    }
-    for id in cycle {
-        if let Some(n) = nodes.get(id) {
-            d = d.with_note(format!("`{}` is defined in {}", n.name, n.path.display()));
-        }
-    }
-    d.with_help("a model cannot depend on itself through its refs: remove one of these refs")
-}
-
-fn sql_diagnostic(node: &Node, sql: &str, err: &crate::sql::SqlError, sources: &SourceMap, target_path: &str) -> Diagnostic {
-    let compiled_path = format!("{target_path}/compiled/{}", node.path.display());
-    let file = node.file.expect("nodes with SQL have a file");
-    let raw = sources.file(file);
-    let compiled_map = crate::diagnostics::SourceMap::default();
-    let cid = compiled_map.add(compiled_path.clone(), sql.to_string());
-    let offset = compiled_map.file(cid).offset(err.line, err.column);
-    let src_offset = PositionMap::new(&raw.text, sql).to_source(offset);
-    let end = raw.text[src_offset..].find(|c: char| c.is_whitespace()).map_or(raw.text.len(), |e| src_offset + e);
-    Diagnostic::error("sql-syntax", format!("SQL syntax error in `{}`: {}", node.name, err.message))
-        .with_label(Span::new(file, src_offset..end.max(src_offset + 1).min(raw.text.len())), "the SQL parser stopped here")
-        .with_note(format!("compiled SQL: {compiled_path}:{}:{}", err.line, err.column))
-}
-
-#[cfg(test)]
-mod unit_tests {
-    use super::*;
-
-    #[test]
-    fn ephemeral_ctes_merge_into_an_existing_with_after_comments() {
-        let ctes = vec!["__dbt__cte__e as (\nselect 1 as x\n)".to_string()];
-        assert_eq!(
-            prepend_ctes("-- note\nwith a as (select 2) select * from a", &ctes),
-            "-- note\nwith __dbt__cte__e as (\nselect 1 as x\n),\na as (select 2) select * from a"
-        );
-        assert_eq!(
-            prepend_ctes("select * from __dbt__cte__e", &ctes),
-            "with __dbt__cte__e as (\nselect 1 as x\n)\nselect * from __dbt__cte__e"
-        );
-    }
-}

@@ -1,0 +1,29 @@
+//! `etlm clean`: removes the target folder (compiled SQL, manifest, run results), never
+//! the warehouse.
+
+use super::{GlobalArgs, Outcome};
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::project::{Env, LoadOptions, load_project};
+use crate::report::Output;
+
+pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
+    let opts = LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars: Default::default(), env };
+    let project = load_project(&opts, sources).map_err(|d| d.0)?;
+    let target = project.root.join(&project.settings.target_path);
+    let warehouse = super::warehouse_dir(&project);
+    if warehouse.starts_with(&target) {
+        return Err(vec![Diagnostic::error(
+            "invalid-config",
+            format!("the warehouse `{}` is inside the target folder; refusing to delete it", warehouse.display()),
+        )]);
+    }
+    if target.exists() {
+        std::fs::remove_dir_all(&target)
+            .map_err(|e| vec![Diagnostic::error("io", format!("could not remove `{}`: {e}", target.display()))])?;
+    }
+    out.summary(
+        &format!("removed {}", project.settings.target_path),
+        serde_json::json!({"removed": project.settings.target_path}),
+    );
+    Ok(Outcome::Success)
+}

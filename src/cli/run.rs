@@ -1,0 +1,90 @@
+//! `etlm seed`, `etlm run` and `etlm build`: compile, open the target, run the selected
+//! nodes in DAG order, write target/run_results.json and the run history.
+
+use std::sync::Arc;
+
+use super::{GlobalArgs, Outcome};
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::engine::failpoint::Failpoints;
+use crate::engine::local::{Access, LocalEngine};
+use crate::project::Env;
+use crate::report::progress::{Progress, Status};
+use crate::report::{Output, print_diagnostics, write_atomic};
+use crate::run::execute::{Command, RunOptions, execute, plan_jobs};
+use crate::state::run_results::run_results_json;
+
+/// Flags of the commands that build.
+#[derive(Debug, clap::Args, Clone)]
+pub struct RunArgs {
+    /// How many models to build at once (default: the number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Stop at the first failure; nodes not started are skipped.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Rebuild incremental models and reload seeds from scratch.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Wait for another run on the same target to finish instead of failing at once.
+    #[arg(long)]
+    pub wait_for_lock: bool,
+}
+
+pub fn run(
+    command: Command,
+    global: &GlobalArgs,
+    args: &RunArgs,
+    env: Env,
+    sources: &SourceMap,
+    out: &Output,
+) -> Result<Outcome, Vec<Diagnostic>> {
+    let failpoints = Failpoints::parse(env.get("ETLM_FAILPOINT").map(String::as_str))
+        .map_err(|m| vec![Diagnostic::error("invalid-failpoint", m)])?;
+    let compiled = super::compile_with(global, env, sources)?;
+    print_diagnostics(out, &compiled.warnings, sources);
+    let selected = super::selected(global, &compiled)?;
+    let threads = args
+        .threads
+        .or(compiled.project.target.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let run_id = super::new_run_id();
+    let opts = RunOptions {
+        command,
+        threads,
+        fail_fast: args.fail_fast,
+        full_refresh: args.full_refresh,
+        failpoints,
+        selected,
+        run_id: run_id.clone(),
+    };
+    let total = plan_jobs(&compiled, command, &opts.selected).len();
+    let compiled = Arc::new(compiled);
+    let runtime = super::runtime()?;
+    let summary = runtime.block_on(async {
+        let warehouse = super::warehouse_dir(&compiled.project);
+        let engine = LocalEngine::open(&warehouse, Access::Write { wait: args.wait_for_lock })
+            .await
+            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let engine = Arc::new(engine);
+        let progress = Progress::new(global.format, total, command.as_str());
+        let summary = execute(compiled.clone(), engine.clone(), &opts, &progress).await;
+        for r in &summary.results {
+            opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
+        }
+        engine.record_run(&summary, &compiled.project.vars).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let (ok, errors, skipped) = (summary.count(Status::Success), summary.count(Status::Error), summary.count(Status::Skipped));
+        let elapsed = (summary.finished_at - summary.started_at).num_milliseconds() as f64 / 1000.0;
+        progress.finish(
+            &format!(
+                "\n{}: {ok} OK, {errors} error{}, {skipped} skipped in {elapsed:.2} s",
+                if summary.failed() { "Finished with errors" } else { "Done" },
+                if errors == 1 { "" } else { "s" }
+            ),
+            serde_json::json!({"summary": {"run_id": run_id, "ok": ok, "error": errors, "skipped": skipped, "elapsed_s": elapsed}}),
+        );
+        Ok::<_, Vec<Diagnostic>>(summary)
+    })?;
+    let target = compiled.project.root.join(&compiled.project.settings.target_path);
+    write_atomic(&target.join("run_results.json"), run_results_json(&summary).as_bytes()).map_err(|d| vec![d])?;
+    Ok(if summary.failed() { Outcome::Failure } else { Outcome::Success })
+}

@@ -1,0 +1,66 @@
+//! `etlm show "SQL"` and `etlm show -s model`: query the target and print a table.
+
+use super::{Format, GlobalArgs, Outcome};
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::engine::local::{Access, LocalEngine};
+use crate::graph::ResourceType;
+use crate::project::Env;
+use crate::report::Output;
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// A query to run; without it, `-s MODEL` shows that model's rows.
+    pub sql: Option<String>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+}
+
+pub fn run(global: &GlobalArgs, args: &ShowArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
+    let compiled = super::compile_with(global, env, sources)?;
+    let sql = match &args.sql {
+        Some(sql) => sql.clone(),
+        None => {
+            let selected = super::selected(global, &compiled)?;
+            let relations: Vec<_> = selected
+                .iter()
+                .map(|id| &compiled.nodes[id])
+                .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Source))
+                .filter_map(|n| n.relation.as_ref())
+                .collect();
+            match relations.as_slice() {
+                [one] => format!("select * from {one}"),
+                _ => {
+                    return Err(vec![Diagnostic::error(
+                        "invalid-arguments",
+                        format!("`etlm show` needs a query or `-s` naming one model; {} selected", relations.len()),
+                    )
+                    .with_help("try `etlm show \"select * from main.orders\"` or `etlm show -s orders`")]);
+                }
+            }
+        }
+    };
+    let warehouse = super::warehouse_dir(&compiled.project);
+    let runtime = super::runtime()?;
+    let batches = runtime.block_on(async {
+        let engine = LocalEngine::open(&warehouse, Access::Read).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        engine.query_limited(&sql, args.limit).await.map_err(|e| {
+            vec![Diagnostic::error("query-failed", format!("the query failed: {e}")).with_note(format!("query: {sql}"))]
+        })
+    })?;
+    match global.format {
+        Format::Human => {
+            let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
+            out.lines(&[table.to_string()]);
+        }
+        Format::Json => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            let refs: Vec<_> = batches.iter().collect();
+            writer.write_batches(&refs).map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
+            writer.finish().map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
+            out.lines(&[String::from_utf8_lossy(&writer.into_inner()).trim_end().to_string()]);
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,529 @@
+//! The warehouse directory: versions, the symlink swap that publishes them, the writer
+//! lock and the sweep of leftovers.
+
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::symlink;
+use std::path::{Component, Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::meta::{META_FILE, RelationMeta, now};
+
+const VERSIONS_DIR: &str = ".versions";
+const STAGING_SUFFIX: &str = ".staging";
+const LINK_SUFFIX: &str = ".link";
+const LOCK_FILE: &str = ".etlm.lock";
+
+/// A failure reading or changing the warehouse directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A filesystem call failed.
+    #[error("could not {action} `{path}`: {source}")]
+    Io {
+        /// What etlm was doing, e.g. `create directory`.
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Another process holds the writer lock.
+    #[error("another etlm run holds the lock on warehouse `{root}` ({holder})")]
+    Locked {
+        /// The warehouse root.
+        root: PathBuf,
+        /// What the holder wrote into the lock file: `pid 1234, started 2026-...`.
+        holder: String,
+    },
+    /// A schema or relation name that cannot be a directory name.
+    #[error("`{name}` cannot name a schema or relation in the warehouse: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A warehouse root that DataFusion cannot address as a path.
+    #[error("the warehouse path `{path}` is not supported: {reason}")]
+    UnsupportedPath {
+        /// The root as given.
+        path: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A partition to reuse that is not a relative `col=value[/col=value]` path.
+    #[error("`{partition}` is not a partition path like `dt=2024-01-01`")]
+    InvalidPartition {
+        /// The rejected partition.
+        partition: String,
+    },
+    /// `drop_relation` found something at the relation's path that etlm did not publish.
+    #[error("`{path}` is not a relation published by etlm (expected a symlink)")]
+    NotARelation {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io { action, path, source }
+}
+
+/// How `Warehouse::lock` behaves when another process holds the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnContention {
+    /// Block until the lock is free (call it from a blocking thread).
+    Wait,
+    /// Return `StorageError::Locked` at once.
+    Fail,
+}
+
+/// The on-disk warehouse of the embedded engine (see the module docs for the layout).
+#[derive(Clone, Debug)]
+pub struct Warehouse {
+    root: PathBuf,
+}
+
+/// Holds the warehouse's writer lock until dropped.
+#[derive(Debug)]
+pub struct WarehouseLock {
+    _file: File,
+    root: PathBuf,
+}
+
+/// A published relation: its name, the version directory it resolves to and its metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRelation {
+    /// Schema (directory under the root).
+    pub schema: String,
+    /// Relation name (the symlink in the schema directory).
+    pub name: String,
+    /// The version the symlink points at.
+    pub version: String,
+    /// Absolute path of the version directory; its files never change.
+    pub dir: PathBuf,
+    /// The version's `_etlm.json`.
+    pub meta: RelationMeta,
+}
+
+impl StoredRelation {
+    /// The hive partitions of this version, as relative paths (`dt=2024-01-01`), sorted.
+    pub fn partitions(&self) -> Result<Vec<String>, StorageError> {
+        list_partitions(&self.dir, &self.meta.partition_by)
+    }
+}
+
+/// A fresh, unpublished version directory (`<version>.staging`) that no reader sees.
+///
+/// Dropping it without `Warehouse::publish` deletes the directory; after a crash the
+/// next `Warehouse::sweep` does.
+#[derive(Debug)]
+pub struct Staging {
+    schema: String,
+    name: String,
+    version: String,
+    dir: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    /// The directory to write Parquet files into (absolute, valid UTF-8).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The hive partitions written so far, as relative paths (`dt=2024-01-01`), sorted.
+    pub fn partitions(&self, partition_by: &[String]) -> Result<Vec<String>, StorageError> {
+        list_partitions(&self.dir, partition_by)
+    }
+
+    /// Hard-links every file of `partition` (`dt=2024-01-01`, or `a=1/b=2` for nested
+    /// partitioning) from the version of `from` into this staging directory, so an
+    /// unchanged partition is reused without copying.
+    pub fn link_partition(&self, from: &StoredRelation, partition: &str) -> Result<(), StorageError> {
+        let relative = Path::new(partition);
+        let valid = !partition.is_empty()
+            && relative.components().all(|c| matches!(c, Component::Normal(s) if s.to_string_lossy().contains('=')));
+        if !valid {
+            return Err(StorageError::InvalidPartition { partition: partition.to_string() });
+        }
+        link_tree(&from.dir.join(relative), &self.dir.join(relative))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            // Best effort: a leftover is harmless and the next sweep removes it.
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// What `Warehouse::sweep` removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// `*.staging` directories left by crashed or failed runs.
+    pub staging_dirs: usize,
+    /// Temporary symlinks left between creation and rename.
+    pub temp_links: usize,
+    /// Version directories no relation points at any more.
+    pub old_versions: usize,
+}
+
+impl Warehouse {
+    /// Opens the warehouse at `root`, creating the directory if missing.
+    ///
+    /// The root must be valid UTF-8 without glob characters (`*`, `?`, `[`), because
+    /// DataFusion addresses tables by path strings.
+    pub fn open(root: impl AsRef<Path>) -> Result<Warehouse, StorageError> {
+        let root = root.as_ref();
+        let unsupported = |reason| StorageError::UnsupportedPath { path: root.to_path_buf(), reason };
+        let text = root.to_str().ok_or_else(|| unsupported("it is not valid UTF-8"))?;
+        if text.contains(['*', '?', '[']) {
+            return Err(unsupported("it contains a glob character (`*`, `?` or `[`)"));
+        }
+        fs::create_dir_all(root).map_err(io_err("create directory", root))?;
+        let root = root.canonicalize().map_err(io_err("resolve", root))?;
+        if root.to_str().is_none_or(|t| t.contains(['*', '?', '['])) {
+            return Err(StorageError::UnsupportedPath { path: root, reason: "its resolved path is not plain UTF-8" });
+        }
+        Ok(Warehouse { root })
+    }
+
+    /// The warehouse root (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the exclusive writer lock (`<root>/.etlm.lock`) and records this process in it.
+    pub fn lock(&self, on_contention: OnContention) -> Result<WarehouseLock, StorageError> {
+        let path = self.root.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("open lock file", &path))?;
+        match on_contention {
+            OnContention::Wait => file.lock().map_err(io_err("lock", &path))?,
+            OnContention::Fail => match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    // The holder may not have written its line yet; that is not an error.
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = match holder.trim() {
+                        "" => "holder unknown".to_string(),
+                        line => line.to_string(),
+                    };
+                    return Err(StorageError::Locked { root: self.root.clone(), holder });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
+            },
+        }
+        let line = format!("pid {}, started {}\n", std::process::id(), now());
+        file.set_len(0)
+            .and_then(|()| file.write_all(line.as_bytes()))
+            .map_err(io_err("write lock file", &path))?;
+        Ok(WarehouseLock { _file: file, root: self.root.clone() })
+    }
+
+    /// Every published relation, sorted by schema and name. Dot-directories, plain
+    /// directories and symlinks that do not lead to a version with a readable
+    /// `_etlm.json` are skipped.
+    pub fn relations(&self) -> Result<Vec<StoredRelation>, StorageError> {
+        let mut found = Vec::new();
+        for schema in visible_entries(&self.root)? {
+            let schema_dir = self.root.join(&schema);
+            if !schema_dir.is_dir() {
+                continue;
+            }
+            for name in visible_entries(&schema_dir)? {
+                if let Some(relation) = self.resolve(&schema, &name)? {
+                    found.push(relation);
+                }
+            }
+        }
+        found.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+        Ok(found)
+    }
+
+    /// The published relation `schema.name`, if there is one.
+    pub fn relation(&self, schema: &str, name: &str) -> Result<Option<StoredRelation>, StorageError> {
+        validate_name(schema)?;
+        validate_name(name)?;
+        self.resolve(schema, name)
+    }
+
+    /// Creates a fresh staging directory for a new version of `schema.name`.
+    pub fn stage(&self, schema: &str, name: &str) -> Result<Staging, StorageError> {
+        validate_name(schema)?;
+        validate_name(name)?;
+        let versions = self.versions_dir(schema, name);
+        fs::create_dir_all(&versions).map_err(io_err("create directory", &versions))?;
+        loop {
+            let version = next_version(&versions)?;
+            let dir = versions.join(format!("{version}{STAGING_SUFFIX}"));
+            match fs::create_dir(&dir) {
+                Ok(()) => {
+                    return Ok(Staging { schema: schema.into(), name: name.into(), version, dir, published: false });
+                }
+                // Another stager took this number between our listing and mkdir.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create directory", &dir)(e)),
+            }
+        }
+    }
+
+    /// Makes `staging` the current version of its relation: writes `meta` as
+    /// `_etlm.json`, syncs everything, renames the directory to its final version name
+    /// and atomically swaps the relation's symlink to it. The previous version stays on
+    /// disk (open readers keep working) until `sweep`.
+    pub fn publish(&self, mut staging: Staging, meta: RelationMeta) -> Result<StoredRelation, StorageError> {
+        let meta_path = staging.dir.join(META_FILE);
+        let json = serde_json::to_vec_pretty(&meta).expect("metadata always serializes");
+        write_synced(&meta_path, &json)?;
+        sync_tree(&staging.dir)?;
+
+        let versions = self.versions_dir(&staging.schema, &staging.name);
+        let final_dir = versions.join(&staging.version);
+        fs::rename(&staging.dir, &final_dir).map_err(io_err("rename", &staging.dir))?;
+        staging.published = true;
+        sync_dir(&versions)?;
+
+        let schema_dir = self.root.join(&staging.schema);
+        let target = Path::new(VERSIONS_DIR).join(&staging.name).join(&staging.version);
+        let temp = schema_dir.join(format!(".{}.{}{LINK_SUFFIX}", staging.name, staging.version));
+        symlink(&target, &temp).map_err(io_err("create symlink", &temp))?;
+        let link = schema_dir.join(&staging.name);
+        // rename(2) replaces the old symlink atomically: readers see old or new, never nothing.
+        fs::rename(&temp, &link).map_err(io_err("replace symlink", &link))?;
+        sync_dir(&schema_dir)?;
+        sync_dir(&self.root)?;
+
+        Ok(StoredRelation {
+            schema: staging.schema.clone(),
+            name: staging.name.clone(),
+            version: staging.version.clone(),
+            dir: final_dir,
+            meta,
+        })
+    }
+
+    /// Unpublishes `schema.name` atomically; its versions go at the next `sweep`.
+    /// Returns whether there was a relation to drop.
+    pub fn drop_relation(&self, schema: &str, name: &str) -> Result<bool, StorageError> {
+        validate_name(schema)?;
+        validate_name(name)?;
+        let schema_dir = self.root.join(schema);
+        let link = schema_dir.join(name);
+        match fs::symlink_metadata(&link) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("inspect", &link)(e)),
+            Ok(m) if !m.file_type().is_symlink() => return Err(StorageError::NotARelation { path: link }),
+            Ok(_) => {}
+        }
+        let temp = schema_dir.join(format!(".{name}.{}.drop{LINK_SUFFIX}", now_micros()));
+        fs::rename(&link, &temp).map_err(io_err("rename", &link))?;
+        fs::remove_file(&temp).map_err(io_err("remove", &temp))?;
+        sync_dir(&schema_dir)?;
+        Ok(true)
+    }
+
+    /// Deletes staging directories, temporary symlinks and versions no relation points
+    /// at. Taking the lock guard proves no other run is staging or publishing.
+    pub fn sweep(&self, lock: &WarehouseLock) -> Result<SweepReport, StorageError> {
+        debug_assert_eq!(lock.root, self.root, "the lock must belong to this warehouse");
+        let mut report = SweepReport::default();
+        for schema in visible_entries(&self.root)? {
+            let schema_dir = self.root.join(&schema);
+            if !schema_dir.is_dir() {
+                continue;
+            }
+            for entry in dir_entries(&schema_dir)? {
+                let path = schema_dir.join(&entry);
+                let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+                if entry.starts_with('.') && entry.ends_with(LINK_SUFFIX) && is_link {
+                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                    report.temp_links += 1;
+                }
+            }
+            let versions_root = schema_dir.join(VERSIONS_DIR);
+            if !versions_root.is_dir() {
+                continue;
+            }
+            for name in dir_entries(&versions_root)? {
+                let current = current_version(&schema_dir, &name);
+                let versions = versions_root.join(&name);
+                for version in dir_entries(&versions)? {
+                    if current.as_deref() == Some(version.as_str()) {
+                        continue;
+                    }
+                    remove_any(&versions.join(&version))?;
+                    if version.ends_with(STAGING_SUFFIX) {
+                        report.staging_dirs += 1;
+                    } else {
+                        report.old_versions += 1;
+                    }
+                }
+                if current.is_none() {
+                    fs::remove_dir(&versions).map_err(io_err("remove", &versions))?;
+                }
+            }
+            sync_dir(&versions_root)?;
+        }
+        Ok(report)
+    }
+
+    fn versions_dir(&self, schema: &str, name: &str) -> PathBuf {
+        self.root.join(schema).join(VERSIONS_DIR).join(name)
+    }
+
+    /// Follows `<root>/<schema>/<name>` if it is a symlink to a valid version.
+    fn resolve(&self, schema: &str, name: &str) -> Result<Option<StoredRelation>, StorageError> {
+        let schema_dir = self.root.join(schema);
+        let Some(version) = current_version(&schema_dir, name) else { return Ok(None) };
+        let dir = self.versions_dir(schema, name).join(&version);
+        let meta_path = dir.join(META_FILE);
+        let bytes = match fs::read(&meta_path) {
+            Ok(bytes) => bytes,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(None),
+            Err(e) => return Err(io_err("read", &meta_path)(e)),
+        };
+        let Ok(meta) = serde_json::from_slice::<RelationMeta>(&bytes) else { return Ok(None) };
+        Ok(Some(StoredRelation { schema: schema.into(), name: name.into(), version, dir, meta }))
+    }
+}
+
+/// Rejects names that would escape the warehouse, hide themselves or confuse DataFusion's
+/// path parsing.
+fn validate_name(name: &str) -> Result<(), StorageError> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.starts_with('.') {
+        "it starts with `.`"
+    } else if name.contains(['/', '\0']) {
+        "it contains `/` or a NUL byte"
+    } else if name.contains(['*', '?', '[']) {
+        "it contains a glob character (`*`, `?` or `[`)"
+    } else {
+        return Ok(());
+    };
+    Err(StorageError::InvalidName { name: name.to_string(), reason })
+}
+
+/// The version `<schema_dir>/<name>` links to, if it is a symlink of the form etlm writes.
+fn current_version(schema_dir: &Path, name: &str) -> Option<String> {
+    let target = fs::read_link(schema_dir.join(name)).ok()?;
+    let parts: Vec<&OsStr> = target.components().map(|c| c.as_os_str()).collect();
+    match parts.as_slice() {
+        [versions, link_name, version] if *versions == VERSIONS_DIR && *link_name == name => {
+            let version = version.to_str()?;
+            (!version.starts_with('.') && !version.ends_with(STAGING_SUFFIX)).then(|| version.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// A sortable version name: microseconds since the epoch, zero-padded, and always above
+/// every existing version so names are never reused.
+fn next_version(versions: &Path) -> Result<String, StorageError> {
+    let highest = dir_entries(versions)?
+        .iter()
+        .filter_map(|entry| entry.trim_end_matches(STAGING_SUFFIX).parse::<u128>().ok())
+        .max();
+    let next = highest.map_or(0, |h| h + 1).max(now_micros());
+    Ok(format!("{next:016}"))
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros())
+}
+
+/// Names in `dir` (UTF-8 only; etlm never creates other names).
+fn dir_entries(dir: &Path) -> Result<Vec<String>, StorageError> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let entry = entry.map_err(io_err("list", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Names in `dir` that do not start with a dot.
+fn visible_entries(dir: &Path) -> Result<Vec<String>, StorageError> {
+    Ok(dir_entries(dir)?.into_iter().filter(|n| !n.starts_with('.')).collect())
+}
+
+/// Partition paths under `dir`: one `col=value` level per partition column.
+fn list_partitions(dir: &Path, partition_by: &[String]) -> Result<Vec<String>, StorageError> {
+    if partition_by.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut found = vec![String::new()];
+    for column in partition_by {
+        let prefix = format!("{column}=");
+        let mut next = Vec::new();
+        for parent in &found {
+            for entry in dir_entries(&dir.join(parent))? {
+                if entry.starts_with(&prefix) && dir.join(parent).join(&entry).is_dir() {
+                    next.push(if parent.is_empty() { entry } else { format!("{parent}/{entry}") });
+                }
+            }
+        }
+        found = next;
+    }
+    Ok(found)
+}
+
+/// Recreates the directory tree `from` under `to` with hard links to its files.
+fn link_tree(from: &Path, to: &Path) -> Result<(), StorageError> {
+    fs::create_dir_all(to).map_err(io_err("create directory", to))?;
+    for entry in fs::read_dir(from).map_err(io_err("list", from))? {
+        let entry = entry.map_err(io_err("list", from))?;
+        let source = entry.path();
+        let dest = to.join(entry.file_name());
+        let file_type = entry.file_type().map_err(io_err("inspect", &source))?;
+        if file_type.is_dir() {
+            link_tree(&source, &dest)?;
+        } else {
+            fs::hard_link(&source, &dest).map_err(io_err("hard-link", &dest))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut file = File::create(path).map_err(io_err("create", path))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err("write", path))
+}
+
+/// fsyncs every file and directory under `dir`, children before parents.
+fn sync_tree(dir: &Path) -> Result<(), StorageError> {
+    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let path = entry.map_err(io_err("list", dir))?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            File::open(&path).and_then(|f| f.sync_all()).map_err(io_err("sync", &path))?;
+        }
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir).and_then(|f| f.sync_all()).map_err(io_err("sync", dir))
+}
+
+fn remove_any(path: &Path) -> Result<(), StorageError> {
+    let is_dir = fs::symlink_metadata(path).map_err(io_err("inspect", path))?.is_dir();
+    let removed = if is_dir { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    removed.map_err(io_err("remove", path))
+}

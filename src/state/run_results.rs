@@ -1,0 +1,66 @@
+//! `target/run_results.json`: every node of the last run with its status, timing, rows
+//! and error.
+
+use serde::Serialize;
+
+use crate::report::progress::Status;
+use crate::run::execute::RunSummary;
+
+#[derive(Serialize)]
+struct RunResults<'a> {
+    metadata: Metadata<'a>,
+    elapsed_time: f64,
+    results: Vec<NodeEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    etlm_version: &'static str,
+    run_id: &'a str,
+    command: &'static str,
+    started_at: String,
+    finished_at: String,
+}
+
+#[derive(Serialize)]
+struct NodeEntry<'a> {
+    unique_id: &'a str,
+    status: Status,
+    kind: &'a str,
+    relation: &'a str,
+    started_at: String,
+    execution_time: f64,
+    rows: Option<u64>,
+    message: Option<&'a str>,
+}
+
+/// The JSON text of run_results.json for a finished run.
+pub fn run_results_json(summary: &RunSummary) -> String {
+    let doc = RunResults {
+        metadata: Metadata {
+            etlm_version: env!("CARGO_PKG_VERSION"),
+            run_id: &summary.run_id,
+            command: summary.command.as_str(),
+            started_at: summary.started_at.to_rfc3339(),
+            finished_at: summary.finished_at.to_rfc3339(),
+        },
+        elapsed_time: (summary.finished_at - summary.started_at).num_milliseconds() as f64 / 1000.0,
+        results: summary
+            .results
+            .iter()
+            .map(|r| NodeEntry {
+                unique_id: &r.line.unique_id,
+                status: r.line.status,
+                kind: &r.line.kind,
+                relation: &r.line.name,
+                started_at: r.started_at.to_rfc3339(),
+                execution_time: r.line.seconds,
+                rows: r.line.rows,
+                message: r.line.message.as_deref(),
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&doc).expect("run results serialize");
+    text.push('\n');
+    text
+}
