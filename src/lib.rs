@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod compile;
 pub mod diagnostics;
+pub mod engine;
 pub mod graph;
 pub mod project;
 pub mod relation;

@@ -1,7 +1,11 @@
 //! The command line: clap types, one file per subcommand, and the human/JSON choice.
 
+mod clean;
 mod compile;
 mod ls;
+mod run;
+mod runs;
+mod show;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +19,7 @@ use crate::graph::{self, NoExternal};
 use crate::project::yaml::Yaml;
 use crate::project::{Env, LoadOptions};
 use crate::report::{Output, print_diagnostics};
+use crate::run::execute::Command as RunCommand;
 use crate::template::RenderSettings;
 
 /// How a command ended.
@@ -85,6 +90,18 @@ pub enum Command {
     Compile,
     /// List the selected nodes.
     Ls(ls::LsArgs),
+    /// Load CSV seeds into the target.
+    Seed(run::RunArgs),
+    /// Build the selected models in DAG order.
+    Run(run::RunArgs),
+    /// Seed and run in one DAG walk.
+    Build(run::RunArgs),
+    /// Query the target and print a table.
+    Show(show::ShowArgs),
+    /// The run history, newest first.
+    Runs(runs::RunsArgs),
+    /// Remove the target folder (never the warehouse).
+    Clean,
 }
 
 /// Runs a parsed command line. `env` is the process environment.
@@ -94,6 +111,12 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
     let result = match cli.command {
         Command::Compile => compile::run(&cli.global, env, &sources, &out),
         Command::Ls(args) => ls::run(&cli.global, &args, env, &sources, &out),
+        Command::Seed(args) => run::run(RunCommand::Seed, &cli.global, &args, env, &sources, &out),
+        Command::Run(args) => run::run(RunCommand::Run, &cli.global, &args, env, &sources, &out),
+        Command::Build(args) => run::run(RunCommand::Build, &cli.global, &args, env, &sources, &out),
+        Command::Show(args) => show::run(&cli.global, &args, env, &sources, &out),
+        Command::Runs(args) => runs::run(&cli.global, &args, env, &sources, &out),
+        Command::Clean => clean::run(&cli.global, env, &sources, &out),
     };
     match result {
         Ok(outcome) => outcome,
@@ -139,4 +162,37 @@ fn selected(global: &GlobalArgs, compiled: &CompiledProject) -> Result<std::coll
     let select = graph::parse_selectors(&global.select).map_err(to_diag)?;
     let exclude = graph::parse_selectors(&global.exclude).map_err(to_diag)?;
     graph::select(&compiled.dag, &select, &exclude, &NoExternal).map_err(to_diag)
+}
+
+/// A new run id: sortable by time, unique enough across processes.
+fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    format!("{}-{:05}", now.format("%Y%m%dT%H%M%S%.6f"), std::process::id() % 100_000)
+}
+
+/// The async runtime engines run on.
+fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| vec![Diagnostic::error("runtime", format!("could not start the async runtime: {e}"))])
+}
+
+/// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.
+fn warehouse_dir(project: &crate::project::Project) -> PathBuf {
+    match project.target.settings.get("path").and_then(Json::as_str) {
+        Some(p) => project.root.join(p),
+        None => project.root.join("warehouse"),
+    }
+}
+
+/// An engine error that stops the command (exit code 2).
+fn engine_diagnostic(e: crate::engine::EngineError, warehouse: &std::path::Path) -> Diagnostic {
+    let d = Diagnostic::error(e.code(), e.to_string());
+    match e {
+        crate::engine::EngineError::Locked(_) => {
+            d.with_help("wait for it to finish, or pass `--wait-for-lock` to queue behind it")
+        }
+        _ => d.with_note(format!("warehouse: {}", warehouse.display())),
+    }
 }

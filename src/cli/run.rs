@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::failpoint::Failpoints;
-use crate::engine::local::{Access, LocalEngine};
+use crate::engine::datafusion::{Access, DataFusionEngine};
 use crate::project::Env;
 use crate::report::progress::{Progress, Status};
 use crate::report::{Output, print_diagnostics, write_atomic};
@@ -62,7 +62,7 @@ pub fn run(
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async {
         let warehouse = super::warehouse_dir(&compiled.project);
-        let engine = LocalEngine::open(&warehouse, Access::Write { wait: args.wait_for_lock })
+        let engine = DataFusionEngine::open(&warehouse, Access::Write { wait: args.wait_for_lock })
             .await
             .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
         let engine = Arc::new(engine);

@@ -2,7 +2,7 @@
 
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::local::{Access, LocalEngine};
+use crate::engine::datafusion::{Access, DataFusionEngine};
 use crate::project::Env;
 use crate::report::Output;
 
@@ -41,7 +41,7 @@ pub fn run(global: &GlobalArgs, args: &RunsArgs, env: Env, sources: &SourceMap, 
     let warehouse = super::warehouse_dir(&project);
     let runtime = super::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = LocalEngine::open(&warehouse, Access::Read).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let engine = DataFusionEngine::open(&warehouse, Access::Read).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
         engine.query_limited(&sql, usize::MAX).await.map_err(|e| {
             vec![Diagnostic::error("no-history", format!("could not read the run history: {e}"))
                 .with_help("the history exists after the first `etlm run`, `seed` or `build`")]

@@ -2,7 +2,7 @@
 
 use super::{Format, GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::local::{Access, LocalEngine};
+use crate::engine::datafusion::{Access, DataFusionEngine};
 use crate::graph::ResourceType;
 use crate::project::Env;
 use crate::report::Output;
@@ -43,7 +43,7 @@ pub fn run(global: &GlobalArgs, args: &ShowArgs, env: Env, sources: &SourceMap, 
     let warehouse = super::warehouse_dir(&compiled.project);
     let runtime = super::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = LocalEngine::open(&warehouse, Access::Read).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let engine = DataFusionEngine::open(&warehouse, Access::Read).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
         engine.query_limited(&sql, args.limit).await.map_err(|e| {
             vec![Diagnostic::error("query-failed", format!("the query failed: {e}")).with_note(format!("query: {sql}"))]
         })

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::compile::{CompiledProject, Node};
 use crate::engine::failpoint::Failpoints;
-use crate::engine::local::{Build, LocalEngine};
+use crate::engine::datafusion::{Build, DataFusionEngine};
 use crate::graph::ResourceType;
 use crate::project::Materialization;
 use crate::report::progress::{Progress, ResultLine, Status};
@@ -116,7 +116,7 @@ pub fn plan_jobs(compiled: &CompiledProject, command: Command, selected: &BTreeS
 /// Runs the command's nodes on the engine, reporting each as it finishes.
 pub async fn execute(
     compiled: Arc<CompiledProject>,
-    engine: Arc<LocalEngine>,
+    engine: Arc<DataFusionEngine>,
     opts: &RunOptions,
     progress: &Progress,
 ) -> RunSummary {
@@ -141,9 +141,7 @@ pub async fn execute(
             async move {
                 starts.lock().expect("start times").insert(id.clone(), (chrono::Utc::now(), Instant::now()));
                 let node = &compiled.nodes[&id];
-                let rows = build_node(node, &compiled, &engine, &failpoints, &root).await?;
-                failpoints.hit("before-state-write", &node.name);
-                Ok(rows)
+                build_node(node, &compiled, &engine, &failpoints, &root).await
             }
         },
         |id, status| {
@@ -183,7 +181,7 @@ fn kind_of(node: &Node) -> &'static str {
 async fn build_node(
     node: &Node,
     compiled: &CompiledProject,
-    engine: &LocalEngine,
+    engine: &DataFusionEngine,
     failpoints: &Failpoints,
     root: &std::path::Path,
 ) -> Result<Option<u64>, String> {

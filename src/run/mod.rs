@@ -2,4 +2,5 @@
 //! run history. `schedule.rs` decides what runs when; this module decides what each node
 //! does.
 
+pub mod execute;
 pub mod schedule;

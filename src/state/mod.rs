@@ -2,3 +2,4 @@
 //! keys so the same project gives the same bytes.
 
 pub mod manifest;
+pub mod run_results;

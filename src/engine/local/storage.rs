@@ -527,3 +527,150 @@ fn remove_any(path: &Path) -> Result<(), StorageError> {
     let removed = if is_dir { fs::remove_dir_all(path) } else { fs::remove_file(path) };
     removed.map_err(io_err("remove", path))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::engine::local::meta::ColumnMeta;
+
+    fn meta(partition_by: &[&str]) -> RelationMeta {
+        let mut columns = vec![ColumnMeta { name: "id".into(), data_type: "Int64".into() }];
+        columns.extend(partition_by.iter().map(|p| ColumnMeta { name: p.to_string(), data_type: "Utf8".into() }));
+        RelationMeta::table(columns, partition_by.iter().map(|p| p.to_string()).collect())
+    }
+
+    /// Publishes `main.<name>` holding the given files (relative path, content).
+    fn publish_files(wh: &Warehouse, name: &str, files: &[(&str, &str)], partition_by: &[&str]) -> StoredRelation {
+        let staging = wh.stage("main", name).unwrap();
+        for (path, content) in files {
+            let path = staging.dir().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
+        }
+        wh.publish(staging, meta(partition_by)).unwrap()
+    }
+
+    fn warehouse() -> (tempfile::TempDir, Warehouse) {
+        let temp = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(temp.path().join("warehouse")).unwrap();
+        (temp, wh)
+    }
+
+    #[test]
+    fn publish_swaps_the_symlink_and_keeps_the_old_version_until_sweep() {
+        let (_temp, wh) = warehouse();
+        let first = publish_files(&wh, "orders", &[("a.parquet", "v1")], &[]);
+        let second = publish_files(&wh, "orders", &[("b.parquet", "v2")], &[]);
+
+        assert!(second.version > first.version);
+        let link = wh.root().join("main/orders");
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new(".versions/orders").join(&second.version));
+        assert_eq!(fs::read_to_string(link.join("b.parquet")).unwrap(), "v2");
+        assert!(!link.join("a.parquet").exists());
+        // A reader that resolved the first version still finds its files.
+        assert_eq!(fs::read_to_string(first.dir.join("a.parquet")).unwrap(), "v1");
+        assert!(second.dir.join(META_FILE).is_file());
+        assert_eq!(wh.relations().unwrap(), vec![second.clone()]);
+        assert_eq!(wh.relation("main", "orders").unwrap(), Some(second));
+    }
+
+    #[test]
+    fn staging_is_invisible_and_removed_when_dropped_unpublished() {
+        let (_temp, wh) = warehouse();
+        let staging = wh.stage("main", "orders").unwrap();
+        fs::write(staging.dir().join("x.parquet"), "x").unwrap();
+        assert!(staging.dir().ends_with(format!("{}.staging", staging.version)));
+        assert_eq!(wh.relations().unwrap(), vec![]);
+        let dir = staging.dir().to_path_buf();
+        drop(staging);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn link_partition_reuses_the_same_inode() {
+        let (_temp, wh) = warehouse();
+        let files = [("dt=2024-01-01/part.parquet", "day1"), ("dt=2024-01-02/part.parquet", "day2")];
+        let current = publish_files(&wh, "events", &files, &["dt"]);
+        assert_eq!(current.partitions().unwrap(), vec!["dt=2024-01-01", "dt=2024-01-02"]);
+
+        let staging = wh.stage("main", "events").unwrap();
+        staging.link_partition(&current, "dt=2024-01-01").unwrap();
+        let old = fs::metadata(current.dir.join("dt=2024-01-01/part.parquet")).unwrap();
+        let new = fs::metadata(staging.dir().join("dt=2024-01-01/part.parquet")).unwrap();
+        assert_eq!(old.ino(), new.ino());
+        assert_eq!(staging.partitions(&["dt".into()]).unwrap(), vec!["dt=2024-01-01"]);
+
+        for bad in ["", "../x", "/etc", "plain"] {
+            let err = staging.link_partition(&current, bad).unwrap_err();
+            assert!(matches!(err, StorageError::InvalidPartition { .. }), "{bad}: {err}");
+        }
+        let missing = staging.link_partition(&current, "dt=2030-01-01").unwrap_err();
+        assert!(missing.to_string().contains("dt=2030-01-01"), "{missing}");
+    }
+
+    #[test]
+    fn sweep_removes_leftovers_and_superseded_versions_but_never_the_current_one() {
+        let (_temp, wh) = warehouse();
+        let old = publish_files(&wh, "orders", &[("a.parquet", "v1")], &[]);
+        let current = publish_files(&wh, "orders", &[("b.parquet", "v2")], &[]);
+        let gone = publish_files(&wh, "gone", &[("g.parquet", "g")], &[]);
+        assert!(wh.drop_relation("main", "gone").unwrap());
+        assert!(!wh.drop_relation("main", "gone").unwrap());
+        // A crash after staging and one between creating and renaming a symlink.
+        let crashed = wh.stage("main", "orders").unwrap();
+        let crashed_dir = crashed.dir().to_path_buf();
+        std::mem::forget(crashed);
+        symlink(".versions/orders/1", wh.root().join("main/.orders.1.link")).unwrap();
+
+        let lock = wh.lock(OnContention::Fail).unwrap();
+        let report = wh.sweep(&lock).unwrap();
+        assert_eq!(report, SweepReport { staging_dirs: 1, temp_links: 1, old_versions: 2 });
+        assert!(!old.dir.exists() && !gone.dir.exists() && !crashed_dir.exists());
+        assert!(!wh.root().join("main/.versions/gone").exists());
+        assert_eq!(wh.relations().unwrap(), vec![current.clone()]);
+        assert_eq!(fs::read_to_string(current.dir.join("b.parquet")).unwrap(), "v2");
+        assert_eq!(wh.sweep(&lock).unwrap(), SweepReport::default());
+    }
+
+    #[test]
+    fn a_second_lock_fails_with_the_holder_until_the_first_is_dropped() {
+        let (_temp, wh) = warehouse();
+        let held = wh.lock(OnContention::Fail).unwrap();
+        let err = wh.lock(OnContention::Fail).unwrap_err();
+        let StorageError::Locked { holder, .. } = &err else { panic!("expected Locked, got {err}") };
+        assert!(holder.starts_with(&format!("pid {}, started 20", std::process::id())), "{holder}");
+        let message = err.to_string();
+        assert!(message.starts_with("another etlm run holds the lock on warehouse `"), "{message}");
+        drop(held);
+        wh.lock(OnContention::Fail).unwrap();
+    }
+
+    #[test]
+    fn relations_skip_what_etlm_did_not_publish() {
+        let (_temp, wh) = warehouse();
+        let orders = publish_files(&wh, "orders", &[("a.parquet", "v1")], &[]);
+        let main = wh.root().join("main");
+        fs::create_dir(main.join("plain_dir")).unwrap();
+        symlink("nowhere", main.join("dangling")).unwrap();
+        fs::create_dir_all(main.join(".versions/nometa/1")).unwrap();
+        symlink(".versions/nometa/1", main.join("nometa")).unwrap();
+        symlink(format!(".versions/orders/{}", orders.version), main.join("alias")).unwrap();
+        fs::create_dir_all(wh.root().join(".hidden/x")).unwrap();
+        fs::write(wh.root().join("stray.txt"), "").unwrap();
+        assert_eq!(wh.relations().unwrap(), vec![orders]);
+    }
+
+    #[test]
+    fn names_that_would_escape_or_hide_are_rejected() {
+        let (_temp, wh) = warehouse();
+        for bad in ["", ".versions", "a/b", "x*"] {
+            assert!(matches!(wh.stage("main", bad), Err(StorageError::InvalidName { .. })), "{bad:?}");
+        }
+        assert!(matches!(wh.drop_relation("..", "x"), Err(StorageError::InvalidName { .. })));
+        let temp = tempfile::tempdir().unwrap();
+        let err = Warehouse::open(temp.path().join("wh[1]")).unwrap_err();
+        assert!(matches!(err, StorageError::UnsupportedPath { .. }), "{err}");
+    }
+}

@@ -1,0 +1,245 @@
+//! The embedded engine: DataFusion over the Parquet warehouse in `engine/local/`.
+//!
+//! A run opens it with the writer lock held (a second run fails at once, or waits with
+//! `--wait-for-lock`), sweeps what a killed run left behind, and builds each model into a
+//! staging version that is published by one atomic symlink swap. `show` and `runs` open it
+//! without the lock: readers never block and always see complete versions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::prelude::SessionContext;
+
+use super::EngineError;
+use super::failpoint::Failpoints;
+use super::local::{
+    OnContention, RelationMeta, Warehouse, WarehouseLock, open_session, register_relation, register_table_dir,
+    table_columns, write_dataframe, write_query,
+};
+use crate::relation::Relation;
+use crate::report::progress::Status;
+use crate::run::execute::RunSummary;
+
+/// Whether a command writes (and so takes the lock) or only reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write { wait: bool },
+    Read,
+}
+
+/// What to build into a relation.
+#[derive(Debug)]
+pub enum Build {
+    View(String),
+    Table { sql: String, partition_by: Vec<String> },
+    Seed(RecordBatch),
+}
+
+/// The schema holding etlm's own tables (run history).
+pub const HISTORY_SCHEMA: &str = "_etlm";
+
+/// The embedded engine, open on one warehouse.
+pub struct DataFusionEngine {
+    warehouse: Warehouse,
+    ctx: SessionContext,
+    _lock: Option<WarehouseLock>,
+}
+
+impl DataFusionEngine {
+    /// Opens the warehouse at `root` (created if missing).
+    pub async fn open(root: &Path, access: Access) -> Result<DataFusionEngine, EngineError> {
+        let warehouse = Warehouse::open(root)?;
+        let lock = match access {
+            Access::Write { wait } => {
+                let w = warehouse.clone();
+                let mode = if wait { OnContention::Wait } else { OnContention::Fail };
+                let lock = tokio::task::spawn_blocking(move || w.lock(mode))
+                    .await
+                    .map_err(|e| EngineError::Internal(e.to_string()))??;
+                warehouse.sweep(&lock)?;
+                Some(lock)
+            }
+            Access::Read => None,
+        };
+        let session = open_session(&warehouse).await?;
+        let engine = DataFusionEngine { warehouse, ctx: session.ctx, _lock: lock };
+        engine.register_history()?;
+        Ok(engine)
+    }
+
+    /// Builds `relation` and publishes it atomically, passing the failpoints on the way.
+    /// Returns the number of rows written (none for views).
+    pub async fn build(
+        &self,
+        relation: &Relation,
+        build: Build,
+        failpoints: &Failpoints,
+        model: &str,
+    ) -> Result<Option<u64>, EngineError> {
+        let staging = self.warehouse.stage(&relation.schema, &relation.identifier)?;
+        let (meta, rows) = match build {
+            Build::View(sql) => {
+                let df = self.ctx.sql(&sql).await?;
+                let columns = table_columns(df.schema().as_arrow(), &[]);
+                (RelationMeta::view(columns, sql), None)
+            }
+            Build::Table { sql, partition_by } => {
+                let out = write_query(&self.ctx, &sql, &staging, &partition_by).await?;
+                (RelationMeta::table(out.columns, partition_by), Some(out.rows))
+            }
+            Build::Seed(batch) => {
+                let df = self.ctx.read_batch(batch)?;
+                let out = write_dataframe(df, &staging, &[]).await?;
+                (RelationMeta::table(out.columns, Vec::new()), Some(out.rows))
+            }
+        };
+        failpoints.hit("after-stage", model);
+        failpoints.hit("before-publish", model);
+        let stored = self.warehouse.publish(staging, meta)?;
+        failpoints.hit("after-publish", model);
+        register_relation(&self.ctx, &stored).await?;
+        Ok(rows)
+    }
+
+    /// Runs a query and returns at most `limit` rows.
+    pub async fn query_limited(&self, sql: &str, limit: usize) -> Result<Vec<RecordBatch>, EngineError> {
+        let df = self.ctx.sql(sql).await?;
+        let df = if limit == usize::MAX { df } else { df.limit(0, Some(limit))? };
+        Ok(df.collect().await?)
+    }
+
+    /// Appends the run and its model results to the history (`_etlm.runs`,
+    /// `_etlm.model_runs`): each a new Parquet file, renamed into place whole.
+    pub async fn record_run(&self, summary: &RunSummary, vars: &std::collections::BTreeMap<String, serde_json::Value>) -> Result<(), EngineError> {
+        let models = model_runs_batch(summary)?;
+        let runs = runs_batch(summary, vars)?;
+        for (table, batch) in [("model_runs", models), ("runs", runs)] {
+            let dir = self.history_dir(table);
+            append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
+        }
+        self.register_history()
+    }
+
+    fn history_dir(&self, table: &str) -> PathBuf {
+        self.warehouse.root().join(HISTORY_SCHEMA).join(table)
+    }
+
+    /// Registers the history tables (empty until the first run).
+    fn register_history(&self) -> Result<(), EngineError> {
+        for (table, schema) in [("model_runs", model_runs_schema()), ("runs", runs_schema())] {
+            let dir = self.history_dir(table);
+            std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(dir.clone(), e))?;
+            let meta = RelationMeta::table(table_columns(&schema, &[]), Vec::new());
+            register_table_dir(&self.ctx, HISTORY_SCHEMA, table, &dir, &meta)?;
+        }
+        Ok(())
+    }
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn model_runs_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("unique_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("relation", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("started_at", ts(), false),
+        Field::new("duration_s", DataType::Float64, false),
+        Field::new("error", DataType::Utf8, true),
+    ])
+}
+
+fn runs_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("command", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("started_at", ts(), false),
+        Field::new("finished_at", ts(), false),
+        Field::new("duration_s", DataType::Float64, false),
+        Field::new("ok", DataType::Int64, false),
+        Field::new("error", DataType::Int64, false),
+        Field::new("skipped", DataType::Int64, false),
+        Field::new("vars", DataType::Utf8, false),
+        Field::new("etlm_version", DataType::Utf8, false),
+    ])
+}
+
+fn status_text(status: Status) -> &'static str {
+    match status {
+        Status::Success => "success",
+        Status::Error => "error",
+        Status::Skipped => "skipped",
+        Status::Fail => "fail",
+        Status::Warn => "warn",
+        Status::Pass => "pass",
+    }
+}
+
+fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn model_runs_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
+    let r = &summary.results;
+    let col_str = |f: &dyn Fn(&crate::run::execute::NodeResult) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(r.iter().map(f).collect::<Vec<_>>()))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        col_str(&|_| summary.run_id.clone()),
+        col_str(&|n| n.line.unique_id.clone()),
+        col_str(&|n| n.line.kind.clone()),
+        col_str(&|n| n.line.name.clone()),
+        col_str(&|n| status_text(n.line.status).to_string()),
+        Arc::new(Int64Array::from(r.iter().map(|n| n.line.rows.map(|x| x as i64)).collect::<Vec<_>>())),
+        Arc::new(TimestampMicrosecondArray::from(r.iter().map(|n| micros(n.started_at)).collect::<Vec<_>>()).with_timezone("UTC")),
+        Arc::new(Float64Array::from(r.iter().map(|n| n.line.seconds).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(
+            r.iter().map(|n| if n.line.status == Status::Error { n.line.message.clone() } else { None }).collect::<Vec<_>>(),
+        )),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(model_runs_schema()), columns)?)
+}
+
+fn runs_batch(summary: &RunSummary, vars: &std::collections::BTreeMap<String, serde_json::Value>) -> Result<RecordBatch, EngineError> {
+    let status = if summary.failed() { "error" } else { "success" };
+    let duration = (summary.finished_at - summary.started_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    let count = |s| summary.count(s) as i64;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![summary.run_id.clone()])),
+        Arc::new(StringArray::from(vec![summary.command.as_str()])),
+        Arc::new(StringArray::from(vec![status])),
+        Arc::new(TimestampMicrosecondArray::from(vec![micros(summary.started_at)]).with_timezone("UTC")),
+        Arc::new(TimestampMicrosecondArray::from(vec![micros(summary.finished_at)]).with_timezone("UTC")),
+        Arc::new(Float64Array::from(vec![duration])),
+        Arc::new(Int64Array::from(vec![count(Status::Success)])),
+        Arc::new(Int64Array::from(vec![count(Status::Error)])),
+        Arc::new(Int64Array::from(vec![count(Status::Skipped)])),
+        Arc::new(StringArray::from(vec![serde_json::to_string(vars).expect("vars serialize")])),
+        Arc::new(StringArray::from(vec![env!("CARGO_PKG_VERSION")])),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(runs_schema()), columns)?)
+}
+
+/// Writes `batch` to `dir/name` through a temporary file and a rename, so readers see the
+/// whole file or none of it.
+fn append_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), EngineError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| EngineError::Io(p, e)
+    };
+    let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)?;
+    writer.write(batch)?;
+    let file = writer.into_inner()?;
+    file.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(io(dir))
+}

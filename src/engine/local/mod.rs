@@ -1,0 +1,59 @@
+//! The embedded engine's warehouse: DataFusion over Parquet files in a directory that
+//! DuckDB, Polars, Spark or pyarrow can read as well.
+//!
+//! # Layout
+//!
+//! ```text
+//! warehouse/
+//!   .etlm.lock                         writer lock (pid and start time of the holder)
+//!   main/
+//!     orders -> .versions/orders/0001767225600000000     relative symlink: the current version
+//!     .versions/orders/
+//!       0001767225600000000/           immutable once published
+//!         _etlm.json                   kind, columns (Arrow types), partition_by, sql, created_at
+//!         dt=2024-01-01/<id>.parquet   hive partitions (partition columns are not in the files)
+//!       0001767229200000000.staging/   being written; no reader looks here
+//! ```
+//!
+//! A relation is the symlink `<schema>/<name>`; everything starting with a dot is
+//! etlm's bookkeeping. Other tools read `warehouse/main/orders/**/*.parquet` with hive
+//! partitioning and ignore `_etlm.json`. Views are a version holding only `_etlm.json`
+//! with their SQL, registered when a session opens.
+//!
+//! # Publishing
+//!
+//! A new version is written into a fresh `<version>.staging` directory (new query
+//! output, plus unchanged partitions hard-linked from the current version, never
+//! copied), audited there, then published: `_etlm.json` is written, every file and
+//! directory is fsynced, the directory is renamed to its final name, and a new symlink
+//! made under a temporary name is `rename(2)`d over `<schema>/<name>`.
+//!
+//! Why a symlink swap: a directory cannot be atomically replaced by a non-empty
+//! directory, but `rename(2)` of a symlink over another is atomic. A reader resolving
+//! `<schema>/<name>/` sees the whole old version or the whole new one, never a mix and
+//! never nothing, and a reader that already resolved the old version keeps reading
+//! its files, which stay until `Warehouse::sweep`. A crash at any point leaves the
+//! symlink on the old or the new version; sweep, run under the writer lock at the start
+//! of the next run, removes staging leftovers, temporary symlinks and superseded versions.
+//!
+//! # Sessions
+//!
+//! `open_session` registers every table as a `ListingTable` over its resolved version
+//! directory (schema and partition types from `_etlm.json`, so an empty table still has
+//! columns) and every view from its SQL. Registering the resolved directory, not the
+//! symlink, pins a session to the versions it saw.
+
+mod meta;
+mod seed;
+mod session;
+mod storage;
+mod write;
+
+pub use meta::{ColumnMeta, META_FILE, RelationKind, RelationMeta, table_columns};
+pub use seed::{SeedError, read_seed_csv};
+pub use session::{
+    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, open_session, register_relation,
+    register_table_dir,
+};
+pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
+pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};

@@ -1,0 +1,486 @@
+//! Reading a seed CSV into one Arrow batch, inferring or overriding column types.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::kernels::cast_utils::parse_decimal;
+use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Schema, TimeUnit};
+
+/// A seed file that cannot become a table.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    /// The file could not be read.
+    #[error("could not read `{path}`: {source}")]
+    Io {
+        /// The seed file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not well-formed CSV: a row with the wrong number of fields, an unclosed quote,
+    /// invalid UTF-8.
+    #[error("line {line}: {message}")]
+    Malformed {
+        /// 1-based line of the file where the bad record starts.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// No header row, or one without columns.
+    #[error("the seed has no header row")]
+    EmptyHeader,
+    /// A header field that is empty.
+    #[error("column {position} of the header has no name")]
+    EmptyColumnName {
+        /// 1-based position in the header.
+        position: usize,
+    },
+    /// Two header fields with the same name.
+    #[error("column `{column}` appears twice in the header")]
+    DuplicateColumn {
+        /// The repeated name.
+        column: String,
+    },
+    /// `column_types` names a column the seed does not have.
+    #[error("`column_types` sets a type for `{column}`, which is not a column of the seed")]
+    UnknownColumn {
+        /// The name from `column_types`.
+        column: String,
+    },
+    /// `column_types` gives a type etlm does not know.
+    #[error("`{type_name}` (for column `{column}`) is not a supported seed column type")]
+    UnknownType {
+        /// The column.
+        column: String,
+        /// The type as written.
+        type_name: String,
+    },
+    /// A value that does not parse as its column's declared type.
+    #[error("line {line}, column `{column}`: `{value}` is not a valid {expected}")]
+    InvalidValue {
+        /// 1-based line of the file.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The value as written.
+        value: String,
+        /// The expected type, e.g. `integer`.
+        expected: &'static str,
+    },
+}
+
+/// Reads the CSV at `path` (header row required) into one batch.
+///
+/// Each column's type is inferred from its non-empty values, first match wins: Int64,
+/// Float64, Date32 (`YYYY-MM-DD`), Timestamp(µs) (`YYYY-MM-DD HH:MM:SS[.fff]`, or ISO
+/// 8601 with `T` and an optional offset, converted to UTC), Boolean (`true`/`false`,
+/// any case), else Utf8. Empty values are NULL. `column_types` overrides a column by SQL
+/// type name (`bigint`, `double`, `decimal(10,2)`, `date`, `timestamp`, `boolean`, `text`, ...).
+///
+/// ```no_run
+/// # use std::collections::BTreeMap;
+/// let types = BTreeMap::from([("zip".to_string(), "text".to_string())]);
+/// let batch = etlm::engine::local::read_seed_csv("seeds/customers.csv".as_ref(), &types)?;
+/// # Ok::<(), etlm::engine::local::SeedError>(())
+/// ```
+pub fn read_seed_csv(path: &Path, column_types: &BTreeMap<String, String>) -> Result<RecordBatch, SeedError> {
+    let bytes = std::fs::read(path).map_err(|source| SeedError::Io { path: path.to_path_buf(), source })?;
+    if let Some(line) = unclosed_quote(&bytes) {
+        return Err(SeedError::Malformed { line, message: "a quoted field starting on this line is never closed".into() });
+    }
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes.as_slice());
+    let header: Vec<String> = reader.headers().map_err(malformed)?.iter().map(str::to_string).collect();
+    check_header(&header)?;
+    if let Some(unknown) = column_types.keys().find(|c| !header.contains(c)) {
+        return Err(SeedError::UnknownColumn { column: unknown.clone() });
+    }
+
+    let mut lines = Vec::new();
+    let mut records = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(malformed)?;
+        lines.push(record.position().map_or(0, |p| p.line()));
+        records.push(record);
+    }
+
+    let mut fields = Vec::with_capacity(header.len());
+    let mut arrays = Vec::with_capacity(header.len());
+    for (index, name) in header.iter().enumerate() {
+        let cells: Vec<Cell> = lines.iter().zip(&records).map(|(&line, r)| Cell { line, text: &r[index] }).collect();
+        let seed_type = match column_types.get(name) {
+            Some(type_name) => SeedType::from_sql(type_name)
+                .ok_or_else(|| SeedError::UnknownType { column: name.clone(), type_name: type_name.clone() })?,
+            None => SeedType::infer(&cells),
+        };
+        let array = seed_type.build(&cells).map_err(|cell| SeedError::InvalidValue {
+            line: cell.line,
+            column: name.clone(),
+            value: cell.text.to_string(),
+            expected: seed_type.label(),
+        })?;
+        fields.push(Field::new(name, seed_type.data_type(), true));
+        arrays.push(array);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("one array of the right type per column"))
+}
+
+fn malformed(error: csv::Error) -> SeedError {
+    let line = error.position().map_or(0, |p| p.line());
+    let message = match error.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("this row has {len} fields but the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
+        _ => error.to_string(),
+    };
+    SeedError::Malformed { line, message }
+}
+
+fn check_header(header: &[String]) -> Result<(), SeedError> {
+    if header.is_empty() || header.iter().all(|h| h.trim().is_empty()) {
+        return Err(SeedError::EmptyHeader);
+    }
+    if let Some(position) = header.iter().position(|h| h.trim().is_empty()) {
+        return Err(SeedError::EmptyColumnName { position: position + 1 });
+    }
+    let mut seen = HashSet::new();
+    match header.iter().find(|h| !seen.insert(h.as_str())) {
+        Some(dup) => Err(SeedError::DuplicateColumn { column: dup.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// The line where a quoted field opens and never closes, if any. The `csv` crate
+/// accepts that silently, swallowing the rest of the file into one field.
+fn unclosed_quote(bytes: &[u8]) -> Option<u64> {
+    let mut line = 1;
+    let mut open_since = None;
+    let mut field_start = true;
+    let mut iter = bytes.iter().peekable();
+    while let Some(&byte) = iter.next() {
+        match open_since {
+            Some(_) if byte == b'"' => {
+                if iter.peek() == Some(&&b'"') {
+                    iter.next();
+                } else {
+                    open_since = None;
+                }
+            }
+            None if byte == b'"' && field_start => open_since = Some(line),
+            _ => {}
+        }
+        if byte == b'\n' {
+            line += 1;
+        }
+        field_start = open_since.is_none() && matches!(byte, b',' | b'\n' | b'\r');
+    }
+    open_since
+}
+
+/// One value and the line it is on.
+#[derive(Clone, Copy)]
+struct Cell<'a> {
+    line: u64,
+    text: &'a str,
+}
+
+impl<'a> Cell<'a> {
+    /// The trimmed value, or `None` for NULL (empty).
+    fn value(self) -> Option<&'a str> {
+        Some(self.text.trim()).filter(|t| !t.is_empty())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SeedType {
+    Int64,
+    Float64,
+    Decimal { precision: u8, scale: i8 },
+    Date,
+    Timestamp,
+    Boolean,
+    Text,
+}
+
+/// Types tried by inference, in order; `Text` when none fits.
+const INFERRED: [SeedType; 5] = [SeedType::Int64, SeedType::Float64, SeedType::Date, SeedType::Timestamp, SeedType::Boolean];
+
+impl SeedType {
+    fn infer(cells: &[Cell]) -> SeedType {
+        let values: Vec<&str> = cells.iter().filter_map(|c| c.value()).collect();
+        if values.is_empty() {
+            return SeedType::Text;
+        }
+        INFERRED.into_iter().find(|t| values.iter().all(|v| t.accepts(v))).unwrap_or(SeedType::Text)
+    }
+
+    /// Parses an SQL type name as written in `column_types`.
+    fn from_sql(name: &str) -> Option<SeedType> {
+        let name = name.trim().to_ascii_lowercase();
+        let (base, args) = match name.split_once('(') {
+            Some((base, rest)) => (base.trim(), Some(rest.strip_suffix(')')?)),
+            None => (name.as_str(), None),
+        };
+        let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
+        let plain = |t| args.is_none().then_some(t);
+        match base.as_str() {
+            "integer" | "int" | "bigint" | "smallint" | "int2" | "int4" | "int8" | "int64" => plain(SeedType::Int64),
+            "double" | "double precision" | "float" | "float4" | "float8" | "float64" | "real" => {
+                plain(SeedType::Float64)
+            }
+            "numeric" | "decimal" => match args {
+                None => Some(SeedType::Float64),
+                Some(args) => {
+                    let mut parts = args.split(',').map(|p| p.trim().parse::<u8>().ok());
+                    let precision = parts.next()??;
+                    let scale = parts.next().unwrap_or(Some(0))?;
+                    let valid = parts.next().is_none() && (1..=38).contains(&precision) && scale <= precision;
+                    valid.then_some(SeedType::Decimal { precision, scale: i8::try_from(scale).ok()? })
+                }
+            },
+            "date" => plain(SeedType::Date),
+            "timestamp" | "datetime" | "timestamp without time zone" => plain(SeedType::Timestamp),
+            "boolean" | "bool" => plain(SeedType::Boolean),
+            "text" | "string" | "varchar" | "char" | "character varying" | "character" => Some(SeedType::Text),
+            _ => None,
+        }
+    }
+
+    fn accepts(self, value: &str) -> bool {
+        match self {
+            SeedType::Int64 => parse_i64(value).is_some(),
+            SeedType::Float64 => parse_f64(value).is_some(),
+            SeedType::Decimal { precision, scale } => parse_decimal::<Decimal128Type>(value, precision, scale).is_ok(),
+            SeedType::Date => parse_date(value).is_some(),
+            SeedType::Timestamp => parse_timestamp(value).is_some(),
+            SeedType::Boolean => parse_bool(value).is_some(),
+            SeedType::Text => true,
+        }
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            SeedType::Int64 => DataType::Int64,
+            SeedType::Float64 => DataType::Float64,
+            SeedType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+            SeedType::Date => DataType::Date32,
+            SeedType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            SeedType::Boolean => DataType::Boolean,
+            SeedType::Text => DataType::Utf8,
+        }
+    }
+
+    /// The type as named in error messages.
+    fn label(self) -> &'static str {
+        match self {
+            SeedType::Int64 => "integer",
+            SeedType::Float64 => "number",
+            SeedType::Decimal { .. } => "decimal",
+            SeedType::Date => "date (YYYY-MM-DD)",
+            SeedType::Timestamp => "timestamp (YYYY-MM-DD HH:MM:SS)",
+            SeedType::Boolean => "boolean (true or false)",
+            SeedType::Text => "text",
+        }
+    }
+
+    /// The column as an Arrow array; `Err` is the first cell that does not parse.
+    fn build<'a>(self, cells: &[Cell<'a>]) -> Result<ArrayRef, Cell<'a>> {
+        Ok(match self {
+            SeedType::Int64 => Arc::new(Int64Array::from(parse_cells(cells, parse_i64)?)),
+            SeedType::Float64 => Arc::new(Float64Array::from(parse_cells(cells, parse_f64)?)),
+            SeedType::Decimal { precision, scale } => {
+                let values = parse_cells(cells, |v| parse_decimal::<Decimal128Type>(v, precision, scale).ok())?;
+                Arc::new(
+                    Decimal128Array::from(values)
+                        .with_precision_and_scale(precision, scale)
+                        .expect("precision and scale checked by from_sql"),
+                )
+            }
+            SeedType::Date => Arc::new(Date32Array::from(parse_cells(cells, parse_date)?)),
+            SeedType::Timestamp => Arc::new(TimestampMicrosecondArray::from(parse_cells(cells, parse_timestamp)?)),
+            SeedType::Boolean => Arc::new(BooleanArray::from(parse_cells(cells, parse_bool)?)),
+            SeedType::Text => {
+                Arc::new(cells.iter().map(|c| Some(c.text).filter(|t| !t.is_empty())).collect::<StringArray>())
+            }
+        })
+    }
+}
+
+fn parse_cells<'a, T>(cells: &[Cell<'a>], parse: impl Fn(&str) -> Option<T>) -> Result<Vec<Option<T>>, Cell<'a>> {
+    cells
+        .iter()
+        .map(|&cell| match cell.value() {
+            None => Ok(None),
+            Some(v) => parse(v).map(Some).ok_or(cell),
+        })
+        .collect()
+}
+
+fn parse_i64(value: &str) -> Option<i64> {
+    value.parse().ok()
+}
+
+/// Plain decimal notation only, so `NaN` or `inf` stay text.
+fn parse_f64(value: &str) -> Option<f64> {
+    let numeric = value.bytes().any(|b| b.is_ascii_digit())
+        && value.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
+    numeric.then(|| value.parse().ok()).flatten()
+}
+
+fn parse_date(value: &str) -> Option<i32> {
+    let shaped = value.len() == 10 && value.as_bytes()[4] == b'-' && value.as_bytes()[7] == b'-';
+    let date = shaped.then(|| NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()).flatten()?;
+    Some(Date32Type::from_naive_date(date))
+}
+
+/// Microseconds since the epoch; values with an offset are converted to UTC.
+fn parse_timestamp(value: &str) -> Option<i64> {
+    let shaped = value.len() >= 19 && value.is_char_boundary(10) && value[..10].bytes().filter(|&b| b == b'-').count() == 2;
+    if !shaped {
+        return None;
+    }
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+        .or_else(|| DateTime::parse_from_rfc3339(value).ok().map(|t| t.naive_utc()))?;
+    Some(naive.and_utc().timestamp_micros())
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::util::display::array_value_to_string;
+
+    use super::*;
+
+    fn read(csv: &str, overrides: &[(&str, &str)]) -> Result<RecordBatch, SeedError> {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("seed.csv");
+        std::fs::write(&path, csv).unwrap();
+        let types = overrides.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect();
+        read_seed_csv(&path, &types)
+    }
+
+    fn types(batch: &RecordBatch) -> Vec<String> {
+        batch.schema().fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect()
+    }
+
+    fn column(batch: &RecordBatch, name: &str) -> Vec<String> {
+        let array = batch.column_by_name(name).unwrap();
+        (0..array.len())
+            .map(|i| if array.is_null(i) { "NULL".into() } else { array_value_to_string(array, i).unwrap() })
+            .collect()
+    }
+
+    #[test]
+    fn infers_each_type_from_all_values() {
+        let csv = "\
+int,float,date,ts,flag,text,empty
+1,1.5,2024-01-01,2024-01-01 10:00:00,true,a,
+-2,2,2024-02-29,2024-01-01T10:00:00.250,FALSE,1,
+,,,,,,
+3,1e3,2024-12-31,2024-01-01T12:00:00+02:00,True,2024-01-01,
+";
+        let batch = read(csv, &[]).unwrap();
+        assert_eq!(
+            types(&batch),
+            [
+                "int: Int64",
+                "float: Float64",
+                "date: Date32",
+                "ts: Timestamp(µs)",
+                "flag: Boolean",
+                "text: Utf8",
+                "empty: Utf8"
+            ]
+        );
+        assert_eq!(column(&batch, "int"), ["1", "-2", "NULL", "3"]);
+        assert_eq!(column(&batch, "float"), ["1.5", "2.0", "NULL", "1000.0"]);
+        assert_eq!(column(&batch, "date"), ["2024-01-01", "2024-02-29", "NULL", "2024-12-31"]);
+        assert_eq!(
+            column(&batch, "ts"),
+            ["2024-01-01T10:00:00", "2024-01-01T10:00:00.250", "NULL", "2024-01-01T10:00:00"]
+        );
+        assert_eq!(column(&batch, "flag"), ["true", "false", "NULL", "true"]);
+        assert_eq!(column(&batch, "text"), ["a", "1", "NULL", "2024-01-01"]);
+        assert_eq!(column(&batch, "empty"), ["NULL"; 4]);
+    }
+
+    #[test]
+    fn nan_and_malformed_dates_stay_text() {
+        let batch = read("a,b,c\nNaN,2024-1-5,2024-01-01 10:00\n1,2024-01-05,2024-01-01 10:00\n", &[]).unwrap();
+        assert_eq!(types(&batch), ["a: Utf8", "b: Utf8", "c: Utf8"]);
+    }
+
+    #[test]
+    fn column_types_override_inference() {
+        let csv = "zip,amount,price,day,ok,n\n01234,1,10.50,2024-01-01,true,7\n";
+        let overrides = [
+            ("zip", "varchar(5)"),
+            ("amount", "double precision"),
+            ("price", "decimal(10, 2)"),
+            ("day", "text"),
+            ("ok", "BOOLEAN"),
+            ("n", "bigint"),
+        ];
+        let batch = read(csv, &overrides).unwrap();
+        assert_eq!(
+            types(&batch),
+            ["zip: Utf8", "amount: Float64", "price: Decimal128(10, 2)", "day: Utf8", "ok: Boolean", "n: Int64"]
+        );
+        assert_eq!(column(&batch, "zip"), ["01234"]);
+        assert_eq!(column(&batch, "price"), ["10.50"]);
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_under_an_override_names_line_and_column() {
+        let err = read("id,day\n1,2024-01-01\n2,soon\n", &[("day", "date")]).unwrap_err();
+        assert_eq!(err.to_string(), "line 3, column `day`: `soon` is not a valid date (YYYY-MM-DD)");
+        let err = read("id\n1\n", &[("id", "money")]).unwrap_err();
+        assert!(matches!(err, SeedError::UnknownType { .. }), "{err}");
+        let err = read("id\n1\n", &[("idd", "int")]).unwrap_err();
+        assert!(matches!(err, SeedError::UnknownColumn { .. }), "{err}");
+    }
+
+    #[test]
+    fn ragged_rows_report_their_file_line() {
+        let err = read("a,b\n1,2\n\"multi\nline\",3\n4,5,6\n", &[]).unwrap_err();
+        assert_eq!(err.to_string(), "line 5: this row has 3 fields but the header has 2");
+        let err = read("a,b\n1\n", &[]).unwrap_err();
+        assert!(matches!(err, SeedError::Malformed { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unclosed_quote_reports_the_line_it_opens_on() {
+        let err = read("a,b\n1,2\n3,\"never closed\n4,5\n", &[]).unwrap_err();
+        assert!(matches!(err, SeedError::Malformed { line: 3, .. }), "{err}");
+        // Quotes inside unquoted fields and escaped quotes are fine.
+        let batch = read("a,b\n5\" screen,\"say \"\"hi\"\"\"\n", &[]).unwrap();
+        assert_eq!(column(&batch, "a"), ["5\" screen"]);
+        assert_eq!(column(&batch, "b"), ["say \"hi\""]);
+    }
+
+    #[test]
+    fn headers_must_be_present_named_and_unique() {
+        assert!(matches!(read("", &[]), Err(SeedError::EmptyHeader)));
+        assert!(matches!(read("a,,c\n1,2,3\n", &[]), Err(SeedError::EmptyColumnName { position: 2 })));
+        assert!(matches!(read("a,b,a\n1,2,3\n", &[]), Err(SeedError::DuplicateColumn { column }) if column == "a"));
+        let batch = read("a,b\n", &[]).unwrap();
+        assert_eq!((batch.num_rows(), types(&batch)), (0, vec!["a: Utf8".to_string(), "b: Utf8".to_string()]));
+    }
+}

@@ -1,0 +1,453 @@
+//! DataFusion sessions over the warehouse: every table a `ListingTable` over its resolved
+//! version directory, every view its stored SQL.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, ResolvedTableReference, TableReference};
+use datafusion::datasource::ViewTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::meta::{RelationKind, RelationMeta};
+use super::storage::{StorageError, StoredRelation, Warehouse};
+use crate::relation::Relation;
+
+/// The catalog every session uses.
+pub const CATALOG: &str = "datafusion";
+/// The schema unqualified names resolve in.
+pub const DEFAULT_SCHEMA: &str = "main";
+
+/// A failure to open a session or register a relation in it.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Listing the warehouse failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The relation's metadata or path cannot describe a table.
+    #[error("cannot read `{schema}.{name}`: {reason}")]
+    Unreadable {
+        /// Schema of the relation.
+        schema: String,
+        /// Name of the relation.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// DataFusion refused the registration.
+    #[error("could not register `{schema}.{name}`: {source}")]
+    Register {
+        /// Schema of the relation.
+        schema: String,
+        /// Name of the relation.
+        name: String,
+        /// The cause.
+        source: DataFusionError,
+    },
+}
+
+/// A stored view whose SQL does not plan against the current warehouse, e.g. because
+/// an upstream relation lost a column. It is left unregistered.
+#[derive(Debug)]
+pub struct BrokenView {
+    /// Schema of the view.
+    pub schema: String,
+    /// Name of the view.
+    pub name: String,
+    /// Why planning its SQL failed.
+    pub error: DataFusionError,
+}
+
+/// A session over the warehouse, and the views that could not be registered.
+pub struct WarehouseSession {
+    /// The DataFusion context with every relation registered.
+    pub ctx: SessionContext,
+    /// Views left out; a broken view does not stop the others from working.
+    pub broken_views: Vec<BrokenView>,
+}
+
+/// Opens a DataFusion session with every published relation registered as
+/// `datafusion.<schema>.<name>`, so `"main"."orders"`, `main.orders` and (default schema
+/// `main`) `orders` all resolve. `information_schema` is enabled.
+pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, SessionError> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA);
+    let ctx = SessionContext::new_with_config(config);
+    let (views, tables): (Vec<_>, Vec<_>) =
+        warehouse.relations()?.into_iter().partition(|r| r.meta.kind == RelationKind::View);
+    for table in &tables {
+        register_table_dir(&ctx, &table.schema, &table.name, &table.dir, &table.meta)?;
+    }
+    let views = views.iter().map(PendingView::from_relation).collect::<Result<_, _>>()?;
+    let broken_views = create_views(&ctx, views).await?;
+    Ok(WarehouseSession { ctx, broken_views })
+}
+
+/// Registers `relation` in `ctx` (a context from `open_session`), replacing any earlier
+/// registration, e.g. right after `Warehouse::publish`. Views already registered over
+/// it are re-planned so they read the new version; those that no longer plan are
+/// unregistered and returned.
+pub async fn register_relation(ctx: &SessionContext, relation: &StoredRelation) -> Result<Vec<BrokenView>, SessionError> {
+    let (schema, name) = (relation.schema.as_str(), relation.name.as_str());
+    match relation.meta.kind {
+        RelationKind::Table => register_table_dir(ctx, schema, name, &relation.dir, &relation.meta)?,
+        RelationKind::View => {
+            let view = PendingView::from_relation(relation)?;
+            ensure_schema(ctx, schema).map_err(|source| register_error(schema, name, source))?;
+            deregister(ctx, schema, name)?;
+            ctx.sql(&view.statement).await.map_err(|source| register_error(schema, name, source))?;
+        }
+    }
+    rebind_dependents(ctx, schema, name).await
+}
+
+/// Registers the Parquet files under `dir`, laid out as `meta` describes, as table
+/// `schema.name`, replacing any registration. The schema comes from `meta`, not from
+/// the files, so a directory without Parquet files is an empty table. Also serves to
+/// query a staging directory before it is published.
+pub fn register_table_dir(
+    ctx: &SessionContext,
+    schema: &str,
+    name: &str,
+    dir: &Path,
+    meta: &RelationMeta,
+) -> Result<(), SessionError> {
+    let unreadable = |reason: String| SessionError::Unreadable { schema: schema.into(), name: name.into(), reason };
+    let mut file_fields = Vec::new();
+    let mut partition_cols = Vec::new();
+    for column in &meta.columns {
+        let data_type = DataType::from_str(&column.data_type)
+            .map_err(|e| unreadable(format!("column `{}` has type `{}`: {e}", column.name, column.data_type)))?;
+        if meta.partition_by.contains(&column.name) {
+            partition_cols.push((column.name.clone(), data_type));
+        } else {
+            file_fields.push(Field::new(&column.name, data_type, true));
+        }
+    }
+    // Partition columns are read from directory names in `partition_by` order.
+    partition_cols.sort_by_key(|(c, _)| meta.partition_by.iter().position(|p| p == c));
+    if let Some(missing) = meta.partition_by.iter().find(|p| !partition_cols.iter().any(|(c, _)| c == *p)) {
+        return Err(unreadable(format!("partition column `{missing}` is not among its columns")));
+    }
+    let dir = dir.to_str().ok_or_else(|| unreadable(format!("path `{}` is not valid UTF-8", dir.display())))?;
+
+    let to_register = |source| register_error(schema, name, source);
+    let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
+    let options = ListingOptions::new(Arc::new(format))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partition_cols);
+    let url = ListingTableUrl::parse(format!("{}/", dir.trim_end_matches('/'))).map_err(to_register)?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::new(Schema::new(file_fields)));
+    let table = ListingTable::try_new(config).map_err(to_register)?;
+
+    ensure_schema(ctx, schema).map_err(to_register)?;
+    deregister(ctx, schema, name)?;
+    ctx.register_table(TableReference::partial(schema, name), Arc::new(table)).map_err(to_register)?;
+    Ok(())
+}
+
+/// A view to create: its name and the full `CREATE VIEW` statement.
+struct PendingView {
+    schema: String,
+    name: String,
+    statement: String,
+}
+
+impl PendingView {
+    fn from_relation(relation: &StoredRelation) -> Result<PendingView, SessionError> {
+        let sql = relation.meta.sql.as_deref().ok_or_else(|| SessionError::Unreadable {
+            schema: relation.schema.clone(),
+            name: relation.name.clone(),
+            reason: "it is a view without `sql` in its metadata".into(),
+        })?;
+        let target = Relation::new(&relation.schema, &relation.name);
+        Ok(PendingView {
+            schema: relation.schema.clone(),
+            name: relation.name.clone(),
+            // The newline ends a trailing `--` comment in the stored SQL.
+            statement: format!("CREATE VIEW {target} AS {sql}\n"),
+        })
+    }
+}
+
+/// Creates `views` in rounds, since a view can only be planned once the views it reads
+/// exist; stops when a round makes no progress and returns what is left as broken.
+async fn create_views(ctx: &SessionContext, mut pending: Vec<PendingView>) -> Result<Vec<BrokenView>, SessionError> {
+    for view in &pending {
+        ensure_schema(ctx, &view.schema).map_err(|source| register_error(&view.schema, &view.name, source))?;
+    }
+    loop {
+        let before = pending.len();
+        let mut failed = Vec::new();
+        for view in pending {
+            if let Err(error) = ctx.sql(&view.statement).await {
+                failed.push((view, error));
+            }
+        }
+        if failed.is_empty() || failed.len() == before {
+            return Ok(failed
+                .into_iter()
+                .map(|(view, error)| BrokenView { schema: view.schema, name: view.name, error })
+                .collect());
+        }
+        pending = failed.into_iter().map(|(view, _)| view).collect();
+    }
+}
+
+/// Re-plans every registered view that reads `schema.name`, directly or through other
+/// views: a DataFusion view binds the providers it read when it was created, so without
+/// this it would keep reading the replaced version.
+async fn rebind_dependents(ctx: &SessionContext, schema: &str, name: &str) -> Result<Vec<BrokenView>, SessionError> {
+    let resolve = |reference: TableReference| reference.resolve(CATALOG, DEFAULT_SCHEMA);
+    let changed = resolve(TableReference::partial(schema, name));
+    let views = registered_views(ctx).await.map_err(|source| register_error(schema, name, source))?;
+
+    let mut stale: HashSet<ResolvedTableReference> = HashSet::from([changed.clone()]);
+    loop {
+        let reached: Vec<_> = views
+            .iter()
+            .filter(|v| !stale.contains(&v.name) && v.reads.iter().any(|r| stale.contains(r)))
+            .map(|v| v.name.clone())
+            .collect();
+        if reached.is_empty() {
+            break;
+        }
+        stale.extend(reached);
+    }
+
+    let mut pending = Vec::new();
+    for view in views.into_iter().filter(|v| v.name != changed && stale.contains(&v.name)) {
+        let (view_schema, view_name) = (view.name.schema.to_string(), view.name.table.to_string());
+        deregister(ctx, &view_schema, &view_name)?;
+        pending.push(PendingView { schema: view_schema, name: view_name, statement: view.definition });
+    }
+    create_views(ctx, pending).await
+}
+
+/// A view registered in the session, with the relations its plan scans.
+struct RegisteredView {
+    name: ResolvedTableReference,
+    reads: Vec<ResolvedTableReference>,
+    definition: String,
+}
+
+/// Every view in the default catalog that was created from SQL.
+async fn registered_views(ctx: &SessionContext) -> Result<Vec<RegisteredView>, DataFusionError> {
+    let mut views = Vec::new();
+    let Some(catalog) = ctx.catalog(CATALOG) else { return Ok(views) };
+    for schema_name in catalog.schema_names() {
+        let Some(schema) = catalog.schema(&schema_name) else { continue };
+        for table_name in schema.table_names() {
+            let Some(provider) = schema.table(&table_name).await? else { continue };
+            let Some(view) = provider.downcast_ref::<ViewTable>() else { continue };
+            let Some(definition) = view.definition() else { continue };
+            let mut reads = Vec::new();
+            view.logical_plan().apply_with_subqueries(|plan| {
+                if let LogicalPlan::TableScan(scan) = plan {
+                    reads.push(scan.table_name.clone().resolve(CATALOG, DEFAULT_SCHEMA));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+            let name = TableReference::full(CATALOG, schema_name.as_str(), table_name.as_str());
+            views.push(RegisteredView {
+                name: name.resolve(CATALOG, DEFAULT_SCHEMA),
+                reads,
+                definition: definition.clone(),
+            });
+        }
+    }
+    Ok(views)
+}
+
+/// Creates `schema` in the default catalog if it is missing.
+fn ensure_schema(ctx: &SessionContext, schema: &str) -> Result<(), DataFusionError> {
+    let catalog = ctx.catalog(CATALOG).ok_or_else(|| {
+        DataFusionError::Plan(format!("the session has no catalog `{CATALOG}`; open it with `open_session`"))
+    })?;
+    if catalog.schema(schema).is_none() {
+        catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
+    }
+    Ok(())
+}
+
+fn deregister(ctx: &SessionContext, schema: &str, name: &str) -> Result<(), SessionError> {
+    ctx.deregister_table(TableReference::partial(schema, name))
+        .map(drop)
+        .map_err(|source| register_error(schema, name, source))
+}
+
+fn register_error(schema: &str, name: &str, source: DataFusionError) -> SessionError {
+    SessionError::Register { schema: schema.into(), name: name.into(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::util::display::array_value_to_string;
+
+    use super::*;
+    use crate::engine::local::meta::ColumnMeta;
+    use crate::engine::local::write::write_query;
+
+    fn warehouse() -> (tempfile::TempDir, Warehouse) {
+        let temp = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(temp.path().join("warehouse")).unwrap();
+        (temp, wh)
+    }
+
+    /// Rows of `sql`, each as its values joined by `|`.
+    async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                let cells: Vec<String> =
+                    batch.columns().iter().map(|c| array_value_to_string(c, row).unwrap()).collect();
+                out.push(cells.join("|"));
+            }
+        }
+        out
+    }
+
+    /// Writes `sql` as a new version of `schema.name`, publishes and registers it.
+    async fn publish_table(
+        wh: &Warehouse,
+        ctx: &SessionContext,
+        schema: &str,
+        name: &str,
+        sql: &str,
+        partition_by: &[&str],
+    ) -> StoredRelation {
+        let partition_by: Vec<String> = partition_by.iter().map(|p| p.to_string()).collect();
+        let staging = wh.stage(schema, name).unwrap();
+        let outcome = write_query(ctx, sql, &staging, &partition_by).await.unwrap();
+        let relation = wh.publish(staging, RelationMeta::table(outcome.columns, partition_by)).unwrap();
+        assert!(register_relation(ctx, &relation).await.unwrap().is_empty());
+        relation
+    }
+
+    async fn publish_view(wh: &Warehouse, ctx: &SessionContext, schema: &str, name: &str, sql: &str) -> Vec<BrokenView> {
+        let columns = ctx.sql(sql).await.unwrap().schema().fields().iter().map(|f| ColumnMeta::from_field(f)).collect();
+        let relation = wh.publish(wh.stage(schema, name).unwrap(), RelationMeta::view(columns, sql)).unwrap();
+        register_relation(ctx, &relation).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reader_opened_before_a_publish_keeps_reading_the_old_version() {
+        let (_temp, wh) = warehouse();
+        let writer = open_session(&wh).await.unwrap().ctx;
+        publish_table(&wh, &writer, "main", "orders", "SELECT 1 AS id", &[]).await;
+        let reader = open_session(&wh).await.unwrap().ctx;
+        assert_eq!(rows(&reader, "SELECT id FROM main.orders").await, ["1"]);
+
+        let second = publish_table(&wh, &writer, "main", "orders", "SELECT 2 AS id UNION ALL SELECT 3", &[]).await;
+        let link = std::fs::read_link(wh.root().join("main/orders")).unwrap();
+        assert!(link.ends_with(&second.version));
+        assert_eq!(rows(&reader, "SELECT id FROM main.orders").await, ["1"]);
+        let fresh = open_session(&wh).await.unwrap().ctx;
+        assert_eq!(rows(&fresh, r#"SELECT id FROM "main"."orders" ORDER BY id"#).await, ["2", "3"]);
+        assert_eq!(rows(&writer, "SELECT id FROM orders ORDER BY id").await, ["2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn a_date_partitioned_table_is_read_back_by_partition() {
+        let (_temp, wh) = warehouse();
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        let sql = "SELECT * FROM (VALUES (1, DATE '2024-01-01', 'a'), (2, DATE '2024-01-02', 'b'), \
+                   (3, DATE '2024-01-02', 'c')) AS t(id, dt, note)";
+        let events = publish_table(&wh, &ctx, "main", "events", sql, &["dt"]).await;
+        let types: Vec<_> = events.meta.columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect();
+        assert_eq!(types, ["id Int64", "note Utf8", "dt Date32"]);
+        assert_eq!(events.partitions().unwrap(), ["dt=2024-01-01", "dt=2024-01-02"]);
+        for partition in events.partitions().unwrap() {
+            let files = std::fs::read_dir(events.dir.join(partition)).unwrap().count();
+            assert_eq!(files, 1);
+        }
+
+        let reader = open_session(&wh).await.unwrap().ctx;
+        let query = "SELECT id, note, dt FROM main.events WHERE dt = DATE '2024-01-02' ORDER BY id";
+        assert_eq!(rows(&reader, query).await, ["2|b|2024-01-02", "3|c|2024-01-02"]);
+        let plan = rows(&reader, &format!("EXPLAIN {query}")).await.join("\n");
+        assert!(plan.contains("dt=2024-01-02") && !plan.contains("dt=2024-01-01"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn empty_results_are_queryable_tables() {
+        let (_temp, wh) = warehouse();
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        let flat = publish_table(&wh, &ctx, "main", "nothing", "SELECT 1 AS id, 'x' AS name WHERE false", &[]).await;
+        assert!(flat.dir.join("part-0.parquet").is_file());
+        let sql = "SELECT 1 AS id, DATE '2024-01-01' AS dt WHERE false";
+        let parted = publish_table(&wh, &ctx, "main", "no_days", sql, &["dt"]).await;
+        assert!(parted.partitions().unwrap().is_empty());
+
+        let reader = open_session(&wh).await.unwrap().ctx;
+        assert_eq!(rows(&reader, "SELECT count(*) FROM main.nothing").await, ["0"]);
+        assert_eq!(rows(&reader, "SELECT count(*) FROM main.no_days WHERE dt = DATE '2024-01-01'").await, ["0"]);
+        let columns = "SELECT table_name, column_name, data_type FROM information_schema.columns \
+                       WHERE table_schema = 'main' ORDER BY table_name, ordinal_position";
+        assert_eq!(
+            rows(&reader, columns).await,
+            ["no_days|id|Int64", "no_days|dt|Date32", "nothing|id|Int64", "nothing|name|Utf8"]
+        );
+    }
+
+    #[tokio::test]
+    async fn views_over_views_register_after_reopen() {
+        let (_temp, wh) = warehouse();
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        let orders = "SELECT * FROM (VALUES (1, 10), (2, 20), (3, 30)) AS t(id, amount)";
+        publish_table(&wh, &ctx, "main", "orders", orders, &[]).await;
+        // `a_top` sorts before the view it reads, so registration needs a second round.
+        publish_view(&wh, &ctx, "reporting", "z_big", "SELECT id, amount FROM orders WHERE amount > 15").await;
+        let top = "SELECT max(amount) AS biggest FROM reporting.z_big -- trailing comment";
+        publish_view(&wh, &ctx, "main", "a_top", top).await;
+
+        let reopened = open_session(&wh).await.unwrap();
+        assert!(reopened.broken_views.is_empty(), "{:?}", reopened.broken_views);
+        assert_eq!(rows(&reopened.ctx, "SELECT biggest FROM a_top").await, ["30"]);
+        assert_eq!(rows(&reopened.ctx, "SELECT count(*) FROM reporting.z_big").await, ["2"]);
+    }
+
+    #[tokio::test]
+    async fn republishing_a_table_rebinds_the_views_over_it() {
+        let (_temp, wh) = warehouse();
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        publish_table(&wh, &ctx, "main", "orders", "SELECT 1 AS id", &[]).await;
+        publish_view(&wh, &ctx, "main", "ids", "SELECT id FROM main.orders").await;
+        publish_view(&wh, &ctx, "main", "id_count", "SELECT count(*) AS n FROM main.ids").await;
+        assert_eq!(rows(&ctx, "SELECT n FROM main.id_count").await, ["1"]);
+
+        publish_table(&wh, &ctx, "main", "orders", "SELECT 1 AS id UNION ALL SELECT 2", &[]).await;
+        assert_eq!(rows(&ctx, "SELECT n FROM main.id_count").await, ["2"]);
+        assert_eq!(rows(&ctx, "SELECT count(*) FROM main.ids").await, ["2"]);
+    }
+
+    #[tokio::test]
+    async fn a_view_that_no_longer_plans_is_reported_not_fatal() {
+        let (_temp, wh) = warehouse();
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        publish_table(&wh, &ctx, "main", "orders", "SELECT 1 AS id, 5 AS amount", &[]).await;
+        publish_view(&wh, &ctx, "main", "amounts", "SELECT amount FROM main.orders").await;
+
+        let staging = wh.stage("main", "orders").unwrap();
+        let outcome = write_query(&ctx, "SELECT 1 AS id", &staging, &[]).await.unwrap();
+        let orders = wh.publish(staging, RelationMeta::table(outcome.columns, vec![])).unwrap();
+        let broken = register_relation(&ctx, &orders).await.unwrap();
+        assert_eq!(broken.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["amounts"]);
+
+        let reopened = open_session(&wh).await.unwrap();
+        assert_eq!(reopened.broken_views.len(), 1);
+        assert!(reopened.broken_views[0].error.to_string().contains("amount"), "{}", reopened.broken_views[0].error);
+        assert_eq!(rows(&reopened.ctx, "SELECT id FROM orders").await, ["1"]);
+    }
+}

@@ -1,0 +1,166 @@
+//! Writing a query's result as Parquet into a staging directory.
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, UInt64Type};
+use datafusion::common::{DataFusionError, Result as DfResult, exec_err};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
+
+use super::meta::{ColumnMeta, table_columns};
+use super::storage::Staging;
+
+/// The name of the only file of an unpartitioned table.
+const SINGLE_FILE: &str = "part-0.parquet";
+
+/// A failure to plan, run or write a query.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// DataFusion failed to plan or execute the query, or to write its result.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    /// A `partition_by` column is not in the query's output.
+    #[error("partition column `{column}` is not in the query's output (columns: {available})")]
+    MissingPartitionColumn {
+        /// The missing column.
+        column: String,
+        /// The output columns, comma-separated.
+        available: String,
+    },
+    /// Two output columns share a name, which a Parquet table cannot hold.
+    #[error("the query returns two columns named `{column}`; alias one of them")]
+    DuplicateColumn {
+        /// The repeated name.
+        column: String,
+    },
+}
+
+/// What `write_query` wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows written, over all files.
+    pub rows: u64,
+    /// The table's columns for `RelationMeta::table`: file columns, then partition columns.
+    pub columns: Vec<ColumnMeta>,
+}
+
+/// Plans `sql` (a query; DDL and DML are refused) in `ctx` and writes its result as
+/// Parquet into `staging`, hive-partitioned by `partition_by` when it is not empty.
+///
+/// Unpartitioned results go to one file, `part-0.parquet`, which exists even for zero
+/// rows so other readers (DuckDB, pyarrow) see the columns. Partitioned results get one
+/// file per partition (`dt=2024-01-01/<id>.parquet`) and no files when empty; a NULL
+/// partition value is an error, since a directory name cannot hold it.
+pub async fn write_query(
+    ctx: &SessionContext,
+    sql: &str,
+    staging: &Staging,
+    partition_by: &[String],
+) -> Result<WriteOutcome, WriteError> {
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await?;
+    write_dataframe(df, staging, partition_by).await
+}
+
+/// `write_query` for an already built `DataFrame`, e.g. `ctx.read_batch(seed)`.
+pub async fn write_dataframe(
+    df: DataFrame,
+    staging: &Staging,
+    partition_by: &[String],
+) -> Result<WriteOutcome, WriteError> {
+    let schema = df.schema().as_arrow().clone();
+    let mut seen = HashSet::new();
+    if let Some(dup) = schema.fields().iter().find(|f| !seen.insert(f.name())) {
+        return Err(WriteError::DuplicateColumn { column: dup.name().clone() });
+    }
+    if let Some(missing) = partition_by.iter().find(|p| schema.field_with_name(p).is_err()) {
+        let available = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+        return Err(WriteError::MissingPartitionColumn { column: missing.clone(), available });
+    }
+    let columns = table_columns(&schema, partition_by);
+
+    let dir = staging.dir().to_str().expect("warehouse paths are UTF-8, checked by Warehouse::open");
+    let counts = if partition_by.is_empty() {
+        let options = DataFrameWriteOptions::new().with_single_file_output(true);
+        df.write_parquet(&format!("{dir}/{SINGLE_FILE}"), options, None).await?
+    } else {
+        let options = DataFrameWriteOptions::new().with_partition_by(partition_by.to_vec());
+        check_partition_values(df, partition_by)?.write_parquet(&format!("{dir}/"), options, None).await?
+    };
+    let rows = counts
+        .iter()
+        .map(|batch| {
+            let count = batch.column_by_name("count").and_then(|c| c.as_primitive_opt::<UInt64Type>());
+            count.expect("write_parquet returns a UInt64 `count` column").iter().flatten().sum::<u64>()
+        })
+        .sum();
+    Ok(WriteOutcome { rows, columns })
+}
+
+/// Wraps each partition column in `etlm_partition_value`, which fails the write on
+/// values that cannot be a directory name. DataFusion's writer would otherwise turn
+/// NULL into whatever the array's buffer holds (`1970-01-01`, `0`, an empty string).
+fn check_partition_values(df: DataFrame, partition_by: &[String]) -> Result<DataFrame, DataFusionError> {
+    let exprs = df
+        .schema()
+        .columns()
+        .into_iter()
+        .map(|column| {
+            if partition_by.contains(&column.name) {
+                let check = PartitionValue { column: column.name.clone(), signature: Signature::any(1, Volatility::Immutable) };
+                let name = column.name.clone();
+                ScalarUDF::from(check).call(vec![Expr::Column(column)]).alias(name)
+            } else {
+                Expr::Column(column)
+            }
+        })
+        .collect::<Vec<_>>();
+    df.select(exprs)
+}
+
+/// Identity function on a partition column that errors on NULL, and on strings that are
+/// empty or contain `/`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PartitionValue {
+    column: String,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PartitionValue {
+    fn name(&self) -> &str {
+        "etlm_partition_value"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(arg_types.first().cloned().unwrap_or(DataType::Null))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let Some(value) = args.args.into_iter().next() else {
+            return exec_err!("etlm_partition_value takes one argument");
+        };
+        let array = value.to_array(args.number_rows)?;
+        if array.null_count() > 0 {
+            return exec_err!("partition column `{}` is NULL in some rows; every row needs a value", self.column);
+        }
+        if matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)) {
+            let text = cast(&array, &DataType::Utf8)?;
+            if let Some(bad) = text.as_string::<i32>().iter().flatten().find(|v| v.is_empty() || v.contains('/')) {
+                return exec_err!(
+                    "partition column `{}` has the value `{bad}`, which cannot be a directory name (empty or containing `/`)",
+                    self.column
+                );
+            }
+        }
+        Ok(value)
+    }
+}
