@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! etlm.yml                      name `gen`, vars, folder config (staging: view, marts: table)
+//! profiles.yml                  profile `gen`: the embedded engine (`type: local`)
 //! seeds/raw_*.csv               5 seeds of 50 rows
 //! macros/helpers.sql            safe_div(a, b) and column_list(alias)
 //! models/staging/<seed>/        ~5% of the models, one seed each (split in part_NN past 200)
@@ -23,8 +24,9 @@
 //! `mid`, `low`; a model's `id` is unique whenever the schema.yml says so.
 //!
 //! Output is a pure function of the arguments: the same `--models`, `--seed` give the same
-//! bytes. The generator owns `etlm.yml`, `models/`, `seeds/` and `macros/` in the output
-//! folder and replaces them on each run; anything else there (e.g. `target/`) is kept.
+//! bytes. The generator owns `etlm.yml`, `profiles.yml`, `models/`, `seeds/` and `macros/`
+//! in the output folder and replaces them on each run; anything else there (e.g.
+//! `target/`) is kept.
 //! Only std is used.
 
 use std::collections::BTreeMap;
@@ -81,11 +83,7 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok(Args {
-        models: models.ok_or("`--models N` is required")?,
-        out: out.ok_or("`--out DIR` is required")?,
-        seed,
-    })
+    Ok(Args { models: models.ok_or("`--models N` is required")?, out: out.ok_or("`--out DIR` is required")?, seed })
 }
 
 /// xorshift64*: tiny, deterministic, good enough for picking parents.
@@ -200,7 +198,8 @@ const SEEDS: [SeedDef; 5] = [
     },
 ];
 
-const FIRST_NAMES: [&str; 10] = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Radia", "Ken"];
+const FIRST_NAMES: [&str; 10] =
+    ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Radia", "Ken"];
 const LAST_NAMES: [&str; 10] =
     ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Perlman", "Thompson"];
 const SEGMENTS: [&str; 3] = ["retail", "wholesale", "online"];
@@ -408,7 +407,10 @@ fn layer_sql(
                         );
                     }
                     2 => {
-                        let _ = writeln!(s, "    select\n        id,\n        dt,\n        amount,\n        {BUCKET} as category\n    from {prev}");
+                        let _ = writeln!(
+                            s,
+                            "    select\n        id,\n        dt,\n        amount,\n        {BUCKET} as category\n    from {prev}"
+                        );
                     }
                     _ => {
                         let _ = writeln!(
@@ -633,12 +635,10 @@ fn generate(n: usize, seed: u64) -> Vec<Model> {
             let kind = if kind == Kind::Join && picked.len() < 2 { Kind::Chain } else { kind };
             let parents: Vec<(String, bool)> =
                 picked.iter().map(|&p| (models[p].name.clone(), models[p].unique)).collect();
-            let (sql, unique, extras, description) = layer_sql(kind, &parents, layer, incremental, min_amount, &mut rng);
-            let name = if is_mart {
-                format!("mart_{global:0width$}")
-            } else {
-                format!("int_l{layer:02}_{global:0width$}")
-            };
+            let (sql, unique, extras, description) =
+                layer_sql(kind, &parents, layer, incremental, min_amount, &mut rng);
+            let name =
+                if is_mart { format!("mart_{global:0width$}") } else { format!("int_l{layer:02}_{global:0width$}") };
             models.push(Model { name, layer, dir: folder(&base, i, size), unique, sql, description, extras });
         }
         starts.push(models.len());
@@ -663,7 +663,8 @@ fn schema_yml(models: &[&Model], rng: &mut Rng) -> String {
         s.push_str("      - name: amount\n        description: \"Amount in dollars.\"\n");
         s.push_str("      - name: category\n        description: \"Amount bucket: high, mid or low.\"\n");
         if rng.chance(20) {
-            let _ = writeln!(s, "        data_tests:\n          - accepted_values:\n              values: {CATEGORIES}");
+            let _ =
+                writeln!(s, "        data_tests:\n          - accepted_values:\n              values: {CATEGORIES}");
         }
         for extra in &m.extras {
             let _ = writeln!(s, "      - name: {extra}");
@@ -684,6 +685,16 @@ case when {{ b }} = 0 then null else {{ a }} / {{ b }} end
 {{ alias }}.{{ col }}{% if not loop.last %}, {% endif %}
 {%- endfor -%}
 {%- endmacro %}
+";
+
+/// Pins the embedded engine, so a `~/.etlm/profiles.yml` without a `gen` profile can't
+/// change or break the benchmark.
+const PROFILES: &str = "\
+gen:
+  target: dev
+  outputs:
+    dev:
+      type: local
 ";
 
 const PROJECT: &str = "\
@@ -718,6 +729,7 @@ fn write_project(out: &Path, models: &[Model], seed: u64) -> std::io::Result<usi
     let mut files: Vec<(PathBuf, String)> = Vec::with_capacity(models.len() + 200);
     let mut dirs: Vec<PathBuf> = vec![out.join("macros"), out.join("seeds")];
     files.push((out.join("etlm.yml"), PROJECT.to_string()));
+    files.push((out.join("profiles.yml"), PROFILES.to_string()));
     files.push((out.join("macros/helpers.sql"), HELPERS.to_string()));
     let mut seed_rng = Rng::new(seed, 2);
     for (i, def) in SEEDS.iter().enumerate() {

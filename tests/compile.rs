@@ -40,12 +40,15 @@ fn dbt_style_project_compiles_unchanged() {
     assert_eq!(node["config"]["materialized"], "table", "old-style folder config applies");
     assert_eq!(manifest["nodes"]["model.dbt_style.stg_orders"]["config"]["materialized"], "view");
     assert_eq!(manifest["nodes"]["model.dbt_style.stg_orders"]["tags"][0], "staging");
-    assert!(node["columns"]["status"]["description"].as_str().unwrap().starts_with("Orders can be one of"), "doc() renders");
-    assert_eq!(node["depends_on"]["nodes"], serde_json::json!(["model.dbt_style.stg_orders", "model.dbt_style.stg_payments"]));
-    assert_eq!(
-        manifest["nodes"]["model.dbt_style.stg_orders"]["relation_name"],
-        "\"main\".\"stg_orders\""
+    assert!(
+        node["columns"]["status"]["description"].as_str().unwrap().starts_with("Orders can be one of"),
+        "doc() renders"
     );
+    assert_eq!(
+        node["depends_on"]["nodes"],
+        serde_json::json!(["model.dbt_style.stg_orders", "model.dbt_style.stg_payments"])
+    );
+    assert_eq!(manifest["nodes"]["model.dbt_style.stg_orders"]["relation_name"], "\"main\".\"stg_orders\"");
 }
 
 #[test]

@@ -138,20 +138,31 @@ fn a_second_run_on_the_same_warehouse_fails_at_once_with_the_lock_message() {
 #[test]
 fn a_failing_model_skips_its_descendants_and_independent_branches_build() {
     let (_tmp, dir) = copy_project("shop_basic");
-    std::fs::write(dir.join("models/stg_orders.sql"), "{{ config(materialized='view') }}\nselect order_id, no_such_column from {{ ref('orders') }}\n").unwrap();
+    std::fs::write(
+        dir.join("models/stg_orders.sql"),
+        "{{ config(materialized='view') }}\nselect order_id, no_such_column from {{ ref('orders') }}\n",
+    )
+    .unwrap();
     let run = build(&dir, &[]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("ERROR  view main.stg_orders"), "{}", run.stdout);
     assert!(run.stdout.contains("models/stg_orders.sql"), "the error names the file: {}", run.stdout);
     let results: Value = serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap()).unwrap();
     let status = |id: &str| {
-        results["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).map(|r| r["status"].clone()).unwrap()
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"] == id)
+            .map(|r| r["status"].clone())
+            .unwrap()
     };
     assert_eq!(status("model.shop_basic.stg_orders"), "error");
     assert_eq!(status("model.shop_basic.customer_totals"), "skipped");
     assert_eq!(status("model.shop_basic.daily_sales"), "skipped");
     assert_eq!(status("model.shop_basic.active_customers"), "success");
-    let history = rows(&dir, "select unique_id, status from _etlm.model_runs where status <> 'success' order by unique_id");
+    let history =
+        rows(&dir, "select unique_id, status from _etlm.model_runs where status <> 'success' order by unique_id");
     assert_eq!(history.len(), 3, "{history:?}");
     let runs = rows(&dir, "select status from _etlm.runs");
     assert_eq!(runs, vec![serde_json::json!({"status": "error"})]);
@@ -161,7 +172,10 @@ fn a_failing_model_skips_its_descendants_and_independent_branches_build() {
 fn duckdb_reads_the_partitioned_table_with_hive_partitioning() {
     let (_tmp, dir) = copy_project("shop_basic");
     assert_eq!(build(&dir, &[]).code, 0);
-    let ours = rows(&dir, "select cast(order_date as varchar) as order_date, orders, revenue from main.daily_sales order by order_date");
+    let ours = rows(
+        &dir,
+        "select cast(order_date as varchar) as order_date, orders, revenue from main.daily_sales order by order_date",
+    );
     let script = format!(
         "import duckdb, json\n\
          rows = duckdb.sql(\"select cast(order_date as varchar) as order_date, orders, revenue from read_parquet('{}/warehouse/main/daily_sales/**/*.parquet', hive_partitioning=true) order by order_date\").fetchall()\n\
@@ -172,6 +186,45 @@ fn duckdb_reads_the_partitioned_table_with_hive_partitioning() {
     if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("No module named 'duckdb'") {
         assert!(std::env::var("CI").is_err(), "duckdb must be installed in CI (.ci/run installs it)");
         eprintln!("skipped: the duckdb Python package is not installed");
+        return;
+    }
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs, ours);
+}
+
+#[test]
+fn a_malformed_seed_stops_the_build_with_its_line_before_anything_is_written() {
+    let (_tmp, dir) = copy_project("shop_basic");
+    std::fs::write(
+        dir.join("seeds/orders.csv"),
+        "order_id,customer_id,amount,order_date\n1,1,10.50,2024-01-01\n2,1,20.00\n",
+    )
+    .unwrap();
+    let run = build(&dir, &[]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("error[seed-malformed]"), "{}", run.stderr);
+    assert!(run.stderr.contains("--> seeds/orders.csv:3:1"), "{}", run.stderr);
+    assert!(!dir.join("warehouse/main/customers").exists(), "nothing is built when a seed is bad");
+}
+
+#[test]
+fn the_example_project_builds_and_duckdb_reads_its_partitioned_fact() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project").display().to_string();
+    let (_tmp, dir) = copy_project(&example);
+    let run = build(&dir, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let ours = rows(&dir, "select cast(dt as varchar) as dt, order_count from main.fct_orders_daily order by dt");
+    assert_eq!(ours.len(), 10);
+    let script = format!(
+        "import duckdb, json\n\
+         rows = duckdb.sql(\"select cast(dt as varchar), order_count from read_parquet('{}/warehouse/main/fct_orders_daily/**/*.parquet', hive_partitioning=true) order by 1\").fetchall()\n\
+         print(json.dumps([{{'dt': r[0], 'order_count': r[1]}} for r in rows]))",
+        dir.display()
+    );
+    let out = Command::new("python3").args(["-c", &script]).output().expect("python3");
+    if String::from_utf8_lossy(&out.stderr).contains("No module named 'duckdb'") {
+        assert!(std::env::var("CI").is_err(), "duckdb must be installed in CI (.ci/run installs it)");
         return;
     }
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

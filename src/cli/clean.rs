@@ -7,7 +7,12 @@ use crate::project::{Env, LoadOptions, load_project};
 use crate::report::Output;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
-    let opts = LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars: Default::default(), env };
+    let opts = LoadOptions {
+        project_dir: global.project_dir.clone(),
+        target: global.target.clone(),
+        vars: Default::default(),
+        env,
+    };
     let project = load_project(&opts, sources).map_err(|d| d.0)?;
     let target = project.root.join(&project.settings.target_path);
     let warehouse = super::warehouse_dir(&project);

@@ -30,7 +30,13 @@ pub struct LsArgs {
     pub resource_type: Vec<String>,
 }
 
-pub fn run(global: &GlobalArgs, args: &LsArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
+pub fn run(
+    global: &GlobalArgs,
+    args: &LsArgs,
+    env: Env,
+    sources: &SourceMap,
+    out: &Output,
+) -> Result<Outcome, Vec<Diagnostic>> {
     let compiled = super::compile_with(global, env, sources)?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;

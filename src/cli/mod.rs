@@ -135,8 +135,10 @@ fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String
     match yaml.to_json() {
         Json::Object(map) => Ok(map.into_iter().collect()),
         Json::Null => Ok(BTreeMap::new()),
-        _ => Err(vec![Diagnostic::error("invalid-vars", "`--vars` must be a mapping, like `{key: value}`")
-            .with_label(yaml.span, "not a mapping")]),
+        _ => Err(vec![
+            Diagnostic::error("invalid-vars", "`--vars` must be a mapping, like `{key: value}`")
+                .with_label(yaml.span, "not a mapping"),
+        ]),
     }
 }
 
@@ -155,7 +157,10 @@ fn compile_with(global: &GlobalArgs, env: Env, sources: &SourceMap) -> Result<Co
 }
 
 /// The node ids chosen by `--select` and `--exclude`.
-fn selected(global: &GlobalArgs, compiled: &CompiledProject) -> Result<std::collections::BTreeSet<String>, Vec<Diagnostic>> {
+fn selected(
+    global: &GlobalArgs,
+    compiled: &CompiledProject,
+) -> Result<std::collections::BTreeSet<String>, Vec<Diagnostic>> {
     let to_diag = |e: graph::SelectError| {
         vec![Diagnostic::error("invalid-selector", e.to_string()).with_help("see docs/selectors.md for the syntax")]
     };

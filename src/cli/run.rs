@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::failpoint::Failpoints;
 use crate::engine::datafusion::{Access, DataFusionEngine};
+use crate::engine::failpoint::Failpoints;
 use crate::project::Env;
 use crate::report::progress::{Progress, Status};
 use crate::report::{Output, print_diagnostics, write_atomic};
 use crate::run::execute::{Command, RunOptions, execute, plan_jobs};
+use crate::run::seeds::read_seeds;
 use crate::state::run_results::run_results_json;
 
 /// Flags of the commands that build.
@@ -48,6 +49,8 @@ pub fn run(
         .or(compiled.project.target.threads)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let run_id = super::new_run_id();
+    let job_ids: Vec<String> = plan_jobs(&compiled, command, &selected).into_iter().map(|j| j.id).collect();
+    let seeds = read_seeds(&compiled, &job_ids, sources)?;
     let opts = RunOptions {
         command,
         threads,
@@ -56,8 +59,9 @@ pub fn run(
         failpoints,
         selected,
         run_id: run_id.clone(),
+        seeds,
     };
-    let total = plan_jobs(&compiled, command, &opts.selected).len();
+    let total = job_ids.len();
     let compiled = Arc::new(compiled);
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async {

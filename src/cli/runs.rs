@@ -16,7 +16,13 @@ pub struct RunsArgs {
     pub models: bool,
 }
 
-pub fn run(global: &GlobalArgs, args: &RunsArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
+pub fn run(
+    global: &GlobalArgs,
+    args: &RunsArgs,
+    env: Env,
+    sources: &SourceMap,
+    out: &Output,
+) -> Result<Outcome, Vec<Diagnostic>> {
     let opts = crate::project::LoadOptions {
         project_dir: global.project_dir.clone(),
         target: global.target.clone(),
@@ -41,10 +47,14 @@ pub fn run(global: &GlobalArgs, args: &RunsArgs, env: Env, sources: &SourceMap, 
     let warehouse = super::warehouse_dir(&project);
     let runtime = super::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = DataFusionEngine::open(&warehouse, Access::Read).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let engine = DataFusionEngine::open(&warehouse, Access::Read)
+            .await
+            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
         engine.query_limited(&sql, usize::MAX).await.map_err(|e| {
-            vec![Diagnostic::error("no-history", format!("could not read the run history: {e}"))
-                .with_help("the history exists after the first `etlm run`, `seed` or `build`")]
+            vec![
+                Diagnostic::error("no-history", format!("could not read the run history: {e}"))
+                    .with_help("the history exists after the first `etlm run`, `seed` or `build`"),
+            ]
         })
     })?;
     let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)

@@ -16,7 +16,13 @@ pub struct ShowArgs {
     pub limit: usize,
 }
 
-pub fn run(global: &GlobalArgs, args: &ShowArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
+pub fn run(
+    global: &GlobalArgs,
+    args: &ShowArgs,
+    env: Env,
+    sources: &SourceMap,
+    out: &Output,
+) -> Result<Outcome, Vec<Diagnostic>> {
     let compiled = super::compile_with(global, env, sources)?;
     let sql = match &args.sql {
         Some(sql) => sql.clone(),
@@ -31,11 +37,13 @@ pub fn run(global: &GlobalArgs, args: &ShowArgs, env: Env, sources: &SourceMap, 
             match relations.as_slice() {
                 [one] => format!("select * from {one}"),
                 _ => {
-                    return Err(vec![Diagnostic::error(
-                        "invalid-arguments",
-                        format!("`etlm show` needs a query or `-s` naming one model; {} selected", relations.len()),
-                    )
-                    .with_help("try `etlm show \"select * from main.orders\"` or `etlm show -s orders`")]);
+                    return Err(vec![
+                        Diagnostic::error(
+                            "invalid-arguments",
+                            format!("`etlm show` needs a query or `-s` naming one model; {} selected", relations.len()),
+                        )
+                        .with_help("try `etlm show \"select * from main.orders\"` or `etlm show -s orders`"),
+                    ]);
                 }
             }
         }
@@ -43,7 +51,9 @@ pub fn run(global: &GlobalArgs, args: &ShowArgs, env: Env, sources: &SourceMap, 
     let warehouse = super::warehouse_dir(&compiled.project);
     let runtime = super::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = DataFusionEngine::open(&warehouse, Access::Read).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let engine = DataFusionEngine::open(&warehouse, Access::Read)
+            .await
+            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
         engine.query_limited(&sql, args.limit).await.map_err(|e| {
             vec![Diagnostic::error("query-failed", format!("the query failed: {e}")).with_note(format!("query: {sql}"))]
         })

@@ -10,7 +10,8 @@ use crate::project::Materialization;
 /// Prepends the CTEs of the ephemeral models a node reads (directly or through other
 /// ephemeral models), dependencies first, as dbt does.
 pub(super) fn inline_ephemerals(nodes: &mut BTreeMap<String, Node>, dag: &Dag) {
-    let is_ephemeral = |n: &Node| n.resource_type == ResourceType::Model && n.config.materialized == Materialization::Ephemeral;
+    let is_ephemeral =
+        |n: &Node| n.resource_type == ResourceType::Model && n.config.materialized == Materialization::Ephemeral;
     let order: Vec<String> = dag.topological().into_iter().map(String::from).collect();
     let bare: BTreeMap<String, String> = nodes
         .values()
@@ -78,7 +79,6 @@ fn first_token(sql: &str) -> usize {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -95,8 +95,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let mut warnings = project.warnings.clone();
 
     // Parse pass: compile each model's Jinja and record its calls.
-    let texts: Vec<Arc<crate::diagnostics::SourceFile>> =
-        project.models.iter().map(|m| sources.file(m.file)).collect();
+    let texts: Vec<Arc<crate::diagnostics::SourceFile>> = project.models.iter().map(|m| sources.file(m.file)).collect();
     let names: Vec<String> = project.models.iter().map(|m| m.path.display().to_string()).collect();
     let test_texts: Vec<Arc<crate::diagnostics::SourceFile>> =
         project.singular_tests.iter().map(|t| sources.file(t.file)).collect();
@@ -192,7 +191,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             continue;
         }
         let unique_id = format!("model.{}.{}", project.name(), m.name);
-        let (description, columns) = describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
+        let (description, columns) =
+            describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
         model_index.push(Some(unique_id.clone()));
         nodes.insert(
             unique_id.clone(),
@@ -219,7 +219,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for seed in &project.seeds {
         let unique_id = format!("seed.{}.{}", project.name(), seed.name);
-        let (description, columns) = describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
+        let (description, columns) =
+            describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
         nodes.insert(
             unique_id.clone(),
             Node {
@@ -245,7 +246,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for src in &project.sources {
         let unique_id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
-        let (description, columns) = describe(Some((&src.table.description, &src.table.columns)), &renderer, &mut diags);
+        let (description, columns) =
+            describe(Some((&src.table.description, &src.table.columns)), &renderer, &mut diags);
         nodes.insert(
             unique_id.clone(),
             Node {
@@ -300,10 +302,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
         .map(|n| (n.name.clone(), n.unique_id.clone()))
         .collect();
-    let by_source: BTreeMap<(String, String), String> = nodes
-        .values()
-        .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.unique_id.clone())))
-        .collect();
+    let by_source: BTreeMap<(String, String), String> =
+        nodes.values().filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.unique_id.clone()))).collect();
     let mut deps: BTreeMap<String, Vec<(String, Span)>> = BTreeMap::new();
     let model_files: Vec<(Option<&String>, FileId, &str, &crate::template::Recorded)> = project
         .models
@@ -601,7 +601,12 @@ pub fn compile_input(node: &Node, resolver: Arc<dyn Resolver>, is_incremental: b
     }
 }
 
-fn relation_for(node: &Node, project: &Project, renderer: &Renderer, sources: &SourceMap) -> Result<Relation, Diagnostic> {
+fn relation_for(
+    node: &Node,
+    project: &Project,
+    renderer: &Renderer,
+    sources: &SourceMap,
+) -> Result<Relation, Diagnostic> {
     let input = RenderInput {
         mode: Mode::Parse,
         this: None,
@@ -633,10 +638,7 @@ fn relation_for(node: &Node, project: &Project, renderer: &Renderer, sources: &S
 fn ref_target(node: &Node) -> RelationValue {
     match &node.relation {
         Some(relation) => RelationValue { relation: relation.clone(), cte: None },
-        None => RelationValue {
-            relation: Relation::new("", node.name.clone()),
-            cte: Some(ephemeral_cte(&node.name)),
-        },
+        None => RelationValue { relation: Relation::new("", node.name.clone()), cte: Some(ephemeral_cte(&node.name)) },
     }
 }
 
@@ -673,8 +675,11 @@ fn graph_info(node: &Node, package: &str) -> NodeInfo {
         tags: node.config.tags.clone(),
         config: node.config.raw.clone(),
         source_name: node.source_name.clone(),
-        test_type: (node.resource_type == ResourceType::Test).then_some(if test.is_some() { "generic" } else { "singular" }),
+        test_type: (node.resource_type == ResourceType::Test).then_some(if test.is_some() {
+            "generic"
+        } else {
+            "singular"
+        }),
         test_name: test.map(|t| t.def.test_name.clone()),
     }
 }
-

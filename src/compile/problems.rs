@@ -7,7 +7,13 @@ use super::Node;
 use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
 use crate::sql::PositionMap;
 
-pub(super) fn unknown_ref(from: &str, name: &str, span: Span, by_name: &BTreeMap<String, String>, nodes: &BTreeMap<String, Node>) -> Diagnostic {
+pub(super) fn unknown_ref(
+    from: &str,
+    name: &str,
+    span: Span,
+    by_name: &BTreeMap<String, String>,
+    nodes: &BTreeMap<String, Node>,
+) -> Diagnostic {
     let kind = from.split('.').next().unwrap_or("node");
     let short = from.split('.').next_back().unwrap_or(from);
     let mut d = Diagnostic::error("unknown-ref", format!("{kind} `{short}` refers to `{name}`, which does not exist"))
@@ -19,7 +25,13 @@ pub(super) fn unknown_ref(from: &str, name: &str, span: Span, by_name: &BTreeMap
     d
 }
 
-pub(super) fn unknown_source(from: &str, s: &str, t: &str, span: Span, by_source: &BTreeMap<(String, String), String>) -> Diagnostic {
+pub(super) fn unknown_source(
+    from: &str,
+    s: &str,
+    t: &str,
+    span: Span,
+    by_source: &BTreeMap<(String, String), String>,
+) -> Diagnostic {
     let short = from.split('.').next_back().unwrap_or(from);
     let mut d = Diagnostic::error("unknown-source", format!("`{short}` reads source `{s}.{t}`, which is not declared"))
         .with_label(span, "no source table has this name");
@@ -32,7 +44,11 @@ pub(super) fn unknown_source(from: &str, s: &str, t: &str, span: Span, by_source
     d
 }
 
-pub(super) fn cycle_diagnostic(cycle: &[String], nodes: &BTreeMap<String, Node>, deps: &BTreeMap<String, Vec<(String, Span)>>) -> Diagnostic {
+pub(super) fn cycle_diagnostic(
+    cycle: &[String],
+    nodes: &BTreeMap<String, Node>,
+    deps: &BTreeMap<String, Vec<(String, Span)>>,
+) -> Diagnostic {
     let name = |id: &str| nodes.get(id).map_or(id.to_string(), |n| n.name.clone());
     let mut path: Vec<String> = cycle.iter().map(|id| format!("`{}`", name(id))).collect();
     path.push(format!("`{}`", name(&cycle[0])));
@@ -40,7 +56,9 @@ pub(super) fn cycle_diagnostic(cycle: &[String], nodes: &BTreeMap<String, Node>,
     // Each member's label sits where it refers to the previous member of the cycle.
     for (i, id) in cycle.iter().enumerate() {
         let prev = &cycle[(i + cycle.len() - 1) % cycle.len()];
-        let Some(span) = deps.get(id).and_then(|l| l.iter().find(|(d, _)| d == prev)).map(|(_, s)| *s) else { continue };
+        let Some(span) = deps.get(id).and_then(|l| l.iter().find(|(d, _)| d == prev)).map(|(_, s)| *s) else {
+            continue;
+        };
         d = d.with_label(span, format!("`{}` depends on `{}` here", name(id), name(prev)));
     }
     for id in cycle {
@@ -51,7 +69,13 @@ pub(super) fn cycle_diagnostic(cycle: &[String], nodes: &BTreeMap<String, Node>,
     d.with_help("a model cannot depend on itself through its refs: remove one of these refs")
 }
 
-pub(super) fn sql_diagnostic(node: &Node, sql: &str, err: &crate::sql::SqlError, sources: &SourceMap, target_path: &str) -> Diagnostic {
+pub(super) fn sql_diagnostic(
+    node: &Node,
+    sql: &str,
+    err: &crate::sql::SqlError,
+    sources: &SourceMap,
+    target_path: &str,
+) -> Diagnostic {
     let compiled_path = format!("{target_path}/compiled/{}", node.path.display());
     let file = node.file.expect("nodes with SQL have a file");
     let raw = sources.file(file);
@@ -61,7 +85,9 @@ pub(super) fn sql_diagnostic(node: &Node, sql: &str, err: &crate::sql::SqlError,
     let src_offset = PositionMap::new(&raw.text, sql).to_source(offset);
     let end = raw.text[src_offset..].find(|c: char| c.is_whitespace()).map_or(raw.text.len(), |e| src_offset + e);
     Diagnostic::error("sql-syntax", format!("SQL syntax error in `{}`: {}", node.name, err.message))
-        .with_label(Span::new(file, src_offset..end.max(src_offset + 1).min(raw.text.len())), "the SQL parser stopped here")
+        .with_label(
+            Span::new(file, src_offset..end.max(src_offset + 1).min(raw.text.len())),
+            "the SQL parser stopped here",
+        )
         .with_note(format!("compiled SQL: {compiled_path}:{}:{}", err.line, err.column))
 }
-

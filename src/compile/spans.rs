@@ -11,7 +11,8 @@ pub fn find_call(source: &str, func: &str, first_arg: Option<&str>, last_arg: &s
     while let Some(i) = source[from..].find(&needle) {
         let start = from + i;
         from = start + needle.len();
-        let preceded_by_ident = source[..start].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        let preceded_by_ident =
+            source[..start].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
         if preceded_by_ident {
             continue;
         }

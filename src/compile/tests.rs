@@ -114,7 +114,8 @@ mod tests {
         assert_eq!(test_name(&def("unique", Some("order_id"), &[]), "orders"), "unique_orders_order_id");
         let av = def("accepted_values", Some("status"), &[("values", serde_json::json!(["placed", "shipped"]))]);
         assert_eq!(test_name(&av, "orders"), "accepted_values_orders_status__placed__shipped");
-        let rel = def("relationships", Some("customer_id"), &[("to", "ref('customers')".into()), ("field", "id".into())]);
+        let rel =
+            def("relationships", Some("customer_id"), &[("to", "ref('customers')".into()), ("field", "id".into())]);
         assert_eq!(test_name(&rel, "orders"), "relationships_orders_customer_id__id__ref_customers_");
         assert_eq!(referenced_in_args(&rel).0, vec!["customers".to_string()]);
     }

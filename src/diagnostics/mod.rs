@@ -49,9 +49,7 @@ pub struct SourceFile {
 
 impl SourceFile {
     fn new(path: PathBuf, text: Arc<str>) -> SourceFile {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         SourceFile { path, text, line_starts }
     }
 
@@ -70,10 +68,7 @@ impl SourceFile {
             return self.text.len();
         };
         let line_text = self.line_text(line);
-        let within = line_text
-            .char_indices()
-            .nth(col.saturating_sub(1))
-            .map_or(line_text.len(), |(i, _)| i);
+        let within = line_text.char_indices().nth(col.saturating_sub(1)).map_or(line_text.len(), |(i, _)| i);
         start + within
     }
 

@@ -38,24 +38,13 @@ pub fn render_human(d: &Diagnostic, sources: &SourceMap) -> String {
     out
 }
 
-fn underline(
-    label: &Label,
-    line_text: &str,
-    col: usize,
-    file: &super::SourceFile,
-    primary: bool,
-) -> String {
+fn underline(label: &Label, line_text: &str, col: usize, file: &super::SourceFile, primary: bool) -> String {
     let (end_line, end_col) = file.line_col(label.span.end);
     let (start_line, _) = file.line_col(label.span.start);
     let line_chars = line_text.chars().count();
-    let width = if end_line == start_line {
-        end_col.saturating_sub(col)
-    } else {
-        (line_chars + 1).saturating_sub(col)
-    }
-    .max(1);
-    let indent: String =
-        line_text.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+    let width =
+        if end_line == start_line { end_col.saturating_sub(col) } else { (line_chars + 1).saturating_sub(col) }.max(1);
+    let indent: String = line_text.chars().take(col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
     let mark = if primary { "^" } else { "-" };
     let mut s = format!("{indent}{}", mark.repeat(width));
     if !label.message.is_empty() {

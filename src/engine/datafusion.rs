@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
 
@@ -112,7 +114,11 @@ impl DataFusionEngine {
 
     /// Appends the run and its model results to the history (`_etlm.runs`,
     /// `_etlm.model_runs`): each a new Parquet file, renamed into place whole.
-    pub async fn record_run(&self, summary: &RunSummary, vars: &std::collections::BTreeMap<String, serde_json::Value>) -> Result<(), EngineError> {
+    pub async fn record_run(
+        &self,
+        summary: &RunSummary,
+        vars: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), EngineError> {
         let models = model_runs_batch(summary)?;
         let runs = runs_batch(summary, vars)?;
         for (table, batch) in [("model_runs", models), ("runs", runs)] {
@@ -199,16 +205,24 @@ fn model_runs_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
         col_str(&|n| n.line.name.clone()),
         col_str(&|n| status_text(n.line.status).to_string()),
         Arc::new(Int64Array::from(r.iter().map(|n| n.line.rows.map(|x| x as i64)).collect::<Vec<_>>())),
-        Arc::new(TimestampMicrosecondArray::from(r.iter().map(|n| micros(n.started_at)).collect::<Vec<_>>()).with_timezone("UTC")),
+        Arc::new(
+            TimestampMicrosecondArray::from(r.iter().map(|n| micros(n.started_at)).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
         Arc::new(Float64Array::from(r.iter().map(|n| n.line.seconds).collect::<Vec<_>>())),
         Arc::new(StringArray::from(
-            r.iter().map(|n| if n.line.status == Status::Error { n.line.message.clone() } else { None }).collect::<Vec<_>>(),
+            r.iter()
+                .map(|n| if n.line.status == Status::Error { n.line.message.clone() } else { None })
+                .collect::<Vec<_>>(),
         )),
     ];
     Ok(RecordBatch::try_new(Arc::new(model_runs_schema()), columns)?)
 }
 
-fn runs_batch(summary: &RunSummary, vars: &std::collections::BTreeMap<String, serde_json::Value>) -> Result<RecordBatch, EngineError> {
+fn runs_batch(
+    summary: &RunSummary,
+    vars: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<RecordBatch, EngineError> {
     let status = if summary.failed() { "error" } else { "success" };
     let duration = (summary.finished_at - summary.started_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
     let count = |s| summary.count(s) as i64;

@@ -16,9 +16,8 @@ impl Failpoints {
     /// Parses `<point>:<model>`; `None` or an empty string arms nothing.
     pub fn parse(spec: Option<&str>) -> Result<Failpoints, String> {
         let Some(spec) = spec.filter(|s| !s.is_empty()) else { return Ok(Failpoints::default()) };
-        let (point, model) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("ETLM_FAILPOINT must be `<point>:<model>`, got `{spec}`"))?;
+        let (point, model) =
+            spec.split_once(':').ok_or_else(|| format!("ETLM_FAILPOINT must be `<point>:<model>`, got `{spec}`"))?;
         if !POINTS.contains(&point) {
             return Err(format!("unknown failpoint `{point}`; known: {}", POINTS.join(", ")));
         }

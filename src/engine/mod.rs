@@ -2,9 +2,9 @@
 //! Parquet in a warehouse directory); `failpoint` lets crash-safety tests abort a run at
 //! named points.
 
-pub mod failpoint;
-pub mod local;
 pub mod datafusion;
 mod error;
+pub mod failpoint;
+pub mod local;
 
 pub use self::error::EngineError;

@@ -8,10 +8,10 @@ mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use petgraph::Direction;
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 use serde::Serialize;
 
 pub use self::select::{ExternalMethods, NoExternal, SelectError, Selector, parse_selectors, select};
@@ -138,7 +138,8 @@ impl Dag {
         let mut prev: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
         let mut queue = std::collections::VecDeque::from([start]);
         while let Some(n) = queue.pop_front() {
-            let mut next: Vec<NodeIndex> = self.graph.edges(n).map(|e| e.target()).filter(|t| members.contains(t)).collect();
+            let mut next: Vec<NodeIndex> =
+                self.graph.edges(n).map(|e| e.target()).filter(|t| members.contains(t)).collect();
             next.sort_by_key(|ix| &self.graph[*ix].unique_id);
             for t in next {
                 if t == start {
@@ -215,12 +216,16 @@ impl Dag {
 
     /// `parent_map`: every node id -> its sorted parents.
     pub fn parent_map(&self) -> BTreeMap<String, Vec<String>> {
-        self.nodes().map(|n| (n.unique_id.clone(), self.parents(&n.unique_id).into_iter().map(String::from).collect())).collect()
+        self.nodes()
+            .map(|n| (n.unique_id.clone(), self.parents(&n.unique_id).into_iter().map(String::from).collect()))
+            .collect()
     }
 
     /// `child_map`: every node id -> its sorted children.
     pub fn child_map(&self) -> BTreeMap<String, Vec<String>> {
-        self.nodes().map(|n| (n.unique_id.clone(), self.children(&n.unique_id).into_iter().map(String::from).collect())).collect()
+        self.nodes()
+            .map(|n| (n.unique_id.clone(), self.children(&n.unique_id).into_iter().map(String::from).collect()))
+            .collect()
     }
 }
 

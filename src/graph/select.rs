@@ -75,7 +75,10 @@ fn parse_atom(text: &str, whole: &str) -> Result<Atom, SelectError> {
         let depth = if digits.is_empty() { None } else { Some(digits.parse().map_err(|_| err("bad depth"))?) };
         parents = Some(depth);
         rest = &rest[digits.len() + 1..];
-    } else if !digits.is_empty() && rest.len() > digits.len() && !rest[digits.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+    } else if !digits.is_empty()
+        && rest.len() > digits.len()
+        && !rest[digits.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+    {
         return Err(err("a depth must be followed by `+`"));
     }
     let mut children = None;
@@ -157,9 +160,7 @@ fn fqn_matches(node: &NodeInfo, selector: &str) -> bool {
 fn path_matches(node: &NodeInfo, selector: &str) -> bool {
     let sel = selector.trim_end_matches('/');
     let sel = sel.strip_prefix("./").unwrap_or(sel);
-    node.path == sel
-        || node.path.starts_with(&format!("{sel}/"))
-        || (sel.contains(['*', '?']) && glob(sel, &node.path))
+    node.path == sel || node.path.starts_with(&format!("{sel}/")) || (sel.contains(['*', '?']) && glob(sel, &node.path))
 }
 
 fn config_matches(node: &NodeInfo, key: &str, value: &str) -> bool {
@@ -174,9 +175,7 @@ fn config_matches(node: &NodeInfo, key: &str, value: &str) -> bool {
 fn method_matches(node: &NodeInfo, method: &Method) -> bool {
     match method {
         Method::Default(v) if v.contains('/') || v.ends_with(".sql") || v.ends_with(".csv") => path_matches(node, v),
-        Method::Default(v) | Method::Fqn(v) => {
-            node.resource_type != ResourceType::Source && fqn_matches(node, v)
-        }
+        Method::Default(v) | Method::Fqn(v) => node.resource_type != ResourceType::Source && fqn_matches(node, v),
         Method::Tag(t) => node.tags.iter().any(|x| glob(t, x)),
         Method::Path(p) => path_matches(node, p),
         Method::Config(k, v) => config_matches(node, k, v),
@@ -235,9 +234,9 @@ impl Selector {
 
 fn atom_matches(atom: &Atom, dag: &Dag, external: &dyn ExternalMethods) -> Result<BTreeSet<String>, SelectError> {
     let base: BTreeSet<String> = match &atom.method {
-        Method::External(m, v) => external
-            .matching(m, v)
-            .map_err(|reason| SelectError { selector: format!("{m}:{v}"), reason })?,
+        Method::External(m, v) => {
+            external.matching(m, v).map_err(|reason| SelectError { selector: format!("{m}:{v}"), reason })?
+        }
         method => dag.nodes().filter(|n| method_matches(n, method)).map(|n| n.unique_id.clone()).collect(),
     };
     let mut out = base.clone();
@@ -320,7 +319,13 @@ mod tests {
         add("seed.shop.raw_customers", ResourceType::Seed, "seeds/raw_customers.csv", &[], None);
         add("source.shop.raw.events", ResourceType::Source, "models/sources.yml", &[], None);
         add("model.shop.stg_orders", ResourceType::Model, "models/staging/stg_orders.sql", &["staging"], Some("view"));
-        add("model.shop.stg_customers", ResourceType::Model, "models/staging/stg_customers.sql", &["staging"], Some("view"));
+        add(
+            "model.shop.stg_customers",
+            ResourceType::Model,
+            "models/staging/stg_customers.sql",
+            &["staging"],
+            Some("view"),
+        );
         add("model.shop.stg_events", ResourceType::Model, "models/staging/stg_events.sql", &["staging"], Some("view"));
         add("model.shop.orders", ResourceType::Model, "models/marts/orders.sql", &["daily"], Some("table"));
         add("model.shop.daily", ResourceType::Model, "models/marts/daily.sql", &["daily"], Some("incremental"));
@@ -379,10 +384,7 @@ mod tests {
 
     #[test]
     fn plus_suffix_selects_descendants_and_depth_limits_them() {
-        assert_eq!(
-            names(&["stg_orders+"], &["resource_type:test"]),
-            ["daily", "orders", "report", "stg_orders"]
-        );
+        assert_eq!(names(&["stg_orders+"], &["resource_type:test"]), ["daily", "orders", "report", "stg_orders"]);
         assert_eq!(names(&["stg_orders+1"], &["resource_type:test"]), ["orders", "stg_orders"]);
     }
 
@@ -390,7 +392,17 @@ mod tests {
     fn at_selects_descendants_and_their_ancestors() {
         assert_eq!(
             names(&["@daily"], &["resource_type:test"]),
-            ["daily", "events", "orders", "raw_customers", "raw_orders", "report", "stg_customers", "stg_events", "stg_orders"]
+            [
+                "daily",
+                "events",
+                "orders",
+                "raw_customers",
+                "raw_orders",
+                "report",
+                "stg_customers",
+                "stg_events",
+                "stg_orders"
+            ]
         );
     }
 
@@ -410,7 +422,10 @@ mod tests {
     fn space_is_union_comma_is_intersection() {
         assert_eq!(names(&["stg_orders stg_events"], &[]), ["stg_events", "stg_orders"]);
         assert_eq!(names(&["stg_orders", "stg_events"], &[]), ["stg_events", "stg_orders"]);
-        assert_eq!(names(&["tag:daily,config.materialized:table"], &[]), ["orders", "rel_orders_customers", "unique_orders_id"]);
+        assert_eq!(
+            names(&["tag:daily,config.materialized:table"], &[]),
+            ["orders", "rel_orders_customers", "unique_orders_id"]
+        );
     }
 
     #[test]

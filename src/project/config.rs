@@ -306,11 +306,8 @@ impl Checker<'_> {
             Json::String(s) => format!("`{s}`"),
             other => format!("`{other}`"),
         };
-        let mut d = Diagnostic::error(
-            "invalid-config",
-            format!("invalid value {shown} for config `{key}`"),
-        )
-        .with_label(entry.span, format!("expected {expected}"));
+        let mut d = Diagnostic::error("invalid-config", format!("invalid value {shown} for config `{key}`"))
+            .with_label(entry.span, format!("expected {expected}"));
         if let Json::String(s) = &entry.value {
             if let Some(near) = nearest(s, choices.iter().copied()) {
                 d = d.with_help(format!("did you mean `{near}`?"));
@@ -430,9 +427,8 @@ impl NodeConfig {
                 ("year", BatchSize::Year),
             ],
         );
-        let severity = c
-            .choice("severity", &[("error", TestSeverity::Error), ("warn", TestSeverity::Warn)])
-            .unwrap_or_default();
+        let severity =
+            c.choice("severity", &[("error", TestSeverity::Error), ("warn", TestSeverity::Warn)]).unwrap_or_default();
         let partition_by = match layer.get("partition_by").map(|e| &e.value) {
             // BigQuery's spelling: {field: dt, data_type: date}.
             Some(Json::Object(m)) => match m.get("field") {
@@ -446,9 +442,7 @@ impl NodeConfig {
         };
         let lookback = match layer.get("lookback").map(|e| &e.value) {
             None | Some(Json::Null) => 1,
-            Some(Json::Number(n)) if n.as_u64().is_some_and(|n| n <= 10_000) => {
-                n.as_u64().expect("checked") as u32
-            }
+            Some(Json::Number(n)) if n.as_u64().is_some_and(|n| n <= 10_000) => n.as_u64().expect("checked") as u32,
             Some(_) => {
                 c.invalid("lookback", "a whole number of batches", &[]);
                 1
@@ -456,10 +450,9 @@ impl NodeConfig {
         };
         let column_types = match layer.get("column_types").map(|e| &e.value) {
             None | Some(Json::Null) => BTreeMap::new(),
-            Some(Json::Object(m)) => m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
-                .collect(),
+            Some(Json::Object(m)) => {
+                m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect()
+            }
             Some(_) => {
                 c.invalid("column_types", "a mapping of column name to type", &[]);
                 BTreeMap::new()
@@ -516,10 +509,7 @@ mod tests {
 
     fn layer(pairs: &[(&str, Json)]) -> ConfigLayer {
         let span = Span::file_start(FileId::default());
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), ConfigEntry { value: v.clone(), span }))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), ConfigEntry { value: v.clone(), span })).collect()
     }
 
     #[test]
@@ -539,8 +529,7 @@ mod tests {
 
     #[test]
     fn invalid_materialization_suggests_the_nearest() {
-        let errs = NodeConfig::from_layer(&layer(&[("materialized", "tabel".into())]), ConfigFor::Model)
-            .unwrap_err();
+        let errs = NodeConfig::from_layer(&layer(&[("materialized", "tabel".into())]), ConfigFor::Model).unwrap_err();
         assert_eq!(errs[0].code, "invalid-config");
         assert_eq!(errs[0].help, vec!["did you mean `table`?"]);
     }

@@ -58,7 +58,10 @@ mod tests {
     #[test]
     fn reads_blocks_with_trim_markers() {
         let map = SourceMap::default();
-        let id = map.add("docs.md", "# t\n{% docs orders %}\nOne row per order.\n{% enddocs %}\n{%- docs x -%}y{%- enddocs -%}");
+        let id = map.add(
+            "docs.md",
+            "# t\n{% docs orders %}\nOne row per order.\n{% enddocs %}\n{%- docs x -%}y{%- enddocs -%}",
+        );
         let blocks = parse(id, &map).unwrap();
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0].name, "orders");

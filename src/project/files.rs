@@ -86,10 +86,8 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
         }
     }
 
-    let texts: Vec<Option<Result<String, Diagnostic>>> = listed
-        .par_iter()
-        .map(|(kind, path, _)| (*kind != Kind::Seed).then(|| read(&root.join(path))))
-        .collect();
+    let texts: Vec<Option<Result<String, Diagnostic>>> =
+        listed.par_iter().map(|(kind, path, _)| (*kind != Kind::Seed).then(|| read(&root.join(path)))).collect();
     let mut tree = Tree::default();
     for ((kind, path, rel), text) in listed.into_iter().zip(texts) {
         let text = match text {

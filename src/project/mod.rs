@@ -139,23 +139,18 @@ impl Project {
 pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, Diagnostics> {
     let root = opts.project_dir.clone();
     let fail = |d: Vec<Diagnostic>| Diagnostics::sorted(d, sources);
-    let project_path = ["etlm.yml", "dbt_project.yml"]
-        .iter()
-        .map(|n| root.join(n))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            fail(vec![Diagnostic::error(
-                "no-project",
-                format!("no `etlm.yml` or `dbt_project.yml` in `{}`", root.display()),
-            )
-            .with_help("run etlm in a project directory or pass `--project-dir`")])
+    let project_path =
+        ["etlm.yml", "dbt_project.yml"].iter().map(|n| root.join(n)).find(|p| p.is_file()).ok_or_else(|| {
+            fail(vec![
+                Diagnostic::error("no-project", format!("no `etlm.yml` or `dbt_project.yml` in `{}`", root.display()))
+                    .with_help("run etlm in a project directory or pass `--project-dir`"),
+            ])
         })?;
     let text = files::read(&project_path).map_err(|d| fail(vec![d]))?;
     let project_file = sources.add(project_path.strip_prefix(&root).unwrap_or(&project_path), text);
     let (settings, mut warnings) = ProjectFile::parse(project_file, sources).map_err(fail)?;
     let profile = settings.profile.clone().unwrap_or_else(|| settings.name.clone());
-    let target = profiles::load_target(&root, &profile, opts.target.as_deref(), &opts.env, sources)
-        .map_err(fail)?;
+    let target = profiles::load_target(&root, &profile, opts.target.as_deref(), &opts.env, sources).map_err(fail)?;
 
     let mut diags = Collector::default();
     let tree = files::walk(&root, &settings, sources, &mut diags);
@@ -174,9 +169,12 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
                     for props in list {
                         if let Some(prev) = target_map.get(&props.name) {
                             diags.push(
-                                Diagnostic::error("duplicate-properties", format!("{kind} `{}` is described twice", props.name))
-                                    .with_label(props.span, "described again here")
-                                    .with_label(prev.span, "first described here"),
+                                Diagnostic::error(
+                                    "duplicate-properties",
+                                    format!("{kind} `{}` is described twice", props.name),
+                                )
+                                .with_label(props.span, "described again here")
+                                .with_label(prev.span, "first described here"),
                             );
                         } else {
                             target_map.insert(props.name.clone(), props);
@@ -278,9 +276,12 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
                     if let Some(prev) = docs.get(&block.name) {
                         let prev: &DocBlock = prev;
                         diags.push(
-                            Diagnostic::error("duplicate-docs", format!("docs block `{}` is defined twice", block.name))
-                                .with_label(block.span, "defined again here")
-                                .with_label(prev.span, "first defined here"),
+                            Diagnostic::error(
+                                "duplicate-docs",
+                                format!("docs block `{}` is defined twice", block.name),
+                            )
+                            .with_label(block.span, "defined again here")
+                            .with_label(prev.span, "first defined here"),
                         );
                     } else {
                         docs.insert(block.name.clone(), block);
@@ -318,10 +319,8 @@ fn fqn_of(project: &str, rel: &Path) -> Vec<String> {
 
 fn check_duplicates(models: &[Model], seeds: &[files::SeedFound], diags: &mut Collector) {
     let mut seen: BTreeMap<&str, (&Path, Span)> = BTreeMap::new();
-    let seed_names: Vec<(String, &files::SeedFound)> = seeds
-        .iter()
-        .map(|s| (s.path.file_stem().unwrap_or_default().to_string_lossy().into_owned(), s))
-        .collect();
+    let seed_names: Vec<(String, &files::SeedFound)> =
+        seeds.iter().map(|s| (s.path.file_stem().unwrap_or_default().to_string_lossy().into_owned(), s)).collect();
     for m in models {
         if let Some((prev_path, prev_span)) = seen.get(m.name.as_str()) {
             diags.push(

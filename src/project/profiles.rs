@@ -76,32 +76,30 @@ pub fn load_target(
     let Some(path) = candidates.into_iter().find(|p| p.is_file()) else {
         return Ok(Target::embedded(target_name));
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        vec![Diagnostic::error("io", format!("could not read `{}`: {e}", path.display()))]
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| vec![Diagnostic::error("io", format!("could not read `{}`: {e}", path.display()))])?;
     let shown = path.strip_prefix(project_dir).map_or(path.clone(), Path::to_path_buf);
     let file = sources.add(shown.clone(), text);
     let yaml = Yaml::parse(file, sources).map_err(|d| vec![d])?;
     let Some(profile) = yaml.get(profile_name) else {
         let names: Vec<String> = yaml.as_map().unwrap_or(&[]).iter().map(|(k, _)| k.name.clone()).collect();
-        return Err(vec![Diagnostic::error(
-            "unknown-profile",
-            format!("`{}` has no profile `{profile_name}`", shown.display()),
-        )
-        .with_label(yaml.span, "profiles are the top-level keys of this file")
-        .with_help(format!("profiles here: {}; the project file's `profile:` picks one", names.join(", ")))]);
+        return Err(vec![
+            Diagnostic::error("unknown-profile", format!("`{}` has no profile `{profile_name}`", shown.display()))
+                .with_label(yaml.span, "profiles are the top-level keys of this file")
+                .with_help(format!("profiles here: {}; the project file's `profile:` picks one", names.join(", "))),
+        ]);
     };
-    let outputs = profile
-        .get("outputs")
-        .ok_or_else(|| vec![profile.shape_error("a mapping with `outputs:`", profile_name)])?;
+    let outputs =
+        profile.get("outputs").ok_or_else(|| vec![profile.shape_error("a mapping with `outputs:`", profile_name)])?;
     let default_target = profile.get("target").map(|t| t.expect_string("target")).transpose().map_err(|d| vec![d])?;
     let name = target_name.map(str::to_string).or(default_target).unwrap_or_else(|| "dev".into());
     let Some(output) = outputs.get(&name) else {
-        let names: Vec<String> =
-            outputs.as_map().unwrap_or(&[]).iter().map(|(k, _)| format!("`{}`", k.name)).collect();
-        return Err(vec![Diagnostic::error("unknown-target", format!("profile `{profile_name}` has no target `{name}`"))
-            .with_label(outputs.span, "targets are listed here")
-            .with_help(format!("targets: {}", names.join(", ")))]);
+        let names: Vec<String> = outputs.as_map().unwrap_or(&[]).iter().map(|(k, _)| format!("`{}`", k.name)).collect();
+        return Err(vec![
+            Diagnostic::error("unknown-target", format!("profile `{profile_name}` has no target `{name}`"))
+                .with_label(outputs.span, "targets are listed here")
+                .with_help(format!("targets: {}", names.join(", "))),
+        ]);
     };
     let mut settings = BTreeMap::new();
     for (key, value) in output.expect_map(&name).map_err(|d| vec![d])? {
@@ -113,8 +111,10 @@ pub fn load_target(
         Some("postgres") => EngineKind::Postgres,
         Some(other) => {
             let span = output.get("type").map_or(output.span, |t| t.span);
-            return Err(vec![Diagnostic::error("invalid-target", format!("unknown target type `{other}`"))
-                .with_label(span, "expected `local` or `postgres`")]);
+            return Err(vec![
+                Diagnostic::error("invalid-target", format!("unknown target type `{other}`"))
+                    .with_label(span, "expected `local` or `postgres`"),
+            ]);
         }
     };
     let schema = settings
@@ -138,8 +138,13 @@ fn render_env_vars(value: Json, env: &Env, span: Span) -> Result<Json, Vec<Diagn
                     .map_err(|m| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m))
             });
             let rendered = jinja.render_str(&s, ()).map_err(|e| {
-                vec![Diagnostic::error("profile-render", format!("could not render a profile value: {}", e.detail().unwrap_or("error")))
-                    .with_label(span, "in this value")]
+                vec![
+                    Diagnostic::error(
+                        "profile-render",
+                        format!("could not render a profile value: {}", e.detail().unwrap_or("error")),
+                    )
+                    .with_label(span, "in this value"),
+                ]
             })?;
             Ok(Json::String(rendered))
         }

@@ -150,8 +150,10 @@ fn name_of(item: &Yaml, context: &str) -> Result<(String, Span), Vec<Diagnostic>
     item.expect_map(context).map_err(|d| vec![d])?;
     match item.get("name") {
         Some(n) => Ok((n.expect_string("name").map_err(|d| vec![d])?, n.span)),
-        None => Err(vec![Diagnostic::error("yaml-shape", format!("an entry of `{context}` has no `name`"))
-            .with_label(item.span, "add `name:` to this entry")]),
+        None => Err(vec![
+            Diagnostic::error("yaml-shape", format!("an entry of `{context}` has no `name`"))
+                .with_label(item.span, "add `name:` to this entry"),
+        ]),
     }
 }
 
@@ -159,10 +161,7 @@ fn description(item: &Yaml) -> Result<Option<Description>, Vec<Diagnostic>> {
     match item.get("description") {
         None => Ok(None),
         Some(d) if d.is_null() => Ok(None),
-        Some(d) => Ok(Some(Description {
-            text: d.expect_string("description").map_err(|e| vec![e])?,
-            span: d.span,
-        })),
+        Some(d) => Ok(Some(Description { text: d.expect_string("description").map_err(|e| vec![e])?, span: d.span })),
     }
 }
 
@@ -201,13 +200,7 @@ fn columns_of(item: &Yaml) -> Result<Vec<ColumnProps>, Vec<Diagnostic>> {
                 .map(|d| d.expect_string("data_type"))
                 .transpose()
                 .map_err(|e| vec![e])?;
-            Ok(ColumnProps {
-                description: description(c)?,
-                data_type,
-                tests: tests_of(c, Some(&name))?,
-                name,
-                span,
-            })
+            Ok(ColumnProps { description: description(c)?, data_type, tests: tests_of(c, Some(&name))?, name, span })
         });
         if let Some(col) = collect(parsed, &mut errors) {
             out.push(col);
@@ -287,18 +280,15 @@ fn test_def(item: &Yaml, column: Option<&str>) -> Result<TestDef, Vec<Diagnostic
             span: item.span,
         });
     }
-    let entries = item
-        .expect_map("tests")
-        .map_err(|_| vec![item.shape_error("a test name or a mapping", "tests")])?;
+    let entries = item.expect_map("tests").map_err(|_| vec![item.shape_error("a test name or a mapping", "tests")])?;
     let (test_name, body, span) = match (item.get("test_name"), entries) {
         (Some(tn), _) => (tn.expect_string("test_name").map_err(|e| vec![e])?, item, tn.span),
         (None, [(key, body)]) => (key.name.clone(), body, key.span),
         _ => {
-            return Err(vec![Diagnostic::error(
-                "yaml-shape",
-                "a test must be a name or a mapping with exactly one test name",
-            )
-            .with_label(item.span, "expected `- unique` or `- accepted_values: {...}`")]);
+            return Err(vec![
+                Diagnostic::error("yaml-shape", "a test must be a name or a mapping with exactly one test name")
+                    .with_label(item.span, "expected `- unique` or `- accepted_values: {...}`"),
+            ]);
         }
     };
     let mut args = BTreeMap::new();

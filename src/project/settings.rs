@@ -128,16 +128,21 @@ impl ProjectFile {
         for (key, _) in entries {
             if KNOWN_TOP_LEVEL.binary_search(&key.name.as_str()).is_err() {
                 warnings.push(
-                    Diagnostic::warning("unknown-project-key", format!("`{}` is not a project setting etlm knows; it is ignored", key.name))
-                        .with_label(key.span, "ignored"),
+                    Diagnostic::warning(
+                        "unknown-project-key",
+                        format!("`{}` is not a project setting etlm knows; it is ignored", key.name),
+                    )
+                    .with_label(key.span, "ignored"),
                 );
             }
         }
         let name = match yaml.get("name") {
             Some(v) => v.expect_string("name").map_err(|d| vec![d])?,
             None => {
-                return Err(vec![Diagnostic::error("invalid-project", "the project file has no `name`")
-                    .with_label(yaml.span, "add `name: my_project` here")]);
+                return Err(vec![
+                    Diagnostic::error("invalid-project", "the project file has no `name`")
+                        .with_label(yaml.span, "add `name: my_project` here"),
+                ]);
             }
         };
         let paths = |key: &str, default: &[&str], errors: &mut Vec<Diagnostic>| -> Vec<String> {

@@ -45,18 +45,12 @@ impl Yaml {
             Ok(node) => Ok(convert(node, file, sources)),
             Err(err) => {
                 let plain = err.without_snippet().to_string();
-                let message = plain
-                    .rfind(" at line ")
-                    .map_or(plain.as_str(), |i| &plain[..i])
-                    .to_string();
+                let message = plain.rfind(" at line ").map_or(plain.as_str(), |i| &plain[..i]).to_string();
                 let span = err.location().map_or(Span::file_start(file), |loc| {
-                    let offset = sources
-                        .file(file)
-                        .offset(loc.line() as usize, loc.column() as usize);
+                    let offset = sources.file(file).offset(loc.line() as usize, loc.column() as usize);
                     Span::new(file, offset..offset + 1)
                 });
-                Err(Diagnostic::error("yaml-syntax", format!("invalid YAML: {message}"))
-                    .with_label(span, "here"))
+                Err(Diagnostic::error("yaml-syntax", format!("invalid YAML: {message}")).with_label(span, "here"))
             }
         }
     }
@@ -98,11 +92,8 @@ impl Yaml {
 
     /// A shape error at this value: `expected {what}, found {kind}`.
     pub fn shape_error(&self, what: &str, context: &str) -> Diagnostic {
-        Diagnostic::error(
-            "yaml-shape",
-            format!("{context}: expected {what}, found {}", self.kind()),
-        )
-        .with_label(self.span, format!("expected {what}"))
+        Diagnostic::error("yaml-shape", format!("{context}: expected {what}, found {}", self.kind()))
+            .with_label(self.span, format!("expected {what}"))
     }
 
     /// The mapping entries, or a shape error. Null is an empty mapping.
@@ -153,9 +144,7 @@ impl Yaml {
             YamlValue::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             YamlValue::Str(s) => J::String(s.clone()),
             YamlValue::Seq(items) => J::Array(items.iter().map(Yaml::to_json).collect()),
-            YamlValue::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
-            }
+            YamlValue::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect()),
         }
     }
 }
@@ -190,9 +179,7 @@ fn convert(node: Spanned<RawNode>, file: FileId, sources: &SourceMap) -> Yaml {
         RawNode::Int(i) => YamlValue::Int(i),
         RawNode::Float(f) => YamlValue::Float(f),
         RawNode::Str(s) => YamlValue::Str(s),
-        RawNode::Seq(items) => {
-            YamlValue::Seq(items.into_iter().map(|i| convert(i, file, sources)).collect())
-        }
+        RawNode::Seq(items) => YamlValue::Seq(items.into_iter().map(|i| convert(i, file, sources)).collect()),
         RawNode::Map(entries) => YamlValue::Map(
             entries
                 .into_iter()

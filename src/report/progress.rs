@@ -118,7 +118,8 @@ impl Progress {
 
     fn human(&self, n: usize, line: &ResultLine) -> String {
         let width = self.total.to_string().len();
-        let mut text = format!("{n:>width$} of {}  {:<5}  {} {}", self.total, line.status.label(), line.kind, line.name);
+        let mut text =
+            format!("{n:>width$} of {}  {:<5}  {} {}", self.total, line.status.label(), line.kind, line.name);
         if let Some(rows) = line.rows {
             text.push_str(&format!("  {} rows", thousands(rows)));
         }

@@ -3,13 +3,12 @@
 //! history rows.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::compile::{CompiledProject, Node};
-use crate::engine::failpoint::Failpoints;
 use crate::engine::datafusion::{Build, DataFusionEngine};
+use crate::engine::failpoint::Failpoints;
 use crate::graph::ResourceType;
 use crate::project::Materialization;
 use crate::report::progress::{Progress, ResultLine, Status};
@@ -54,6 +53,8 @@ pub struct RunOptions {
     pub failpoints: Failpoints,
     pub selected: BTreeSet<String>,
     pub run_id: String,
+    /// Seed rows, read and checked before the run (see `seeds.rs`).
+    pub seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
 }
 
 /// One node's result.
@@ -104,7 +105,9 @@ pub fn plan_jobs(compiled: &CompiledProject, command: Command, selected: &BTreeS
                 let node = &compiled.nodes[p];
                 if runs(p) {
                     deps.insert(p.to_string());
-                } else if node.config.materialized == Materialization::Ephemeral && node.resource_type == ResourceType::Model {
+                } else if node.config.materialized == Materialization::Ephemeral
+                    && node.resource_type == ResourceType::Model
+                {
                     stack.extend(compiled.dag.parents(p));
                 }
             }
@@ -124,7 +127,7 @@ pub async fn execute(
     let jobs = plan_jobs(&compiled, opts.command, &opts.selected);
     let starts: Arc<std::sync::Mutex<BTreeMap<String, (chrono::DateTime<chrono::Utc>, Instant)>>> = Default::default();
     let failpoints = opts.failpoints.clone();
-    let root = compiled.project.root.clone();
+    let seeds = Arc::new(opts.seeds.clone());
     let mut results = Vec::new();
     let work_compiled = compiled.clone();
     let work_starts = starts.clone();
@@ -137,11 +140,11 @@ pub async fn execute(
             let engine = engine.clone();
             let failpoints = failpoints.clone();
             let starts = work_starts.clone();
-            let root = root.clone();
+            let seeds = seeds.clone();
             async move {
                 starts.lock().expect("start times").insert(id.clone(), (chrono::Utc::now(), Instant::now()));
                 let node = &compiled.nodes[&id];
-                build_node(node, &compiled, &engine, &failpoints, &root).await
+                build_node(node, &compiled, &engine, &failpoints, &seeds).await
             }
         },
         |id, status| {
@@ -167,7 +170,13 @@ pub async fn execute(
         },
     )
     .await;
-    RunSummary { run_id: opts.run_id.clone(), command: opts.command, started_at, finished_at: chrono::Utc::now(), results }
+    RunSummary {
+        run_id: opts.run_id.clone(),
+        command: opts.command,
+        started_at,
+        finished_at: chrono::Utc::now(),
+        results,
+    }
 }
 
 fn kind_of(node: &Node) -> &'static str {
@@ -183,19 +192,11 @@ async fn build_node(
     compiled: &CompiledProject,
     engine: &DataFusionEngine,
     failpoints: &Failpoints,
-    root: &std::path::Path,
+    seeds: &BTreeMap<String, datafusion::arrow::array::RecordBatch>,
 ) -> Result<Option<u64>, String> {
     let relation = node.relation.as_ref().expect("built nodes have a relation");
     let build = match node.resource_type {
-        ResourceType::Seed => {
-            let path: PathBuf = root.join(&node.path);
-            let column_types = node.config.column_types.clone();
-            let batch = tokio::task::spawn_blocking(move || crate::engine::local::read_seed_csv(&path, &column_types))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("seed `{}` ({}): {e}", node.name, node.path.display()))?;
-            Build::Seed(batch)
-        }
+        ResourceType::Seed => Build::Seed(seeds[&node.unique_id].clone()),
         _ => {
             let sql = node.compiled_sql.clone().expect("models have compiled SQL");
             match node.config.materialized {

@@ -4,3 +4,4 @@
 
 pub mod execute;
 pub mod schedule;
+pub mod seeds;

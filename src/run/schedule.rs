@@ -119,7 +119,14 @@ mod tests {
     #[tokio::test]
     async fn a_failure_skips_descendants_and_independent_branches_go_on() {
         let jobs = vec![job("a", &[]), job("b", &["a"]), job("c", &["b"]), job("x", &[]), job("y", &["x"])];
-        let results = run_jobs(jobs, 2, false, |id| async move { if id == "b" { Err("boom".into()) } else { Ok(()) } }, |_, _| {}).await;
+        let results = run_jobs(
+            jobs,
+            2,
+            false,
+            |id| async move { if id == "b" { Err("boom".into()) } else { Ok(()) } },
+            |_, _| {},
+        )
+        .await;
         let s = statuses(&results);
         assert_eq!(s["a"], "done");
         assert_eq!(s["b"], "failed");
@@ -131,7 +138,9 @@ mod tests {
     #[tokio::test]
     async fn fail_fast_skips_everything_not_started() {
         let jobs = vec![job("a", &[]), job("b", &["a"]), job("x", &["a"])];
-        let results = run_jobs(jobs, 1, true, |id| async move { if id == "a" { Err("boom".into()) } else { Ok(()) } }, |_, _| {}).await;
+        let results =
+            run_jobs(jobs, 1, true, |id| async move { if id == "a" { Err("boom".into()) } else { Ok(()) } }, |_, _| {})
+                .await;
         let s = statuses(&results);
         assert_eq!((s["a"], s["b"], s["x"]), ("failed", "skipped", "skipped"));
     }
@@ -142,15 +151,21 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let jobs = vec![job("a", &[]), job("b", &["a"]), job("c", &["a", "b"])];
         let l = log.clone();
-        run_jobs(jobs, 4, false, move |id| {
-            let l = l.clone();
-            async move {
-                l.lock().unwrap().push(format!("start {id}"));
-                tokio::task::yield_now().await;
-                l.lock().unwrap().push(format!("end {id}"));
-                Ok(())
-            }
-        }, |_, _| {})
+        run_jobs(
+            jobs,
+            4,
+            false,
+            move |id| {
+                let l = l.clone();
+                async move {
+                    l.lock().unwrap().push(format!("start {id}"));
+                    tokio::task::yield_now().await;
+                    l.lock().unwrap().push(format!("end {id}"));
+                    Ok(())
+                }
+            },
+            |_, _| {},
+        )
         .await;
         let log = log.lock().unwrap().clone();
         assert_eq!(log, ["start a", "end a", "start b", "end b", "start c", "end c"]);

@@ -42,9 +42,7 @@ pub fn parse_query(sql: &str, dialect: SqlDialect) -> Result<Statement, SqlError
         let text = e.to_string();
         // An error at the end of input carries no position: point at the last character.
         let (line, column) = position_in(&text).unwrap_or_else(|| end_of(sql));
-        let message = text
-            .trim_start_matches("sql parser error: ")
-            .trim_start_matches("sql tokenizer error: ");
+        let message = text.trim_start_matches("sql parser error: ").trim_start_matches("sql tokenizer error: ");
         let message = message.find(" at Line: ").map_or(message, |i| &message[..i]);
         SqlError { message: message.to_string(), line, column }
     })?;

@@ -24,8 +24,12 @@ impl PositionMap {
         let mut segments = Vec::new();
         for op in diff.ops() {
             let (old, new, same) = match *op {
-                DiffOp::Equal { old_index, new_index, len } => (old_index..old_index + len, new_index..new_index + len, true),
-                DiffOp::Insert { old_index, new_index, new_len } => (old_index..old_index, new_index..new_index + new_len, false),
+                DiffOp::Equal { old_index, new_index, len } => {
+                    (old_index..old_index + len, new_index..new_index + len, true)
+                }
+                DiffOp::Insert { old_index, new_index, new_len } => {
+                    (old_index..old_index, new_index..new_index + new_len, false)
+                }
                 DiffOp::Replace { old_index, old_len, new_index, new_len } => {
                     (old_index..old_index + old_len, new_index..new_index + new_len, false)
                 }

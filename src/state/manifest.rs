@@ -112,11 +112,11 @@ fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
         checksum: node.raw_sql.as_deref().map(sha),
         compiled_checksum: node.compiled_sql.as_deref().map(sha),
         raw_code: node.raw_sql.as_deref(),
-        compiled_path: node
-            .compiled_sql
-            .as_ref()
-            .map(|_| format!("{target_path}/compiled/{}", node.path.display())),
-        depends_on: DependsOn { nodes: &node.depends_on, macros: node.macros_used.iter().map(String::as_str).collect() },
+        compiled_path: node.compiled_sql.as_ref().map(|_| format!("{target_path}/compiled/{}", node.path.display())),
+        depends_on: DependsOn {
+            nodes: &node.depends_on,
+            macros: node.macros_used.iter().map(String::as_str).collect(),
+        },
         config: &node.config.raw,
         materialized: node.config.materialized.as_str(),
         tags: &node.config.tags,

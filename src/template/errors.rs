@@ -1,7 +1,6 @@
 //! Jinja errors as diagnostics: the innermost location is the primary label; each macro
 //! call on the way out adds a "called from here" label.
 
-
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 
 /// Converts a render or syntax error of the template in `file` into a diagnostic.
@@ -67,10 +66,7 @@ fn label_for(e: &minijinja::Error) -> String {
 /// Where a Jinja error points: its template name is a project path (or the model's own).
 fn span_of(e: &minijinja::Error, default_file: FileId, sources: &SourceMap) -> Option<Span> {
     let line = e.line()?;
-    let file = e
-        .name()
-        .and_then(|n| sources.find(std::path::Path::new(n)))
-        .unwrap_or(default_file);
+    let file = e.name().and_then(|n| sources.find(std::path::Path::new(n))).unwrap_or(default_file);
     let source = sources.file(file);
     match e.range() {
         Some(r) if r.end <= source.text.len() => Some(Span::new(file, r)),

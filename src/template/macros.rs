@@ -35,8 +35,7 @@ pub fn scan(source: &str) -> Vec<MacroDef> {
         let inner = source[start + 2..end - 2].trim_matches('-').trim_start();
         for (keyword, is_test) in [("macro ", false), ("test ", true)] {
             if let Some(rest) = inner.strip_prefix(keyword) {
-                let name: String =
-                    rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let name: String = rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 if !name.is_empty() {
                     out.push(MacroDef { name, is_test, range: start..end });
                 }
@@ -65,7 +64,8 @@ pub fn rewrite_test_blocks(source: &str) -> String {
         let rest = inner.trim_start();
         let replaced = [("test ", "macro "), ("endtest", "endmacro")].iter().find_map(|(from, to)| {
             let word = from.trim_end();
-            let is_word = rest.starts_with(word) && !rest[word.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+            let is_word =
+                rest.starts_with(word) && !rest[word.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
             (is_word && keyword_at > 0).then(|| {
                 format!("{}{}{}{}", &tag[..open], &inner[..keyword_at - 1], to.trim_end(), &rest[word.len()..])
             })
@@ -98,9 +98,9 @@ impl Object for MacroFn {
         let template = state.env().get_template(&self.template)?;
         let mut module = template.render_captured(Value::from(ctx)).map_err(|e| self.wrap(e))?;
         let result = module.with_state_mut(|st| {
-            let m = st.lookup(&self.name).ok_or_else(|| {
-                Error::new(ErrorKind::UnknownFunction, format!("macro `{}` not found", self.name))
-            })?;
+            let m = st
+                .lookup(&self.name)
+                .ok_or_else(|| Error::new(ErrorKind::UnknownFunction, format!("macro `{}` not found", self.name)))?;
             m.call(st, args)
         });
         match result {

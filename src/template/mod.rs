@@ -18,8 +18,10 @@ use serde_json::Value as Json;
 
 pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
-pub use self::objects::{Mode, RefCall, Recorded, RelationValue, Resolver};
-use self::objects::{Adapter, ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value, to_value};
+use self::objects::{
+    Adapter, ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value, to_value,
+};
+pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 use crate::project::{Project, env_var};
 use crate::relation::Relation;
@@ -107,7 +109,13 @@ impl Renderer {
     }
 
     /// Compiles the Jinja of a file (its syntax is checked here).
-    pub fn compile<'env>(&'env self, file: FileId, name: &'env str, source: &'env str, sources: &SourceMap) -> Result<Compiled<'env>, Diagnostic> {
+    pub fn compile<'env>(
+        &'env self,
+        file: FileId,
+        name: &'env str,
+        source: &'env str,
+        sources: &SourceMap,
+    ) -> Result<Compiled<'env>, Diagnostic> {
         self.env
             .template_from_named_str(name, source)
             .map(|template| Compiled { template, file })
@@ -115,7 +123,12 @@ impl Renderer {
     }
 
     /// Renders a compiled template.
-    pub fn render(&self, compiled: &Compiled<'_>, input: &RenderInput, sources: &SourceMap) -> Result<Rendered, Diagnostic> {
+    pub fn render(
+        &self,
+        compiled: &Compiled<'_>,
+        input: &RenderInput,
+        sources: &SourceMap,
+    ) -> Result<Rendered, Diagnostic> {
         let recorder = Arc::new(self.recorder(input));
         let ctx = self.context(&recorder, input);
         let sql = compiled.template.render(ctx).map_err(|e| to_diagnostic(&e, compiled.file, sources))?;
@@ -155,15 +168,19 @@ impl Renderer {
     }
 
     /// Calls a project macro with positional arguments and returns its output, trimmed.
-    pub fn call_macro(&self, name: &str, args: &[Value], input: &RenderInput, sources: &SourceMap) -> Result<String, Diagnostic> {
+    pub fn call_macro(
+        &self,
+        name: &str,
+        args: &[Value],
+        input: &RenderInput,
+        sources: &SourceMap,
+    ) -> Result<String, Diagnostic> {
         let recorder = Arc::new(self.recorder(input));
         let ctx = self.context(&recorder, input);
         let (file, _, f) = self.macros.get(name).expect("caller checked has_macro");
         let template = self.env.template_from_str("").expect("empty template compiles");
         let mut captured = template.render_captured(ctx).map_err(|e| to_diagnostic(&e, *file, sources))?;
-        let out = captured
-            .with_state_mut(|st| f.call(st, args))
-            .map_err(|e| to_diagnostic(&e, *file, sources))?;
+        let out = captured.with_state_mut(|st| f.call(st, args)).map_err(|e| to_diagnostic(&e, *file, sources))?;
         Ok(out.to_string().trim().to_string())
     }
 
@@ -226,7 +243,9 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
             (None, Some(d)) => Ok(d),
             (None, None) => Err(Error::new(
                 ErrorKind::UndefinedError,
-                format!("required var `{name}` is not set; pass it with --vars or set it under `vars:` in the project file"),
+                format!(
+                    "required var `{name}` is not set; pass it with --vars or set it under `vars:` in the project file"
+                ),
             )),
         }
     });
@@ -241,26 +260,34 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
             .cloned()
             .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("no docs block named `{name}`")))
     });
-    env.add_function("ref", |state: &State, first: String, second: Option<String>, kwargs: Kwargs| -> Result<Value, Error> {
-        // `v=` / `version=` name a model version; etlm has one version per model.
-        let _ = kwargs.get::<Option<Value>>("v")?;
-        let _ = kwargs.get::<Option<Value>>("version")?;
-        let call = match second {
-            Some(name) => RefCall { package: Some(first), name },
-            None => RefCall { package: None, name: first },
-        };
-        let recorder = Recorder::of(state)?;
-        recorder.record(|r| r.refs.push(call.clone()));
-        match &recorder.mode {
-            Mode::Parse => Ok(Value::from_object(RelationValue {
-                relation: Relation::new(recorder.default_schema.clone(), call.name.clone()),
-                cte: None,
-            })),
-            Mode::Compile { resolver, .. } => resolver.resolve_ref(&call).map(Value::from_object).ok_or_else(|| {
-                Error::new(ErrorKind::InvalidOperation, format!("`{}` is not a model, seed or snapshot", call.name))
-            }),
-        }
-    });
+    env.add_function(
+        "ref",
+        |state: &State, first: String, second: Option<String>, kwargs: Kwargs| -> Result<Value, Error> {
+            // `v=` / `version=` name a model version; etlm has one version per model.
+            let _ = kwargs.get::<Option<Value>>("v")?;
+            let _ = kwargs.get::<Option<Value>>("version")?;
+            let call = match second {
+                Some(name) => RefCall { package: Some(first), name },
+                None => RefCall { package: None, name: first },
+            };
+            let recorder = Recorder::of(state)?;
+            recorder.record(|r| r.refs.push(call.clone()));
+            match &recorder.mode {
+                Mode::Parse => Ok(Value::from_object(RelationValue {
+                    relation: Relation::new(recorder.default_schema.clone(), call.name.clone()),
+                    cte: None,
+                })),
+                Mode::Compile { resolver, .. } => {
+                    resolver.resolve_ref(&call).map(Value::from_object).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!("`{}` is not a model, seed or snapshot", call.name),
+                        )
+                    })
+                }
+            }
+        },
+    );
     env.add_function("source", |state: &State, source: String, table: String| -> Result<Value, Error> {
         let recorder = Recorder::of(state)?;
         recorder.record(|r| r.sources.push((source.clone(), table.clone())));
@@ -269,7 +296,9 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
             Mode::Compile { resolver, .. } => resolver
                 .resolve_source(&source, &table)
                 .map(|relation| Value::from_object(RelationValue { relation, cte: None }))
-                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("source `{source}.{table}` does not exist"))),
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, format!("source `{source}.{table}` does not exist"))
+                }),
         }
     });
     env.add_function("is_incremental", |state: &State| -> Result<bool, Error> {
@@ -287,7 +316,8 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
         Err(Error::new(ErrorKind::InvalidOperation, RETURN_SENTINEL))
     });
     env.add_function("fromjson", |text: String| -> Result<Value, Error> {
-        let json: Json = serde_json::from_str(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+        let json: Json =
+            serde_json::from_str(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
         Ok(to_value(&json))
     });
     env.add_function("tojson", |value: Value| -> Result<String, Error> {

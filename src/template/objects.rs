@@ -148,20 +148,15 @@ impl Object for ConfigObject {
         let mut entries = Vec::new();
         for key in kwargs.args() {
             let value: Value = kwargs.get(key)?;
-            let json = serde_json::to_value(&value)
-                .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+            let json =
+                serde_json::to_value(&value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
             entries.push((key.to_string(), json));
         }
         recorder.record(|r| r.config.extend(entries));
         Ok(Value::from(""))
     }
 
-    fn call_method(
-        self: &Arc<Self>,
-        state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         let recorder = Recorder::of(state)?;
         let (key, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
         let found = recorder.config.get(&key).cloned().or_else(|| {
@@ -188,12 +183,7 @@ impl Object for Timestamp {
         ObjectRepr::Plain
     }
 
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "strftime" => {
                 let (fmt,): (String,) = minijinja::value::from_args(args)?;
@@ -214,12 +204,7 @@ impl Object for Timestamp {
 pub struct Exceptions;
 
 impl Object for Exceptions {
-    fn call_method(
-        self: &Arc<Self>,
-        state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         let (message,): (String,) = minijinja::value::from_args(args)?;
         match method {
             "raise_compiler_error" => Err(Error::new(ErrorKind::InvalidOperation, message)),
@@ -247,12 +232,7 @@ impl Object for Adapter {
         }
     }
 
-    fn call_method(
-        self: &Arc<Self>,
-        state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "quote" => {
                 let (name,): (String,) = minijinja::value::from_args(args)?;
@@ -263,9 +243,7 @@ impl Object for Adapter {
                 [format!("{}__{name}", self.engine), format!("default__{name}"), name.clone()]
                     .iter()
                     .find_map(|candidate| state.lookup(candidate).filter(|v| !v.is_undefined()))
-                    .ok_or_else(|| {
-                        Error::new(ErrorKind::UnknownFunction, format!("no macro `{name}` to dispatch to"))
-                    })
+                    .ok_or_else(|| Error::new(ErrorKind::UnknownFunction, format!("no macro `{name}` to dispatch to")))
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method `{method}` in etlm"))),
         }

@@ -11,7 +11,8 @@ pub fn fixtures() -> PathBuf {
 
 /// Copies a project folder (a fixture name, or a path) into a fresh temp dir.
 pub fn copy_project(name_or_path: &str) -> (tempfile::TempDir, PathBuf) {
-    let src = if Path::new(name_or_path).is_absolute() { PathBuf::from(name_or_path) } else { fixtures().join(name_or_path) };
+    let src =
+        if Path::new(name_or_path).is_absolute() { PathBuf::from(name_or_path) } else { fixtures().join(name_or_path) };
     let tmp = tempfile::tempdir().expect("temp dir");
     let dest = tmp.path().join(src.file_name().expect("project folder name"));
     copy_dir(&src, &dest);

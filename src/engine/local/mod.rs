@@ -7,18 +7,20 @@
 //! warehouse/
 //!   .etlm.lock                         writer lock (pid and start time of the holder)
 //!   main/
-//!     orders -> .versions/orders/0001767225600000000     relative symlink: the current version
+//!     orders -> .versions/orders/1795305600000000   relative symlink: the current version
 //!     .versions/orders/
-//!       0001767225600000000/           immutable once published
+//!       1795305600000000/              immutable once published
 //!         _etlm.json                   kind, columns (Arrow types), partition_by, sql, created_at
 //!         dt=2024-01-01/<id>.parquet   hive partitions (partition columns are not in the files)
-//!       0001767229200000000.staging/   being written; no reader looks here
+//!       1795309200000000.staging/      being written; no reader looks here
 //! ```
 //!
-//! A relation is the symlink `<schema>/<name>`; everything starting with a dot is
-//! etlm's bookkeeping. Other tools read `warehouse/main/orders/**/*.parquet` with hive
-//! partitioning and ignore `_etlm.json`. Views are a version holding only `_etlm.json`
-//! with their SQL, registered when a session opens.
+//! Version names are microseconds since the epoch, zero-padded and always above the
+//! previous one, so they sort and are never reused. A relation is the symlink
+//! `<schema>/<name>`; everything starting with a dot is etlm's bookkeeping. Other tools
+//! read `warehouse/main/orders/**/*.parquet` with hive partitioning and ignore
+//! `_etlm.json`. Views are a version holding only `_etlm.json` with their SQL,
+//! registered when a session opens.
 //!
 //! # Publishing
 //!

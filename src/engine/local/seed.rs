@@ -92,7 +92,10 @@ pub enum SeedError {
 pub fn read_seed_csv(path: &Path, column_types: &BTreeMap<String, String>) -> Result<RecordBatch, SeedError> {
     let bytes = std::fs::read(path).map_err(|source| SeedError::Io { path: path.to_path_buf(), source })?;
     if let Some(line) = unclosed_quote(&bytes) {
-        return Err(SeedError::Malformed { line, message: "a quoted field starting on this line is never closed".into() });
+        return Err(SeedError::Malformed {
+            line,
+            message: "a quoted field starting on this line is never closed".into(),
+        });
     }
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes.as_slice());
     let header: Vec<String> = reader.headers().map_err(malformed)?.iter().map(str::to_string).collect();
@@ -209,7 +212,8 @@ enum SeedType {
 }
 
 /// Types tried by inference, in order; `Text` when none fits.
-const INFERRED: [SeedType; 5] = [SeedType::Int64, SeedType::Float64, SeedType::Date, SeedType::Timestamp, SeedType::Boolean];
+const INFERRED: [SeedType; 5] =
+    [SeedType::Int64, SeedType::Float64, SeedType::Date, SeedType::Timestamp, SeedType::Boolean];
 
 impl SeedType {
     fn infer(cells: &[Cell]) -> SeedType {
@@ -341,7 +345,8 @@ fn parse_date(value: &str) -> Option<i32> {
 
 /// Microseconds since the epoch; values with an offset are converted to UTC.
 fn parse_timestamp(value: &str) -> Option<i64> {
-    let shaped = value.len() >= 19 && value.is_char_boundary(10) && value[..10].bytes().filter(|&b| b == b'-').count() == 2;
+    let shaped =
+        value.len() >= 19 && value.is_char_boundary(10) && value[..10].bytes().filter(|&b| b == b'-').count() == 2;
     if !shaped {
         return None;
     }

@@ -77,9 +77,8 @@ pub struct WarehouseSession {
 /// `datafusion.<schema>.<name>`, so `"main"."orders"`, `main.orders` and (default schema
 /// `main`) `orders` all resolve. `information_schema` is enabled.
 pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, SessionError> {
-    let config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA);
+    let config =
+        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA);
     let ctx = SessionContext::new_with_config(config);
     let (views, tables): (Vec<_>, Vec<_>) =
         warehouse.relations()?.into_iter().partition(|r| r.meta.kind == RelationKind::View);
@@ -95,7 +94,10 @@ pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, Ses
 /// registration, e.g. right after `Warehouse::publish`. Views already registered over
 /// it are re-planned so they read the new version; those that no longer plan are
 /// unregistered and returned.
-pub async fn register_relation(ctx: &SessionContext, relation: &StoredRelation) -> Result<Vec<BrokenView>, SessionError> {
+pub async fn register_relation(
+    ctx: &SessionContext,
+    relation: &StoredRelation,
+) -> Result<Vec<BrokenView>, SessionError> {
     let (schema, name) = (relation.schema.as_str(), relation.name.as_str());
     match relation.meta.kind {
         RelationKind::Table => register_table_dir(ctx, schema, name, &relation.dir, &relation.meta)?,
@@ -141,13 +143,11 @@ pub fn register_table_dir(
 
     let to_register = |source| register_error(schema, name, source);
     let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
-    let options = ListingOptions::new(Arc::new(format))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(partition_cols);
+    let options =
+        ListingOptions::new(Arc::new(format)).with_file_extension(".parquet").with_table_partition_cols(partition_cols);
     let url = ListingTableUrl::parse(format!("{}/", dir.trim_end_matches('/'))).map_err(to_register)?;
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(Arc::new(Schema::new(file_fields)));
+    let config =
+        ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::new(Schema::new(file_fields)));
     let table = ListingTable::try_new(config).map_err(to_register)?;
 
     ensure_schema(ctx, schema).map_err(to_register)?;
@@ -335,7 +335,13 @@ mod tests {
         relation
     }
 
-    async fn publish_view(wh: &Warehouse, ctx: &SessionContext, schema: &str, name: &str, sql: &str) -> Vec<BrokenView> {
+    async fn publish_view(
+        wh: &Warehouse,
+        ctx: &SessionContext,
+        schema: &str,
+        name: &str,
+        sql: &str,
+    ) -> Vec<BrokenView> {
         let columns = ctx.sql(sql).await.unwrap().schema().fields().iter().map(|f| ColumnMeta::from_field(f)).collect();
         let relation = wh.publish(wh.stage(schema, name).unwrap(), RelationMeta::view(columns, sql)).unwrap();
         register_relation(ctx, &relation).await.unwrap()

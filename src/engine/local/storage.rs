@@ -226,9 +226,7 @@ impl Warehouse {
             },
         }
         let line = format!("pid {}, started {}\n", std::process::id(), now());
-        file.set_len(0)
-            .and_then(|()| file.write_all(line.as_bytes()))
-            .map_err(io_err("write lock file", &path))?;
+        file.set_len(0).and_then(|()| file.write_all(line.as_bytes())).map_err(io_err("write lock file", &path))?;
         Ok(WarehouseLock { _file: file, root: self.root.clone() })
     }
 

@@ -112,7 +112,8 @@ fn check_partition_values(df: DataFrame, partition_by: &[String]) -> Result<Data
         .into_iter()
         .map(|column| {
             if partition_by.contains(&column.name) {
-                let check = PartitionValue { column: column.name.clone(), signature: Signature::any(1, Volatility::Immutable) };
+                let check =
+                    PartitionValue { column: column.name.clone(), signature: Signature::any(1, Volatility::Immutable) };
                 let name = column.name.clone();
                 ScalarUDF::from(check).call(vec![Expr::Column(column)]).alias(name)
             } else {
@@ -152,7 +153,10 @@ impl ScalarUDFImpl for PartitionValue {
         if array.null_count() > 0 {
             return exec_err!("partition column `{}` is NULL in some rows; every row needs a value", self.column);
         }
-        if matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)) {
+        if matches!(
+            array.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..)
+        ) {
             let text = cast(&array, &DataType::Utf8)?;
             if let Some(bad) = text.as_string::<i32>().iter().flatten().find(|v| v.is_empty() || v.contains('/')) {
                 return exec_err!(
@@ -162,5 +166,78 @@ impl ScalarUDFImpl for PartitionValue {
             }
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::engine::local::{RelationMeta, Warehouse, open_session, read_seed_csv, register_relation};
+
+    fn warehouse() -> (tempfile::TempDir, Warehouse) {
+        let temp = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(temp.path().join("warehouse")).unwrap();
+        (temp, wh)
+    }
+
+    async fn write(wh: &Warehouse, sql: &str, partition_by: &[&str]) -> Result<WriteOutcome, WriteError> {
+        let ctx = SessionContext::new();
+        let staging = wh.stage("main", "t").unwrap();
+        let partition_by: Vec<String> = partition_by.iter().map(|p| p.to_string()).collect();
+        write_query(&ctx, sql, &staging, &partition_by).await
+    }
+
+    #[tokio::test]
+    async fn counts_rows_and_orders_partition_columns_last() {
+        let (_temp, wh) = warehouse();
+        let sql = "SELECT * FROM (VALUES ('eu', 1, 2.5), ('us', 2, 3.5), ('eu', 3, 4.5)) AS t(region, id, amount)";
+        let outcome = write(&wh, sql, &["region"]).await.unwrap();
+        assert_eq!(outcome.rows, 3);
+        let columns: Vec<_> = outcome.columns.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect();
+        assert_eq!(columns, ["id Int64", "amount Float64", "region Utf8"]);
+        assert_eq!(write(&wh, sql, &[]).await.unwrap().rows, 3);
+    }
+
+    #[tokio::test]
+    async fn bad_partition_values_and_columns_are_errors() {
+        let (_temp, wh) = warehouse();
+        let nulls = "SELECT * FROM (VALUES (1, DATE '2024-01-01'), (2, NULL)) AS t(id, dt)";
+        let err = write(&wh, nulls, &["dt"]).await.unwrap_err();
+        assert!(err.to_string().contains("partition column `dt` is NULL in some rows"), "{err}");
+        let slash = "SELECT 1 AS id, 'a/b' AS region";
+        let err = write(&wh, slash, &["region"]).await.unwrap_err();
+        assert!(err.to_string().contains("`a/b`, which cannot be a directory name"), "{err}");
+        let err = write(&wh, "SELECT 1 AS id", &["dt"]).await.unwrap_err();
+        assert_eq!(err.to_string(), "partition column `dt` is not in the query's output (columns: id)");
+        let join = "SELECT a.id, b.id FROM (SELECT 1 AS id) a CROSS JOIN (SELECT 2 AS id) b";
+        let err = write(&wh, join, &[]).await.unwrap_err();
+        assert!(matches!(err, WriteError::DuplicateColumn { column } if column == "id"));
+    }
+
+    #[tokio::test]
+    async fn statements_other_than_queries_are_refused() {
+        let (_temp, wh) = warehouse();
+        for sql in ["CREATE TABLE x AS SELECT 1", "SET datafusion.execution.batch_size = 1"] {
+            assert!(matches!(write(&wh, sql, &[]).await, Err(WriteError::DataFusion(_))), "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_seed_batch_round_trips_through_the_warehouse() {
+        let (temp, wh) = warehouse();
+        let csv = temp.path().join("customers.csv");
+        std::fs::write(&csv, "id,signup,vip\n1,2024-01-01,true\n2,2024-01-02,false\n").unwrap();
+        let batch = read_seed_csv(&csv, &BTreeMap::new()).unwrap();
+
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        let staging = wh.stage("main", "customers").unwrap();
+        let outcome = write_dataframe(ctx.read_batch(batch).unwrap(), &staging, &[]).await.unwrap();
+        assert_eq!(outcome.rows, 2);
+        let relation = wh.publish(staging, RelationMeta::table(outcome.columns, vec![])).unwrap();
+        register_relation(&ctx, &relation).await.unwrap();
+        let df = ctx.sql("SELECT id FROM customers WHERE vip AND signup = DATE '2024-01-01'").await.unwrap();
+        assert_eq!(df.count().await.unwrap(), 1);
     }
 }

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Benchmarks `etlm compile` on generated projects (examples/gen_project.rs).
+#
+#   benches/compile.sh
+#
+# Builds etlm and the generator in release mode, generates projects of 1,000 and 10,000
+# models (kept and reused across runs while the generator source and seed are unchanged),
+# runs `etlm compile` RUNS times per size and prints, per size:
+#
+#   compile 10000 models: best 0.62 s, median 0.65 s, peak RSS 180 MB
+#
+# Environment knobs: SIZES (default "1000 10000"), RUNS (5), SEED (42),
+# BENCH_DIR (default $TMPDIR/etlm-bench or /tmp/etlm-bench), CARGO_TARGET_DIR.
+# Exits non-zero if a build, the generator or any `etlm compile` fails.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+SIZES=${SIZES:-"1000 10000"}
+RUNS=${RUNS:-5}
+SEED=${SEED:-42}
+BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/etlm-bench}
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "compile.sh: python3 is required (it times runs and reads peak RSS)" >&2
+    exit 1
+fi
+
+cargo build --release --bin etlm --example gen_project
+etlm="$target_dir/release/etlm"
+gen="$target_dir/release/examples/gen_project"
+
+# Runs a command; prints "<wall seconds> <peak RSS in KiB>" of it on stdout. The command's
+# own output goes to $log. Exits with the command's status.
+measure() {
+    local log=$1
+    shift
+    python3 - "$log" "$@" <<'PY'
+import resource, subprocess, sys, time
+log, cmd = sys.argv[1], sys.argv[2:]
+with open(log, "wb") as out:
+    start = time.perf_counter()
+    code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - start
+# ru_maxrss of waited-for children: KiB on Linux (bytes on macOS).
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+if sys.platform == "darwin":
+    rss //= 1024
+print(f"{wall:.6f} {rss}")
+sys.exit(code)
+PY
+}
+
+mkdir -p "$BENCH_DIR"
+stamp_value="seed=$SEED gen=$(cksum < examples/gen_project.rs | cut -d' ' -f1)"
+
+for n in $SIZES; do
+    dir="$BENCH_DIR/gen_$n"
+    stamp="$dir/.gen_stamp"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$stamp_value" ]]; then
+        echo "reusing $dir"
+    else
+        rm -f "$stamp"
+        "$gen" --models "$n" --out "$dir" --seed "$SEED"
+        echo "$stamp_value" > "$stamp"
+    fi
+
+    results=()
+    for ((i = 1; i <= RUNS; i++)); do
+        log="$dir/.compile_$i.log"
+        if ! result=$(measure "$log" "$etlm" compile --project-dir "$dir"); then
+            echo "compile.sh: etlm compile failed on $n models (run $i); output:" >&2
+            tail -n 40 "$log" >&2
+            exit 1
+        fi
+        results+=("$result")
+    done
+
+    printf '%s\n' "${results[@]}" | python3 -c '
+import statistics, sys
+n = sys.argv[1]
+rows = [line.split() for line in sys.stdin if line.strip()]
+walls = sorted(float(w) for w, _ in rows)
+rss_mb = max(int(r) for _, r in rows) / 1024
+print(f"compile {n} models: best {walls[0]:.2f} s, median {statistics.median(walls):.2f} s, peak RSS {rss_mb:.0f} MB")
+' "$n"
+done
