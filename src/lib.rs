@@ -12,6 +12,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod graph;
 pub mod project;
+pub mod quality;
 pub mod relation;
 pub mod report;
 pub mod run;

@@ -17,7 +17,17 @@ impl Relation {
     pub fn new(schema: impl Into<String>, identifier: impl Into<String>) -> Relation {
         Relation { database: None, schema: schema.into(), identifier: identifier.into() }
     }
+
+    /// Where a run puts this relation's staged data while its tests audit it:
+    /// `"_etlm_audit"."<schema>__<identifier>"`, one per relation, so concurrent models
+    /// never share one.
+    pub fn audit(&self) -> Relation {
+        Relation::new(AUDIT_SCHEMA, format!("{}__{}", self.schema, self.identifier))
+    }
 }
+
+/// The schema of audit relations (see `Relation::audit`).
+pub const AUDIT_SCHEMA: &str = "_etlm_audit";
 
 /// Quotes an identifier with double quotes, doubling any inside it.
 pub fn quote_ident(name: &str) -> String {

@@ -22,7 +22,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
         .iter()
         .filter_map(|id| {
             let node = &compiled.nodes[id];
-            Some((target.join("compiled").join(&node.path), node.compiled_sql.as_deref()?))
+            Some((target.join("compiled").join(node.compiled_path()), node.compiled_sql.as_deref()?))
         })
         .collect();
     let errors: Vec<Diagnostic> =

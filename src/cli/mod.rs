@@ -94,8 +94,10 @@ pub enum Command {
     Seed(run::RunArgs),
     /// Build the selected models in DAG order.
     Run(run::RunArgs),
-    /// Seed and run in one DAG walk.
+    /// Seed, run and test in one DAG walk.
     Build(run::RunArgs),
+    /// Run the selected quality tests on the published relations.
+    Test(run::RunArgs),
     /// Query the target and print a table.
     Show(show::ShowArgs),
     /// The run history, newest first.
@@ -114,6 +116,7 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         Command::Seed(args) => run::run(RunCommand::Seed, &cli.global, &args, env, &sources, &out),
         Command::Run(args) => run::run(RunCommand::Run, &cli.global, &args, env, &sources, &out),
         Command::Build(args) => run::run(RunCommand::Build, &cli.global, &args, env, &sources, &out),
+        Command::Test(args) => run::run(RunCommand::Test, &cli.global, &args, env, &sources, &out),
         Command::Show(args) => show::run(&cli.global, &args, env, &sources, &out),
         Command::Runs(args) => runs::run(&cli.global, &args, env, &sources, &out),
         Command::Clean => clean::run(&cli.global, env, &sources, &out),

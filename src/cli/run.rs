@@ -10,7 +10,7 @@ use crate::engine::failpoint::Failpoints;
 use crate::project::Env;
 use crate::report::progress::{Progress, Status};
 use crate::report::{Output, print_diagnostics, write_atomic};
-use crate::run::execute::{Command, RunOptions, execute, plan_jobs};
+use crate::run::execute::{Command, RunOptions, execute, plan};
 use crate::run::seeds::read_seeds;
 use crate::state::run_results::run_results_json;
 
@@ -49,7 +49,8 @@ pub fn run(
         .or(compiled.project.target.threads)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let run_id = super::new_run_id();
-    let job_ids: Vec<String> = plan_jobs(&compiled, command, &selected).into_iter().map(|j| j.id).collect();
+    let plan = plan(&compiled, command, &selected);
+    let job_ids: Vec<String> = plan.jobs.iter().map(|j| j.id.clone()).collect();
     let seeds = read_seeds(&compiled, &job_ids, sources)?;
     let opts = RunOptions {
         command,
@@ -61,7 +62,7 @@ pub fn run(
         run_id: run_id.clone(),
         seeds,
     };
-    let total = job_ids.len();
+    let total = plan.lines();
     let compiled = Arc::new(compiled);
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async {
@@ -71,20 +72,34 @@ pub fn run(
             .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
         let engine = Arc::new(engine);
         let progress = Progress::new(global.format, total, command.as_str());
-        let summary = execute(compiled.clone(), engine.clone(), &opts, &progress).await;
+        let history = engine.row_count_history().await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let summary = execute(compiled.clone(), engine.clone(), &opts, plan, history, &progress).await;
         for r in &summary.results {
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }
-        engine.record_run(&summary, &compiled.project.vars).await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
-        let (ok, errors, skipped) = (summary.count(Status::Success), summary.count(Status::Error), summary.count(Status::Skipped));
+        engine
+            .record_run(&summary, &compiled.project.vars)
+            .await
+            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let count = |s| summary.count(s);
+        let (ok, errors, skipped) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
+        let (pass, warn, fail) = (count(Status::Pass), count(Status::Warn), count(Status::Fail));
         let elapsed = (summary.finished_at - summary.started_at).num_milliseconds() as f64 / 1000.0;
+        let mut parts = vec![format!("{ok} OK")];
+        if pass + warn + fail > 0 {
+            parts.push(format!("{pass} passed, {warn} warned, {fail} failed"));
+        }
+        parts.push(format!("{errors} error{}, {skipped} skipped", if errors == 1 { "" } else { "s" }));
         progress.finish(
             &format!(
-                "\n{}: {ok} OK, {errors} error{}, {skipped} skipped in {elapsed:.2} s",
+                "\n{}: {} in {elapsed:.2} s",
                 if summary.failed() { "Finished with errors" } else { "Done" },
-                if errors == 1 { "" } else { "s" }
+                parts.join(", ")
             ),
-            serde_json::json!({"summary": {"run_id": run_id, "ok": ok, "error": errors, "skipped": skipped, "elapsed_s": elapsed}}),
+            serde_json::json!({"summary": {
+                "run_id": run_id, "ok": ok, "error": errors, "skipped": skipped,
+                "pass": pass, "warn": warn, "fail": fail, "elapsed_s": elapsed,
+            }}),
         );
         Ok::<_, Vec<Diagnostic>>(summary)
     })?;

@@ -12,8 +12,11 @@ pub struct RunsArgs {
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
     /// Show the model results of the runs instead of one line per run.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tests")]
     pub models: bool,
+    /// Show the test results of the runs (status, failing rows, threshold, observed value).
+    #[arg(long)]
+    pub tests: bool,
 }
 
 pub fn run(
@@ -35,6 +38,13 @@ pub fn run(
             "select m.run_id, m.unique_id, m.status, m.rows, round(m.duration_s, 3) as duration_s, m.error \
              from \"_etlm\".\"model_runs\" m join (select run_id from \"_etlm\".\"runs\" order by started_at desc limit {}) r \
              on m.run_id = r.run_id order by m.started_at desc, m.unique_id",
+            args.limit
+        )
+    } else if args.tests {
+        format!(
+            "select t.run_id, t.unique_id, t.model, t.column_name, t.severity, t.status, t.failures, t.threshold, \
+             t.observed from \"_etlm\".\"test_results\" t join (select run_id from \"_etlm\".\"runs\" \
+             order by started_at desc limit {}) r on t.run_id = r.run_id order by t.started_at desc, t.unique_id",
             args.limit
         )
     } else {

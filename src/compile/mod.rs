@@ -64,6 +64,9 @@ pub struct Node {
     pub config: NodeConfig,
     pub raw_sql: Option<Arc<str>>,
     pub compiled_sql: Option<String>,
+    /// For generic tests: the same query against the attached node's audit relation,
+    /// where a run stages new data before publishing it.
+    pub audit_sql: Option<String>,
     pub depends_on: Vec<String>,
     pub description: String,
     pub columns: Vec<ColumnDoc>,
@@ -72,6 +75,17 @@ pub struct Node {
     pub generic_test: Option<GenericTest>,
     /// For sources: the source's name.
     pub source_name: Option<String>,
+}
+
+impl Node {
+    /// Where its compiled SQL goes under `target/compiled/`: its file's path, or for a
+    /// generic test `<yaml path>/<test name>.sql`, as dbt writes it.
+    pub fn compiled_path(&self) -> PathBuf {
+        match self.generic_test {
+            Some(_) => self.path.join(format!("{}.sql", self.name)),
+            None => self.path.clone(),
+        }
+    }
 }
 
 /// The result of compiling: the project, its nodes and the DAG.
@@ -207,6 +221,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 config: cfg,
                 raw_sql: Some(texts[i].text.clone()),
                 compiled_sql: None,
+                audit_sql: None,
                 depends_on: Vec::new(),
                 description,
                 columns,
@@ -234,6 +249,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 config: seed.config.clone(),
                 raw_sql: None,
                 compiled_sql: None,
+                audit_sql: None,
                 depends_on: Vec::new(),
                 description,
                 columns,
@@ -265,6 +281,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 config: src.config.clone(),
                 raw_sql: None,
                 compiled_sql: None,
+                audit_sql: None,
                 depends_on: Vec::new(),
                 description,
                 columns,
@@ -363,6 +380,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                         config: cfg,
                         raw_sql: Some(test_texts[i].text.clone()),
                         compiled_sql: None,
+                        audit_sql: None,
                         depends_on: Vec::new(),
                         description: String::new(),
                         columns: Vec::new(),
@@ -447,6 +465,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 config: cfg,
                 raw_sql: None,
                 compiled_sql: None,
+                audit_sql: None,
                 depends_on: Vec::new(),
                 description: String::new(),
                 columns: Vec::new(),
@@ -520,6 +539,19 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         return Err(finish(diags, sources));
     }
     ephemeral::inline_ephemerals(&mut nodes, &dag);
+    for (id, result) in render_generic_tests(&nodes, &renderer, &resolver, sources) {
+        match result {
+            Ok((sql, audit_sql)) => {
+                let node = nodes.get_mut(&id).expect("rendered ids are nodes");
+                node.compiled_sql = Some(sql);
+                node.audit_sql = audit_sql;
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.has_errors() {
+        return Err(finish(diags, sources));
+    }
 
     // Parse the compiled SQL.
     let checked: Vec<Diagnostic> = nodes
@@ -533,6 +565,41 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     diags.extend(checked);
     warnings.extend(diags.finish(sources)?);
     Ok(CompiledProject { project, nodes, dag, dialect, warnings })
+}
+
+/// Each generic test's failing-rows query against the published relation, and against
+/// the audit relation where the attached node is built (seeds and non-ephemeral models).
+#[allow(clippy::type_complexity)]
+fn render_generic_tests(
+    nodes: &BTreeMap<String, Node>,
+    renderer: &Renderer,
+    resolver: &Arc<dyn Resolver>,
+    sources: &SourceMap,
+) -> Vec<(String, Result<(String, Option<String>), Diagnostic>)> {
+    let tests: Vec<&Node> = nodes.values().filter(|n| n.generic_test.is_some()).collect();
+    tests
+        .par_iter()
+        .map(|node| {
+            let test = node.generic_test.as_ref().expect("filtered on generic tests");
+            let attached = &nodes[&test.attached_to];
+            let input = compile_input(node, resolver.clone(), false);
+            let render = |model_sql: &str| {
+                tests::render_generic_test(&test.def, &node.config, model_sql, renderer, &input, sources)
+            };
+            let result = match &attached.relation {
+                Some(relation) => render(&relation.to_string()).and_then(|sql| {
+                    let audited = matches!(attached.resource_type, ResourceType::Model | ResourceType::Seed);
+                    let audit = audited.then(|| render(&relation.audit().to_string())).transpose()?;
+                    Ok((sql, audit))
+                }),
+                None => {
+                    let sql = attached.compiled_sql.as_deref().unwrap_or_default().trim().to_string();
+                    render(&format!("(\n{sql}\n) dbt_subquery")).map(|s| (s, None))
+                }
+            };
+            (node.unique_id.clone(), result)
+        })
+        .collect()
 }
 
 fn finish(diags: Collector, sources: &SourceMap) -> Diagnostics {

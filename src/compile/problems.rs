@@ -76,8 +76,14 @@ pub(super) fn sql_diagnostic(
     sources: &SourceMap,
     target_path: &str,
 ) -> Diagnostic {
-    let compiled_path = format!("{target_path}/compiled/{}", node.path.display());
-    let file = node.file.expect("nodes with SQL have a file");
+    let compiled_path = format!("{target_path}/compiled/{}", node.compiled_path().display());
+    let Some(file) = node.file else {
+        // A generic test: its SQL comes from a macro; point at its YAML declaration.
+        let test = node.generic_test.as_ref().expect("nodes with SQL and no file are generic tests");
+        return Diagnostic::error("sql-syntax", format!("SQL syntax error in test `{}`: {}", node.name, err.message))
+            .with_label(test.def.span, "the test declared here renders SQL that does not parse")
+            .with_note(format!("rendered SQL, line {}, column {}:\n{sql}", err.line, err.column));
+    };
     let raw = sources.file(file);
     let compiled_map = crate::diagnostics::SourceMap::default();
     let cid = compiled_map.add(compiled_path.clone(), sql.to_string());

@@ -1,11 +1,18 @@
-//! Generic test nodes from YAML: their dbt-style names and what they depend on.
+//! Generic test nodes from YAML: their dbt-style names, what they depend on, and their
+//! SQL: the test's macro (`{% test unique(model, column_name) %}`, built in or the
+//! user's) called with the YAML arguments, giving a query that returns the failing rows.
+//! Each test is rendered twice: against the published relation (`etlm test`) and against
+//! the model's audit relation, where a run puts the staged data before publishing it.
 
 use std::collections::BTreeMap;
 
+use minijinja::value::{Kwargs, Value};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use crate::project::TestDef;
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::project::{NodeConfig, TestDef};
+use crate::template::{RenderInput, Renderer};
 
 /// dbt's test name: `{test}_{model}_{args...}`, args sorted by name and flattened,
 /// hashed when longer than 63 characters.
@@ -91,6 +98,54 @@ pub fn referenced_in_args(def: &TestDef) -> (Vec<String>, Vec<(String, String)>)
         }
     }
     (refs, sources)
+}
+
+/// The macro a test name calls: `unique` and `dbt_utils.unique` both call `test_unique`.
+pub fn test_macro(test_name: &str) -> String {
+    format!("test_{}", test_name.rsplit('.').next().unwrap_or(test_name))
+}
+
+/// The failing-rows query of a generic test whose model is `model_sql` (a quoted relation,
+/// or a parenthesized subquery for ephemeral models). `where` narrows the model first.
+pub fn render_generic_test(
+    def: &TestDef,
+    config: &NodeConfig,
+    model_sql: &str,
+    renderer: &Renderer,
+    input: &RenderInput,
+    sources: &SourceMap,
+) -> Result<String, Diagnostic> {
+    let name = test_macro(&def.test_name);
+    if !renderer.has_macro(&name) {
+        return Err(Diagnostic::error("unknown-test", format!("there is no generic test `{}`", def.test_name))
+            .with_label(def.span, "used here")
+            .with_help("built in: accepted_range, accepted_values, expression_is_true, not_null, relationships, row_count, unique, unique_combination_of_columns; or define `{% test name(model, column_name) %}` in macros/"));
+    }
+    let model = match &config.where_clause {
+        Some(w) => format!("(select * from {model_sql} where {w}) dbt_subquery"),
+        None => model_sql.to_string(),
+    };
+    let mut kwargs: Vec<(String, Value)> = vec![("model".into(), Value::from_safe_string(model))];
+    if let Some(column) = &def.column {
+        kwargs.push(("column_name".into(), Value::from_safe_string(column.clone())));
+    }
+    for (key, value) in &def.args {
+        let value = match value.as_str().map(str::trim) {
+            // `to: ref('customers')` and `{{ var('x') }}` are Jinja, as in dbt.
+            Some(text) if text.starts_with("ref(") || text.starts_with("source(") => {
+                Value::from_safe_string(renderer.render_inline(&format!("{{{{ {text} }}}}"), input, def.span)?)
+            }
+            Some(text) if text.contains("{{") => {
+                Value::from_safe_string(renderer.render_inline(text, input, def.span)?)
+            }
+            _ => crate::template::to_value(value),
+        };
+        kwargs.push((key.clone(), value));
+    }
+    let sql = renderer
+        .call_macro(&name, &[Value::from(Kwargs::from_iter(kwargs))], input, sources)
+        .map_err(|d| d.with_label(def.span, "the test is declared here"))?;
+    Ok(format!("{sql}\n"))
 }
 
 #[cfg(test)]

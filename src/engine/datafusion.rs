@@ -17,12 +17,13 @@ use datafusion::prelude::SessionContext;
 use super::EngineError;
 use super::failpoint::Failpoints;
 use super::local::{
-    OnContention, RelationMeta, Warehouse, WarehouseLock, open_session, register_relation, register_table_dir,
-    table_columns, write_dataframe, write_query,
+    OnContention, RelationMeta, Staging, Warehouse, WarehouseLock, deregister_audit, open_session, register_audit,
+    register_relation, register_table_dir, table_columns, write_dataframe, write_query,
 };
 use crate::relation::Relation;
 use crate::report::progress::Status;
-use crate::run::execute::RunSummary;
+use crate::run::audit::{RowHistory, TestRun};
+use crate::run::execute::{NodeResult, RunSummary};
 
 /// Whether a command writes (and so takes the lock) or only reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,16 @@ pub enum Build {
     View(String),
     Table { sql: String, partition_by: Vec<String> },
     Seed(RecordBatch),
+}
+
+/// New data written but not yet published: the result of `DataFusionEngine::stage`.
+#[derive(Debug)]
+pub struct Staged {
+    relation: Relation,
+    staging: Staging,
+    meta: RelationMeta,
+    /// Rows written (none for views).
+    pub rows: Option<u64>,
 }
 
 /// The schema holding etlm's own tables (run history).
@@ -71,15 +82,16 @@ impl DataFusionEngine {
         Ok(engine)
     }
 
-    /// Builds `relation` and publishes it atomically, passing the failpoints on the way.
-    /// Returns the number of rows written (none for views).
-    pub async fn build(
+    /// Writes `build` where no reader sees it (a staging version) and registers it under
+    /// the relation's audit name, so tests can read it before `publish`. Returns what a
+    /// later `publish` or `discard` takes.
+    pub async fn stage(
         &self,
         relation: &Relation,
         build: Build,
         failpoints: &Failpoints,
         model: &str,
-    ) -> Result<Option<u64>, EngineError> {
+    ) -> Result<Staged, EngineError> {
         let staging = self.warehouse.stage(&relation.schema, &relation.identifier)?;
         let (meta, rows) = match build {
             Build::View(sql) => {
@@ -98,11 +110,44 @@ impl DataFusionEngine {
             }
         };
         failpoints.hit("after-stage", model);
+        register_audit(&self.ctx, &relation.audit(), staging.dir(), &meta).await?;
+        Ok(Staged { relation: relation.clone(), staging, meta, rows })
+    }
+
+    /// Publishes staged data atomically, passing the failpoints on the way. Returns the
+    /// number of rows written (none for views).
+    pub async fn publish(
+        &self,
+        staged: Staged,
+        failpoints: &Failpoints,
+        model: &str,
+    ) -> Result<Option<u64>, EngineError> {
+        deregister_audit(&self.ctx, &staged.relation.audit())?;
         failpoints.hit("before-publish", model);
-        let stored = self.warehouse.publish(staging, meta)?;
+        let stored = self.warehouse.publish(staged.staging, staged.meta)?;
         failpoints.hit("after-publish", model);
         register_relation(&self.ctx, &stored).await?;
-        Ok(rows)
+        Ok(staged.rows)
+    }
+
+    /// Drops staged data that must not be published (an audit failed).
+    pub fn discard(&self, staged: Staged) -> Result<(), EngineError> {
+        deregister_audit(&self.ctx, &staged.relation.audit())?;
+        drop(staged.staging);
+        Ok(())
+    }
+
+    /// Builds `relation` from a query and publishes it at once, with no audit (stored
+    /// test failures). Returns the number of rows.
+    pub async fn replace_table(&self, relation: &Relation, sql: &str) -> Result<u64, EngineError> {
+        let build = Build::Table { sql: sql.to_string(), partition_by: Vec::new() };
+        let staged = self.stage(relation, build, &Failpoints::default(), "").await?;
+        Ok(self.publish(staged, &Failpoints::default(), "").await?.unwrap_or(0))
+    }
+
+    /// The number of rows a query returns.
+    pub async fn count(&self, sql: &str) -> Result<u64, EngineError> {
+        Ok(self.ctx.sql(sql).await?.count().await? as u64)
     }
 
     /// Runs a query and returns at most `limit` rows.
@@ -112,16 +157,19 @@ impl DataFusionEngine {
         Ok(df.collect().await?)
     }
 
-    /// Appends the run and its model results to the history (`_etlm.runs`,
-    /// `_etlm.model_runs`): each a new Parquet file, renamed into place whole.
+    /// Appends the run, its node results and its test results to the history
+    /// (`_etlm.runs`, `_etlm.model_runs`, `_etlm.test_results`): each a new Parquet
+    /// file, renamed into place whole.
     pub async fn record_run(
         &self,
         summary: &RunSummary,
         vars: &std::collections::BTreeMap<String, serde_json::Value>,
     ) -> Result<(), EngineError> {
         let models = model_runs_batch(summary)?;
+        let tests = test_results_batch(summary)?;
         let runs = runs_batch(summary, vars)?;
-        for (table, batch) in [("model_runs", models), ("runs", runs)] {
+        // `runs` last: a run listed there has all its rows in the other two.
+        for (table, batch) in [("model_runs", models), ("test_results", tests), ("runs", runs)] {
             let dir = self.history_dir(table);
             append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
         }
@@ -132,9 +180,31 @@ impl DataFusionEngine {
         self.warehouse.root().join(HISTORY_SCHEMA).join(table)
     }
 
+    /// Row counts of every node's successful builds, newest first (for anomaly checks).
+    pub async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
+        let sql = format!(
+            "select unique_id, rows from \"{HISTORY_SCHEMA}\".\"model_runs\" \
+             where status = 'success' and rows is not null order by started_at desc"
+        );
+        let mut history = RowHistory::new();
+        for batch in self.ctx.sql(&sql).await?.collect().await? {
+            use datafusion::arrow::array::AsArray;
+            let ids = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+            let ids = ids.as_string::<i32>();
+            let rows = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)?;
+            let rows = rows.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            for i in 0..batch.num_rows() {
+                history.entry(ids.value(i).to_string()).or_default().push(rows.value(i).max(0) as u64);
+            }
+        }
+        Ok(history)
+    }
+
     /// Registers the history tables (empty until the first run).
     fn register_history(&self) -> Result<(), EngineError> {
-        for (table, schema) in [("model_runs", model_runs_schema()), ("runs", runs_schema())] {
+        let tables =
+            [("model_runs", model_runs_schema()), ("test_results", test_results_schema()), ("runs", runs_schema())];
+        for (table, schema) in tables {
             let dir = self.history_dir(table);
             std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(dir.clone(), e))?;
             let meta = RelationMeta::table(table_columns(&schema, &[]), Vec::new());
@@ -159,6 +229,25 @@ fn model_runs_schema() -> Schema {
         Field::new("started_at", ts(), false),
         Field::new("duration_s", DataType::Float64, false),
         Field::new("error", DataType::Utf8, true),
+    ])
+}
+
+fn test_results_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("unique_id", DataType::Utf8, false),
+        Field::new("test", DataType::Utf8, false),
+        Field::new("model", DataType::Utf8, true),
+        Field::new("column_name", DataType::Utf8, true),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("failures", DataType::Int64, true),
+        Field::new("threshold", DataType::Utf8, false),
+        Field::new("observed", DataType::Float64, true),
+        Field::new("failures_relation", DataType::Utf8, true),
+        Field::new("started_at", ts(), false),
+        Field::new("duration_s", DataType::Float64, false),
+        Field::new("message", DataType::Utf8, true),
     ])
 }
 
@@ -194,29 +283,52 @@ fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
 }
 
 fn model_runs_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
-    let r = &summary.results;
-    let col_str = |f: &dyn Fn(&crate::run::execute::NodeResult) -> String| -> ArrayRef {
-        Arc::new(StringArray::from(r.iter().map(f).collect::<Vec<_>>()))
+    let r: Vec<&NodeResult> = summary.results.iter().filter(|n| n.test.is_none()).collect();
+    let text = |f: &dyn Fn(&NodeResult) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(r.iter().map(|n| f(n)).collect::<Vec<_>>()))
     };
     let columns: Vec<ArrayRef> = vec![
-        col_str(&|_| summary.run_id.clone()),
-        col_str(&|n| n.line.unique_id.clone()),
-        col_str(&|n| n.line.kind.clone()),
-        col_str(&|n| n.line.name.clone()),
-        col_str(&|n| status_text(n.line.status).to_string()),
+        text(&|_| Some(summary.run_id.clone())),
+        text(&|n| Some(n.line.unique_id.clone())),
+        text(&|n| Some(n.line.kind.clone())),
+        text(&|n| Some(n.line.name.clone())),
+        text(&|n| Some(status_text(n.line.status).to_string())),
         Arc::new(Int64Array::from(r.iter().map(|n| n.line.rows.map(|x| x as i64)).collect::<Vec<_>>())),
         Arc::new(
             TimestampMicrosecondArray::from(r.iter().map(|n| micros(n.started_at)).collect::<Vec<_>>())
                 .with_timezone("UTC"),
         ),
         Arc::new(Float64Array::from(r.iter().map(|n| n.line.seconds).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(
-            r.iter()
-                .map(|n| if n.line.status == Status::Error { n.line.message.clone() } else { None })
-                .collect::<Vec<_>>(),
-        )),
+        text(&|n| if n.line.status == Status::Error { n.line.message.clone() } else { None }),
     ];
     Ok(RecordBatch::try_new(Arc::new(model_runs_schema()), columns)?)
+}
+
+fn test_results_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
+    let t: Vec<&TestRun> = summary.results.iter().filter_map(|n| n.test.as_ref()).collect();
+    let text = |f: &dyn Fn(&TestRun) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(t.iter().map(|x| f(x)).collect::<Vec<_>>()))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(&|_| Some(summary.run_id.clone())),
+        text(&|x| Some(x.unique_id.clone())),
+        text(&|x| Some(x.test.clone())),
+        text(&|x| x.attached.clone()),
+        text(&|x| x.column.clone()),
+        text(&|x| Some(x.severity.to_string())),
+        text(&|x| Some(status_text(x.status).to_string())),
+        Arc::new(Int64Array::from(t.iter().map(|x| x.failures.map(|f| f as i64)).collect::<Vec<_>>())),
+        text(&|x| Some(x.threshold.clone())),
+        Arc::new(Float64Array::from(t.iter().map(|x| x.observed).collect::<Vec<_>>())),
+        text(&|x| x.failures_relation.clone()),
+        Arc::new(
+            TimestampMicrosecondArray::from(t.iter().map(|x| micros(x.started_at)).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
+        Arc::new(Float64Array::from(t.iter().map(|x| x.seconds).collect::<Vec<_>>())),
+        text(&|x| x.message.clone()),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(test_results_schema()), columns)?)
 }
 
 fn runs_batch(

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::threshold::Threshold;
 use super::yaml::Yaml;
 use crate::diagnostics::{Diagnostic, Span, nearest};
 
@@ -253,6 +254,32 @@ pub enum TestSeverity {
     Warn,
 }
 
+impl TestSeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestSeverity::Error => "error",
+            TestSeverity::Warn => "warn",
+        }
+    }
+}
+
+/// A model's `row_count_anomaly` config.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AnomalyConfig {
+    pub severity: TestSeverity,
+    /// How many of the latest successful runs to compare with.
+    pub window: usize,
+    /// Fewer earlier runs than this: no verdict.
+    pub min_history: usize,
+    pub sigma: f64,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> AnomalyConfig {
+        AnomalyConfig { severity: TestSeverity::Warn, window: 14, min_history: 5, sigma: 3.0 }
+    }
+}
+
 /// A node's effective config, validated. `raw` is what the manifest shows.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -279,8 +306,10 @@ pub struct NodeConfig {
     pub column_checks: bool,
     pub severity: TestSeverity,
     pub store_failures: bool,
-    pub warn_if: String,
-    pub error_if: String,
+    pub warn_if: Threshold,
+    pub error_if: Threshold,
+    /// For models: the row-count anomaly check; `None` when turned off.
+    pub row_count_anomaly: Option<AnomalyConfig>,
     pub where_clause: Option<String>,
     pub raw: BTreeMap<String, Json>,
 }
@@ -360,6 +389,55 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `warn_if` / `error_if`; default `!= 0`.
+    fn threshold(&mut self, key: &str) -> Threshold {
+        let default = Threshold::parse("!= 0").expect("the default parses");
+        let Some(text) = self.string(key) else { return default };
+        Threshold::parse(&text).unwrap_or_else(|_| {
+            self.invalid(key, "a condition on the failing-row count, like `!= 0` or `> 10`", &[]);
+            default
+        })
+    }
+
+    /// `row_count_anomaly`: `false` turns it off; `warn` / `error` sets the severity; a
+    /// mapping sets `severity`, `window`, `min_history`, `sigma`.
+    fn anomaly(&mut self) -> Option<AnomalyConfig> {
+        let mut config = AnomalyConfig::default();
+        let Some(entry) = self.layer.get("row_count_anomaly") else { return Some(config) };
+        let expected = "`false`, `warn`, `error` or a mapping of severity, window, min_history, sigma";
+        let severity = |s: &str| match s.to_ascii_lowercase().as_str() {
+            "warn" => Some(TestSeverity::Warn),
+            "error" => Some(TestSeverity::Error),
+            _ => None,
+        };
+        match &entry.value {
+            Json::Bool(false) => return None,
+            Json::Bool(true) | Json::Null => {}
+            Json::String(s) if severity(s).is_some() => config.severity = severity(s).expect("checked"),
+            Json::Object(m) => {
+                for (k, v) in m {
+                    let ok = match (k.as_str(), v) {
+                        ("severity", Json::String(s)) => severity(s).map(|s| config.severity = s).is_some(),
+                        ("window", Json::Number(n)) => n.as_u64().map(|n| config.window = n as usize).is_some(),
+                        ("min_history", Json::Number(n)) => {
+                            n.as_u64().map(|n| config.min_history = n as usize).is_some()
+                        }
+                        ("sigma", Json::Number(n)) => {
+                            n.as_f64().filter(|s| *s > 0.0).map(|s| config.sigma = s).is_some()
+                        }
+                        _ => false,
+                    };
+                    if !ok {
+                        self.invalid("row_count_anomaly", expected, &[]);
+                        break;
+                    }
+                }
+            }
+            _ => self.invalid("row_count_anomaly", expected, &["warn", "error"]),
+        }
+        Some(config)
     }
 
     fn choice<T: Copy>(&mut self, key: &str, choices: &[(&str, T)]) -> Option<T> {
@@ -458,6 +536,7 @@ impl NodeConfig {
                 BTreeMap::new()
             }
         };
+        let row_count_anomaly = c.anomaly();
         let config = NodeConfig {
             materialized,
             enabled: c.bool("enabled").unwrap_or(true),
@@ -482,8 +561,9 @@ impl NodeConfig {
             column_checks: c.bool("column_checks").unwrap_or(true),
             severity,
             store_failures: c.bool("store_failures").unwrap_or(false),
-            warn_if: c.string("warn_if").unwrap_or_else(|| "!= 0".into()),
-            error_if: c.string("error_if").unwrap_or_else(|| "!= 0".into()),
+            warn_if: c.threshold("warn_if"),
+            error_if: c.threshold("error_if"),
+            row_count_anomaly,
             where_clause: c.string("where"),
             raw: layer.iter().map(|(k, e)| (k.clone(), e.value.clone())).collect(),
         };

@@ -11,6 +11,7 @@ mod files;
 mod profiles;
 pub mod properties;
 mod settings;
+mod threshold;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -18,11 +19,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-pub use self::config::{ConfigLayer, Materialization, NodeConfig};
+pub use self::config::{AnomalyConfig, ConfigLayer, Materialization, NodeConfig, TestSeverity};
 pub use self::docs_blocks::DocBlock;
 pub use self::profiles::{EngineKind, Target};
 pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps, TestDef};
 pub use self::settings::ProjectFile;
+pub use self::threshold::Threshold;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 
 /// Environment variables, passed in rather than read, so library code stays pure.

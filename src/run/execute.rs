@@ -1,5 +1,6 @@
-//! What each node does in `seed`, `run` and `build`: seeds load their CSV, views and
-//! tables are built and published; results become report lines, run_results.json and
+//! What each node does in `seed`, `run`, `build` and `test`: seeds load their CSV,
+//! views and tables are staged, audited by their tests and only then published; tests
+//! run on published relations. Results become report lines, run_results.json and
 //! history rows.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +14,7 @@ use crate::graph::ResourceType;
 use crate::project::Materialization;
 use crate::report::progress::{Progress, ResultLine, Status};
 
+use super::audit::{Against, RowHistory, TestRun, check_anomaly, run_test};
 use super::schedule::{Job, JobStatus, run_jobs};
 
 /// Which nodes a command runs.
@@ -21,6 +23,7 @@ pub enum Command {
     Seed,
     Run,
     Build,
+    Test,
 }
 
 impl Command {
@@ -29,10 +32,12 @@ impl Command {
             Command::Seed => "seed",
             Command::Run => "run",
             Command::Build => "build",
+            Command::Test => "test",
         }
     }
 
-    fn includes(self, node: &Node) -> bool {
+    /// True if the command builds `node` (seeds and non-ephemeral models).
+    fn builds(self, node: &Node) -> bool {
         match node.resource_type {
             ResourceType::Seed => matches!(self, Command::Seed | Command::Build),
             ResourceType::Model => {
@@ -57,11 +62,12 @@ pub struct RunOptions {
     pub seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
 }
 
-/// One node's result.
+/// One reported result: a node, or a test (then `test` holds what it found).
 #[derive(Debug, Clone)]
 pub struct NodeResult {
     pub line: ResultLine,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    pub test: Option<TestRun>,
 }
 
 /// What a run did.
@@ -79,94 +85,176 @@ impl RunSummary {
         self.results.iter().filter(|r| r.line.status == status).count()
     }
 
-    /// True if any node failed (exit code 1).
+    /// True if any node failed or an error-severity test failed (exit code 1).
     pub fn failed(&self) -> bool {
         self.results.iter().any(|r| matches!(r.line.status, Status::Error | Status::Fail))
     }
 }
 
-/// The nodes a command runs, in dependency order, each with the run's nodes it waits
-/// for. Ephemeral models are looked through: a model waits for what they read.
-pub fn plan_jobs(compiled: &CompiledProject, command: Command, selected: &BTreeSet<String>) -> Vec<Job> {
-    let runs = |id: &str| selected.contains(id) && command.includes(&compiled.nodes[id]);
-    compiled
-        .dag
-        .topological()
-        .into_iter()
-        .filter(|id| runs(id))
-        .map(|id| {
-            let mut deps = BTreeSet::new();
-            let mut stack: Vec<&str> = compiled.dag.parents(id);
-            let mut seen = BTreeSet::new();
-            while let Some(p) = stack.pop() {
-                if !seen.insert(p) {
-                    continue;
-                }
-                let node = &compiled.nodes[p];
-                if runs(p) {
-                    deps.insert(p.to_string());
-                } else if node.config.materialized == Materialization::Ephemeral
-                    && node.resource_type == ResourceType::Model
-                {
-                    stack.extend(compiled.dag.parents(p));
-                }
-            }
-            Job { id: id.to_string(), deps }
-        })
-        .collect()
+/// What a command runs: jobs in dependency order, each with the run's jobs it waits
+/// for, and for each built node the tests that audit it before it is published.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub jobs: Vec<Job>,
+    pub audits: BTreeMap<String, Vec<String>>,
 }
 
-/// Runs the command's nodes on the engine, reporting each as it finishes.
+impl Plan {
+    /// How many result lines the run reports.
+    pub fn lines(&self) -> usize {
+        self.jobs.len() + self.audits.values().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// Plans a command. Ephemeral models are looked through: a model waits for what they
+/// read. A test attached to a built node audits it when everything else it reads is
+/// either not built in this run or an ancestor of that node (so already published);
+/// `build` runs the other tests after their nodes, `test` runs every selected test. As
+/// in dbt, selecting a node selects the tests on it.
+pub fn plan(compiled: &CompiledProject, command: Command, selected: &BTreeSet<String>) -> Plan {
+    let builds = |id: &str| selected.contains(id) && command.builds(&compiled.nodes[id]);
+    let order: Vec<&str> = compiled.dag.topological();
+    let mut plan = Plan::default();
+    let mut audited = BTreeSet::new();
+    if matches!(command, Command::Run | Command::Build) {
+        for test in compiled.nodes.values().filter(|n| n.audit_sql.is_some()) {
+            let attached = &test.generic_test.as_ref().expect("audited tests are generic").attached_to;
+            if !builds(attached) {
+                continue;
+            }
+            let ancestors = compiled.dag.ancestors(attached, None);
+            let ready = test.depends_on.iter().all(|d| d == attached || !builds(d) || ancestors.contains(d));
+            if ready {
+                plan.audits.entry(attached.clone()).or_default().push(test.unique_id.clone());
+                audited.insert(test.unique_id.as_str());
+            }
+        }
+    }
+    let tests_run = matches!(command, Command::Build | Command::Test);
+    let runs = |id: &str| {
+        let node = &compiled.nodes[id];
+        builds(id)
+            || (tests_run
+                && node.resource_type == ResourceType::Test
+                && !audited.contains(id)
+                && (selected.contains(id) || node.depends_on.iter().any(|d| selected.contains(d))))
+    };
+    for id in order.into_iter().filter(|id| runs(id)) {
+        let mut deps = BTreeSet::new();
+        let mut stack: Vec<&str> = compiled.dag.parents(id);
+        let mut seen = BTreeSet::new();
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            let node = &compiled.nodes[p];
+            if builds(p) {
+                deps.insert(p.to_string());
+            } else if node.config.materialized == Materialization::Ephemeral
+                && node.resource_type == ResourceType::Model
+            {
+                stack.extend(compiled.dag.parents(p));
+            }
+        }
+        plan.jobs.push(Job { id: id.to_string(), deps });
+    }
+    plan
+}
+
+/// How a job ended well: rows written (built nodes) and the tests it ran.
+#[derive(Debug)]
+struct Done {
+    rows: Option<u64>,
+    tests: Vec<TestRun>,
+}
+
+/// How a job failed: why, and the tests it ran on the way.
+#[derive(Debug)]
+struct Failed {
+    message: String,
+    tests: Vec<TestRun>,
+}
+
+impl From<String> for Failed {
+    fn from(message: String) -> Failed {
+        Failed { message, tests: Vec::new() }
+    }
+}
+
+/// Runs the planned jobs on the engine, reporting each result as it finishes.
 pub async fn execute(
     compiled: Arc<CompiledProject>,
     engine: Arc<DataFusionEngine>,
     opts: &RunOptions,
+    plan: Plan,
+    history: RowHistory,
     progress: &Progress,
 ) -> RunSummary {
     let started_at = chrono::Utc::now();
-    let jobs = plan_jobs(&compiled, opts.command, &opts.selected);
     let starts: Arc<std::sync::Mutex<BTreeMap<String, (chrono::DateTime<chrono::Utc>, Instant)>>> = Default::default();
-    let failpoints = opts.failpoints.clone();
-    let seeds = Arc::new(opts.seeds.clone());
+    let ctx = Arc::new(JobContext {
+        compiled: compiled.clone(),
+        engine,
+        failpoints: opts.failpoints.clone(),
+        seeds: opts.seeds.clone(),
+        audits: plan.audits.clone(),
+        history,
+    });
     let mut results = Vec::new();
-    let work_compiled = compiled.clone();
     let work_starts = starts.clone();
     run_jobs(
-        jobs,
+        plan.jobs,
         opts.threads,
         opts.fail_fast,
         move |id| {
-            let compiled = work_compiled.clone();
-            let engine = engine.clone();
-            let failpoints = failpoints.clone();
+            let ctx = ctx.clone();
             let starts = work_starts.clone();
-            let seeds = seeds.clone();
             async move {
                 starts.lock().expect("start times").insert(id.clone(), (chrono::Utc::now(), Instant::now()));
-                let node = &compiled.nodes[&id];
-                build_node(node, &compiled, &engine, &failpoints, &seeds).await
+                ctx.run_node(&id).await
             }
         },
         |id, status| {
             let node = &compiled.nodes[id];
             let (started, instant) =
                 starts.lock().expect("start times").get(id).copied().unwrap_or((chrono::Utc::now(), Instant::now()));
-            let (status, rows, message) = match status {
-                JobStatus::Done(rows) => (Status::Success, *rows, None),
-                JobStatus::Failed(e) => (Status::Error, None, Some(e.clone())),
-                JobStatus::Skipped(why) => (Status::Skipped, None, Some(why.clone())),
+            let seconds = instant.elapsed().as_secs_f64();
+            let (tests, own) = match status {
+                JobStatus::Done(done) => (done.tests.clone(), (Status::Success, done.rows, None)),
+                JobStatus::Failed(f) => (f.tests.clone(), (Status::Error, None, Some(f.message.clone()))),
+                JobStatus::Skipped(why) => {
+                    let skipped =
+                        plan.audits.get(id).into_iter().flatten().map(|t| skipped_test(&compiled.nodes[t], why));
+                    (skipped.collect(), (Status::Skipped, None, Some(why.clone())))
+                }
             };
-            let line = ResultLine {
-                unique_id: id.to_string(),
-                status,
-                kind: kind_of(node).to_string(),
-                name: node.relation.as_ref().map_or(node.name.clone(), |r| format!("{}.{}", r.schema, r.identifier)),
-                rows,
-                seconds: if status == Status::Skipped { 0.0 } else { instant.elapsed().as_secs_f64() },
-                message,
-            };
-            progress.report(&line);
-            results.push(NodeResult { line, started_at: started });
+            for test in tests {
+                let subject =
+                    compiled.nodes.get(&test.unique_id).or_else(|| Some(&compiled.nodes[test.attached.as_ref()?]));
+                let line = test_line(subject.expect("a test result is about a test or a model"), &test);
+                progress.report(&line);
+                results.push(NodeResult { line, started_at: test.started_at, test: Some(test) });
+            }
+            // A test job's own result is its test line, reported above.
+            if node.resource_type != ResourceType::Test {
+                let (status, rows, message) = own;
+                let line = ResultLine {
+                    unique_id: id.to_string(),
+                    status,
+                    kind: kind_of(node).to_string(),
+                    name: relation_name(node),
+                    rows,
+                    seconds: if status == Status::Skipped { 0.0 } else { seconds },
+                    message,
+                };
+                progress.report(&line);
+                results.push(NodeResult { line, started_at: started, test: None });
+            } else if let JobStatus::Skipped(why) = status {
+                let test = skipped_test(node, why);
+                let line = test_line(node, &test);
+                progress.report(&line);
+                results.push(NodeResult { line, started_at: started, test: Some(test) });
+            }
         },
     )
     .await;
@@ -179,6 +267,94 @@ pub async fn execute(
     }
 }
 
+/// What every job of a run shares.
+struct JobContext {
+    compiled: Arc<CompiledProject>,
+    engine: Arc<DataFusionEngine>,
+    failpoints: Failpoints,
+    seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
+    audits: BTreeMap<String, Vec<String>>,
+    history: RowHistory,
+}
+
+impl JobContext {
+    async fn run_node(&self, id: &str) -> Result<Done, Failed> {
+        let node = &self.compiled.nodes[id];
+        if node.resource_type == ResourceType::Test {
+            let test = run_test(&self.compiled, &self.engine, node, Against::Published).await;
+            return if test.blocks() {
+                Err(Failed { message: test.message.clone().unwrap_or_default(), tests: vec![test] })
+            } else {
+                Ok(Done { rows: None, tests: vec![test] })
+            };
+        }
+        self.build_node(node).await
+    }
+
+    /// Stages a node, audits it, and publishes it only if no blocking test failed.
+    /// Engine errors name the model, its file and its compiled SQL.
+    async fn build_node(&self, node: &Node) -> Result<Done, Failed> {
+        let relation = node.relation.as_ref().expect("built nodes have a relation");
+        let build = match node.resource_type {
+            ResourceType::Seed => Build::Seed(self.seeds[&node.unique_id].clone()),
+            _ => {
+                let sql = node.compiled_sql.clone().expect("models have compiled SQL");
+                match node.config.materialized {
+                    Materialization::View => Build::View(sql),
+                    _ => Build::Table { sql, partition_by: node.config.partition_by.iter().cloned().collect() },
+                }
+            }
+        };
+        let engine_error = |e: crate::engine::EngineError| Failed::from(self.located(node, &e.to_string()));
+        let staged = self.engine.stage(relation, build, &self.failpoints, &node.name).await.map_err(engine_error)?;
+        let mut tests = Vec::new();
+        for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
+            tests.push(run_test(&self.compiled, &self.engine, &self.compiled.nodes[test_id], Against::Staged).await);
+        }
+        let history = self.history.get(&node.unique_id).map_or(&[][..], Vec::as_slice);
+        let anomaly = staged.rows.and_then(|rows| check_anomaly(node, rows, history));
+        let blocking: Vec<&TestRun> = tests.iter().chain(&anomaly).filter(|t| t.blocks()).collect();
+        if !blocking.is_empty() {
+            let names: Vec<String> = blocking.iter().map(|t| format!("`{}`", self.test_name(t))).collect();
+            let message =
+                format!("not published: {} failed on the new data; the previous version stays", names.join(", "));
+            if let Err(e) = self.engine.discard(staged) {
+                return Err(Failed {
+                    message: format!(
+                        "{message}
+{e}"
+                    ),
+                    tests,
+                });
+            }
+            tests.extend(anomaly);
+            return Err(Failed { message, tests });
+        }
+        let rows = self.engine.publish(staged, &self.failpoints, &node.name).await.map_err(engine_error)?;
+        tests.extend(anomaly);
+        Ok(Done { rows, tests })
+    }
+
+    fn test_name(&self, test: &TestRun) -> String {
+        self.compiled.nodes.get(&test.unique_id).map_or_else(|| test.test.clone(), |n| n.name.clone())
+    }
+
+    /// An error message with the node's file and, for models, its compiled SQL.
+    fn located(&self, node: &Node, error: &str) -> String {
+        match node.resource_type {
+            ResourceType::Seed => format!("{error}\n--> {}", node.path.display()),
+            _ => {
+                let compiled = format!(
+                    "{}/compiled/{}",
+                    self.compiled.project.settings.target_path,
+                    node.compiled_path().display()
+                );
+                format!("{error}\n--> {}\n= note: compiled SQL: {compiled}", node.path.display())
+            }
+        }
+    }
+}
+
 fn kind_of(node: &Node) -> &'static str {
     match node.resource_type {
         ResourceType::Seed => "seed",
@@ -186,30 +362,31 @@ fn kind_of(node: &Node) -> &'static str {
     }
 }
 
-/// Builds one node; the error text names the model, its file and its compiled SQL.
-async fn build_node(
-    node: &Node,
-    compiled: &CompiledProject,
-    engine: &DataFusionEngine,
-    failpoints: &Failpoints,
-    seeds: &BTreeMap<String, datafusion::arrow::array::RecordBatch>,
-) -> Result<Option<u64>, String> {
-    let relation = node.relation.as_ref().expect("built nodes have a relation");
-    let build = match node.resource_type {
-        ResourceType::Seed => Build::Seed(seeds[&node.unique_id].clone()),
-        _ => {
-            let sql = node.compiled_sql.clone().expect("models have compiled SQL");
-            match node.config.materialized {
-                Materialization::View => Build::View(sql),
-                _ => Build::Table { sql, partition_by: node.config.partition_by.iter().cloned().collect() },
-            }
-        }
+fn relation_name(node: &Node) -> String {
+    node.relation.as_ref().map_or(node.name.clone(), |r| format!("{}.{}", r.schema, r.identifier))
+}
+
+/// The report line of a test result; `node` is the test, or for an anomaly the model.
+fn test_line(node: &Node, test: &TestRun) -> ResultLine {
+    let (kind, name) = match node.resource_type {
+        ResourceType::Test => ("test", node.name.clone()),
+        _ => ("anomaly", format!("row_count_anomaly {}", relation_name(node))),
     };
-    engine.build(relation, build, failpoints, &node.name).await.map_err(|e| {
-        let compiled_path = format!("{}/compiled/{}", compiled.project.settings.target_path, node.path.display());
-        match node.resource_type {
-            ResourceType::Seed => format!("{e}\n--> {}", node.path.display()),
-            _ => format!("{e}\n--> {}\n= note: compiled SQL: {compiled_path}", node.path.display()),
-        }
-    })
+    ResultLine {
+        unique_id: test.unique_id.clone(),
+        status: test.status,
+        kind: kind.to_string(),
+        name,
+        rows: None,
+        seconds: test.seconds,
+        message: test.message.clone(),
+    }
+}
+
+/// A test that did not run because the node it tests (or reads) did not build.
+fn skipped_test(node: &Node, why: &str) -> TestRun {
+    let mut test = TestRun::new(node, chrono::Utc::now());
+    test.status = Status::Skipped;
+    test.message = Some(why.to_string());
+    test
 }

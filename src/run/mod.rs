@@ -1,7 +1,8 @@
-//! Running a compiled project on an engine: seeds and models in DAG order, results,
-//! run history. `schedule.rs` decides what runs when; this module decides what each node
+//! Running a compiled project on an engine: seeds, models and tests in DAG order,
+//! audits before publishing, results, run history. `schedule.rs` decides what runs when; this module decides what each node
 //! does.
 
+pub mod audit;
 pub mod execute;
 pub mod schedule;
 pub mod seeds;

@@ -9,9 +9,9 @@ use tokio::task::JoinSet;
 
 /// How one job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobStatus<T> {
+pub enum JobStatus<T, E = String> {
     Done(T),
-    Failed(String),
+    Failed(E),
     /// Not run: a dependency failed or was skipped, or the run stopped (`fail_fast`).
     Skipped(String),
 }
@@ -25,24 +25,25 @@ pub struct Job {
 
 /// Runs `jobs` in dependency order (the order given breaks ties) and reports each result
 /// through `on_done` as it finishes. Returns every job's status, in completion order.
-pub async fn run_jobs<T, F, Fut>(
+pub async fn run_jobs<T, E, F, Fut>(
     jobs: Vec<Job>,
     threads: usize,
     fail_fast: bool,
     work: F,
-    mut on_done: impl FnMut(&str, &JobStatus<T>),
-) -> Vec<(String, JobStatus<T>)>
+    mut on_done: impl FnMut(&str, &JobStatus<T, E>),
+) -> Vec<(String, JobStatus<T, E>)>
 where
     T: Send + 'static,
+    E: Send + 'static + From<String>,
     F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<T, String>> + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
     let order: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     let deps: BTreeMap<String, BTreeSet<String>> = jobs.into_iter().map(|j| (j.id, j.deps)).collect();
     let mut pending: Vec<String> = order;
     let mut done: BTreeMap<String, bool> = BTreeMap::new();
     let mut results = Vec::new();
-    let mut running: JoinSet<(String, Result<T, String>)> = JoinSet::new();
+    let mut running: JoinSet<(String, Result<T, E>)> = JoinSet::new();
     let mut stopped = false;
     let threads = threads.max(1);
     loop {
@@ -75,7 +76,7 @@ where
             i += 1;
         }
         let Some(joined) = running.join_next().await else { break };
-        let (id, result) = joined.unwrap_or_else(|e| ("<task>".into(), Err(format!("task failed: {e}"))));
+        let (id, result) = joined.unwrap_or_else(|e| ("<task>".into(), Err(E::from(format!("task failed: {e}")))));
         let status = match result {
             Ok(t) => JobStatus::Done(t),
             Err(e) => {
@@ -102,7 +103,7 @@ mod tests {
         Job { id: id.into(), deps: deps.iter().map(|d| d.to_string()).collect() }
     }
 
-    fn statuses(results: &[(String, JobStatus<()>)]) -> BTreeMap<String, &'static str> {
+    fn statuses(results: &[(String, JobStatus<(), String>)]) -> BTreeMap<String, &'static str> {
         results
             .iter()
             .map(|(id, s)| {
@@ -161,7 +162,7 @@ mod tests {
                     l.lock().unwrap().push(format!("start {id}"));
                     tokio::task::yield_now().await;
                     l.lock().unwrap().push(format!("end {id}"));
-                    Ok(())
+                    Ok::<(), String>(())
                 }
             },
             |_, _| {},

@@ -112,7 +112,10 @@ fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
         checksum: node.raw_sql.as_deref().map(sha),
         compiled_checksum: node.compiled_sql.as_deref().map(sha),
         raw_code: node.raw_sql.as_deref(),
-        compiled_path: node.compiled_sql.as_ref().map(|_| format!("{target_path}/compiled/{}", node.path.display())),
+        compiled_path: node
+            .compiled_sql
+            .as_ref()
+            .map(|_| format!("{target_path}/compiled/{}", node.compiled_path().display())),
         depends_on: DependsOn {
             nodes: &node.depends_on,
             macros: node.macros_used.iter().map(String::as_str).collect(),

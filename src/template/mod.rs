@@ -5,6 +5,7 @@
 //! known; *compile mode* resolves refs to relations of the active target. Templates are
 //! compiled once and reused by both passes. Undefined variables are errors (strict).
 
+mod builtin;
 mod errors;
 mod macros;
 mod objects;
@@ -18,10 +19,8 @@ use serde_json::Value as Json;
 
 pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
-use self::objects::{
-    Adapter, ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value, to_value,
-};
-pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver};
+use self::objects::{Adapter, ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value};
+pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver, to_value};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 use crate::project::{Project, env_var};
 use crate::relation::Relation;
@@ -78,12 +77,25 @@ impl Renderer {
         env.set_recursion_limit(200);
         let mut errors = Vec::new();
         let mut macros: BTreeMap<String, (FileId, MacroDef, Value)> = BTreeMap::new();
-        for mf in &project.macros {
-            let file = sources.file(mf.file);
-            let name = mf.path.display().to_string();
+        let mut files: Vec<(String, FileId)> =
+            project.macros.iter().map(|mf| (mf.path.display().to_string(), mf.file)).collect();
+        // Built-in generic tests go last, and only where the project has no test of that name.
+        let user_tests: Vec<String> = files
+            .iter()
+            .flat_map(|(_, f)| macros::scan(&sources.file(*f).text))
+            .filter(|d| d.is_test)
+            .map(|d| d.name)
+            .collect();
+        for name in builtin::BUILTIN_TESTS.iter().filter(|n| !user_tests.iter().any(|u| u == *n)) {
+            let (path, text) = builtin::lookup(project.target.engine.as_str(), &format!("tests/{name}.sql"))
+                .expect("every built-in test has a default template");
+            files.push((path.clone(), sources.add(path, text.to_string())));
+        }
+        for (name, file_id) in files {
+            let file = sources.file(file_id);
             let text = macros::rewrite_test_blocks(&file.text);
             if let Err(e) = env.add_template_owned(name.clone(), text) {
-                errors.push(to_diagnostic(&e, mf.file, sources));
+                errors.push(to_diagnostic(&e, file_id, sources));
                 continue;
             }
             for def in macros::scan(&file.text) {
@@ -91,14 +103,14 @@ impl Renderer {
                 if let Some((prev_file, prev, _)) = macros.get(&global) {
                     errors.push(
                         Diagnostic::error("duplicate-macro", format!("macro `{global}` is defined twice"))
-                            .with_label(Span::new(mf.file, def.range.clone()), "defined again here")
+                            .with_label(Span::new(file_id, def.range.clone()), "defined again here")
                             .with_label(Span::new(*prev_file, prev.range.clone()), "first defined here"),
                     );
                     continue;
                 }
                 let callable = Value::from_object(macros::MacroFn { template: name.clone(), name: def.name.clone() });
                 env.add_global(global.clone(), callable.clone());
-                macros.insert(global, (mf.file, def, callable));
+                macros.insert(global, (file_id, def, callable));
             }
         }
         if !errors.is_empty() {
@@ -149,11 +161,17 @@ impl Renderer {
             config: BTreeMap::new(),
             extra: BTreeMap::new(),
         };
-        let recorder = Arc::new(self.recorder(&input));
-        self.env.render_str(text, self.context(&recorder, &input)).map_err(|e| {
+        self.render_inline(text, &input, span)
+    }
+
+    /// Renders a snippet of Jinja written inside YAML (a description, a test argument);
+    /// errors point at `span`, where the snippet was written.
+    pub fn render_inline(&self, text: &str, input: &RenderInput, span: Span) -> Result<String, Diagnostic> {
+        let recorder = Arc::new(self.recorder(input));
+        self.env.render_str(text, self.context(&recorder, input)).map_err(|e| {
             let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
-            Diagnostic::error("jinja-render", format!("could not render a description: {detail}"))
-                .with_label(span, "in this description")
+            Diagnostic::error("jinja-render", format!("could not render `{}`: {detail}", text.trim()))
+                .with_label(span, "written here")
         })
     }
 

@@ -54,8 +54,8 @@ mod write;
 pub use meta::{ColumnMeta, META_FILE, RelationKind, RelationMeta, table_columns};
 pub use seed::{SeedError, read_seed_csv};
 pub use session::{
-    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, open_session, register_relation,
-    register_table_dir,
+    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, open_session,
+    register_audit, register_relation, register_table_dir,
 };
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};

@@ -111,6 +111,34 @@ pub async fn register_relation(
     rebind_dependents(ctx, schema, name).await
 }
 
+/// Registers staged data under its audit relation (`crate::relation::Relation::audit`)
+/// so quality tests can read it before it is published: a table over the staging
+/// directory, or a view of the new SQL.
+pub async fn register_audit(
+    ctx: &SessionContext,
+    audit: &Relation,
+    dir: &Path,
+    meta: &RelationMeta,
+) -> Result<(), SessionError> {
+    let (schema, name) = (audit.schema.as_str(), audit.identifier.as_str());
+    match (&meta.kind, &meta.sql) {
+        (RelationKind::View, Some(sql)) => {
+            ensure_schema(ctx, schema).map_err(|source| register_error(schema, name, source))?;
+            deregister(ctx, schema, name)?;
+            ctx.sql(&format!("CREATE VIEW {audit} AS {sql}\n"))
+                .await
+                .map_err(|source| register_error(schema, name, source))?;
+            Ok(())
+        }
+        _ => register_table_dir(ctx, schema, name, dir, meta),
+    }
+}
+
+/// Removes a registration made by `register_audit`.
+pub fn deregister_audit(ctx: &SessionContext, audit: &Relation) -> Result<(), SessionError> {
+    deregister(ctx, &audit.schema, &audit.identifier)
+}
+
 /// Registers the Parquet files under `dir`, laid out as `meta` describes, as table
 /// `schema.name`, replacing any registration. The schema comes from `meta`, not from
 /// the files, so a directory without Parquet files is an empty table. Also serves to

@@ -1,0 +1,171 @@
+//! Running quality tests: on a model's staged data before it is published (the audit of
+//! write-audit-publish), and on published relations (`etlm test`, and the tests `build`
+//! runs once every node they read is published). Also the row-count anomaly check.
+
+use std::collections::BTreeMap;
+
+use crate::compile::{CompiledProject, Node};
+use crate::engine::datafusion::DataFusionEngine;
+use crate::project::TestSeverity;
+use crate::quality::{Verdict, check_row_count, judge};
+use crate::relation::Relation;
+use crate::report::progress::Status;
+
+/// Failing rows printed under a failed test.
+const SAMPLE_ROWS: usize = 5;
+
+/// Which query of a test runs: against the audit relation (staged data) or the
+/// published relations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Against {
+    Staged,
+    Published,
+}
+
+/// What one test found.
+#[derive(Clone, Debug)]
+pub struct TestRun {
+    pub unique_id: String,
+    pub status: Status,
+    /// The model or seed the test is attached to (generic tests).
+    pub attached: Option<String>,
+    pub column: Option<String>,
+    /// `unique`, `not_null`..., `singular`, or `row_count_anomaly`.
+    pub test: String,
+    pub severity: &'static str,
+    pub failures: Option<u64>,
+    /// The condition that decided the status, e.g. `error_if != 0`.
+    pub threshold: String,
+    /// The measured value: the failing-row count, or the row count for anomalies.
+    pub observed: Option<f64>,
+    /// Where the failing rows were stored.
+    pub failures_relation: Option<String>,
+    pub message: Option<String>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub seconds: f64,
+}
+
+impl TestRun {
+    /// A passing result of `test`, to be filled in.
+    pub fn new(test: &Node, started_at: chrono::DateTime<chrono::Utc>) -> TestRun {
+        let generic = test.generic_test.as_ref();
+        TestRun {
+            unique_id: test.unique_id.clone(),
+            status: Status::Pass,
+            attached: generic.map(|g| g.attached_to.clone()),
+            column: generic.and_then(|g| g.def.column.clone()),
+            test: generic.map_or_else(|| "singular".to_string(), |g| g.def.test_name.clone()),
+            severity: test.config.severity.as_str(),
+            failures: None,
+            threshold: String::new(),
+            observed: None,
+            failures_relation: None,
+            message: None,
+            started_at,
+            seconds: 0.0,
+        }
+    }
+
+    /// True if this result stops the model it audits from being published.
+    pub fn blocks(&self) -> bool {
+        matches!(self.status, Status::Fail | Status::Error)
+    }
+}
+
+/// The relation failing rows of `test` are stored in: `<schema>_etlm_failures.<test>`.
+pub fn failures_relation(compiled: &CompiledProject, test: &Node) -> Relation {
+    Relation::new(format!("{}_etlm_failures", compiled.project.target.schema), test.name.clone())
+}
+
+/// Runs one test and judges its failing-row count. Failing rows are stored when the
+/// test fails and audits staged data (the rows are about to vanish) or when its
+/// `store_failures` config asks for it.
+pub async fn run_test(compiled: &CompiledProject, engine: &DataFusionEngine, test: &Node, against: Against) -> TestRun {
+    let started_at = chrono::Utc::now();
+    let clock = std::time::Instant::now();
+    let cfg = &test.config;
+    let mut run = TestRun::new(test, started_at);
+    let sql = match against {
+        Against::Staged => test.audit_sql.as_deref(),
+        Against::Published => test.compiled_sql.as_deref(),
+    }
+    .expect("tests that run have SQL for where they run");
+    let failures = match engine.count(sql).await {
+        Ok(n) => n,
+        Err(e) => {
+            run.status = Status::Error;
+            run.message = Some(format!("the test query failed: {e}"));
+            run.seconds = clock.elapsed().as_secs_f64();
+            return run;
+        }
+    };
+    let verdict = judge(failures, cfg.severity, &cfg.warn_if, &cfg.error_if);
+    run.failures = Some(failures);
+    run.observed = Some(failures as f64);
+    run.threshold = match (verdict, cfg.severity) {
+        (Verdict::Warn, _) | (Verdict::Pass, TestSeverity::Warn) => format!("warn_if {}", cfg.warn_if),
+        _ => format!("error_if {}", cfg.error_if),
+    };
+    run.status = match verdict {
+        Verdict::Pass => Status::Pass,
+        Verdict::Warn => Status::Warn,
+        Verdict::Fail => Status::Fail,
+    };
+    if verdict != Verdict::Pass {
+        let mut message = format!("{} failing row{}", failures, if failures == 1 { "" } else { "s" });
+        if let Ok(batches) = engine.query_limited(sql, SAMPLE_ROWS).await {
+            if let Ok(table) = datafusion::arrow::util::pretty::pretty_format_batches(&batches) {
+                message.push_str(&format!(", first {}:\n{table}", SAMPLE_ROWS.min(failures as usize)));
+            }
+        }
+        let store = cfg.store_failures || (verdict == Verdict::Fail && against == Against::Staged);
+        if store {
+            let relation = failures_relation(compiled, test);
+            match engine.replace_table(&relation, sql).await {
+                Ok(_) => {
+                    message.push_str(&format!("\nstored in {}.{}", relation.schema, relation.identifier));
+                    run.failures_relation = Some(format!("{}.{}", relation.schema, relation.identifier));
+                }
+                Err(e) => message.push_str(&format!("\ncould not store the failing rows: {e}")),
+            }
+        }
+        run.message = Some(message);
+    }
+    run.seconds = clock.elapsed().as_secs_f64();
+    run
+}
+
+/// The row-count anomaly check of a model that just wrote `rows`, against its history
+/// (newest first). `None` when it is off or the history is too short.
+pub fn check_anomaly(node: &Node, rows: u64, history: &[u64]) -> Option<TestRun> {
+    let config = node.config.row_count_anomaly.as_ref()?;
+    let anomaly = check_row_count(rows, history, config)?;
+    let severity = config.severity.as_str();
+    let status = match (anomaly.outside, config.severity) {
+        (false, _) => Status::Pass,
+        (true, TestSeverity::Error) => Status::Fail,
+        (true, TestSeverity::Warn) => Status::Warn,
+    };
+    let band = format!("{:.0} to {:.0} rows", anomaly.low.max(0.0), anomaly.high);
+    let runs = history.len().min(config.window);
+    Some(TestRun {
+        unique_id: format!("anomaly.{}", node.unique_id),
+        status,
+        attached: Some(node.unique_id.clone()),
+        column: None,
+        test: "row_count_anomaly".into(),
+        severity,
+        failures: None,
+        threshold: band.clone(),
+        observed: Some(rows as f64),
+        failures_relation: None,
+        message: anomaly.outside.then(|| {
+            format!("row count {rows} is outside the usual {band} (mean ± {} σ of the last {runs} runs)", config.sigma)
+        }),
+        started_at: chrono::Utc::now(),
+        seconds: 0.0,
+    })
+}
+
+/// Row counts of successful past builds per node, newest first.
+pub type RowHistory = BTreeMap<String, Vec<u64>>;

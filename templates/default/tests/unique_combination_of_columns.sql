@@ -1,0 +1,7 @@
+{# unique_combination_of_columns: model, combination_of_columns. Failing rows: one per duplicated combination, with its count. #}
+{% test unique_combination_of_columns(model, combination_of_columns) %}
+select {{ combination_of_columns | join(", ") }}, count(*) as n_records
+from {{ model }}
+group by {{ combination_of_columns | join(", ") }}
+having count(*) > 1
+{% endtest %}
