@@ -23,50 +23,10 @@ SEED=${SEED:-42}
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/etlm-bench}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "compile.sh: python3 is required (it times runs and reads peak RSS)" >&2
-    exit 1
-fi
-
-cargo build --release --bin etlm --example gen_project
-etlm="$target_dir/release/etlm"
-gen="$target_dir/release/examples/gen_project"
-
-# Runs a command; prints "<wall seconds> <peak RSS in KiB>" of it on stdout. The command's
-# own output goes to $log. Exits with the command's status.
-measure() {
-    local log=$1
-    shift
-    python3 - "$log" "$@" <<'PY'
-import resource, subprocess, sys, time
-log, cmd = sys.argv[1], sys.argv[2:]
-with open(log, "wb") as out:
-    start = time.perf_counter()
-    code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
-    wall = time.perf_counter() - start
-# ru_maxrss of waited-for children: KiB on Linux (bytes on macOS).
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-if sys.platform == "darwin":
-    rss //= 1024
-print(f"{wall:.6f} {rss}")
-sys.exit(code)
-PY
-}
-
-mkdir -p "$BENCH_DIR"
-stamp_value="seed=$SEED gen=$(cksum < examples/gen_project.rs | cut -d' ' -f1)"
+source "$root/benches/common.sh"
 
 for n in $SIZES; do
-    dir="$BENCH_DIR/gen_$n"
-    stamp="$dir/.gen_stamp"
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$stamp_value" ]]; then
-        echo "reusing $dir"
-    else
-        rm -f "$stamp"
-        "$gen" --models "$n" --out "$dir" --seed "$SEED"
-        echo "$stamp_value" > "$stamp"
-    fi
-
+    dir=$(generate "$n")
     results=()
     for ((i = 1; i <= RUNS; i++)); do
         log="$dir/.compile_$i.log"

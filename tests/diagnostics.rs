@@ -47,6 +47,8 @@ err_fixtures!(
     err_invalid_materialization,
     err_sql_syntax,
     err_macro_bad_call,
+    err_unknown_test,
+    err_invalid_threshold,
 );
 
 #[test]

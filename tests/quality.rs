@@ -80,7 +80,10 @@ fn store_failures_keeps_the_failing_rows_of_a_test() {
     assert_eq!(etlm(&dir, &["seed"]).code, 0);
     assert_eq!(etlm(&dir, &["test", "-s", "people"]).code, 1);
     let stored = rows(&dir, "select value_field, n_records from main_etlm_failures.accepted_values_fail order by 1");
-    assert_eq!(stored, vec![json!({"value_field": "banned", "n_records": 1}), json!({"value_field": "inactive", "n_records": 1})]);
+    assert_eq!(
+        stored,
+        vec![json!({"value_field": "banned", "n_records": 1}), json!({"value_field": "inactive", "n_records": 1})]
+    );
 }
 
 #[test]
@@ -117,7 +120,10 @@ fn a_failing_audit_keeps_the_published_table_and_skips_descendants() {
 fn a_warn_severity_audit_publishes_and_reports() {
     let (_tmp, dir) = copy_project("quality_wap");
     let schema = dir.join("models/schema.yml");
-    let text = std::fs::read_to_string(&schema).unwrap().replace("          - unique\n", "          - unique:\n              config:\n                severity: warn\n");
+    let text = std::fs::read_to_string(&schema).unwrap().replace(
+        "          - unique\n",
+        "          - unique:\n              config:\n                severity: warn\n",
+    );
     std::fs::write(&schema, text).unwrap();
     assert_eq!(etlm(&dir, &["build"]).code, 0);
     let run = etlm(&dir, &["run", "--vars", "{duplicate: true}"]);
@@ -146,7 +152,10 @@ fn a_tenfold_drop_after_steady_row_counts_warns() {
     assert!(drop.stdout.contains("WARN   anomaly row_count_anomaly main.events"), "{}", drop.stdout);
     assert!(drop.stdout.contains("row count 100 is outside the usual"), "{}", drop.stdout);
     assert_eq!(rows(&dir, "select count(*) as n from main.events"), vec![json!({"n": 100})], "a warning publishes");
-    let history = rows(&dir, "select status, observed from _etlm.test_results where test = 'row_count_anomaly' and status <> 'pass'");
+    let history = rows(
+        &dir,
+        "select status, observed from _etlm.test_results where test = 'row_count_anomaly' and status <> 'pass'",
+    );
     assert_eq!(history, vec![json!({"status": "warn", "observed": 100.0})]);
 
     // Made an error, the anomaly blocks the publish.
@@ -156,5 +165,9 @@ fn a_tenfold_drop_after_steady_row_counts_warns() {
     let blocked = etlm(&dir, &["run", "-s", "events", "--vars", "{events: 100000}"]);
     assert_eq!(blocked.code, 1, "{}\n{}", blocked.stdout, blocked.stderr);
     assert!(blocked.stdout.contains("FAIL   anomaly row_count_anomaly main.events"), "{}", blocked.stdout);
-    assert_eq!(rows(&dir, "select count(*) as n from main.events"), vec![json!({"n": 100})], "the previous version stays");
+    assert_eq!(
+        rows(&dir, "select count(*) as n from main.events"),
+        vec![json!({"n": 100})],
+        "the previous version stays"
+    );
 }

@@ -117,9 +117,17 @@ pub fn render_generic_test(
 ) -> Result<String, Diagnostic> {
     let name = test_macro(&def.test_name);
     if !renderer.has_macro(&name) {
-        return Err(Diagnostic::error("unknown-test", format!("there is no generic test `{}`", def.test_name))
-            .with_label(def.span, "used here")
-            .with_help("built in: accepted_range, accepted_values, expression_is_true, not_null, relationships, row_count, unique, unique_combination_of_columns; or define `{% test name(model, column_name) %}` in macros/"));
+        let known: Vec<&str> = renderer.generic_tests().collect();
+        let mut d = Diagnostic::error("unknown-test", format!("there is no generic test `{}`", def.test_name))
+            .with_label(def.span, "used here");
+        d = match crate::diagnostics::nearest(&def.test_name, known.iter().copied()) {
+            Some(near) => d.with_help(format!("did you mean `{near}`?")),
+            None => d.with_help(format!(
+                "known tests: {}; or define `{{% test name(model, column_name) %}}` in macros/",
+                known.join(", ")
+            )),
+        };
+        return Err(d);
     }
     let model = match &config.where_clause {
         Some(w) => format!("(select * from {model_sql} where {w}) dbt_subquery"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
@@ -242,6 +242,7 @@ fn test_results_schema() -> Schema {
         Field::new("severity", DataType::Utf8, false),
         Field::new("status", DataType::Utf8, false),
         Field::new("failures", DataType::Int64, true),
+        Field::new("audit", DataType::Boolean, false),
         Field::new("threshold", DataType::Utf8, false),
         Field::new("observed", DataType::Float64, true),
         Field::new("failures_relation", DataType::Utf8, true),
@@ -318,6 +319,7 @@ fn test_results_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> 
         text(&|x| Some(x.severity.to_string())),
         text(&|x| Some(status_text(x.status).to_string())),
         Arc::new(Int64Array::from(t.iter().map(|x| x.failures.map(|f| f as i64)).collect::<Vec<_>>())),
+        Arc::new(BooleanArray::from(t.iter().map(|x| x.audit).collect::<Vec<_>>())),
         text(&|x| Some(x.threshold.clone())),
         Arc::new(Float64Array::from(t.iter().map(|x| x.observed).collect::<Vec<_>>())),
         text(&|x| x.failures_relation.clone()),

@@ -34,6 +34,8 @@ pub struct TestRun {
     pub test: String,
     pub severity: &'static str,
     pub failures: Option<u64>,
+    /// True if it ran on staged data before the publish (an audit).
+    pub audit: bool,
     /// The condition that decided the status, e.g. `error_if != 0`.
     pub threshold: String,
     /// The measured value: the failing-row count, or the row count for anomalies.
@@ -57,6 +59,7 @@ impl TestRun {
             test: generic.map_or_else(|| "singular".to_string(), |g| g.def.test_name.clone()),
             severity: test.config.severity.as_str(),
             failures: None,
+            audit: false,
             threshold: String::new(),
             observed: None,
             failures_relation: None,
@@ -85,6 +88,7 @@ pub async fn run_test(compiled: &CompiledProject, engine: &DataFusionEngine, tes
     let clock = std::time::Instant::now();
     let cfg = &test.config;
     let mut run = TestRun::new(test, started_at);
+    run.audit = against == Against::Staged;
     let sql = match against {
         Against::Staged => test.audit_sql.as_deref(),
         Against::Published => test.compiled_sql.as_deref(),
@@ -156,6 +160,7 @@ pub fn check_anomaly(node: &Node, rows: u64, history: &[u64]) -> Option<TestRun>
         test: "row_count_anomaly".into(),
         severity,
         failures: None,
+        audit: true,
         threshold: band.clone(),
         observed: Some(rows as f64),
         failures_relation: None,

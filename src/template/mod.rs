@@ -180,6 +180,11 @@ impl Renderer {
         self.macros.contains_key(name)
     }
 
+    /// The names of the generic tests the project can use (built in and its own).
+    pub fn generic_tests(&self) -> impl Iterator<Item = &str> {
+        self.macros.keys().filter_map(|k| k.strip_prefix("test_"))
+    }
+
     /// The file and definition of a macro, by its global name (`test_<name>` for tests).
     pub fn macro_def(&self, name: &str) -> Option<(FileId, &MacroDef)> {
         self.macros.get(name).map(|(f, d, _)| (*f, d))
