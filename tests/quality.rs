@@ -114,6 +114,13 @@ fn a_failing_audit_keeps_the_published_table_and_skips_descendants() {
         "select status, failures, threshold from _etlm.test_results where unique_id = 'test.quality_wap.unique_dim_customers_id' order by started_at desc limit 1",
     );
     assert_eq!(history, vec![json!({"status": "fail", "failures": 1, "threshold": "error_if != 0"})]);
+
+    // Tests taken out of the selection do not audit.
+    let unaudited =
+        etlm(&dir, &["run", "-s", "dim_customers", "--exclude", "resource_type:test", "--vars", "{duplicate: true}"]);
+    assert_eq!(unaudited.code, 0, "{}\n{}", unaudited.stdout, unaudited.stderr);
+    assert!(!unaudited.stdout.contains("test unique_dim_customers_id"), "{}", unaudited.stdout);
+    assert_eq!(rows(&dir, "select count(*) as n from main.dim_customers"), vec![json!({"n": 4})]);
 }
 
 #[test]

@@ -56,7 +56,7 @@ pub struct ResultLine {
 /// Prints results as they come.
 pub struct Progress {
     format: Format,
-    total: usize,
+    total: std::sync::atomic::AtomicUsize,
     done: Mutex<usize>,
     bar: Option<ProgressBar>,
 }
@@ -88,7 +88,15 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Progress { format, total, done: Mutex::new(0), bar }
+        Progress { format, total: total.into(), done: Mutex::new(0), bar }
+    }
+
+    /// One more line than planned will be reported.
+    pub fn add_total(&self, n: usize) {
+        self.total.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        if let Some(bar) = &self.bar {
+            bar.inc_length(n as u64);
+        }
     }
 
     /// Reports one finished node.
@@ -117,9 +125,9 @@ impl Progress {
     }
 
     fn human(&self, n: usize, line: &ResultLine) -> String {
-        let width = self.total.to_string().len();
-        let mut text =
-            format!("{n:>width$} of {}  {:<5}  {} {}", self.total, line.status.label(), line.kind, line.name);
+        let total = self.total.load(std::sync::atomic::Ordering::SeqCst);
+        let width = total.to_string().len();
+        let mut text = format!("{n:>width$} of {total}  {:<5}  {} {}", line.status.label(), line.kind, line.name);
         if let Some(rows) = line.rows {
             text.push_str(&format!("  {} rows", thousands(rows)));
         }
