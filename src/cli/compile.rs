@@ -4,12 +4,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
-use crate::report::{Output, print_diagnostics, write_atomic};
+use crate::report::{Output, print_diagnostics, write_all_atomic, write_atomic};
 use crate::state::manifest::manifest_json;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
@@ -18,15 +16,14 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let target = compiled.project.root.join(&compiled.project.settings.target_path);
-    let files: Vec<(std::path::PathBuf, &str)> = selected
+    let files: Vec<(std::path::PathBuf, &[u8])> = selected
         .iter()
         .filter_map(|id| {
             let node = &compiled.nodes[id];
-            Some((target.join("compiled").join(node.compiled_path()), node.compiled_sql.as_deref()?))
+            Some((target.join("compiled").join(node.compiled_path()), node.compiled_sql.as_deref()?.as_bytes()))
         })
         .collect();
-    let errors: Vec<Diagnostic> =
-        files.par_iter().filter_map(|(path, sql)| write_atomic(path, sql.as_bytes()).err()).collect();
+    let errors = write_all_atomic(&files);
     if !errors.is_empty() {
         return Err(errors);
     }

@@ -583,20 +583,20 @@ fn render_generic_tests(
             let test = node.generic_test.as_ref().expect("filtered on generic tests");
             let attached = &nodes[&test.attached_to];
             let input = compile_input(node, resolver.clone(), false);
-            let render = |model_sql: &str| {
-                tests::render_generic_test(&test.def, &node.config, model_sql, renderer, &input, sources)
-            };
-            let result = match &attached.relation {
-                Some(relation) => render(&relation.to_string()).and_then(|sql| {
+            // Rendered once with a placeholder for the model, then spelled both ways.
+            const MODEL: &str = "__etlm_test_model__";
+            let rendered = tests::render_generic_test(&test.def, &node.config, MODEL, renderer, &input, sources);
+            let result = rendered.map(|sql| match &attached.relation {
+                Some(relation) => {
                     let audited = matches!(attached.resource_type, ResourceType::Model | ResourceType::Seed);
-                    let audit = audited.then(|| render(&relation.audit().to_string())).transpose()?;
-                    Ok((sql, audit))
-                }),
-                None => {
-                    let sql = attached.compiled_sql.as_deref().unwrap_or_default().trim().to_string();
-                    render(&format!("(\n{sql}\n) dbt_subquery")).map(|s| (s, None))
+                    let audit = audited.then(|| sql.replace(MODEL, &relation.audit().to_string()));
+                    (sql.replace(MODEL, &relation.to_string()), audit)
                 }
-            };
+                None => {
+                    let ephemeral = attached.compiled_sql.as_deref().unwrap_or_default().trim();
+                    (sql.replace(MODEL, &format!("(\n{ephemeral}\n) dbt_subquery")), None)
+                }
+            });
             (node.unique_id.clone(), result)
         })
         .collect()

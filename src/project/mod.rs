@@ -17,6 +17,7 @@ pub mod yaml;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde_json::Value as Json;
 
 pub use self::config::{AnomalyConfig, ConfigLayer, Materialization, NodeConfig, TestSeverity};
@@ -162,8 +163,11 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut source_props = Vec::new();
-    for (yml, path) in &tree.property_files {
-        match properties::PropertyFile::parse(*yml, sources) {
+    // Parsed in parallel, gathered in file order so diagnostics and merges are stable.
+    let parsed: Vec<_> =
+        tree.property_files.par_iter().map(|(yml, _)| properties::PropertyFile::parse(*yml, sources)).collect();
+    for ((_, path), parsed) in tree.property_files.iter().zip(parsed) {
+        match parsed {
             Ok(pf) => {
                 for (list, target_map, kind) in
                     [(pf.models, &mut model_props, "model"), (pf.seeds, &mut seed_props, "seed")]

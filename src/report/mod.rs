@@ -5,7 +5,7 @@
 pub mod progress;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cli::Format;
 use crate::diagnostics::{Diagnostic, SourceMap, render_human, render_json};
@@ -57,8 +57,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
     let fail = |e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
     let dir = path.parent().expect("artifact paths have a parent");
     std::fs::create_dir_all(dir).map_err(fail)?;
+    write_in_existing_dir(path, bytes).map_err(fail)
+}
+
+/// Writes many files atomically, in parallel, creating each directory once and leaving
+/// files whose content is already `bytes` untouched (a recompile rewrites only what
+/// changed, and their modification times keep their meaning).
+pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
+    use rayon::prelude::*;
+    let fail =
+        |path: &Path, e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
+    let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
+    let errors: Vec<Diagnostic> =
+        dirs.into_iter().filter_map(|d| std::fs::create_dir_all(d).err().map(|e| fail(d, e))).collect();
+    if !errors.is_empty() {
+        return errors;
+    }
+    files
+        .par_iter()
+        .filter_map(|(path, bytes)| {
+            let same = std::fs::read(path).is_ok_and(|old| old == *bytes);
+            if same { None } else { write_in_existing_dir(path, bytes).err().map(|e| fail(path, e)) }
+        })
+        .collect()
+}
+
+fn write_in_existing_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("artifact paths have a parent");
     let tmp =
         dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -141,8 +142,10 @@ pub fn manifest_json(compiled: &CompiledProject) -> String {
     let target_path = &compiled.project.settings.target_path;
     let mut nodes = BTreeMap::new();
     let mut sources = BTreeMap::new();
-    for node in compiled.nodes.values() {
-        let entry = manifest_node(node, target_path);
+    // Checksums dominate; compute them on every core, then file the entries in order.
+    let entries: Vec<(&Node, ManifestNode<'_>)> =
+        compiled.nodes.par_iter().map(|(_, node)| (node, manifest_node(node, target_path))).collect();
+    for (node, entry) in entries {
         if node.source_name.is_some() {
             sources.insert(node.unique_id.as_str(), entry);
         } else {
