@@ -48,6 +48,8 @@ pub struct Staged {
     meta: RelationMeta,
     /// Rows written (none for views).
     pub rows: Option<u64>,
+    /// Time spent in DataFusion planning and running the query.
+    pub query_seconds: f64,
 }
 
 /// The schema holding etlm's own tables (run history).
@@ -93,6 +95,7 @@ impl DataFusionEngine {
         model: &str,
     ) -> Result<Staged, EngineError> {
         let staging = self.warehouse.stage(&relation.schema, &relation.identifier)?;
+        let clock = std::time::Instant::now();
         let (meta, rows) = match build {
             Build::View(sql) => {
                 let df = self.ctx.sql(&sql).await?;
@@ -111,7 +114,8 @@ impl DataFusionEngine {
         };
         failpoints.hit("after-stage", model);
         register_audit(&self.ctx, &relation.audit(), staging.dir(), &meta).await?;
-        Ok(Staged { relation: relation.clone(), staging, meta, rows })
+        let query_seconds = clock.elapsed().as_secs_f64();
+        Ok(Staged { relation: relation.clone(), staging, meta, rows, query_seconds })
     }
 
     /// Publishes staged data atomically, passing the failpoints on the way. Returns the
@@ -228,6 +232,7 @@ fn model_runs_schema() -> Schema {
         Field::new("rows", DataType::Int64, true),
         Field::new("started_at", ts(), false),
         Field::new("duration_s", DataType::Float64, false),
+        Field::new("query_s", DataType::Float64, true),
         Field::new("error", DataType::Utf8, true),
     ])
 }
@@ -300,6 +305,7 @@ fn model_runs_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
                 .with_timezone("UTC"),
         ),
         Arc::new(Float64Array::from(r.iter().map(|n| n.line.seconds).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(r.iter().map(|n| n.query_seconds).collect::<Vec<_>>())),
         text(&|n| if n.line.status == Status::Error { n.line.message.clone() } else { None }),
     ];
     Ok(RecordBatch::try_new(Arc::new(model_runs_schema()), columns)?)

@@ -66,6 +66,9 @@ pub struct RunOptions {
 #[derive(Debug, Clone)]
 pub struct NodeResult {
     pub line: ResultLine,
+    /// For built nodes: time spent in the engine's query (staging and audits), the rest
+    /// of `line.seconds` being etlm's own work.
+    pub query_seconds: Option<f64>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub test: Option<TestRun>,
 }
@@ -162,6 +165,7 @@ pub fn plan(compiled: &CompiledProject, command: Command, selected: &BTreeSet<St
 #[derive(Debug)]
 struct Done {
     rows: Option<u64>,
+    query_seconds: f64,
     tests: Vec<TestRun>,
 }
 
@@ -216,6 +220,10 @@ pub async fn execute(
             let (started, instant) =
                 starts.lock().expect("start times").get(id).copied().unwrap_or((chrono::Utc::now(), Instant::now()));
             let seconds = instant.elapsed().as_secs_f64();
+            let query_seconds = match status {
+                JobStatus::Done(done) => Some(done.query_seconds),
+                _ => None,
+            };
             let (tests, own) = match status {
                 JobStatus::Done(done) => (done.tests.clone(), (Status::Success, done.rows, None)),
                 JobStatus::Failed(f) => (f.tests.clone(), (Status::Error, None, Some(f.message.clone()))),
@@ -234,7 +242,7 @@ pub async fn execute(
                     compiled.nodes.get(&test.unique_id).or_else(|| Some(&compiled.nodes[test.attached.as_ref()?]));
                 let line = test_line(subject.expect("a test result is about a test or a model"), &test);
                 progress.report(&line);
-                results.push(NodeResult { line, started_at: test.started_at, test: Some(test) });
+                results.push(NodeResult { line, started_at: test.started_at, query_seconds: None, test: Some(test) });
             }
             // A test job's own result is its test line, reported above.
             if node.resource_type != ResourceType::Test {
@@ -249,12 +257,12 @@ pub async fn execute(
                     message,
                 };
                 progress.report(&line);
-                results.push(NodeResult { line, started_at: started, test: None });
+                results.push(NodeResult { line, started_at: started, query_seconds, test: None });
             } else if let JobStatus::Skipped(why) = status {
                 let test = skipped_test(node, why);
                 let line = test_line(node, &test);
                 progress.report(&line);
-                results.push(NodeResult { line, started_at: started, test: Some(test) });
+                results.push(NodeResult { line, started_at: started, query_seconds: None, test: Some(test) });
             }
         },
     )
@@ -286,7 +294,7 @@ impl JobContext {
             return if test.blocks() {
                 Err(Failed { message: test.message.clone().unwrap_or_default(), tests: vec![test] })
             } else {
-                Ok(Done { rows: None, tests: vec![test] })
+                Ok(Done { rows: None, query_seconds: test.seconds, tests: vec![test] })
             };
         }
         self.build_node(node).await
@@ -331,9 +339,10 @@ impl JobContext {
             tests.extend(anomaly);
             return Err(Failed { message, tests });
         }
+        let query_seconds = staged.query_seconds + tests.iter().map(|t| t.seconds).sum::<f64>();
         let rows = self.engine.publish(staged, &self.failpoints, &node.name).await.map_err(engine_error)?;
         tests.extend(anomaly);
-        Ok(Done { rows, tests })
+        Ok(Done { rows, query_seconds, tests })
     }
 
     fn test_name(&self, test: &TestRun) -> String {

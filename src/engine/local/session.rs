@@ -77,8 +77,10 @@ pub struct WarehouseSession {
 /// `datafusion.<schema>.<name>`, so `"main"."orders"`, `main.orders` and (default schema
 /// `main`) `orders` all resolve. `information_schema` is enabled.
 pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, SessionError> {
-    let config =
-        SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA);
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA)
+        .with_extension(Arc::new(ViewReads::default()));
     let ctx = SessionContext::new_with_config(config);
     let (views, tables): (Vec<_>, Vec<_>) =
         warehouse.relations()?.into_iter().partition(|r| r.meta.kind == RelationKind::View);
@@ -262,6 +264,27 @@ async fn rebind_dependents(ctx: &SessionContext, schema: &str, name: &str) -> Re
     create_views(ctx, pending).await
 }
 
+/// The relations each view reads, by view name and definition, kept in the session's
+/// config (`open_session` puts it there). Every publish looks for the views over the
+/// relation it replaced; walking every view's plan each time made a run of many views
+/// quadratic, so each plan is walked once.
+#[derive(Default)]
+struct ViewReads(
+    std::sync::Mutex<std::collections::HashMap<ResolvedTableReference, (String, Vec<ResolvedTableReference>)>>,
+);
+
+impl ViewReads {
+    fn get(&self, view: &ResolvedTableReference, definition: &str) -> Option<Vec<ResolvedTableReference>> {
+        let map = self.0.lock().expect("view reads lock poisoned");
+        map.get(view).filter(|(d, _)| d == definition).map(|(_, reads)| reads.clone())
+    }
+
+    fn put(&self, view: &ResolvedTableReference, definition: &str, reads: &[ResolvedTableReference]) {
+        let mut map = self.0.lock().expect("view reads lock poisoned");
+        map.insert(view.clone(), (definition.to_string(), reads.to_vec()));
+    }
+}
+
 /// A view registered in the session, with the relations its plan scans.
 struct RegisteredView {
     name: ResolvedTableReference,
@@ -271,6 +294,7 @@ struct RegisteredView {
 
 /// Every view in the default catalog that was created from SQL.
 async fn registered_views(ctx: &SessionContext) -> Result<Vec<RegisteredView>, DataFusionError> {
+    let cache = ctx.state_ref().read().config().get_extension::<ViewReads>();
     let mut views = Vec::new();
     let Some(catalog) = ctx.catalog(CATALOG) else { return Ok(views) };
     for schema_name in catalog.schema_names() {
@@ -279,19 +303,26 @@ async fn registered_views(ctx: &SessionContext) -> Result<Vec<RegisteredView>, D
             let Some(provider) = schema.table(&table_name).await? else { continue };
             let Some(view) = provider.downcast_ref::<ViewTable>() else { continue };
             let Some(definition) = view.definition() else { continue };
-            let mut reads = Vec::new();
-            view.logical_plan().apply_with_subqueries(|plan| {
-                if let LogicalPlan::TableScan(scan) = plan {
-                    reads.push(scan.table_name.clone().resolve(CATALOG, DEFAULT_SCHEMA));
+            let name = TableReference::full(CATALOG, schema_name.as_str(), table_name.as_str())
+                .resolve(CATALOG, DEFAULT_SCHEMA);
+            let known = cache.as_ref().and_then(|c| c.get(&name, definition));
+            let reads = match known {
+                Some(reads) => reads,
+                None => {
+                    let mut reads = Vec::new();
+                    view.logical_plan().apply_with_subqueries(|plan| {
+                        if let LogicalPlan::TableScan(scan) = plan {
+                            reads.push(scan.table_name.clone().resolve(CATALOG, DEFAULT_SCHEMA));
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    })?;
+                    if let Some(c) = &cache {
+                        c.put(&name, definition, &reads);
+                    }
+                    reads
                 }
-                Ok(TreeNodeRecursion::Continue)
-            })?;
-            let name = TableReference::full(CATALOG, schema_name.as_str(), table_name.as_str());
-            views.push(RegisteredView {
-                name: name.resolve(CATALOG, DEFAULT_SCHEMA),
-                reads,
-                definition: definition.clone(),
-            });
+            };
+            views.push(RegisteredView { name, reads, definition: definition.clone() });
         }
     }
     Ok(views)
