@@ -7,7 +7,7 @@
 # models (kept and reused across runs while the generator source and seed are unchanged),
 # runs `etlm compile` RUNS times per size and prints, per size:
 #
-#   compile 10000 models: best 0.62 s, median 0.65 s, peak RSS 180 MB
+#   compile 10000 models: best 1.97 s, median 2.20 s, peak RSS 430 MB
 #
 # Environment knobs: SIZES (default "1000 10000"), RUNS (5), SEED (42),
 # BENCH_DIR (default $TMPDIR/etlm-bench or /tmp/etlm-bench), CARGO_TARGET_DIR.
