@@ -147,16 +147,41 @@ fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String
 
 /// Loads and compiles the project named by the global flags.
 fn compile_with(global: &GlobalArgs, env: Env, sources: &SourceMap) -> Result<CompiledProject, Vec<Diagnostic>> {
+    compile_refreshing(global, env, sources, false)
+}
+
+/// `compile_with`, rendering incremental models for a `--full-refresh` run when asked.
+fn compile_refreshing(
+    global: &GlobalArgs,
+    env: Env,
+    sources: &SourceMap,
+    full_refresh: bool,
+) -> Result<CompiledProject, Vec<Diagnostic>> {
     let vars = parse_vars(global.vars.as_deref(), sources)?;
     let opts = CompileOptions {
         load: LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars, env },
         render: RenderSettings {
             run_started_at: chrono::Utc::now(),
             invocation_id: format!("{:x}", chrono::Utc::now().timestamp_micros()),
-            full_refresh: false,
+            full_refresh,
         },
+        existing: Some(existing_relations),
     };
     compile_project(&opts, sources).map_err(|d| d.0)
+}
+
+/// The relations in the embedded engine's warehouse (none when it does not exist yet or
+/// cannot be read: then every incremental model is built in full).
+fn existing_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
+    let dir = warehouse_dir(project);
+    if !dir.is_dir() {
+        return Default::default();
+    }
+    let Ok(warehouse) = crate::engine::local::Warehouse::open(&dir) else { return Default::default() };
+    warehouse
+        .relations()
+        .map(|list| list.into_iter().map(|r| crate::relation::Relation::new(r.schema, r.name)).collect())
+        .unwrap_or_default()
 }
 
 /// The node ids chosen by `--select` and `--exclude`.

@@ -41,7 +41,7 @@ pub fn run(
 ) -> Result<Outcome, Vec<Diagnostic>> {
     let failpoints = Failpoints::parse(env.get("ETLM_FAILPOINT").map(String::as_str))
         .map_err(|m| vec![Diagnostic::error("invalid-failpoint", m)])?;
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_refreshing(global, env, sources, args.full_refresh)?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let threads = args

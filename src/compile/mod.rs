@@ -30,6 +30,11 @@ use crate::template::{Mode, RefCall, RelationValue, RenderInput, RenderSettings,
 pub struct CompileOptions {
     pub load: LoadOptions,
     pub render: RenderSettings,
+    /// The relations that exist on the target, asked once the project is loaded (the
+    /// embedded engine lists its warehouse; no engine is opened). `is_incremental()` is
+    /// true in an incremental model whose relation exists, unless `render.full_refresh`
+    /// rebuilds it (`full_refresh: false` in its config protects it).
+    pub existing: Option<fn(&Project) -> BTreeSet<Relation>>,
 }
 
 /// A column as documented in YAML.
@@ -503,6 +508,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Compile pass.
+    let existing = opts.existing.map(|list| list(&project)).unwrap_or_default();
     let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
         refs: nodes
             .values()
@@ -525,7 +531,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .par_iter()
         .map(|(id, template)| {
             let node = &nodes[id];
-            let input = compile_input(node, resolver.clone(), false);
+            let incremental = node.config.materialized == Materialization::Incremental
+                && !(opts.render.full_refresh && node.config.full_refresh != Some(false))
+                && node.relation.as_ref().is_some_and(|r| existing.contains(r));
+            let input = compile_input(node, resolver.clone(), incremental);
             (id.clone(), renderer.render(template, &input, sources).map(|r| r.sql))
         })
         .collect();

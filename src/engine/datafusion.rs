@@ -17,8 +17,9 @@ use datafusion::prelude::SessionContext;
 use super::EngineError;
 use super::failpoint::Failpoints;
 use super::local::{
-    OnContention, RelationMeta, Staging, Warehouse, WarehouseLock, deregister_audit, open_session, register_audit,
-    register_relation, register_table_dir, table_columns, write_dataframe, write_query,
+    IncrementalSpec, OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine,
+    deregister_audit, open_session, register_audit, register_relation, register_table_dir, table_columns,
+    write_dataframe, write_query,
 };
 use crate::relation::Relation;
 use crate::report::progress::Status;
@@ -36,7 +37,16 @@ pub enum Access {
 #[derive(Debug)]
 pub enum Build {
     View(String),
-    Table { sql: String, partition_by: Vec<String> },
+    Table {
+        sql: String,
+        partition_by: Vec<String>,
+    },
+    /// An incremental model's new rows, combined with the current version when there is
+    /// one (else built like a table).
+    Incremental {
+        sql: String,
+        spec: IncrementalSpec,
+    },
     Seed(RecordBatch),
 }
 
@@ -51,6 +61,9 @@ pub struct Staged {
     /// Time spent in DataFusion planning and running the query.
     pub query_seconds: f64,
 }
+
+/// Where an incremental model's new rows are registered while they are combined.
+const DELTA_SCHEMA: &str = "_etlm_delta";
 
 /// The schema holding etlm's own tables (run history).
 pub const HISTORY_SCHEMA: &str = "_etlm";
@@ -105,6 +118,21 @@ impl DataFusionEngine {
             Build::Table { sql, partition_by } => {
                 let out = write_query(&self.ctx, &sql, &staging, &partition_by).await?;
                 (RelationMeta::table(out.columns, partition_by), Some(out.rows))
+            }
+            Build::Incremental { sql, spec } => {
+                match self.warehouse.relation(&relation.schema, &relation.identifier)? {
+                    Some(current) if current.meta.kind == RelationKind::Table => {
+                        let delta = self.warehouse.stage(&relation.schema, &relation.identifier)?;
+                        let out = write_query(&self.ctx, &sql, &delta, &spec.partition_by).await?;
+                        let delta_name = Relation::new(DELTA_SCHEMA, relation.audit().identifier);
+                        let meta = combine(&self.ctx, &current, &delta, &out, &staging, &spec, &delta_name).await?;
+                        (meta, Some(out.rows))
+                    }
+                    _ => {
+                        let out = write_query(&self.ctx, &sql, &staging, &spec.partition_by).await?;
+                        (RelationMeta::table(out.columns, spec.partition_by), Some(out.rows))
+                    }
+                }
             }
             Build::Seed(batch) => {
                 let df = self.ctx.read_batch(batch)?;

@@ -6,7 +6,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use datafusion::parquet::errors::ParquetError;
 
-use super::local::{SessionError, StorageError, WriteError};
+use super::local::{IncrementalError, SessionError, StorageError, WriteError};
 
 /// Something an engine could not do.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,8 @@ pub enum EngineError {
     Session(#[from] SessionError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Incremental(#[from] IncrementalError),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]

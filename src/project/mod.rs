@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde_json::Value as Json;
 
-pub use self::config::{AnomalyConfig, ConfigLayer, Materialization, NodeConfig, TestSeverity};
+pub use self::config::{
+    AnomalyConfig, ConfigLayer, IncrementalStrategy, Materialization, NodeConfig, OnSchemaChange, TestSeverity,
+};
 pub use self::docs_blocks::DocBlock;
 pub use self::profiles::{EngineKind, Target};
 pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps, TestDef};

@@ -10,8 +10,9 @@ use std::time::Instant;
 use crate::compile::{CompiledProject, Node};
 use crate::engine::datafusion::{Build, DataFusionEngine};
 use crate::engine::failpoint::Failpoints;
+use crate::engine::local::IncrementalSpec;
 use crate::graph::ResourceType;
-use crate::project::Materialization;
+use crate::project::{IncrementalStrategy, Materialization};
 use crate::report::progress::{Progress, ResultLine, Status};
 
 use super::audit::{Against, RowHistory, TestRun, check_anomaly, run_test};
@@ -200,6 +201,7 @@ pub async fn execute(
         seeds: opts.seeds.clone(),
         audits: plan.audits.clone(),
         history,
+        full_refresh: opts.full_refresh,
     });
     let mut results = Vec::new();
     let work_starts = starts.clone();
@@ -284,6 +286,7 @@ struct JobContext {
     seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
     audits: BTreeMap<String, Vec<String>>,
     history: RowHistory,
+    full_refresh: bool,
 }
 
 impl JobContext {
@@ -308,9 +311,13 @@ impl JobContext {
             ResourceType::Seed => Build::Seed(self.seeds[&node.unique_id].clone()),
             _ => {
                 let sql = node.compiled_sql.clone().expect("models have compiled SQL");
+                let partition_by: Vec<String> = node.config.partition_by.iter().cloned().collect();
                 match node.config.materialized {
                     Materialization::View => Build::View(sql),
-                    _ => Build::Table { sql, partition_by: node.config.partition_by.iter().cloned().collect() },
+                    Materialization::Incremental if !self.refreshes(node) => {
+                        Build::Incremental { sql, spec: incremental_spec(node, partition_by) }
+                    }
+                    _ => Build::Table { sql, partition_by },
                 }
             }
         };
@@ -345,6 +352,12 @@ impl JobContext {
         Ok(Done { rows, query_seconds, tests })
     }
 
+    /// True if `--full-refresh` rebuilds this incremental model (`full_refresh: false`
+    /// protects it).
+    fn refreshes(&self, node: &Node) -> bool {
+        self.full_refresh && node.config.full_refresh != Some(false)
+    }
+
     fn test_name(&self, test: &TestRun) -> String {
         self.compiled.nodes.get(&test.unique_id).map_or_else(|| test.test.clone(), |n| n.name.clone())
     }
@@ -362,6 +375,21 @@ impl JobContext {
                 format!("{error}\n--> {}\n= note: compiled SQL: {compiled}", node.path.display())
             }
         }
+    }
+}
+
+/// How an incremental model combines its new rows: dbt's default strategy is `merge`
+/// with a `unique_key`, else `append`.
+fn incremental_spec(node: &Node, partition_by: Vec<String>) -> IncrementalSpec {
+    let c = &node.config;
+    let default = if c.unique_key.is_empty() { IncrementalStrategy::Append } else { IncrementalStrategy::Merge };
+    IncrementalSpec {
+        strategy: c.incremental_strategy.unwrap_or(default),
+        unique_key: c.unique_key.clone(),
+        partition_by,
+        on_schema_change: c.on_schema_change,
+        update_columns: (!c.merge_update_columns.is_empty()).then(|| c.merge_update_columns.clone()),
+        exclude_columns: c.merge_exclude_columns.clone(),
     }
 }
 

@@ -45,12 +45,14 @@
 //! columns) and every view from its SQL. Registering the resolved directory, not the
 //! symlink, pins a session to the versions it saw.
 
+mod incremental;
 mod meta;
 mod seed;
 mod session;
 mod storage;
 mod write;
 
+pub use incremental::{IncrementalError, IncrementalSpec, combine};
 pub use meta::{ColumnMeta, META_FILE, RelationKind, RelationMeta, table_columns};
 pub use seed::{SeedError, read_seed_csv};
 pub use session::{

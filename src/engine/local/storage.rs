@@ -139,6 +139,34 @@ impl Staging {
         list_partitions(&self.dir, partition_by)
     }
 
+    /// This staging version's name (unique within its relation).
+    pub fn version_name(&self) -> String {
+        self.version.clone()
+    }
+
+    /// Hard-links every data file of `from`'s version into this staging directory.
+    pub fn link_all(&self, from: &StoredRelation) -> Result<(), StorageError> {
+        for entry in dir_entries(&from.dir)? {
+            if entry == META_FILE {
+                continue;
+            }
+            let source = from.dir.join(&entry);
+            if source.is_dir() {
+                link_tree(&source, &self.dir.join(&entry))?;
+            } else {
+                fs::hard_link(&source, self.dir.join(&entry)).map_err(io_err("hard-link", &source))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every data file of `other` (another staging directory) into this one, at the
+    /// same relative path, its name prefixed with `prefix` so it cannot clash with a
+    /// file already here.
+    pub fn adopt(&self, other: &Staging, prefix: &str) -> Result<(), StorageError> {
+        move_tree(&other.dir, &self.dir, prefix)
+    }
+
     /// Hard-links every file of `partition` (`dt=2024-01-01`, or `a=1/b=2` for nested
     /// partitioning) from the version of `from` into this staging directory, so an
     /// unchanged partition is reused without copying.
@@ -479,6 +507,24 @@ fn list_partitions(dir: &Path, partition_by: &[String]) -> Result<Vec<String>, S
         found = next;
     }
     Ok(found)
+}
+
+/// Moves the files of the tree `from` into the same places under `to`, renamed
+/// `<prefix>-<name>`; `_etlm.json` stays.
+fn move_tree(from: &Path, to: &Path, prefix: &str) -> Result<(), StorageError> {
+    fs::create_dir_all(to).map_err(io_err("create directory", to))?;
+    for entry in fs::read_dir(from).map_err(io_err("list", from))? {
+        let entry = entry.map_err(io_err("list", from))?;
+        let source = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().map_err(io_err("inspect", &source))?.is_dir() {
+            move_tree(&source, &to.join(&name), prefix)?;
+        } else if name != META_FILE {
+            let dest = to.join(format!("{prefix}-{name}"));
+            fs::rename(&source, &dest).map_err(io_err("move", &source))?;
+        }
+    }
+    Ok(())
 }
 
 /// Recreates the directory tree `from` under `to` with hard links to its files.

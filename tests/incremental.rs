@@ -1,0 +1,188 @@
+//! Incremental models on the embedded engine, through the binary: each strategy run,
+//! the source changed, run again, the table asserted row for row; idempotence;
+//! `--full-refresh` and `full_refresh: false`; bad keys; `on_schema_change`.
+
+mod support;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use support::{copy_project, etlm};
+
+const CHANGED: &str =
+    "id,dt,amount,status\n1,2024-01-01,10,new\n2,2024-01-01,25,paid\n3,2024-01-02,30,new\n4,2024-01-03,40,new\n";
+
+fn rows(dir: &Path, sql: &str) -> Vec<Value> {
+    let run = etlm(dir, &["show", "--format", "json", "--limit", "100000", sql]);
+    assert_eq!(run.code, 0, "show failed: {}", run.stderr);
+    run.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
+}
+
+fn table(dir: &Path, model: &str) -> Vec<Value> {
+    rows(dir, &format!("select * from main.{model} order by 1, 2"))
+}
+
+fn build(dir: &Path, args: &[&str]) {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let run = etlm(dir, &all);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+}
+
+/// Builds, changes the seed, builds again with `since` = 2024-01-02.
+fn built_twice() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (tmp, dir) = copy_project("incremental");
+    build(&dir, &[]);
+    std::fs::write(dir.join("seeds/events.csv"), CHANGED).unwrap();
+    build(&dir, &["--vars", "{since: 2024-01-02}"]);
+    (tmp, dir)
+}
+
+fn row(id: i64, dt: &str, amount: i64, status: &str) -> Value {
+    json!({"id": id, "dt": dt, "amount": amount, "status": status})
+}
+
+#[test]
+fn each_strategy_combines_new_rows_as_dbt_does() {
+    let (_tmp, dir) = built_twice();
+    let append: Vec<Value> =
+        [(1, "2024-01-01", 10), (2, "2024-01-01", 20), (3, "2024-01-02", 30), (4, "2024-01-03", 40)]
+            .iter()
+            .map(|(id, dt, amount)| json!({"id": id, "dt": dt, "amount": amount}))
+            .collect();
+    assert_eq!(table(&dir, "inc_append"), append, "append adds only the filtered new row");
+    let merged = vec![
+        row(1, "2024-01-01", 10, "new"),
+        row(2, "2024-01-01", 25, "paid"),
+        row(3, "2024-01-02", 30, "new"),
+        row(4, "2024-01-03", 40, "new"),
+    ];
+    assert_eq!(table(&dir, "inc_merge"), merged, "merge updates matched rows and inserts new ones");
+    assert_eq!(table(&dir, "inc_delete_insert"), merged);
+    let mut partial = merged.clone();
+    partial[1] = row(2, "2024-01-01", 25, "new");
+    assert_eq!(table(&dir, "inc_merge_update"), partial, "merge_update_columns: only amount is updated");
+    let overwrite = rows(&dir, "select cast(dt as varchar) as dt, n, total from main.inc_overwrite order by dt");
+    assert_eq!(
+        overwrite,
+        vec![
+            json!({"dt": "2024-01-01", "n": 2, "total": 30}),
+            json!({"dt": "2024-01-02", "n": 1, "total": 30}),
+            json!({"dt": "2024-01-03", "n": 1, "total": 40}),
+        ],
+        "insert_overwrite replaces the partitions in the new rows and leaves 2024-01-01 as it was"
+    );
+}
+
+#[test]
+fn running_again_on_the_same_input_gives_the_same_tables() {
+    let (_tmp, dir) = built_twice();
+    let models = ["inc_append", "inc_merge", "inc_merge_update", "inc_delete_insert", "inc_overwrite"];
+    let before: Vec<Vec<Value>> = models.iter().map(|m| table(&dir, m)).collect();
+    let partition = dir.join("warehouse/main/inc_overwrite/dt=2024-01-01");
+    let inode = |p: &Path| {
+        let file = std::fs::read_dir(p).unwrap().next().unwrap().unwrap().path();
+        std::fs::metadata(file).unwrap().ino()
+    };
+    let untouched = inode(&partition);
+    build(&dir, &["--vars", "{since: 2024-01-02}"]);
+    let after: Vec<Vec<Value>> = models.iter().map(|m| table(&dir, m)).collect();
+    assert_eq!(after, before);
+    assert_eq!(inode(&partition), untouched, "a partition not in the new rows is reused, not rewritten");
+}
+
+#[test]
+fn full_refresh_rebuilds_unless_the_model_is_protected() {
+    let (_tmp, dir) = built_twice();
+    assert_eq!(rows(&dir, "select count(*) as n from main.inc_protected"), vec![json!({"n": 7})]);
+    build(&dir, &["--full-refresh"]);
+    let overwrite = rows(&dir, "select cast(dt as varchar) as dt, total from main.inc_overwrite order by dt");
+    assert_eq!(overwrite[0], json!({"dt": "2024-01-01", "total": 35}), "rebuilt from all rows");
+    assert_eq!(rows(&dir, "select count(*) as n from main.inc_append"), vec![json!({"n": 4})]);
+    assert_eq!(
+        rows(&dir, "select count(*) as n from main.inc_protected"),
+        vec![json!({"n": 11})],
+        "full_refresh: false keeps appending"
+    );
+}
+
+#[test]
+fn a_duplicated_or_null_unique_key_in_new_rows_is_an_error_and_the_table_stays() {
+    let (_tmp, dir) = copy_project("incremental");
+    build(&dir, &[]);
+    let before = table(&dir, "inc_merge");
+    std::fs::write(dir.join("seeds/events.csv"), "id,dt,amount,status\n1,2024-01-01,10,new\n1,2024-01-02,11,new\n")
+        .unwrap();
+    let run = etlm(&dir, &["build", "-s", "events", "inc_merge"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("`unique_key` (id) is duplicated in the new rows, e.g. (1)"), "{}", run.stdout);
+    assert_eq!(table(&dir, "inc_merge"), before);
+    std::fs::write(dir.join("seeds/events.csv"), "id,dt,amount,status\n,2024-01-01,10,new\n").unwrap();
+    let run = etlm(&dir, &["build", "-s", "events", "inc_merge"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("`unique_key` column `id` is NULL in a new row"), "{}", run.stdout);
+    assert_eq!(table(&dir, "inc_merge"), before);
+}
+
+#[test]
+fn on_schema_change_policies() {
+    let columns = |dir: &Path| -> Vec<String> {
+        let first = rows(dir, "select * from main.inc_schema order by id");
+        first[0].as_object().unwrap().keys().cloned().collect()
+    };
+    let run_with = |dir: &Path, vars: &str| etlm(dir, &["build", "-s", "events", "inc_schema", "--vars", vars]);
+    for (policy, code, expected) in [
+        ("ignore", 0, vec!["amount", "id"]),
+        ("fail", 1, vec!["amount", "id"]),
+        ("append_new_columns", 0, vec!["amount", "id", "status"]),
+        ("sync_all_columns", 0, vec!["id", "status"]),
+    ] {
+        let (_tmp, dir) = copy_project("incremental");
+        assert_eq!(run_with(&dir, "{}").code, 0);
+        let vars =
+            format!("{{on_schema_change: {policy}, with_status: true, drop_amount: {}}}", policy == "sync_all_columns");
+        let run = run_with(&dir, &vars);
+        assert_eq!(run.code, code, "{policy}: {}\n{}", run.stdout, run.stderr);
+        let mut got = columns(&dir);
+        got.sort();
+        assert_eq!(got, expected, "{policy}");
+        if policy == "fail" {
+            assert!(run.stdout.contains("added `status`"), "{}", run.stdout);
+        }
+        if policy == "append_new_columns" {
+            let old_row = &rows(&dir, "select status from main.inc_schema where id = 1")[0];
+            assert_eq!(old_row["status"], json!("new"), "matched rows take the new column's value");
+        }
+    }
+}
+
+#[test]
+fn a_crash_while_combining_leaves_the_old_version_and_a_rerun_equals_a_clean_run() {
+    let (_tmp, clean) = built_twice();
+    for point in ["after-stage", "before-publish", "after-publish"] {
+        let (_tmp, dir) = copy_project("incremental");
+        build(&dir, &[]);
+        let old = table(&dir, "inc_merge");
+        std::fs::write(dir.join("seeds/events.csv"), CHANGED).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_etlm"))
+            .args(["build", "--threads", "1", "--vars", "{since: 2024-01-02}", "--project-dir"])
+            .arg(&dir)
+            .env("ETLM_FAILPOINT", format!("{point}:inc_merge"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{point}: the run must die at the failpoint");
+        let now = table(&dir, "inc_merge");
+        assert!(now == old || now == table(&clean, "inc_merge"), "{point}: neither old nor new: {now:?}");
+        build(&dir, &["--vars", "{since: 2024-01-02}"]);
+        for model in ["inc_append", "inc_merge", "inc_merge_update", "inc_delete_insert", "inc_overwrite"] {
+            assert_eq!(table(&dir, model), table(&clean, model), "{point}: {model} after the re-run");
+        }
+        let staging: Vec<_> = walkdir::WalkDir::new(dir.join("warehouse"))
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".staging"))
+            .collect();
+        assert!(staging.is_empty(), "{point}: staging leftovers {staging:?}");
+    }
+}
