@@ -7,14 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{Run, copy_project, etlm};
-
-/// Rows of a query as JSON objects, via `etlm show --format json`.
-fn rows(dir: &Path, sql: &str) -> Vec<Value> {
-    let run = etlm(dir, &["show", "--format", "json", "--limit", "100000", sql]);
-    assert_eq!(run.code, 0, "show failed: {}", run.stderr);
-    run.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
-}
+use support::{Run, copy_project, etlm, rows};
 
 /// Every relation of the shop_basic fixture, as sorted rows.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<Value>)> {

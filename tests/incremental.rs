@@ -8,16 +8,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{copy_project, etlm};
+use support::{copy_project, etlm, rows};
 
 const CHANGED: &str =
     "id,dt,amount,status\n1,2024-01-01,10,new\n2,2024-01-01,25,paid\n3,2024-01-02,30,new\n4,2024-01-03,40,new\n";
-
-fn rows(dir: &Path, sql: &str) -> Vec<Value> {
-    let run = etlm(dir, &["show", "--format", "json", "--limit", "100000", sql]);
-    assert_eq!(run.code, 0, "show failed: {}", run.stderr);
-    run.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
-}
 
 fn table(dir: &Path, model: &str) -> Vec<Value> {
     rows(dir, &format!("select * from main.{model} order by 1, 2"))

@@ -8,14 +8,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{copy_project, etlm};
-
-/// Rows of a query as JSON objects, via `etlm show --format json`.
-fn rows(dir: &Path, sql: &str) -> Vec<Value> {
-    let run = etlm(dir, &["show", "--format", "json", "--limit", "100000", sql]);
-    assert_eq!(run.code, 0, "show failed: {}", run.stderr);
-    run.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
-}
+use support::{copy_project, etlm, rows};
 
 /// Status and failing-row count of every test of the latest run, by test name.
 fn latest_tests(dir: &Path) -> Vec<(String, String, Option<i64>)> {

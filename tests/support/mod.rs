@@ -60,3 +60,10 @@ pub fn etlm(dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Rows of a query as JSON objects, via `etlm show --format json`.
+pub fn rows(dir: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let run = etlm(dir, &["show", "--format", "json", "--limit", "100000", sql]);
+    assert_eq!(run.code, 0, "show failed: {}", run.stderr);
+    run.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON row")).collect()
+}
