@@ -139,9 +139,14 @@ pub async fn run_test(compiled: &CompiledProject, engine: &DataFusionEngine, tes
     run
 }
 
-/// The row-count anomaly check of a model that just wrote `rows`, against its history
-/// (newest first). `None` when it is off or the history is too short.
+/// The row-count anomaly check of a table or seed that just wrote `rows`, against its
+/// history (newest first). `None` when it is off, the history is too short, or the
+/// model is incremental.
 pub fn check_anomaly(node: &Node, rows: u64, history: &[u64]) -> Option<TestRun> {
+    // An incremental run writes its new rows, not the table: its count is no volume.
+    if node.config.materialized == crate::project::Materialization::Incremental {
+        return None;
+    }
     let config = node.config.row_count_anomaly.as_ref()?;
     let anomaly = check_row_count(rows, history, config)?;
     let severity = config.severity.as_str();
