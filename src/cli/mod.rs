@@ -2,6 +2,7 @@
 
 mod clean;
 mod compile;
+mod intervals;
 mod ls;
 mod run;
 mod runs;
@@ -98,6 +99,10 @@ pub enum Command {
     Build(run::RunArgs),
     /// Run the selected quality tests on the published relations.
     Test(run::RunArgs),
+    /// Run time-windowed models once per period from --start to --end.
+    Backfill(run::BackfillArgs),
+    /// The periods of time-windowed models that are done and missing.
+    Intervals,
     /// Query the target and print a table.
     Show(show::ShowArgs),
     /// The run history, newest first.
@@ -117,6 +122,8 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         Command::Run(args) => run::run(RunCommand::Run, &cli.global, &args, env, &sources, &out),
         Command::Build(args) => run::run(RunCommand::Build, &cli.global, &args, env, &sources, &out),
         Command::Test(args) => run::run(RunCommand::Test, &cli.global, &args, env, &sources, &out),
+        Command::Backfill(args) => run::backfill(&cli.global, &args, env, &sources, &out),
+        Command::Intervals => intervals::run(&cli.global, env, &sources, &out),
         Command::Show(args) => show::run(&cli.global, &args, env, &sources, &out),
         Command::Runs(args) => runs::run(&cli.global, &args, env, &sources, &out),
         Command::Clean => clean::run(&cli.global, env, &sources, &out),

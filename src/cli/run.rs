@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use super::{GlobalArgs, Outcome};
+use crate::compile::window;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::datafusion::{Access, DataFusionEngine};
 use crate::engine::failpoint::Failpoints;
 use crate::project::Env;
 use crate::report::progress::{Progress, Status};
 use crate::report::{Output, print_diagnostics, write_atomic};
-use crate::run::execute::{Command, RunOptions, execute, plan};
+use crate::run::execute::{Command, Periods, RunOptions, execute, plan};
 use crate::run::seeds::read_seeds;
 use crate::state::run_results::run_results_json;
 
@@ -31,10 +32,70 @@ pub struct RunArgs {
     pub wait_for_lock: bool,
 }
 
+/// Flags of `etlm backfill`.
+#[derive(Debug, clap::Args, Clone)]
+pub struct BackfillArgs {
+    /// The first day (or time) to process, e.g. 2024-01-01.
+    #[arg(long)]
+    pub start: String,
+    /// The last day (or time) to process, inclusive.
+    #[arg(long)]
+    pub end: String,
+    /// Only the periods not recorded as done.
+    #[arg(long)]
+    pub missing: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl BackfillArgs {
+    /// The range as `Periods`; a date-only `--end` covers its whole day.
+    fn periods(&self) -> Result<Periods, Vec<Diagnostic>> {
+        let parse = |flag: &str, text: &str| {
+            window::parse_time(text).ok_or_else(|| {
+                vec![Diagnostic::error("invalid-argument", format!("`{flag} {text}` is not a date like 2024-01-31"))]
+            })
+        };
+        let start = parse("--start", &self.start)?;
+        let mut end = parse("--end", &self.end)?;
+        if self.end.trim().len() == 10 {
+            end += chrono::Duration::days(1) - chrono::Duration::seconds(1);
+        }
+        if end < start {
+            return Err(vec![Diagnostic::error("invalid-argument", "`--end` is before `--start`")]);
+        }
+        Ok(Periods::Range { start, end, missing: self.missing })
+    }
+}
+
+/// `etlm backfill`: the selected windowed models, one batch per period of the range.
+pub fn backfill(
+    global: &GlobalArgs,
+    args: &BackfillArgs,
+    env: Env,
+    sources: &SourceMap,
+    out: &Output,
+) -> Result<Outcome, Vec<Diagnostic>> {
+    let periods = args.periods()?;
+    run_periods(Command::Backfill, global, &args.run, periods, env, sources, out)
+}
+
 pub fn run(
     command: Command,
     global: &GlobalArgs,
     args: &RunArgs,
+    env: Env,
+    sources: &SourceMap,
+    out: &Output,
+) -> Result<Outcome, Vec<Diagnostic>> {
+    run_periods(command, global, args, Periods::Resume { now: chrono::Utc::now() }, env, sources, out)
+}
+
+fn run_periods(
+    command: Command,
+    global: &GlobalArgs,
+    args: &RunArgs,
+    periods: Periods,
     env: Env,
     sources: &SourceMap,
     out: &Output,
@@ -61,6 +122,7 @@ pub fn run(
         selected,
         run_id: run_id.clone(),
         seeds,
+        periods,
     };
     let total = plan.lines();
     let compiled = Arc::new(compiled);
@@ -73,7 +135,8 @@ pub fn run(
         let engine = Arc::new(engine);
         let progress = Progress::new(global.format, total, command.as_str());
         let history = engine.row_count_history().await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
-        let summary = execute(compiled.clone(), engine.clone(), &opts, plan, history, &progress).await;
+        let intervals = engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+        let summary = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, &progress).await;
         for r in &summary.results {
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }

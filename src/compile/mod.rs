@@ -9,6 +9,7 @@ mod ephemeral;
 mod problems;
 mod spans;
 mod tests;
+pub mod window;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -83,6 +84,15 @@ pub struct Node {
 }
 
 impl Node {
+    /// True for an incremental model built in time windows (`event_time` and
+    /// `batch_size`): every run and backfill processes it one batch at a time.
+    pub fn is_windowed(&self) -> bool {
+        self.resource_type == ResourceType::Model
+            && self.config.materialized == Materialization::Incremental
+            && self.config.event_time.is_some()
+            && self.config.batch_size.is_some()
+    }
+
     /// Where its compiled SQL goes under `target/compiled/`: its file's path, or for a
     /// generic test `<yaml path>/<test name>.sql`, as dbt writes it.
     pub fn compiled_path(&self) -> PathBuf {
@@ -124,7 +134,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         this: Some(Relation::new(project.target.schema.clone(), name)),
         model: BTreeMap::from([("name", Json::String(name.to_string()))]),
         config: BTreeMap::new(),
-        extra: BTreeMap::new(),
+        // Which models are windowed is known only after this pass.
+        extra: window::variables(),
     };
     let parsed: Vec<Result<_, Diagnostic>> = project
         .models
@@ -509,6 +520,13 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
 
     // Compile pass.
     let existing = opts.existing.map(|list| list(&project)).unwrap_or_default();
+    let event_times: Arc<BTreeMap<String, String>> = Arc::new(
+        nodes
+            .values()
+            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+            .filter_map(|n| Some((n.name.clone(), n.config.event_time.clone()?)))
+            .collect(),
+    );
     let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
         refs: nodes
             .values()
@@ -534,7 +552,17 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             let incremental = node.config.materialized == Materialization::Incremental
                 && !(opts.render.full_refresh && node.config.full_refresh != Some(false))
                 && node.relation.as_ref().is_some_and(|r| existing.contains(r));
-            let input = compile_input(node, resolver.clone(), incremental);
+            let input = if node.is_windowed() {
+                // Batches substitute their window; refs to models with `event_time` are
+                // filtered to it.
+                let windowed: Arc<dyn Resolver> =
+                    Arc::new(WindowResolver { inner: resolver.clone(), event_times: event_times.clone() });
+                let mut input = compile_input(node, windowed, incremental);
+                input.extra = window::variables();
+                input
+            } else {
+                compile_input(node, resolver.clone(), incremental)
+            };
             (id.clone(), renderer.render(template, &input, sources).map(|r| r.sql))
         })
         .collect();
@@ -727,6 +755,36 @@ pub fn ephemeral_cte(name: &str) -> String {
 struct NodeResolver {
     refs: BTreeMap<String, RelationValue>,
     sources: BTreeMap<(String, String), Relation>,
+}
+
+/// The resolver of a windowed model: a ref to a node with `event_time` becomes that
+/// relation filtered to the batch's window (placeholders, see `run::window`).
+#[derive(Debug)]
+struct WindowResolver {
+    inner: Arc<dyn Resolver>,
+    event_times: Arc<BTreeMap<String, String>>,
+}
+
+impl Resolver for WindowResolver {
+    fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue> {
+        let found = self.inner.resolve_ref(call)?;
+        match (self.event_times.get(&call.name), &found.cte) {
+            (Some(column), None) => {
+                let col = crate::relation::quote_ident(column);
+                let (start, end) = (window::START, window::END);
+                let filtered = format!(
+                    "(select * from {} where {col} >= cast('{start}' as timestamp) and {col} < cast('{end}' as timestamp))",
+                    found.relation
+                );
+                Some(RelationValue { relation: found.relation, cte: Some(filtered) })
+            }
+            _ => Some(found),
+        }
+    }
+
+    fn resolve_source(&self, source: &str, table: &str) -> Option<Relation> {
+        self.inner.resolve_source(source, table)
+    }
 }
 
 impl Resolver for NodeResolver {

@@ -21,10 +21,11 @@ use super::local::{
     deregister_audit, open_session, register_audit, register_relation, register_table_dir, table_columns,
     write_dataframe, write_query,
 };
+use crate::compile::window::Period;
 use crate::relation::Relation;
 use crate::report::progress::Status;
 use crate::run::audit::{RowHistory, TestRun};
-use crate::run::execute::{NodeResult, RunSummary};
+use crate::run::execute::{Intervals, NodeResult, RunSummary};
 
 /// Whether a command writes (and so takes the lock) or only reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +213,45 @@ impl DataFusionEngine {
         self.warehouse.root().join(HISTORY_SCHEMA).join(table)
     }
 
+    /// Records that `unique_id`'s batch for `period` is published (`_etlm.intervals`):
+    /// called only after the publish, so the record never claims unpublished data.
+    pub fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError> {
+        let t = |v: chrono::NaiveDateTime| v.and_utc().timestamp_micros();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![unique_id])),
+            Arc::new(TimestampMicrosecondArray::from(vec![t(period.start)])),
+            Arc::new(TimestampMicrosecondArray::from(vec![t(period.end)])),
+            Arc::new(StringArray::from(vec![run_id])),
+            Arc::new(TimestampMicrosecondArray::from(vec![micros(chrono::Utc::now())]).with_timezone("UTC")),
+        ];
+        let batch = RecordBatch::try_new(Arc::new(intervals_schema()), columns)?;
+        let name = format!("{run_id}-{unique_id}-{}.parquet", chrono::Utc::now().timestamp_micros());
+        append_parquet(&self.history_dir("intervals"), &name, &batch)
+    }
+
+    /// The periods recorded as done, per node, in order.
+    pub async fn intervals(&self) -> Result<Intervals, EngineError> {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::TimestampMicrosecondType;
+        let sql = format!(
+            "select distinct unique_id, period_start, period_end from \"{HISTORY_SCHEMA}\".\"intervals\" order by 1, 2"
+        );
+        let mut out = Intervals::new();
+        for batch in self.ctx.sql(&sql).await?.collect().await? {
+            let ids = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+            let ids = ids.as_string::<i32>();
+            let starts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+            let ends = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+            for i in 0..batch.num_rows() {
+                let time = |v: i64| chrono::DateTime::from_timestamp_micros(v).map(|d| d.naive_utc());
+                if let (Some(start), Some(end)) = (time(starts.value(i)), time(ends.value(i))) {
+                    out.entry(ids.value(i).to_string()).or_default().push(Period { start, end });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Row counts of every node's successful builds, newest first (for anomaly checks).
     pub async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
         let sql = format!(
@@ -234,8 +274,12 @@ impl DataFusionEngine {
 
     /// Registers the history tables (empty until the first run).
     fn register_history(&self) -> Result<(), EngineError> {
-        let tables =
-            [("model_runs", model_runs_schema()), ("test_results", test_results_schema()), ("runs", runs_schema())];
+        let tables = [
+            ("model_runs", model_runs_schema()),
+            ("test_results", test_results_schema()),
+            ("runs", runs_schema()),
+            ("intervals", intervals_schema()),
+        ];
         for (table, schema) in tables {
             let dir = self.history_dir(table);
             std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(dir.clone(), e))?;
@@ -282,6 +326,16 @@ fn test_results_schema() -> Schema {
         Field::new("started_at", ts(), false),
         Field::new("duration_s", DataType::Float64, false),
         Field::new("message", DataType::Utf8, true),
+    ])
+}
+
+fn intervals_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("unique_id", DataType::Utf8, false),
+        Field::new("period_start", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("period_end", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("recorded_at", ts(), false),
     ])
 }
 

@@ -1,33 +1,53 @@
 //! Failpoints: named places where a test can make etlm abort, to prove crash safety.
-//! `ETLM_FAILPOINT=<point>:<model>` (read by the CLI, passed in here) aborts the process
-//! the moment `<model>` reaches `<point>`. Points: `after-stage`, `before-publish`,
+//! `ETLM_FAILPOINT=<point>:<model>[:<n>]` (read by the CLI, passed in here) aborts the
+//! process the moment `<model>` reaches `<point>` (the `n`th time, for a model built in
+//! batches; default the first). Points: `after-stage`, `before-publish`,
 //! `after-publish`, `before-state-write`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 /// The armed failpoint, if any.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Failpoints {
-    armed: Option<(String, String)>,
+    armed: Option<(String, String, usize)>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl PartialEq for Failpoints {
+    fn eq(&self, other: &Failpoints) -> bool {
+        self.armed == other.armed
+    }
 }
 
 /// The points a run passes through for each model, in order.
 pub const POINTS: &[&str] = &["after-stage", "before-publish", "after-publish", "before-state-write"];
 
 impl Failpoints {
-    /// Parses `<point>:<model>`; `None` or an empty string arms nothing.
+    /// Parses `<point>:<model>[:<n>]`; `None` or an empty string arms nothing.
     pub fn parse(spec: Option<&str>) -> Result<Failpoints, String> {
         let Some(spec) = spec.filter(|s| !s.is_empty()) else { return Ok(Failpoints::default()) };
-        let (point, model) =
-            spec.split_once(':').ok_or_else(|| format!("ETLM_FAILPOINT must be `<point>:<model>`, got `{spec}`"))?;
+        let usage = || format!("ETLM_FAILPOINT must be `<point>:<model>[:<n>]`, got `{spec}`");
+        let mut parts = spec.split(':');
+        let (Some(point), Some(model)) = (parts.next(), parts.next()) else { return Err(usage()) };
+        let nth = match parts.next() {
+            None => 1,
+            Some(n) => n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(usage)?,
+        };
+        if parts.next().is_some() {
+            return Err(usage());
+        }
         if !POINTS.contains(&point) {
             return Err(format!("unknown failpoint `{point}`; known: {}", POINTS.join(", ")));
         }
-        Ok(Failpoints { armed: Some((point.to_string(), model.to_string())) })
+        Ok(Failpoints { armed: Some((point.to_string(), model.to_string(), nth)), hits: Default::default() })
     }
 
-    /// Aborts the process (no cleanup, like `kill -9`) if this point is armed for `model`.
+    /// Aborts the process (no cleanup, like `kill -9`) if this point is armed for `model`
+    /// and this is its `n`th hit.
     pub fn hit(&self, point: &str, model: &str) {
-        if let Some((p, m)) = &self.armed {
-            if p == point && m == model {
+        if let Some((p, m, nth)) = &self.armed {
+            if p == point && m == model && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
                 eprintln!("etlm: failpoint {point}:{model} hit, aborting");
                 std::process::abort();
             }
@@ -43,7 +63,10 @@ mod tests {
     fn parses_point_and_model() {
         assert_eq!(Failpoints::parse(None).unwrap(), Failpoints::default());
         let f = Failpoints::parse(Some("before-publish:orders")).unwrap();
-        assert_eq!(f.armed, Some(("before-publish".into(), "orders".into())));
+        assert_eq!(f.armed, Some(("before-publish".into(), "orders".into(), 1)));
+        let f = Failpoints::parse(Some("after-publish:daily:4")).unwrap();
+        assert_eq!(f.armed, Some(("after-publish".into(), "daily".into(), 4)));
+        assert!(Failpoints::parse(Some("after-publish:daily:0")).is_err());
         assert!(Failpoints::parse(Some("nowhere:orders")).is_err());
         assert!(Failpoints::parse(Some("orders")).is_err());
     }

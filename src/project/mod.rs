@@ -21,7 +21,8 @@ use rayon::prelude::*;
 use serde_json::Value as Json;
 
 pub use self::config::{
-    AnomalyConfig, ConfigLayer, IncrementalStrategy, Materialization, NodeConfig, OnSchemaChange, TestSeverity,
+    AnomalyConfig, BatchSize, ConfigLayer, IncrementalStrategy, Materialization, NodeConfig, OnSchemaChange,
+    TestSeverity,
 };
 pub use self::docs_blocks::DocBlock;
 pub use self::profiles::{EngineKind, Target};

@@ -7,15 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::compile::window::{self, Period};
 use crate::compile::{CompiledProject, Node};
 use crate::engine::datafusion::{Build, DataFusionEngine};
 use crate::engine::failpoint::Failpoints;
-use crate::engine::local::IncrementalSpec;
+use crate::engine::local::{IncrementalSpec, Window};
 use crate::graph::ResourceType;
 use crate::project::{IncrementalStrategy, Materialization};
 use crate::report::progress::{Progress, ResultLine, Status};
 
 use super::audit::{Against, RowHistory, TestRun, check_anomaly, run_test};
+
+/// Periods done per windowed model (from the run history).
+pub type Intervals = BTreeMap<String, Vec<Period>>;
 use super::schedule::{Job, JobStatus, run_jobs};
 
 /// Which nodes a command runs.
@@ -25,6 +29,8 @@ pub enum Command {
     Run,
     Build,
     Test,
+    /// Windowed models only, one batch per period of a range.
+    Backfill,
 }
 
 impl Command {
@@ -34,6 +40,7 @@ impl Command {
             Command::Run => "run",
             Command::Build => "build",
             Command::Test => "test",
+            Command::Backfill => "backfill",
         }
     }
 
@@ -41,9 +48,11 @@ impl Command {
     fn builds(self, node: &Node) -> bool {
         match node.resource_type {
             ResourceType::Seed => matches!(self, Command::Seed | Command::Build),
-            ResourceType::Model => {
-                matches!(self, Command::Run | Command::Build) && node.config.materialized != Materialization::Ephemeral
-            }
+            ResourceType::Model => match self {
+                Command::Run | Command::Build => node.config.materialized != Materialization::Ephemeral,
+                Command::Backfill => node.is_windowed(),
+                Command::Seed | Command::Test => false,
+            },
             ResourceType::Source | ResourceType::Test => false,
         }
     }
@@ -61,6 +70,18 @@ pub struct RunOptions {
     pub run_id: String,
     /// Seed rows, read and checked before the run (see `seeds.rs`).
     pub seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
+    /// Which periods windowed models process.
+    pub periods: Periods,
+}
+
+/// The periods windowed models process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Periods {
+    /// `run`/`build`: from `lookback` periods before the latest done (or `begin`) to now.
+    Resume { now: chrono::DateTime<chrono::Utc> },
+    /// `backfill`: every period from `start` to `end` (inclusive), or only those not
+    /// done yet.
+    Range { start: chrono::NaiveDateTime, end: chrono::NaiveDateTime, missing: bool },
 }
 
 /// One reported result: a node, or a test (then `test` holds what it found).
@@ -120,7 +141,7 @@ pub fn plan(compiled: &CompiledProject, command: Command, selected: &BTreeSet<St
     let order: Vec<&str> = compiled.dag.topological();
     let mut plan = Plan::default();
     let mut audited = BTreeSet::new();
-    if matches!(command, Command::Run | Command::Build) {
+    if matches!(command, Command::Run | Command::Build | Command::Backfill) {
         for test in compiled.nodes.values().filter(|n| n.audit_sql.is_some() && selected.contains(&n.unique_id)) {
             let attached = &test.generic_test.as_ref().expect("audited tests are generic").attached_to;
             if !builds(attached) {
@@ -190,6 +211,7 @@ pub async fn execute(
     opts: &RunOptions,
     plan: Plan,
     history: RowHistory,
+    intervals: Intervals,
     progress: &Progress,
 ) -> RunSummary {
     let started_at = chrono::Utc::now();
@@ -202,6 +224,9 @@ pub async fn execute(
         audits: plan.audits.clone(),
         history,
         full_refresh: opts.full_refresh,
+        periods: opts.periods.clone(),
+        intervals,
+        run_id: opts.run_id.clone(),
     });
     let mut results = Vec::new();
     let work_starts = starts.clone();
@@ -287,6 +312,9 @@ struct JobContext {
     audits: BTreeMap<String, Vec<String>>,
     history: RowHistory,
     full_refresh: bool,
+    periods: Periods,
+    intervals: Intervals,
+    run_id: String,
 }
 
 impl JobContext {
@@ -306,6 +334,9 @@ impl JobContext {
     /// Stages a node, audits it, and publishes it only if no blocking test failed.
     /// Engine errors name the model, its file and its compiled SQL.
     async fn build_node(&self, node: &Node) -> Result<Done, Failed> {
+        if node.is_windowed() && !self.refreshes(node) {
+            return self.build_batches(node).await;
+        }
         let relation = node.relation.as_ref().expect("built nodes have a relation");
         let build = match node.resource_type {
             ResourceType::Seed => Build::Seed(self.seeds[&node.unique_id].clone()),
@@ -352,6 +383,64 @@ impl JobContext {
         Ok(Done { rows, query_seconds, tests })
     }
 
+    /// Builds a windowed model one batch at a time, in order: each batch is staged,
+    /// audited and published like a model, then its period is recorded as done.
+    async fn build_batches(&self, node: &Node) -> Result<Done, Failed> {
+        let relation = node.relation.as_ref().expect("built nodes have a relation");
+        let cfg = &node.config;
+        let size = cfg.batch_size.expect("windowed models have a batch size");
+        let done = self.intervals.get(&node.unique_id).map_or(&[][..], Vec::as_slice);
+        let periods = match &self.periods {
+            Periods::Resume { now } => {
+                let begin = cfg.begin.as_deref().and_then(window::parse_time).ok_or_else(|| {
+                    Failed::from(self.located(node, "a model with `event_time` and `batch_size` needs `begin` (a date), where its first batch starts"))
+                })?;
+                window::run_periods(begin, done, cfg.lookback, size, *now)
+            }
+            Periods::Range { start, end, missing } => {
+                window::periods(*start, *end, size).into_iter().filter(|p| !missing || !done.contains(p)).collect()
+            }
+        };
+        let sql = node.compiled_sql.as_deref().expect("models have compiled SQL");
+        let partition_by: Vec<String> = cfg.partition_by.iter().cloned().collect();
+        let (mut rows, mut query_seconds, mut tests) = (0, 0.0, Vec::new());
+        for period in &periods {
+            let mut spec = incremental_spec(node, partition_by.clone());
+            spec.window = Some(Window {
+                event_time: cfg.event_time.clone().expect("windowed models have an event time"),
+                start: period.start,
+                end: period.end,
+            });
+            let build = Build::Incremental { sql: period.spell(sql), spec };
+            let in_batch = |e: crate::engine::EngineError| {
+                Failed::from(self.located(node, &format!("batch {}: {e}", period.ds())))
+            };
+            let staged = self.engine.stage(relation, build, &self.failpoints, &node.name).await.map_err(in_batch)?;
+            for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
+                tests
+                    .push(run_test(&self.compiled, &self.engine, &self.compiled.nodes[test_id], Against::Staged).await);
+            }
+            if tests.iter().any(TestRun::blocks) {
+                let names: Vec<String> =
+                    tests.iter().filter(|t| t.blocks()).map(|t| format!("`{}`", self.test_name(t))).collect();
+                let message = format!(
+                    "batch {} not published: {} failed on its data; earlier batches stay published",
+                    period.ds(),
+                    names.join(", ")
+                );
+                self.engine.discard(staged).map_err(in_batch)?;
+                return Err(Failed { message, tests });
+            }
+            query_seconds += staged.query_seconds;
+            let written = self.engine.publish(staged, &self.failpoints, &node.name).await.map_err(in_batch)?;
+            rows += written.unwrap_or(0);
+            self.failpoints.hit("before-state-write", &node.name);
+            self.engine.record_interval(&node.unique_id, period, &self.run_id).map_err(in_batch)?;
+            tests.retain(|t| t.status != Status::Pass);
+        }
+        Ok(Done { rows: Some(rows), query_seconds, tests })
+    }
+
     /// True if `--full-refresh` rebuilds this incremental model (`full_refresh: false`
     /// protects it).
     fn refreshes(&self, node: &Node) -> bool {
@@ -390,6 +479,7 @@ fn incremental_spec(node: &Node, partition_by: Vec<String>) -> IncrementalSpec {
         on_schema_change: c.on_schema_change,
         update_columns: (!c.merge_update_columns.is_empty()).then(|| c.merge_update_columns.clone()),
         exclude_columns: c.merge_exclude_columns.clone(),
+        window: None,
     }
 }
 

@@ -14,7 +14,8 @@ use crate::relation::Relation;
 #[derive(Debug)]
 pub struct RelationValue {
     pub relation: Relation,
-    /// For ephemeral models: the CTE name rendered instead of the relation.
+    /// Rendered instead of the relation: an ephemeral model's CTE name, or for a
+    /// windowed model's refs the relation filtered to the batch's window.
     pub cte: Option<String>,
 }
 

@@ -36,6 +36,17 @@ pub struct IncrementalSpec {
     pub update_columns: Option<Vec<String>>,
     /// ...except these (`merge_exclude_columns`).
     pub exclude_columns: Vec<String>,
+    /// For a batch of a windowed model: the rows of this window are replaced, whatever
+    /// the strategy.
+    pub window: Option<Window>,
+}
+
+/// A batch's window: rows whose `event_time` is in [start, end) belong to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub event_time: String,
+    pub start: chrono::NaiveDateTime,
+    pub end: chrono::NaiveDateTime,
 }
 
 /// Why an incremental build could not be combined.
@@ -88,6 +99,21 @@ pub async fn combine(
     let delta_meta = RelationMeta::table(delta_out.columns.clone(), spec.partition_by.clone());
     register_table_dir(ctx, &delta_name.schema, &delta_name.identifier, delta.dir(), &delta_meta)?;
     let result = async {
+        if let Some(window) = &spec.window {
+            let current_name = Relation::new(&current.schema, &current.name);
+            return replace_window(
+                ctx,
+                current,
+                &current_name,
+                delta_name,
+                &columns,
+                &delta_out.columns,
+                staging,
+                spec,
+                window,
+            )
+            .await;
+        }
         match spec.strategy {
             IncrementalStrategy::Append => {
                 staging.link_all(current)?;
@@ -121,6 +147,87 @@ pub async fn combine(
     .await;
     super::session::deregister_audit(ctx, delta_name)?;
     result.map(|()| meta)
+}
+
+/// A batch: current partitions the window cannot touch are hard-linked; in the others,
+/// the rows outside the window are kept and the window's rows are the delta's, so a
+/// batch with no rows empties its window.
+#[allow(clippy::too_many_arguments)]
+async fn replace_window(
+    ctx: &SessionContext,
+    current: &StoredRelation,
+    current_name: &Relation,
+    delta_name: &Relation,
+    columns: &[ColumnMeta],
+    delta_columns: &[ColumnMeta],
+    staging: &Staging,
+    spec: &IncrementalSpec,
+    window: &Window,
+) -> Result<(), IncrementalError> {
+    let mut touched = Vec::new();
+    let partition_filter = match spec.partition_by.first() {
+        Some(column) => {
+            for partition in current.partitions()? {
+                if partition_overlaps(&partition, window) {
+                    touched.push(partition);
+                } else {
+                    staging.link_partition(current, &partition)?;
+                }
+            }
+            let values: Vec<String> = touched
+                .iter()
+                .map(|p| {
+                    let first = p.split('/').next().unwrap_or_default();
+                    let value = first.split_once('=').map_or("", |(_, v)| v);
+                    format!("'{}'", value.replace('\'', "''"))
+                })
+                .collect();
+            if values.is_empty() {
+                "false".to_string()
+            } else {
+                format!("cast({} as varchar) in ({})", quote_ident(column), values.join(", "))
+            }
+        }
+        None => "true".to_string(),
+    };
+    let ev = quote_ident(&window.event_time);
+    let (start, end) = (crate::compile::window::timestamp(window.start), crate::compile::window::timestamp(window.end));
+    let in_current = |c: &str| current.meta.columns.iter().any(|d| d.name == c);
+    let in_delta = |c: &str| delta_columns.iter().any(|d| d.name == c);
+    let kept = select_list("o", columns, in_current);
+    let new = select_list("d", columns, in_delta);
+    let sql = format!(
+        "select {kept} from {current_name} o where {partition_filter} \
+         and not ({ev} >= cast('{start}' as timestamp) and {ev} < cast('{end}' as timestamp))\n\
+         union all\nselect {new} from {delta_name} d"
+    );
+    write_query(ctx, &sql, staging, &spec.partition_by).await?;
+    Ok(())
+}
+
+/// True if a partition (`dt=2024-01-03`) may hold rows of the window: its value as a
+/// date or time starts a span that meets the window. Values that are not times may.
+fn partition_overlaps(partition: &str, window: &Window) -> bool {
+    let first = partition.split('/').next().unwrap_or_default();
+    let value = first.split_once('=').map_or("", |(_, v)| v).replace("%3A", ":").replace("%20", " ");
+    match crate::compile::window::parse_time(&value) {
+        Some(t) if value.len() == 10 => t < window.end && t + chrono::Duration::days(1) > window.start,
+        Some(t) => t >= window.start && t < window.end,
+        None => true,
+    }
+}
+
+/// `alias."c" as "c"` for each column, or `null as "c"` where `present` says the
+/// relation lacks it.
+fn select_list(alias: &str, columns: &[ColumnMeta], present: impl Fn(&str) -> bool) -> String {
+    columns
+        .iter()
+        .map(|c| {
+            let q = quote_ident(&c.name);
+            if present(&c.name) { format!("{alias}.{q} as {q}") } else { format!("null as {q}") }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The new version's columns under `on_schema_change`.
