@@ -206,7 +206,54 @@ impl DataFusionEngine {
             let dir = self.history_dir(table);
             append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
         }
+        self.compact_intervals(&summary.run_id).await?;
         self.register_history()
+    }
+
+    /// Folds the interval files of this run (one per batch) into one, so a year of hourly
+    /// batches does not leave 8,760 files for every later run to read. The new file is
+    /// in place before the old ones go: a crash in between leaves duplicates, which
+    /// `intervals` reads as one.
+    async fn compact_intervals(&self, run_id: &str) -> Result<(), EngineError> {
+        let dir = self.history_dir("intervals");
+        let prefix = format!("{run_id}-");
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| EngineError::Io(dir.clone(), e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+            .collect();
+        if parts.len() < 2 {
+            return Ok(());
+        }
+        parts.sort();
+        let ctx = SessionContext::new();
+        let mut batches = Vec::new();
+        for part in &parts {
+            let path = part.to_string_lossy().into_owned();
+            let options = datafusion::prelude::ParquetReadOptions::default();
+            batches.extend(ctx.read_parquet(path, options).await?.collect().await?);
+        }
+        let schema = Arc::new(intervals_schema());
+        // Parquet reads strings back as views; the table's schema says Utf8.
+        let typed = batches
+            .iter()
+            .map(|b| {
+                let columns = b
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                RecordBatch::try_new(schema.clone(), columns)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let all = datafusion::arrow::compute::concat_batches(&schema, &typed)?;
+        append_parquet(&dir, &format!("{run_id}.parquet"), &all)?;
+        for part in parts {
+            std::fs::remove_file(&part).map_err(|e| EngineError::Io(part.clone(), e))?;
+        }
+        Ok(())
     }
 
     fn history_dir(&self, table: &str) -> PathBuf {
