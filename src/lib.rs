@@ -11,6 +11,7 @@ pub mod compile;
 pub mod diagnostics;
 pub mod engine;
 pub mod graph;
+pub mod lineage;
 pub mod project;
 pub mod relation;
 pub mod report;

@@ -81,6 +81,8 @@ pub struct CompiledProject {
     pub dag: Dag,
     pub dialect: SqlDialect,
     pub warnings: Vec<Diagnostic>,
+    /// Column-level lineage (`target/lineage.json`).
+    pub lineage: crate::lineage::Lineage,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -531,8 +533,17 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         })
         .collect();
     diags.extend(checked);
+    if diags.has_errors() {
+        return Err(finish(diags, sources));
+    }
+
+    // Schemas, column checks and lineage, in DAG order.
+    let target_path = &project.settings.target_path;
+    let (lineage, column_problems) =
+        crate::lineage::analyze(&nodes, &dag, dialect, &project.root, target_path, sources);
+    diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings })
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage })
 }
 
 fn finish(diags: Collector, sources: &SourceMap) -> Diagnostics {
