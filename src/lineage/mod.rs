@@ -59,16 +59,17 @@ impl EdgeKind {
     }
 }
 
-/// A clause a model uses upstream columns in, besides computing its output columns.
+/// A clause a model uses upstream columns in, besides computing its output columns
+/// (declared in alphabetical order, so `lineage.json` keys stay sorted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// `WHERE`, `HAVING`, `QUALIFY`, aggregate `FILTER (WHERE ...)`.
     Filter,
-    /// `JOIN ... ON` and `USING`.
-    Join,
     /// `GROUP BY` and `DISTINCT ON`.
     Group,
+    /// `JOIN ... ON` and `USING`.
+    Join,
     /// `ORDER BY` of a query.
     Order,
     /// `PARTITION BY` and `ORDER BY` of a window.

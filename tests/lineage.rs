@@ -1,0 +1,308 @@
+//! Column lineage on one fixture project per case (`tests/fixtures/projects/lineage_*`):
+//! `etlm compile` writes `target/lineage.json`, and each test compares every model's
+//! columns, edges and clause usage with lineage written out by hand.
+//!
+//! The compact form, one line per output column and per used role:
+//!
+//! ```text
+//! m.total <- aggregate orders.amount, transform orders.status
+//! m [filter] orders.status
+//! ```
+//!
+//! Edges and usage are sorted by node name, then column; nodes are named by their name
+//! (`source.table` for sources).
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::{copy_project, etlm, fixtures};
+
+fn node_name(id: &str) -> String {
+    let parts: Vec<&str> = id.split('.').collect();
+    parts[2..].join(".")
+}
+
+/// Every model of a compiled project's lineage.json, in the compact form.
+fn render(lineage: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for node in lineage["nodes"].as_object().unwrap().values() {
+        if node["resource_type"] != "model" {
+            continue;
+        }
+        let name = node["name"].as_str().unwrap();
+        for col in node["columns"].as_array().unwrap() {
+            let mut edges: Vec<(String, String, String)> = col["upstream"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        node_name(e["node"].as_str().unwrap()),
+                        e["column"].as_str().unwrap().to_string(),
+                        e["kind"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            edges.sort();
+            let edges: Vec<String> = edges.iter().map(|(n, c, k)| format!("{k} {n}.{c}")).collect();
+            lines.push(
+                format!("{name}.{} <- {}", col["name"].as_str().unwrap(), edges.join(", ")).trim_end().to_string(),
+            );
+        }
+        for (role, refs) in node["usage"].as_object().unwrap() {
+            let mut refs: Vec<String> = refs
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| format!("{}.{}", node_name(r["node"].as_str().unwrap()), r["column"].as_str().unwrap()))
+                .collect();
+            refs.sort();
+            lines.push(format!("{name} [{role}] {}", refs.join(", ")));
+        }
+        if node["columns_complete"] != true {
+            lines.push(format!("{name} (columns incomplete)"));
+        }
+    }
+    lines
+}
+
+fn compile(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Value) {
+    let (tmp, dir) = copy_project(name);
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{name} must compile:\n{}", run.stderr);
+    let json = serde_json::from_slice(&std::fs::read(dir.join("target/lineage.json")).unwrap()).unwrap();
+    (tmp, dir, json)
+}
+
+fn check(name: &str, expected: &str) {
+    let (_tmp, _dir, json) = compile(name);
+    let expected: Vec<&str> = expected.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(render(&json), expected, "lineage of {name}");
+}
+
+macro_rules! lineage_cases {
+    ($($name:ident => $expected:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check(stringify!($name), $expected);
+            }
+        )*
+
+        #[test]
+        fn every_lineage_fixture_has_a_test() {
+            let known = [$(stringify!($name)),*];
+            assert!(known.len() >= 25);
+            for entry in std::fs::read_dir(fixtures()).unwrap() {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                if name.starts_with("lineage_") {
+                    assert!(known.contains(&name.as_str()), "fixture {name} has no test");
+                }
+            }
+        }
+    };
+}
+
+lineage_cases! {
+    lineage_cte_chain => "
+        m.order_id <- copy orders.id
+        m.double_amount <- transform orders.amount
+    ",
+    lineage_self_join_aliases => "
+        m.employee <- copy employees.name
+        m.manager <- copy employees.name
+        m [join] employees.id, employees.manager_id
+    ",
+    lineage_star_two_ctes => "
+        m.id <- copy orders.id
+        m.customer_id <- copy orders.customer_id
+        m.amount <- copy orders.amount
+        m.status <- copy orders.status
+    ",
+    lineage_union_by_position => "
+        m.id <- copy shop_orders.order_id, copy web_orders.id
+        m.amount <- transform shop_orders.amount_cents, copy web_orders.total
+    ",
+    lineage_union_distinct_three => "
+        m.k <- copy orders.id, copy shop_orders.order_id, copy web_orders.id
+    ",
+    lineage_window_partition => "
+        m.id <- copy orders.id
+        m.customer_id <- copy orders.customer_id
+        m.running_total <- aggregate orders.amount
+        m.rn <-
+        m [window] orders.customer_id, orders.id
+    ",
+    lineage_aggregate_case => "
+        m.customer_id <- copy orders.customer_id
+        m.paid_amount <- aggregate orders.amount, aggregate orders.status
+        m.n <-
+        m [group] orders.customer_id
+    ",
+    lineage_case_transform => "
+        m.id <- copy orders.id
+        m.paid <- transform orders.amount, transform orders.status
+    ",
+    lineage_correlated_subquery => "
+        m.id <- copy customers.id
+        m.name <- copy customers.name
+        m.total <- aggregate orders.amount
+        m [filter] customers.id, orders.customer_id
+    ",
+    lineage_exists_subquery => "
+        m.id <- copy customers.id
+        m.name <- copy customers.name
+        m [filter] customers.id, orders.customer_id
+    ",
+    lineage_in_subquery => "
+        m.id <- copy orders.id
+        m.amount <- copy orders.amount
+        m [filter] customers.id, customers.name, orders.customer_id
+    ",
+    lineage_join_using => "
+        m.order_id <- copy orders_u.order_id
+        m.amount <- copy orders_u.amount
+        m.paid_at <- copy payments.paid_at
+        m [join] orders_u.order_id, payments.order_id
+    ",
+    lineage_natural_join => "
+        m.id <- copy a.id
+        m.x <- copy a.x
+        m.y <- copy b.y
+        m [join] a.id, b.id
+    ",
+    lineage_ephemeral_middle => "
+        eph.id <- copy orders.id
+        eph.cents <- transform orders.amount
+        final.id <- copy eph.id
+        final.cents <- copy eph.cents
+        final [filter] eph.cents
+    ",
+    lineage_left_join => "
+        m.id <- copy orders.id
+        m.customer_name <- copy customers.name
+        m [join] customers.id, orders.customer_id
+    ",
+    lineage_right_join_using => "
+        m.id <- copy b.id
+        m.x <- copy a.x
+        m.y <- copy b.y
+        m [join] a.id, b.id
+    ",
+    lineage_full_join_using => "
+        m.id <- copy a.id, copy b.id
+        m.x <- copy a.x
+        m.y <- copy b.y
+        m [join] a.id, b.id
+    ",
+    lineage_nested_subqueries => "
+        m.customer_id <- copy orders.customer_id
+        m.total <- aggregate orders.amount
+        m [filter] orders.amount, orders.status
+        m [group] orders.customer_id
+    ",
+    lineage_qualified_star => "
+        m.id <- copy orders.id
+        m.customer_id <- copy orders.customer_id
+        m.amount <- copy orders.amount
+        m.status <- copy orders.status
+        m.name <- copy customers.name
+        m [join] customers.id, orders.customer_id
+    ",
+    lineage_renames => "
+        m1.order_key <- copy orders.id
+        m1.order_amount <- copy orders.amount
+        m2.k <- copy m1.order_key
+        m2.order_amount <- copy m1.order_amount
+    ",
+    lineage_literals => "
+        m.id <- copy orders.id
+        m.channel <-
+        m.one <-
+        m.loaded_at <-
+        m.nothing <-
+    ",
+    lineage_group_by_position => "
+        m.status <- copy orders.status
+        m.n <-
+        m.top <- aggregate orders.amount
+        m [group] orders.status
+    ",
+    lineage_order_by => "
+        m.id <- copy orders.id
+        m.amount <- copy orders.amount
+        m [order] orders.amount, orders.status
+    ",
+    lineage_filter_only => "
+        m.id <- copy orders.id
+        m [filter] orders.amount, orders.status
+    ",
+    lineage_having => "
+        m.customer_id <- copy orders.customer_id
+        m.total <- aggregate orders.amount
+        m [filter] orders.amount
+        m [group] orders.customer_id
+    ",
+    lineage_model_chain => "
+        int.id <- copy stg.id
+        int.cents <- copy stg.cents
+        int.customer_id <- copy stg.customer_id
+        mart.customer_id <- copy int.customer_id
+        mart.total_cents <- aggregate int.cents
+        mart [group] int.customer_id
+        stg.id <- copy orders.id
+        stg.cents <- transform orders.amount
+        stg.customer_id <- copy orders.customer_id
+    ",
+    lineage_source_declared => "
+        m.event_id <- copy raw.events.event_id
+        m.kind <- transform raw.events.kind
+    ",
+    lineage_source_undeclared => "
+        m.user_id <- copy raw.clicks.user_id
+        m.clicks <-
+        m.top <- aggregate orders.amount
+        m [group] raw.clicks.user_id
+        m [join] orders.customer_id, raw.clicks.user_id
+    ",
+}
+
+#[test]
+fn ephemeral_models_are_lineage_nodes() {
+    let (_tmp, _dir, json) = compile("lineage_ephemeral_middle");
+    let eph = &json["nodes"]["model.lineage_ephemeral_middle.eph"];
+    assert_eq!(eph["name"], "eph");
+    assert_eq!(eph["columns"][1]["name"], "cents");
+}
+
+#[test]
+fn lineage_json_is_byte_stable_with_sorted_keys() {
+    let (_tmp, dir) = copy_project("lineage_source_undeclared");
+    assert_eq!(etlm(&dir, &["compile"]).code, 0);
+    let first = std::fs::read(dir.join("target/lineage.json")).unwrap();
+    assert_eq!(etlm(&dir, &["compile"]).code, 0);
+    assert_eq!(first, std::fs::read(dir.join("target/lineage.json")).unwrap());
+    let text = String::from_utf8(first).unwrap();
+    let usage = text.find("\"usage\"").unwrap();
+    let (group, join) = (text[usage..].find("\"group\"").unwrap(), text[usage..].find("\"join\"").unwrap());
+    assert!(group < join, "usage keys are sorted");
+    assert!(text.contains("\"version\": 1"));
+}
+
+#[test]
+fn example_project_lineage_reaches_the_seeds() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project");
+    let (_tmp, dir) = copy_project(&example.display().to_string());
+    assert_eq!(etlm(&dir, &["compile"]).code, 0);
+    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("target/lineage.json")).unwrap()).unwrap();
+    let lines = render(&json);
+    assert!(lines.contains(&"stg_products.product_name <- copy products.name".to_string()), "{lines:#?}");
+    assert!(
+        lines.contains(
+            &"fct_orders.gross_amount <- transform stg_orders.quantity, transform stg_products.unit_price".to_string()
+        ),
+        "{lines:#?}"
+    );
+}
