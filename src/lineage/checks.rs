@@ -43,7 +43,7 @@ fn unknown(name: &str, qualifier: Option<&str>, available: &[(String, Vec<String
         (Some(q), [rel]) if rel.trim_matches('`') != q => format!("`{name}` is not a column of `{q}` ({rel})"),
         (_, []) => format!("`{name}` is not a column: the query reads no relation"),
         (_, [one]) => format!("`{name}` is not a column of {one}"),
-        (_, [init @ .., last]) => format!("`{name}` is not a column of {} or {last}", init.join(", ")),
+        (_, many) => format!("`{name}` is not a column of {}", or_list(many, "or")),
     };
     let mut d = Diagnostic::error("unknown-column", message);
     let all = available.iter().flat_map(|(_, cols)| cols.iter().map(String::as_str));
@@ -61,15 +61,21 @@ fn unknown(name: &str, qualifier: Option<&str>, available: &[(String, Vec<String
     d
 }
 
-fn ambiguous(name: &str, relations: &[String]) -> Diagnostic {
-    let rels: Vec<String> = relations.iter().map(|r| format!("`{r}`")).collect();
-    let (init, last) = rels.split_at(rels.len().saturating_sub(1));
-    let listed = if init.is_empty() { last.join("") } else { format!("{} and {}", init.join(", "), last.join("")) };
+fn ambiguous(name: &str, relations: &[(String, String)]) -> Diagnostic {
+    let rels: Vec<String> = relations.iter().map(|(r, _)| format!("`{r}`")).collect();
+    let quals: Vec<String> = relations.iter().map(|(_, q)| format!("`{q}.{name}`")).collect();
     let verb = if rels.len() == 2 { "both have it" } else { "all have it" };
-    Diagnostic::error("ambiguous-column", format!("`{name}` is ambiguous: {listed} {verb}")).with_help(format!(
-        "qualify it with the relation it should come from, e.g. `{}.{name}`",
-        relations.first().map_or("t", String::as_str)
-    ))
+    Diagnostic::error("ambiguous-column", format!("`{name}` is ambiguous: {} {verb}", or_list(&rels, "and")))
+        .with_help(format!("qualify it with the relation it should come from: {}", or_list(&quals, "or")))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn or_list(items: &[String], word: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} {word} {last}", init.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +94,8 @@ mod tests {
 
     #[test]
     fn ambiguous_column_names_both_relations() {
-        let d = ambiguous("id", &["orders".into(), "customers".into()]);
+        let d = ambiguous("id", &[("orders".into(), "o".into()), ("customers".into(), "c".into())]);
         assert_eq!(d.message, "`id` is ambiguous: `orders` and `customers` both have it");
-        assert_eq!(d.help, ["qualify it with the relation it should come from, e.g. `orders.id`"]);
+        assert_eq!(d.help, ["qualify it with the relation it should come from: `o.id` or `c.id`"]);
     }
 }

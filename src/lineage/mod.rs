@@ -21,6 +21,9 @@ mod scope;
 pub mod trace;
 mod walk;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;

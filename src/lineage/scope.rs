@@ -107,8 +107,8 @@ impl Rel {
 /// The outcome of looking a name up in one scope.
 pub(super) enum Lookup {
     Found(Origin),
-    /// In more than one relation: their display names.
-    Ambiguous(Vec<String>, Origin),
+    /// In more than one relation: their display names and qualifiers.
+    Ambiguous(Vec<(String, String)>, Origin),
     /// Not in the known columns, but a relation with an unknown schema may have it.
     Relaxed(Origin),
     Missing,
@@ -144,7 +144,8 @@ impl Scope {
                 for (_, c) in &hits {
                     merge(&mut origin, &c.origin, EdgeKind::Copy);
                 }
-                return Lookup::Ambiguous(hits.iter().map(|(r, _)| r.display.clone()).collect(), origin);
+                let rels = hits.iter().map(|(r, _)| (r.display.clone(), r.qualifier.clone())).collect();
+                return Lookup::Ambiguous(rels, origin);
             }
         }
         let open: Vec<&Rel> = self.rels.iter().filter(|r| !r.complete).collect();
@@ -179,7 +180,9 @@ mod tests {
     fn a_name_in_two_relations_is_ambiguous_unless_merged_by_using() {
         let mut scope =
             Scope { rels: vec![rel("a", "a", &["id", "x"]), rel("b", "b", &["id", "y"])], ..Default::default() };
-        assert!(matches!(scope.lookup("id"), Lookup::Ambiguous(ref names, _) if names == &["a", "b"]));
+        assert!(
+            matches!(scope.lookup("id"), Lookup::Ambiguous(ref names, _) if names[0].0 == "a" && names[1].1 == "b")
+        );
         assert!(matches!(scope.lookup("y"), Lookup::Found(_)));
         assert!(matches!(scope.lookup("z"), Lookup::Missing));
         scope.merged.push(Col { name: "id".into(), origin: Origin::new() });

@@ -33,8 +33,8 @@ pub struct Problem {
 pub enum ProblemKind {
     /// Not a column of any relation in scope: each relation's display name and columns.
     Unknown { qualifier: Option<String>, available: Vec<(String, Vec<String>)> },
-    /// In more than one relation of the same scope.
-    Ambiguous { relations: Vec<String> },
+    /// In more than one relation of the same scope: display names and qualifiers.
+    Ambiguous { relations: Vec<(String, String)> },
 }
 
 /// What the walk found in one model.
