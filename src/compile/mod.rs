@@ -524,23 +524,29 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     ephemeral::inline_ephemerals(&mut nodes, &dag);
 
     // Parse the compiled SQL.
-    let checked: Vec<Diagnostic> = nodes
+    let parsed: Vec<(&str, Result<_, Diagnostic>)> = nodes
         .par_iter()
-        .filter_map(|(_, node)| {
+        .filter_map(|(id, node)| {
             let sql = node.compiled_sql.as_ref()?;
-            let err = parse_query(sql, dialect).err()?;
-            Some(problems::sql_diagnostic(node, sql, &err, sources, &project.settings.target_path))
+            let parsed = parse_query(sql, dialect)
+                .map_err(|err| problems::sql_diagnostic(node, sql, &err, sources, &project.settings.target_path));
+            Some((id.as_str(), parsed))
         })
         .collect();
-    diags.extend(checked);
+    let mut statements = std::collections::HashMap::new();
+    for (id, result) in parsed {
+        match result {
+            Ok(stmt) => drop(statements.insert(id, stmt)),
+            Err(d) => diags.push(d),
+        }
+    }
     if diags.has_errors() {
         return Err(finish(diags, sources));
     }
 
     // Schemas, column checks and lineage, in DAG order.
-    let target_path = &project.settings.target_path;
-    let (lineage, column_problems) =
-        crate::lineage::analyze(&nodes, &dag, dialect, &project.root, target_path, sources);
+    let input = crate::lineage::Input { nodes: &nodes, statements: &statements, dag: &dag, dialect, project: &project };
+    let (lineage, column_problems) = crate::lineage::analyze(&input, sources);
     diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
     Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage })

@@ -25,7 +25,6 @@ mod walk;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -34,8 +33,9 @@ use serde::Serialize;
 use crate::compile::Node;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::{Dag, ResourceType};
-use crate::project::Materialization;
-use crate::sql::{SqlDialect, parse_query};
+use crate::project::{Materialization, Project};
+use crate::sql::SqlDialect;
+use datafusion::sql::sqlparser::ast::Statement;
 
 pub use self::walk::Problem;
 
@@ -174,16 +174,21 @@ pub(crate) struct Catalog {
     pub dialect: SqlDialect,
 }
 
+/// What [`analyze`] reads: the compiled nodes, their parsed SQL and the DAG.
+pub struct Input<'a> {
+    pub nodes: &'a BTreeMap<String, Node>,
+    /// Each node's compiled SQL, parsed (by unique id).
+    pub statements: &'a HashMap<&'a str, Statement>,
+    pub dag: &'a Dag,
+    pub dialect: SqlDialect,
+    pub project: &'a Project,
+}
+
 /// Computes schemas and lineage for every node in DAG order, and the column-check
 /// diagnostics of models whose `column_checks` config is on.
-pub fn analyze(
-    nodes: &BTreeMap<String, Node>,
-    dag: &Dag,
-    dialect: SqlDialect,
-    root: &Path,
-    target_path: &str,
-    sources: &SourceMap,
-) -> (Lineage, Vec<Diagnostic>) {
+pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnostic>) {
+    let Input { nodes, statements, dag, dialect, project } = *input;
+    let (root, target_path) = (&project.root, &project.settings.target_path);
     let ids: HashMap<&str, Arc<str>> = nodes.keys().map(|k| (k.as_str(), Arc::from(k.as_str()))).collect();
     let mut catalog =
         Catalog { relations: HashMap::new(), ephemerals: HashMap::new(), schemas: HashMap::new(), dialect };
@@ -211,8 +216,8 @@ pub fn analyze(
             .par_iter()
             .filter_map(|id| {
                 let node = &nodes[*id];
-                let stmt = parse_query(node.compiled_sql.as_ref()?, dialect).ok()?;
-                Some((node, walk::walk_model(&stmt, &catalog)))
+                let stmt = statements.get(*id)?;
+                Some((node, walk::walk_model(stmt, &catalog)))
             })
             .collect();
         for (node, result) in results {
