@@ -306,3 +306,67 @@ fn example_project_lineage_reaches_the_seeds() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn lineage_command_prints_both_directions_as_a_tree() {
+    let (_tmp, dir) = copy_project("lineage_model_chain");
+    let run = etlm(&dir, &["lineage", "int.cents"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "int.cents\n  upstream\n  └── copy stg.cents\n      └── transform orders.amount\n  downstream\n  └── aggregate mart.total_cents\n"
+    );
+    let up = etlm(&dir, &["lineage", "mart.total_cents", "--direction", "up"]);
+    assert_eq!(
+        up.stdout,
+        "mart.total_cents\n  upstream\n  └── aggregate int.cents\n      └── copy stg.cents\n          └── transform orders.amount\n"
+    );
+}
+
+#[test]
+fn lineage_command_covers_every_column_of_a_node_and_its_usage() {
+    let (_tmp, dir) = copy_project("lineage_model_chain");
+    let run = etlm(&dir, &["lineage", "mart", "--direction", "up"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let expected = "\
+mart.customer_id
+  upstream
+  └── copy int.customer_id
+      └── copy stg.customer_id
+          └── copy orders.customer_id
+
+mart.total_cents
+  upstream
+  └── aggregate int.cents
+      └── copy stg.cents
+          └── transform orders.amount
+
+mart uses for group: int.customer_id
+";
+    assert_eq!(run.stdout, expected);
+}
+
+#[test]
+fn lineage_command_json_has_the_same_paths() {
+    let (_tmp, dir) = copy_project("lineage_model_chain");
+    let run = etlm(&dir, &["lineage", "orders.amount", "--direction", "down", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(json["node"], "seed.lineage_model_chain.orders");
+    let step = &json["columns"][0]["downstream"][0];
+    assert_eq!(
+        (step["name"].as_str(), step["column"].as_str(), step["kind"].as_str()),
+        (Some("stg"), Some("cents"), Some("transform"))
+    );
+    assert_eq!(step["next"][0]["next"][0]["column"], "total_cents");
+    assert!(json["columns"][0].get("upstream").is_none());
+}
+
+#[test]
+fn lineage_command_rejects_an_unknown_column_with_a_suggestion() {
+    let (_tmp, dir) = copy_project("lineage_model_chain");
+    let run = etlm(&dir, &["lineage", "stg.cent"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("error[unknown-lineage-target]: `stg` has no column `cent`"), "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `cents`?"), "{}", run.stderr);
+}

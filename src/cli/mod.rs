@@ -2,6 +2,7 @@
 
 mod clean;
 mod compile;
+mod lineage;
 mod ls;
 mod run;
 mod runs;
@@ -90,6 +91,8 @@ pub enum Command {
     Compile,
     /// List the selected nodes.
     Ls(ls::LsArgs),
+    /// Column-level lineage of `model.column` (or every column of `model`).
+    Lineage(lineage::LineageArgs),
     /// Load CSV seeds into the target.
     Seed(run::RunArgs),
     /// Build the selected models in DAG order.
@@ -111,6 +114,7 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
     let result = match cli.command {
         Command::Compile => compile::run(&cli.global, env, &sources, &out),
         Command::Ls(args) => ls::run(&cli.global, &args, env, &sources, &out),
+        Command::Lineage(args) => lineage::run(&cli.global, &args, env, &sources, &out),
         Command::Seed(args) => run::run(RunCommand::Seed, &cli.global, &args, env, &sources, &out),
         Command::Run(args) => run::run(RunCommand::Run, &cli.global, &args, env, &sources, &out),
         Command::Build(args) => run::run(RunCommand::Build, &cli.global, &args, env, &sources, &out),
