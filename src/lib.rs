@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod compile;
 pub mod diagnostics;
+pub mod docs;
 pub mod engine;
 pub mod graph;
 pub mod lineage;
