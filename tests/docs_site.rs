@@ -160,3 +160,56 @@ fn docs_page_lists_every_model_and_shows_a_columns_lineage_when_clicked() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "not a real screenshot");
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// The JSON the page embeds.
+fn embedded_data(page: &str) -> serde_json::Value {
+    let open = "<script id=\"etlm-data\" type=\"application/json\">";
+    let start = page.find(open).expect("data block") + open.len();
+    let end = start + page[start..].find("</script>").expect("data block is closed");
+    serde_json::from_str(&page[start..end]).expect("embedded data is JSON")
+}
+
+#[test]
+fn docs_page_embeds_nodes_tests_lineage_and_the_last_run() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project");
+    let (_tmp, dir) = copy_project(&example.display().to_string());
+    assert_eq!(etlm(&dir, &["docs", "generate"]).code, 0);
+    let page = std::fs::read_to_string(dir.join("target/docs/index.html")).unwrap();
+    let data = embedded_data(&page);
+    let nodes = data["nodes"].as_array().unwrap();
+    let count = |t: &str| nodes.iter().filter(|n| n["type"] == t).count();
+    assert_eq!((count("model"), count("seed"), count("source")), (8, 4, 0));
+    let fct = nodes.iter().find(|n| n["id"] == "model.shop.fct_orders").unwrap();
+    let mut tests: Vec<(String, String)> = fct["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["test"].as_str().unwrap().to_string(), t["column"].as_str().unwrap_or("").to_string()))
+        .collect();
+    tests.sort();
+    let expected = [
+        ("accepted_range", "amount_paid"),
+        ("accepted_range", "gross_amount"),
+        ("accepted_values", "payment_status"),
+        ("not_null", "customer_id"),
+        ("not_null", "order_id"),
+        ("relationships", "customer_id"),
+        ("singular", ""),
+        ("unique", "order_id"),
+    ];
+    assert_eq!(tests, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert!(fct["run"].is_null(), "no run yet");
+    assert_eq!(data["lineage"]["nodes"]["model.shop.fct_orders"]["columns"][0]["name"], "order_id");
+    // Edges go from layer to a later layer.
+    let layer = |id: &serde_json::Value| nodes.iter().find(|n| &n["id"] == id).unwrap()["layer"].as_u64().unwrap();
+    for e in data["edges"].as_array().unwrap() {
+        assert!(layer(&e[0]) < layer(&e[1]), "{e}");
+    }
+
+    assert_eq!(etlm(&dir, &["build"]).code, 0);
+    assert_eq!(etlm(&dir, &["docs", "generate"]).code, 0);
+    let data = embedded_data(&std::fs::read_to_string(dir.join("target/docs/index.html")).unwrap());
+    let fct = data["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "model.shop.fct_orders").unwrap().clone();
+    assert_eq!(fct["run"]["status"], "success");
+    assert!(fct["run"]["rows"].as_u64().unwrap() > 0);
+}

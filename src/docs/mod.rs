@@ -43,30 +43,20 @@ pub fn docs_data(compiled: &CompiledProject, run_results: Option<&Json>) -> Json
     let slots = layout::layered(ids.len(), &edges);
     let mut tests: BTreeMap<&str, Vec<Json>> = BTreeMap::new();
     for node in compiled.nodes.values().filter(|n| n.resource_type == ResourceType::Test) {
-        let entry = match &node.generic_test {
-            Some(g) => (
-                g.attached_to.as_str(),
-                json!({
-                    "name": node.name,
-                    "test": g.def.test_name,
-                    "column": g.def.column,
-                    "run": runs.get(node.unique_id.as_str()).map(|r| run_summary(r)),
-                }),
-            ),
+        let run = runs.get(node.unique_id.as_str()).map(|r| run_summary(r));
+        match &node.generic_test {
+            Some(g) => tests.entry(g.attached_to.as_str()).or_default().push(json!({
+                "name": node.name, "test": g.def.test_name, "column": g.def.column, "run": run,
+            })),
+            // A singular test belongs to every node it reads.
             None => {
-                let Some(first) = node.depends_on.first() else { continue };
-                (
-                    first.as_str(),
-                    json!({
-                        "name": node.name,
-                        "test": "singular",
-                        "column": null,
-                        "run": runs.get(node.unique_id.as_str()).map(|r| run_summary(r)),
-                    }),
-                )
+                for dep in &node.depends_on {
+                    tests.entry(dep.as_str()).or_default().push(json!({
+                        "name": node.name, "test": "singular", "column": null, "run": run,
+                    }));
+                }
             }
-        };
-        tests.entry(entry.0).or_default().push(entry.1);
+        }
     }
     let nodes: Vec<Json> = ids
         .iter()
