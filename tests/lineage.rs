@@ -370,3 +370,15 @@ fn lineage_command_rejects_an_unknown_column_with_a_suggestion() {
     assert!(run.stderr.contains("error[unknown-lineage-target]: `stg` has no column `cent`"), "{}", run.stderr);
     assert!(run.stderr.contains("did you mean `cents`?"), "{}", run.stderr);
 }
+
+#[test]
+fn a_model_with_an_unknown_column_does_not_cascade_errors_downstream() {
+    let (_tmp, dir) = copy_project("lineage_model_chain");
+    let sql = "select id, amout * 100 as cent, customer_id from {{ ref('orders') }}\n";
+    std::fs::write(dir.join("models/stg.sql"), sql).unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr.matches("error[").count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("error[unknown-column]: `amout` is not a column of `orders`"), "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `amount`?"), "{}", run.stderr);
+}

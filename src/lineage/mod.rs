@@ -225,9 +225,11 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             if node.config.column_checks {
                 diagnostics.extend(result.problems.iter().map(|p| checks::diagnostic(node, p, sources, target_path)));
             }
+            // A model with unresolved names may not build as written: downstream models
+            // see its known columns but relax, so one mistake is reported once.
             let schema = Schema {
                 columns: result.columns.iter().map(|c| (c.name.clone(), None)).collect(),
-                complete: result.complete,
+                complete: result.complete && result.problems.is_empty(),
             };
             lineage.nodes.insert(node.unique_id.clone(), walk::node_lineage(node, result));
             catalog.schemas.insert(id, schema);
