@@ -260,6 +260,15 @@ lineage_cases! {
         m.event_id <- copy raw.events.event_id
         m.kind <- transform raw.events.kind
     ",
+    lineage_postgres_dialect => "
+        m.customer_id <- copy orders.customer_id
+        m.amount <- transform orders.amount
+        m.is_paid <- transform orders.status
+        m.loaded_epoch <-
+        m [filter] orders.status
+        m [group] orders.customer_id
+        m [order] orders.amount, orders.customer_id
+    ",
     lineage_source_undeclared => "
         m.user_id <- copy raw.clicks.user_id
         m.clicks <-
