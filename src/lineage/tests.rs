@@ -68,6 +68,8 @@ fn valid_sql_has_no_problems() {
         "select distinct on (customer_id) customer_id, amount from main.orders order by customer_id, amount desc",
         "select sum(amount) filter (where status = 'paid') from main.orders",
         "select main.orders.id from main.orders",
+        "select o from main.orders o",
+        "select x.f.g, id from main.orders, lateral (select 1 as f) x",
     ] {
         assert_eq!(problems(sql), [], "{sql}");
     }

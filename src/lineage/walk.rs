@@ -561,6 +561,14 @@ impl<'a> Walker<'a> {
         if ident.quote_style.is_none() && is_keyword_value(&name) {
             return Origin::new();
         }
+        // Postgres' whole-row reference: `select t from t`.
+        if let Some(rel) = self.scopes.iter().rev().find_map(|s| s.rel(&name)) {
+            let mut origin = Origin::new();
+            for c in &rel.cols {
+                merge(&mut origin, &c.origin, EdgeKind::Transform);
+            }
+            return origin;
+        }
         let available = self.scopes.last().map(|s| available(&s.rels)).unwrap_or_default();
         self.problem(ident, ProblemKind::Unknown { qualifier: None, available });
         Origin::new()
