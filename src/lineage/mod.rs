@@ -227,15 +227,28 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             }
             // A model with unresolved names may not build as written: downstream models
             // see its known columns but relax, so one mistake is reported once.
+            let types: Vec<Option<String>> = result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
             let schema = Schema {
-                columns: result.columns.iter().map(|c| (c.name.clone(), None)).collect(),
+                columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
                 complete: result.complete && result.problems.is_empty(),
             };
-            lineage.nodes.insert(node.unique_id.clone(), walk::node_lineage(node, result));
+            let mut entry = walk::node_lineage(node, result);
+            for (col, t) in entry.columns.iter_mut().zip(types) {
+                col.data_type = t;
+            }
+            lineage.nodes.insert(node.unique_id.clone(), entry);
             catalog.schemas.insert(id, schema);
         }
     }
     (lineage, diagnostics)
+}
+
+/// The type of a column that is a plain copy of one upstream column of known type.
+fn copied_type(catalog: &Catalog, origin: &scope::Origin) -> Option<String> {
+    let mut edges = origin.iter();
+    let (Some((from, EdgeKind::Copy)), None) = (edges.next(), edges.next()) else { return None };
+    let schema = catalog.schemas.get(&from.node)?;
+    schema.columns.iter().find(|(name, _)| name.eq_ignore_ascii_case(&from.column))?.1.clone()
 }
 
 fn is_ephemeral(node: &Node) -> bool {
