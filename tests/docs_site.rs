@@ -152,6 +152,13 @@ fn docs_page_lists_every_model_and_shows_a_columns_lineage_when_clicked() {
     let last_run = element(&dom, "div", "last-run");
     assert!(last_run.contains("success") && last_run.contains(&format!("{rows} rows")), "{last_run}");
 
+    // Search matches names, descriptions and column names.
+    let search = format!("file://{}#search=voucher", page.display());
+    let dom = browse(&chromium, &profile, &search, &["--dump-dom"]);
+    let list = element(&dom, "ul", "node-list");
+    let listed: Vec<&str> = list.split("data-id=\"").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
+    assert_eq!(listed, ["model.shop.fct_orders", "model.shop.int_order_payments"], "{list}");
+
     // A screenshot, kept for people to look at.
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docs_site.png");
     let _ = std::fs::remove_file(&shot);
