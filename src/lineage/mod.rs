@@ -16,6 +16,7 @@
 //! so tracing goes through ephemeral models instead of around them.
 
 mod checks;
+mod expr;
 mod schema;
 mod scope;
 pub mod trace;

@@ -2,16 +2,15 @@
 //! scopes), joins (`USING`/`NATURAL` merge columns), `*` and `t.*`, set operations by
 //! position, aggregates and windows. Produces the model's output columns with their
 //! origins, the columns it uses per role, and the unknown/ambiguous names it met.
+//! Expressions are walked by `expr.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{
-    Distinct, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, JoinConstraint,
-    JoinOperator, NamedWindowExpr, ObjectName, OrderBy, OrderByKind, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableWithJoins, Value, Visit, Visitor,
-    WildcardAdditionalOptions, WindowSpec, WindowType,
+    Distinct, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, NamedWindowExpr, ObjectName, OrderBy,
+    OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor,
+    TableWithJoins, Value, WildcardAdditionalOptions, WindowSpec,
 };
 
 use super::scope::{Col, Lookup, Origin, Rel, Scope, merge};
@@ -47,8 +46,8 @@ pub(super) struct ModelResult {
 }
 
 /// A query's output: its columns and whether the list is whole.
-struct Output {
-    cols: Vec<Col>,
+pub(super) struct Output {
+    pub cols: Vec<Col>,
     complete: bool,
     passthrough: Vec<Arc<str>>,
 }
@@ -83,7 +82,7 @@ pub(super) fn node_lineage(node: &Node, result: ModelResult) -> NodeLineage {
     }
 }
 
-struct Walker<'a> {
+pub(super) struct Walker<'a> {
     catalog: &'a Catalog,
     /// CTEs in scope, innermost last.
     ctes: Vec<(String, Rel)>,
@@ -95,7 +94,7 @@ struct Walker<'a> {
 
 /// How an unqualified name that no relation has may still resolve to an output column.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Aliases {
+pub(super) enum Aliases {
     /// Not at all (WHERE, SELECT list, ON).
     No,
     /// After the input columns (GROUP BY, HAVING).
@@ -105,7 +104,7 @@ enum Aliases {
 }
 
 impl<'a> Walker<'a> {
-    fn query(&mut self, q: &Query) -> Output {
+    pub(super) fn query(&mut self, q: &Query) -> Output {
         let depth = self.ctes.len();
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
@@ -443,7 +442,7 @@ impl<'a> Walker<'a> {
         rel
     }
 
-    fn window_spec(&mut self, spec: &WindowSpec) {
+    pub(super) fn window_spec(&mut self, spec: &WindowSpec) {
         for e in &spec.partition_by {
             self.role(e, Role::Window, Aliases::No);
         }
@@ -453,7 +452,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Resolves an expression used in a clause and records its columns under `role`.
-    fn role(&mut self, e: &Expr, role: Role, aliases: Aliases) {
+    pub(super) fn role(&mut self, e: &Expr, role: Role, aliases: Aliases) {
         let origin = self.expr(e, aliases);
         self.record(role, &origin);
     }
@@ -483,17 +482,12 @@ impl<'a> Walker<'a> {
             Expr::Identifier(i) => self.column(std::slice::from_ref(i), aliases),
             Expr::CompoundIdentifier(parts) => self.column(parts, aliases),
             Expr::Nested(inner) => self.expr(inner, aliases),
-            _ => {
-                let mut v =
-                    ExprVisitor { w: self, floor: EdgeKind::Transform, aliases, out: Origin::new(), skip: None };
-                let _ = e.visit(&mut v);
-                v.out
-            }
+            _ => super::expr::origin(self, e, EdgeKind::Transform, aliases),
         }
     }
 
     /// Resolves a column reference, innermost scope first.
-    fn column(&mut self, parts: &[Ident], aliases: Aliases) -> Origin {
+    pub(super) fn column(&mut self, parts: &[Ident], aliases: Aliases) -> Origin {
         match parts {
             [] => Origin::new(),
             [name] => self.unqualified(name, aliases),
@@ -686,169 +680,4 @@ fn is_keyword_value(name: &str) -> bool {
             | "current_catalog"
             | "user"
     )
-}
-
-/// Aggregate functions by name (both dialects); any function with `FILTER` or
-/// `WITHIN GROUP` counts as one too.
-fn is_aggregate(f: &Function) -> bool {
-    if f.filter.is_some() || !f.within_group.is_empty() {
-        return true;
-    }
-    let Some(name) = f.name.0.last().and_then(|p| p.as_ident()) else { return false };
-    matches!(
-        name.value.to_lowercase().as_str(),
-        "count"
-            | "sum"
-            | "avg"
-            | "mean"
-            | "min"
-            | "max"
-            | "array_agg"
-            | "string_agg"
-            | "listagg"
-            | "group_concat"
-            | "json_agg"
-            | "jsonb_agg"
-            | "json_object_agg"
-            | "jsonb_object_agg"
-            | "bool_and"
-            | "bool_or"
-            | "every"
-            | "bit_and"
-            | "bit_or"
-            | "bit_xor"
-            | "stddev"
-            | "stddev_pop"
-            | "stddev_samp"
-            | "variance"
-            | "var_pop"
-            | "var_samp"
-            | "var"
-            | "median"
-            | "mode"
-            | "approx_distinct"
-            | "approx_median"
-            | "approx_percentile_cont"
-            | "approx_percentile_cont_with_weight"
-            | "percentile_cont"
-            | "percentile_disc"
-            | "corr"
-            | "covar"
-            | "covar_pop"
-            | "covar_samp"
-            | "regr_slope"
-            | "regr_intercept"
-            | "regr_count"
-            | "regr_r2"
-            | "regr_avgx"
-            | "regr_avgy"
-            | "regr_sxx"
-            | "regr_syy"
-            | "regr_sxy"
-            | "any_value"
-            | "first_value_agg"
-            | "count_distinct"
-    )
-}
-
-/// Collects the origins of an expression's columns. Functions (aggregate kind, window
-/// specs) and nested queries (their own scope) are handled by the walker, and their
-/// children skipped here.
-struct ExprVisitor<'w, 'a> {
-    w: &'w mut Walker<'a>,
-    floor: EdgeKind,
-    aliases: Aliases,
-    out: Origin,
-    /// The node whose children are being skipped, by address.
-    skip: Option<*const ()>,
-}
-
-impl ExprVisitor<'_, '_> {
-    fn sub(&mut self, e: &Expr, floor: EdgeKind) {
-        let mut v = ExprVisitor { w: self.w, floor, aliases: self.aliases, out: Origin::new(), skip: None };
-        let _ = e.visit(&mut v);
-        let out = v.out;
-        merge(&mut self.out, &out, floor);
-    }
-
-    fn function(&mut self, f: &Function) {
-        let floor = if is_aggregate(f) { EdgeKind::Aggregate } else { self.floor };
-        match &f.args {
-            FunctionArguments::List(list) => {
-                for arg in &list.args {
-                    let (FunctionArg::Named { arg, .. }
-                    | FunctionArg::ExprNamed { arg, .. }
-                    | FunctionArg::Unnamed(arg)) = arg;
-                    if let FunctionArgExpr::Expr(e) = arg {
-                        self.sub(e, floor);
-                    }
-                }
-            }
-            FunctionArguments::Subquery(q) => self.query(q),
-            FunctionArguments::None => {}
-        }
-        if let Some(filter) = &f.filter {
-            self.w.role(filter, Role::Filter, self.aliases);
-        }
-        if let Some(WindowType::WindowSpec(spec)) = &f.over {
-            self.w.window_spec(spec);
-        }
-    }
-
-    fn query(&mut self, q: &Query) {
-        let out = self.w.query(q);
-        for c in &out.cols {
-            merge(&mut self.out, &c.origin, self.floor.max(EdgeKind::Transform));
-        }
-    }
-}
-
-impl Visitor for ExprVisitor<'_, '_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        if self.skip.is_none() {
-            // A nested query (scalar, IN, EXISTS, ANY): its own scope, outer scopes visible.
-            self.query(q);
-            self.skip = Some(q as *const Query as *const ());
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-        if self.skip == Some(q as *const Query as *const ()) {
-            self.skip = None;
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-        if self.skip.is_some() {
-            return ControlFlow::Continue(());
-        }
-        match e {
-            Expr::Identifier(i) => {
-                let o = self.w.column(std::slice::from_ref(i), self.aliases);
-                merge(&mut self.out, &o, self.floor);
-            }
-            Expr::CompoundIdentifier(parts) => {
-                let o = self.w.column(parts, self.aliases);
-                merge(&mut self.out, &o, self.floor);
-            }
-            Expr::Function(f) => {
-                self.function(f);
-                self.skip = Some(e as *const Expr as *const ());
-            }
-            Expr::Lambda(_) => self.skip = Some(e as *const Expr as *const ()),
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-        if self.skip == Some(e as *const Expr as *const ()) {
-            self.skip = None;
-        }
-        ControlFlow::Continue(())
-    }
 }
