@@ -1,6 +1,7 @@
 //! The compile pipeline: load the project, render every model in parse mode, resolve
 //! config and relation names, build the DAG, render in compile mode, inline ephemeral
-//! models, and parse the compiled SQL. No engine is touched.
+//! models, parse the compiled SQL, and hand it to `lineage` for schemas, column checks
+//! and column lineage. No engine is touched.
 //!
 //! Both render passes and the SQL parse run in parallel (rayon); results are gathered in
 //! a fixed order so output is deterministic.
@@ -536,7 +537,9 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let mut statements = std::collections::HashMap::new();
     for (id, result) in parsed {
         match result {
-            Ok(stmt) => drop(statements.insert(id, stmt)),
+            Ok(stmt) => {
+                statements.insert(id, stmt);
+            }
             Err(d) => diags.push(d),
         }
     }
