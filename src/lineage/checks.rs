@@ -93,6 +93,19 @@ mod tests {
     }
 
     #[test]
+    fn unknown_column_over_several_relations_names_them_all() {
+        let available = vec![
+            ("orders".to_string(), vec!["id".to_string()]),
+            ("customers".to_string(), vec!["name".to_string()]),
+            ("payments".to_string(), vec![]),
+        ];
+        let d = unknown("total", None, &available);
+        assert_eq!(d.message, "`total` is not a column of `orders`, `customers` or `payments`");
+        assert_eq!(d.help, ["`orders` has `id`", "`customers` has `name`", "`payments` has no columns"]);
+        assert_eq!(unknown("x", None, &[]).message, "`x` is not a column: the query reads no relation");
+    }
+
+    #[test]
     fn ambiguous_column_names_both_relations() {
         let d = ambiguous("id", &[("orders".into(), "o".into()), ("customers".into(), "c".into())]);
         assert_eq!(d.message, "`id` is ambiguous: `orders` and `customers` both have it");
