@@ -23,7 +23,7 @@ use crate::graph::{Dag, NodeInfo, ResourceType};
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
 use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
-use crate::sql::{SqlDialect, parse_query};
+use crate::sql::SqlDialect;
 use crate::template::{Mode, RefCall, RelationValue, RenderInput, RenderSettings, Renderer, Resolver};
 
 /// What to compile.
@@ -524,31 +524,12 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     ephemeral::inline_ephemerals(&mut nodes, &dag);
 
-    // Parse the compiled SQL.
-    let parsed: Vec<(&str, Result<_, Diagnostic>)> = nodes
-        .par_iter()
-        .filter_map(|(id, node)| {
-            let sql = node.compiled_sql.as_ref()?;
-            let parsed = parse_query(sql, dialect)
-                .map_err(|err| problems::sql_diagnostic(node, sql, &err, sources, &project.settings.target_path));
-            Some((id.as_str(), parsed))
-        })
-        .collect();
-    let mut statements = std::collections::HashMap::new();
-    for (id, result) in parsed {
-        match result {
-            Ok(stmt) => {
-                statements.insert(id, stmt);
-            }
-            Err(d) => diags.push(d),
-        }
-    }
-    if diags.has_errors() {
-        return Err(finish(diags, sources));
-    }
-
-    // Schemas, column checks and lineage, in DAG order.
-    let input = crate::lineage::Input { nodes: &nodes, statements: &statements, dag: &dag, dialect, project: &project };
+    // Parse the compiled SQL; schemas, column checks and lineage, in DAG order.
+    let target_path = &project.settings.target_path;
+    let syntax = |node: &Node, sql: &str, err: &crate::sql::SqlError| {
+        problems::sql_diagnostic(node, sql, err, sources, target_path)
+    };
+    let input = crate::lineage::Input { nodes: &nodes, dag: &dag, dialect, project: &project, syntax: &syntax };
     let (lineage, column_problems) = crate::lineage::analyze(&input, sources);
     diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);

@@ -35,8 +35,7 @@ use crate::compile::Node;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::{Dag, ResourceType};
 use crate::project::{Materialization, Project};
-use crate::sql::SqlDialect;
-use datafusion::sql::sqlparser::ast::Statement;
+use crate::sql::{SqlDialect, SqlError, parse_query};
 
 pub use self::walk::Problem;
 
@@ -175,20 +174,26 @@ pub(crate) struct Catalog {
     pub dialect: SqlDialect,
 }
 
-/// What [`analyze`] reads: the compiled nodes, their parsed SQL and the DAG.
+/// Turns a syntax error in a node's compiled SQL into the compile step's diagnostic.
+pub type SyntaxDiagnostic<'a> = &'a (dyn Fn(&Node, &str, &SqlError) -> Diagnostic + Sync);
+
+/// What [`analyze`] reads: the compiled nodes and the DAG.
 pub struct Input<'a> {
     pub nodes: &'a BTreeMap<String, Node>,
-    /// Each node's compiled SQL, parsed (by unique id).
-    pub statements: &'a HashMap<&'a str, Statement>,
     pub dag: &'a Dag,
     pub dialect: SqlDialect,
     pub project: &'a Project,
+    pub syntax: SyntaxDiagnostic<'a>,
 }
 
-/// Computes schemas and lineage for every node in DAG order, and the column-check
-/// diagnostics of models whose `column_checks` config is on.
+/// Parses every node's compiled SQL and, for models in DAG order, computes schemas and
+/// lineage; returns the syntax errors and the column-check diagnostics of models whose
+/// `column_checks` config is on.
+///
+/// Each model is parsed and walked in one go and its syntax tree dropped right after, so
+/// memory stays flat however many models there are.
 pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnostic>) {
-    let Input { nodes, statements, dag, dialect, project } = *input;
+    let Input { nodes, dag, dialect, project, syntax } = *input;
     let (root, target_path) = (&project.root, &project.settings.target_path);
     let ids: HashMap<&str, Arc<str>> = nodes.keys().map(|k| (k.as_str(), Arc::from(k.as_str()))).collect();
     let mut catalog =
@@ -211,18 +216,31 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
         catalog.schemas.insert(id, schema);
     }
 
-    let mut diagnostics = Vec::new();
+    // Tests have SQL too, but no lineage: only their syntax is checked.
+    let mut diagnostics: Vec<Diagnostic> = nodes
+        .par_iter()
+        .filter(|(_, n)| n.resource_type != ResourceType::Model)
+        .filter_map(|(_, node)| {
+            let sql = node.compiled_sql.as_deref()?;
+            parse_query(sql, dialect).err().map(|e| syntax(node, sql, &e))
+        })
+        .collect();
     for level in model_levels(nodes, dag) {
         let results: Vec<(&Node, walk::ModelResult)> = level
             .par_iter()
             .filter_map(|id| {
                 let node = &nodes[*id];
-                let stmt = statements.get(*id)?;
-                Some((node, walk::walk_model(stmt, &catalog)))
+                let sql = node.compiled_sql.as_deref()?;
+                let result = match parse_query(sql, dialect) {
+                    Ok(stmt) => walk::walk_model(&stmt, &catalog),
+                    Err(e) => walk::ModelResult { syntax: Some(syntax(node, sql, &e)), ..Default::default() },
+                };
+                Some((node, result))
             })
             .collect();
-        for (node, result) in results {
+        for (node, mut result) in results {
             let id = ids[node.unique_id.as_str()].clone();
+            diagnostics.extend(result.syntax.take());
             if node.config.column_checks {
                 diagnostics.extend(result.problems.iter().map(|p| checks::diagnostic(node, p, sources, target_path)));
             }

@@ -43,6 +43,8 @@ pub(super) struct ModelResult {
     pub complete: bool,
     pub usage: BTreeMap<Role, BTreeSet<ColumnRef>>,
     pub problems: Vec<Problem>,
+    /// The syntax error that stopped the walk before it began.
+    pub syntax: Option<crate::diagnostics::Diagnostic>,
 }
 
 /// A query's output: its columns and whether the list is whole.
@@ -60,7 +62,7 @@ pub(super) fn walk_model(stmt: &Statement, catalog: &Catalog) -> ModelResult {
     let mut problems = w.problems;
     problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup();
-    ModelResult { columns: out.cols, complete: out.complete, usage: w.usage, problems }
+    ModelResult { columns: out.cols, complete: out.complete, usage: w.usage, problems, syntax: None }
 }
 
 /// The lineage entry of a model from its walk.
