@@ -125,6 +125,22 @@ mod tests {
     }
 
     #[test]
+    fn lineage_json_is_valid_json_with_one_node_per_line() {
+        let mut lineage = Lineage { version: 1, ..Default::default() };
+        lineage.nodes.insert("seed.p.raw".into(), node("raw", &[("cents", &[])]));
+        lineage
+            .nodes
+            .insert("model.p.stg".into(), node("stg", &[("amount", &[("seed.p.raw", "cents", EdgeKind::Copy)])]));
+        let text = lineage.to_json();
+        let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(value["nodes"]["model.p.stg"]["columns"][0]["upstream"][0]["kind"], "copy");
+        assert_eq!(text.lines().count(), 7, "{text}");
+        assert!(text.lines().nth(2).unwrap().starts_with("    \"model.p.stg\": {\"columns\":"), "{text}");
+        assert_eq!(Lineage::default().to_json().lines().count(), 5);
+        serde_json::from_str::<serde_json::Value>(&Lineage::default().to_json()).expect("empty lineage is valid JSON");
+    }
+
+    #[test]
     fn traces_both_ways_through_every_hop() {
         let mut lineage = Lineage::default();
         lineage.nodes.insert("seed.p.raw".into(), node("raw", &[("cents", &[])]));
