@@ -32,9 +32,12 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     }
     let written = files.len();
     let manifest = target.join("manifest.json");
-    write_atomic(&manifest, manifest_json(&compiled).as_bytes()).map_err(|d| vec![d])?;
     let lineage = target.join("lineage.json");
-    write_atomic(&lineage, compiled.lineage.to_json().as_bytes()).map_err(|d| vec![d])?;
+    let (m, l) = rayon::join(
+        || write_atomic(&manifest, manifest_json(&compiled).as_bytes()),
+        || write_atomic(&lineage, compiled.lineage.to_json().as_bytes()),
+    );
+    m.and(l).map_err(|d| vec![d])?;
     let elapsed = started.elapsed();
     let count = |rt| compiled.nodes.values().filter(|n| n.resource_type == rt).count();
     use crate::graph::ResourceType as R;

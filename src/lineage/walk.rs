@@ -200,7 +200,15 @@ impl<'a> Walker<'a> {
             self.role(e, Role::Filter, Aliases::No);
         }
         let out = self.projection(&s.projection);
-        self.top().outputs = out.cols.clone();
+        // Output aliases are only visible to the clauses after the SELECT list.
+        let later = !matches!(&s.group_by, GroupByExpr::Expressions(l, _) if l.is_empty())
+            || s.having.is_some()
+            || s.qualify.is_some()
+            || order_by.is_some()
+            || matches!(s.distinct, Some(Distinct::On(_)));
+        if later {
+            self.top().outputs = out.cols.clone();
+        }
         if let Some(Distinct::On(list)) = &s.distinct {
             for e in list {
                 self.role(e, Role::Group, Aliases::After);
