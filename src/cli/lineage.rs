@@ -18,6 +18,7 @@ pub enum DirectionArg {
     Up,
     /// Towards the models built from it.
     Down,
+    /// Both ways.
     #[default]
     Both,
 }
@@ -31,6 +32,9 @@ pub struct LineageArgs {
     #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
     pub direction: DirectionArg,
 }
+
+/// Per column: the steps found in each direction.
+type Traced<'a> = [(&'a str, Vec<(Direction, Vec<Step>)>)];
 
 pub fn run(
     global: &GlobalArgs,
@@ -50,7 +54,7 @@ pub fn run(
         DirectionArg::Down => &[Direction::Down],
         DirectionArg::Both => &[Direction::Up, Direction::Down],
     };
-    let traced: Vec<(&str, Vec<(Direction, Vec<Step>)>)> = columns
+    let traced: Vec<_> = columns
         .iter()
         .map(|c| (*c, directions.iter().map(|d| (*d, trace::trace(lineage, &children, id, c, *d))).collect()))
         .collect();
@@ -89,7 +93,7 @@ fn resolve<'a>(lineage: &'a Lineage, target: &'a str) -> Result<(&'a str, Vec<&'
     }
 }
 
-fn human_output(node: &NodeLineage, traced: &[(&str, Vec<(Direction, Vec<Step>)>)], whole_node: bool) -> Vec<String> {
+fn human_output(node: &NodeLineage, traced: &Traced<'_>, whole_node: bool) -> Vec<String> {
     let mut lines = Vec::new();
     for (i, (column, dirs)) in traced.iter().enumerate() {
         if i > 0 {
@@ -119,12 +123,7 @@ fn human_output(node: &NodeLineage, traced: &[(&str, Vec<(Direction, Vec<Step>)>
     lines
 }
 
-fn json_output(
-    id: &str,
-    node: &NodeLineage,
-    traced: &[(&str, Vec<(Direction, Vec<Step>)>)],
-    whole_node: bool,
-) -> serde_json::Value {
+fn json_output(id: &str, node: &NodeLineage, traced: &Traced<'_>, whole_node: bool) -> serde_json::Value {
     let columns: Vec<serde_json::Value> = traced
         .iter()
         .map(|(column, dirs)| {

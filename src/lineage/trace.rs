@@ -104,7 +104,10 @@ mod tests {
     use super::*;
     use crate::lineage::{ColumnLineage, Edge, NodeLineage};
 
-    fn node(name: &str, cols: &[(&str, &[(&str, &str, EdgeKind)])]) -> NodeLineage {
+    /// An upstream edge: (node, column, kind).
+    type Up<'a> = (&'a str, &'a str, EdgeKind);
+
+    fn node(name: &str, cols: &[(&str, &[Up<'_>])]) -> NodeLineage {
         NodeLineage {
             columns: cols
                 .iter()
