@@ -401,3 +401,15 @@ fn copied_columns_keep_the_seed_type_and_computed_ones_have_none() {
     let (_tmp, _dir, json) = compile("lineage_cte_chain");
     assert!(json["nodes"]["model.lineage_cte_chain.m"]["columns"][1].get("data_type").is_none());
 }
+
+#[test]
+fn an_unknown_column_of_an_ephemeral_model_points_at_the_reading_model() {
+    let (_tmp, dir) = copy_project("lineage_ephemeral_middle");
+    let sql = "-- reads the ephemeral model\nselect id, cents, centz\nfrom {{ ref('eph') }} where cents > 0\n";
+    std::fs::write(dir.join("models/final.sql"), sql).unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("error[unknown-column]: `centz` is not a column of `eph`"), "{}", run.stderr);
+    assert!(run.stderr.contains(" --> models/final.sql:2:19"), "{}", run.stderr);
+    assert!(run.stderr.contains("= help: `eph` has `id`, `cents`"), "{}", run.stderr);
+}

@@ -113,7 +113,7 @@ impl<'a> Walker<'a> {
                 let name = norm(&cte.alias.name);
                 let mut rel = match self.catalog.ephemerals.get(&name.to_lowercase()) {
                     // An inlined ephemeral model: read it as its node, whose lineage is its own.
-                    Some(id) => self.node_rel(id, &name, &name),
+                    Some(id) => self.node_rel(id, &name),
                     None => {
                         if with.recursive {
                             self.ctes.push((name.clone(), Rel::unknown(&name, &name)));
@@ -428,20 +428,21 @@ impl<'a> Walker<'a> {
                 return rel;
             }
             if let Some(id) = self.catalog.ephemerals.get(&single.to_lowercase()) {
-                return self.node_rel(id, single, qualifier);
+                return self.node_rel(id, qualifier);
             }
         }
         if names.len() >= 2 {
             let key = format!("{}.{}", names[names.len() - 2], names[names.len() - 1]).to_lowercase();
             if let Some(id) = self.catalog.relations.get(&key) {
-                let display = id.rsplit('.').next().unwrap_or(id).to_string();
-                return self.node_rel(id, &display, qualifier);
+                return self.node_rel(id, qualifier);
             }
         }
         Rel::unknown(names.last().map_or("", String::as_str), qualifier)
     }
 
-    fn node_rel(&self, id: &Arc<str>, display: &str, qualifier: &str) -> Rel {
+    /// A node's relation, shown to the user by the node's name.
+    fn node_rel(&self, id: &Arc<str>, qualifier: &str) -> Rel {
+        let display = id.rsplit('.').next().unwrap_or(id);
         let schema = self.catalog.schemas.get(id).filter(|s| s.complete);
         let mut rel = Rel::node(id, display, qualifier, schema.map(|s| s.columns.as_slice()));
         if let Some(partial) = self.catalog.schemas.get(id).filter(|s| !s.complete) {
