@@ -413,3 +413,13 @@ fn an_unknown_column_of_an_ephemeral_model_points_at_the_reading_model() {
     assert!(run.stderr.contains(" --> models/final.sql:2:19"), "{}", run.stderr);
     assert!(run.stderr.contains("= help: `eph` has `id`, `cents`"), "{}", run.stderr);
 }
+
+#[test]
+fn lineage_command_follows_a_column_of_a_source_without_declared_columns() {
+    let (_tmp, dir) = copy_project("lineage_source_undeclared");
+    let run = etlm(&dir, &["lineage", "raw.clicks.user_id", "--direction", "down"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "clicks.user_id\n  downstream\n  └── copy m.user_id\n");
+    let whole = etlm(&dir, &["lineage", "raw.clicks"]);
+    assert_eq!(whole.stdout, "`clicks` has no known columns\n");
+}

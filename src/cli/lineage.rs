@@ -89,12 +89,17 @@ fn resolve<'a>(lineage: &'a Lineage, target: &'a str) -> Result<(&'a str, Vec<&'
     let cols: Vec<&str> = lineage.nodes[id].columns.iter().map(|c| c.name.as_str()).collect();
     match cols.iter().find(|c| c.eq_ignore_ascii_case(column)) {
         Some(c) => Ok((id, vec![c])),
+        // A source without declared columns: downstream models may still read this one.
+        None if !lineage.nodes[id].columns_complete => Ok((id, vec![column])),
         None => Err(unknown(format!("`{node}` has no column `{column}`"), cols)),
     }
 }
 
 fn human_output(node: &NodeLineage, traced: &Traced<'_>, whole_node: bool) -> Vec<String> {
     let mut lines = Vec::new();
+    if traced.is_empty() {
+        lines.push(format!("`{}` has no known columns", node.name));
+    }
     for (i, (column, dirs)) in traced.iter().enumerate() {
         if i > 0 {
             lines.push(String::new());
