@@ -269,6 +269,23 @@ lineage_cases! {
         m [group] orders.customer_id
         m [order] orders.amount, orders.customer_id
     ",
+    lineage_intersect_except => "
+        m.id <- copy shop_orders.order_id, copy web_orders.id
+        m [filter] shop_orders.amount_cents
+    ",
+    lineage_recursive_cte => "
+        m.id <- copy employees.id
+        m.name <- copy employees.name
+        m.depth <-
+        m [filter] employees.manager_id
+        m [join] employees.id, employees.manager_id
+    ",
+    lineage_lateral_subquery => "
+        m.name <- copy customers.name
+        m.last_amount <- copy orders.amount
+        m [filter] customers.id, orders.customer_id
+        m [order] orders.id
+    ",
     lineage_source_undeclared => "
         m.user_id <- copy raw.clicks.user_id
         m.clicks <-

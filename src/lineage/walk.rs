@@ -114,16 +114,18 @@ impl<'a> Walker<'a> {
                 let mut rel = match self.catalog.ephemerals.get(&name.to_lowercase()) {
                     // An inlined ephemeral model: read it as its node, whose lineage is its own.
                     Some(id) => self.node_rel(id, &name),
-                    None => {
-                        if with.recursive {
-                            self.ctes.push((name.clone(), Rel::unknown(&name, &name)));
-                        }
+                    None if with.recursive => {
+                        // First pass: the CTE's own name is unknown; second pass: it has the
+                        // columns the first pass found, so the recursive branch resolves.
+                        self.ctes.push((name.clone(), Rel::unknown(&name, &name)));
+                        let first = self.query(&cte.query);
+                        self.ctes.pop();
+                        self.ctes.push((name.clone(), output_rel(first, &name, &name)));
                         let out = self.query(&cte.query);
-                        if with.recursive {
-                            self.ctes.pop();
-                        }
+                        self.ctes.pop();
                         output_rel(out, &name, &name)
                     }
+                    None => output_rel(self.query(&cte.query), &name, &name),
                 };
                 let names: Vec<String> = cte.alias.columns.iter().map(|c| norm(&c.name)).collect();
                 rel.rename(&names);
