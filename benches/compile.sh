@@ -5,7 +5,8 @@
 #
 # Builds etlm and the generator in release mode, generates projects of 1,000 and 10,000
 # models (kept and reused across runs while the generator source and seed are unchanged),
-# runs `etlm compile` RUNS times per size and prints, per size:
+# runs `etlm compile` RUNS times per size (which includes the column checks and writes
+# target/lineage.json; the script fails if it is missing) and prints, per size:
 #
 #   compile 10000 models: best 1.97 s, median 2.20 s, peak RSS 430 MB
 #
@@ -37,6 +38,10 @@ for n in $SIZES; do
         fi
         results+=("$result")
     done
+    if [[ ! -s "$dir/target/lineage.json" ]]; then
+        echo "compile.sh: etlm compile wrote no target/lineage.json on $n models" >&2
+        exit 1
+    fi
 
     printf '%s\n' "${results[@]}" | python3 -c '
 import statistics, sys

@@ -2,15 +2,18 @@
 //!
 //! Data flows one way: `project` (files, YAML) -> `template` (Jinja, parse pass) ->
 //! `graph` (DAG, selection) -> `template` (compile pass) -> `sql` (parse, checks) ->
-//! `state` (manifest); `compile` runs that pipeline, `cli` drives it and `report`
-//! prints. Compiling never needs a database.
+//! `lineage` (schemas, column checks, column lineage) -> `state` (manifest) and `docs`
+//! (the docs site); `compile` runs that pipeline, `cli` drives it and `report` prints.
+//! Compiling never needs a database.
 #![deny(clippy::print_stdout)]
 
 pub mod cli;
 pub mod compile;
 pub mod diagnostics;
+pub mod docs;
 pub mod engine;
 pub mod graph;
+pub mod lineage;
 pub mod project;
 pub mod quality;
 pub mod relation;

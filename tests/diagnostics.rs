@@ -49,6 +49,8 @@ err_fixtures!(
     err_macro_bad_call,
     err_unknown_test,
     err_invalid_threshold,
+    err_unknown_column,
+    err_ambiguous_column,
 );
 
 #[test]
@@ -63,4 +65,28 @@ fn json_format_carries_the_same_fields() {
     assert_eq!(json["line"], 3);
     assert_eq!(json["column"], 10);
     assert_eq!(json["help"][0], "did you mean `stg_orders` (models/stg_orders.sql)?");
+}
+
+#[test]
+fn unknown_column_json_points_at_the_model_file() {
+    let (_tmp, dir) = copy_project("err_unknown_column");
+    let run = etlm(&dir, &["compile", "--format", "json"]);
+    assert_eq!(run.code, 2);
+    let json: serde_json::Value = serde_json::from_str(run.stderr.lines().next().unwrap()).expect("valid JSON");
+    assert_eq!(json["code"], "unknown-column");
+    assert_eq!(json["file"], "models/revenue.sql");
+    assert_eq!((json["line"].as_u64(), json["column"].as_u64()), (Some(7), Some(9)));
+    assert_eq!(json["notes"][0], "compiled SQL: target/compiled/models/revenue.sql:5:9");
+}
+
+#[test]
+fn column_checks_false_turns_the_checks_off_for_one_model() {
+    let (_tmp, dir) = copy_project("err_unknown_column");
+    let path = dir.join("models/revenue.sql");
+    let sql = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("materialized='table'", "materialized='table', column_checks=false");
+    std::fs::write(&path, sql).unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }

@@ -133,7 +133,8 @@ fn a_failing_model_skips_its_descendants_and_independent_branches_build() {
     let (_tmp, dir) = copy_project("shop_basic");
     std::fs::write(
         dir.join("models/stg_orders.sql"),
-        "{{ config(materialized='view') }}\nselect order_id, no_such_column from {{ ref('orders') }}\n",
+        // Column checks off, so the mistake reaches the engine.
+        "{{ config(materialized='view', column_checks=false) }}\nselect order_id, no_such_column from {{ ref('orders') }}\n",
     )
     .unwrap();
     let run = build(&dir, &[]);

@@ -1,5 +1,5 @@
 //! `etlm compile`: writes target/compiled/<path>.sql for the selected nodes and
-//! target/manifest.json for the whole project.
+//! target/manifest.json and target/lineage.json for the whole project.
 
 use std::path::Path;
 use std::time::Instant;
@@ -29,13 +29,18 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     }
     let written = files.len();
     let manifest = target.join("manifest.json");
-    write_atomic(&manifest, manifest_json(&compiled).as_bytes()).map_err(|d| vec![d])?;
+    let lineage = target.join("lineage.json");
+    let (m, l) = rayon::join(
+        || write_atomic(&manifest, manifest_json(&compiled).as_bytes()),
+        || write_atomic(&lineage, compiled.lineage.to_json().as_bytes()),
+    );
+    m.and(l).map_err(|d| vec![d])?;
     let elapsed = started.elapsed();
     let count = |rt| compiled.nodes.values().filter(|n| n.resource_type == rt).count();
     use crate::graph::ResourceType as R;
     out.summary(
         &format!(
-            "compiled {} models, {} tests, {} seeds, {} sources in {:.2} s; wrote {} SQL files and {}",
+            "compiled {} models, {} tests, {} seeds, {} sources in {:.2} s; wrote {} SQL files, {} and {}",
             count(R::Model),
             count(R::Test),
             count(R::Seed),
@@ -43,6 +48,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
             elapsed.as_secs_f64(),
             written,
             display(&manifest, &compiled.project.root),
+            display(&lineage, &compiled.project.root),
         ),
         serde_json::json!({
             "models": count(R::Model),
@@ -51,6 +57,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
             "sources": count(R::Source),
             "compiled_files": written,
             "manifest": display(&manifest, &compiled.project.root),
+            "lineage": display(&lineage, &compiled.project.root),
             "elapsed_s": elapsed.as_secs_f64(),
         }),
     );

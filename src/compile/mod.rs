@@ -1,6 +1,7 @@
 //! The compile pipeline: load the project, render every model in parse mode, resolve
 //! config and relation names, build the DAG, render in compile mode, inline ephemeral
-//! models, and parse the compiled SQL. No engine is touched.
+//! models, parse the compiled SQL, and hand it to `lineage` for schemas, column checks
+//! and column lineage. No engine is touched.
 //!
 //! Both render passes and the SQL parse run in parallel (rayon); results are gathered in
 //! a fixed order so output is deterministic.
@@ -23,7 +24,7 @@ use crate::graph::{Dag, NodeInfo, ResourceType};
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
 use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
-use crate::sql::{SqlDialect, parse_query};
+use crate::sql::SqlDialect;
 use crate::template::{Mode, RefCall, RelationValue, RenderInput, RenderSettings, Renderer, Resolver};
 
 /// What to compile.
@@ -110,6 +111,8 @@ pub struct CompiledProject {
     pub dag: Dag,
     pub dialect: SqlDialect,
     pub warnings: Vec<Diagnostic>,
+    /// Column-level lineage (`target/lineage.json`).
+    pub lineage: crate::lineage::Lineage,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -590,18 +593,16 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         return Err(finish(diags, sources));
     }
 
-    // Parse the compiled SQL.
-    let checked: Vec<Diagnostic> = nodes
-        .par_iter()
-        .filter_map(|(_, node)| {
-            let sql = node.compiled_sql.as_ref()?;
-            let err = parse_query(sql, dialect).err()?;
-            Some(problems::sql_diagnostic(node, sql, &err, sources, &project.settings.target_path))
-        })
-        .collect();
-    diags.extend(checked);
+    // Parse the compiled SQL; schemas, column checks and lineage, in DAG order.
+    let target_path = &project.settings.target_path;
+    let syntax = |node: &Node, sql: &str, err: &crate::sql::SqlError| {
+        problems::sql_diagnostic(node, sql, err, sources, target_path)
+    };
+    let input = crate::lineage::Input { nodes: &nodes, dag: &dag, dialect, project: &project, syntax: &syntax };
+    let (lineage, column_problems) = crate::lineage::analyze(&input, sources);
+    diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings })
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage })
 }
 
 /// Each generic test's failing-rows query against the published relation, and against

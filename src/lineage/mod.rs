@@ -1,0 +1,305 @@
+//! Column-level lineage and compile-time column checks, from compiled SQL plus the
+//! schemas of upstream nodes; no database is touched.
+//!
+//! Schemas come from seed CSVs (header and inferred types, `schema.rs`), source YAML
+//! (declared columns; none declared means *unknown*, and checks relax for it) and, in DAG
+//! order, each model's own output (`walk.rs`). [`analyze`] hands on a [`Lineage`] (written
+//! as `target/lineage.json`, see docs/lineage.md) and the `unknown-column` /
+//! `ambiguous-column` diagnostics (`checks.rs`).
+//!
+//! Why an AST walk over the compiled SQL rather than DataFusion's planner: the same code
+//! must serve the Postgres target, whose SQL DataFusion cannot always plan; the walk keeps
+//! the sqlparser span of every identifier, which the diagnostics point at; and it needs no
+//! session or async runtime, so 10,000 models resolve in parallel within the compile
+//! budget. Ephemeral models are inlined as `__dbt__cte__<name>` CTEs: the walk treats those
+//! CTEs as references to the ephemeral node (whose own lineage reaches the real upstream),
+//! so tracing goes through ephemeral models instead of around them.
+
+mod checks;
+mod expr;
+mod schema;
+mod scope;
+pub mod trace;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::compile::Node;
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::graph::{Dag, ResourceType};
+use crate::project::{Materialization, Project};
+use crate::sql::{SqlDialect, SqlError, parse_query};
+
+pub use self::walk::Problem;
+
+/// How an output column is derived from an upstream column; the strongest kind along a
+/// path wins (`copy` < `transform` < `aggregate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeKind {
+    /// Passed through unchanged, possibly renamed.
+    Copy,
+    /// Used in an expression computed per row (including CASE conditions).
+    Transform,
+    /// Used inside an aggregate function (also over a window).
+    Aggregate,
+}
+
+impl EdgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Copy => "copy",
+            EdgeKind::Transform => "transform",
+            EdgeKind::Aggregate => "aggregate",
+        }
+    }
+}
+
+/// A clause a model uses upstream columns in, besides computing its output columns
+/// (declared in alphabetical order, so `lineage.json` keys stay sorted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `WHERE`, `HAVING`, `QUALIFY`, aggregate `FILTER (WHERE ...)`.
+    Filter,
+    /// `GROUP BY` and `DISTINCT ON`.
+    Group,
+    /// `JOIN ... ON` and `USING`.
+    Join,
+    /// `ORDER BY` of a query.
+    Order,
+    /// `PARTITION BY` and `ORDER BY` of a window.
+    Window,
+}
+
+/// A column of a node: `(unique_id, column)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ColumnRef {
+    pub column: String,
+    pub node: Arc<str>,
+}
+
+/// One lineage edge into an output column.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Edge {
+    pub column: String,
+    pub kind: EdgeKind,
+    pub node: Arc<str>,
+}
+
+/// An output column of a node and the upstream columns it derives from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ColumnLineage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+    pub name: String,
+    /// Sorted by node, then column.
+    pub upstream: Vec<Edge>,
+}
+
+/// The lineage of one node (model, ephemeral model, seed or source).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeLineage {
+    /// Output columns in output order.
+    pub columns: Vec<ColumnLineage>,
+    /// `false` when the column list is unknown or partial (a source without declared
+    /// columns, `select *` over one, SQL the walk does not understand).
+    pub columns_complete: bool,
+    pub name: String,
+    pub resource_type: &'static str,
+    /// Upstream columns per clause role, each list sorted; empty roles are left out.
+    pub usage: BTreeMap<Role, Vec<ColumnRef>>,
+}
+
+/// Column-level lineage of a whole project: `target/lineage.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Lineage {
+    /// Keyed by unique id.
+    pub nodes: BTreeMap<String, NodeLineage>,
+    /// Format version of `lineage.json`.
+    pub version: u32,
+}
+
+/// Format version written to `lineage.json`.
+pub const LINEAGE_VERSION: u32 = 1;
+
+impl Lineage {
+    /// The byte-stable JSON of `target/lineage.json`: sorted keys, one node per line (so
+    /// a change to a model is a one-line diff, and 10,000 models stay a few MB).
+    pub fn to_json(&self) -> String {
+        let mut text = String::from("{\n  \"nodes\": {");
+        for (i, (id, node)) in self.nodes.iter().enumerate() {
+            text.push_str(if i == 0 { "\n    " } else { ",\n    " });
+            text.push_str(&serde_json::to_string(id).expect("ids serialize"));
+            text.push_str(": ");
+            text.push_str(&serde_json::to_string(node).expect("lineage serializes"));
+        }
+        text.push_str(&format!("\n  }},\n  \"version\": {}\n}}\n", self.version));
+        text
+    }
+
+    /// Finds a node by unique id, name, or `source_name.table`.
+    pub fn find_node(&self, spec: &str) -> Option<&str> {
+        if self.nodes.contains_key(spec) {
+            return self.nodes.get_key_value(spec).map(|(k, _)| k.as_str());
+        }
+        let mut by_name = self.nodes.iter().filter(|(id, n)| {
+            n.name == spec
+                || (n.resource_type == "source" && id.split('.').skip(2).collect::<Vec<_>>().join(".") == spec)
+        });
+        match (by_name.next(), by_name.next()) {
+            (Some((id, _)), None) => Some(id.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// The schema of a node as seen by downstream models.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Schema {
+    /// Column names and, when known, types.
+    pub columns: Vec<(String, Option<String>)>,
+    /// Whether `columns` is the whole list.
+    pub complete: bool,
+}
+
+/// What the walk needs to know about the project while resolving one model.
+pub(crate) struct Catalog {
+    /// `schema.identifier` (lowercase) -> node id.
+    pub relations: HashMap<String, Arc<str>>,
+    /// Ephemeral CTE name (lowercase) -> node id.
+    pub ephemerals: HashMap<String, Arc<str>>,
+    /// Schemas known so far.
+    pub schemas: HashMap<Arc<str>, Schema>,
+    pub dialect: SqlDialect,
+}
+
+/// Turns a syntax error in a node's compiled SQL into the compile step's diagnostic.
+pub type SyntaxDiagnostic<'a> = &'a (dyn Fn(&Node, &str, &SqlError) -> Diagnostic + Sync);
+
+/// What [`analyze`] reads: the compiled nodes and the DAG.
+pub struct Input<'a> {
+    pub nodes: &'a BTreeMap<String, Node>,
+    pub dag: &'a Dag,
+    pub dialect: SqlDialect,
+    pub project: &'a Project,
+    pub syntax: SyntaxDiagnostic<'a>,
+}
+
+/// Parses every node's compiled SQL and, for models in DAG order, computes schemas and
+/// lineage; returns the syntax errors and the column-check diagnostics of models whose
+/// `column_checks` config is on.
+///
+/// Each model is parsed and walked in one go and its syntax tree dropped right after, so
+/// memory stays flat however many models there are.
+pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnostic>) {
+    let Input { nodes, dag, dialect, project, syntax } = *input;
+    let (root, target_path) = (&project.root, &project.settings.target_path);
+    let ids: HashMap<&str, Arc<str>> = nodes.keys().map(|k| (k.as_str(), Arc::from(k.as_str()))).collect();
+    let mut catalog =
+        Catalog { relations: HashMap::new(), ephemerals: HashMap::new(), schemas: HashMap::new(), dialect };
+    let mut lineage = Lineage { nodes: BTreeMap::new(), version: LINEAGE_VERSION };
+    for node in nodes.values() {
+        let id = ids[node.unique_id.as_str()].clone();
+        if let Some(rel) = &node.relation {
+            catalog.relations.insert(format!("{}.{}", rel.schema, rel.identifier).to_lowercase(), id.clone());
+        }
+        if is_ephemeral(node) {
+            catalog.ephemerals.insert(crate::compile::ephemeral_cte(&node.name).to_lowercase(), id.clone());
+        }
+        let schema = match node.resource_type {
+            ResourceType::Seed => schema::seed(root, node),
+            ResourceType::Source => schema::source(node),
+            _ => continue,
+        };
+        lineage.nodes.insert(node.unique_id.clone(), schema::base_lineage(node, &schema));
+        catalog.schemas.insert(id, schema);
+    }
+
+    // Tests have SQL too, but no lineage: only their syntax is checked.
+    let mut diagnostics: Vec<Diagnostic> = nodes
+        .par_iter()
+        .filter(|(_, n)| n.resource_type != ResourceType::Model)
+        .filter_map(|(_, node)| {
+            let sql = node.compiled_sql.as_deref()?;
+            parse_query(sql, dialect).err().map(|e| syntax(node, sql, &e))
+        })
+        .collect();
+    for level in model_levels(nodes, dag) {
+        let results: Vec<(&Node, walk::ModelResult)> = level
+            .par_iter()
+            .filter_map(|id| {
+                let node = &nodes[*id];
+                let sql = node.compiled_sql.as_deref()?;
+                let result = match parse_query(sql, dialect) {
+                    Ok(stmt) => walk::walk_model(&stmt, &catalog),
+                    Err(e) => walk::ModelResult { syntax: Some(syntax(node, sql, &e)), ..Default::default() },
+                };
+                Some((node, result))
+            })
+            .collect();
+        for (node, mut result) in results {
+            let id = ids[node.unique_id.as_str()].clone();
+            diagnostics.extend(result.syntax.take());
+            if node.config.column_checks {
+                diagnostics.extend(result.problems.iter().map(|p| checks::diagnostic(node, p, sources, target_path)));
+            }
+            // A model with unresolved names may not build as written: downstream models
+            // see its known columns but relax, so one mistake is reported once.
+            let types: Vec<Option<String>> = result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
+            let schema = Schema {
+                columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
+                complete: result.complete && result.problems.is_empty(),
+            };
+            let mut entry = walk::node_lineage(node, result);
+            for (col, t) in entry.columns.iter_mut().zip(types) {
+                col.data_type = t;
+            }
+            lineage.nodes.insert(node.unique_id.clone(), entry);
+            catalog.schemas.insert(id, schema);
+        }
+    }
+    (lineage, diagnostics)
+}
+
+/// The type of a column that is a plain copy of one upstream column of known type.
+fn copied_type(catalog: &Catalog, origin: &scope::Origin) -> Option<String> {
+    let mut edges = origin.iter();
+    let (Some((from, EdgeKind::Copy)), None) = (edges.next(), edges.next()) else { return None };
+    let schema = catalog.schemas.get(&from.node)?;
+    schema.columns.iter().find(|(name, _)| name.eq_ignore_ascii_case(&from.column))?.1.clone()
+}
+
+fn is_ephemeral(node: &Node) -> bool {
+    node.resource_type == ResourceType::Model && node.config.materialized == Materialization::Ephemeral
+}
+
+/// Models grouped by depth in the DAG: every model's upstream models sit in earlier groups.
+fn model_levels<'a>(nodes: &'a BTreeMap<String, Node>, dag: &Dag) -> Vec<Vec<&'a str>> {
+    let mut depth: HashMap<&str, usize> = HashMap::new();
+    let mut levels: Vec<Vec<&str>> = Vec::new();
+    for id in dag.topological() {
+        let Some((key, node)) = nodes.get_key_value(id) else { continue };
+        let d = node.depends_on.iter().filter_map(|p| depth.get(p.as_str())).map(|d| d + 1).max().unwrap_or(0);
+        depth.insert(key.as_str(), d);
+        if node.resource_type == ResourceType::Model {
+            if levels.len() <= d {
+                levels.resize_with(d + 1, Vec::new);
+            }
+            levels[d].push(key.as_str());
+        }
+    }
+    levels
+}
+
+/// Sorted, deduplicated column references.
+fn sorted_refs(set: BTreeSet<ColumnRef>) -> Vec<ColumnRef> {
+    set.into_iter().collect()
+}

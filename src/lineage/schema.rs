@@ -1,0 +1,51 @@
+//! Schemas of the nodes that have no SQL: seeds (CSV header and inferred types, read the
+//! same way `etlm seed` loads them) and sources (columns declared in YAML).
+
+use std::path::Path;
+
+use super::{ColumnLineage, NodeLineage, Schema};
+use crate::compile::Node;
+
+/// A seed's columns and inferred types; unknown when the CSV cannot be read (`etlm seed`
+/// reports why).
+pub(super) fn seed(root: &Path, node: &Node) -> Schema {
+    match crate::engine::local::read_seed_csv(&root.join(&node.path), &node.config.column_types) {
+        Ok(batch) => Schema {
+            columns: batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), Some(f.data_type().to_string().to_lowercase())))
+                .collect(),
+            complete: true,
+        },
+        Err(_) => Schema::default(),
+    }
+}
+
+/// A source's declared columns; a source without any is unknown, not empty.
+pub(super) fn source(node: &Node) -> Schema {
+    Schema {
+        columns: node.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
+        complete: !node.columns.is_empty(),
+    }
+}
+
+/// The lineage entry of a node without SQL: its columns, with no upstream.
+pub(super) fn base_lineage(node: &Node, schema: &Schema) -> NodeLineage {
+    NodeLineage {
+        columns: schema
+            .columns
+            .iter()
+            .map(|(name, data_type)| ColumnLineage {
+                data_type: data_type.clone(),
+                name: name.clone(),
+                upstream: Vec::new(),
+            })
+            .collect(),
+        columns_complete: schema.complete,
+        name: node.name.clone(),
+        resource_type: node.resource_type.as_str(),
+        usage: Default::default(),
+    }
+}

@@ -1,0 +1,696 @@
+//! Walks one model's parsed query: CTEs, subqueries (correlated ones see the outer
+//! scopes), joins (`USING`/`NATURAL` merge columns), `*` and `t.*`, set operations by
+//! position, aggregates and windows. Produces the model's output columns with their
+//! origins, the columns it uses per role, and the unknown/ambiguous names it met.
+//! Expressions are walked by `expr.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, NamedWindowExpr, ObjectName, OrderBy,
+    OrderByKind, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor,
+    TableWithJoins, Value, WildcardAdditionalOptions, WindowSpec,
+};
+
+use super::scope::{Col, Lookup, Origin, Rel, Scope, merge};
+use super::{Catalog, ColumnLineage, ColumnRef, Edge, EdgeKind, NodeLineage, Role};
+use crate::compile::Node;
+use crate::sql::SqlDialect;
+
+/// A name the walk could not resolve, at its 1-based line and column in the compiled SQL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The name as written.
+    pub name: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Not a column of any relation in scope: each relation's display name and columns.
+    Unknown { qualifier: Option<String>, available: Vec<(String, Vec<String>)> },
+    /// In more than one relation of the same scope: display names and qualifiers.
+    Ambiguous { relations: Vec<(String, String)> },
+}
+
+/// What the walk found in one model.
+#[derive(Debug, Default)]
+pub(super) struct ModelResult {
+    pub columns: Vec<Col>,
+    pub complete: bool,
+    pub usage: BTreeMap<Role, BTreeSet<ColumnRef>>,
+    pub problems: Vec<Problem>,
+    /// The syntax error that stopped the walk before it began.
+    pub syntax: Option<crate::diagnostics::Diagnostic>,
+}
+
+/// A query's output: its columns and whether the list is whole.
+pub(super) struct Output {
+    pub cols: Vec<Col>,
+    complete: bool,
+    passthrough: Vec<Arc<str>>,
+}
+
+/// Resolves a model's compiled query against the schemas in `catalog`.
+pub(super) fn walk_model(stmt: &Statement, catalog: &Catalog) -> ModelResult {
+    let Statement::Query(query) = stmt else { return ModelResult::default() };
+    let mut w = Walker { catalog, ctes: Vec::new(), scopes: Vec::new(), usage: BTreeMap::new(), problems: Vec::new() };
+    let out = w.query(query);
+    let mut problems = w.problems;
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems.dedup();
+    ModelResult { columns: out.cols, complete: out.complete, usage: w.usage, problems, syntax: None }
+}
+
+/// The lineage entry of a model from its walk.
+pub(super) fn node_lineage(node: &Node, result: ModelResult) -> NodeLineage {
+    NodeLineage {
+        columns: result
+            .columns
+            .into_iter()
+            .map(|c| ColumnLineage {
+                data_type: None,
+                name: c.name,
+                upstream: c.origin.into_iter().map(|(r, kind)| Edge { column: r.column, kind, node: r.node }).collect(),
+            })
+            .collect(),
+        columns_complete: result.complete,
+        name: node.name.clone(),
+        resource_type: node.resource_type.as_str(),
+        usage: result.usage.into_iter().map(|(role, set)| (role, super::sorted_refs(set))).collect(),
+    }
+}
+
+pub(super) struct Walker<'a> {
+    catalog: &'a Catalog,
+    /// CTEs in scope, innermost last.
+    ctes: Vec<(String, Rel)>,
+    /// Scopes of enclosing SELECTs, innermost last (correlated subqueries see them all).
+    scopes: Vec<Scope>,
+    usage: BTreeMap<Role, BTreeSet<ColumnRef>>,
+    problems: Vec<Problem>,
+}
+
+/// How an unqualified name that no relation has may still resolve to an output column.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Aliases {
+    /// Not at all (WHERE, SELECT list, ON).
+    No,
+    /// After the input columns (GROUP BY, HAVING).
+    After,
+    /// Before the input columns (ORDER BY).
+    Before,
+}
+
+impl<'a> Walker<'a> {
+    pub(super) fn query(&mut self, q: &Query) -> Output {
+        let depth = self.ctes.len();
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                let name = norm(&cte.alias.name);
+                let mut rel = match self.catalog.ephemerals.get(&name.to_lowercase()) {
+                    // An inlined ephemeral model: read it as its node, whose lineage is its own.
+                    Some(id) => self.node_rel(id, &name),
+                    None if with.recursive => {
+                        // First pass: the CTE's own name is unknown; second pass: it has the
+                        // columns the first pass found, so the recursive branch resolves.
+                        self.ctes.push((name.clone(), Rel::unknown(&name, &name)));
+                        let first = self.query(&cte.query);
+                        self.ctes.pop();
+                        self.ctes.push((name.clone(), output_rel(first, &name, &name)));
+                        let out = self.query(&cte.query);
+                        self.ctes.pop();
+                        output_rel(out, &name, &name)
+                    }
+                    None => output_rel(self.query(&cte.query), &name, &name),
+                };
+                let names: Vec<String> = cte.alias.columns.iter().map(|c| norm(&c.name)).collect();
+                rel.rename(&names);
+                self.ctes.push((name, rel));
+            }
+        }
+        let out = self.set_expr(&q.body, q.order_by.as_ref());
+        self.ctes.truncate(depth);
+        out
+    }
+
+    fn set_expr(&mut self, body: &SetExpr, order_by: Option<&OrderBy>) -> Output {
+        match body {
+            SetExpr::Select(select) => self.select(select, order_by),
+            SetExpr::Query(q) => {
+                let out = self.query(q);
+                self.order_by_outputs(&out, order_by);
+                out
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                let l = self.set_expr(left, None);
+                let r = self.set_expr(right, None);
+                let mut cols = l.cols;
+                // Set operations match columns by position; names come from the left.
+                for (c, rc) in cols.iter_mut().zip(&r.cols) {
+                    merge(&mut c.origin, &rc.origin, EdgeKind::Copy);
+                }
+                let mut passthrough = l.passthrough;
+                passthrough.extend(r.passthrough);
+                let out = Output { cols, complete: l.complete && r.complete, passthrough };
+                self.order_by_outputs(&out, order_by);
+                out
+            }
+            SetExpr::Values(values) => {
+                let width = values.rows.first().map_or(0, |r| r.content.len());
+                let mut cols: Vec<Col> =
+                    (1..=width).map(|i| Col { name: format!("column{i}"), origin: Origin::new() }).collect();
+                for row in &values.rows {
+                    for (c, e) in cols.iter_mut().zip(&row.content) {
+                        let o = self.expr(e, Aliases::No);
+                        merge(&mut c.origin, &o, EdgeKind::Transform);
+                    }
+                }
+                Output { cols, complete: true, passthrough: Vec::new() }
+            }
+            SetExpr::Table(t) => {
+                let name = t.table_name.clone().unwrap_or_default();
+                let rel = self.table_rel(&[Ident::new(name.clone())], &name);
+                let out = Output { cols: rel.cols.clone(), complete: rel.complete, passthrough: rel.passthrough };
+                self.order_by_outputs(&out, order_by);
+                out
+            }
+            _ => Output { cols: Vec::new(), complete: false, passthrough: Vec::new() },
+        }
+    }
+
+    /// ORDER BY over a set operation sees only its output columns.
+    fn order_by_outputs(&mut self, out: &Output, order_by: Option<&OrderBy>) {
+        let Some(OrderBy { kind: OrderByKind::Expressions(list), .. }) = order_by else { return };
+        self.scopes.push(Scope { outputs: out.cols.clone(), ..Default::default() });
+        for o in list {
+            let origin = self.expr_or_position(&o.expr, Aliases::Before);
+            self.record(Role::Order, &origin);
+        }
+        self.scopes.pop();
+    }
+
+    fn select(&mut self, s: &Select, order_by: Option<&OrderBy>) -> Output {
+        self.scopes.push(Scope::default());
+        for twj in &s.from {
+            self.table_with_joins(twj);
+        }
+        if let Some(e) = &s.selection {
+            self.role(e, Role::Filter, Aliases::No);
+        }
+        let out = self.projection(&s.projection);
+        // Output aliases are only visible to the clauses after the SELECT list.
+        let later = !matches!(&s.group_by, GroupByExpr::Expressions(l, _) if l.is_empty())
+            || s.having.is_some()
+            || s.qualify.is_some()
+            || order_by.is_some()
+            || matches!(s.distinct, Some(Distinct::On(_)));
+        if later {
+            self.top().outputs = out.cols.clone();
+        }
+        if let Some(Distinct::On(list)) = &s.distinct {
+            for e in list {
+                self.role(e, Role::Group, Aliases::After);
+            }
+        }
+        if let GroupByExpr::Expressions(list, _) = &s.group_by {
+            for e in list {
+                let origin = self.expr_or_position(e, Aliases::After);
+                self.record(Role::Group, &origin);
+            }
+        }
+        if let Some(e) = &s.having {
+            self.role(e, Role::Filter, Aliases::After);
+        }
+        if let Some(e) = &s.qualify {
+            self.role(e, Role::Filter, Aliases::After);
+        }
+        for def in &s.named_window {
+            if let NamedWindowExpr::WindowSpec(spec) = &def.1 {
+                self.window_spec(spec);
+            }
+        }
+        if let Some(OrderBy { kind: OrderByKind::Expressions(list), .. }) = order_by {
+            for o in list {
+                let origin = self.expr_or_position(&o.expr, Aliases::Before);
+                self.record(Role::Order, &origin);
+            }
+        }
+        self.scopes.pop();
+        out
+    }
+
+    fn top(&mut self) -> &mut Scope {
+        self.scopes.last_mut().expect("a SELECT pushed its scope")
+    }
+
+    fn projection(&mut self, items: &[SelectItem]) -> Output {
+        let mut out = Output { cols: Vec::new(), complete: true, passthrough: Vec::new() };
+        for item in items {
+            match item {
+                SelectItem::UnnamedExpr(e) => {
+                    let origin = self.expr(e, Aliases::No);
+                    out.cols.push(Col { name: self.column_name(e), origin });
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    let origin = self.expr(expr, Aliases::No);
+                    out.cols.push(Col { name: norm(alias), origin });
+                }
+                SelectItem::ExprWithAliases { expr, aliases } => {
+                    let origin = self.expr(expr, Aliases::No);
+                    out.cols.extend(aliases.iter().map(|a| Col { name: norm(a), origin: origin.clone() }));
+                }
+                SelectItem::Wildcard(opts) => {
+                    let scope = self.scopes.last().expect("a SELECT pushed its scope");
+                    let mut cols: Vec<Col> = scope.merged.clone();
+                    for rel in scope.rels.iter().filter(|r| r.in_star) {
+                        let hidden = |c: &Col| rel.hidden.iter().any(|h| h.eq_ignore_ascii_case(&c.name));
+                        cols.extend(rel.cols.iter().filter(|c| !hidden(c)).cloned());
+                        out.complete &= rel.complete;
+                        out.passthrough.extend(rel.passthrough.iter().cloned());
+                    }
+                    out.cols.extend(star_filter(cols, opts));
+                }
+                SelectItem::QualifiedWildcard(kind, opts) => {
+                    let rel = match kind {
+                        SelectItemQualifiedWildcardKind::ObjectName(name) => self.qualified_rel(name),
+                        SelectItemQualifiedWildcardKind::Expr(_) => None,
+                    };
+                    match rel {
+                        Some(rel) => {
+                            out.complete &= rel.complete;
+                            out.passthrough.extend(rel.passthrough.iter().cloned());
+                            out.cols.extend(star_filter(rel.cols.clone(), opts));
+                        }
+                        None => out.complete = false,
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The relation `t.*` (or `schema.t.*`) names, in the innermost scope.
+    fn qualified_rel(&self, name: &ObjectName) -> Option<&Rel> {
+        let last = name.0.last()?.as_ident()?;
+        self.scopes.last()?.rel(&norm(last))
+    }
+
+    /// The name an unaliased output column gets.
+    fn column_name(&self, e: &Expr) -> String {
+        match e {
+            Expr::Identifier(i) => norm(i),
+            Expr::CompoundIdentifier(parts) => parts.last().map(norm).unwrap_or_default(),
+            _ if self.catalog.dialect == SqlDialect::DataFusion => e.to_string(),
+            Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => self.column_name(inner),
+            Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(norm).unwrap_or_default(),
+            _ => "?column?".into(),
+        }
+    }
+
+    fn table_with_joins(&mut self, twj: &TableWithJoins) {
+        self.table_factor(&twj.relation);
+        for join in &twj.joins {
+            let right_start = self.top().rels.len();
+            self.table_factor(&join.relation);
+            let (constraint, side) = join_constraint(&join.join_operator);
+            if matches!(side, Side::Semi) {
+                for r in &mut self.top().rels[right_start..] {
+                    r.in_star = false;
+                }
+            }
+            match constraint {
+                Some(JoinConstraint::On(e)) => self.role(e, Role::Join, Aliases::No),
+                Some(JoinConstraint::Using(names)) => {
+                    let names: Vec<&Ident> = names.iter().filter_map(|n| n.0.last()?.as_ident()).collect();
+                    for ident in names {
+                        self.merge_using(ident, right_start, side);
+                    }
+                }
+                Some(JoinConstraint::Natural) => {
+                    let scope = self.scopes.last().expect("a SELECT pushed its scope");
+                    let right: Vec<String> =
+                        scope.rels[right_start..].iter().flat_map(|r| r.cols.iter().map(|c| c.name.clone())).collect();
+                    let common: Vec<String> = right
+                        .into_iter()
+                        .filter(|n| {
+                            scope.merged.iter().any(|c| c.name.eq_ignore_ascii_case(n))
+                                || scope.rels[..right_start].iter().any(|r| r.col(n).is_some())
+                        })
+                        .collect();
+                    for name in common {
+                        self.merge_using(&Ident::new(name), right_start, side);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `USING (col)`: both sides' columns become one, visible once and unqualified.
+    fn merge_using(&mut self, ident: &Ident, right_start: usize, side: Side) {
+        let name = norm(ident);
+        let scope = self.scopes.last().expect("a SELECT pushed its scope");
+        let left = side_lookup(scope, &scope.rels[..right_start], true, &name);
+        let right = side_lookup(scope, &scope.rels[right_start..], false, &name);
+        let (Some(left), Some(right)) = (left, right) else {
+            if scope.rels.iter().all(|r| r.complete) {
+                let available = available(&scope.rels);
+                self.problem(ident, ProblemKind::Unknown { qualifier: None, available });
+            }
+            return;
+        };
+        let mut both = left.clone();
+        merge(&mut both, &right, EdgeKind::Copy);
+        self.record(Role::Join, &both);
+        let origin = match side {
+            Side::Right => right,
+            Side::Full => both,
+            _ => left,
+        };
+        let scope = self.top();
+        scope.merged.retain(|c| !c.name.eq_ignore_ascii_case(&name));
+        scope.merged.push(Col { name: name.clone(), origin });
+        for rel in &mut scope.rels {
+            if rel.col(&name).is_some() {
+                rel.hidden.push(name.clone());
+            }
+        }
+    }
+
+    fn table_factor(&mut self, t: &TableFactor) {
+        match t {
+            TableFactor::Table { name, alias, args, .. } => {
+                let last = name.0.last().and_then(|p| p.as_ident()).map(norm).unwrap_or_default();
+                let qualifier = alias.as_ref().map_or(last.clone(), |a| norm(&a.name));
+                let mut rel = if args.is_some() {
+                    Rel::unknown(&qualifier, &qualifier)
+                } else {
+                    self.table_rel(&name.0.iter().filter_map(|p| p.as_ident().cloned()).collect::<Vec<_>>(), &qualifier)
+                };
+                if let Some(a) = alias {
+                    rel.qualifier = qualifier;
+                    rel.rename(&a.columns.iter().map(|c| norm(&c.name)).collect::<Vec<_>>());
+                }
+                self.top().rels.push(rel);
+            }
+            TableFactor::Derived { lateral, subquery, alias, .. } => {
+                // Only a LATERAL subquery sees the FROM clause it sits in.
+                let hidden = if *lateral { None } else { self.scopes.pop() };
+                let out = self.query(subquery);
+                if let Some(scope) = hidden {
+                    self.scopes.push(scope);
+                }
+                let name = alias.as_ref().map(|a| norm(&a.name)).unwrap_or_default();
+                let mut rel = output_rel(out, &name, &name);
+                if let Some(a) = alias {
+                    rel.rename(&a.columns.iter().map(|c| norm(&c.name)).collect::<Vec<_>>());
+                }
+                self.top().rels.push(rel);
+            }
+            TableFactor::NestedJoin { table_with_joins, .. } => self.table_with_joins(table_with_joins),
+            other => {
+                let name = table_factor_alias(other).unwrap_or_default();
+                self.top().rels.push(Rel::unknown(&name, &name));
+            }
+        }
+    }
+
+    /// A table by name: a CTE in scope, an inlined ephemeral model, or a node's relation.
+    fn table_rel(&self, parts: &[Ident], qualifier: &str) -> Rel {
+        let names: Vec<String> = parts.iter().map(norm).collect();
+        if let [single] = names.as_slice() {
+            if let Some((_, rel)) = self.ctes.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(single)) {
+                let mut rel = rel.clone();
+                rel.qualifier = qualifier.to_string();
+                rel.hidden.clear();
+                return rel;
+            }
+            if let Some(id) = self.catalog.ephemerals.get(&single.to_lowercase()) {
+                return self.node_rel(id, qualifier);
+            }
+        }
+        if names.len() >= 2 {
+            let key = format!("{}.{}", names[names.len() - 2], names[names.len() - 1]).to_lowercase();
+            if let Some(id) = self.catalog.relations.get(&key) {
+                return self.node_rel(id, qualifier);
+            }
+        }
+        Rel::unknown(names.last().map_or("", String::as_str), qualifier)
+    }
+
+    /// A node's relation, shown to the user by the node's name.
+    fn node_rel(&self, id: &Arc<str>, qualifier: &str) -> Rel {
+        let display = id.rsplit('.').next().unwrap_or(id);
+        let schema = self.catalog.schemas.get(id).filter(|s| s.complete);
+        let mut rel = Rel::node(id, display, qualifier, schema.map(|s| s.columns.as_slice()));
+        if let Some(partial) = self.catalog.schemas.get(id).filter(|s| !s.complete) {
+            // Known columns of a partial schema still resolve and carry lineage.
+            let known = Rel::node(id, display, qualifier, Some(&partial.columns));
+            rel.cols = known.cols;
+        }
+        rel
+    }
+
+    pub(super) fn window_spec(&mut self, spec: &WindowSpec) {
+        for e in &spec.partition_by {
+            self.role(e, Role::Window, Aliases::No);
+        }
+        for o in &spec.order_by {
+            self.role(&o.expr, Role::Window, Aliases::No);
+        }
+    }
+
+    /// Resolves an expression used in a clause and records its columns under `role`.
+    pub(super) fn role(&mut self, e: &Expr, role: Role, aliases: Aliases) {
+        let origin = self.expr(e, aliases);
+        self.record(role, &origin);
+    }
+
+    fn record(&mut self, role: Role, origin: &Origin) {
+        if !origin.is_empty() {
+            self.usage.entry(role).or_default().extend(origin.keys().cloned());
+        }
+    }
+
+    /// `GROUP BY 2` / `ORDER BY 2` refer to the second output column.
+    fn expr_or_position(&mut self, e: &Expr, aliases: Aliases) -> Origin {
+        if let Expr::Value(v) = e
+            && let Value::Number(n, _) = &v.value
+            && let Ok(i) = n.parse::<usize>()
+        {
+            let outputs = &self.scopes.last().expect("a scope is pushed").outputs;
+            return outputs.get(i.wrapping_sub(1)).map(|c| c.origin.clone()).unwrap_or_default();
+        }
+        self.expr(e, aliases)
+    }
+
+    /// The origin of an expression's value: a bare column keeps its kinds, anything
+    /// else is at least a transform.
+    fn expr(&mut self, e: &Expr, aliases: Aliases) -> Origin {
+        match e {
+            Expr::Identifier(i) => self.column(std::slice::from_ref(i), aliases),
+            Expr::CompoundIdentifier(parts) => self.column(parts, aliases),
+            Expr::Nested(inner) => self.expr(inner, aliases),
+            _ => super::expr::origin(self, e, EdgeKind::Transform, aliases),
+        }
+    }
+
+    /// Resolves a column reference, innermost scope first.
+    pub(super) fn column(&mut self, parts: &[Ident], aliases: Aliases) -> Origin {
+        match parts {
+            [] => Origin::new(),
+            [name] => self.unqualified(name, aliases),
+            [q, name, ..] => {
+                // `alias.col[.field]`, then `schema.table.col`, then `col.field`.
+                if let Some(o) = self.qualified(q, name) {
+                    return o;
+                }
+                if let [_, t, name, ..] = parts
+                    && let Some(o) = self.qualified(t, name)
+                {
+                    return o;
+                }
+                let first = norm(q);
+                for scope in self.scopes.iter().rev() {
+                    match scope.lookup(&first) {
+                        Lookup::Found(o) | Lookup::Ambiguous(_, o) | Lookup::Relaxed(o) => return o,
+                        Lookup::Missing => {}
+                    }
+                }
+                // An unknown qualifier: leave it to the engine.
+                Origin::new()
+            }
+        }
+    }
+
+    fn qualified(&mut self, q: &Ident, name: &Ident) -> Option<Origin> {
+        let qualifier = norm(q);
+        let col = norm(name);
+        let rel = self.scopes.iter().rev().find_map(|s| s.rel(&qualifier))?;
+        if let Some(c) = rel.col(&col) {
+            return Some(c.origin.clone());
+        }
+        if !rel.complete {
+            return Some(rel.passthrough_origin(&col));
+        }
+        let available = vec![(rel.display.clone(), rel.cols.iter().map(|c| c.name.clone()).collect())];
+        self.problem(name, ProblemKind::Unknown { qualifier: Some(rel.qualifier.clone()), available });
+        Some(Origin::new())
+    }
+
+    fn unqualified(&mut self, ident: &Ident, aliases: Aliases) -> Origin {
+        let name = norm(ident);
+        let innermost = self.scopes.last();
+        if aliases == Aliases::Before
+            && let Some(c) = innermost.and_then(|s| s.output(&name))
+        {
+            return c.origin.clone();
+        }
+        for scope in self.scopes.iter().rev() {
+            match scope.lookup(&name) {
+                Lookup::Found(o) | Lookup::Relaxed(o) => return o,
+                Lookup::Ambiguous(relations, o) => {
+                    self.problem(ident, ProblemKind::Ambiguous { relations });
+                    return o;
+                }
+                Lookup::Missing => {}
+            }
+        }
+        if aliases == Aliases::After
+            && let Some(c) = self.scopes.last().and_then(|s| s.output(&name))
+        {
+            return c.origin.clone();
+        }
+        if ident.quote_style.is_none() && is_keyword_value(&name) {
+            return Origin::new();
+        }
+        // Postgres' whole-row reference: `select t from t`.
+        if let Some(rel) = self.scopes.iter().rev().find_map(|s| s.rel(&name)) {
+            let mut origin = Origin::new();
+            for c in &rel.cols {
+                merge(&mut origin, &c.origin, EdgeKind::Transform);
+            }
+            return origin;
+        }
+        let available = self.scopes.last().map(|s| available(&s.rels)).unwrap_or_default();
+        self.problem(ident, ProblemKind::Unknown { qualifier: None, available });
+        Origin::new()
+    }
+
+    fn problem(&mut self, ident: &Ident, kind: ProblemKind) {
+        let start = ident.span.start;
+        self.problems.push(Problem {
+            kind,
+            name: ident.value.clone(),
+            line: start.line.max(1) as usize,
+            column: start.column.max(1) as usize,
+        });
+    }
+}
+
+/// Every relation's display name and columns, for help text.
+fn available(rels: &[Rel]) -> Vec<(String, Vec<String>)> {
+    rels.iter().map(|r| (r.display.clone(), r.cols.iter().map(|c| c.name.clone()).collect())).collect()
+}
+
+/// The origin of `name` on one side of a join: merged columns, then known columns, then
+/// relations with an unknown schema. `None` when no relation on that side can have it.
+fn side_lookup(scope: &Scope, rels: &[Rel], left: bool, name: &str) -> Option<Origin> {
+    if left && let Some(c) = scope.merged.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
+        return Some(c.origin.clone());
+    }
+    if let Some(c) = rels.iter().find_map(|r| r.col(name)) {
+        return Some(c.origin.clone());
+    }
+    let open: Vec<&Rel> = rels.iter().filter(|r| !r.complete).collect();
+    match open.as_slice() {
+        [] => None,
+        [one] => Some(one.passthrough_origin(name)),
+        _ => Some(Origin::new()),
+    }
+}
+
+fn output_rel(out: Output, display: &str, qualifier: &str) -> Rel {
+    let mut rel = Rel::unknown(display, qualifier);
+    rel.cols = out.cols;
+    rel.complete = out.complete;
+    rel.passthrough = out.passthrough;
+    rel
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Inner,
+    Right,
+    Full,
+    Semi,
+}
+
+fn join_constraint(op: &JoinOperator) -> (Option<&JoinConstraint>, Side) {
+    use JoinOperator as J;
+    match op {
+        J::Join(c) | J::Inner(c) | J::Left(c) | J::LeftOuter(c) | J::CrossJoin(c) | J::StraightJoin(c) => {
+            (Some(c), Side::Inner)
+        }
+        J::Right(c) | J::RightOuter(c) => (Some(c), Side::Right),
+        J::FullOuter(c) => (Some(c), Side::Full),
+        J::Semi(c) | J::LeftSemi(c) | J::Anti(c) | J::LeftAnti(c) => (Some(c), Side::Semi),
+        J::RightSemi(c) | J::RightAnti(c) => (Some(c), Side::Right),
+        J::AsOf { constraint, .. } => (Some(constraint), Side::Inner),
+        _ => (None, Side::Inner),
+    }
+}
+
+fn table_factor_alias(t: &TableFactor) -> Option<String> {
+    match t {
+        TableFactor::TableFunction { alias, .. }
+        | TableFactor::Function { alias, .. }
+        | TableFactor::UNNEST { alias, .. } => alias.as_ref().map(|a| norm(&a.name)),
+        _ => None,
+    }
+}
+
+/// `* EXCLUDE (..)` / `* EXCEPT (..)`.
+fn star_filter(cols: Vec<Col>, opts: &WildcardAdditionalOptions) -> Vec<Col> {
+    use datafusion::sql::sqlparser::ast::ExcludeSelectItem;
+    let mut drop: Vec<String> = Vec::new();
+    match &opts.opt_exclude {
+        Some(ExcludeSelectItem::Single(n)) => drop.extend(n.0.last().and_then(|p| p.as_ident()).map(norm)),
+        Some(ExcludeSelectItem::Multiple(list)) => {
+            drop.extend(list.iter().filter_map(|n| n.0.last().and_then(|p| p.as_ident()).map(norm)))
+        }
+        None => {}
+    }
+    if let Some(except) = &opts.opt_except {
+        drop.push(norm(&except.first_element));
+        drop.extend(except.additional_elements.iter().map(norm));
+    }
+    cols.into_iter().filter(|c| !drop.iter().any(|d| d.eq_ignore_ascii_case(&c.name))).collect()
+}
+
+/// An identifier as the engine sees it: unquoted ones fold to lowercase.
+fn norm(i: &Ident) -> String {
+    if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() }
+}
+
+/// SQL special values that parse as plain identifiers.
+fn is_keyword_value(name: &str) -> bool {
+    matches!(
+        name,
+        "current_date"
+            | "current_time"
+            | "current_timestamp"
+            | "localtime"
+            | "localtimestamp"
+            | "current_user"
+            | "session_user"
+            | "current_role"
+            | "current_schema"
+            | "current_catalog"
+            | "user"
+    )
+}
