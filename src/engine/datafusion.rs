@@ -73,7 +73,7 @@ pub const HISTORY_SCHEMA: &str = "_etlm";
 pub struct DataFusionEngine {
     warehouse: Warehouse,
     ctx: SessionContext,
-    _lock: Option<WarehouseLock>,
+    lock: Option<WarehouseLock>,
 }
 
 impl DataFusionEngine {
@@ -93,7 +93,7 @@ impl DataFusionEngine {
             Access::Read => None,
         };
         let session = open_session(&warehouse).await?;
-        let engine = DataFusionEngine { warehouse, ctx: session.ctx, _lock: lock };
+        let engine = DataFusionEngine { warehouse, ctx: session.ctx, lock };
         engine.register_history()?;
         Ok(engine)
     }
@@ -160,6 +160,9 @@ impl DataFusionEngine {
         let stored = self.warehouse.publish(staged.staging, staged.meta)?;
         failpoints.hit("after-publish", model);
         register_relation(&self.ctx, &stored).await?;
+        if let Some(lock) = &self.lock {
+            self.warehouse.prune(lock, &stored.schema, &stored.name)?;
+        }
         Ok(staged.rows)
     }
 

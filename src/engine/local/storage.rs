@@ -405,6 +405,26 @@ impl Warehouse {
         Ok(report)
     }
 
+    /// Removes the published versions of `schema.name` older than the one before the
+    /// current: a run that publishes a relation many times (a backfill's batches)
+    /// keeps two versions on disk, not one per batch. The previous one stays for
+    /// readers that resolved it a moment ago; staging directories are left alone.
+    /// Takes the lock guard, like `sweep`.
+    pub fn prune(&self, lock: &WarehouseLock, schema: &str, name: &str) -> Result<usize, StorageError> {
+        debug_assert_eq!(lock.root, self.root, "the lock must belong to this warehouse");
+        let schema_dir = self.root.join(schema);
+        let Some(current) = current_version(&schema_dir, name) else { return Ok(0) };
+        let versions = self.versions_dir(schema, name);
+        let mut published: Vec<String> =
+            dir_entries(&versions)?.into_iter().filter(|v| !v.ends_with(STAGING_SUFFIX) && *v < current).collect();
+        published.sort();
+        published.pop();
+        for version in &published {
+            remove_any(&versions.join(version))?;
+        }
+        Ok(published.len())
+    }
+
     fn versions_dir(&self, schema: &str, name: &str) -> PathBuf {
         self.root.join(schema).join(VERSIONS_DIR).join(name)
     }
