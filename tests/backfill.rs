@@ -126,3 +126,16 @@ fn bad_backfill_arguments_exit_2() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("`--end` is before `--start`"), "{}", run.stderr);
 }
+
+#[test]
+fn full_refresh_starts_a_windowed_model_anew() {
+    let (_tmp, dir) = prepared();
+    ok(&dir, &["backfill", "--start", "2024-01-01", "--end", "2024-01-10", "-s", "daily"]);
+    ok(&dir, &["backfill", "--start", "2024-01-01", "--end", "2024-01-05", "-s", "daily"]);
+    assert_eq!(daily(&dir, "daily"), expected_days(1..=10), "a backfill replaces only its windows");
+    ok(&dir, &["backfill", "--start", "2024-01-01", "--end", "2024-01-05", "-s", "daily", "--full-refresh"]);
+    assert_eq!(daily(&dir, "daily"), expected_days(1..=5), "a full refresh starts the table anew");
+    let intervals = ok(&dir, &["intervals", "-s", "daily"]);
+    assert!(intervals.contains("done:    2024-01-01 00:00:00..2024-01-05 00:00:00 (5 periods)"), "{intervals}");
+    assert!(intervals.contains("missing: 2024-01-06 00:00:00.."), "the refresh forgot the old periods: {intervals}");
+}

@@ -214,47 +214,76 @@ impl DataFusionEngine {
     }
 
     /// Folds the interval files of this run (one per batch) into one, so a year of hourly
-    /// batches does not leave 8,760 files for every later run to read. The new file is
-    /// in place before the old ones go: a crash in between leaves duplicates, which
-    /// `intervals` reads as one.
+    /// batches does not leave 8,760 files for every later run to read.
     async fn compact_intervals(&self, run_id: &str) -> Result<(), EngineError> {
-        let dir = self.history_dir("intervals");
         let prefix = format!("{run_id}-");
+        let parts = self.interval_files(|name| name.starts_with(&prefix))?;
+        if parts.len() >= 2 {
+            self.rewrite_intervals(&parts, &format!("{run_id}.parquet"), None).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops every interval recorded for `unique_id` (a full refresh starts it anew).
+    /// Call it before the refresh publishes anything: a crash in between leaves the
+    /// model claiming less than it has, never more.
+    pub async fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError> {
+        let parts = self.interval_files(|_| true)?;
+        if !parts.is_empty() {
+            self.rewrite_intervals(&parts, &format!("{run_id}-reset.parquet"), Some(unique_id)).await?;
+        }
+        Ok(())
+    }
+
+    fn interval_files(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, EngineError> {
+        let dir = self.history_dir("intervals");
         let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(|e| EngineError::Io(dir.clone(), e))?
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
             .collect();
-        if parts.len() < 2 {
-            return Ok(());
-        }
         parts.sort();
+        Ok(parts)
+    }
+
+    /// Replaces interval files by one file `name` holding their rows (less those of
+    /// `drop`). The new file is in place before the old ones go: a crash in between
+    /// leaves duplicates, which `intervals` reads as one.
+    async fn rewrite_intervals(&self, parts: &[PathBuf], name: &str, drop: Option<&str>) -> Result<(), EngineError> {
+        use datafusion::arrow::array::{AsArray, BooleanArray};
         let ctx = SessionContext::new();
+        let schema = Arc::new(intervals_schema());
         let mut batches = Vec::new();
-        for part in &parts {
+        for part in parts {
             let path = part.to_string_lossy().into_owned();
             let options = datafusion::prelude::ParquetReadOptions::default();
-            batches.extend(ctx.read_parquet(path, options).await?.collect().await?);
-        }
-        let schema = Arc::new(intervals_schema());
-        // Parquet reads strings back as views; the table's schema says Utf8.
-        let typed = batches
-            .iter()
-            .map(|b| {
-                let columns = b
+            for batch in ctx.read_parquet(path, options).await?.collect().await? {
+                // Parquet reads strings back as views; the table's schema says Utf8.
+                let columns = batch
                     .columns()
                     .iter()
                     .zip(schema.fields())
                     .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
                     .collect::<Result<Vec<_>, _>>()?;
-                RecordBatch::try_new(schema.clone(), columns)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let all = datafusion::arrow::compute::concat_batches(&schema, &typed)?;
-        append_parquet(&dir, &format!("{run_id}.parquet"), &all)?;
-        for part in parts {
-            std::fs::remove_file(&part).map_err(|e| EngineError::Io(part.clone(), e))?;
+                let batch = RecordBatch::try_new(schema.clone(), columns)?;
+                let batch = match drop {
+                    Some(id) => {
+                        let ids = batch.column(0).as_string::<i32>();
+                        let keep: BooleanArray = ids.iter().map(|v| Some(v != Some(id))).collect();
+                        datafusion::arrow::compute::filter_record_batch(&batch, &keep)?
+                    }
+                    None => batch,
+                };
+                batches.push(batch);
+            }
+        }
+        let all = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
+        let dir = self.history_dir("intervals");
+        append_parquet(&dir, name, &all)?;
+        for part in parts.iter().filter(|p| p.file_name().is_some_and(|n| n != name)) {
+            std::fs::remove_file(part).map_err(|e| EngineError::Io(part.clone(), e))?;
         }
         Ok(())
     }

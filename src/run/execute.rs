@@ -334,7 +334,7 @@ impl JobContext {
     /// Stages a node, audits it, and publishes it only if no blocking test failed.
     /// Engine errors name the model, its file and its compiled SQL.
     async fn build_node(&self, node: &Node) -> Result<Done, Failed> {
-        if node.is_windowed() && !self.refreshes(node) {
+        if node.is_windowed() {
             return self.build_batches(node).await;
         }
         let relation = node.relation.as_ref().expect("built nodes have a relation");
@@ -389,7 +389,12 @@ impl JobContext {
         let relation = node.relation.as_ref().expect("built nodes have a relation");
         let cfg = &node.config;
         let size = cfg.batch_size.expect("windowed models have a batch size");
-        let done = self.intervals.get(&node.unique_id).map_or(&[][..], Vec::as_slice);
+        // A full refresh forgets what is done and starts the table anew at `begin`.
+        let refresh = self.refreshes(node);
+        let done = match refresh {
+            true => &[][..],
+            false => self.intervals.get(&node.unique_id).map_or(&[][..], Vec::as_slice),
+        };
         let periods = match &self.periods {
             Periods::Resume { now } => {
                 let begin = cfg.begin.as_deref().and_then(window::parse_time).ok_or_else(|| {
@@ -403,15 +408,25 @@ impl JobContext {
         };
         let sql = node.compiled_sql.as_deref().expect("models have compiled SQL");
         let partition_by: Vec<String> = cfg.partition_by.iter().cloned().collect();
+        if refresh {
+            self.engine
+                .forget_intervals(&node.unique_id, &self.run_id)
+                .await
+                .map_err(|e| Failed::from(self.located(node, &e.to_string())))?;
+        }
         let (mut rows, mut query_seconds, mut tests) = (0, 0.0, Vec::new());
-        for period in &periods {
+        for (i, period) in periods.iter().enumerate() {
             let mut spec = incremental_spec(node, partition_by.clone());
             spec.window = Some(Window {
                 event_time: cfg.event_time.clone().expect("windowed models have an event time"),
                 start: period.start,
                 end: period.end,
             });
-            let build = Build::Incremental { sql: period.spell(sql), spec };
+            let build = match refresh && i == 0 {
+                // The first batch of a full refresh replaces the table.
+                true => Build::Table { sql: period.spell(sql), partition_by: partition_by.clone() },
+                false => Build::Incremental { sql: period.spell(sql), spec },
+            };
             let in_batch = |e: crate::engine::EngineError| {
                 Failed::from(self.located(node, &format!("batch {}: {e}", period.ds())))
             };
