@@ -569,13 +569,19 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err("write", path))
 }
 
-/// fsyncs every file and directory under `dir`, children before parents.
+/// fsyncs every new file and every directory under `dir`, children before parents.
+/// A file with more than one link was hard-linked from a published version, whose
+/// data was synced when that version was published; only its new directory entry needs
+/// the directory's sync.
 fn sync_tree(dir: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::MetadataExt;
     for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
-        let path = entry.map_err(io_err("list", dir))?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let path = entry.path();
+        let meta = entry.metadata().map_err(io_err("inspect", &path))?;
+        if meta.is_dir() {
             sync_tree(&path)?;
-        } else {
+        } else if meta.nlink() == 1 {
             File::open(&path).and_then(|f| f.sync_all()).map_err(io_err("sync", &path))?;
         }
     }
