@@ -61,3 +61,11 @@ pub use session::{
 };
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
+
+/// A warehouse in a fresh temp dir, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_warehouse() -> (tempfile::TempDir, Warehouse) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let wh = Warehouse::open(temp.path().join("warehouse")).expect("a warehouse in a temp dir opens");
+    (temp, wh)
+}

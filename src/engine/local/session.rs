@@ -355,13 +355,8 @@ mod tests {
 
     use super::*;
     use crate::engine::local::meta::ColumnMeta;
+    use crate::engine::local::test_warehouse as warehouse;
     use crate::engine::local::write::write_query;
-
-    fn warehouse() -> (tempfile::TempDir, Warehouse) {
-        let temp = tempfile::tempdir().unwrap();
-        let wh = Warehouse::open(temp.path().join("warehouse")).unwrap();
-        (temp, wh)
-    }
 
     /// Rows of `sql`, each as its values joined by `|`.
     async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {

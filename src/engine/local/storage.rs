@@ -604,6 +604,7 @@ mod tests {
 
     use super::*;
     use crate::engine::local::meta::ColumnMeta;
+    use crate::engine::local::test_warehouse as warehouse;
 
     fn meta(partition_by: &[&str]) -> RelationMeta {
         let mut columns = vec![ColumnMeta { name: "id".into(), data_type: "Int64".into() }];
@@ -620,12 +621,6 @@ mod tests {
             fs::write(path, content).unwrap();
         }
         wh.publish(staging, meta(partition_by)).unwrap()
-    }
-
-    fn warehouse() -> (tempfile::TempDir, Warehouse) {
-        let temp = tempfile::tempdir().unwrap();
-        let wh = Warehouse::open(temp.path().join("warehouse")).unwrap();
-        (temp, wh)
     }
 
     #[test]

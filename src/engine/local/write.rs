@@ -174,13 +174,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::engine::local::test_warehouse as warehouse;
     use crate::engine::local::{RelationMeta, Warehouse, open_session, read_seed_csv, register_relation};
-
-    fn warehouse() -> (tempfile::TempDir, Warehouse) {
-        let temp = tempfile::tempdir().unwrap();
-        let wh = Warehouse::open(temp.path().join("warehouse")).unwrap();
-        (temp, wh)
-    }
 
     async fn write(wh: &Warehouse, sql: &str, partition_by: &[&str]) -> Result<WriteOutcome, WriteError> {
         let ctx = SessionContext::new();
