@@ -209,17 +209,17 @@ impl DataFusionEngine {
             let dir = self.history_dir(table);
             append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
         }
-        self.compact_intervals(&summary.run_id).await?;
+        self.compact_intervals(&summary.run_id)?;
         self.register_history()
     }
 
     /// Folds the interval files of this run (one per batch) into one, so a year of hourly
     /// batches does not leave 8,760 files for every later run to read.
-    async fn compact_intervals(&self, run_id: &str) -> Result<(), EngineError> {
+    fn compact_intervals(&self, run_id: &str) -> Result<(), EngineError> {
         let prefix = format!("{run_id}-");
         let parts = self.interval_files(|name| name.starts_with(&prefix))?;
         if parts.len() >= 2 {
-            self.rewrite_intervals(&parts, &format!("{run_id}.parquet"), None).await?;
+            self.rewrite_intervals(&parts, &format!("{run_id}.parquet"), None)?;
         }
         Ok(())
     }
@@ -227,10 +227,10 @@ impl DataFusionEngine {
     /// Drops every interval recorded for `unique_id` (a full refresh starts it anew).
     /// Call it before the refresh publishes anything: a crash in between leaves the
     /// model claiming less than it has, never more.
-    pub async fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError> {
+    pub fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError> {
         let parts = self.interval_files(|_| true)?;
         if !parts.is_empty() {
-            self.rewrite_intervals(&parts, &format!("{run_id}-reset.parquet"), Some(unique_id)).await?;
+            self.rewrite_intervals(&parts, &format!("{run_id}-reset.parquet"), Some(unique_id))?;
         }
         Ok(())
     }
@@ -251,15 +251,17 @@ impl DataFusionEngine {
     /// Replaces interval files by one file `name` holding their rows (less those of
     /// `drop`). The new file is in place before the old ones go: a crash in between
     /// leaves duplicates, which `intervals` reads as one.
-    async fn rewrite_intervals(&self, parts: &[PathBuf], name: &str, drop: Option<&str>) -> Result<(), EngineError> {
+    fn rewrite_intervals(&self, parts: &[PathBuf], name: &str, drop: Option<&str>) -> Result<(), EngineError> {
         use datafusion::arrow::array::{AsArray, BooleanArray};
-        let ctx = SessionContext::new();
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let schema = Arc::new(intervals_schema());
         let mut batches = Vec::new();
         for part in parts {
-            let path = part.to_string_lossy().into_owned();
-            let options = datafusion::prelude::ParquetReadOptions::default();
-            for batch in ctx.read_parquet(path, options).await?.collect().await? {
+            // Read with the plain Parquet reader: thousands of tiny files through a
+            // DataFusion session cost far more time and memory.
+            let file = std::fs::File::open(part).map_err(|e| EngineError::Io(part.clone(), e))?;
+            for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
+                let batch = batch?;
                 // Parquet reads strings back as views; the table's schema says Utf8.
                 let columns = batch
                     .columns()

@@ -411,7 +411,6 @@ impl JobContext {
         if refresh {
             self.engine
                 .forget_intervals(&node.unique_id, &self.run_id)
-                .await
                 .map_err(|e| Failed::from(self.located(node, &e.to_string())))?;
         }
         let (mut rows, mut query_seconds, mut tests) = (0, 0.0, Vec::new());
