@@ -354,25 +354,13 @@ impl JobContext {
         };
         let engine_error = |e: crate::engine::EngineError| Failed::from(self.located(node, &e.to_string()));
         let staged = self.engine.stage(relation, build, &self.failpoints, &node.name).await.map_err(engine_error)?;
-        let mut tests = Vec::new();
-        for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
-            tests.push(run_test(&self.compiled, &self.engine, &self.compiled.nodes[test_id], Against::Staged).await);
-        }
+        let mut tests = self.audit(node).await;
         let history = self.history.get(&node.unique_id).map_or(&[][..], Vec::as_slice);
         let anomaly = staged.rows.and_then(|rows| check_anomaly(node, rows, history));
-        let blocking: Vec<&TestRun> = tests.iter().chain(&anomaly).filter(|t| t.blocks()).collect();
-        if !blocking.is_empty() {
-            let names: Vec<String> = blocking.iter().map(|t| format!("`{}`", self.test_name(t))).collect();
-            let message =
-                format!("not published: {} failed on the new data; the previous version stays", names.join(", "));
+        if let Some(names) = self.blocking(tests.iter().chain(&anomaly)) {
+            let message = format!("not published: {names} failed on the new data; the previous version stays");
             if let Err(e) = self.engine.discard(staged) {
-                return Err(Failed {
-                    message: format!(
-                        "{message}
-{e}"
-                    ),
-                    tests,
-                });
+                return Err(Failed { message: format!("{message}\n{e}"), tests });
             }
             tests.extend(anomaly);
             return Err(Failed { message, tests });
@@ -430,17 +418,11 @@ impl JobContext {
                 Failed::from(self.located(node, &format!("batch {}: {e}", period.ds())))
             };
             let staged = self.engine.stage(relation, build, &self.failpoints, &node.name).await.map_err(in_batch)?;
-            for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
-                tests
-                    .push(run_test(&self.compiled, &self.engine, &self.compiled.nodes[test_id], Against::Staged).await);
-            }
-            if tests.iter().any(TestRun::blocks) {
-                let names: Vec<String> =
-                    tests.iter().filter(|t| t.blocks()).map(|t| format!("`{}`", self.test_name(t))).collect();
+            tests.extend(self.audit(node).await);
+            if let Some(names) = self.blocking(tests.iter()) {
                 let message = format!(
-                    "batch {} not published: {} failed on its data; earlier batches stay published",
-                    period.ds(),
-                    names.join(", ")
+                    "batch {} not published: {names} failed on its data; earlier batches stay published",
+                    period.ds()
                 );
                 self.engine.discard(staged).map_err(in_batch)?;
                 return Err(Failed { message, tests });
@@ -461,8 +443,25 @@ impl JobContext {
         self.full_refresh && node.config.full_refresh != Some(false)
     }
 
-    fn test_name(&self, test: &TestRun) -> String {
-        self.compiled.nodes.get(&test.unique_id).map_or_else(|| test.test.clone(), |n| n.name.clone())
+    /// Runs the tests that audit `node` on its staged data.
+    async fn audit(&self, node: &Node) -> Vec<TestRun> {
+        let mut tests = Vec::new();
+        for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
+            tests.push(run_test(&self.compiled, &self.engine, &self.compiled.nodes[test_id], Against::Staged).await);
+        }
+        tests
+    }
+
+    /// The names of the results that stop a publish (`` `a`, `b` ``), if any.
+    fn blocking<'t>(&self, results: impl Iterator<Item = &'t TestRun>) -> Option<String> {
+        let names: Vec<String> = results
+            .filter(|t| t.blocks())
+            .map(|t| {
+                let name = self.compiled.nodes.get(&t.unique_id).map_or_else(|| t.test.clone(), |n| n.name.clone());
+                format!("`{name}`")
+            })
+            .collect();
+        (!names.is_empty()).then(|| names.join(", "))
     }
 
     /// An error message with the node's file and, for models, its compiled SQL.

@@ -220,14 +220,12 @@ fn partition_overlaps(partition: &str, window: &Window) -> bool {
 /// `alias."c" as "c"` for each column, or `null as "c"` where `present` says the
 /// relation lacks it.
 fn select_list(alias: &str, columns: &[ColumnMeta], present: impl Fn(&str) -> bool) -> String {
-    columns
-        .iter()
-        .map(|c| {
-            let q = quote_ident(&c.name);
-            if present(&c.name) { format!("{alias}.{q} as {q}") } else { format!("null as {q}") }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    columns.iter().map(|c| column_expr(alias, &c.name, present(&c.name))).collect::<Vec<_>>().join(", ")
+}
+
+fn column_expr(alias: &str, name: &str, present: bool) -> String {
+    let q = quote_ident(name);
+    if present { format!("{alias}.{q} as {q}") } else { format!("null as {q}") }
 }
 
 /// The new version's columns under `on_schema_change`.
@@ -291,17 +289,13 @@ fn merge_sql(
     let on = spec.unique_key.iter().map(|k| format!("o.{0} = d.{0}", quote_ident(k))).collect::<Vec<_>>().join(" and ");
     let in_delta = |c: &str| delta_columns.iter().any(|d| d.name == c);
     let in_current = |c: &str| current_columns.iter().any(|d| d.name == c);
-    let from = |alias: &str, c: &ColumnMeta, present: bool| {
-        let q = quote_ident(&c.name);
-        if present { format!("{alias}.{q} as {q}") } else { format!("null as {q}") }
-    };
-    let kept: Vec<String> = columns.iter().map(|c| from("o", c, in_current(&c.name))).collect();
-    let new: Vec<String> = columns.iter().map(|c| from("d", c, in_delta(&c.name))).collect();
-    let kept_sql = format!("select {} from {current} o left anti join {delta} d on {on}", kept.join(", "));
+    let kept = select_list("o", columns, in_current);
+    let new = select_list("d", columns, in_delta);
+    let kept_sql = format!("select {kept} from {current} o left anti join {delta} d on {on}");
     let limited = spec.strategy == IncrementalStrategy::Merge
         && (spec.update_columns.is_some() || !spec.exclude_columns.is_empty());
     if !limited {
-        return format!("{kept_sql}\nunion all\nselect {} from {delta} d", new.join(", "));
+        return format!("{kept_sql}\nunion all\nselect {new} from {delta} d");
     }
     let takes_new = |c: &str| {
         spec.unique_key.iter().any(|k| k == c)
@@ -311,15 +305,14 @@ fn merge_sql(
     let matched: Vec<String> = columns
         .iter()
         .map(|c| match takes_new(&c.name) && in_delta(&c.name) {
-            true => from("d", c, true),
-            false => from("o", c, in_current(&c.name)),
+            true => column_expr("d", &c.name, true),
+            false => column_expr("o", &c.name, in_current(&c.name)),
         })
         .collect();
     format!(
         "{kept_sql}\nunion all\nselect {} from {current} o join {delta} d on {on}\nunion all\n\
-         select {} from {delta} d left anti join {current} o on {on}",
-        matched.join(", "),
-        new.join(", ")
+         select {new} from {delta} d left anti join {current} o on {on}",
+        matched.join(", ")
     )
 }
 
