@@ -4,19 +4,16 @@
 use super::{GlobalArgs, Outcome};
 use crate::compile::window::{self, Period};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::datafusion::{Access, DataFusionEngine};
+use crate::engine::Access;
 use crate::project::Env;
 use crate::report::Output;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let compiled = super::compile_with(global, env, sources)?;
     let selected = super::selected(global, &compiled)?;
-    let warehouse = super::warehouse_dir(&compiled.project);
     let done = super::runtime()?.block_on(async {
-        let engine = DataFusionEngine::open(&warehouse, Access::Read)
-            .await
-            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
-        engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])
+        let engine = super::open_engine(&compiled.project, Access::Read).await?;
+        engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])
     })?;
     let now = chrono::Utc::now().naive_utc();
     let mut lines = Vec::new();

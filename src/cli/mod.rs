@@ -185,9 +185,12 @@ fn compile_refreshing(
     compile_project(&opts, sources).map_err(|d| d.0)
 }
 
-/// The relations in the embedded engine's warehouse (none when it does not exist yet or
-/// cannot be read: then every incremental model is built in full).
+/// The relations on the target (none when they cannot be listed: then every incremental
+/// model is built in full, and the run reports why it cannot reach the target).
 fn existing_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
+    if project.target.engine == crate::project::EngineKind::Postgres {
+        return crate::engine::postgres::existing_relations(&project.target);
+    }
     let dir = warehouse_dir(project);
     if !dir.is_dir() {
         return Default::default();
@@ -234,13 +237,54 @@ fn warehouse_dir(project: &crate::project::Project) -> PathBuf {
     }
 }
 
-/// An engine error that stops the command (exit code 2).
-fn engine_diagnostic(e: crate::engine::EngineError, warehouse: &std::path::Path) -> Diagnostic {
+/// Opens the active target's engine: the embedded warehouse, or a Postgres server.
+async fn open_engine(
+    project: &crate::project::Project,
+    access: crate::engine::Access,
+) -> Result<std::sync::Arc<dyn crate::engine::Engine>, Vec<Diagnostic>> {
+    use crate::engine::{datafusion::DataFusionEngine, postgres::PostgresEngine};
+    use crate::project::EngineKind;
+    let engine: std::sync::Arc<dyn crate::engine::Engine> = match project.target.engine {
+        EngineKind::Local => {
+            let warehouse = warehouse_dir(project);
+            let engine = DataFusionEngine::open(&warehouse, access)
+                .await
+                .map_err(|e| vec![engine_diagnostic(e, &project.target)])?;
+            std::sync::Arc::new(engine)
+        }
+        EngineKind::Postgres => {
+            let engine =
+                PostgresEngine::open(&project.target, access).await.map_err(|e| vec![engine_diagnostic(e, &project.target)])?;
+            std::sync::Arc::new(engine)
+        }
+    };
+    Ok(engine)
+}
+
+/// An engine error that stops the command (exit code 2), naming the target (never its
+/// credentials).
+fn engine_diagnostic(e: crate::engine::EngineError, target: &crate::project::Target) -> Diagnostic {
     let d = Diagnostic::error(e.code(), e.to_string());
     match e {
         crate::engine::EngineError::Locked(_) => {
             d.with_help("wait for it to finish, or pass `--wait-for-lock` to queue behind it")
         }
-        _ => d.with_note(format!("warehouse: {}", warehouse.display())),
+        _ => d.with_note(format!("target: {}", describe_target(target))),
+    }
+}
+
+/// `local warehouse at <dir>` or `postgres at host:port/db`, for messages.
+fn describe_target(target: &crate::project::Target) -> String {
+    use crate::project::EngineKind;
+    match target.engine {
+        EngineKind::Local => format!(
+            "`{}`, the embedded warehouse at {}",
+            target.name,
+            target.settings.get("path").and_then(Json::as_str).unwrap_or("warehouse")
+        ),
+        EngineKind::Postgres => match crate::engine::postgres::PgSettings::from_target(target) {
+            Ok(s) => format!("`{}`, postgres at {}", target.name, s.describe()),
+            Err(_) => format!("`{}`, postgres", target.name),
+        },
     }
 }

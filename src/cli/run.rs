@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{GlobalArgs, Outcome};
 use crate::compile::window;
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::datafusion::{Access, DataFusionEngine};
+use crate::engine::Access;
 use crate::engine::failpoint::Failpoints;
 use crate::project::Env;
 use crate::report::progress::{Progress, Status};
@@ -128,22 +128,26 @@ fn run_periods(
     let compiled = Arc::new(compiled);
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async {
-        let warehouse = super::warehouse_dir(&compiled.project);
-        let engine = DataFusionEngine::open(&warehouse, Access::Write { wait: args.wait_for_lock })
-            .await
-            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
-        let engine = Arc::new(engine);
+        let engine = super::open_engine(&compiled.project, Access::Write { wait: args.wait_for_lock }).await?;
         let progress = Progress::new(global.format, total, command.as_str());
-        let history = engine.row_count_history().await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
-        let intervals = engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
-        let summary = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, &progress).await;
+        let history = engine.row_count_history().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        let intervals = engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        let run = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, &progress);
+        let summary = tokio::select! {
+            summary = run => summary,
+            _ = tokio::signal::ctrl_c() => {
+                engine.cancel().await;
+                return Err(vec![Diagnostic::error("interrupted", "interrupted: running statements were cancelled")
+                    .with_note("nothing half-built was published; the next run picks up from here")]);
+            }
+        };
         for r in &summary.results {
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }
         engine
             .record_run(&summary, &compiled.project.vars)
             .await
-            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
+            .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         let count = |s| summary.count(s);
         let (ok, errors, skipped) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
         let (pass, warn, fail) = (count(Status::Pass), count(Status::Warn), count(Status::Fail));

@@ -2,7 +2,7 @@
 
 use super::{Format, GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::datafusion::{Access, DataFusionEngine};
+use crate::engine::Access;
 use crate::graph::ResourceType;
 use crate::project::Env;
 use crate::report::Output;
@@ -48,13 +48,10 @@ pub fn run(
             }
         }
     };
-    let warehouse = super::warehouse_dir(&compiled.project);
     let runtime = super::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = DataFusionEngine::open(&warehouse, Access::Read)
-            .await
-            .map_err(|e| vec![super::engine_diagnostic(e, &warehouse)])?;
-        engine.query_limited(&sql, args.limit).await.map_err(|e| {
+        let engine = super::open_engine(&compiled.project, Access::Read).await?;
+        engine.query(&sql, args.limit).await.map_err(|e| {
             vec![Diagnostic::error("query-failed", format!("the query failed: {e}")).with_note(format!("query: {sql}"))]
         })
     })?;

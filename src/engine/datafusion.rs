@@ -14,10 +14,10 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
 
-use super::EngineError;
 use super::failpoint::Failpoints;
+use super::{Access, Build, Engine, EngineError, Staged, handle};
 use super::local::{
-    IncrementalSpec, OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine,
+    OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine,
     deregister_audit, open_session, register_audit, register_relation, register_table_dir, table_columns,
     write_dataframe, write_query,
 };
@@ -27,40 +27,10 @@ use crate::report::progress::Status;
 use crate::run::audit::{RowHistory, TestRun};
 use crate::run::execute::{Intervals, NodeResult, RunSummary};
 
-/// Whether a command writes (and so takes the lock) or only reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Write { wait: bool },
-    Read,
-}
-
-/// What to build into a relation.
-#[derive(Debug)]
-pub enum Build {
-    View(String),
-    Table {
-        sql: String,
-        partition_by: Vec<String>,
-    },
-    /// An incremental model's new rows, combined with the current version when there is
-    /// one (else built like a table).
-    Incremental {
-        sql: String,
-        spec: IncrementalSpec,
-    },
-    Seed(RecordBatch),
-}
-
-/// New data written but not yet published: the result of `DataFusionEngine::stage`.
-#[derive(Debug)]
-pub struct Staged {
-    relation: Relation,
+/// What `stage` leaves for `publish` or `discard`.
+struct StagedVersion {
     staging: Staging,
     meta: RelationMeta,
-    /// Rows written (none for views).
-    pub rows: Option<u64>,
-    /// Time spent in DataFusion planning and running the query.
-    pub query_seconds: f64,
 }
 
 /// Where an incremental model's new rows are registered while they are combined.
@@ -98,121 +68,6 @@ impl DataFusionEngine {
         Ok(engine)
     }
 
-    /// Writes `build` where no reader sees it (a staging version) and registers it under
-    /// the relation's audit name, so tests can read it before `publish`. Returns what a
-    /// later `publish` or `discard` takes.
-    pub async fn stage(
-        &self,
-        relation: &Relation,
-        build: Build,
-        failpoints: &Failpoints,
-        model: &str,
-    ) -> Result<Staged, EngineError> {
-        let staging = self.warehouse.stage(&relation.schema, &relation.identifier)?;
-        let clock = std::time::Instant::now();
-        let (meta, rows) = match build {
-            Build::View(sql) => {
-                let df = self.ctx.sql(&sql).await?;
-                let columns = table_columns(df.schema().as_arrow(), &[]);
-                (RelationMeta::view(columns, sql), None)
-            }
-            Build::Table { sql, partition_by } => {
-                let out = write_query(&self.ctx, &sql, &staging, &partition_by).await?;
-                (RelationMeta::table(out.columns, partition_by), Some(out.rows))
-            }
-            Build::Incremental { sql, spec } => {
-                match self.warehouse.relation(&relation.schema, &relation.identifier)? {
-                    Some(current) if current.meta.kind == RelationKind::Table => {
-                        let delta = self.warehouse.stage(&relation.schema, &relation.identifier)?;
-                        let out = write_query(&self.ctx, &sql, &delta, &spec.partition_by).await?;
-                        let delta_name = Relation::new(DELTA_SCHEMA, relation.audit().identifier);
-                        let meta = combine(&self.ctx, &current, &delta, &out, &staging, &spec, &delta_name).await?;
-                        (meta, Some(out.rows))
-                    }
-                    _ => {
-                        let out = write_query(&self.ctx, &sql, &staging, &spec.partition_by).await?;
-                        (RelationMeta::table(out.columns, spec.partition_by), Some(out.rows))
-                    }
-                }
-            }
-            Build::Seed(batch) => {
-                let df = self.ctx.read_batch(batch)?;
-                let out = write_dataframe(df, &staging, &[]).await?;
-                (RelationMeta::table(out.columns, Vec::new()), Some(out.rows))
-            }
-        };
-        failpoints.hit("after-stage", model);
-        register_audit(&self.ctx, &relation.audit(), staging.dir(), &meta).await?;
-        let query_seconds = clock.elapsed().as_secs_f64();
-        Ok(Staged { relation: relation.clone(), staging, meta, rows, query_seconds })
-    }
-
-    /// Publishes staged data atomically, passing the failpoints on the way. Returns the
-    /// number of rows written (none for views).
-    pub async fn publish(
-        &self,
-        staged: Staged,
-        failpoints: &Failpoints,
-        model: &str,
-    ) -> Result<Option<u64>, EngineError> {
-        deregister_audit(&self.ctx, &staged.relation.audit())?;
-        failpoints.hit("before-publish", model);
-        let stored = self.warehouse.publish(staged.staging, staged.meta)?;
-        failpoints.hit("after-publish", model);
-        register_relation(&self.ctx, &stored).await?;
-        if let Some(lock) = &self.lock {
-            self.warehouse.prune(lock, &stored.schema, &stored.name)?;
-        }
-        Ok(staged.rows)
-    }
-
-    /// Drops staged data that must not be published (an audit failed).
-    pub fn discard(&self, staged: Staged) -> Result<(), EngineError> {
-        deregister_audit(&self.ctx, &staged.relation.audit())?;
-        drop(staged.staging);
-        Ok(())
-    }
-
-    /// Builds `relation` from a query and publishes it at once, with no audit (stored
-    /// test failures). Returns the number of rows.
-    pub async fn replace_table(&self, relation: &Relation, sql: &str) -> Result<u64, EngineError> {
-        let build = Build::Table { sql: sql.to_string(), partition_by: Vec::new() };
-        let staged = self.stage(relation, build, &Failpoints::default(), "").await?;
-        Ok(self.publish(staged, &Failpoints::default(), "").await?.unwrap_or(0))
-    }
-
-    /// The number of rows a query returns.
-    pub async fn count(&self, sql: &str) -> Result<u64, EngineError> {
-        Ok(self.ctx.sql(sql).await?.count().await? as u64)
-    }
-
-    /// Runs a query and returns at most `limit` rows.
-    pub async fn query_limited(&self, sql: &str, limit: usize) -> Result<Vec<RecordBatch>, EngineError> {
-        let df = self.ctx.sql(sql).await?;
-        let df = if limit == usize::MAX { df } else { df.limit(0, Some(limit))? };
-        Ok(df.collect().await?)
-    }
-
-    /// Appends the run, its node results and its test results to the history
-    /// (`_etlm.runs`, `_etlm.model_runs`, `_etlm.test_results`): each a new Parquet
-    /// file, renamed into place whole.
-    pub async fn record_run(
-        &self,
-        summary: &RunSummary,
-        vars: &std::collections::BTreeMap<String, serde_json::Value>,
-    ) -> Result<(), EngineError> {
-        let models = model_runs_batch(summary)?;
-        let tests = test_results_batch(summary)?;
-        let runs = runs_batch(summary, vars)?;
-        // `runs` last: a run listed there has all its rows in the other two.
-        for (table, batch) in [("model_runs", models), ("test_results", tests), ("runs", runs)] {
-            let dir = self.history_dir(table);
-            append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
-        }
-        self.compact_intervals(&summary.run_id)?;
-        self.register_history()
-    }
-
     /// Folds the interval files of this run (one per batch) into one, so a year of hourly
     /// batches does not leave 8,760 files for every later run to read.
     fn compact_intervals(&self, run_id: &str) -> Result<(), EngineError> {
@@ -222,30 +77,6 @@ impl DataFusionEngine {
             self.rewrite_intervals(&parts, &format!("{run_id}.parquet"), None)?;
         }
         Ok(())
-    }
-
-    /// Drops every interval recorded for `unique_id` (a full refresh starts it anew).
-    /// Call it before the refresh publishes anything: a crash in between leaves the
-    /// model claiming less than it has, never more.
-    pub fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError> {
-        let parts = self.interval_files(|_| true)?;
-        if !parts.is_empty() {
-            self.rewrite_intervals(&parts, &format!("{run_id}-reset.parquet"), Some(unique_id))?;
-        }
-        Ok(())
-    }
-
-    fn interval_files(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, EngineError> {
-        let dir = self.history_dir("intervals");
-        let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| EngineError::Io(dir.clone(), e))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-            .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
-            .collect();
-        parts.sort();
-        Ok(parts)
     }
 
     /// Replaces interval files by one file `name` holding their rows (less those of
@@ -290,13 +121,168 @@ impl DataFusionEngine {
         Ok(())
     }
 
+    fn interval_files(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, EngineError> {
+        let dir = self.history_dir("intervals");
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| EngineError::Io(dir.clone(), e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .filter(|p| p.file_name().is_some_and(|n| keep(&n.to_string_lossy())))
+            .collect();
+        parts.sort();
+        Ok(parts)
+    }
+
     fn history_dir(&self, table: &str) -> PathBuf {
         self.warehouse.root().join(HISTORY_SCHEMA).join(table)
     }
 
+    /// Registers the history tables (empty until the first run).
+    fn register_history(&self) -> Result<(), EngineError> {
+        let tables = [
+            ("model_runs", model_runs_schema()),
+            ("test_results", test_results_schema()),
+            ("runs", runs_schema()),
+            ("intervals", intervals_schema()),
+        ];
+        for (table, schema) in tables {
+            let dir = self.history_dir(table);
+            std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(dir.clone(), e))?;
+            let meta = RelationMeta::table(table_columns(&schema, &[]), Vec::new());
+            register_table_dir(&self.ctx, HISTORY_SCHEMA, table, &dir, &meta)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for DataFusionEngine {
+    fn history_schema(&self) -> &'static str {
+        HISTORY_SCHEMA
+    }
+
+    /// Writes `build` where no reader sees it (a staging version) and registers it under
+    /// the relation's audit name, so tests can read it before `publish`. Returns what a
+    /// later `publish` or `discard` takes.
+    async fn stage(
+        &self,
+        relation: &Relation,
+        build: Build,
+        failpoints: &Failpoints,
+        model: &str,
+    ) -> Result<Staged, EngineError> {
+        let staging = self.warehouse.stage(&relation.schema, &relation.identifier)?;
+        let clock = std::time::Instant::now();
+        let (meta, rows) = match build {
+            Build::View(sql) => {
+                let df = self.ctx.sql(&sql).await?;
+                let columns = table_columns(df.schema().as_arrow(), &[]);
+                (RelationMeta::view(columns, sql), None)
+            }
+            Build::Table { sql, partition_by } => {
+                let out = write_query(&self.ctx, &sql, &staging, &partition_by).await?;
+                (RelationMeta::table(out.columns, partition_by), Some(out.rows))
+            }
+            Build::Incremental { sql, spec } => {
+                match self.warehouse.relation(&relation.schema, &relation.identifier)? {
+                    Some(current) if current.meta.kind == RelationKind::Table => {
+                        let delta = self.warehouse.stage(&relation.schema, &relation.identifier)?;
+                        let out = write_query(&self.ctx, &sql, &delta, &spec.partition_by).await?;
+                        let delta_name = Relation::new(DELTA_SCHEMA, relation.audit().identifier);
+                        let meta = combine(&self.ctx, &current, &delta, &out, &staging, &spec, &delta_name).await?;
+                        (meta, Some(out.rows))
+                    }
+                    _ => {
+                        let out = write_query(&self.ctx, &sql, &staging, &spec.partition_by).await?;
+                        (RelationMeta::table(out.columns, spec.partition_by), Some(out.rows))
+                    }
+                }
+            }
+            Build::Seed(batch) => {
+                let df = self.ctx.read_batch(batch)?;
+                let out = write_dataframe(df, &staging, &[]).await?;
+                (RelationMeta::table(out.columns, Vec::new()), Some(out.rows))
+            }
+        };
+        failpoints.hit("after-stage", model);
+        register_audit(&self.ctx, &relation.audit(), staging.dir(), &meta).await?;
+        let query_seconds = clock.elapsed().as_secs_f64();
+        let handle = Box::new(StagedVersion { staging, meta });
+        Ok(Staged { relation: relation.clone(), rows, query_seconds, handle })
+    }
+
+    /// Publishes staged data atomically, passing the failpoints on the way. Returns the
+    /// number of rows written (none for views).
+    async fn publish(
+        &self,
+        staged: Staged,
+        failpoints: &Failpoints,
+        model: &str,
+    ) -> Result<Option<u64>, EngineError> {
+        let (relation, rows, version) = handle::<StagedVersion>(staged)?;
+        deregister_audit(&self.ctx, &relation.audit())?;
+        failpoints.hit("before-publish", model);
+        let stored = self.warehouse.publish(version.staging, version.meta)?;
+        failpoints.hit("after-publish", model);
+        register_relation(&self.ctx, &stored).await?;
+        if let Some(lock) = &self.lock {
+            self.warehouse.prune(lock, &stored.schema, &stored.name)?;
+        }
+        Ok(rows)
+    }
+
+    /// Drops staged data that must not be published (an audit failed).
+    async fn discard(&self, staged: Staged) -> Result<(), EngineError> {
+        let (relation, _, version) = handle::<StagedVersion>(staged)?;
+        deregister_audit(&self.ctx, &relation.audit())?;
+        drop(version);
+        Ok(())
+    }
+
+    /// Builds `relation` from a query and publishes it at once, with no audit (stored
+    /// test failures). Returns the number of rows.
+    async fn replace_table(&self, relation: &Relation, sql: &str) -> Result<u64, EngineError> {
+        let build = Build::Table { sql: sql.to_string(), partition_by: Vec::new() };
+        let staged = self.stage(relation, build, &Failpoints::default(), "").await?;
+        Ok(self.publish(staged, &Failpoints::default(), "").await?.unwrap_or(0))
+    }
+
+    /// The number of rows a query returns.
+    async fn count(&self, sql: &str) -> Result<u64, EngineError> {
+        Ok(self.ctx.sql(sql).await?.count().await? as u64)
+    }
+
+    /// Runs a query and returns at most `limit` rows.
+    async fn query(&self, sql: &str, limit: usize) -> Result<Vec<RecordBatch>, EngineError> {
+        let df = self.ctx.sql(sql).await?;
+        let df = if limit == usize::MAX { df } else { df.limit(0, Some(limit))? };
+        Ok(df.collect().await?)
+    }
+
+    /// Appends the run, its node results and its test results to the history
+    /// (`_etlm.runs`, `_etlm.model_runs`, `_etlm.test_results`): each a new Parquet
+    /// file, renamed into place whole.
+    async fn record_run(
+        &self,
+        summary: &RunSummary,
+        vars: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), EngineError> {
+        let models = model_runs_batch(summary)?;
+        let tests = test_results_batch(summary)?;
+        let runs = runs_batch(summary, vars)?;
+        // `runs` last: a run listed there has all its rows in the other two.
+        for (table, batch) in [("model_runs", models), ("test_results", tests), ("runs", runs)] {
+            let dir = self.history_dir(table);
+            append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
+        }
+        self.compact_intervals(&summary.run_id)?;
+        self.register_history()
+    }
+
     /// Records that `unique_id`'s batch for `period` is published (`_etlm.intervals`):
     /// called only after the publish, so the record never claims unpublished data.
-    pub fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError> {
+    async fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError> {
         let t = |v: chrono::NaiveDateTime| v.and_utc().timestamp_micros();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![unique_id])),
@@ -310,8 +296,19 @@ impl DataFusionEngine {
         append_parquet(&self.history_dir("intervals"), &name, &batch)
     }
 
+    /// Drops every interval recorded for `unique_id` (a full refresh starts it anew).
+    /// Call it before the refresh publishes anything: a crash in between leaves the
+    /// model claiming less than it has, never more.
+    async fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError> {
+        let parts = self.interval_files(|_| true)?;
+        if !parts.is_empty() {
+            self.rewrite_intervals(&parts, &format!("{run_id}-reset.parquet"), Some(unique_id))?;
+        }
+        Ok(())
+    }
+
     /// The periods recorded as done, per node, in order.
-    pub async fn intervals(&self) -> Result<Intervals, EngineError> {
+    async fn intervals(&self) -> Result<Intervals, EngineError> {
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::TimestampMicrosecondType;
         let sql = format!(
@@ -334,7 +331,7 @@ impl DataFusionEngine {
     }
 
     /// Row counts of every node's successful builds, newest first (for anomaly checks).
-    pub async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
+    async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
         let sql = format!(
             "select unique_id, rows from \"{HISTORY_SCHEMA}\".\"model_runs\" \
              where status = 'success' and rows is not null order by started_at desc"
@@ -351,23 +348,6 @@ impl DataFusionEngine {
             }
         }
         Ok(history)
-    }
-
-    /// Registers the history tables (empty until the first run).
-    fn register_history(&self) -> Result<(), EngineError> {
-        let tables = [
-            ("model_runs", model_runs_schema()),
-            ("test_results", test_results_schema()),
-            ("runs", runs_schema()),
-            ("intervals", intervals_schema()),
-        ];
-        for (table, schema) in tables {
-            let dir = self.history_dir(table);
-            std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(dir.clone(), e))?;
-            let meta = RelationMeta::table(table_columns(&schema, &[]), Vec::new());
-            register_table_dir(&self.ctx, HISTORY_SCHEMA, table, &dir, &meta)?;
-        }
-        Ok(())
     }
 }
 
@@ -436,17 +416,6 @@ fn runs_schema() -> Schema {
     ])
 }
 
-fn status_text(status: Status) -> &'static str {
-    match status {
-        Status::Success => "success",
-        Status::Error => "error",
-        Status::Skipped => "skipped",
-        Status::Fail => "fail",
-        Status::Warn => "warn",
-        Status::Pass => "pass",
-    }
-}
-
 fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -461,7 +430,7 @@ fn model_runs_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
         text(&|n| Some(n.line.unique_id.clone())),
         text(&|n| Some(n.line.kind.clone())),
         text(&|n| Some(n.line.name.clone())),
-        text(&|n| Some(status_text(n.line.status).to_string())),
+        text(&|n| Some(n.line.status.as_str().to_string())),
         Arc::new(Int64Array::from(r.iter().map(|n| n.line.rows.map(|x| x as i64)).collect::<Vec<_>>())),
         Arc::new(
             TimestampMicrosecondArray::from(r.iter().map(|n| micros(n.started_at)).collect::<Vec<_>>())
@@ -486,7 +455,7 @@ fn test_results_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> 
         text(&|x| x.attached.clone()),
         text(&|x| x.column.clone()),
         text(&|x| Some(x.severity.to_string())),
-        text(&|x| Some(status_text(x.status).to_string())),
+        text(&|x| Some(x.status.as_str().to_string())),
         Arc::new(Int64Array::from(t.iter().map(|x| x.failures.map(|f| f as i64)).collect::<Vec<_>>())),
         Arc::new(BooleanArray::from(t.iter().map(|x| x.audit).collect::<Vec<_>>())),
         text(&|x| Some(x.threshold.clone())),

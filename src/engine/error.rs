@@ -6,7 +6,8 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use datafusion::parquet::errors::ParquetError;
 
-use super::local::{IncrementalError, SessionError, StorageError, WriteError};
+use super::incremental::IncrementalError;
+use super::local::{CombineError, SessionError, StorageError, WriteError};
 
 /// Something an engine could not do.
 #[derive(Debug, thiserror::Error)]
@@ -23,11 +24,21 @@ pub enum EngineError {
     #[error(transparent)]
     Incremental(#[from] IncrementalError),
     #[error(transparent)]
+    Combine(#[from] CombineError),
+    #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]
     Arrow(#[from] ArrowError),
     #[error(transparent)]
     Parquet(#[from] ParquetError),
+    #[error("could not connect to postgres at {target}: {reason}")]
+    Connect { target: String, reason: String },
+    /// A statement failed on Postgres (the message is the server's, with its detail).
+    #[error("{0}")]
+    Postgres(String),
+    /// A rebuild would break relations built on top of it.
+    #[error("{0}")]
+    Dependents(String),
     #[error("could not write `{0}`: {1}")]
     Io(PathBuf, std::io::Error),
     #[error("internal error: {0}")]
@@ -48,6 +59,8 @@ impl EngineError {
     pub fn code(&self) -> &'static str {
         match self {
             EngineError::Locked(_) => "warehouse-locked",
+            EngineError::Connect { .. } => "connection-failed",
+            EngineError::Dependents(_) => "dependent-relations",
             _ => "engine-error",
         }
     }

@@ -1,10 +1,131 @@
-//! Engines: where compiled models run. `local` is the embedded engine (DataFusion over
-//! Parquet in a warehouse directory); `failpoint` lets crash-safety tests abort a run at
-//! named points.
+//! Engines: where compiled models run. `datafusion` is the embedded engine (DataFusion
+//! over Parquet in a warehouse directory, `local/`), `postgres` a Postgres server (or
+//! any warehouse speaking its protocol). Both implement [`Engine`]: the runner, the
+//! audits and the history never ask which one they talk to. `failpoint` lets
+//! crash-safety tests stop a run at named points.
 
 pub mod datafusion;
 mod error;
 pub mod failpoint;
+pub mod incremental;
 pub mod local;
+pub mod postgres;
+
+use std::any::Any;
+
+use ::datafusion::arrow::array::RecordBatch;
 
 pub use self::error::EngineError;
+use self::failpoint::Failpoints;
+use self::incremental::IncrementalSpec;
+use crate::compile::window::Period;
+use crate::relation::Relation;
+use crate::run::audit::RowHistory;
+use crate::run::execute::{Intervals, RunSummary};
+
+/// Whether a command writes (and so takes the target's run lock) or only reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write { wait: bool },
+    Read,
+}
+
+/// What to build into a relation.
+#[derive(Debug)]
+pub enum Build {
+    View(String),
+    Table {
+        sql: String,
+        partition_by: Vec<String>,
+    },
+    /// An incremental model's new rows, combined with the current version when there is
+    /// one (else built like a table).
+    Incremental {
+        sql: String,
+        spec: IncrementalSpec,
+    },
+    Seed(RecordBatch),
+}
+
+/// New data written where no reader sees it, readable under the relation's audit name
+/// until `publish` or `discard` takes it.
+pub struct Staged {
+    pub relation: Relation,
+    /// Rows written (none for views; for incremental models, the new rows).
+    pub rows: Option<u64>,
+    /// Time spent in the engine planning and running the query.
+    pub query_seconds: f64,
+    /// The engine's own handle on the staged data.
+    pub handle: Box<dyn Any + Send + Sync>,
+}
+
+/// An engine a run builds on. Every write goes stage, audit (tests read the audit
+/// relation), then publish or discard; history and interval records live in the
+/// engine's metadata store.
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync {
+    /// The schema of the metadata store (`runs`, `model_runs`, `test_results`,
+    /// `intervals`), as SQL on this engine names it.
+    fn history_schema(&self) -> &'static str;
+
+    /// Writes `build` where no reader sees it and makes it readable under
+    /// `relation.audit()`, passing the `after-stage` failpoint.
+    async fn stage(
+        &self,
+        relation: &Relation,
+        build: Build,
+        failpoints: &Failpoints,
+        model: &str,
+    ) -> Result<Staged, EngineError>;
+
+    /// Makes staged data the relation's current version atomically. Returns the rows
+    /// written (none for views).
+    async fn publish(&self, staged: Staged, failpoints: &Failpoints, model: &str) -> Result<Option<u64>, EngineError>;
+
+    /// Drops staged data that must not be published (an audit failed).
+    async fn discard(&self, staged: Staged) -> Result<(), EngineError>;
+
+    /// Builds `relation` from a query and publishes it at once, with no audit (stored
+    /// test failures). Returns the number of rows.
+    async fn replace_table(&self, relation: &Relation, sql: &str) -> Result<u64, EngineError>;
+
+    /// The number of rows a query returns.
+    async fn count(&self, sql: &str) -> Result<u64, EngineError>;
+
+    /// Runs a query and returns at most `limit` rows.
+    async fn query(&self, sql: &str, limit: usize) -> Result<Vec<RecordBatch>, EngineError>;
+
+    /// Appends a run, its node results and its test results to the history.
+    async fn record_run(
+        &self,
+        summary: &RunSummary,
+        vars: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), EngineError>;
+
+    /// Records that `unique_id`'s batch for `period` is published: called only after
+    /// the publish, so the record never claims unpublished data.
+    async fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError>;
+
+    /// Drops every interval recorded for `unique_id` (a full refresh starts it anew),
+    /// before the refresh publishes anything.
+    async fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError>;
+
+    /// The periods recorded as done, per node, in order.
+    async fn intervals(&self) -> Result<Intervals, EngineError>;
+
+    /// Row counts of every node's successful builds, newest first (anomaly checks).
+    async fn row_count_history(&self) -> Result<RowHistory, EngineError>;
+
+    /// Cancels the statements running on the engine (Ctrl-C); their transactions roll
+    /// back. Engines that run in-process have nothing to cancel.
+    async fn cancel(&self) {}
+}
+
+/// Takes the engine's handle out of staged data it made.
+pub(crate) fn handle<T: Any>(staged: Staged) -> Result<(Relation, Option<u64>, T), EngineError> {
+    let Staged { relation, rows, handle, .. } = staged;
+    match handle.downcast::<T>() {
+        Ok(h) => Ok((relation, rows, *h)),
+        Err(_) => Err(EngineError::Internal("staged data of another engine".into())),
+    }
+}

@@ -27,6 +27,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// The lowercase name the history and run_results.json use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Skipped => "skipped",
+            Status::Fail => "fail",
+            Status::Warn => "warn",
+            Status::Pass => "pass",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Status::Success => "OK",

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::compile::{CompiledProject, Node};
-use crate::engine::datafusion::DataFusionEngine;
+use crate::engine::Engine;
 use crate::project::TestSeverity;
 use crate::quality::{Verdict, check_row_count, judge};
 use crate::relation::Relation;
@@ -83,7 +83,7 @@ pub fn failures_relation(compiled: &CompiledProject, test: &Node) -> Relation {
 /// Runs one test and judges its failing-row count. Failing rows are stored when the
 /// test fails and audits staged data (the rows are about to vanish) or when its
 /// `store_failures` config asks for it.
-pub async fn run_test(compiled: &CompiledProject, engine: &DataFusionEngine, test: &Node, against: Against) -> TestRun {
+pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &Node, against: Against) -> TestRun {
     let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
     let cfg = &test.config;
@@ -117,7 +117,7 @@ pub async fn run_test(compiled: &CompiledProject, engine: &DataFusionEngine, tes
     };
     if verdict != Verdict::Pass {
         let mut message = format!("{} failing row{}", failures, if failures == 1 { "" } else { "s" });
-        if let Ok(batches) = engine.query_limited(sql, SAMPLE_ROWS).await {
+        if let Ok(batches) = engine.query(sql, SAMPLE_ROWS).await {
             if let Ok(table) = datafusion::arrow::util::pretty::pretty_format_batches(&batches) {
                 message.push_str(&format!(", first {}:\n{table}", SAMPLE_ROWS.min(failures as usize)));
             }

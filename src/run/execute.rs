@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use crate::compile::window::{self, Period};
 use crate::compile::{CompiledProject, Node};
-use crate::engine::datafusion::{Build, DataFusionEngine};
 use crate::engine::failpoint::Failpoints;
-use crate::engine::local::{IncrementalSpec, Window};
+use crate::engine::incremental::{IncrementalSpec, Window};
+use crate::engine::{Build, Engine};
 use crate::graph::ResourceType;
 use crate::project::{IncrementalStrategy, Materialization};
 use crate::report::progress::{Progress, ResultLine, Status};
@@ -207,7 +207,7 @@ impl From<String> for Failed {
 /// Runs the planned jobs on the engine, reporting each result as it finishes.
 pub async fn execute(
     compiled: Arc<CompiledProject>,
-    engine: Arc<DataFusionEngine>,
+    engine: Arc<dyn Engine>,
     opts: &RunOptions,
     plan: Plan,
     history: RowHistory,
@@ -306,7 +306,7 @@ pub async fn execute(
 /// What every job of a run shares.
 struct JobContext {
     compiled: Arc<CompiledProject>,
-    engine: Arc<DataFusionEngine>,
+    engine: Arc<dyn Engine>,
     failpoints: Failpoints,
     seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
     audits: BTreeMap<String, Vec<String>>,
@@ -321,7 +321,7 @@ impl JobContext {
     async fn run_node(&self, id: &str) -> Result<Done, Failed> {
         let node = &self.compiled.nodes[id];
         if node.resource_type == ResourceType::Test {
-            let test = run_test(&self.compiled, &self.engine, node, Against::Published).await;
+            let test = run_test(&self.compiled, self.engine.as_ref(), node, Against::Published).await;
             return if test.blocks() {
                 Err(Failed { message: test.message.clone().unwrap_or_default(), tests: vec![test] })
             } else {
@@ -359,7 +359,7 @@ impl JobContext {
         let anomaly = staged.rows.and_then(|rows| check_anomaly(node, rows, history));
         if let Some(names) = self.blocking(tests.iter().chain(&anomaly)) {
             let message = format!("not published: {names} failed on the new data; the previous version stays");
-            if let Err(e) = self.engine.discard(staged) {
+            if let Err(e) = self.engine.discard(staged).await {
                 return Err(Failed { message: format!("{message}\n{e}"), tests });
             }
             tests.extend(anomaly);
@@ -399,6 +399,7 @@ impl JobContext {
         if refresh {
             self.engine
                 .forget_intervals(&node.unique_id, &self.run_id)
+                .await
                 .map_err(|e| Failed::from(self.located(node, &e.to_string())))?;
         }
         let (mut rows, mut query_seconds, mut tests) = (0, 0.0, Vec::new());
@@ -424,14 +425,14 @@ impl JobContext {
                     "batch {} not published: {names} failed on its data; earlier batches stay published",
                     period.ds()
                 );
-                self.engine.discard(staged).map_err(in_batch)?;
+                self.engine.discard(staged).await.map_err(in_batch)?;
                 return Err(Failed { message, tests });
             }
             query_seconds += staged.query_seconds;
             let written = self.engine.publish(staged, &self.failpoints, &node.name).await.map_err(in_batch)?;
             rows += written.unwrap_or(0);
             self.failpoints.hit("before-state-write", &node.name);
-            self.engine.record_interval(&node.unique_id, period, &self.run_id).map_err(in_batch)?;
+            self.engine.record_interval(&node.unique_id, period, &self.run_id).await.map_err(in_batch)?;
             tests.retain(|t| t.status != Status::Pass);
         }
         Ok(Done { rows: Some(rows), query_seconds, tests })
@@ -447,7 +448,7 @@ impl JobContext {
     async fn audit(&self, node: &Node) -> Vec<TestRun> {
         let mut tests = Vec::new();
         for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
-            tests.push(run_test(&self.compiled, &self.engine, &self.compiled.nodes[test_id], Against::Staged).await);
+            tests.push(run_test(&self.compiled, self.engine.as_ref(), &self.compiled.nodes[test_id], Against::Staged).await);
         }
         tests
     }

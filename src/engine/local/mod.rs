@@ -52,7 +52,7 @@ mod session;
 mod storage;
 mod write;
 
-pub use incremental::{IncrementalError, IncrementalSpec, Window, combine};
+pub use incremental::{CombineError, combine};
 pub use meta::{ColumnMeta, META_FILE, RelationKind, RelationMeta, table_columns};
 pub use seed::{SeedError, read_seed_csv};
 pub use session::{

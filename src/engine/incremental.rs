@@ -1,0 +1,263 @@
+//! What every engine agrees on about incremental models: how a model's new rows (the
+//! *delta*) combine with the table, spelled as SQL both DataFusion and Postgres run.
+//!
+//! - `append`: every current row, then the delta.
+//! - `insert_overwrite`: current rows of the partitions the delta does not touch, then
+//!   the delta (without `partition_by`, the delta replaces the table).
+//! - `merge`, `delete+insert`: current rows whose `unique_key` is not in the delta, then
+//!   the delta's rows (for `merge` with `merge_update_columns`/`merge_exclude_columns`,
+//!   matched rows keep their current value in the columns not updated).
+//! - a batch of a windowed model: current rows outside the window, then the delta.
+//!
+//! `on_schema_change` decides the new version's columns; a side that lacks a column
+//! gives NULL.
+
+use super::local::ColumnMeta;
+use crate::project::{IncrementalStrategy, OnSchemaChange};
+use crate::relation::{Relation, quote_ident};
+
+/// How an incremental model combines its new rows with the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncrementalSpec {
+    pub strategy: IncrementalStrategy,
+    pub unique_key: Vec<String>,
+    pub partition_by: Vec<String>,
+    pub on_schema_change: OnSchemaChange,
+    /// For `merge`: the columns a matched row takes from the delta (`None`: all)...
+    pub update_columns: Option<Vec<String>>,
+    /// ...except these (`merge_exclude_columns`).
+    pub exclude_columns: Vec<String>,
+    /// For a batch of a windowed model: the rows of this window are replaced, whatever
+    /// the strategy.
+    pub window: Option<Window>,
+}
+
+/// A batch's window: rows whose `event_time` is in [start, end) belong to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub event_time: String,
+    pub start: chrono::NaiveDateTime,
+    pub end: chrono::NaiveDateTime,
+}
+
+impl Window {
+    /// `"ev" >= cast('…' as timestamp) and "ev" < cast('…' as timestamp)`.
+    pub fn condition(&self) -> String {
+        let ev = quote_ident(&self.event_time);
+        let (start, end) = (crate::compile::window::timestamp(self.start), crate::compile::window::timestamp(self.end));
+        format!("{ev} >= cast('{start}' as timestamp) and {ev} < cast('{end}' as timestamp)")
+    }
+}
+
+/// Why new rows cannot be combined with the table.
+#[derive(Debug, thiserror::Error)]
+pub enum IncrementalError {
+    #[error("`unique_key` column `{column}` is NULL in a new row; every new row needs a key")]
+    NullKey { column: String },
+    #[error("`unique_key` ({key}) is duplicated in the new rows, e.g. {sample}; merge would duplicate it")]
+    DuplicateKey { key: String, sample: String },
+    #[error("`{strategy}` needs a `unique_key`")]
+    MissingKey { strategy: &'static str },
+    #[error(
+        "the columns changed and `on_schema_change` is `fail`: added {added}, removed {removed}; \
+         run with --full-refresh or choose append_new_columns or sync_all_columns"
+    )]
+    SchemaChanged { added: String, removed: String },
+    #[error("the partition columns changed from ({old}) to ({new}); run with --full-refresh")]
+    PartitionsChanged { old: String, new: String },
+}
+
+impl IncrementalSpec {
+    /// The key strategies' requirement: a `unique_key`.
+    pub fn require_key(&self) -> Result<(), IncrementalError> {
+        match self.strategy {
+            IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert if self.unique_key.is_empty() => {
+                let strategy = if self.strategy == IncrementalStrategy::Merge { "merge" } else { "delete+insert" };
+                Err(IncrementalError::MissingKey { strategy })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// True if `merge` updates only some columns of matched rows.
+    pub fn limited_update(&self) -> bool {
+        self.strategy == IncrementalStrategy::Merge
+            && (self.update_columns.is_some() || !self.exclude_columns.is_empty())
+    }
+
+    /// True if a matched row takes column `c` from the delta.
+    pub fn takes_new(&self, c: &str) -> bool {
+        self.unique_key.iter().any(|k| k == c)
+            || (self.update_columns.as_ref().is_none_or(|u| u.iter().any(|x| x == c))
+                && !self.exclude_columns.iter().any(|x| x == c))
+    }
+
+    /// `o."k" = d."k" and ...` over the unique key.
+    pub fn key_match(&self) -> String {
+        self.unique_key.iter().map(|k| format!("o.{0} = d.{0}", quote_ident(k))).collect::<Vec<_>>().join(" and ")
+    }
+}
+
+/// The table and delta being combined, with their columns.
+pub struct Combine<'a> {
+    pub current: &'a Relation,
+    pub delta: &'a Relation,
+    /// The new version's columns (see `target_columns`).
+    pub columns: &'a [ColumnMeta],
+    pub current_columns: &'a [ColumnMeta],
+    pub delta_columns: &'a [ColumnMeta],
+    pub spec: &'a IncrementalSpec,
+}
+
+impl Combine<'_> {
+    /// The current rows kept, in the new version's columns, under `filter` (over `o`).
+    pub fn kept(&self, filter: &str) -> String {
+        let kept = select_list("o", self.columns, |c| has(self.current_columns, c));
+        format!("select {kept} from {} o where {filter}", self.current)
+    }
+
+    /// The delta's rows in the new version's columns.
+    pub fn new_rows(&self) -> String {
+        format!("select {} from {} d", select_list("d", self.columns, |c| has(self.delta_columns, c)), self.delta)
+    }
+
+    /// The rows of the merged table (`merge`, `delete+insert`).
+    pub fn merged(&self) -> String {
+        let on = self.spec.key_match();
+        let unmatched = format!("not exists (select 1 from {} d where {on})", self.delta);
+        let kept = self.kept(&unmatched);
+        if !self.spec.limited_update() {
+            return format!("{kept}\nunion all\n{}", self.new_rows());
+        }
+        let matched: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| match self.spec.takes_new(&c.name) && has(self.delta_columns, &c.name) {
+                true => column_expr("d", &c.name, true),
+                false => column_expr("o", &c.name, has(self.current_columns, &c.name)),
+            })
+            .collect();
+        let new = select_list("d", self.columns, |c| has(self.delta_columns, c));
+        format!(
+            "{kept}\nunion all\nselect {} from {} o join {} d on {on}\nunion all\n\
+             select {new} from {} d where not exists (select 1 from {} o where {on})",
+            matched.join(", "),
+            self.current,
+            self.delta,
+            self.delta,
+            self.current
+        )
+    }
+
+    /// The rows of a batch's new version: current rows outside the window (and within
+    /// `filter`), then the delta.
+    pub fn windowed(&self, window: &Window, filter: &str) -> String {
+        format!("{}\nunion all\n{}", self.kept(&format!("{filter} and not ({})", window.condition())), self.new_rows())
+    }
+}
+
+fn has(list: &[ColumnMeta], name: &str) -> bool {
+    list.iter().any(|c| c.name == name)
+}
+
+/// `alias."c" as "c"` for each column, or `null as "c"` where `present` says the
+/// relation lacks it.
+pub fn select_list(alias: &str, columns: &[ColumnMeta], present: impl Fn(&str) -> bool) -> String {
+    columns.iter().map(|c| column_expr(alias, &c.name, present(&c.name))).collect::<Vec<_>>().join(", ")
+}
+
+fn column_expr(alias: &str, name: &str, present: bool) -> String {
+    let q = quote_ident(name);
+    if present { format!("{alias}.{q} as {q}") } else { format!("null as {q}") }
+}
+
+/// The new version's columns under `on_schema_change`.
+pub fn target_columns(
+    old: &[ColumnMeta],
+    new: &[ColumnMeta],
+    policy: OnSchemaChange,
+) -> Result<Vec<ColumnMeta>, IncrementalError> {
+    let added: Vec<&str> = new.iter().filter(|c| !has(old, &c.name)).map(|c| c.name.as_str()).collect();
+    let removed: Vec<&str> = old.iter().filter(|c| !has(new, &c.name)).map(|c| c.name.as_str()).collect();
+    Ok(match policy {
+        OnSchemaChange::Ignore => old.to_vec(),
+        OnSchemaChange::Fail if added.is_empty() && removed.is_empty() => old.to_vec(),
+        OnSchemaChange::Fail => {
+            let list = |l: &[&str]| if l.is_empty() { "none".to_string() } else { format!("`{}`", l.join("`, `")) };
+            return Err(IncrementalError::SchemaChanged { added: list(&added), removed: list(&removed) });
+        }
+        OnSchemaChange::AppendNewColumns => {
+            old.iter().cloned().chain(new.iter().filter(|c| !has(old, &c.name)).cloned()).collect()
+        }
+        OnSchemaChange::SyncAllColumns => new.to_vec(),
+    })
+}
+
+/// A query returning one row if key column `key` is NULL in a row of `delta`.
+pub fn null_key_sql(delta: &Relation, key: &str) -> String {
+    format!("select 1 from {delta} where {} is null limit 1", quote_ident(key))
+}
+
+/// A query returning one repeated key of `delta` as text (`sample`), if any.
+pub fn duplicate_key_sql(delta: &Relation, keys: &[String]) -> String {
+    let cols: Vec<String> = keys.iter().map(|k| quote_ident(k)).collect();
+    let nulls = cols.iter().map(|c| format!("{c} is null")).collect::<Vec<_>>().join(" or ");
+    format!(
+        "select concat_ws(', ', {}) as sample from {delta} where not ({nulls}) group by {} having count(*) > 1 limit 1",
+        cols.iter().map(|c| format!("cast({c} as varchar)")).collect::<Vec<_>>().join(", "),
+        cols.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(names: &[&str]) -> Vec<ColumnMeta> {
+        names.iter().map(|n| ColumnMeta { name: n.to_string(), data_type: "Int64".into() }).collect()
+    }
+
+    fn names(columns: &[ColumnMeta]) -> Vec<&str> {
+        columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn on_schema_change_decides_the_columns() {
+        let (old, new) = (cols(&["id", "a", "b"]), cols(&["id", "b", "c"]));
+        assert_eq!(names(&target_columns(&old, &new, OnSchemaChange::Ignore).unwrap()), ["id", "a", "b"]);
+        assert_eq!(
+            names(&target_columns(&old, &new, OnSchemaChange::AppendNewColumns).unwrap()),
+            ["id", "a", "b", "c"]
+        );
+        assert_eq!(names(&target_columns(&old, &new, OnSchemaChange::SyncAllColumns).unwrap()), ["id", "b", "c"]);
+        let err = target_columns(&old, &new, OnSchemaChange::Fail).unwrap_err().to_string();
+        assert!(err.contains("added `c`, removed `a`"), "{err}");
+        assert!(target_columns(&old, &old, OnSchemaChange::Fail).is_ok());
+    }
+
+    #[test]
+    fn merge_keeps_unmatched_rows_and_limits_updates() {
+        let spec = IncrementalSpec {
+            strategy: IncrementalStrategy::Merge,
+            unique_key: vec!["id".into()],
+            partition_by: vec![],
+            on_schema_change: OnSchemaChange::Ignore,
+            update_columns: Some(vec!["a".into()]),
+            exclude_columns: vec![],
+            window: None,
+        };
+        let (t, d) = (Relation::new("main", "t"), Relation::new("x", "d"));
+        let columns = cols(&["id", "a", "b"]);
+        let c = Combine {
+            current: &t,
+            delta: &d,
+            columns: &columns,
+            current_columns: &columns,
+            delta_columns: &columns,
+            spec: &spec,
+        };
+        let sql = c.merged();
+        assert!(sql.contains("where not exists (select 1 from \"x\".\"d\" d where o.\"id\" = d.\"id\")"), "{sql}");
+        assert!(sql.contains("select d.\"id\" as \"id\", d.\"a\" as \"a\", o.\"b\" as \"b\" from"), "{sql}");
+    }
+}

@@ -1,0 +1,547 @@
+//! The Postgres engine: models built on a Postgres server (or any warehouse speaking its
+//! protocol) through tokio-postgres.
+//!
+//! A run holds a session-level advisory lock on one connection for its whole length
+//! (a second run fails at once), sweeps what a killed run left in `_etlm_staging` and
+//! `_etlm_audit`, and builds each model in three steps:
+//!
+//! 1. stage: new rows go to a run-unique table in `_etlm_staging` (a view's SQL to its
+//!    audit view), committed but read by nobody else;
+//! 2. audit: the view `"_etlm_audit"."<schema>__<name>"` shows the new version (for an
+//!    incremental model, the current rows combined with the new ones, see
+//!    `engine::incremental`), and the model's tests read it;
+//! 3. publish: one transaction makes the new version current (`publish.rs`) and drops
+//!    the staging; a failure, a killed connection or a crash rolls it back whole.
+//!
+//! Connections come from a small pool, one per running model. Run history and
+//! intervals live in the schema `etlm_meta` (`meta.rs`).
+
+mod connect;
+mod meta;
+mod publish;
+mod rows;
+mod seed;
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use ::datafusion::arrow::array::RecordBatch;
+use tokio_postgres::{CancelToken, Client, GenericClient, NoTls};
+
+pub use self::connect::{PgSettings, SslMode, redact};
+use super::failpoint::Failpoints;
+use super::incremental::{Combine, IncrementalError, IncrementalSpec, duplicate_key_sql, null_key_sql, target_columns};
+use super::local::ColumnMeta;
+use super::{Access, Build, Engine, EngineError, Staged, handle};
+use crate::compile::window::Period;
+use crate::project::{IncrementalStrategy, Target};
+use crate::relation::{AUDIT_SCHEMA, Relation, quote_ident};
+use crate::run::audit::RowHistory;
+use crate::run::execute::{Intervals, RunSummary};
+
+/// Where staged tables live until they are published or dropped.
+pub const STAGING_SCHEMA: &str = "_etlm_staging";
+
+/// The Postgres engine, connected to one target.
+pub struct PostgresEngine {
+    settings: PgSettings,
+    /// Idle connections.
+    pool: Mutex<Vec<Client>>,
+    /// Cancel tokens of every connection opened, for Ctrl-C.
+    cancels: Mutex<Vec<CancelToken>>,
+    /// The connection holding the run lock (writers only).
+    _lock: Option<Client>,
+    /// Makes staging names unique to this run.
+    tag: String,
+    /// `server_version_num`, e.g. 150018: MERGE needs 150000.
+    server_version: u32,
+}
+
+/// What `stage` leaves for `publish` or `discard`.
+struct StagedPg {
+    kind: StagedKind,
+    audit: Relation,
+}
+
+enum StagedKind {
+    View { sql: String },
+    Table { staging: Relation },
+    Incremental(Box<IncrementalPlan>),
+}
+
+/// An incremental model's staged delta and how it joins the table.
+struct IncrementalPlan {
+    delta: Relation,
+    spec: IncrementalSpec,
+    /// The new version's columns, the table's, and the delta's.
+    columns: Vec<ColumnMeta>,
+    current_columns: Vec<ColumnMeta>,
+    delta_columns: Vec<ColumnMeta>,
+}
+
+impl PostgresEngine {
+    /// Connects to the target; a writer takes the run lock (failing at once when another
+    /// run holds it, unless `wait`), sweeps leftovers of killed runs and migrates the
+    /// metadata store.
+    pub async fn open(target: &Target, access: Access) -> Result<PostgresEngine, EngineError> {
+        let settings = PgSettings::from_target(target).map_err(|reason| EngineError::Connect {
+            target: format!("target `{}`", target.name),
+            reason,
+        })?;
+        let control = connect::connect(&settings).await?;
+        let version = control
+            .query_one("select current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| pg_error(&e))?;
+        let server_version = version.get::<_, i32>(0) as u32;
+        let lock = match access {
+            Access::Write { wait } => {
+                let key = lock_key(&target.schema);
+                if wait {
+                    control.execute("select pg_advisory_lock($1)", &[&key]).await.map_err(|e| pg_error(&e))?;
+                } else {
+                    let row = control.query_one("select pg_try_advisory_lock($1)", &[&key]).await.map_err(|e| pg_error(&e))?;
+                    if !row.get::<_, bool>(0) {
+                        return Err(EngineError::Locked(format!(
+                            "another etlm run holds the run lock on postgres {} (schema `{}`)",
+                            settings.describe(),
+                            target.schema
+                        )));
+                    }
+                }
+                sweep(&control).await?;
+                meta::migrate(&control).await?;
+                Some(control)
+            }
+            Access::Read => None,
+        };
+        let tag = format!("{:x}", chrono::Utc::now().timestamp_micros() % 0xffff_ffff);
+        Ok(PostgresEngine {
+            settings,
+            pool: Mutex::default(),
+            cancels: Mutex::default(),
+            _lock: lock,
+            tag,
+            server_version,
+        })
+    }
+
+    /// A connection from the pool (a new one when none is idle).
+    async fn client(&self) -> Result<Pooled<'_>, EngineError> {
+        let idle = self.pool.lock().expect("pool").pop();
+        let client = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => {
+                let c = connect::connect(&self.settings).await?;
+                self.cancels.lock().expect("cancel tokens").push(c.cancel_token());
+                c
+            }
+        };
+        Ok(Pooled { engine: self, client: Some(client) })
+    }
+
+    /// Cancels every running statement (Ctrl-C); their transactions roll back.
+    pub async fn cancel_all(&self) {
+        let tokens: Vec<CancelToken> = self.cancels.lock().expect("cancel tokens").clone();
+        for token in tokens {
+            // A connection already gone has nothing to cancel.
+            let _ = token.cancel_query(NoTls).await;
+        }
+    }
+
+    /// A run-unique table name in the staging schema for `relation` (`suffix` tells a
+    /// model's tables apart), within Postgres's 63-byte names.
+    fn staging_name(&self, relation: &Relation, suffix: &str) -> Relation {
+        let full = format!("{}.{}", relation.schema, relation.identifier);
+        let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let short: String = relation.identifier.chars().take(30).collect();
+        Relation::new(STAGING_SCHEMA, format!("{short}_{:08x}_{}{suffix}", hash as u32, self.tag))
+    }
+
+    /// Drops staged relations, on a fresh connection: the one that staged them may be
+    /// gone. Best effort: the next run's sweep removes what remains.
+    async fn drop_staged(&self, staged: &StagedPg) {
+        let mut statements = vec![format!("drop view if exists {}", staged.audit)];
+        match &staged.kind {
+            StagedKind::Table { staging } => statements.push(format!("drop table if exists {staging}")),
+            StagedKind::Incremental(plan) => statements.push(format!("drop table if exists {}", plan.delta)),
+            StagedKind::View { .. } => {}
+        }
+        if let Ok(client) = self.client().await {
+            for statement in statements {
+                let _ = client.batch_execute(&statement).await;
+            }
+        }
+    }
+
+    async fn stage_incremental(
+        &self,
+        client: &Client,
+        relation: &Relation,
+        sql: &str,
+        spec: IncrementalSpec,
+    ) -> Result<(StagedKind, String, u64), EngineError> {
+        let delta = self.staging_name(relation, "_d");
+        let rows = create_table_as(client, &delta, sql).await?;
+        let current_columns = columns_of(client, relation).await?;
+        let delta_columns = columns_of(client, &delta).await?;
+        let checked = async {
+            spec.require_key()?;
+            if matches!(spec.strategy, IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert)
+                && spec.window.is_none()
+            {
+                check_keys(client, &delta, &spec.unique_key).await?;
+            }
+            Ok::<_, EngineError>(target_columns(&current_columns, &delta_columns, spec.on_schema_change)?)
+        };
+        let columns = match checked.await {
+            Ok(columns) => columns,
+            Err(e) => {
+                let _ = client.batch_execute(&format!("drop table if exists {delta}")).await;
+                return Err(e);
+            }
+        };
+        let plan = IncrementalPlan { delta, spec, columns, current_columns, delta_columns };
+        let audit_sql = plan.new_version(relation);
+        Ok((StagedKind::Incremental(Box::new(plan)), audit_sql, rows))
+    }
+}
+
+impl IncrementalPlan {
+    fn combine<'a>(&'a self, current: &'a Relation) -> Combine<'a> {
+        Combine {
+            current,
+            delta: &self.delta,
+            columns: &self.columns,
+            current_columns: &self.current_columns,
+            delta_columns: &self.delta_columns,
+            spec: &self.spec,
+        }
+    }
+
+    /// The rows of the new version: what the audit view shows.
+    fn new_version(&self, current: &Relation) -> String {
+        let rows = self.combine(current);
+        if let Some(window) = &self.spec.window {
+            return rows.windowed(window, "true");
+        }
+        match self.spec.strategy {
+            IncrementalStrategy::Append => format!("{}\nunion all\n{}", rows.kept("true"), rows.new_rows()),
+            IncrementalStrategy::InsertOverwrite if self.spec.partition_by.is_empty() => rows.new_rows(),
+            IncrementalStrategy::InsertOverwrite => {
+                format!("{}\nunion all\n{}", rows.kept(&format!("not {}", self.touched_partitions())), rows.new_rows())
+            }
+            IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert => rows.merged(),
+        }
+    }
+
+    /// A condition over `o` (the table): its partition has rows in the delta.
+    fn touched_partitions(&self) -> String {
+        let same = self
+            .spec
+            .partition_by
+            .iter()
+            .map(|p| format!("o.{0} is not distinct from d.{0}", quote_ident(p)))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        format!("exists (select 1 from {} d where {same})", self.delta)
+    }
+}
+
+/// A pooled connection, back to the pool when dropped (unless it died).
+struct Pooled<'e> {
+    engine: &'e PostgresEngine,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("a pooled client until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("a pooled client until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {
+            self.engine.pool.lock().expect("pool").push(client);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for PostgresEngine {
+    fn history_schema(&self) -> &'static str {
+        meta::META_SCHEMA
+    }
+
+    async fn stage(
+        &self,
+        relation: &Relation,
+        build: Build,
+        failpoints: &Failpoints,
+        model: &str,
+    ) -> Result<Staged, EngineError> {
+        let clock = std::time::Instant::now();
+        let client = self.client().await?;
+        let audit = relation.audit();
+        client
+            .batch_execute(&format!("drop view if exists {audit}"))
+            .await
+            .map_err(|e| pg_error(&e))?;
+        let existing = relation_kind(&*client, relation).await?;
+        let (kind, audit_sql, rows) = match build {
+            Build::View(sql) => (StagedKind::View { sql: sql.clone() }, sql, None),
+            Build::Table { sql, .. } => {
+                let staging = self.staging_name(relation, "");
+                let rows = create_table_as(&client, &staging, &sql).await?;
+                let audit_sql = format!("select * from {staging}");
+                (StagedKind::Table { staging }, audit_sql, Some(rows))
+            }
+            Build::Incremental { sql, spec } if existing == Some(RelKind::Table) => {
+                let (kind, audit_sql, rows) = self.stage_incremental(&client, relation, &sql, spec).await?;
+                (kind, audit_sql, Some(rows))
+            }
+            Build::Incremental { sql, .. } => {
+                let staging = self.staging_name(relation, "");
+                let rows = create_table_as(&client, &staging, &sql).await?;
+                (StagedKind::Table { staging: staging.clone() }, format!("select * from {staging}"), Some(rows))
+            }
+            Build::Seed(batch) => {
+                let staging = self.staging_name(relation, "");
+                let rows = seed::copy_into(&client, &staging, &batch).await?;
+                (StagedKind::Table { staging: staging.clone() }, format!("select * from {staging}"), Some(rows))
+            }
+        };
+        let staged = StagedPg { kind, audit };
+        if let Err(e) = client.batch_execute(&format!("create view {} as {audit_sql}", staged.audit)).await {
+            self.drop_staged(&staged).await;
+            return Err(pg_error(&e));
+        }
+        failpoints.hit("after-stage", model);
+        let query_seconds = clock.elapsed().as_secs_f64();
+        Ok(Staged { relation: relation.clone(), rows, query_seconds, handle: Box::new(staged) })
+    }
+
+    async fn publish(&self, staged: Staged, failpoints: &Failpoints, model: &str) -> Result<Option<u64>, EngineError> {
+        let (relation, rows, staged) = handle::<StagedPg>(staged)?;
+        let mut client = self.client().await?;
+        let result = publish::publish(&mut client, &relation, &staged, self.server_version, failpoints, model).await;
+        if result.is_err() {
+            drop(client);
+            self.drop_staged(&staged).await;
+        }
+        result?;
+        failpoints.hit("after-publish", model);
+        Ok(rows)
+    }
+
+    async fn discard(&self, staged: Staged) -> Result<(), EngineError> {
+        let (_, _, staged) = handle::<StagedPg>(staged)?;
+        self.drop_staged(&staged).await;
+        Ok(())
+    }
+
+    async fn replace_table(&self, relation: &Relation, sql: &str) -> Result<u64, EngineError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| pg_error(&e))?;
+        tx.batch_execute(&format!(
+            "create schema if not exists {}; drop table if exists {relation}",
+            quote_ident(&relation.schema)
+        ))
+        .await
+        .map_err(|e| pg_error(&e))?;
+        let rows = tx.execute(&format!("create table {relation} as {sql}"), &[]).await.map_err(|e| pg_error(&e))?;
+        tx.commit().await.map_err(|e| pg_error(&e))?;
+        Ok(rows)
+    }
+
+    async fn count(&self, sql: &str) -> Result<u64, EngineError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&format!("select count(*) from ({sql}) as counted"), &[])
+            .await
+            .map_err(|e| pg_error(&e))?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
+    async fn query(&self, sql: &str, limit: usize) -> Result<Vec<RecordBatch>, EngineError> {
+        let client = self.client().await?;
+        let sql = match limit {
+            usize::MAX => sql.to_string(),
+            n => format!("select * from ({sql}) as shown limit {n}"),
+        };
+        rows::query_text(&client, &sql).await
+    }
+
+    async fn record_run(
+        &self,
+        summary: &RunSummary,
+        vars: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), EngineError> {
+        let mut client = self.client().await?;
+        meta::record_run(&mut client, summary, vars).await
+    }
+
+    async fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError> {
+        let client = self.client().await?;
+        meta::record_interval(&*client, unique_id, period, run_id).await
+    }
+
+    async fn forget_intervals(&self, unique_id: &str, _run_id: &str) -> Result<(), EngineError> {
+        let client = self.client().await?;
+        meta::forget_intervals(&*client, unique_id).await
+    }
+
+    async fn intervals(&self) -> Result<Intervals, EngineError> {
+        let client = self.client().await?;
+        meta::intervals(&*client).await
+    }
+
+    async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
+        let client = self.client().await?;
+        meta::row_count_history(&*client).await
+    }
+
+    async fn cancel(&self) {
+        self.cancel_all().await;
+    }
+}
+
+/// What a relation is on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RelKind {
+    Table,
+    View,
+}
+
+async fn relation_kind(client: &impl GenericClient, relation: &Relation) -> Result<Option<RelKind>, EngineError> {
+    let row = client
+        .query_opt(
+            "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = $1 and c.relname = $2",
+            &[&relation.schema, &relation.identifier],
+        )
+        .await
+        .map_err(|e| pg_error(&e))?;
+    Ok(row.map(|r| match r.get::<_, String>(0).as_str() {
+        "v" | "m" => RelKind::View,
+        _ => RelKind::Table,
+    }))
+}
+
+/// A relation's columns, in order, with their Postgres types.
+async fn columns_of(client: &impl GenericClient, relation: &Relation) -> Result<Vec<ColumnMeta>, EngineError> {
+    let rows = client
+        .query(
+            "select a.attname::text, format_type(a.atttypid, a.atttypmod) from pg_attribute a \
+             join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace \
+             where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped order by a.attnum",
+            &[&relation.schema, &relation.identifier],
+        )
+        .await
+        .map_err(|e| pg_error(&e))?;
+    Ok(rows.iter().map(|r| ColumnMeta { name: r.get(0), data_type: r.get(1) }).collect())
+}
+
+/// `create table <relation> as <sql>` (creating its schema); returns the rows written.
+async fn create_table_as(client: &Client, relation: &Relation, sql: &str) -> Result<u64, EngineError> {
+    client
+        .batch_execute(&format!(
+            "create schema if not exists {}; drop table if exists {relation}",
+            quote_ident(&relation.schema)
+        ))
+        .await
+        .map_err(|e| pg_error(&e))?;
+    client.execute(&format!("create table {relation} as {sql}"), &[]).await.map_err(|e| pg_error(&e))
+}
+
+/// Fails on a NULL or repeated key among the delta's rows, naming one.
+async fn check_keys(client: &Client, delta: &Relation, keys: &[String]) -> Result<(), EngineError> {
+    for key in keys {
+        if client.query_opt(&null_key_sql(delta, key), &[]).await.map_err(|e| pg_error(&e))?.is_some() {
+            return Err(IncrementalError::NullKey { column: key.clone() }.into());
+        }
+    }
+    if let Some(row) = client.query_opt(&duplicate_key_sql(delta, keys), &[]).await.map_err(|e| pg_error(&e))? {
+        let sample: String = row.get(0);
+        return Err(IncrementalError::DuplicateKey { key: keys.join(", "), sample: format!("({sample})") }.into());
+    }
+    Ok(())
+}
+
+/// Drops what killed runs left: staged tables and audit views. Runs under the run lock.
+async fn sweep(client: &Client) -> Result<(), EngineError> {
+    client
+        .batch_execute(&format!(
+            "drop schema if exists {} cascade; create schema {}; \
+             drop schema if exists {} cascade; create schema {}",
+            quote_ident(STAGING_SCHEMA),
+            quote_ident(STAGING_SCHEMA),
+            quote_ident(AUDIT_SCHEMA),
+            quote_ident(AUDIT_SCHEMA)
+        ))
+        .await
+        .map_err(|e| pg_error(&e))
+}
+
+/// The advisory lock key of a target schema: one run per schema at a time.
+fn lock_key(schema: &str) -> i64 {
+    let text = format!("etlm run lock: {schema}");
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) as i64
+}
+
+/// The relations on the server (for `is_incremental()` at compile time); none when it
+/// cannot be reached (the run reports the connection error).
+pub fn existing_relations(target: &Target) -> BTreeSet<Relation> {
+    let Ok(settings) = PgSettings::from_target(target) else { return BTreeSet::new() };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return BTreeSet::new();
+    };
+    runtime.block_on(async {
+        let Ok(client) = connect::connect(&settings).await else { return BTreeSet::new() };
+        let sql = "select table_schema::text, table_name::text from information_schema.tables \
+                   where table_schema not in ('pg_catalog', 'information_schema')";
+        match client.query(sql, &[]).await {
+            Ok(rows) => rows.iter().map(|r| Relation::new(r.get::<_, String>(0), r.get::<_, String>(1))).collect(),
+            Err(_) => BTreeSet::new(),
+        }
+    })
+}
+
+/// The server's message for a failed statement, with its detail and hint; a lost
+/// connection says so.
+pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = db.message().to_string();
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("\n= detail: {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("\n= hint: {hint}"));
+        }
+        return text;
+    }
+    if e.is_closed() {
+        return "the connection to postgres was closed (the server ended it or it was lost); \
+                the transaction was rolled back and the target is unchanged"
+            .to_string();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn pg_error(e: &tokio_postgres::Error) -> EngineError {
+    EngineError::Postgres(error_text(e))
+}

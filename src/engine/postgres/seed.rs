@@ -1,0 +1,61 @@
+//! Seeds on Postgres: a typed table created in the staging schema and filled with one
+//! `COPY ... FROM STDIN`, so a seed is published whole or not at all.
+
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::DataType;
+use futures_util::SinkExt;
+use tokio_postgres::Client;
+
+use super::pg_error;
+use crate::engine::EngineError;
+use crate::relation::{Relation, quote_ident};
+
+/// Creates `relation` with the batch's columns and copies its rows in. Returns the rows.
+pub async fn copy_into(client: &Client, relation: &Relation, batch: &RecordBatch) -> Result<u64, EngineError> {
+    let columns: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", quote_ident(f.name()), pg_type(f.data_type())))
+        .collect();
+    client
+        .batch_execute(&format!(
+            "create schema if not exists {}; drop table if exists {relation}; create table {relation} ({})",
+            quote_ident(&relation.schema),
+            columns.join(", ")
+        ))
+        .await
+        .map_err(|e| pg_error(&e))?;
+    let mut csv = Vec::new();
+    {
+        let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+            .with_header(false)
+            .with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".to_string())
+            .build(&mut csv);
+        writer.write(batch)?;
+    }
+    let sink = client
+        .copy_in::<_, Bytes>(&format!("copy {relation} from stdin with (format csv)"))
+        .await
+        .map_err(|e| pg_error(&e))?;
+    futures_util::pin_mut!(sink);
+    sink.send(Bytes::from(csv)).await.map_err(|e| pg_error(&e))?;
+    sink.finish().await.map_err(|e| pg_error(&e))
+}
+
+/// The Postgres type of a seed column. Numbers with a fraction become `numeric` (exact,
+/// as dbt loads them), whole numbers `bigint`.
+fn pg_type(t: &DataType) -> String {
+    match t {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => "integer".into(),
+        DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "numeric".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p}, {s})"),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        _ => "text".into(),
+    }
+}
