@@ -253,8 +253,9 @@ async fn open_engine(
             std::sync::Arc::new(engine)
         }
         EngineKind::Postgres => {
-            let engine =
-                PostgresEngine::open(&project.target, access).await.map_err(|e| vec![engine_diagnostic(e, &project.target)])?;
+            let engine = PostgresEngine::open(&project.target, access)
+                .await
+                .map_err(|e| vec![engine_diagnostic(e, &project.target)])?;
             std::sync::Arc::new(engine)
         }
     };

@@ -130,8 +130,12 @@ fn run_periods(
     let summary = runtime.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Write { wait: args.wait_for_lock }).await?;
         let progress = Progress::new(global.format, total, command.as_str());
-        let history = engine.row_count_history().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
-        let intervals = engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        let history = engine
+            .row_count_history()
+            .await
+            .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        let intervals =
+            engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         let run = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, &progress);
         let summary = tokio::select! {
             summary = run => summary,

@@ -15,12 +15,11 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
 
 use super::failpoint::Failpoints;
-use super::{Access, Build, Engine, EngineError, Staged, handle};
 use super::local::{
-    OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine,
-    deregister_audit, open_session, register_audit, register_relation, register_table_dir, table_columns,
-    write_dataframe, write_query,
+    OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
+    open_session, register_audit, register_relation, register_table_dir, table_columns, write_dataframe, write_query,
 };
+use super::{Access, Build, Engine, EngineError, Staged, handle};
 use crate::compile::window::Period;
 use crate::relation::Relation;
 use crate::report::progress::Status;
@@ -214,12 +213,7 @@ impl Engine for DataFusionEngine {
 
     /// Publishes staged data atomically, passing the failpoints on the way. Returns the
     /// number of rows written (none for views).
-    async fn publish(
-        &self,
-        staged: Staged,
-        failpoints: &Failpoints,
-        model: &str,
-    ) -> Result<Option<u64>, EngineError> {
+    async fn publish(&self, staged: Staged, failpoints: &Failpoints, model: &str) -> Result<Option<u64>, EngineError> {
         let (relation, rows, version) = handle::<StagedVersion>(staged)?;
         deregister_audit(&self.ctx, &relation.audit())?;
         failpoints.hit("before-publish", model);

@@ -448,7 +448,9 @@ impl JobContext {
     async fn audit(&self, node: &Node) -> Vec<TestRun> {
         let mut tests = Vec::new();
         for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
-            tests.push(run_test(&self.compiled, self.engine.as_ref(), &self.compiled.nodes[test_id], Against::Staged).await);
+            tests.push(
+                run_test(&self.compiled, self.engine.as_ref(), &self.compiled.nodes[test_id], Against::Staged).await,
+            );
         }
         tests
     }

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod postgres;
+
 /// The fixture projects folder.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/projects")
@@ -45,20 +47,32 @@ pub struct Run {
 
 /// Runs `etlm <args> --project-dir <dir>` with a clean environment for profiles.
 pub fn etlm(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_etlm"))
+    etlm_with(dir, args, &[])
+}
+
+/// `etlm` with extra environment variables.
+pub fn etlm_with(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let out = etlm_command(dir, args).envs(envs.iter().copied()).output().expect("run etlm");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The command `etlm` runs: the binary with `--project-dir`, no profile from the
+/// environment, and the test Postgres password in `$ETLM_TEST_PGPASSWORD`.
+pub fn etlm_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etlm"));
+    command
         .args(args)
         .arg("--project-dir")
         .arg(dir)
         .env_remove("ETLM_PROFILES_DIR")
         .env("HOME", dir)
         .env("NO_COLOR", "1")
-        .output()
-        .expect("run etlm");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .env("ETLM_TEST_PGPASSWORD", postgres::password());
+    command
 }
 
 /// Rows of a query as JSON objects, via `etlm show --format json`.

@@ -58,7 +58,8 @@ pub async fn migrate(client: &Client) -> Result<(), EngineError> {
         )));
     }
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-        let sql = format!("begin; {migration}; insert into etlm_meta.schema_version (version) values ({}); commit", i + 1);
+        let sql =
+            format!("begin; {migration}; insert into etlm_meta.schema_version (version) values ({}); commit", i + 1);
         client.batch_execute(&sql).await.map_err(|e| pg_error(&e))?;
     }
     Ok(())

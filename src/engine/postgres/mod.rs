@@ -84,10 +84,8 @@ impl PostgresEngine {
     /// run holds it, unless `wait`), sweeps leftovers of killed runs and migrates the
     /// metadata store.
     pub async fn open(target: &Target, access: Access) -> Result<PostgresEngine, EngineError> {
-        let settings = PgSettings::from_target(target).map_err(|reason| EngineError::Connect {
-            target: format!("target `{}`", target.name),
-            reason,
-        })?;
+        let settings = PgSettings::from_target(target)
+            .map_err(|reason| EngineError::Connect { target: format!("target `{}`", target.name), reason })?;
         let control = connect::connect(&settings).await?;
         let version = control
             .query_one("select current_setting('server_version_num')::int", &[])
@@ -100,7 +98,10 @@ impl PostgresEngine {
                 if wait {
                     control.execute("select pg_advisory_lock($1)", &[&key]).await.map_err(|e| pg_error(&e))?;
                 } else {
-                    let row = control.query_one("select pg_try_advisory_lock($1)", &[&key]).await.map_err(|e| pg_error(&e))?;
+                    let row = control
+                        .query_one("select pg_try_advisory_lock($1)", &[&key])
+                        .await
+                        .map_err(|e| pg_error(&e))?;
                     if !row.get::<_, bool>(0) {
                         return Err(EngineError::Locked(format!(
                             "another etlm run holds the run lock on postgres {} (schema `{}`)",
@@ -291,10 +292,7 @@ impl Engine for PostgresEngine {
         let clock = std::time::Instant::now();
         let client = self.client().await?;
         let audit = relation.audit();
-        client
-            .batch_execute(&format!("drop view if exists {audit}"))
-            .await
-            .map_err(|e| pg_error(&e))?;
+        client.batch_execute(&format!("drop view if exists {audit}")).await.map_err(|e| pg_error(&e))?;
         let existing = relation_kind(&*client, relation).await?;
         let (kind, audit_sql, rows) = match build {
             Build::View(sql) => (StagedKind::View { sql: sql.clone() }, sql, None),

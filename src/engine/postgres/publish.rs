@@ -267,7 +267,9 @@ fn blocked(relation: &Relation, dependents: &[String], why: &str) -> EngineError
 /// A column change Postgres refused because a view reads the column.
 fn dependent_error(relation: &Relation, e: &tokio_postgres::Error) -> EngineError {
     match e.as_db_error() {
-        Some(db) if db.detail().is_some_and(|d| d.contains("depends on")) || db.message().contains("used by a view") => {
+        Some(db)
+            if db.detail().is_some_and(|d| d.contains("depends on")) || db.message().contains("used by a view") =>
+        {
             let dependent = db.detail().unwrap_or(db.message());
             blocked(relation, &[dependent.to_string()], db.message())
         }
