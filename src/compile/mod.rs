@@ -773,8 +773,10 @@ impl Resolver for WindowResolver {
             (Some(column), None) => {
                 let col = crate::relation::quote_ident(column);
                 let (start, end) = (window::START, window::END);
+                // Aliased as dbt does, since Postgres before 16 needs an alias on a subquery.
+                let alias = crate::relation::quote_ident(&format!("_etlm_window_{}", found.relation.identifier));
                 let filtered = format!(
-                    "(select * from {} where {col} >= cast('{start}' as timestamp) and {col} < cast('{end}' as timestamp))",
+                    "(select * from {} where {col} >= cast('{start}' as timestamp) and {col} < cast('{end}' as timestamp)) {alias}",
                     found.relation
                 );
                 Some(RelationValue { relation: found.relation, cte: Some(filtered) })

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod engines;
 pub mod postgres;
 
 /// The fixture projects folder.

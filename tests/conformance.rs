@@ -1,0 +1,269 @@
+//! One conformance suite, expanded per engine (STYLE §4): the same projects, built on the
+//! embedded engine and on a real Postgres, must give the same tables row for row (values
+//! compared as text). Seeds, a view, tables, an ephemeral model, each incremental
+//! strategy run twice, `on_schema_change`, a failing audit (write-audit-publish) and a
+//! backfill window.
+
+mod support;
+
+use std::path::Path;
+
+use support::engines::{Backend, Row, table};
+use support::etlm;
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let run = etlm(dir, args);
+    assert_eq!(run.code, 0, "{args:?}\n{}\n{}", run.stdout, run.stderr);
+    run.stdout
+}
+
+/// The seed of the `incremental` fixture after its source changed: order 2 is updated,
+/// order 4 is new.
+const CHANGED: &str =
+    "id,dt,amount,status\n1,2024-01-01,10,new\n2,2024-01-01,25,paid\n3,2024-01-02,30,new\n4,2024-01-03,40,new\n";
+
+mod cases {
+    use super::*;
+
+    pub fn seeds_views_tables_and_ephemeral(b: &Backend) {
+        let (_tmp, dir) = b.project("conformance");
+        for _ in 0..2 {
+            ok(&dir, &["build"]);
+            assert_eq!(
+                b.rows(&dir, "select customer_id, name, tier from {schema}.customers order by customer_id"),
+                table(
+                    &["customer_id", "name", "tier"],
+                    &[&["1", "Ada", "gold"], &["2", "Grace", "silver"], &["3", "Linus", "gold"]]
+                ),
+            );
+            assert_eq!(
+                b.rows(&dir, "select order_id, cast(order_date as varchar) as d from {schema}.stg_orders order by 1"),
+                table(
+                    &["order_id", "d"],
+                    &[
+                        &["1", "2024-01-01"],
+                        &["2", "2024-01-01"],
+                        &["3", "2024-01-02"],
+                        &["4", "2024-01-02"],
+                        &["5", "2024-01-03"]
+                    ]
+                ),
+                "the view casts the seed's dates"
+            );
+            assert_eq!(
+                b.rows(&dir, "select * from {schema}.customer_totals order by customer_id"),
+                table(
+                    &["customer_id", "name", "paid_orders", "paid_amount", "size"],
+                    &[
+                        &["1", "Ada", "1", "1050", "small"],
+                        &["2", "Grace", "1", "525", "small"],
+                        &["3", "Linus", "1", "10000", "big"],
+                    ]
+                ),
+                "the table reads the ephemeral model inlined"
+            );
+            assert_eq!(
+                b.rows(
+                    &dir,
+                    "select cast(order_date as varchar) as d, revenue, running_revenue from {schema}.daily_revenue order by 1"
+                ),
+                table(&["d", "revenue", "running_revenue"], &[
+                    &["2024-01-01", "3050", "3050"],
+                    &["2024-01-02", "10525", "13575"],
+                    &["2024-01-03", "4200", "17775"],
+                ]),
+            );
+        }
+        let missing = etlm(&dir, &["show", "select * from paid_orders"]);
+        assert_ne!(missing.code, 0, "an ephemeral model is no relation");
+        assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "no staging or audit relation is left");
+    }
+
+    fn incremental_tables(b: &Backend, dir: &Path) -> Vec<Vec<Row>> {
+        let models = ["inc_append", "inc_merge", "inc_delete_insert", "inc_merge_update"];
+        let mut tables: Vec<Vec<Row>> = models
+            .iter()
+            .map(|m| b.rows(dir, &format!("select * from {{schema}}.{m} order by id")))
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|mut r| {
+                        if let Some(dt) = r.get_mut("dt") {
+                            dt.truncate(10);
+                        }
+                        r
+                    })
+                    .collect()
+            })
+            .collect();
+        tables.push(b.rows(dir, "select cast(dt as varchar) as dt, n, total from {schema}.inc_overwrite order by dt"));
+        tables
+    }
+
+    pub fn each_incremental_strategy_twice(b: &Backend) {
+        let (_tmp, dir) = b.project("incremental");
+        ok(&dir, &["build"]);
+        std::fs::write(dir.join("seeds/events.csv"), CHANGED).unwrap();
+        ok(&dir, &["build", "--vars", "{since: 2024-01-02}"]);
+        let columns = ["id", "dt", "amount", "status"];
+        let merged: &[&[&str]] = &[
+            &["1", "2024-01-01", "10", "new"],
+            &["2", "2024-01-01", "25", "paid"],
+            &["3", "2024-01-02", "30", "new"],
+            &["4", "2024-01-03", "40", "new"],
+        ];
+        let expected = vec![
+            table(
+                &["id", "dt", "amount"],
+                &[
+                    &["1", "2024-01-01", "10"],
+                    &["2", "2024-01-01", "20"],
+                    &["3", "2024-01-02", "30"],
+                    &["4", "2024-01-03", "40"],
+                ],
+            ),
+            table(&columns, merged),
+            table(&columns, merged),
+            table(
+                &columns,
+                &[
+                    &["1", "2024-01-01", "10", "new"],
+                    &["2", "2024-01-01", "25", "new"],
+                    &["3", "2024-01-02", "30", "new"],
+                    &["4", "2024-01-03", "40", "new"],
+                ],
+            ),
+            table(
+                &["dt", "n", "total"],
+                &[&["2024-01-01", "2", "30"], &["2024-01-02", "1", "30"], &["2024-01-03", "1", "40"]],
+            ),
+        ];
+        let got = incremental_tables(b, &dir);
+        let names = ["append", "merge", "delete+insert", "merge_update_columns", "insert_overwrite"];
+        for ((name, got), expected) in names.iter().zip(&got).zip(&expected) {
+            assert_eq!(got, expected, "{name}");
+        }
+        ok(&dir, &["build", "--vars", "{since: 2024-01-02}"]);
+        assert_eq!(incremental_tables(b, &dir), got, "a second run on the same input changes nothing");
+        assert_eq!(b.leftovers(), Vec::<Vec<String>>::new());
+    }
+
+    pub fn on_schema_change(b: &Backend) {
+        for (policy, code, expected) in [
+            ("ignore", 0, vec!["amount", "id"]),
+            ("fail", 1, vec!["amount", "id"]),
+            ("append_new_columns", 0, vec!["amount", "id", "status"]),
+            ("sync_all_columns", 0, vec!["id", "status"]),
+        ] {
+            let (_tmp, dir) = b.project("incremental");
+            ok(&dir, &["build", "-s", "events", "inc_schema", "--full-refresh"]);
+            let vars = format!(
+                "{{on_schema_change: {policy}, with_status: true, drop_amount: {}}}",
+                policy == "sync_all_columns"
+            );
+            let run = etlm(&dir, &["build", "-s", "events", "inc_schema", "--vars", &vars]);
+            assert_eq!(run.code, code, "{policy}: {}\n{}", run.stdout, run.stderr);
+            let rows = b.rows(&dir, "select * from {schema}.inc_schema order by id");
+            let columns: Vec<&str> = rows[0].keys().map(String::as_str).collect();
+            assert_eq!(columns, expected, "{policy}");
+            if policy == "fail" {
+                assert!(run.stdout.contains("added `status`"), "{}", run.stdout);
+            }
+            if policy == "append_new_columns" {
+                assert_eq!(rows[0]["status"], "new", "matched rows take the new column's value");
+            }
+        }
+    }
+
+    pub fn a_failing_audit_publishes_nothing(b: &Backend) {
+        let (_tmp, dir) = b.project("quality_wap");
+        ok(&dir, &["build", "--exclude", "events"]);
+        let query = "select id, name from {schema}.dim_customers order by id";
+        let before = b.rows(&dir, query);
+        assert_eq!(before.len(), 3);
+        let run = etlm(&dir, &["run", "--exclude", "events", "--vars", "{duplicate: true}"]);
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("not published: `unique_dim_customers_id` failed"), "{}", run.stdout);
+        assert!(run.stdout.contains("SKIP"), "the model downstream is skipped: {}", run.stdout);
+        assert_eq!(b.rows(&dir, query), before, "the previous version stays");
+        assert_eq!(
+            b.rows(&dir, "select unique_field, n_records from {schema}_etlm_failures.unique_dim_customers_id"),
+            table(&["unique_field", "n_records"], &[&["2", "2"]]),
+            "the failing rows are stored"
+        );
+        assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "the rejected staging is dropped");
+    }
+
+    pub fn a_backfill_replaces_its_window(b: &Backend) {
+        let (_tmp, dir) = b.project("backfill");
+        ok(&dir, &["seed"]);
+        ok(&dir, &["run", "-s", "all_events"]);
+        let days = |range: std::ops::RangeInclusive<i64>| -> Vec<Row> {
+            let rows: Vec<[String; 3]> =
+                range.map(|d| [format!("2024-01-{d:02}"), "2".to_string(), (2 * d).to_string()]).collect();
+            let refs: Vec<Vec<&str>> = rows.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
+            let refs: Vec<&[&str]> = refs.iter().map(Vec::as_slice).collect();
+            table(&["dt", "events", "amount"], &refs)
+        };
+        let daily = |model: &str| {
+            b.rows(
+                &dir,
+                &format!("select cast(dt as varchar) as dt, events, amount from {{schema}}.{model} order by dt"),
+            )
+        };
+        ok(&dir, &["backfill", "--start", "2024-01-01", "--end", "2024-01-10"]);
+        assert_eq!(daily("daily"), days(1..=10), "the ref to `events` is filtered to each batch");
+        assert_eq!(daily("daily_explicit"), days(1..=10), "the window variables filter the view");
+        let intervals = ok(&dir, &["intervals", "-s", "daily"]);
+        assert!(intervals.contains("done:    2024-01-01 00:00:00..2024-01-10 00:00:00 (10 periods)"), "{intervals}");
+        ok(&dir, &["backfill", "--start", "2024-01-03", "--end", "2024-01-03"]);
+        assert_eq!(daily("daily"), days(1..=10), "a one-day backfill replaces that day only");
+        assert_eq!(b.leftovers(), Vec::<Vec<String>>::new());
+    }
+}
+
+/// The suite's tests for one engine, in a module named after it.
+macro_rules! engine_suite {
+    ($engine:ident) => {
+        mod $engine {
+            use super::{Backend, cases};
+
+            #[test]
+            fn seeds_views_tables_and_ephemeral_models() {
+                if let Some(b) = Backend::$engine("basic") {
+                    cases::seeds_views_tables_and_ephemeral(&b);
+                }
+            }
+
+            #[test]
+            fn each_incremental_strategy_run_twice() {
+                if let Some(b) = Backend::$engine("incremental") {
+                    cases::each_incremental_strategy_twice(&b);
+                }
+            }
+
+            #[test]
+            fn on_schema_change_policies() {
+                if let Some(b) = Backend::$engine("schema") {
+                    cases::on_schema_change(&b);
+                }
+            }
+
+            #[test]
+            fn a_failing_audit_publishes_nothing() {
+                if let Some(b) = Backend::$engine("wap") {
+                    cases::a_failing_audit_publishes_nothing(&b);
+                }
+            }
+
+            #[test]
+            fn a_backfill_replaces_its_window() {
+                if let Some(b) = Backend::$engine("backfill") {
+                    cases::a_backfill_replaces_its_window(&b);
+                }
+            }
+        }
+    };
+}
+
+engine_suite!(datafusion);
+engine_suite!(postgres);

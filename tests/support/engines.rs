@@ -1,0 +1,97 @@
+//! The engines a conformance test runs on: the same project and the same expected rows,
+//! on the embedded engine (schema `main`) and on a real Postgres (schema `public`).
+
+use std::path::{Path, PathBuf};
+
+use super::postgres::{self, Database};
+
+/// Where a conformance test builds.
+pub enum Backend {
+    DataFusion,
+    Postgres(Database),
+}
+
+impl Backend {
+    /// The embedded engine.
+    pub fn datafusion(_test: &str) -> Option<Backend> {
+        Some(Backend::DataFusion)
+    }
+
+    /// A fresh database on the test Postgres, or `None` when there is none (skipped).
+    pub fn postgres(test: &str) -> Option<Backend> {
+        postgres::database(test).map(Backend::Postgres)
+    }
+
+    /// The schema models build into.
+    pub fn schema(&self) -> &'static str {
+        match self {
+            Backend::DataFusion => "main",
+            Backend::Postgres(_) => "public",
+        }
+    }
+
+    /// A copy of a fixture project pointed at this engine.
+    pub fn project(&self, fixture: &str) -> (tempfile::TempDir, PathBuf) {
+        let (tmp, dir) = super::copy_project(fixture);
+        if let Backend::Postgres(db) = self {
+            db.write_profile(&dir, &project_name(&dir), "");
+        }
+        (tmp, dir)
+    }
+
+    /// Rows of a query through `etlm show`, every value as text (`NULL` for null), so
+    /// both engines compare against the same expected rows. `{schema}` in `sql` is the
+    /// engine's schema.
+    pub fn rows(&self, dir: &Path, sql: &str) -> Vec<Row> {
+        let sql = sql.replace("{schema}", self.schema());
+        super::rows(dir, &sql)
+            .into_iter()
+            .map(|row| {
+                let object = row.as_object().expect("a row is an object");
+                object.iter().map(|(k, v)| (k.clone(), text(v))).collect()
+            })
+            .collect()
+    }
+
+    /// The relations etlm left in its staging and audit schemas (always none on the
+    /// embedded engine, whose staging is directories swept by the next run).
+    pub fn leftovers(&self) -> Vec<Vec<String>> {
+        match self {
+            Backend::DataFusion => Vec::new(),
+            Backend::Postgres(db) => db.rows(
+                "select table_schema, table_name from information_schema.tables \
+                 where table_schema in ('_etlm_staging', '_etlm_audit') order by 1, 2",
+            ),
+        }
+    }
+}
+
+fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "NULL".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The project's `name:` (the profile it looks up).
+fn project_name(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("etlm.yml")).expect("etlm.yml");
+    text.lines()
+        .find_map(|l| l.strip_prefix("name:"))
+        .map(|n| n.trim().trim_matches('"').to_string())
+        .expect("a project name")
+}
+
+/// A row: column name to value as text.
+pub type Row = std::collections::BTreeMap<String, String>;
+
+/// Expected rows, written compactly: `table(&["id", "name"], &[&["1", "a"], &["2", "b"]])`.
+pub fn table(columns: &[&str], rows: &[&[&str]]) -> Vec<Row> {
+    rows.iter()
+        .map(|r| {
+            assert_eq!(r.len(), columns.len(), "expected row {r:?} has one value per column");
+            columns.iter().zip(r.iter()).map(|(c, v)| (c.to_string(), v.to_string())).collect()
+        })
+        .collect()
+}
