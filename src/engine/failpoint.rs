@@ -1,8 +1,11 @@
 //! Failpoints: named places where a test can make etlm abort, to prove crash safety.
-//! `ETLM_FAILPOINT=<point>:<model>[:<n>]` (read by the CLI, passed in here) aborts the
-//! process the moment `<model>` reaches `<point>` (the `n`th time, for a model built in
-//! batches; default the first). Points: `after-stage`, `before-publish`,
-//! `after-publish`, `before-state-write`.
+//! `ETLM_FAILPOINT=<point>:<model>[:<n>][:pause]` (read by the CLI, passed in here)
+//! aborts the process the moment `<model>` reaches `<point>` (the `n`th time, for a
+//! model built in batches; default the first), or with `pause` holds it there for
+//! `PAUSE` (printing `failpoint ... pausing` on stderr), so a test can act meanwhile, e.g.
+//! kill etlm's database connection in the middle of a publish. Points: `after-stage`,
+//! `before-publish` (on Postgres: inside the publishing transaction, before its
+//! commit), `after-publish`, `before-state-write`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,12 +14,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Clone, Debug, Default)]
 pub struct Failpoints {
     armed: Option<(String, String, usize)>,
+    action: Action,
     hits: Arc<AtomicUsize>,
 }
 
+/// What a hit does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Action {
+    #[default]
+    Abort,
+    Pause,
+}
+
+/// How long a `pause` failpoint holds the run.
+pub const PAUSE: std::time::Duration = std::time::Duration::from_secs(4);
+
 impl PartialEq for Failpoints {
     fn eq(&self, other: &Failpoints) -> bool {
-        self.armed == other.armed
+        self.armed == other.armed && self.action == other.action
     }
 }
 
@@ -27,8 +42,12 @@ impl Failpoints {
     /// Parses `<point>:<model>[:<n>]`; `None` or an empty string arms nothing.
     pub fn parse(spec: Option<&str>) -> Result<Failpoints, String> {
         let Some(spec) = spec.filter(|s| !s.is_empty()) else { return Ok(Failpoints::default()) };
-        let usage = || format!("ETLM_FAILPOINT must be `<point>:<model>[:<n>]`, got `{spec}`");
-        let mut parts = spec.split(':');
+        let usage = || format!("ETLM_FAILPOINT must be `<point>:<model>[:<n>][:pause]`, got `{spec}`");
+        let (spec_points, action) = match spec.strip_suffix(":pause") {
+            Some(rest) => (rest, Action::Pause),
+            None => (spec, Action::Abort),
+        };
+        let mut parts = spec_points.split(':');
         let (Some(point), Some(model)) = (parts.next(), parts.next()) else { return Err(usage()) };
         let nth = match parts.next() {
             None => 1,
@@ -40,16 +59,24 @@ impl Failpoints {
         if !POINTS.contains(&point) {
             return Err(format!("unknown failpoint `{point}`; known: {}", POINTS.join(", ")));
         }
-        Ok(Failpoints { armed: Some((point.to_string(), model.to_string(), nth)), hits: Default::default() })
+        Ok(Failpoints { armed: Some((point.to_string(), model.to_string(), nth)), action, hits: Default::default() })
     }
 
-    /// Aborts the process (no cleanup, like `kill -9`) if this point is armed for `model`
-    /// and this is its `n`th hit.
+    /// Aborts the process (no cleanup, like `kill -9`), or pauses it, if this point is
+    /// armed for `model` and this is its `n`th hit.
     pub fn hit(&self, point: &str, model: &str) {
         if let Some((p, m, nth)) = &self.armed {
             if p == point && m == model && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
-                eprintln!("etlm: failpoint {point}:{model} hit, aborting");
-                std::process::abort();
+                match self.action {
+                    Action::Abort => {
+                        eprintln!("etlm: failpoint {point}:{model} hit, aborting");
+                        std::process::abort();
+                    }
+                    Action::Pause => {
+                        eprintln!("etlm: failpoint {point}:{model} hit, pausing");
+                        std::thread::sleep(PAUSE);
+                    }
+                }
             }
         }
     }
@@ -69,5 +96,9 @@ mod tests {
         assert!(Failpoints::parse(Some("after-publish:daily:0")).is_err());
         assert!(Failpoints::parse(Some("nowhere:orders")).is_err());
         assert!(Failpoints::parse(Some("orders")).is_err());
+        let f = Failpoints::parse(Some("before-publish:orders:pause")).unwrap();
+        assert_eq!((f.armed.unwrap().2, f.action), (1, Action::Pause));
+        let f = Failpoints::parse(Some("before-publish:orders:2:pause")).unwrap();
+        assert_eq!((f.armed.unwrap().2, f.action), (2, Action::Pause));
     }
 }

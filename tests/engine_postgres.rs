@@ -1,0 +1,232 @@
+//! What only Postgres has: a connection killed in the middle of a publish, the run lock
+//! between two processes, Ctrl-C during a running statement, and views built by users
+//! on etlm's tables. Each test gets a database of its own on the throwaway cluster.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use support::engines::{Backend, Row};
+use support::postgres::Database;
+use support::{etlm, etlm_command};
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let run = etlm(dir, args);
+    assert_eq!(run.code, 0, "{args:?}\n{}\n{}", run.stdout, run.stderr);
+    run.stdout
+}
+
+/// A project from `fixture` on a fresh database, or `None` without Postgres.
+fn project(test: &str, fixture: &str) -> Option<(Backend, tempfile::TempDir, std::path::PathBuf)> {
+    let backend = Backend::postgres(test)?;
+    let (tmp, dir) = backend.project(fixture);
+    Some((backend, tmp, dir))
+}
+
+fn database(b: &Backend) -> &Database {
+    match b {
+        Backend::Postgres(db) => db,
+        Backend::DataFusion => unreachable!("these tests run on Postgres"),
+    }
+}
+
+/// Starts `etlm <args>` with `ETLM_FAILPOINT` paused at `failpoint` and returns once it
+/// is paused there.
+fn paused_at(dir: &Path, args: &[&str], failpoint: &str) -> Child {
+    let mut child = etlm_command(dir, args)
+        .env("ETLM_FAILPOINT", format!("{failpoint}:pause"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start etlm");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("etlm reached the failpoint").expect("stderr line");
+        if line.contains("pausing") {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// Terminates etlm's connection that is inside a transaction (the publishing one).
+fn kill_publishing_connection(db: &Database) {
+    let killed = db.rows(&format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+         where datname = '{}' and application_name = 'etlm' and state = 'idle in transaction'",
+        db.name
+    ));
+    assert_eq!(killed, vec![vec!["t".to_string()]], "exactly one publishing connection was terminated");
+}
+
+fn staging_left(db: &Database) -> Vec<Vec<String>> {
+    db.rows(
+        "select table_schema, table_name from information_schema.tables \
+         where table_schema in ('_etlm_staging', '_etlm_audit') order by 1, 2",
+    )
+}
+
+#[test]
+fn a_connection_killed_in_the_middle_of_a_table_publish_leaves_the_table_unchanged() {
+    let Some((b, _tmp, dir)) = project("kill_table", "conformance") else { return };
+    let db = database(&b);
+    ok(&dir, &["build"]);
+    let query = "select * from {schema}.customer_totals order by customer_id";
+    let before = b.rows(&dir, query);
+    std::fs::write(
+        dir.join("seeds/orders.csv"),
+        "order_id,customer_id,amount,status,order_date\n1,1,7,paid,2024-01-01\n",
+    )
+    .unwrap();
+    let child = paused_at(&dir, &["build", "--threads", "1"], "before-publish:customer_totals");
+    kill_publishing_connection(db);
+    let out = child.wait_with_output().expect("etlm exits");
+    assert_eq!(out.status.code(), Some(1), "the model fails");
+    let results = std::fs::read_to_string(dir.join("target/run_results.json")).unwrap();
+    assert!(results.contains("terminating connection"), "the error says the connection was ended: {results}");
+    assert_eq!(b.rows(&dir, query), before, "the table is unchanged");
+    assert_eq!(staging_left(db), Vec::<Vec<String>>::new(), "no staging relation is left");
+    ok(&dir, &["build"]);
+    let after: Vec<Row> = b.rows(&dir, query);
+    assert_eq!(after[0]["paid_amount"], "7", "the re-run publishes the new data");
+    assert_eq!(staging_left(db), Vec::<Vec<String>>::new());
+}
+
+#[test]
+fn a_connection_killed_in_the_middle_of_an_insert_overwrite_leaves_the_table_unchanged() {
+    let Some((b, _tmp, dir)) = project("kill_overwrite", "incremental") else { return };
+    let db = database(&b);
+    ok(&dir, &["build"]);
+    let query = "select cast(dt as varchar) as dt, n, total from {schema}.inc_overwrite order by dt";
+    let before = b.rows(&dir, query);
+    std::fs::write(
+        dir.join("seeds/events.csv"),
+        "id,dt,amount,status\n1,2024-01-01,10,new\n2,2024-01-01,25,paid\n3,2024-01-02,30,new\n4,2024-01-03,40,new\n",
+    )
+    .unwrap();
+    let args = ["build", "--threads", "1", "--vars", "{since: 2024-01-02}"];
+    let child = paused_at(&dir, &args, "before-publish:inc_overwrite");
+    kill_publishing_connection(db);
+    let out = child.wait_with_output().expect("etlm exits");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(b.rows(&dir, query), before, "no partition was replaced");
+    assert_eq!(staging_left(db), Vec::<Vec<String>>::new());
+    ok(&dir, &args);
+    let after: Vec<Vec<String>> = b.rows(&dir, query).into_iter().map(|r| r.into_values().collect()).collect();
+    let expected: Vec<Vec<String>> = [["2024-01-01", "2", "30"], ["2024-01-02", "1", "30"], ["2024-01-03", "1", "40"]]
+        .iter()
+        .map(|r| r.iter().map(|v| v.to_string()).collect())
+        .collect();
+    // Columns come back sorted by name: dt, n, total.
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn a_second_concurrent_run_fails_at_once_with_the_lock_message() {
+    let Some((_b, _tmp, dir)) = project("lock", "conformance") else { return };
+    ok(&dir, &["seed"]);
+    let first = paused_at(&dir, &["run", "--threads", "1"], "after-stage:stg_orders");
+    let clock = Instant::now();
+    let second = etlm(&dir, &["run"]);
+    let waited = clock.elapsed();
+    assert_eq!(second.code, 2, "{}\n{}", second.stdout, second.stderr);
+    assert!(second.stderr.contains("another etlm run holds the run lock"), "{}", second.stderr);
+    assert!(waited < Duration::from_secs(3), "it fails at once, not after {waited:?}");
+    let out = first.wait_with_output().expect("the first run ends");
+    assert_eq!(out.status.code(), Some(0), "the first run finishes normally");
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_and_exits_quickly() {
+    let Some((b, _tmp, dir)) = project("ctrl_c", "conformance") else { return };
+    let db = database(&b);
+    std::fs::write(dir.join("models/slow.sql"), "select 1 as x from (select pg_sleep(30)) as s\n").unwrap();
+    let child =
+        etlm_command(&dir, &["run", "-s", "slow"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let running = || {
+        db.rows(&format!(
+            "select count(*) from pg_stat_activity where datname = '{}' and query like '%pg_sleep(30)%' \
+             and state = 'active' and pid <> pg_backend_pid()",
+            db.name
+        ))[0][0]
+            .clone()
+    };
+    let clock = Instant::now();
+    while running() != "1" {
+        assert!(clock.elapsed() < Duration::from_secs(20), "the slow model never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let interrupted = Instant::now();
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(interrupted.elapsed() < Duration::from_secs(3), "exited {:?} after Ctrl-C", interrupted.elapsed());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(running(), "0", "the statement was cancelled on the server");
+    let exists = db.rows("select count(*) from information_schema.tables where table_name = 'slow'");
+    assert_eq!(exists, vec![vec!["0".to_string()]], "nothing was published");
+}
+
+#[test]
+fn views_users_built_on_etlm_relations_survive_rebuilds() {
+    let Some((b, _tmp, dir)) = project("dependents", "conformance") else { return };
+    let db = database(&b);
+    ok(&dir, &["build"]);
+    db.execute(
+        "create schema reporting; \
+         create view reporting.big_customers as select name from public.customer_totals where size = 'big'; \
+         create view reporting.orders_by_status as select status, count(*) as n from public.stg_orders group by status",
+    );
+    std::fs::write(
+        dir.join("seeds/orders.csv"),
+        "order_id,customer_id,amount,status,order_date\n1,1,9000,paid,2024-01-01\n2,3,10,paid,2024-01-02\n",
+    )
+    .unwrap();
+    ok(&dir, &["build"]);
+    assert_eq!(db.rows("select name from reporting.big_customers"), vec![vec!["Ada".to_string()]], "reads new data");
+    assert_eq!(
+        db.rows("select status, n from reporting.orders_by_status"),
+        vec![vec!["paid".to_string(), "2".to_string()]]
+    );
+
+    // A change that would break the user's view stops with its name; nothing changes.
+    std::fs::write(
+        dir.join("models/customer_totals.sql"),
+        "select c.customer_id, c.name from {{ ref('customers') }} c\n",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("models/schema.yml")).unwrap();
+    let run = etlm(&dir, &["run", "-s", "customer_totals"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("dependent: view big_customers depends on column size"), "{}", run.stdout);
+    assert!(run.stdout.contains("never drops dependent views"), "{}", run.stdout);
+    assert_eq!(db.rows("select name from reporting.big_customers"), vec![vec!["Ada".to_string()]], "still works");
+    assert_eq!(staging_left(db), Vec::<Vec<String>>::new());
+}
+
+#[test]
+fn the_metadata_store_is_created_versioned_and_records_runs() {
+    let Some((b, _tmp, dir)) = project("meta", "conformance") else { return };
+    let db = database(&b);
+    ok(&dir, &["build"]);
+    ok(&dir, &["build"]);
+    assert_eq!(db.rows("select version from etlm_meta.schema_version"), vec![vec!["1".to_string()]], "migrated once");
+    assert_eq!(
+        db.rows("select count(*), min(status) from etlm_meta.runs"),
+        vec![vec!["2".to_string(), "success".to_string()]]
+    );
+    let models = db.rows(
+        "select status, rows from etlm_meta.model_runs where unique_id = 'model.conformance.customer_totals' order by started_at",
+    );
+    assert_eq!(models, vec![vec!["success".to_string(), "3".to_string()]; 2]);
+    let runs = ok(&dir, &["runs"]);
+    assert!(runs.contains("| build"), "{runs}");
+}
