@@ -206,7 +206,7 @@ fn views_users_built_on_etlm_relations_survive_rebuilds() {
     std::fs::remove_file(dir.join("models/schema.yml")).unwrap();
     let run = etlm(&dir, &["run", "-s", "customer_totals"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("dependent: view big_customers depends on column size"), "{}", run.stdout);
+    assert!(run.stdout.contains("dependent: view reporting.big_customers depends on column size"), "{}", run.stdout);
     assert!(run.stdout.contains("never drops dependent views"), "{}", run.stdout);
     assert_eq!(db.rows("select name from reporting.big_customers"), vec![vec!["Ada".to_string()]], "still works");
     assert_eq!(staging_left(db), Vec::<Vec<String>>::new());
