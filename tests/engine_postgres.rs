@@ -230,3 +230,30 @@ fn the_metadata_store_is_created_versioned_and_records_runs() {
     let runs = ok(&dir, &["runs"]);
     assert!(runs.contains("| build"), "{runs}");
 }
+
+#[test]
+fn the_example_project_builds_on_postgres_with_one_target_switch() {
+    let Some(db) = support::postgres::database("example") else { return };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project");
+    let (_tmp, dir) = support::copy_project(example.to_str().unwrap());
+    let port = db.server.port.to_string();
+    let env = [
+        ("ETLM_PG_HOST", db.server.host.as_str()),
+        ("ETLM_PG_PORT", port.as_str()),
+        ("ETLM_PG_USER", db.server.user.as_str()),
+        ("PGPASSWORD", db.server.password.as_str()),
+        ("ETLM_PG_DATABASE", db.name.as_str()),
+    ];
+    let embedded = support::etlm(&dir, &["build"]);
+    assert_eq!(embedded.code, 0, "{}\n{}", embedded.stdout, embedded.stderr);
+    let run = support::etlm_with(&dir, &["build", "--target", "pg"], &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("0 errors, 0 skipped"), "{}", run.stdout);
+    for (table, key) in [("dim_customers", "customer_id"), ("fct_orders", "order_id"), ("fct_orders_daily", "dt")] {
+        let on_postgres = db.rows(&format!("select count(*), count(distinct {key}) from shop.{table}"));
+        let on_embedded =
+            support::rows(&dir, &format!("select count(*) as n, count(distinct {key}) as k from main.{table}"));
+        let embedded_counts = vec![vec![on_embedded[0]["n"].to_string(), on_embedded[0]["k"].to_string()]];
+        assert_eq!(on_postgres, embedded_counts, "{table} has the same rows on both engines");
+    }
+}

@@ -53,6 +53,8 @@ pub struct PostgresEngine {
     _lock: Option<Client>,
     /// Makes staging names unique to this run.
     tag: String,
+    /// Schemas known to exist.
+    schemas: Mutex<BTreeSet<String>>,
     /// `server_version_num`, e.g. 150018: MERGE needs 150000.
     server_version: u32,
 }
@@ -123,6 +125,7 @@ impl PostgresEngine {
             cancels: Mutex::default(),
             _lock: lock,
             tag,
+            schemas: Mutex::default(),
             server_version,
         })
     }
@@ -139,6 +142,22 @@ impl PostgresEngine {
             }
         };
         Ok(Pooled { engine: self, client: Some(client) })
+    }
+
+    /// Creates `schema` unless it exists. Outside any transaction: two models creating
+    /// one schema at once inside theirs would collide.
+    async fn ensure_schema(&self, client: &Client, schema: &str) -> Result<(), EngineError> {
+        if self.schemas.lock().expect("schemas").contains(schema) {
+            return Ok(());
+        }
+        match client.batch_execute(&format!("create schema if not exists {}", quote_ident(schema))).await {
+            Ok(()) => {}
+            // Another connection created it between our check and our create.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {}
+            Err(e) => return Err(pg_error(&e)),
+        }
+        self.schemas.lock().expect("schemas").insert(schema.to_string());
+        Ok(())
     }
 
     /// Cancels every running statement (Ctrl-C); their transactions roll back.
@@ -291,6 +310,7 @@ impl Engine for PostgresEngine {
     ) -> Result<Staged, EngineError> {
         let clock = std::time::Instant::now();
         let client = self.client().await?;
+        self.ensure_schema(&client, &relation.schema).await?;
         let audit = relation.audit();
         client.batch_execute(&format!("drop view if exists {audit}")).await.map_err(|e| pg_error(&e))?;
         let existing = relation_kind(&*client, relation).await?;
@@ -348,13 +368,9 @@ impl Engine for PostgresEngine {
 
     async fn replace_table(&self, relation: &Relation, sql: &str) -> Result<u64, EngineError> {
         let mut client = self.client().await?;
+        self.ensure_schema(&client, &relation.schema).await?;
         let tx = client.transaction().await.map_err(|e| pg_error(&e))?;
-        tx.batch_execute(&format!(
-            "create schema if not exists {}; drop table if exists {relation}",
-            quote_ident(&relation.schema)
-        ))
-        .await
-        .map_err(|e| pg_error(&e))?;
+        tx.batch_execute(&format!("drop table if exists {relation}")).await.map_err(|e| pg_error(&e))?;
         let rows = tx.execute(&format!("create table {relation} as {sql}"), &[]).await.map_err(|e| pg_error(&e))?;
         tx.commit().await.map_err(|e| pg_error(&e))?;
         Ok(rows)
@@ -448,15 +464,9 @@ async fn columns_of(client: &impl GenericClient, relation: &Relation) -> Result<
     Ok(rows.iter().map(|r| ColumnMeta { name: r.get(0), data_type: r.get(1) }).collect())
 }
 
-/// `create table <relation> as <sql>` (creating its schema); returns the rows written.
+/// `create table <relation> as <sql>` in the staging schema; returns the rows written.
 async fn create_table_as(client: &Client, relation: &Relation, sql: &str) -> Result<u64, EngineError> {
-    client
-        .batch_execute(&format!(
-            "create schema if not exists {}; drop table if exists {relation}",
-            quote_ident(&relation.schema)
-        ))
-        .await
-        .map_err(|e| pg_error(&e))?;
+    client.batch_execute(&format!("drop table if exists {relation}")).await.map_err(|e| pg_error(&e))?;
     client.execute(&format!("create table {relation} as {sql}"), &[]).await.map_err(|e| pg_error(&e))
 }
 

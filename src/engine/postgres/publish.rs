@@ -30,7 +30,6 @@ pub(super) async fn publish(
     model: &str,
 ) -> Result<(), EngineError> {
     let mut tx = client.transaction().await.map_err(|e| pg_error(&e))?;
-    exec(&tx, &format!("create schema if not exists {}", quote_ident(&relation.schema))).await?;
     let existing = kind_of(&tx, relation).await?;
     exec(&tx, &format!("drop view if exists {}", staged.audit)).await?;
     match &staged.kind {

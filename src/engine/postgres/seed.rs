@@ -11,7 +11,7 @@ use super::pg_error;
 use crate::engine::EngineError;
 use crate::relation::{Relation, quote_ident};
 
-/// Creates `relation` with the batch's columns and copies its rows in. Returns the rows.
+/// Creates `relation` (in an existing schema) with the batch's columns and copies its rows in. Returns the rows.
 pub async fn copy_into(client: &Client, relation: &Relation, batch: &RecordBatch) -> Result<u64, EngineError> {
     let columns: Vec<String> = batch
         .schema()
@@ -20,11 +20,7 @@ pub async fn copy_into(client: &Client, relation: &Relation, batch: &RecordBatch
         .map(|f| format!("{} {}", quote_ident(f.name()), pg_type(f.data_type())))
         .collect();
     client
-        .batch_execute(&format!(
-            "create schema if not exists {}; drop table if exists {relation}; create table {relation} ({})",
-            quote_ident(&relation.schema),
-            columns.join(", ")
-        ))
+        .batch_execute(&format!("drop table if exists {relation}; create table {relation} ({})", columns.join(", ")))
         .await
         .map_err(|e| pg_error(&e))?;
     let mut csv = Vec::new();
