@@ -170,36 +170,48 @@ async fn apply_incremental(
             IncrementalStrategy::DeleteInsert => {
                 vec![format!("delete from {relation} as o where exists (select 1 from {delta} d where {on})"), insert]
             }
-            IncrementalStrategy::Merge => {
-                let updated: Vec<String> = inserted
-                    .iter()
-                    .filter(|c| spec.takes_new(&c.name) && !spec.unique_key.contains(&c.name))
-                    .map(|c| quote_ident(&c.name))
-                    .collect();
-                if server_version >= MERGE_VERSION {
-                    let matched = match updated.is_empty() {
-                        true => "do nothing".to_string(),
-                        false => format!(
-                            "update set {}",
-                            updated.iter().map(|c| format!("{c} = d.{c}")).collect::<Vec<_>>().join(", ")
-                        ),
-                    };
-                    let values = inserted.iter().map(|c| format!("d.{}", quote_ident(&c.name))).collect::<Vec<_>>();
-                    vec![format!(
-                        "merge into {relation} as o using {delta} as d on {on} when matched then {matched} \
-                         when not matched then insert ({cols}) values ({})",
-                        values.join(", ")
-                    )]
-                } else {
-                    on_conflict(relation, spec, &updated, &insert)
-                }
-            }
+            IncrementalStrategy::Merge => merge(relation, delta, spec, &inserted, server_version),
         }
     };
     for statement in statements {
         exec(tx, &statement).await?;
     }
     exec(tx, &format!("drop table {delta}")).await
+}
+
+/// The statements of a `merge`: MERGE from Postgres 15 on, else `INSERT ... ON
+/// CONFLICT`. Matched rows take the columns `merge_update_columns` /
+/// `merge_exclude_columns` allow (all but the key by default).
+fn merge(
+    relation: &Relation,
+    delta: &Relation,
+    spec: &crate::engine::incremental::IncrementalSpec,
+    inserted: &[ColumnMeta],
+    server_version: u32,
+) -> Vec<String> {
+    let cols = column_list(inserted);
+    let updated: Vec<String> = inserted
+        .iter()
+        .filter(|c| spec.takes_new(&c.name) && !spec.unique_key.contains(&c.name))
+        .map(|c| quote_ident(&c.name))
+        .collect();
+    if server_version < MERGE_VERSION {
+        let insert = format!("insert into {relation} ({cols}) select {cols} from {delta}");
+        return on_conflict(relation, spec, &updated, &insert);
+    }
+    let matched = match updated.is_empty() {
+        true => "do nothing".to_string(),
+        false => {
+            format!("update set {}", updated.iter().map(|c| format!("{c} = d.{c}")).collect::<Vec<_>>().join(", "))
+        }
+    };
+    let values = inserted.iter().map(|c| format!("d.{}", quote_ident(&c.name))).collect::<Vec<_>>();
+    vec![format!(
+        "merge into {relation} as o using {delta} as d on {} when matched then {matched} \
+         when not matched then insert ({cols}) values ({})",
+        spec.key_match(),
+        values.join(", ")
+    )]
 }
 
 /// Before MERGE (Postgres 14 and older): `INSERT ... ON CONFLICT` on a unique index
@@ -273,5 +285,54 @@ fn dependent_error(relation: &Relation, e: &tokio_postgres::Error) -> EngineErro
             blocked(relation, &[dependent.to_string()], db.message())
         }
         _ => pg_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::incremental::IncrementalSpec;
+    use crate::project::OnSchemaChange;
+
+    fn spec(update: Option<&[&str]>) -> IncrementalSpec {
+        IncrementalSpec {
+            strategy: IncrementalStrategy::Merge,
+            unique_key: vec!["id".into()],
+            partition_by: vec![],
+            on_schema_change: OnSchemaChange::Ignore,
+            update_columns: update.map(|u| u.iter().map(|c| c.to_string()).collect()),
+            exclude_columns: vec![],
+            window: None,
+        }
+    }
+
+    fn columns(names: &[&str]) -> Vec<ColumnMeta> {
+        names.iter().map(|n| ColumnMeta { name: n.to_string(), data_type: "bigint".into() }).collect()
+    }
+
+    #[test]
+    fn merge_is_spelled_by_server_version() {
+        let (t, d) = (Relation::new("s", "t"), Relation::new("_etlm_staging", "t_d"));
+        let cols = columns(&["id", "a", "b"]);
+        let pg15 = merge(&t, &d, &spec(Some(&["a"])), &cols, 150_018);
+        assert_eq!(
+            pg15,
+            vec![
+                "merge into \"s\".\"t\" as o using \"_etlm_staging\".\"t_d\" as d on o.\"id\" = d.\"id\" \
+             when matched then update set \"a\" = d.\"a\" when not matched then insert (\"id\", \"a\", \"b\") \
+             values (d.\"id\", d.\"a\", d.\"b\")"
+            ]
+        );
+        let pg14 = merge(&t, &d, &spec(None), &cols, 140_011);
+        assert_eq!(
+            pg14,
+            vec![
+                "create unique index if not exists \"t_etlm_key\" on \"s\".\"t\" (\"id\")",
+                "insert into \"s\".\"t\" (\"id\", \"a\", \"b\") select \"id\", \"a\", \"b\" from \"_etlm_staging\".\"t_d\" \
+             on conflict (\"id\") do update set \"a\" = excluded.\"a\", \"b\" = excluded.\"b\"",
+            ]
+        );
+        let keys_only = merge(&t, &d, &spec(None), &columns(&["id"]), 140_011);
+        assert!(keys_only[1].ends_with("on conflict (\"id\") do nothing"), "{keys_only:?}");
     }
 }
