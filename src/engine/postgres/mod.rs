@@ -379,7 +379,7 @@ impl Engine for PostgresEngine {
     async fn count(&self, sql: &str) -> Result<u64, EngineError> {
         let client = self.client().await?;
         let row = client
-            .query_one(&format!("select count(*) from ({sql}) as counted"), &[])
+            .query_one(&format!("select count(*) from (\n{sql}\n) as counted"), &[])
             .await
             .map_err(|e| pg_error(&e))?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
@@ -389,7 +389,7 @@ impl Engine for PostgresEngine {
         let client = self.client().await?;
         let sql = match limit {
             usize::MAX => sql.to_string(),
-            n => format!("select * from ({sql}) as shown limit {n}"),
+            n => format!("select * from (\n{sql}\n) as shown limit {n}"),
         };
         rows::query_text(&client, &sql).await
     }
