@@ -72,19 +72,23 @@ fn staging_left(db: &Database) -> Vec<Vec<String>> {
     )
 }
 
-#[test]
-fn a_connection_killed_in_the_middle_of_a_table_publish_leaves_the_table_unchanged() {
-    let Some((b, _tmp, dir)) = project("kill_table", "conformance") else { return };
-    let db = database(&b);
+/// Builds `fixture`, writes `seed` (path, text), starts `args` paused inside the publish
+/// of `model`, kills its connection there, and checks the run fails, `query` reads what
+/// it read before, and nothing is left in the staging schemas. Returns the project.
+fn killed_mid_publish(
+    b: &Backend,
+    fixture: &str,
+    seed: (&str, &str),
+    args: &[&str],
+    model: &str,
+    query: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let db = database(b);
+    let (tmp, dir) = b.project(fixture);
     ok(&dir, &["build"]);
-    let query = "select * from {schema}.customer_totals order by customer_id";
     let before = b.rows(&dir, query);
-    std::fs::write(
-        dir.join("seeds/orders.csv"),
-        "order_id,customer_id,amount,status,order_date\n1,1,7,paid,2024-01-01\n",
-    )
-    .unwrap();
-    let child = paused_at(&dir, &["build", "--threads", "1"], "before-publish:customer_totals");
+    std::fs::write(dir.join(seed.0), seed.1).unwrap();
+    let child = paused_at(&dir, args, &format!("before-publish:{model}"));
     kill_publishing_connection(db);
     let out = child.wait_with_output().expect("etlm exits");
     assert_eq!(out.status.code(), Some(1), "the model fails");
@@ -92,39 +96,39 @@ fn a_connection_killed_in_the_middle_of_a_table_publish_leaves_the_table_unchang
     assert!(results.contains("terminating connection"), "the error says the connection was ended: {results}");
     assert_eq!(b.rows(&dir, query), before, "the table is unchanged");
     assert_eq!(staging_left(db), Vec::<Vec<String>>::new(), "no staging relation is left");
-    ok(&dir, &["build"]);
+    ok(&dir, args);
+    assert_eq!(staging_left(db), Vec::<Vec<String>>::new());
+    (tmp, dir)
+}
+
+#[test]
+fn a_connection_killed_in_the_middle_of_a_table_publish_leaves_the_table_unchanged() {
+    let Some(b) = Backend::postgres("kill_table") else { return };
+    let query = "select * from {schema}.customer_totals order by customer_id";
+    let seed = ("seeds/orders.csv", "order_id,customer_id,amount,status,order_date\n1,1,7,paid,2024-01-01\n");
+    let (_tmp, dir) =
+        killed_mid_publish(&b, "conformance", seed, &["build", "--threads", "1"], "customer_totals", query);
     let after: Vec<Row> = b.rows(&dir, query);
     assert_eq!(after[0]["paid_amount"], "7", "the re-run publishes the new data");
-    assert_eq!(staging_left(db), Vec::<Vec<String>>::new());
 }
 
 #[test]
 fn a_connection_killed_in_the_middle_of_an_insert_overwrite_leaves_the_table_unchanged() {
-    let Some((b, _tmp, dir)) = project("kill_overwrite", "incremental") else { return };
-    let db = database(&b);
-    ok(&dir, &["build"]);
+    let Some(b) = Backend::postgres("kill_overwrite") else { return };
     let query = "select cast(dt as varchar) as dt, n, total from {schema}.inc_overwrite order by dt";
-    let before = b.rows(&dir, query);
-    std::fs::write(
-        dir.join("seeds/events.csv"),
+    let seed = (
+        "seeds/events.csv",
         "id,dt,amount,status\n1,2024-01-01,10,new\n2,2024-01-01,25,paid\n3,2024-01-02,30,new\n4,2024-01-03,40,new\n",
-    )
-    .unwrap();
+    );
     let args = ["build", "--threads", "1", "--vars", "{since: 2024-01-02}"];
-    let child = paused_at(&dir, &args, "before-publish:inc_overwrite");
-    kill_publishing_connection(db);
-    let out = child.wait_with_output().expect("etlm exits");
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(b.rows(&dir, query), before, "no partition was replaced");
-    assert_eq!(staging_left(db), Vec::<Vec<String>>::new());
-    ok(&dir, &args);
+    let (_tmp, dir) = killed_mid_publish(&b, "incremental", seed, &args, "inc_overwrite", query);
     let after: Vec<Vec<String>> = b.rows(&dir, query).into_iter().map(|r| r.into_values().collect()).collect();
     let expected: Vec<Vec<String>> = [["2024-01-01", "2", "30"], ["2024-01-02", "1", "30"], ["2024-01-03", "1", "40"]]
         .iter()
         .map(|r| r.iter().map(|v| v.to_string()).collect())
         .collect();
     // Columns come back sorted by name: dt, n, total.
-    assert_eq!(after, expected);
+    assert_eq!(after, expected, "the re-run replaces the partitions in the new rows");
 }
 
 #[test]
