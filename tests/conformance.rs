@@ -1,8 +1,8 @@
 //! One conformance suite, expanded per engine (STYLE §4): the same projects, built on the
 //! embedded engine and on a real Postgres, must give the same tables row for row (values
 //! compared as text). Seeds, a view, tables, an ephemeral model, each incremental
-//! strategy run twice, `on_schema_change`, a failing audit (write-audit-publish) and a
-//! backfill window.
+//! strategy run twice, `on_schema_change`, a failing audit (write-audit-publish), a
+//! backfill window, and dbt's cross-database macros.
 
 mod support;
 
@@ -193,6 +193,32 @@ mod cases {
         assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "the rejected staging is dropped");
     }
 
+    pub fn cross_database_macros(b: &Backend) {
+        let (_tmp, dir) = b.project("cross_database");
+        ok(&dir, &["build"]);
+        let sql = "select cast(ordered_on as varchar) as ordered_on, days, weeks, months, hours, \
+                   cast(plus_three as varchar) as plus_three, cast(month_end as varchar) as month_end, key, shout, \
+                   second_part, b_at, twelve from {schema}.dates_and_keys";
+        let columns = [
+            "ordered_on",
+            "days",
+            "weeks",
+            "months",
+            "hours",
+            "plus_three",
+            "month_end",
+            "key",
+            "shout",
+            "second_part",
+            "b_at",
+            "twelve",
+        ];
+        let key = "f48d5a037862ebdbefea3982529aa45c";
+        let expected: &[&str] =
+            &["2024-01-05", "64", "9", "2", "106", "2024-01-04", "2024-01-31", key, "a-b!", "b", "3", "12"];
+        assert_eq!(b.rows(&dir, sql), table(&columns, &[expected]));
+    }
+
     pub fn a_backfill_replaces_its_window(b: &Backend) {
         let (_tmp, dir) = b.project("backfill");
         ok(&dir, &["seed"]);
@@ -252,6 +278,13 @@ macro_rules! engine_suite {
             fn a_failing_audit_publishes_nothing() {
                 if let Some(b) = Backend::$engine("wap") {
                     cases::a_failing_audit_publishes_nothing(&b);
+                }
+            }
+
+            #[test]
+            fn cross_database_macros() {
+                if let Some(b) = Backend::$engine("cross_db") {
+                    cases::cross_database_macros(&b);
                 }
             }
 

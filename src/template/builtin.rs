@@ -1,4 +1,5 @@
-//! Templates embedded in the binary from `templates/`: the built-in generic tests for now.
+//! Templates embedded in the binary from `templates/`: the built-in generic tests and
+//! dbt's cross-database macros (`dbt.date_trunc`, `dbt.datediff`, ...).
 //!
 //! Lookup is `templates/<engine>/<path>`, then `templates/default/<path>`, so an engine
 //! that spells a test differently overrides one file and inherits the rest. A user's own
@@ -6,6 +7,7 @@
 
 /// Every embedded template, by its path under `templates/`.
 const EMBEDDED: &[(&str, &str)] = &[
+    ("default/macros/cross_database.sql", include_str!("../../templates/default/macros/cross_database.sql")),
     ("default/tests/accepted_range.sql", include_str!("../../templates/default/tests/accepted_range.sql")),
     ("default/tests/accepted_values.sql", include_str!("../../templates/default/tests/accepted_values.sql")),
     ("default/tests/expression_is_true.sql", include_str!("../../templates/default/tests/expression_is_true.sql")),
@@ -18,6 +20,12 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/default/tests/unique_combination_of_columns.sql"),
     ),
 ];
+
+/// The built-in macro files, under `macros/`.
+pub const BUILTIN_MACROS: &[&str] = &["cross_database.sql"];
+
+/// The namespaces dbt projects call built-in macros through (`dbt.hash(...)`).
+pub const MACRO_NAMESPACES: &[&str] = &["dbt", "dbt_utils"];
 
 /// The names of the built-in generic tests.
 pub const BUILTIN_TESTS: &[&str] = &[

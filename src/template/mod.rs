@@ -91,7 +91,14 @@ impl Renderer {
                 .expect("every built-in test has a default template");
             files.push((path.clone(), sources.add(path, text.to_string())));
         }
-        for (name, file_id) in files {
+        // Built-in macros go last: a project macro of the same name replaces one.
+        let first_builtin = files.len();
+        for name in builtin::BUILTIN_MACROS {
+            let (path, text) = builtin::lookup(project.target.engine.as_str(), &format!("macros/{name}"))
+                .expect("every built-in macro file has a default template");
+            files.push((path.clone(), sources.add(path, text.to_string())));
+        }
+        for (index, (name, file_id)) in files.into_iter().enumerate() {
             let file = sources.file(file_id);
             let text = macros::rewrite_test_blocks(&file.text);
             if let Err(e) = env.add_template_owned(name.clone(), text) {
@@ -100,6 +107,9 @@ impl Renderer {
             }
             for def in macros::scan(&file.text) {
                 let global = if def.is_test { format!("test_{}", def.name) } else { def.name.clone() };
+                if index >= first_builtin && macros.contains_key(&global) {
+                    continue;
+                }
                 if let Some((prev_file, prev, _)) = macros.get(&global) {
                     errors.push(
                         Diagnostic::error("duplicate-macro", format!("macro `{global}` is defined twice"))
@@ -115,6 +125,16 @@ impl Renderer {
         }
         if !errors.is_empty() {
             return Err(errors);
+        }
+        let namespace = Value::from_object(objects::MacroNamespace(
+            macros
+                .iter()
+                .filter(|(_, (_, def, _))| !def.is_test)
+                .map(|(n, (_, _, v))| (n.clone(), v.clone()))
+                .collect(),
+        ));
+        for name in builtin::MACRO_NAMESPACES.iter().filter(|n| !macros.contains_key(**n)) {
+            env.add_global(*name, namespace.clone());
         }
         register_globals(&mut env, project, settings);
         Ok(Renderer { env, macros, default_schema: project.target.schema.clone() })

@@ -251,6 +251,17 @@ impl Object for Adapter {
     }
 }
 
+/// `dbt` and `dbt_utils`: the project's and the built-in macros by name, so
+/// `dbt.date_trunc(...)` and `dbt_utils.generate_surrogate_key(...)` call them.
+#[derive(Debug)]
+pub struct MacroNamespace(pub BTreeMap<String, Value>);
+
+impl Object for MacroNamespace {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.get(key.as_str()?).cloned()
+    }
+}
+
 /// A plain map value for `target`, `model`, `flags`.
 pub fn map_value(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
     Value::from(pairs.into_iter().collect::<BTreeMap<&str, Value>>())
