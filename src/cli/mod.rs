@@ -226,13 +226,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
         .map_err(|e| vec![Diagnostic::error("runtime", format!("could not start the async runtime: {e}"))])
 }
 
-/// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.
-fn warehouse_dir(project: &crate::project::Project) -> PathBuf {
-    match project.target.settings.get("path").and_then(Json::as_str) {
-        Some(p) => project.root.join(p),
-        None => project.root.join("warehouse"),
-    }
-}
+use crate::engine::local::warehouse_dir;
 
 /// An engine error that stops the command (exit code 2).
 fn engine_diagnostic(e: crate::engine::EngineError, warehouse: &std::path::Path) -> Diagnostic {

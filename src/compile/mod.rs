@@ -113,6 +113,8 @@ pub struct CompiledProject {
     pub warnings: Vec<Diagnostic>,
     /// Column-level lineage (`target/lineage.json`).
     pub lineage: crate::lineage::Lineage,
+    /// Each macro's definition text by name, for change detection (`etlm diff`).
+    pub macro_texts: BTreeMap<String, String>,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -602,7 +604,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let (lineage, column_problems) = crate::lineage::analyze(&input, sources);
     diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage })
+    let macro_texts = renderer.macro_texts(sources);
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts })
 }
 
 /// Each generic test's failing-rows query against the published relation, and against

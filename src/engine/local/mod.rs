@@ -62,6 +62,14 @@ pub use session::{
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
 
+/// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.
+pub fn warehouse_dir(project: &crate::project::Project) -> std::path::PathBuf {
+    match project.target.settings.get("path").and_then(serde_json::Value::as_str) {
+        Some(p) => project.root.join(p),
+        None => project.root.join("warehouse"),
+    }
+}
+
 /// A warehouse in a fresh temp dir, for unit tests.
 #[cfg(test)]
 pub(crate) fn test_warehouse() -> (tempfile::TempDir, Warehouse) {
