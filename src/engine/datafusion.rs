@@ -69,6 +69,17 @@ const DELTA_SCHEMA: &str = "_etlm_delta";
 /// The schema holding etlm's own tables (run history).
 pub const HISTORY_SCHEMA: &str = "_etlm";
 
+/// A relation read from another build's warehouse instead of this one (`--defer`).
+#[derive(Clone, Debug)]
+pub struct Deferred {
+    /// The name this project's SQL reads it by.
+    pub relation: Relation,
+    /// The other build's warehouse folder.
+    pub warehouse: PathBuf,
+    /// The relation's name in that build.
+    pub stored_as: Relation,
+}
+
 /// The embedded engine, open on one warehouse.
 pub struct DataFusionEngine {
     warehouse: Warehouse,
@@ -96,6 +107,28 @@ impl DataFusionEngine {
         let engine = DataFusionEngine { warehouse, ctx: session.ctx, lock };
         engine.register_history()?;
         Ok(engine)
+    }
+
+    /// Registers each deferred relation, read-only from its own warehouse, under the
+    /// name this project's SQL uses, in place of this warehouse's (`relations` in
+    /// dependency order, so a deferred view finds what it reads). A relation the other
+    /// build never published is left to this warehouse. Returns how many were registered.
+    pub async fn defer(&self, relations: &[Deferred]) -> Result<usize, EngineError> {
+        let mut found = Vec::new();
+        for d in relations {
+            let other = Warehouse::open(&d.warehouse)?;
+            if let Some(mut stored) = other.relation(&d.stored_as.schema, &d.stored_as.identifier)? {
+                stored.schema = d.relation.schema.clone();
+                stored.name = d.relation.identifier.clone();
+                found.push(stored);
+            }
+        }
+        // Tables first (a stable sort keeps the views in dependency order).
+        found.sort_by_key(|r| r.meta.kind == RelationKind::View);
+        for stored in &found {
+            register_relation(&self.ctx, stored).await?;
+        }
+        Ok(found.len())
     }
 
     /// Writes `build` where no reader sees it (a staging version) and registers it under

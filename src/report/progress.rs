@@ -108,7 +108,7 @@ impl Progress {
                 let json = serde_json::to_string(line).expect("result lines serialize");
                 println!("{json}");
             }
-            Format::Human => {
+            Format::Human | Format::Markdown => {
                 let text = self.human(*done, line);
                 match &self.bar {
                     Some(bar) => {
@@ -148,7 +148,7 @@ impl Progress {
             bar.finish_and_clear();
         }
         match self.format {
-            Format::Human => println!("{summary}"),
+            Format::Human | Format::Markdown => println!("{summary}"),
             Format::Json => println!("{json}"),
         }
     }

@@ -201,6 +201,24 @@ pub struct Current<'a> {
     pub compiled_sql: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// Compares a compiled project with another build.
+pub fn diff_project(compiled: &crate::compile::CompiledProject, other: &State) -> Diff {
+    let manifest = super::artifacts::parse_manifest(&super::manifest::manifest_json(compiled))
+        .expect("a manifest etlm writes reads back");
+    let lineage =
+        super::artifacts::parse_lineage(&compiled.lineage.to_json()).expect("a lineage etlm writes reads back");
+    let compiled_sql = |id: &str| compiled.nodes.get(id).and_then(|n| n.compiled_sql.clone());
+    diff(&Current { manifest: &manifest, lineage: &lineage, compiled_sql: &compiled_sql }, other)
+}
+
+/// The `state:` selector sets of a diff.
+pub fn state_sets(diff: &Diff) -> crate::graph::StateSets {
+    crate::graph::StateSets {
+        new: diff.new_ids(),
+        modified: Reason::ALL.iter().map(|r| (r.as_str().to_string(), diff.modified_ids(Some(*r)))).collect(),
+    }
+}
+
 /// Compares `current` with `other`.
 pub fn diff(current: &Current<'_>, other: &State) -> Diff {
     let (new, old) = (current.manifest, &other.manifest);
