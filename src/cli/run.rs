@@ -111,6 +111,8 @@ fn run_periods(
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let deferred = if args.defer { Some(deferred(global, &compiled, &selected)?) } else { None };
+    // After `--state` is read: it may be this very target folder.
+    super::compile::write_artifacts(&compiled, &selected)?;
     let threads = args
         .threads
         .or(compiled.project.target.threads)

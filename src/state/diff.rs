@@ -111,8 +111,11 @@ pub struct ColumnChanges {
 }
 
 impl ColumnChanges {
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.retyped.is_empty()
+    /// The names of every changed column, lowercase.
+    fn names(&self) -> BTreeSet<String> {
+        let added = self.added.iter().map(|c| &c.name);
+        let removed = self.removed.iter().map(|c| &c.name);
+        added.chain(removed).chain(self.retyped.iter().map(|c| &c.name)).map(|n| n.to_lowercase()).collect()
     }
 }
 
@@ -312,13 +315,21 @@ fn modified(id: &str, current: &Current<'_>, other: &State, readers: (&Readers, 
     if !macros.is_empty() {
         changes.push(Change { reason: Reason::Macros, names: macros });
     }
+    // An upstream column change counts where it reaches this node: it reads a changed
+    // column, or its own columns changed with it (`select *`).
+    let own_columns_changed = new.output_columns != old.output_columns;
     let parents: Vec<String> = new
         .depends_on
         .nodes
         .iter()
         .filter(|p| {
-            let columns = |m: &StateManifest| m.node(p).map(|n| n.output_columns.clone());
-            matches!((columns(new_manifest), columns(old_manifest)), (Some(a), Some(b)) if a != b)
+            let columns = |m: &StateManifest| m.node(p).and_then(|n| n.output_columns.clone());
+            let (Some(after), Some(before)) = (columns(new_manifest), columns(old_manifest)) else { return false };
+            let changed = column_changes(Some(&before), Some(&after)).names();
+            !changed.is_empty()
+                && (own_columns_changed
+                    || reads(current.lineage, id, p, &changed)
+                    || reads(&other.lineage, id, p, &changed))
         })
         .map(|p| new_manifest.node(p).map_or_else(|| p.clone(), |n| n.name.clone()))
         .collect();
@@ -346,6 +357,15 @@ fn modified(id: &str, current: &Current<'_>, other: &State, readers: (&Readers, 
         impacts,
         sql_diff,
     })
+}
+
+/// True when `node` reads one of `columns` (lowercase) of `parent`, in an output column
+/// or a clause.
+fn reads(lineage: &StateLineage, node: &str, parent: &str, columns: &BTreeSet<String>) -> bool {
+    let Some(entry) = lineage.nodes.get(node) else { return false };
+    let hit = |n: &str, c: &str| n == parent && columns.contains(&c.to_lowercase());
+    entry.columns.iter().flat_map(|c| &c.upstream).any(|e| hit(&e.node, &e.column))
+        || entry.usage.values().flatten().any(|r| hit(&r.node, &r.column))
 }
 
 /// The names in either list, each once, sorted.
@@ -452,6 +472,7 @@ fn unified_diff(before: &str, after: &str, path: &str) -> String {
     similar::TextDiff::from_lines(before, after)
         .unified_diff()
         .context_radius(3)
+        .missing_newline_hint(false)
         .header(&format!("a/{path}"), &format!("b/{path}"))
         .to_string()
 }
