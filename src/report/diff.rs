@@ -157,26 +157,25 @@ pub fn markdown(diff: &Diff) -> String {
         );
     }
     for m in diff.modified.iter().filter(|m| !m.impacts.is_empty() || m.sql_diff.is_some()) {
-        model_section(&mut out, m);
+        out.push('\n');
+        out.push_str(&model_section(m));
     }
     out
 }
 
-fn model_section(out: &mut String, m: &Modified) {
-    let _ = writeln!(out, "\n### `{}` ({})\n", m.name, m.class.as_str());
+/// A model's section: its column changes and impacts, then its SQL diff, folded.
+fn model_section(m: &Modified) -> String {
+    let mut blocks = vec![format!("### `{}` ({})", m.name, m.class.as_str())];
     if !m.impacts.is_empty() {
-        for impact in &m.impacts {
-            let _ = writeln!(out, "- {}", impact_line(impact));
-        }
-        out.push('\n');
+        blocks.push(m.impacts.iter().map(|i| format!("- {}", impact_line(i))).collect::<Vec<_>>().join("\n"));
     }
     if let Some(sql) = &m.sql_diff {
-        let _ = write!(out, "<details><summary>compiled SQL</summary>\n\n```diff\n{sql}");
-        if !sql.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str("```\n\n</details>\n");
+        blocks.push(format!(
+            "<details><summary>compiled SQL</summary>\n\n```diff\n{}\n```\n\n</details>",
+            sql.trim_end()
+        ));
     }
+    blocks.join("\n\n") + "\n"
 }
 
 fn is_empty(diff: &Diff) -> bool {
