@@ -246,10 +246,16 @@ fn load_state(global: &GlobalArgs) -> Result<Option<State>, Vec<Diagnostic>> {
 /// last run's results (from `--state` when given, else this project's target folder).
 fn prior_state(global: &GlobalArgs, compiled: &CompiledProject) -> Result<PriorState, Vec<Diagnostic>> {
     let state = load_state(global)?;
-    let results_dir = results_dir(global, &compiled.project);
+    // run_results.json is read only when a selector asks for it.
+    let uses_results = global.select.iter().chain(&global.exclude).any(|w| w.contains("result:"));
+    let results = if uses_results {
+        PreviousRun::load(&results_dir(global, &compiled.project)).map(|run| run.statuses())
+    } else {
+        Ok(Default::default())
+    };
     Ok(PriorState {
         state: state.map(|s| state_sets(&diff_project(compiled, &s))),
-        results: PreviousRun::load(&results_dir).map(|run| run.statuses()).map_err(|d| d.message),
+        results: results.map_err(|d| d.message),
     })
 }
 

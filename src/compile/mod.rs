@@ -550,7 +550,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .chain(test_ids.iter().zip(&test_templates).filter_map(|(id, t)| Some((id.clone(), t.as_ref()?))))
         .filter(|(id, _)| nodes.contains_key(id))
         .collect();
-    let rendered: Vec<(String, Result<String, Diagnostic>)> = jobs
+    let rendered: Vec<(String, Result<crate::template::Rendered, Diagnostic>)> = jobs
         .par_iter()
         .map(|(id, template)| {
             let node = &nodes[id];
@@ -568,12 +568,19 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             } else {
                 compile_input(node, resolver.clone(), incremental)
             };
-            (id.clone(), renderer.render(template, &input, sources).map(|r| r.sql))
+            (id.clone(), renderer.render(template, &input, sources))
         })
         .collect();
     for (id, result) in rendered {
         match result {
-            Ok(sql) => nodes.get_mut(&id).expect("rendered ids are nodes").compiled_sql = Some(sql),
+            Ok(rendered) => {
+                let node = nodes.get_mut(&id).expect("rendered ids are nodes");
+                node.compiled_sql = Some(rendered.sql);
+                // Vars and macros reached only in compile mode (under `is_incremental()`,
+                // say) count for change detection too.
+                node.vars_used.extend(rendered.recorded.vars);
+                node.macros_used.extend(rendered.recorded.macros);
+            }
             Err(d) => diags.push(d),
         }
     }

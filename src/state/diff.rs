@@ -476,3 +476,42 @@ fn unified_diff(before: &str, after: &str, path: &str) -> String {
         .header(&format!("a/{path}"), &format!("b/{path}"))
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::artifacts::parse_lineage;
+
+    fn col(name: &str, data_type: Option<&str>) -> OutputColumn {
+        OutputColumn { name: name.into(), data_type: data_type.map(Into::into) }
+    }
+
+    #[test]
+    fn columns_added_removed_and_retyped_only_where_types_are_known() {
+        let old = [col("id", Some("int64")), col("status", Some("utf8")), col("amount", None), col("n", Some("int32"))];
+        let new = [col("ID", Some("int64")), col("amount", Some("float64")), col("n", Some("int64")), col("x", None)];
+        let changes = column_changes(Some(&old), Some(&new));
+        assert_eq!(changes.added, [col("x", None)]);
+        assert_eq!(changes.removed, [col("status", Some("utf8"))]);
+        assert_eq!(changes.retyped, [Retyped { name: "n".into(), from: "int32".into(), to: "int64".into() }]);
+        assert_eq!(column_changes(None, Some(&new)), ColumnChanges::default(), "unknown columns compare as unchanged");
+    }
+
+    #[test]
+    fn downstream_follows_columns_through_models_and_collects_clauses() {
+        let lineage = parse_lineage(
+            r#"{"nodes": {
+                "model.p.a": {"name": "a", "columns": [{"name": "s", "upstream": []}], "usage": {}},
+                "model.p.b": {"name": "b", "columns": [{"name": "s2", "upstream": [{"node": "model.p.a", "column": "S", "kind": "copy"}]}], "usage": {}},
+                "model.p.c": {"name": "c", "columns": [{"name": "n", "upstream": [{"node": "model.p.b", "column": "s2", "kind": "aggregate"}]}],
+                              "usage": {"filter": [{"node": "model.p.a", "column": "s"}]}}
+            }, "version": 1}"#,
+        )
+        .unwrap();
+        let uses = Readers::new(&lineage).downstream("model.p.a", "s");
+        let text: Vec<String> =
+            uses.iter().map(|u| format!("{}.{}:{}", u.model, u.column.as_deref().unwrap_or("-"), u.how)).collect();
+        assert_eq!(text, ["b.s2:copy", "c.-:filter", "c.n:aggregate"]);
+        assert!(Readers::new(&lineage).downstream("model.p.c", "n").is_empty());
+    }
+}
