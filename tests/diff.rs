@@ -146,6 +146,10 @@ fn column_removed_and_read_downstream_is_breaking() {
     assert_eq!(pair.select("state:modified"), ["order_status", "orders"]);
     pair.diff(&["--fail-on", "breaking"], 1);
     pair.diff(&[], 0);
+    // A selection narrows the report: without `orders`, nothing breaking is left.
+    let narrowed: Value = serde_json::from_str(&pair.diff(&["-s", "order_status", "--format", "json"], 0)).unwrap();
+    assert_eq!(modified(&narrowed), ["order_status: non-breaking [upstream_schema(orders)]"]);
+    pair.diff(&["-s", "order_status", "--fail-on", "breaking"], 0);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `etlm diff --state DIR`: what changed against another build's manifest, as text,
 //! JSON or Markdown; with `--fail-on breaking` a breaking change exits with code 1.
+//! `-s`/`--exclude` narrow the report to the selected nodes (removed ones always show).
 
 use std::io::IsTerminal;
 
@@ -42,13 +43,14 @@ pub fn run(
     let other = super::load_state(global)?.expect("--state was given");
     let compiled = super::compile_with(global, env, sources)?;
     print_diagnostics(out, &compiled.warnings, sources);
-    let diff = diff_project(&compiled, &other);
+    let mut diff = diff_project(&compiled, &other);
+    diff.retain_selected(&super::selected(global, &compiled)?);
     let text = match global.format {
         Format::Json => json(&diff),
         Format::Markdown => markdown(&diff),
         Format::Human => human(&diff, Palette::new(colour)),
     };
     out.lines(&[text.trim_end().to_string()]);
-    let fail = args.fail_on == Some(FailOn::Breaking) && diff.has_breaking();
+    let fail = args.fail_on == Some(FailOn::Breaking) && diff.breaking() > 0;
     Ok(if fail { Outcome::Failure } else { Outcome::Success })
 }

@@ -18,15 +18,12 @@ pub fn json(diff: &Diff) -> String {
 }
 
 fn summary_counts(diff: &Diff) -> serde_json::Value {
-    let breaking = diff.removed.iter().filter(|n| n.class == Class::Breaking).count()
-        + diff.renamed.iter().filter(|r| r.class == Class::Breaking).count()
-        + diff.modified.iter().filter(|m| m.class == Class::Breaking).count();
     serde_json::json!({
         "added": diff.added.len(),
         "removed": diff.removed.len(),
         "renamed": diff.renamed.len(),
         "modified": diff.modified.len(),
-        "breaking": breaking,
+        "breaking": diff.breaking(),
     })
 }
 
@@ -146,7 +143,7 @@ pub fn markdown(diff: &Diff) -> String {
         );
     }
     for m in &diff.modified {
-        let why: Vec<String> = m.changes.iter().map(|c| describe(c)).collect();
+        let why: Vec<String> = m.changes.iter().map(describe).collect();
         let _ = writeln!(
             out,
             "| `{}` | {} | modified | {} | {} |",
@@ -210,7 +207,7 @@ fn describe(change: &Change) -> String {
 fn impact_line(impact: &Impact) -> String {
     let mut line = format!("column {} {} ({})", code(&impact.column), impact.change, impact.class.as_str());
     if !impact.downstream.is_empty() {
-        let uses: Vec<String> = impact.downstream.iter().map(|u| use_text(u)).collect();
+        let uses: Vec<String> = impact.downstream.iter().map(use_text).collect();
         let _ = write!(line, ": read by {}", uses.join(", "));
     }
     line

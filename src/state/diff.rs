@@ -48,7 +48,7 @@ impl Reason {
         }
     }
 
-    /// All reasons, for selector help.
+    /// Every reason, in report order.
     pub const ALL: [Reason; 6] =
         [Reason::Body, Reason::Config, Reason::Relation, Reason::Vars, Reason::Macros, Reason::UpstreamSchema];
 }
@@ -166,11 +166,19 @@ pub struct Diff {
 }
 
 impl Diff {
-    /// True when any change is breaking.
-    pub fn has_breaking(&self) -> bool {
-        self.removed.iter().any(|n| n.class == Class::Breaking)
-            || self.renamed.iter().any(|r| r.class == Class::Breaking)
-            || self.modified.iter().any(|m| m.class == Class::Breaking)
+    /// How many changes are breaking.
+    pub fn breaking(&self) -> usize {
+        let removed = self.removed.iter().filter(|n| n.class == Class::Breaking).count();
+        let renamed = self.renamed.iter().filter(|r| r.class == Class::Breaking).count();
+        removed + renamed + self.modified.iter().filter(|m| m.class == Class::Breaking).count()
+    }
+
+    /// Keeps the added, renamed and modified nodes in `selected` (removed nodes, which
+    /// no selector can name, stay).
+    pub fn retain_selected(&mut self, selected: &BTreeSet<String>) {
+        self.added.retain(|n| selected.contains(&n.unique_id));
+        self.renamed.retain(|r| selected.contains(&r.to.unique_id));
+        self.modified.retain(|m| selected.contains(&m.unique_id));
     }
 
     /// `state:new`: nodes that are not in the other build (renamed ones included).
@@ -182,18 +190,11 @@ impl Diff {
             .collect()
     }
 
-    /// `state:modified`: new nodes and changed ones; with a reason, only nodes changed
-    /// for that reason.
-    pub fn modified_ids(&self, reason: Option<Reason>) -> BTreeSet<String> {
-        let changed = self
-            .modified
-            .iter()
-            .filter(|m| reason.is_none_or(|r| m.changes.iter().any(|c| c.reason == r)))
-            .map(|m| m.unique_id.clone());
-        match reason {
-            Some(_) => changed.collect(),
-            None => changed.chain(self.new_ids()).collect(),
-        }
+    /// `state:modified.<reason>`: the nodes changed for that reason (`state:modified`
+    /// is every reason's nodes plus the new ones).
+    pub fn modified_ids(&self, reason: Reason) -> BTreeSet<String> {
+        let changed = self.modified.iter().filter(|m| m.changes.iter().any(|c| c.reason == reason));
+        changed.map(|m| m.unique_id.clone()).collect()
     }
 }
 
@@ -218,7 +219,7 @@ pub fn diff_project(compiled: &crate::compile::CompiledProject, other: &State) -
 pub fn state_sets(diff: &Diff) -> crate::graph::StateSets {
     crate::graph::StateSets {
         new: diff.new_ids(),
-        modified: Reason::ALL.iter().map(|r| (r.as_str().to_string(), diff.modified_ids(Some(*r)))).collect(),
+        modified: Reason::ALL.iter().map(|r| (r.as_str().to_string(), diff.modified_ids(*r))).collect(),
     }
 }
 
@@ -407,12 +408,15 @@ fn impacts(id: &str, columns: &ColumnChanges, old: &Readers, new: &Readers) -> V
     out
 }
 
+/// A column of a node: (unique id, lowercase column name).
+type ColumnKey = (String, String);
+
 /// Who reads each column, from one lineage: the reverse of its edges.
 pub struct Readers {
-    /// (node, lowercase column) -> (reading node, its column, edge kind).
-    columns: BTreeMap<(String, String), Vec<(String, String, String)>>,
-    /// (node, lowercase column) -> (reading node, clause role).
-    clauses: BTreeMap<(String, String), Vec<(String, String)>>,
+    /// Column -> (reading node, its column, edge kind).
+    columns: BTreeMap<ColumnKey, Vec<(String, String, String)>>,
+    /// Column -> (reading node, clause role).
+    clauses: BTreeMap<ColumnKey, Vec<(String, String)>>,
     names: BTreeMap<String, String>,
 }
 
