@@ -184,6 +184,20 @@ fn model_rename_is_a_breaking_rename_and_selects_the_new_model() {
 }
 
 #[test]
+fn seed_data_change_selects_the_seed() {
+    let pair = Pair::new("seed_change", "compile");
+    let diff = pair.json();
+    let changed: Vec<(String, String)> = diff["modified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap().to_string(), m["changes"][0]["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(changed, [("raw_orders".to_string(), "body".to_string())]);
+    assert_eq!(pair.select("state:modified+"), ["customers", "order_status", "orders", "report", "stg_orders"]);
+}
+
+#[test]
 fn markdown_report_for_a_breaking_column_removal() {
     let pair = Pair::new("column_removed", "compile");
     let markdown = pair.diff(&["--format", "markdown"], 0);

@@ -7,6 +7,7 @@
 //! so two compiles of the same project are byte-identical.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compile::{ColumnDoc, CompiledProject, Node};
 use crate::engine::local::warehouse_dir;
+use crate::graph::ResourceType;
 use crate::lineage::NodeLineage;
 use crate::project::EngineKind;
 
@@ -122,10 +124,26 @@ struct ManifestMacro {
 
 /// SHA-256 of a text, hex.
 pub fn checksum(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex_sha256(text.as_bytes())
 }
 
-fn manifest_node<'a>(node: &'a Node, lineage: Option<&'a NodeLineage>, target_path: &str) -> ManifestNode<'a> {
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A seed's checksum is its CSV file's, so a change to its data is a change to the seed
+/// (none when the file cannot be read; `etlm seed` reports why).
+fn seed_checksum(root: &Path, node: &Node) -> Option<Checksum> {
+    let bytes = std::fs::read(root.join(&node.path)).ok()?;
+    Some(Checksum { name: "sha256", checksum: hex_sha256(&bytes) })
+}
+
+fn manifest_node<'a>(
+    node: &'a Node,
+    lineage: Option<&'a NodeLineage>,
+    root: &Path,
+    target_path: &str,
+) -> ManifestNode<'a> {
     let sha = |t: &str| Checksum { name: "sha256", checksum: checksum(t) };
     ManifestNode {
         unique_id: &node.unique_id,
@@ -137,7 +155,10 @@ fn manifest_node<'a>(node: &'a Node, lineage: Option<&'a NodeLineage>, target_pa
         schema: node.relation.as_ref().map(|r| r.schema.as_str()),
         identifier: node.relation.as_ref().map(|r| r.identifier.as_str()),
         relation_name: node.relation.as_ref().map(ToString::to_string),
-        checksum: node.raw_sql.as_deref().map(sha),
+        checksum: match node.resource_type {
+            ResourceType::Seed => seed_checksum(root, node),
+            _ => node.raw_sql.as_deref().map(sha),
+        },
         compiled_checksum: node.compiled_sql.as_deref().map(sha),
         raw_code: node.raw_sql.as_deref(),
         compiled_path: node
@@ -170,13 +191,14 @@ fn manifest_node<'a>(node: &'a Node, lineage: Option<&'a NodeLineage>, target_pa
 /// The manifest as pretty JSON text (ends with a newline).
 pub fn manifest_json(compiled: &CompiledProject) -> String {
     let target_path = &compiled.project.settings.target_path;
+    let root = compiled.project.root.as_path();
     let mut nodes = BTreeMap::new();
     let mut sources = BTreeMap::new();
     // Checksums dominate; compute them on every core, then file the entries in order.
     let entries: Vec<(&Node, ManifestNode<'_>)> = compiled
         .nodes
         .par_iter()
-        .map(|(id, node)| (node, manifest_node(node, compiled.lineage.nodes.get(id), target_path)))
+        .map(|(id, node)| (node, manifest_node(node, compiled.lineage.nodes.get(id), root, target_path)))
         .collect();
     for (node, entry) in entries {
         if node.source_name.is_some() {
