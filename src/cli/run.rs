@@ -6,8 +6,9 @@ use std::sync::Arc;
 use super::{GlobalArgs, Outcome};
 use crate::compile::window;
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::datafusion::{Access, DataFusionEngine, Deferred};
+use crate::engine::datafusion::{Access, DataFusionEngine};
 use crate::engine::failpoint::Failpoints;
+use crate::engine::local::deferred::Deferred;
 use crate::graph::ResourceType;
 use crate::project::Env;
 use crate::report::progress::{Progress, Status};
@@ -216,7 +217,14 @@ fn deferred(
                 return None;
             }
             let stored_as = state.manifest.node(id)?.relation()?;
-            Some(Deferred { relation: node.relation.clone()?, warehouse: warehouse.clone(), stored_as })
+            let relation = node.relation.as_ref()?;
+            Some(Deferred {
+                schema: relation.schema.clone(),
+                name: relation.identifier.clone(),
+                warehouse: warehouse.clone(),
+                stored_schema: stored_as.schema,
+                stored_name: stored_as.identifier,
+            })
         })
         .collect())
 }

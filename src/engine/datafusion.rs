@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 
 use super::EngineError;
 use super::failpoint::Failpoints;
+use super::local::deferred::{self, Deferred};
 use super::local::{
     IncrementalSpec, OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine,
     deregister_audit, open_session, register_audit, register_relation, register_table_dir, table_columns,
@@ -69,17 +70,6 @@ const DELTA_SCHEMA: &str = "_etlm_delta";
 /// The schema holding etlm's own tables (run history).
 pub const HISTORY_SCHEMA: &str = "_etlm";
 
-/// A relation read from another build's warehouse instead of this one (`--defer`).
-#[derive(Clone, Debug)]
-pub struct Deferred {
-    /// The name this project's SQL reads it by.
-    pub relation: Relation,
-    /// The other build's warehouse folder.
-    pub warehouse: PathBuf,
-    /// The relation's name in that build.
-    pub stored_as: Relation,
-}
-
 /// The embedded engine, open on one warehouse.
 pub struct DataFusionEngine {
     warehouse: Warehouse,
@@ -111,18 +101,13 @@ impl DataFusionEngine {
 
     /// Registers each deferred relation, read-only from its own warehouse, under the
     /// name this project's SQL uses, in place of this warehouse's (`relations` in
-    /// dependency order, so a deferred view finds what it reads). A relation the other
-    /// build never published is left to this warehouse. Returns how many were registered.
+    /// dependency order, so a deferred view finds what it reads), and records them so
+    /// later sessions read them where this warehouse has none of its own. A relation the
+    /// other build never published is left to this warehouse. Returns how many were
+    /// registered.
     pub async fn defer(&self, relations: &[Deferred]) -> Result<usize, EngineError> {
-        let mut found = Vec::new();
-        for d in relations {
-            let other = Warehouse::open(&d.warehouse)?;
-            if let Some(mut stored) = other.relation(&d.stored_as.schema, &d.stored_as.identifier)? {
-                stored.schema = d.relation.schema.clone();
-                stored.name = d.relation.identifier.clone();
-                found.push(stored);
-            }
-        }
+        deferred::record(self.warehouse.root(), relations)?;
+        let mut found = deferred::resolve(relations)?;
         // Tables first (a stable sort keeps the views in dependency order).
         found.sort_by_key(|r| r.meta.kind == RelationKind::View);
         for stored in &found {

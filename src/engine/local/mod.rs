@@ -6,6 +6,7 @@
 //! ```text
 //! warehouse/
 //!   .etlm.lock                         writer lock (pid and start time of the holder)
+//!   .deferred.json                     relations read from another warehouse (`--defer`)
 //!   main/
 //!     orders -> .versions/orders/1795305600000000   relative symlink: the current version
 //!     .versions/orders/
@@ -42,9 +43,11 @@
 //!
 //! `open_session` registers every table as a `ListingTable` over its resolved version
 //! directory (schema and partition types from `_etlm.json`, so an empty table still has
-//! columns) and every view from its SQL. Registering the resolved directory, not the
+//! columns) and every view from its SQL; relations another warehouse lends through
+//! `--defer` (`.deferred.json`, see `deferred.rs`) fill in the names this one lacks. Registering the resolved directory, not the
 //! symlink, pins a session to the versions it saw.
 
+pub mod deferred;
 mod incremental;
 mod meta;
 mod seed;
