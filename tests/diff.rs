@@ -169,6 +169,30 @@ fn column_added_is_non_breaking() {
 }
 
 #[test]
+fn column_retyped_and_read_downstream_is_breaking() {
+    // The seed's `customer_id` becomes varchar; every model copies it through.
+    let pair = Pair::new("column_retyped", "compile");
+    let diff = pair.json();
+    let seed = diff["modified"].as_array().unwrap().iter().find(|m| m["name"] == "raw_orders").unwrap();
+    assert_eq!(seed["class"], "breaking");
+    assert_eq!(seed["changes"], serde_json::json!([{"reason": "config", "names": ["column_types"]}]));
+    assert_eq!(seed["columns"]["retyped"], serde_json::json!([{"name": "customer_id", "from": "int64", "to": "utf8"}]));
+    assert_eq!(
+        modified(&diff),
+        [
+            "customers: breaking [upstream_schema(orders)]",
+            "order_status: non-breaking [upstream_schema(orders)]",
+            "orders: breaking [upstream_schema(stg_orders)]",
+            "report: non-breaking [upstream_schema(customers)]",
+            "stg_orders: breaking [upstream_schema(raw_orders)]",
+        ]
+    );
+    assert_eq!(pair.select("state:modified.config"), Vec::<String>::new(), "only the seed's config changed");
+    assert_eq!(pair.select("state:modified"), ["customers", "order_status", "orders", "report", "stg_orders"]);
+    pair.diff(&["--fail-on", "breaking"], 1);
+}
+
+#[test]
 fn model_rename_is_a_breaking_rename_and_selects_the_new_model() {
     let pair = Pair::new("model_renamed", "compile");
     let diff = pair.json();

@@ -88,7 +88,7 @@ pub fn human(diff: &Diff, palette: Palette) -> String {
         let _ =
             writeln!(out, "{} {} {} ({})", palette.paint("33", "~"), m.resource_type, m.name, palette.class(m.class));
         for change in &m.changes {
-            let _ = writeln!(out, "    why: {}", describe(change));
+            let _ = writeln!(out, "    why: {}", describe(change, &m.resource_type));
         }
         for impact in &m.impacts {
             let _ = writeln!(out, "    {}", impact_line(impact));
@@ -143,7 +143,7 @@ pub fn markdown(diff: &Diff) -> String {
         );
     }
     for m in &diff.modified {
-        let why: Vec<String> = m.changes.iter().map(describe).collect();
+        let why: Vec<String> = m.changes.iter().map(|c| describe(c, &m.resource_type)).collect();
         let _ = writeln!(
             out,
             "| `{}` | {} | modified | {} | {} |",
@@ -190,11 +190,12 @@ fn code(name: &str) -> String {
     format!("`{name}`")
 }
 
-/// One reason in words.
-fn describe(change: &Change) -> String {
+/// One reason in words (a seed has data, not SQL).
+fn describe(change: &Change, resource_type: &str) -> String {
     let names: Vec<String> = change.names.iter().map(|n| code(n)).collect();
     let names = names.join(", ");
     match change.reason {
+        Reason::Body if resource_type == "seed" => "its data changed".to_string(),
         Reason::Body => "compiled SQL changed".to_string(),
         Reason::Config => format!("config changed: {names}"),
         Reason::Relation => format!("relation is now {names}"),
