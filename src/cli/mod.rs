@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 
 use crate::compile::{CompileOptions, CompiledProject, compile_project};
 use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::engine::local::warehouse_dir;
 use crate::graph::{self, PriorState};
 use crate::project::yaml::Yaml;
 use crate::project::{Env, LoadOptions};
@@ -281,8 +282,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
         .build()
         .map_err(|e| vec![Diagnostic::error("runtime", format!("could not start the async runtime: {e}"))])
 }
-
-use crate::engine::local::warehouse_dir;
 
 /// An engine error that stops the command (exit code 2).
 fn engine_diagnostic(e: crate::engine::EngineError, warehouse: &std::path::Path) -> Diagnostic {
