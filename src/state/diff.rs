@@ -262,7 +262,7 @@ pub fn diff(current: &Current<'_>, other: &State) -> Diff {
         }
     });
 
-    let readers = (Readers::new(&other.lineage), Readers::new(current.lineage));
+    let readers = (LazyReaders::new(&other.lineage), LazyReaders::new(current.lineage));
     let modified = new_ids
         .intersection(&old_ids)
         .filter_map(|id| modified(id, current, other, (&readers.0, &readers.1)))
@@ -279,7 +279,12 @@ fn removal_class(old: &StateManifest, id: &str) -> Class {
     }
 }
 
-fn modified(id: &str, current: &Current<'_>, other: &State, readers: (&Readers, &Readers)) -> Option<Modified> {
+fn modified(
+    id: &str,
+    current: &Current<'_>,
+    other: &State,
+    readers: (&LazyReaders<'_>, &LazyReaders<'_>),
+) -> Option<Modified> {
     let (new_manifest, old_manifest) = (current.manifest, &other.manifest);
     let (new, old) = (new_manifest.node(id)?, old_manifest.node(id)?);
     let mut changes = Vec::new();
@@ -396,9 +401,9 @@ fn column_changes(old: Option<&[OutputColumn]>, new: Option<&[OutputColumn]>) ->
     }
 }
 
-fn impacts(id: &str, columns: &ColumnChanges, old: &Readers, new: &Readers) -> Vec<Impact> {
-    let impact = |column: &str, change, readers: &Readers, breaks: bool| {
-        let downstream = readers.downstream(id, column);
+fn impacts(id: &str, columns: &ColumnChanges, old: &LazyReaders<'_>, new: &LazyReaders<'_>) -> Vec<Impact> {
+    let impact = |column: &str, change, readers: &LazyReaders<'_>, breaks: bool| {
+        let downstream = readers.get().downstream(id, column);
         let class = if breaks && !downstream.is_empty() { Class::Breaking } else { Class::NonBreaking };
         Impact { column: column.to_string(), change, class, downstream }
     };
@@ -406,6 +411,22 @@ fn impacts(id: &str, columns: &ColumnChanges, old: &Readers, new: &Readers) -> V
     out.extend(columns.retyped.iter().map(|c| impact(&c.name, "retyped", new, true)));
     out.extend(columns.added.iter().map(|c| impact(&c.name, "added", new, false)));
     out
+}
+
+/// The readers of a lineage, built on first use: most nodes change no column.
+struct LazyReaders<'a> {
+    lineage: &'a StateLineage,
+    built: std::cell::OnceCell<Readers>,
+}
+
+impl<'a> LazyReaders<'a> {
+    fn new(lineage: &'a StateLineage) -> LazyReaders<'a> {
+        LazyReaders { lineage, built: std::cell::OnceCell::new() }
+    }
+
+    fn get(&self) -> &Readers {
+        self.built.get_or_init(|| Readers::new(self.lineage))
+    }
 }
 
 /// A column of a node: (unique id, lowercase column name).
