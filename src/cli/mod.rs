@@ -83,7 +83,7 @@ pub struct GlobalArgs {
     /// Variables as a YAML or JSON mapping, e.g. `{start: 2024-01-01}`.
     #[arg(long, global = true)]
     pub vars: Option<String>,
-    /// Nodes to select: `m`, `+m`, `m+`, `@m`, `tag:x`, `path:dir`, ...
+    /// Nodes to select: `m`, `+m`, `m+`, `@m`, `tag:x`, `path:dir`, `state:modified+`, `result:error`, ...
     #[arg(long, short = 's', global = true, num_args = 1.., value_name = "SELECTOR")]
     pub select: Vec<String>,
     /// Nodes to leave out, with the same syntax as --select.
