@@ -37,7 +37,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
         }));
     }
     match global.format {
-        super::Format::Human => out.lines(&lines),
+        super::Format::Human | super::Format::Markdown => out.lines(&lines),
         super::Format::Json => out.lines(&json.iter().map(|j| j.to_string()).collect::<Vec<_>>()),
     }
     Ok(Outcome::Success)

@@ -60,7 +60,7 @@ pub fn run(
         .collect();
     match global.format {
         Format::Json => out.lines(&[json_output(id, node, &traced, columns.len() > 1).to_string()]),
-        Format::Human => out.lines(&human_output(node, &traced, columns.len() > 1)),
+        Format::Human | Format::Markdown => out.lines(&human_output(node, &traced, columns.len() > 1)),
     }
     Ok(Outcome::Success)
 }

@@ -2,10 +2,12 @@
 
 mod clean;
 mod compile;
+mod diff;
 mod docs;
 mod intervals;
 mod lineage;
 mod ls;
+mod retry;
 mod run;
 mod runs;
 mod show;
@@ -18,11 +20,14 @@ use serde_json::Value as Json;
 
 use crate::compile::{CompileOptions, CompiledProject, compile_project};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::graph::{self, NoExternal};
+use crate::engine::local::warehouse_dir;
+use crate::graph::{self, PriorState};
 use crate::project::yaml::Yaml;
 use crate::project::{Env, LoadOptions};
 use crate::report::{Output, print_diagnostics};
 use crate::run::execute::Command as RunCommand;
+use crate::state::artifacts::{PreviousRun, State};
+use crate::state::diff::{diff_project, state_sets};
 use crate::template::RenderSettings;
 
 /// How a command ended.
@@ -52,6 +57,8 @@ pub enum Format {
     #[default]
     Human,
     Json,
+    /// Markdown, for a pull request comment (`etlm diff` only).
+    Markdown,
 }
 
 /// etlm: dbt-like transformations in one binary.
@@ -76,15 +83,19 @@ pub struct GlobalArgs {
     /// Variables as a YAML or JSON mapping, e.g. `{start: 2024-01-01}`.
     #[arg(long, global = true)]
     pub vars: Option<String>,
-    /// Nodes to select: `m`, `+m`, `m+`, `@m`, `tag:x`, `path:dir`, ...
+    /// Nodes to select: `m`, `+m`, `m+`, `@m`, `tag:x`, `path:dir`, `state:modified+`, `result:error`, ...
     #[arg(long, short = 's', global = true, num_args = 1.., value_name = "SELECTOR")]
     pub select: Vec<String>,
     /// Nodes to leave out, with the same syntax as --select.
     #[arg(long, global = true, num_args = 1.., value_name = "SELECTOR")]
     pub exclude: Vec<String>,
-    /// Output format.
+    /// Output format (`markdown` is for `etlm diff`).
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// The target folder of another build (production's or main's `target/`), for
+    /// `state:` selectors, `etlm diff` and `--defer`.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +124,11 @@ pub enum Command {
     Show(show::ShowArgs),
     /// The run history, newest first.
     Runs(runs::RunsArgs),
+    /// What changed against another build's manifest (`--state DIR`): compiled SQL,
+    /// columns, downstream impact, breaking or not.
+    Diff(diff::DiffArgs),
+    /// Re-run the nodes that failed or were skipped in the last run.
+    Retry(run::RunArgs),
     /// Remove the target folder (never the warehouse).
     Clean,
 }
@@ -121,6 +137,12 @@ pub enum Command {
 pub fn run(cli: Cli, env: Env) -> Outcome {
     let out = Output::new(cli.global.format);
     let sources = SourceMap::default();
+    if cli.global.format == Format::Markdown && !matches!(cli.command, Command::Diff(_)) {
+        let d = Diagnostic::error("invalid-argument", "`--format markdown` is only for `etlm diff`")
+            .with_help("use `--format human` or `--format json`");
+        print_diagnostics(&out, &[d], &sources);
+        return Outcome::Error;
+    }
     let result = match cli.command {
         Command::Compile => compile::run(&cli.global, env, &sources, &out),
         Command::Ls(args) => ls::run(&cli.global, &args, env, &sources, &out),
@@ -134,6 +156,8 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         Command::Intervals => intervals::run(&cli.global, env, &sources, &out),
         Command::Show(args) => show::run(&cli.global, &args, env, &sources, &out),
         Command::Runs(args) => runs::run(&cli.global, &args, env, &sources, &out),
+        Command::Diff(args) => diff::run(&cli.global, &args, env, &sources, &out),
+        Command::Retry(args) => retry::run(&cli.global, &args, env, &sources, &out),
         Command::Clean => clean::run(&cli.global, env, &sources, &out),
     };
     match result {
@@ -212,7 +236,40 @@ fn selected(
     };
     let select = graph::parse_selectors(&global.select).map_err(to_diag)?;
     let exclude = graph::parse_selectors(&global.exclude).map_err(to_diag)?;
-    graph::select(&compiled.dag, &select, &exclude, &NoExternal).map_err(to_diag)
+    let prior = prior_state(global, compiled)?;
+    graph::select(&compiled.dag, &select, &exclude, &prior).map_err(to_diag)
+}
+
+/// The other build named by `--state`, if any; a missing or unreadable one stops the
+/// command (exit code 2).
+fn load_state(global: &GlobalArgs) -> Result<Option<State>, Vec<Diagnostic>> {
+    global.state.as_deref().map(State::load).transpose().map_err(|d| vec![d])
+}
+
+/// What `state:` and `result:` selectors match: the comparison with `--state`, and the
+/// last run's results (from `--state` when given, else this project's target folder).
+fn prior_state(global: &GlobalArgs, compiled: &CompiledProject) -> Result<PriorState, Vec<Diagnostic>> {
+    let state = load_state(global)?;
+    // run_results.json is read only when a selector asks for it.
+    let uses_results = global.select.iter().chain(&global.exclude).any(|w| w.contains("result:"));
+    let results = if uses_results {
+        PreviousRun::load(&results_dir(global, &compiled.project)).map(|run| run.statuses())
+    } else {
+        Ok(Default::default())
+    };
+    Ok(PriorState {
+        state: state.map(|s| state_sets(&diff_project(compiled, &s))),
+        results: results.map_err(|d| d.message),
+    })
+}
+
+/// Where the last run's `run_results.json` is read from: the `--state` folder when
+/// given, else this project's target folder.
+fn results_dir(global: &GlobalArgs, project: &crate::project::Project) -> PathBuf {
+    match &global.state {
+        Some(dir) => dir.clone(),
+        None => project.root.join(&project.settings.target_path),
+    }
 }
 
 /// A new run id: sortable by time, unique enough across processes.
@@ -227,14 +284,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
         .enable_all()
         .build()
         .map_err(|e| vec![Diagnostic::error("runtime", format!("could not start the async runtime: {e}"))])
-}
-
-/// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.
-fn warehouse_dir(project: &crate::project::Project) -> PathBuf {
-    match project.target.settings.get("path").and_then(Json::as_str) {
-        Some(p) => project.root.join(p),
-        None => project.root.join("warehouse"),
-    }
 }
 
 /// Opens the active target's engine: the embedded warehouse, or a Postgres server.

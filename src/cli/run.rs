@@ -8,6 +8,8 @@ use crate::compile::window;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::engine::failpoint::Failpoints;
+use crate::engine::local::deferred::Deferred;
+use crate::graph::ResourceType;
 use crate::project::Env;
 use crate::report::progress::{Progress, Status};
 use crate::report::{Output, print_diagnostics, write_atomic};
@@ -30,6 +32,10 @@ pub struct RunArgs {
     /// Wait for another run on the same target to finish instead of failing at once.
     #[arg(long)]
     pub wait_for_lock: bool,
+    /// Read models and seeds that are not selected from the relations of the `--state`
+    /// build (e.g. production's warehouse) instead of this target.
+    #[arg(long)]
+    pub defer: bool,
 }
 
 /// Flags of `etlm backfill`.
@@ -105,6 +111,9 @@ fn run_periods(
     let compiled = super::compile_refreshing(global, env, sources, args.full_refresh)?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
+    let deferred = if args.defer { Some(deferred(global, &compiled, &selected)?) } else { None };
+    // After `--state` is read: it may be this very target folder.
+    super::compile::write_artifacts(&compiled, &selected)?;
     let threads = args
         .threads
         .or(compiled.project.target.threads)
@@ -129,6 +138,9 @@ fn run_periods(
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Write { wait: args.wait_for_lock }).await?;
+        if let Some(deferred) = &deferred {
+            engine.defer(deferred).await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        }
         let progress = Progress::new(global.format, total, command.as_str());
         let history = engine
             .row_count_history()
@@ -177,4 +189,50 @@ fn run_periods(
     let target = compiled.project.root.join(&compiled.project.settings.target_path);
     write_atomic(&target.join("run_results.json"), run_results_json(&summary).as_bytes()).map_err(|d| vec![d])?;
     Ok(if summary.failed() { Outcome::Failure } else { Outcome::Success })
+}
+
+/// With `--defer`: every model and seed that is built but not selected, read from the
+/// relation the `--state` build recorded for it, in dependency order.
+fn deferred(
+    global: &GlobalArgs,
+    compiled: &crate::compile::CompiledProject,
+    selected: &std::collections::BTreeSet<String>,
+) -> Result<Vec<Deferred>, Vec<Diagnostic>> {
+    let Some(state) = super::load_state(global)? else {
+        return Err(vec![
+            Diagnostic::error("missing-state", "`--defer` needs `--state DIR`, the target folder of another build")
+                .with_help("e.g. `etlm build -s state:modified+ --defer --state ../main/target`"),
+        ]);
+    };
+    let warehouse = state.manifest.metadata.warehouse_path.clone().filter(|w| w.is_dir()).ok_or_else(|| {
+        vec![
+            Diagnostic::error(
+                "defer-unavailable",
+                format!("the build in `{}` has no embedded-engine warehouse to defer to", state.dir.display()),
+            )
+            .with_note(format!("its adapter is `{}`", state.manifest.metadata.adapter_type))
+            .with_help("run that build (`etlm build`) so its warehouse exists, then try again"),
+        ]
+    })?;
+    Ok(compiled
+        .dag
+        .topological()
+        .into_iter()
+        .filter(|id| !selected.contains(*id))
+        .filter_map(|id| {
+            let node = compiled.nodes.get(id)?;
+            if !matches!(node.resource_type, ResourceType::Model | ResourceType::Seed) {
+                return None;
+            }
+            let stored_as = state.manifest.node(id)?.relation()?;
+            let relation = node.relation.as_ref()?;
+            Some(Deferred {
+                schema: relation.schema.clone(),
+                name: relation.identifier.clone(),
+                warehouse: warehouse.clone(),
+                stored_schema: stored_as.schema,
+                stored_name: stored_as.identifier,
+            })
+        })
+        .collect())
 }

@@ -56,7 +56,7 @@ pub fn run(
         })
     })?;
     match global.format {
-        Format::Human => {
+        Format::Human | Format::Markdown => {
             let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
                 .map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
             out.lines(&[table.to_string()]);

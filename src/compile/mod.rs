@@ -113,6 +113,8 @@ pub struct CompiledProject {
     pub warnings: Vec<Diagnostic>,
     /// Column-level lineage (`target/lineage.json`).
     pub lineage: crate::lineage::Lineage,
+    /// Each macro's definition text by name, for change detection (`etlm diff`).
+    pub macro_texts: BTreeMap<String, String>,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -548,7 +550,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .chain(test_ids.iter().zip(&test_templates).filter_map(|(id, t)| Some((id.clone(), t.as_ref()?))))
         .filter(|(id, _)| nodes.contains_key(id))
         .collect();
-    let rendered: Vec<(String, Result<String, Diagnostic>)> = jobs
+    let rendered: Vec<(String, Result<crate::template::Rendered, Diagnostic>)> = jobs
         .par_iter()
         .map(|(id, template)| {
             let node = &nodes[id];
@@ -566,12 +568,19 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             } else {
                 compile_input(node, resolver.clone(), incremental)
             };
-            (id.clone(), renderer.render(template, &input, sources).map(|r| r.sql))
+            (id.clone(), renderer.render(template, &input, sources))
         })
         .collect();
     for (id, result) in rendered {
         match result {
-            Ok(sql) => nodes.get_mut(&id).expect("rendered ids are nodes").compiled_sql = Some(sql),
+            Ok(rendered) => {
+                let node = nodes.get_mut(&id).expect("rendered ids are nodes");
+                node.compiled_sql = Some(rendered.sql);
+                // Vars and macros reached only in compile mode (under `is_incremental()`,
+                // say) count for change detection too.
+                node.vars_used.extend(rendered.recorded.vars);
+                node.macros_used.extend(rendered.recorded.macros);
+            }
             Err(d) => diags.push(d),
         }
     }
@@ -602,7 +611,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let (lineage, column_problems) = crate::lineage::analyze(&input, sources);
     diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage })
+    let macro_texts = renderer.macro_texts(sources);
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts })
 }
 
 /// Each generic test's failing-rows query against the published relation, and against

@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
 
 use super::failpoint::Failpoints;
+use super::local::deferred::{self, Deferred};
 use super::local::{
     OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
     open_session, register_audit, register_relation, register_table_dir, table_columns, write_dataframe, write_query,
@@ -159,6 +160,23 @@ impl DataFusionEngine {
 impl Engine for DataFusionEngine {
     fn history_schema(&self) -> &'static str {
         HISTORY_SCHEMA
+    }
+
+    /// Registers each deferred relation, read-only from its own warehouse, under the
+    /// name this project's SQL uses, in place of this warehouse's (`relations` in
+    /// dependency order, so a deferred view finds what it reads), and records them so
+    /// later sessions read them where this warehouse has none of its own. A relation the
+    /// other build never published is left to this warehouse. Returns how many were
+    /// registered.
+    async fn defer(&self, relations: &[Deferred]) -> Result<usize, EngineError> {
+        deferred::record(self.warehouse.root(), relations)?;
+        let mut found = deferred::resolve(relations)?;
+        // Tables first (a stable sort keeps the views in dependency order).
+        found.sort_by_key(|r| r.meta.kind == RelationKind::View);
+        for stored in &found {
+            register_relation(&self.ctx, stored).await?;
+        }
+        Ok(found.len())
     }
 
     /// Writes `build` where no reader sees it (a staging version) and registers it under

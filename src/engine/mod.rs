@@ -116,6 +116,12 @@ pub trait Engine: Send + Sync {
     /// Row counts of every node's successful builds, newest first (anomaly checks).
     async fn row_count_history(&self) -> Result<RowHistory, EngineError>;
 
+    /// `--defer`: reads `relations` (models and seeds this run does not build) from
+    /// another build. Only the embedded engine lends relations across warehouses.
+    async fn defer(&self, _relations: &[local::deferred::Deferred]) -> Result<usize, EngineError> {
+        Err(EngineError::Internal("`--defer` is available on the embedded engine only".into()))
+    }
+
     /// Cancels the statements running on the engine (Ctrl-C); their transactions roll
     /// back. Engines that run in-process have nothing to cancel.
     async fn cancel(&self) {}

@@ -14,7 +14,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde::Serialize;
 
-pub use self::select::{ExternalMethods, NoExternal, SelectError, Selector, parse_selectors, select};
+pub use self::select::{ExternalMethods, PriorState, SelectError, Selector, StateSets, parse_selectors, select};
 
 /// What kind of node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -3,8 +3,10 @@
 //! `source:raw.orders`, `fqn:`, `package:`, `test_type:`, `test_name:`, wildcards (`stg_*`).
 //! Arguments are a union; commas inside one argument intersect; `--exclude` subtracts.
 //! Tests attached to a selected node are selected too (dbt's eager indirect selection).
+//! `state:new`, `state:modified[.reason]` and `result:<status>` match sets computed
+//! outside the graph (another build's manifest, the last run), handed in as [`PriorState`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Dag, NodeInfo, ResourceType};
 
@@ -200,12 +202,57 @@ pub trait ExternalMethods {
     fn matching(&self, method: &str, value: &str) -> Result<BTreeSet<String>, String>;
 }
 
-/// No other manifest and no past run: `state:` and `result:` are errors.
-pub struct NoExternal;
+/// What `state:` and `result:` selectors match: node sets computed from another build's
+/// manifest (`--state`) and from the last run's results.
+#[derive(Clone, Debug)]
+pub struct PriorState {
+    /// `None` without `--state`.
+    pub state: Option<StateSets>,
+    /// Node id -> status of the last run (`success`, `error`, `fail`, `skipped`, `warn`,
+    /// `pass`), or why there is none.
+    pub results: Result<BTreeMap<String, String>, String>,
+}
 
-impl ExternalMethods for NoExternal {
-    fn matching(&self, method: &str, _value: &str) -> Result<BTreeSet<String>, String> {
-        Err(format!("`{method}:` selectors are not available in this command"))
+/// The nodes another build's manifest marks as new or modified.
+#[derive(Clone, Debug, Default)]
+pub struct StateSets {
+    /// `state:new`.
+    pub new: BTreeSet<String>,
+    /// Reason (`body`, `config`, ...) -> nodes modified for it; every reason is a key.
+    pub modified: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The statuses `result:` accepts.
+const RESULT_STATUSES: [&str; 6] = ["success", "error", "fail", "skipped", "warn", "pass"];
+
+impl ExternalMethods for PriorState {
+    fn matching(&self, method: &str, value: &str) -> Result<BTreeSet<String>, String> {
+        match method {
+            "state" => {
+                let sets = self.state.as_ref().ok_or_else(|| {
+                    "`state:` selectors need `--state DIR`, the target folder of another build".to_string()
+                })?;
+                match value.split_once('.') {
+                    None if value == "new" => Ok(sets.new.clone()),
+                    None if value == "modified" => {
+                        Ok(sets.modified.values().flatten().chain(&sets.new).cloned().collect())
+                    }
+                    Some(("modified", reason)) => sets.modified.get(reason).cloned().ok_or_else(|| {
+                        let known: Vec<String> = sets.modified.keys().map(|k| format!("`modified.{k}`")).collect();
+                        format!("unknown state `{value}`; use `new`, `modified` or {}", known.join(", "))
+                    }),
+                    _ => Err(format!("unknown state `{value}`; use `new` or `modified`")),
+                }
+            }
+            "result" => {
+                if !RESULT_STATUSES.contains(&value) {
+                    return Err(format!("unknown result `{value}`; use one of {}", RESULT_STATUSES.join(", ")));
+                }
+                let results = self.results.as_ref().map_err(Clone::clone)?;
+                Ok(results.iter().filter(|(_, s)| s.as_str() == value).map(|(id, _)| id.clone()).collect())
+            }
+            other => Err(format!("unknown method `{other}`")),
+        }
     }
 }
 
@@ -354,7 +401,8 @@ mod tests {
         let dag = graph();
         let s = parse_selectors(&select_words.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         let e = parse_selectors(&exclude_words.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        let mut out: Vec<String> = select(&dag, &s, &e, &NoExternal)
+        let nothing = PriorState { state: None, results: Err("no run".into()) };
+        let mut out: Vec<String> = select(&dag, &s, &e, &nothing)
             .unwrap()
             .into_iter()
             .map(|id| id.rsplit('.').next().unwrap().to_string())
@@ -448,6 +496,95 @@ mod tests {
         assert_eq!(names(&["shop.staging"], &["resource_type:test"]), ["stg_customers", "stg_events", "stg_orders"]);
         assert_eq!(names(&["stg_*"], &["resource_type:test"]), ["stg_customers", "stg_events", "stg_orders"]);
         assert_eq!(names(&["fqn:shop.marts.*"], &["resource_type:test"]), ["daily", "orders", "report"]);
+    }
+
+    fn prior() -> PriorState {
+        let ids = |list: &[&str]| list.iter().map(|n| format!("model.shop.{n}")).collect::<BTreeSet<String>>();
+        PriorState {
+            state: Some(StateSets {
+                new: ids(&["stg_events"]),
+                modified: BTreeMap::from([
+                    ("body".to_string(), ids(&["orders"])),
+                    ("config".to_string(), ids(&["stg_customers"])),
+                    ("vars".to_string(), BTreeSet::new()),
+                ]),
+            }),
+            results: Ok(BTreeMap::from([
+                ("model.shop.orders".to_string(), "error".to_string()),
+                ("model.shop.daily".to_string(), "skipped".to_string()),
+                ("model.shop.stg_orders".to_string(), "success".to_string()),
+                ("test.shop.unique_orders_id".to_string(), "fail".to_string()),
+            ])),
+        }
+    }
+
+    fn names_with(
+        select_words: &[&str],
+        exclude_words: &[&str],
+        prior: &dyn ExternalMethods,
+    ) -> Result<Vec<String>, String> {
+        let dag = graph();
+        let words = |w: &[&str]| parse_selectors(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let mut out: Vec<String> = select(&dag, &words(select_words), &words(exclude_words), prior)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|id| id.rsplit('.').next().unwrap().to_string())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    #[test]
+    fn state_new_and_modified_select_from_the_other_manifest() {
+        let p = prior();
+        let no_tests = ["resource_type:test"];
+        assert_eq!(names_with(&["state:new"], &no_tests, &p).unwrap(), ["stg_events"]);
+        assert_eq!(names_with(&["state:modified"], &no_tests, &p).unwrap(), ["orders", "stg_customers", "stg_events"]);
+        assert_eq!(names_with(&["state:modified.config"], &no_tests, &p).unwrap(), ["stg_customers"]);
+        assert_eq!(names_with(&["state:modified.vars"], &no_tests, &p).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn state_modified_plus_adds_descendants() {
+        assert_eq!(
+            names_with(&["state:modified.body+"], &["resource_type:test"], &prior()).unwrap(),
+            ["daily", "orders", "report"]
+        );
+        assert_eq!(
+            names_with(&["state:modified+"], &["resource_type:test"], &prior()).unwrap(),
+            ["daily", "orders", "report", "stg_customers", "stg_events"]
+        );
+    }
+
+    #[test]
+    fn state_selectors_intersect_and_exclude_like_others() {
+        assert_eq!(
+            names_with(&["state:modified,tag:staging"], &["resource_type:test"], &prior()).unwrap(),
+            ["stg_customers", "stg_events"]
+        );
+        assert_eq!(
+            names_with(&["state:modified+"], &["resource_type:test", "state:new+"], &prior()).unwrap(),
+            ["daily", "orders", "stg_customers"]
+        );
+    }
+
+    #[test]
+    fn result_selectors_match_last_run_statuses() {
+        let p = prior();
+        assert_eq!(names_with(&["result:error"], &["resource_type:test"], &p).unwrap(), ["orders"]);
+        assert_eq!(names_with(&["result:skipped"], &[], &p).unwrap(), ["daily"]);
+        assert_eq!(names_with(&["result:fail"], &[], &p).unwrap(), ["unique_orders_id"]);
+        assert_eq!(names_with(&["result:error+"], &["resource_type:test"], &p).unwrap(), ["daily", "orders", "report"]);
+    }
+
+    #[test]
+    fn state_and_result_without_their_inputs_are_errors() {
+        let none = PriorState { state: None, results: Err("no run_results.json".into()) };
+        assert!(names_with(&["state:modified"], &[], &none).unwrap_err().contains("--state"));
+        assert!(names_with(&["result:error"], &[], &none).unwrap_err().contains("no run_results.json"));
+        assert!(names_with(&["state:changed"], &[], &prior()).unwrap_err().contains("unknown state"));
+        assert!(names_with(&["state:modified.bogus"], &[], &prior()).unwrap_err().contains("modified.body"));
+        assert!(names_with(&["result:broken"], &[], &prior()).unwrap_err().contains("unknown result"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! What users see: diagnostics, result lines and summaries, as text or JSON; and atomic
-//! artifact writes (a file is whole or absent, never half-written).
+//! What users see: diagnostics, result lines and summaries, as text or JSON; `etlm diff`
+//! reports (`diff.rs`); and atomic artifact writes (a file is whole or absent, never half-written).
 #![allow(clippy::print_stdout)]
 
+pub mod diff;
 pub mod progress;
 
 use std::io::Write;
@@ -31,7 +32,7 @@ impl Output {
     /// A closing summary: text for people, one JSON object for machines.
     pub fn summary(&self, text: &str, json: serde_json::Value) {
         match self.format {
-            Format::Human => println!("{text}"),
+            Format::Human | Format::Markdown => println!("{text}"),
             Format::Json => println!("{json}"),
         }
     }
@@ -42,12 +43,12 @@ pub fn print_diagnostics(out: &Output, diags: &[Diagnostic], sources: &SourceMap
     let mut stderr = std::io::stderr().lock();
     for d in diags {
         let _ = match out.format {
-            Format::Human => writeln!(stderr, "{}", render_human(d, sources)),
+            Format::Human | Format::Markdown => writeln!(stderr, "{}", render_human(d, sources)),
             Format::Json => writeln!(stderr, "{}", render_json(d, sources)),
         };
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();
-    if errors > 0 && out.format == Format::Human {
+    if errors > 0 && out.format != Format::Json {
         let _ = writeln!(stderr, "error: stopped after {errors} error{}", if errors == 1 { "" } else { "s" });
     }
 }

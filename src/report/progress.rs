@@ -120,7 +120,7 @@ impl Progress {
                 let json = serde_json::to_string(line).expect("result lines serialize");
                 println!("{json}");
             }
-            Format::Human => {
+            Format::Human | Format::Markdown => {
                 let text = self.human(*done, line);
                 match &self.bar {
                     Some(bar) => {
@@ -160,7 +160,7 @@ impl Progress {
             bar.finish_and_clear();
         }
         match self.format {
-            Format::Human => println!("{summary}"),
+            Format::Human | Format::Markdown => println!("{summary}"),
             Format::Json => println!("{json}"),
         }
     }

@@ -1,9 +1,13 @@
 //! `target/manifest.json`: every node with its unique id, resource type, file, checksums,
-//! dependencies, effective config, columns, tests, plus the parent and child maps.
+//! dependencies, effective config, columns, tests, plus the parent and child maps; and
+//! what change detection (`etlm diff`, `state:` selectors, `--defer`) reads: the vars
+//! and macros each node uses, var values, macro checksums, output columns, relations and
+//! the embedded engine's warehouse folder.
 //! Everything is a `BTreeMap` or a sorted list, and nothing time-dependent is written,
 //! so two compiles of the same project are byte-identical.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -11,6 +15,10 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::compile::{ColumnDoc, CompiledProject, Node};
+use crate::engine::local::warehouse_dir;
+use crate::graph::ResourceType;
+use crate::lineage::NodeLineage;
+use crate::project::EngineKind;
 
 /// The manifest's schema version; bumped on incompatible changes.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -21,6 +29,10 @@ struct Manifest<'a> {
     nodes: BTreeMap<&'a str, ManifestNode<'a>>,
     sources: BTreeMap<&'a str, ManifestNode<'a>>,
     macros: BTreeMap<String, ManifestMacro>,
+    /// SHA-256 of each macro's definition by name, for change detection.
+    macro_checksums: BTreeMap<&'a str, String>,
+    /// The value of every project var (with `--vars` applied); nodes list the ones they read.
+    vars: &'a BTreeMap<String, Json>,
     docs: BTreeMap<&'a str, &'a str>,
     parent_map: BTreeMap<String, Vec<String>>,
     child_map: BTreeMap<String, Vec<String>>,
@@ -33,6 +45,10 @@ struct Metadata<'a> {
     project_name: &'a str,
     target_name: &'a str,
     adapter_type: &'a str,
+    /// The embedded engine's warehouse folder (absolute), so `--defer` in another build
+    /// can read this build's relations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warehouse_path: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -67,6 +83,8 @@ struct ManifestNode<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     schema: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    identifier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     relation_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     checksum: Option<Checksum>,
@@ -83,10 +101,20 @@ struct ManifestNode<'a> {
     description: &'a str,
     columns: BTreeMap<&'a str, &'a ColumnDoc>,
     vars: Vec<&'a str>,
+    /// Output columns in order, with types where known; left out when lineage could not
+    /// list them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_columns: Option<Vec<OutputColumn<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     test_metadata: Option<TestMetadata<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     source_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct OutputColumn<'a> {
+    name: &'a str,
+    data_type: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -96,10 +124,26 @@ struct ManifestMacro {
 
 /// SHA-256 of a text, hex.
 pub fn checksum(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex_sha256(text.as_bytes())
 }
 
-fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A seed's checksum is its CSV file's, so a change to its data is a change to the seed
+/// (none when the file cannot be read; `etlm seed` reports why).
+fn seed_checksum(root: &Path, node: &Node) -> Option<Checksum> {
+    let bytes = std::fs::read(root.join(&node.path)).ok()?;
+    Some(Checksum { name: "sha256", checksum: hex_sha256(&bytes) })
+}
+
+fn manifest_node<'a>(
+    node: &'a Node,
+    lineage: Option<&'a NodeLineage>,
+    root: &Path,
+    target_path: &str,
+) -> ManifestNode<'a> {
     let sha = |t: &str| Checksum { name: "sha256", checksum: checksum(t) };
     ManifestNode {
         unique_id: &node.unique_id,
@@ -109,8 +153,12 @@ fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
         original_file_path: node.path.display().to_string(),
         database: node.relation.as_ref().and_then(|r| r.database.as_deref()),
         schema: node.relation.as_ref().map(|r| r.schema.as_str()),
+        identifier: node.relation.as_ref().map(|r| r.identifier.as_str()),
         relation_name: node.relation.as_ref().map(ToString::to_string),
-        checksum: node.raw_sql.as_deref().map(sha),
+        checksum: match node.resource_type {
+            ResourceType::Seed => seed_checksum(root, node),
+            _ => node.raw_sql.as_deref().map(sha),
+        },
         compiled_checksum: node.compiled_sql.as_deref().map(sha),
         raw_code: node.raw_sql.as_deref(),
         compiled_path: node
@@ -127,6 +175,9 @@ fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
         description: &node.description,
         columns: node.columns.iter().map(|c| (c.name.as_str(), c)).collect(),
         vars: node.vars_used.iter().map(String::as_str).collect(),
+        output_columns: lineage.filter(|l| l.columns_complete).map(|l| {
+            l.columns.iter().map(|c| OutputColumn { name: &c.name, data_type: c.data_type.as_deref() }).collect()
+        }),
         test_metadata: node.generic_test.as_ref().map(|t| TestMetadata {
             name: &t.def.test_name,
             column_name: t.def.column.as_deref(),
@@ -140,11 +191,15 @@ fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
 /// The manifest as pretty JSON text (ends with a newline).
 pub fn manifest_json(compiled: &CompiledProject) -> String {
     let target_path = &compiled.project.settings.target_path;
+    let root = compiled.project.root.as_path();
     let mut nodes = BTreeMap::new();
     let mut sources = BTreeMap::new();
     // Checksums dominate; compute them on every core, then file the entries in order.
-    let entries: Vec<(&Node, ManifestNode<'_>)> =
-        compiled.nodes.par_iter().map(|(_, node)| (node, manifest_node(node, target_path))).collect();
+    let entries: Vec<(&Node, ManifestNode<'_>)> = compiled
+        .nodes
+        .par_iter()
+        .map(|(id, node)| (node, manifest_node(node, compiled.lineage.nodes.get(id), root, target_path)))
+        .collect();
     for (node, entry) in entries {
         if node.source_name.is_some() {
             sources.insert(node.unique_id.as_str(), entry);
@@ -160,6 +215,9 @@ pub fn manifest_json(compiled: &CompiledProject) -> String {
             project_name: project.name(),
             target_name: &project.target.name,
             adapter_type: project.target.engine.as_str(),
+            warehouse_path: (project.target.engine == EngineKind::Local)
+                .then(|| std::path::absolute(warehouse_dir(project)).map(|p| p.display().to_string()).ok())
+                .flatten(),
         },
         nodes,
         sources,
@@ -168,6 +226,8 @@ pub fn manifest_json(compiled: &CompiledProject) -> String {
             .iter()
             .map(|m| (m.path.display().to_string(), ManifestMacro { original_file_path: m.path.display().to_string() }))
             .collect(),
+        macro_checksums: compiled.macro_texts.iter().map(|(name, text)| (name.as_str(), checksum(text))).collect(),
+        vars: &project.vars,
         docs: project.docs.iter().map(|(k, v)| (k.as_str(), v.text.as_str())).collect(),
         parent_map: compiled.dag.parent_map(),
         child_map: compiled.dag.child_map(),

@@ -1,5 +1,8 @@
 //! Run state and artifacts: `manifest.json` (what the project is), written with sorted
-//! keys so the same project gives the same bytes.
+//! keys so the same project gives the same bytes; reading another build's artifacts back
+//! (`artifacts.rs`) and comparing the project with them (`diff.rs`).
 
+pub mod artifacts;
+pub mod diff;
 pub mod manifest;
 pub mod run_results;

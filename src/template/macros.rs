@@ -46,6 +46,24 @@ pub fn scan(source: &str) -> Vec<MacroDef> {
     out
 }
 
+/// The text of a macro's definition: from its opening tag through the closing
+/// `endmacro`/`endtest` tag (to the end of the file when there is none), so change
+/// detection sees a change to one macro and not to its neighbours in the same file.
+pub fn definition_text<'a>(source: &'a str, def: &MacroDef) -> &'a str {
+    let mut pos = def.range.end;
+    while let Some(i) = source[pos..].find("{%") {
+        let start = pos + i;
+        let Some(len) = source[start..].find("%}") else { break };
+        let end = start + len + 2;
+        let inner = source[start + 2..end - 2].trim_matches('-').trim();
+        if inner == "endmacro" || inner == "endtest" {
+            return &source[def.range.start..end];
+        }
+        pos = end;
+    }
+    &source[def.range.start..]
+}
+
 /// Rewrites dbt's `{% test %}` blocks as macros, keeping every byte offset unchanged so
 /// error positions stay true: the space before `test`/`endtest` makes room for the one
 /// extra letter of `macro`/`endmacro` (`{% test` and `{%macro` have the same length).
@@ -131,6 +149,14 @@ mod tests {
         let src = "{% macro a(x) %}{% endmacro %}\n{%- test not_empty(model, column_name) -%}x{% endtest %}";
         let names: Vec<(String, bool)> = scan(src).into_iter().map(|d| (d.name, d.is_test)).collect();
         assert_eq!(names, vec![("a".to_string(), false), ("not_empty".to_string(), true)]);
+    }
+
+    #[test]
+    fn definition_text_ends_at_its_own_end_tag() {
+        let src = "{% macro a(x) %}{{ x }}{% endmacro %}\n{% macro b() %}{% if 1 %}2{% endif %}{%- endmacro -%}tail";
+        let defs = scan(src);
+        assert_eq!(definition_text(src, &defs[0]), "{% macro a(x) %}{{ x }}{% endmacro %}");
+        assert_eq!(definition_text(src, &defs[1]), "{% macro b() %}{% if 1 %}2{% endif %}{%- endmacro -%}");
     }
 
     #[test]

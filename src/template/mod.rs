@@ -210,6 +210,17 @@ impl Renderer {
         self.macros.get(name).map(|(f, d, _)| (*f, d))
     }
 
+    /// The definition text of every macro by the name models call it with (generic tests
+    /// under `test_<name>`), for change detection.
+    pub fn macro_texts(&self, sources: &SourceMap) -> BTreeMap<String, String> {
+        self.macros
+            .iter()
+            .map(|(name, (file, def, _))| {
+                (name.clone(), macros::definition_text(&sources.file(*file).text, def).to_string())
+            })
+            .collect()
+    }
+
     /// Calls a project macro with positional arguments and returns its output, trimmed.
     pub fn call_macro(
         &self,

@@ -22,6 +22,21 @@ pub fn copy_project(name_or_path: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dest)
 }
 
+/// Applies a change from `tests/fixtures/diff/<change>/` to a project copy: its files
+/// replace or add to the project's, and the paths listed in its `REMOVE` file are deleted.
+pub fn apply_change(dir: &Path, change: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/diff").join(change);
+    assert!(src.is_dir(), "no change fixture {}", src.display());
+    copy_dir(&src, dir);
+    let remove = dir.join("REMOVE");
+    if let Ok(list) = std::fs::read_to_string(&remove) {
+        for path in list.lines().filter(|l| !l.trim().is_empty()) {
+            std::fs::remove_file(dir.join(path.trim())).expect("a listed file exists");
+        }
+        std::fs::remove_file(remove).expect("remove the list");
+    }
+}
+
 fn copy_dir(src: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).expect("create dir");
     for entry in std::fs::read_dir(src).expect("read fixture dir") {

@@ -6,6 +6,7 @@
 //! ```text
 //! warehouse/
 //!   .etlm.lock                         writer lock (pid and start time of the holder)
+//!   .deferred.json                     relations read from another warehouse (`--defer`)
 //!   main/
 //!     orders -> .versions/orders/1795305600000000   relative symlink: the current version
 //!     .versions/orders/
@@ -42,9 +43,11 @@
 //!
 //! `open_session` registers every table as a `ListingTable` over its resolved version
 //! directory (schema and partition types from `_etlm.json`, so an empty table still has
-//! columns) and every view from its SQL. Registering the resolved directory, not the
+//! columns) and every view from its SQL; relations another warehouse lends through
+//! `--defer` (`.deferred.json`, see `deferred.rs`) fill in the names this one lacks. Registering the resolved directory, not the
 //! symlink, pins a session to the versions it saw.
 
+pub mod deferred;
 mod incremental;
 mod meta;
 mod seed;
@@ -61,6 +64,14 @@ pub use session::{
 };
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
+
+/// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.
+pub fn warehouse_dir(project: &crate::project::Project) -> std::path::PathBuf {
+    match project.target.settings.get("path").and_then(serde_json::Value::as_str) {
+        Some(p) => project.root.join(p),
+        None => project.root.join("warehouse"),
+    }
+}
 
 /// A warehouse in a fresh temp dir, for unit tests.
 #[cfg(test)]

@@ -16,6 +16,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use super::deferred;
 use super::meta::{RelationKind, RelationMeta};
 use super::storage::{StorageError, StoredRelation, Warehouse};
 use crate::relation::Relation;
@@ -82,8 +83,14 @@ pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, Ses
         .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA)
         .with_extension(Arc::new(ViewReads::default()));
     let ctx = SessionContext::new_with_config(config);
-    let (views, tables): (Vec<_>, Vec<_>) =
-        warehouse.relations()?.into_iter().partition(|r| r.meta.kind == RelationKind::View);
+    let mut relations = warehouse.relations()?;
+    // Relations lent by another warehouse (`--defer`) fill in the names this one lacks.
+    let lent: Vec<_> = deferred::recorded(warehouse.root())
+        .into_iter()
+        .filter(|d| !relations.iter().any(|r| r.schema == d.schema && r.name == d.name))
+        .collect();
+    relations.extend(deferred::resolve(&lent)?);
+    let (views, tables): (Vec<_>, Vec<_>) = relations.into_iter().partition(|r| r.meta.kind == RelationKind::View);
     for table in &tables {
         register_table_dir(&ctx, &table.schema, &table.name, &table.dir, &table.meta)?;
     }
