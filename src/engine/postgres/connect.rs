@@ -467,3 +467,81 @@ fn certificate_reason(settings: &PgSettings, cert: &CertificateError) -> (String
 pub fn redact(text: &str, secrets: &[&str]) -> String {
     secrets.iter().fold(text.to_string(), |t, s| t.replace(s, "***"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::EngineKind;
+
+    fn target(settings: serde_json::Value) -> Target {
+        let serde_json::Value::Object(map) = settings else { panic!("settings are a JSON object") };
+        Target {
+            name: "pg".into(),
+            engine: EngineKind::Postgres,
+            schema: "public".into(),
+            database: None,
+            threads: None,
+            settings: map.into_iter().collect(),
+            origin: None,
+        }
+    }
+
+    fn reason(e: EngineError) -> String {
+        match e {
+            EngineError::Connect { reason, .. } => reason,
+            other => panic!("expected a connection error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn a_url_gives_its_tls_options_to_etlm_and_the_rest_to_tokio_postgres() {
+        let s = PgSettings::from_target(&target(serde_json::json!({
+            "url": "postgres://ann:pw@db.example.com:6543/shop?sslmode=verify-ca&application_name=nightly"
+        })))
+        .expect("valid url");
+        assert_eq!(s.describe(), "ann@db.example.com:6543/shop");
+        assert_eq!(s.sslmode, SslMode::VerifyCa);
+        assert_eq!(s.application_name, "nightly");
+        assert_eq!(s.secrets(), vec!["pw"]);
+    }
+
+    #[test]
+    fn fields_win_over_the_url() {
+        let s = PgSettings::from_target(&target(serde_json::json!({
+            "url": "postgres://ann:pw@db.example.com:6543/shop?sslmode=require",
+            "port": 5433, "dbname": "other", "sslmode": "disable"
+        })))
+        .expect("valid settings");
+        assert_eq!(s.describe(), "ann@db.example.com:5433/other");
+        assert_eq!(s.sslmode, SslMode::Disable);
+    }
+
+    #[test]
+    fn an_invalid_url_is_reported_without_quoting_it() {
+        let e = PgSettings::from_target(&target(serde_json::json!({"url": "postgres://ann:s3cret@host:notaport/db"})))
+            .expect_err("bad port");
+        let reason = reason(e);
+        assert_eq!(reason, "`url` is not a valid postgres connection URL");
+    }
+
+    #[test]
+    fn unknown_sslmodes_and_a_lone_client_certificate_are_errors() {
+        let e = PgSettings::from_target(&target(serde_json::json!({"sslmode": "verify"}))).expect_err("bad mode");
+        assert!(reason(e).starts_with("unknown sslmode `verify`"));
+        let e = PgSettings::from_target(&target(serde_json::json!({"sslmode": "require", "sslcert": "/c.pem"})))
+            .expect_err("no key");
+        assert_eq!(reason(e), "`sslcert` and `sslkey` go together: set both or neither");
+        let url = "postgres://ann@host/db?sslmode=require&sslrootcert=/no/ca.pem";
+        let e = PgSettings::from_target(&target(serde_json::json!({ "url": url }))).expect_err("no file");
+        assert!(reason(e).starts_with("could not read `sslrootcert` `/no/ca.pem`"));
+    }
+
+    #[test]
+    fn debug_output_and_redacted_text_never_show_the_password() {
+        let s = PgSettings::from_target(&target(serde_json::json!({"user": "ann", "password": "s3cret"})))
+            .expect("valid settings");
+        assert_eq!(format!("{s:?}"), "PgSettings(ann@localhost:5432/postgres)");
+        assert_eq!(redact("auth failed for s3cret", &s.secrets()), "auth failed for ***");
+        assert!(!format!("{:?}", target(serde_json::json!({"password": "s3cret"}))).contains("s3cret"));
+    }
+}
