@@ -315,11 +315,13 @@ async fn open_engine(
 /// credentials).
 fn engine_diagnostic(e: crate::engine::EngineError, target: &crate::project::Target) -> Diagnostic {
     let d = Diagnostic::error(e.code(), e.to_string());
+    if let crate::engine::EngineError::Locked(_) = e {
+        return d.with_help("wait for it to finish, or pass `--wait-for-lock` to queue behind it");
+    }
+    let d = d.with_note(format!("target: {}", describe_target(target)));
     match e {
-        crate::engine::EngineError::Locked(_) => {
-            d.with_help("wait for it to finish, or pass `--wait-for-lock` to queue behind it")
-        }
-        _ => d.with_note(format!("target: {}", describe_target(target))),
+        crate::engine::EngineError::Connect { help, .. } => d.with_help(help),
+        _ => d,
     }
 }
 

@@ -31,8 +31,10 @@ pub enum EngineError {
     Arrow(#[from] ArrowError),
     #[error(transparent)]
     Parquet(#[from] ParquetError),
+    /// A Postgres server could not be reached, or refused the connection; `help` says
+    /// what to change.
     #[error("could not connect to postgres at {target}: {reason}")]
-    Connect { target: String, reason: String },
+    Connect { target: String, reason: String, help: String },
     /// A statement failed on Postgres (the message is the server's, with its detail).
     #[error("{0}")]
     Postgres(String),

@@ -30,7 +30,7 @@ impl EngineKind {
 }
 
 /// The active target.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     pub name: String,
     pub engine: EngineKind,
@@ -41,6 +41,21 @@ pub struct Target {
     pub settings: BTreeMap<String, Json>,
     /// Where the target came from, for messages.
     pub origin: Option<PathBuf>,
+}
+
+/// Shows the names of the settings, never their values (a password is one of them).
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("engine", &self.engine)
+            .field("schema", &self.schema)
+            .field("database", &self.database)
+            .field("threads", &self.threads)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 impl Target {

@@ -37,13 +37,17 @@ pub fn password() -> String {
 /// A fresh database, or `None` (after printing why) when no Postgres is available
 /// outside CI. In CI (`CI=true`) a missing Postgres fails the test.
 pub fn database(test: &str) -> Option<Database> {
-    let server = SERVER.get_or_init(start).as_ref()?;
-    let name = format!("{test}_{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::SeqCst));
-    server.execute("postgres", &format!("create database \"{name}\""));
-    Some(Database { server, name })
+    Some(SERVER.get_or_init(start).as_ref()?.database(test))
 }
 
 impl Server {
+    /// A fresh database on this server.
+    pub fn database(&'static self, test: &str) -> Database {
+        let name = format!("{test}_{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::SeqCst));
+        self.execute("postgres", &format!("create database \"{name}\""));
+        Database { server: self, name }
+    }
+
     /// Runs statements on database `db`.
     pub fn execute(&self, db: &str, sql: &str) {
         let url = self.url(db);
@@ -117,6 +121,14 @@ fn start() -> Option<Server> {
             password: config.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
         });
     }
+    start_cluster(&[], "")
+}
+
+/// Starts a throwaway cluster, or returns `None` (after printing why) without Postgres
+/// binaries outside CI. `files` are written into its data directory (mode 0600, owned by
+/// the server: `server.crt`, `server.key`, `pg_hba.conf`...) and `options` are added to
+/// the server's command line (`-c ssl=on`).
+pub fn start_cluster(files: &[(&str, &[u8])], options: &str) -> Option<Server> {
     let Some(bin) = find_binaries() else {
         let message = "no Postgres binaries (initdb, pg_ctl) found and ETLM_TEST_POSTGRES_URL is not set";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -130,10 +142,13 @@ fn start() -> Option<Server> {
     let data = dir.join("data");
     let pwfile = dir.join("pw");
     std::fs::write(&pwfile, PASSWORD).expect("write password file");
-    if root {
-        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().expect("chown");
-        assert!(status.success(), "chown of the cluster dir failed");
-    }
+    let chown = || {
+        if root {
+            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().expect("chown");
+            assert!(status.success(), "chown of the cluster dir failed");
+        }
+    };
+    chown();
     let as_owner = |program: &Path| {
         let mut c = if root {
             let mut c = Command::new("runuser");
@@ -153,9 +168,17 @@ fn start() -> Option<Server> {
         .output()
         .expect("run initdb");
     assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    for (name, contents) in files {
+        use std::os::unix::fs::PermissionsExt;
+        let path = data.join(name);
+        std::fs::write(&path, contents).expect("write a cluster file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod a cluster file");
+    }
+    chown();
     let port = free_port();
     let options = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=200 -c fsync=off",
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=200 -c fsync=off \
+         {options}",
         dir.display()
     );
     let out = as_owner(&bin.join("pg_ctl"))

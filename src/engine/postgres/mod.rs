@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use ::datafusion::arrow::array::RecordBatch;
-use tokio_postgres::{CancelToken, Client, GenericClient, NoTls};
+use tokio_postgres::{CancelToken, Client, GenericClient};
 
 pub use self::connect::{PgSettings, SslMode, redact};
 use super::failpoint::Failpoints;
@@ -86,8 +86,7 @@ impl PostgresEngine {
     /// run holds it, unless `wait`), sweeps leftovers of killed runs and migrates the
     /// metadata store.
     pub async fn open(target: &Target, access: Access) -> Result<PostgresEngine, EngineError> {
-        let settings = PgSettings::from_target(target)
-            .map_err(|reason| EngineError::Connect { target: format!("target `{}`", target.name), reason })?;
+        let settings = PgSettings::from_target(target)?;
         let control = connect::connect(&settings).await?;
         let version = control
             .query_one("select current_setting('server_version_num')::int", &[])
@@ -164,8 +163,7 @@ impl PostgresEngine {
     pub async fn cancel_all(&self) {
         let tokens: Vec<CancelToken> = self.cancels.lock().expect("cancel tokens").clone();
         for token in tokens {
-            // A connection already gone has nothing to cancel.
-            let _ = token.cancel_query(NoTls).await;
+            connect::cancel(&self.settings, &token).await;
         }
     }
 
