@@ -4,6 +4,11 @@
 //! Each macro becomes a global function that renders its file's module and calls the
 //! macro there, with the caller's per-render context, so `ref`, `this` and `var` work
 //! inside macros. `{{ return(x) }}` unwinds with a sentinel error and hands `x` back.
+//!
+//! Inside its file a macro is renamed `_<name>` (`{% macro a` becomes `{%macro _a`, the
+//! same length, so error positions stay true), so a call to `a` from a macro of the
+//! same file goes through the global function too: a `return` inside it ends that call,
+//! not the caller's.
 
 use std::sync::Arc;
 
@@ -19,6 +24,8 @@ pub const INHERITED: &[&str] = &[super::objects::RECORDER, "this", "model", "exe
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MacroDef {
     pub name: String,
+    /// The name inside its file after `rewrite_blocks` (`_<name>` for renamed macros).
+    pub local: String,
     pub is_test: bool,
     /// Byte range of the opening tag.
     pub range: std::ops::Range<usize>,
@@ -32,12 +39,15 @@ pub fn scan(source: &str) -> Vec<MacroDef> {
         let start = pos + i;
         let Some(len) = source[start..].find("%}") else { break };
         let end = start + len + 2;
-        let inner = source[start + 2..end - 2].trim_matches('-').trim_start();
+        let open = source[start + 2..end - 2].trim_start_matches('-');
+        let inner = open.trim_start();
+        let spaced = inner.len() < open.len();
         for (keyword, is_test) in [("macro ", false), ("test ", true)] {
             if let Some(rest) = inner.strip_prefix(keyword) {
                 let name: String = rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 if !name.is_empty() {
-                    out.push(MacroDef { name, is_test, range: start..end });
+                    let local = if !is_test && spaced { format!("_{name}") } else { name.clone() };
+                    out.push(MacroDef { name, local, is_test, range: start..end });
                 }
             }
         }
@@ -64,10 +74,12 @@ pub fn definition_text<'a>(source: &'a str, def: &MacroDef) -> &'a str {
     &source[def.range.start..]
 }
 
-/// Rewrites dbt's `{% test %}` blocks as macros, keeping every byte offset unchanged so
-/// error positions stay true: the space before `test`/`endtest` makes room for the one
-/// extra letter of `macro`/`endmacro` (`{% test` and `{%macro` have the same length).
-pub fn rewrite_test_blocks(source: &str) -> String {
+/// Rewrites dbt's `{% test %}` blocks as macros and renames macros to their local name
+/// (`MacroDef::local`), keeping every byte offset unchanged so error positions stay
+/// true: the space before `test`/`endtest` makes room for the one extra letter of
+/// `macro`/`endmacro` (`{% test` and `{%macro` have the same length), the space before
+/// `macro` for the `_` of `_<name>`.
+pub fn rewrite_blocks(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut pos = 0;
     while let Some(i) = source[pos..].find("{%") {
@@ -80,14 +92,30 @@ pub fn rewrite_test_blocks(source: &str) -> String {
         let inner = &tag[open..];
         let keyword_at = inner.len() - inner.trim_start().len();
         let rest = inner.trim_start();
-        let replaced = [("test ", "macro "), ("endtest", "endmacro")].iter().find_map(|(from, to)| {
-            let word = from.trim_end();
-            let is_word =
-                rest.starts_with(word) && !rest[word.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
-            (is_word && keyword_at > 0).then(|| {
-                format!("{}{}{}{}", &tag[..open], &inner[..keyword_at - 1], to.trim_end(), &rest[word.len()..])
-            })
-        });
+        let replaced =
+            [("test ", "macro "), ("endtest", "endmacro"), ("macro ", "macro _")].iter().find_map(|(from, to)| {
+                let word = from.trim_end();
+                let is_word = rest.starts_with(word)
+                    && !rest[word.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+                (is_word && keyword_at > 0).then(|| match *from {
+                    // `{% macro  a` keeps its spaces after the keyword; the name gets the `_`.
+                    "macro " => {
+                        let after = &rest[word.len()..];
+                        let name_at = after.len() - after.trim_start().len();
+                        format!(
+                            "{}{}{}{}_{}",
+                            &tag[..open],
+                            &inner[..keyword_at - 1],
+                            word,
+                            &after[..name_at],
+                            &after[name_at..]
+                        )
+                    }
+                    _ => {
+                        format!("{}{}{}{}", &tag[..open], &inner[..keyword_at - 1], to.trim_end(), &rest[word.len()..])
+                    }
+                })
+            });
         out.push_str(replaced.as_deref().unwrap_or(tag));
         pos = end;
     }
@@ -100,8 +128,10 @@ pub fn rewrite_test_blocks(source: &str) -> String {
 pub struct MacroFn {
     /// The template the macro lives in (its project-relative path).
     pub template: String,
-    /// The macro's name inside that template.
+    /// The macro's name, as callers and messages spell it.
     pub name: String,
+    /// Its name inside that template (`MacroDef::local`).
+    pub local: String,
 }
 
 impl Object for MacroFn {
@@ -117,7 +147,7 @@ impl Object for MacroFn {
         let mut module = template.render_captured(Value::from(ctx)).map_err(|e| self.wrap(e))?;
         let result = module.with_state_mut(|st| {
             let m = st
-                .lookup(&self.name)
+                .lookup(&self.local)
                 .ok_or_else(|| Error::new(ErrorKind::UnknownFunction, format!("macro `{}` not found", self.name)))?;
             m.call(st, args)
         });
@@ -162,8 +192,18 @@ mod tests {
     #[test]
     fn rewriting_tests_keeps_offsets() {
         let src = "{% test t(model) %}select 1{% endtest %}";
-        let out = rewrite_test_blocks(src);
+        let out = rewrite_blocks(src);
         assert_eq!(out, "{%macro t(model) %}select 1{%endmacro %}");
         assert_eq!(out.len(), src.len());
+        let src =
+            "{% macro a(x) %}{{ b() }}{% endmacro %}{%-  macro  b() -%}1{%- endmacro %}{%macro c() %}{% endmacro %}";
+        let out = rewrite_blocks(src);
+        assert_eq!(
+            out,
+            "{%macro _a(x) %}{{ b() }}{% endmacro %}{%- macro  _b() -%}1{%- endmacro %}{%macro c() %}{% endmacro %}"
+        );
+        assert_eq!(out.len(), src.len());
+        let locals: Vec<String> = scan(src).into_iter().map(|d| d.local).collect();
+        assert_eq!(locals, ["_a", "_b", "c"]);
     }
 }

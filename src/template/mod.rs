@@ -100,7 +100,7 @@ impl Renderer {
         }
         for (index, (name, file_id)) in files.into_iter().enumerate() {
             let file = sources.file(file_id);
-            let text = macros::rewrite_test_blocks(&file.text);
+            let text = macros::rewrite_blocks(&file.text);
             if let Err(e) = env.add_template_owned(name.clone(), text) {
                 errors.push(to_diagnostic(&e, file_id, sources));
                 continue;
@@ -118,7 +118,11 @@ impl Renderer {
                     );
                     continue;
                 }
-                let callable = Value::from_object(macros::MacroFn { template: name.clone(), name: def.name.clone() });
+                let callable = Value::from_object(macros::MacroFn {
+                    template: name.clone(),
+                    name: def.name.clone(),
+                    local: def.local.clone(),
+                });
                 env.add_global(global.clone(), callable.clone());
                 macros.insert(global, (file_id, def, callable));
             }

@@ -2,8 +2,7 @@
     or plainly `<name>(...)`. Each dispatches through `adapter.dispatch`, so a project
     macro `<engine>__<name>` or `default__<name>` replaces the spelling here, and a
     project macro `<name>` replaces the whole macro. `local` is the embedded engine.
-    The dispatchers print the result rather than `return` it: these macros call each
-    other within this file, and a `return` would end the outermost call. -#}
+    Every result is SQL text, so the dispatchers print it. -#}
 
 {% macro date_trunc(datepart, date) -%}
   {{ adapter.dispatch('date_trunc', 'dbt')(datepart, date) }}
