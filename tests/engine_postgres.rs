@@ -261,3 +261,33 @@ fn the_example_project_builds_on_postgres_with_one_target_switch() {
         assert_eq!(on_postgres, embedded_counts, "{table} has the same rows on both engines");
     }
 }
+
+#[test]
+fn a_deferred_build_reads_unselected_models_from_the_other_builds_schema() {
+    let Some((b, _tmp, dir)) = project("defer", "conformance") else { return };
+    let db = database(&b);
+    let profile = std::fs::read_to_string(dir.join("profiles.yml")).unwrap();
+    let schema_from_env = profile.replace("schema: public", "schema: \"{{ env_var('ETLM_TEST_SCHEMA') }}\"");
+    std::fs::write(dir.join("profiles.yml"), schema_from_env).unwrap();
+    let in_schema = |schema: &str, args: &[&str]| {
+        let run = support::etlm_with(&dir, args, &[("ETLM_TEST_SCHEMA", schema)]);
+        assert_eq!(run.code, 0, "{args:?} in {schema}\n{}\n{}", run.stdout, run.stderr);
+    };
+    in_schema("prod", &["build"]);
+    let prod_state = dir.join("prod_target");
+    std::fs::rename(dir.join("target"), &prod_state).unwrap();
+    let changed = std::fs::read_to_string(dir.join("models/customer_totals.sql")).unwrap().replace(">= 5000", ">= 500");
+    std::fs::write(dir.join("models/customer_totals.sql"), changed).unwrap();
+
+    let state = prod_state.to_str().unwrap();
+    in_schema("ci", &["build", "-s", "state:modified+", "--defer", "--state", state]);
+    let built = db.rows("select table_name from information_schema.tables where table_schema = 'ci' order by 1");
+    assert_eq!(built, vec![vec!["customer_totals".to_string()]], "only the changed model is built");
+    let compiled = std::fs::read_to_string(dir.join("target/compiled/models/customer_totals.sql")).unwrap();
+    assert!(compiled.contains("\"prod\".\"customers\""), "unselected parents are read from prod: {compiled}");
+
+    in_schema("complete", &["build"]);
+    let totals = |schema: &str| db.rows(&format!("select * from {schema}.customer_totals order by customer_id"));
+    assert_eq!(totals("ci"), totals("complete"), "the deferred build equals a full build");
+    assert_ne!(totals("ci"), totals("prod"), "and differs from production, which it did not touch");
+}

@@ -196,6 +196,17 @@ fn compile_refreshing(
     sources: &SourceMap,
     full_refresh: bool,
 ) -> Result<CompiledProject, Vec<Diagnostic>> {
+    compile_deferring(global, env, sources, full_refresh, Default::default())
+}
+
+/// `compile_refreshing`, with `ref()`s to the `deferred` nodes reading other relations.
+fn compile_deferring(
+    global: &GlobalArgs,
+    env: Env,
+    sources: &SourceMap,
+    full_refresh: bool,
+    deferred: BTreeMap<String, crate::relation::Relation>,
+) -> Result<CompiledProject, Vec<Diagnostic>> {
     let vars = parse_vars(global.vars.as_deref(), sources)?;
     let opts = CompileOptions {
         load: LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars, env },
@@ -205,6 +216,7 @@ fn compile_refreshing(
             full_refresh,
         },
         existing: Some(existing_relations),
+        deferred,
     };
     compile_project(&opts, sources).map_err(|d| d.0)
 }

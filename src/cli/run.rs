@@ -11,6 +11,7 @@ use crate::engine::failpoint::Failpoints;
 use crate::engine::local::deferred::Deferred;
 use crate::graph::ResourceType;
 use crate::project::Env;
+use crate::relation::Relation;
 use crate::report::progress::{Progress, Status};
 use crate::report::{Output, print_diagnostics, write_atomic};
 use crate::run::execute::{Command, Periods, RunOptions, execute, plan};
@@ -108,10 +109,22 @@ fn run_periods(
 ) -> Result<Outcome, Vec<Diagnostic>> {
     let failpoints = Failpoints::parse(env.get("ETLM_FAILPOINT").map(String::as_str))
         .map_err(|m| vec![Diagnostic::error("invalid-failpoint", m)])?;
-    let compiled = super::compile_refreshing(global, env, sources, args.full_refresh)?;
+    let compiled = super::compile_refreshing(global, env.clone(), sources, args.full_refresh)?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
-    let deferred = if args.defer { Some(deferred(global, &compiled, &selected)?) } else { None };
+    let (compiled, deferred) = match args.defer {
+        false => (compiled, None),
+        // One database holds both builds: `ref()` names the other build's relation.
+        true if compiled.project.target.engine.shares_relations_across_builds() => {
+            let other = deferred_relations(global, &compiled, &selected)?;
+            let reads = other.into_iter().map(|(id, _, stored)| (id, stored)).collect();
+            (super::compile_deferring(global, env, sources, args.full_refresh, reads)?, None)
+        }
+        true => {
+            let deferred = deferred(global, &compiled, &selected)?;
+            (compiled, Some(deferred))
+        }
+    };
     // After `--state` is read: it may be this very target folder.
     super::compile::write_artifacts(&compiled, &selected)?;
     let threads = args
@@ -191,29 +204,15 @@ fn run_periods(
     Ok(if summary.failed() { Outcome::Failure } else { Outcome::Success })
 }
 
-/// With `--defer`: every model and seed that is built but not selected, read from the
-/// relation the `--state` build recorded for it, in dependency order.
-fn deferred(
+/// With `--defer`: every model and seed that is built but not selected, with the
+/// relation this project names it by and the one the `--state` build recorded for it,
+/// in dependency order.
+fn deferred_relations(
     global: &GlobalArgs,
     compiled: &crate::compile::CompiledProject,
     selected: &std::collections::BTreeSet<String>,
-) -> Result<Vec<Deferred>, Vec<Diagnostic>> {
-    let Some(state) = super::load_state(global)? else {
-        return Err(vec![
-            Diagnostic::error("missing-state", "`--defer` needs `--state DIR`, the target folder of another build")
-                .with_help("e.g. `etlm build -s state:modified+ --defer --state ../main/target`"),
-        ]);
-    };
-    let warehouse = state.manifest.metadata.warehouse_path.clone().filter(|w| w.is_dir()).ok_or_else(|| {
-        vec![
-            Diagnostic::error(
-                "defer-unavailable",
-                format!("the build in `{}` has no embedded-engine warehouse to defer to", state.dir.display()),
-            )
-            .with_note(format!("its adapter is `{}`", state.manifest.metadata.adapter_type))
-            .with_help("run that build (`etlm build`) so its warehouse exists, then try again"),
-        ]
-    })?;
+) -> Result<Vec<(String, Relation, Relation)>, Vec<Diagnostic>> {
+    let state = other_build(global)?;
     Ok(compiled
         .dag
         .topological()
@@ -225,14 +224,47 @@ fn deferred(
                 return None;
             }
             let stored_as = state.manifest.node(id)?.relation()?;
-            let relation = node.relation.as_ref()?;
-            Some(Deferred {
-                schema: relation.schema.clone(),
-                name: relation.identifier.clone(),
-                warehouse: warehouse.clone(),
-                stored_schema: stored_as.schema,
-                stored_name: stored_as.identifier,
-            })
+            Some((id.to_string(), node.relation.clone()?, stored_as))
+        })
+        .collect())
+}
+
+/// The `--state` build `--defer` reads from.
+fn other_build(global: &GlobalArgs) -> Result<crate::state::artifacts::State, Vec<Diagnostic>> {
+    super::load_state(global)?.ok_or_else(|| {
+        vec![
+            Diagnostic::error("missing-state", "`--defer` needs `--state DIR`, the target folder of another build")
+                .with_help("e.g. `etlm build -s state:modified+ --defer --state ../main/target`"),
+        ]
+    })
+}
+
+/// `--defer` on the embedded engine: the deferred relations, read from the `--state`
+/// build's warehouse.
+fn deferred(
+    global: &GlobalArgs,
+    compiled: &crate::compile::CompiledProject,
+    selected: &std::collections::BTreeSet<String>,
+) -> Result<Vec<Deferred>, Vec<Diagnostic>> {
+    let state = other_build(global)?;
+    let warehouse = state.manifest.metadata.warehouse_path.clone().filter(|w| w.is_dir()).ok_or_else(|| {
+        vec![
+            Diagnostic::error(
+                "defer-unavailable",
+                format!("the build in `{}` has no embedded-engine warehouse to defer to", state.dir.display()),
+            )
+            .with_note(format!("its adapter is `{}`", state.manifest.metadata.adapter_type))
+            .with_help("run that build (`etlm build`) so its warehouse exists, then try again"),
+        ]
+    })?;
+    Ok(deferred_relations(global, compiled, selected)?
+        .into_iter()
+        .map(|(_, relation, stored)| Deferred {
+            schema: relation.schema,
+            name: relation.identifier,
+            warehouse: warehouse.clone(),
+            stored_schema: stored.schema,
+            stored_name: stored.identifier,
         })
         .collect())
 }

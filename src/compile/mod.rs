@@ -37,6 +37,9 @@ pub struct CompileOptions {
     /// true in an incremental model whose relation exists, unless `render.full_refresh`
     /// rebuilds it (`full_refresh: false` in its config protects it).
     pub existing: Option<fn(&Project) -> BTreeSet<Relation>>,
+    /// `--defer` on a server engine: models and seeds (by unique id) that `ref()` reads
+    /// from another build's relation instead of this target's.
+    pub deferred: BTreeMap<String, Relation>,
 }
 
 /// A column as documented in YAML.
@@ -536,7 +539,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         refs: nodes
             .values()
             .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
-            .map(|n| (n.name.clone(), ref_target(n)))
+            .map(|n| match opts.deferred.get(&n.unique_id) {
+                Some(other) => (n.name.clone(), RelationValue { relation: other.clone(), cte: None }),
+                None => (n.name.clone(), ref_target(n)),
+            })
             .collect(),
         sources: nodes
             .values()

@@ -21,6 +21,13 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    /// True if builds of different targets share one database (Postgres), so `--defer`
+    /// reads the other build's relations by their names; the embedded engine instead
+    /// lends the other warehouse's files under this build's names.
+    pub fn shares_relations_across_builds(self) -> bool {
+        matches!(self, EngineKind::Postgres)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Local => "local",

@@ -32,6 +32,9 @@ pub struct StateManifest {
 #[derive(Clone, Debug, Deserialize)]
 pub struct StateMetadata {
     pub adapter_type: String,
+    /// The target schema of that build (see `manifest::portable`).
+    #[serde(default)]
+    pub target_schema: String,
     /// The embedded engine's warehouse folder of that build.
     #[serde(default)]
     pub warehouse_path: Option<PathBuf>,

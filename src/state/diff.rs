@@ -304,7 +304,10 @@ fn modified(
     if !config_keys.is_empty() {
         changes.push(Change { reason: Reason::Config, names: config_keys });
     }
-    if new.relation_name != old.relation_name {
+    let portable = |m: &StateManifest, n: &StateNode| {
+        n.relation_name.as_deref().map(|r| super::manifest::portable(r, &m.metadata.target_schema))
+    };
+    if portable(new_manifest, new) != portable(old_manifest, old) {
         changes.push(Change { reason: Reason::Relation, names: new.relation_name.iter().cloned().collect() });
     }
     let vars: Vec<String> = used(&new.vars, &old.vars)

@@ -20,6 +20,16 @@ use crate::graph::ResourceType;
 use crate::lineage::NodeLineage;
 use crate::project::EngineKind;
 
+/// `text` (compiled SQL, a relation name) with the target's schema as a placeholder:
+/// `"prod"."orders"` and `"prod_marts"."x"` read `"{target}"."orders"` and
+/// `"{target}_marts"."x"`, so a change of target alone (production, a CI schema) is no
+/// change to a model.
+pub fn portable(text: &str, target_schema: &str) -> String {
+    let quoted = crate::relation::quote_ident(target_schema);
+    let prefix = &quoted[..quoted.len() - 1];
+    text.replace(&quoted, "\"{target}\"").replace(&format!("{prefix}_"), "\"{target}_")
+}
+
 /// The manifest's schema version; bumped on incompatible changes.
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -44,6 +54,9 @@ struct Metadata<'a> {
     etlm_version: &'static str,
     project_name: &'a str,
     target_name: &'a str,
+    /// The target's schema: `compiled_checksum` and relation comparisons read it as a
+    /// placeholder, so two targets of one project compare equal (see `portable`).
+    target_schema: &'a str,
     adapter_type: &'a str,
     /// The embedded engine's warehouse folder (absolute), so `--defer` in another build
     /// can read this build's relations.
@@ -143,6 +156,7 @@ fn manifest_node<'a>(
     lineage: Option<&'a NodeLineage>,
     root: &Path,
     target_path: &str,
+    target_schema: &str,
 ) -> ManifestNode<'a> {
     let sha = |t: &str| Checksum { name: "sha256", checksum: checksum(t) };
     ManifestNode {
@@ -159,7 +173,7 @@ fn manifest_node<'a>(
             ResourceType::Seed => seed_checksum(root, node),
             _ => node.raw_sql.as_deref().map(sha),
         },
-        compiled_checksum: node.compiled_sql.as_deref().map(sha),
+        compiled_checksum: node.compiled_sql.as_deref().map(|sql| sha(&portable(sql, target_schema))),
         raw_code: node.raw_sql.as_deref(),
         compiled_path: node
             .compiled_sql
@@ -198,7 +212,12 @@ pub fn manifest_json(compiled: &CompiledProject) -> String {
     let entries: Vec<(&Node, ManifestNode<'_>)> = compiled
         .nodes
         .par_iter()
-        .map(|(id, node)| (node, manifest_node(node, compiled.lineage.nodes.get(id), root, target_path)))
+        .map(|(id, node)| {
+            (
+                node,
+                manifest_node(node, compiled.lineage.nodes.get(id), root, target_path, &compiled.project.target.schema),
+            )
+        })
         .collect();
     for (node, entry) in entries {
         if node.source_name.is_some() {
@@ -214,6 +233,7 @@ pub fn manifest_json(compiled: &CompiledProject) -> String {
             etlm_version: env!("CARGO_PKG_VERSION"),
             project_name: project.name(),
             target_name: &project.target.name,
+            target_schema: &project.target.schema,
             adapter_type: project.target.engine.as_str(),
             warehouse_path: (project.target.engine == EngineKind::Local)
                 .then(|| std::path::absolute(warehouse_dir(project)).map(|p| p.display().to_string()).ok())
