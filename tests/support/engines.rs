@@ -66,10 +66,16 @@ impl Backend {
     }
 }
 
+/// A value as text; a whole float reads like an integer (`106.0` is `106`), since one
+/// engine's double is another's integer for the same SQL.
 fn text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::Null => "NULL".into(),
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }

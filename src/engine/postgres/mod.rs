@@ -389,7 +389,7 @@ impl Engine for PostgresEngine {
             usize::MAX => sql.to_string(),
             n => format!("select * from (\n{sql}\n) as shown limit {n}"),
         };
-        rows::query_text(&client, &sql).await
+        rows::query_rows(&client, &sql).await
     }
 
     async fn record_run(
