@@ -28,7 +28,12 @@ mod cases {
     pub fn seeds_views_tables_and_ephemeral(b: &Backend) {
         let (_tmp, dir) = b.project("conformance");
         for _ in 0..2 {
-            ok(&dir, &["build"]);
+            let out = ok(&dir, &["build"]);
+            assert!(out.contains("PASS   test freshness_stg_orders_order_date__100_years"), "{out}");
+            assert!(
+                out.contains("WARN   test freshness_daily_revenue_order_date__1_day"),
+                "data from 2024 is stale: {out}"
+            );
             assert_eq!(
                 b.rows(&dir, "select customer_id, name, tier from {schema}.customers order by customer_id"),
                 table(
