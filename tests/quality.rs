@@ -38,6 +38,7 @@ fn every_test_kind_passes_and_fails_with_its_exact_failing_row_count() {
         ("accepted_range_pass", "pass", 0),
         ("accepted_range_warn", "warn", 1),
         ("accepted_values_fail", "fail", 2),
+        ("accepted_values_fail_limited", "fail", 1),
         ("accepted_values_pass", "pass", 0),
         ("combination_fail", "fail", 1),
         ("combination_pass", "pass", 0),

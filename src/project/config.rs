@@ -311,6 +311,8 @@ pub struct NodeConfig {
     /// For models: the row-count anomaly check; `None` when turned off.
     pub row_count_anomaly: Option<AnomalyConfig>,
     pub where_clause: Option<String>,
+    /// For tests: at most this many failing rows are counted (and stored).
+    pub limit: Option<u64>,
     pub raw: BTreeMap<String, Json>,
 }
 
@@ -526,6 +528,14 @@ impl NodeConfig {
                 1
             }
         };
+        let limit = match layer.get("limit").map(|e| &e.value) {
+            None | Some(Json::Null) => None,
+            Some(Json::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(_) => {
+                c.invalid("limit", "a whole number of failing rows", &[]);
+                None
+            }
+        };
         let column_types = match layer.get("column_types").map(|e| &e.value) {
             None | Some(Json::Null) => BTreeMap::new(),
             Some(Json::Object(m)) => {
@@ -565,6 +575,7 @@ impl NodeConfig {
             error_if: c.threshold("error_if"),
             row_count_anomaly,
             where_clause: c.string("where"),
+            limit,
             raw: layer.iter().map(|(k, e)| (k.clone(), e.value.clone())).collect(),
         };
         if c.errors.is_empty() { Ok(config) } else { Err(c.errors) }

@@ -94,6 +94,14 @@ pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &No
         Against::Published => test.compiled_sql.as_deref(),
     }
     .expect("tests that run have SQL for where they run");
+    let limited;
+    let sql = match cfg.limit {
+        Some(n) => {
+            limited = format!("select * from (\n{sql}\n) limited limit {n}");
+            limited.as_str()
+        }
+        None => sql,
+    };
     let failures = match engine.count(sql).await {
         Ok(n) => n,
         Err(e) => {
