@@ -184,28 +184,37 @@ fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String
     }
 }
 
-/// Loads and compiles the project named by the global flags.
+/// Loads and compiles the project named by the global flags, with no server: on Postgres
+/// `is_incremental()` renders false (the embedded engine's warehouse is a folder, read).
 fn compile_with(global: &GlobalArgs, env: Env, sources: &SourceMap) -> Result<CompiledProject, Vec<Diagnostic>> {
-    compile_refreshing(global, env, sources, false)
+    compile(global, env, sources, &ForRun::default(), offline_relations)
 }
 
-/// `compile_with`, rendering incremental models for a `--full-refresh` run when asked.
-fn compile_refreshing(
-    global: &GlobalArgs,
-    env: Env,
-    sources: &SourceMap,
+/// How a command that builds compiles.
+#[derive(Debug, Default)]
+struct ForRun {
+    /// `--full-refresh`: incremental models render as rebuilt.
     full_refresh: bool,
-) -> Result<CompiledProject, Vec<Diagnostic>> {
-    compile_deferring(global, env, sources, full_refresh, Default::default())
-}
-
-/// `compile_refreshing`, with `ref()`s to the `deferred` nodes reading other relations.
-fn compile_deferring(
-    global: &GlobalArgs,
-    env: Env,
-    sources: &SourceMap,
-    full_refresh: bool,
+    /// `--defer` on a server engine: `ref()`s to these nodes read these relations.
     deferred: BTreeMap<String, crate::relation::Relation>,
+}
+
+/// Compiles for a command that builds: the target is asked which relations exist.
+fn compile_for_run(
+    global: &GlobalArgs,
+    env: Env,
+    sources: &SourceMap,
+    run: ForRun,
+) -> Result<CompiledProject, Vec<Diagnostic>> {
+    compile(global, env, sources, &run, target_relations)
+}
+
+fn compile(
+    global: &GlobalArgs,
+    env: Env,
+    sources: &SourceMap,
+    run: &ForRun,
+    existing: fn(&crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation>,
 ) -> Result<CompiledProject, Vec<Diagnostic>> {
     let vars = parse_vars(global.vars.as_deref(), sources)?;
     let opts = CompileOptions {
@@ -213,19 +222,28 @@ fn compile_deferring(
         render: RenderSettings {
             run_started_at: chrono::Utc::now(),
             invocation_id: format!("{:x}", chrono::Utc::now().timestamp_micros()),
-            full_refresh,
+            full_refresh: run.full_refresh,
         },
-        existing: Some(existing_relations),
-        deferred,
+        existing: Some(existing),
+        deferred: run.deferred.clone(),
     };
     compile_project(&opts, sources).map_err(|d| d.0)
 }
 
-/// The relations on the target (none when they cannot be listed: then every incremental
-/// model is built in full, and the run reports why it cannot reach the target).
-fn existing_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
-    if project.target.engine == crate::project::EngineKind::Postgres {
-        return crate::engine::postgres::existing_relations(&project.target);
+/// The relations on the target, asking a server (none when they cannot be listed: then
+/// every incremental model is built in full, and the run reports why it cannot reach
+/// the target).
+fn target_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
+    match project.target.engine {
+        crate::project::EngineKind::Postgres => crate::engine::postgres::existing_relations(&project.target),
+        crate::project::EngineKind::Local => offline_relations(project),
+    }
+}
+
+/// The relations known without a server: the embedded engine's warehouse folder.
+fn offline_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
+    if project.target.engine != crate::project::EngineKind::Local {
+        return Default::default();
     }
     let dir = warehouse_dir(project);
     if !dir.is_dir() {

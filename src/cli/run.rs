@@ -109,7 +109,8 @@ fn run_periods(
 ) -> Result<Outcome, Vec<Diagnostic>> {
     let failpoints = Failpoints::parse(env.get("ETLM_FAILPOINT").map(String::as_str))
         .map_err(|m| vec![Diagnostic::error("invalid-failpoint", m)])?;
-    let compiled = super::compile_refreshing(global, env.clone(), sources, args.full_refresh)?;
+    let for_run = |deferred| super::ForRun { full_refresh: args.full_refresh, deferred };
+    let compiled = super::compile_for_run(global, env.clone(), sources, for_run(Default::default()))?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let (compiled, deferred) = match args.defer {
@@ -118,7 +119,7 @@ fn run_periods(
         true if compiled.project.target.engine.shares_relations_across_builds() => {
             let other = deferred_relations(global, &compiled, &selected)?;
             let reads = other.into_iter().map(|(id, _, stored)| (id, stored)).collect();
-            (super::compile_deferring(global, env, sources, args.full_refresh, reads)?, None)
+            (super::compile_for_run(global, env, sources, for_run(reads))?, None)
         }
         true => {
             let deferred = deferred(global, &compiled, &selected)?;
