@@ -91,10 +91,10 @@ pub fn referenced_in_args(def: &TestDef) -> (Vec<String>, Vec<(String, String)>)
             if let Some(last) = args.last() {
                 refs.push(last.clone());
             }
-        } else if let Some(args) = inner("source(") {
-            if let [s, t] = args.as_slice() {
-                sources.push((s.clone(), t.clone()));
-            }
+        } else if let Some(args) = inner("source(")
+            && let [s, t] = args.as_slice()
+        {
+            sources.push((s.clone(), t.clone()));
         }
     }
     (refs, sources)

@@ -65,17 +65,19 @@ impl Failpoints {
     /// Aborts the process (no cleanup, like `kill -9`), or pauses it, if this point is
     /// armed for `model` and this is its `n`th hit.
     pub fn hit(&self, point: &str, model: &str) {
-        if let Some((p, m, nth)) = &self.armed {
-            if p == point && m == model && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
-                match self.action {
-                    Action::Abort => {
-                        eprintln!("etlm: failpoint {point}:{model} hit, aborting");
-                        std::process::abort();
-                    }
-                    Action::Pause => {
-                        eprintln!("etlm: failpoint {point}:{model} hit, pausing");
-                        std::thread::sleep(PAUSE);
-                    }
+        if let Some((p, m, nth)) = &self.armed
+            && p == point
+            && m == model
+            && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *nth
+        {
+            match self.action {
+                Action::Abort => {
+                    eprintln!("etlm: failpoint {point}:{model} hit, aborting");
+                    std::process::abort();
+                }
+                Action::Pause => {
+                    eprintln!("etlm: failpoint {point}:{model} hit, pausing");
+                    std::thread::sleep(PAUSE);
                 }
             }
         }

@@ -169,7 +169,7 @@ fn config_matches(node: &NodeInfo, key: &str, value: &str) -> bool {
     match node.config.get(key) {
         Some(serde_json::Value::String(s)) => glob(value, s),
         Some(serde_json::Value::Array(items)) => items.iter().any(|i| i.as_str().is_some_and(|s| glob(value, s))),
-        Some(other) => other.to_string() == value,
+        Some(other) => *other == value,
         None => false,
     }
 }

@@ -339,10 +339,10 @@ impl Checker<'_> {
         };
         let mut d = Diagnostic::error("invalid-config", format!("invalid value {shown} for config `{key}`"))
             .with_label(entry.span, format!("expected {expected}"));
-        if let Json::String(s) = &entry.value {
-            if let Some(near) = nearest(s, choices.iter().copied()) {
-                d = d.with_help(format!("did you mean `{near}`?"));
-            }
+        if let Json::String(s) = &entry.value
+            && let Some(near) = nearest(s, choices.iter().copied())
+        {
+            d = d.with_help(format!("did you mean `{near}`?"));
         }
         self.errors.push(d);
     }

@@ -125,10 +125,10 @@ pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &No
     };
     if verdict != Verdict::Pass {
         let mut message = format!("{} failing row{}", failures, if failures == 1 { "" } else { "s" });
-        if let Ok(batches) = engine.query(sql, SAMPLE_ROWS).await {
-            if let Ok(table) = datafusion::arrow::util::pretty::pretty_format_batches(&batches) {
-                message.push_str(&format!(", first {}:\n{table}", SAMPLE_ROWS.min(failures as usize)));
-            }
+        if let Ok(batches) = engine.query(sql, SAMPLE_ROWS).await
+            && let Ok(table) = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        {
+            message.push_str(&format!(", first {}:\n{table}", SAMPLE_ROWS.min(failures as usize)));
         }
         let store = cfg.store_failures || (verdict == Verdict::Fail && against == Against::Staged);
         if store {

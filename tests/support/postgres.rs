@@ -200,6 +200,8 @@ pub fn start_cluster(files: &[(&str, &[u8])], options: &str) -> Option<Server> {
 }
 
 /// Stops the cluster and removes its directory once this test process has exited.
+/// The watchdog outlives this process on purpose, so it is never waited for.
+#[allow(clippy::zombie_processes)]
 fn watchdog(bin: &Path, data: &Path, dir: &Path, root: bool) {
     let stop = format!("{} -D {} stop -m immediate", bin.join("pg_ctl").display(), data.display());
     let stop = if root { format!("runuser -u postgres -- {stop}") } else { stop };
