@@ -9,7 +9,11 @@ use crate::compile::Node;
 /// A seed's columns and inferred types; unknown when the CSV cannot be read (`etlm seed`
 /// reports why).
 pub(super) fn seed(root: &Path, node: &Node) -> Schema {
-    match crate::engine::local::read_seed_csv(&root.join(&node.path), &node.config.column_types) {
+    match crate::engine::local::read_seed_csv(
+        &root.join(&node.path),
+        &node.config.column_types,
+        node.config.quote_columns,
+    ) {
         Ok(batch) => Schema {
             columns: batch
                 .schema()

@@ -23,7 +23,7 @@ pub fn read_seeds(
         .map(|id| {
             let node = &compiled.nodes[id];
             let path = compiled.project.root.join(&node.path);
-            (id.clone(), read_seed_csv(&path, &node.config.column_types))
+            (id.clone(), read_seed_csv(&path, &node.config.column_types, node.config.quote_columns))
         })
         .collect();
     let mut batches = BTreeMap::new();

@@ -82,14 +82,21 @@ pub enum SeedError {
 /// 8601 with `T` and an optional offset, converted to UTC), Boolean (`true`/`false`,
 /// any case), else Utf8. Empty values are NULL. `column_types` overrides a column by SQL
 /// type name (`bigint`, `double`, `decimal(10,2)`, `date`, `timestamp`, `boolean`, `text`, ...).
+/// Column names are lowercased unless `quote_columns` (dbt's seed config) keeps them as
+/// written: unquoted SQL names fold to lowercase, so `CustomerID` reads the column as in
+/// dbt on Postgres.
 ///
 /// ```no_run
 /// # use std::collections::BTreeMap;
 /// let types = BTreeMap::from([("zip".to_string(), "text".to_string())]);
-/// let batch = etlm::engine::local::read_seed_csv("seeds/customers.csv".as_ref(), &types)?;
+/// let batch = etlm::engine::local::read_seed_csv("seeds/customers.csv".as_ref(), &types, false)?;
 /// # Ok::<(), etlm::engine::local::SeedError>(())
 /// ```
-pub fn read_seed_csv(path: &Path, column_types: &BTreeMap<String, String>) -> Result<RecordBatch, SeedError> {
+pub fn read_seed_csv(
+    path: &Path,
+    column_types: &BTreeMap<String, String>,
+    quote_columns: bool,
+) -> Result<RecordBatch, SeedError> {
     let bytes = std::fs::read(path).map_err(|source| SeedError::Io { path: path.to_path_buf(), source })?;
     if let Some(line) = unclosed_quote(&bytes) {
         return Err(SeedError::Malformed {
@@ -100,6 +107,8 @@ pub fn read_seed_csv(path: &Path, column_types: &BTreeMap<String, String>) -> Re
     let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(bytes.as_slice());
     let header: Vec<String> = reader.headers().map_err(malformed)?.iter().map(str::to_string).collect();
     check_header(&header)?;
+    let names: Vec<String> = header.iter().map(|h| if quote_columns { h.clone() } else { h.to_lowercase() }).collect();
+    check_header(&names)?;
     if let Some(unknown) = column_types.keys().find(|c| !header.contains(c)) {
         return Err(SeedError::UnknownColumn { column: unknown.clone() });
     }
@@ -114,7 +123,7 @@ pub fn read_seed_csv(path: &Path, column_types: &BTreeMap<String, String>) -> Re
 
     let mut fields = Vec::with_capacity(header.len());
     let mut arrays = Vec::with_capacity(header.len());
-    for (index, name) in header.iter().enumerate() {
+    for (index, (name, column)) in header.iter().zip(&names).enumerate() {
         let cells: Vec<Cell> = lines.iter().zip(&records).map(|(&line, r)| Cell { line, text: &r[index] }).collect();
         let seed_type = match column_types.get(name) {
             Some(type_name) => SeedType::from_sql(type_name)
@@ -127,7 +136,7 @@ pub fn read_seed_csv(path: &Path, column_types: &BTreeMap<String, String>) -> Re
             value: cell.text.to_string(),
             expected: seed_type.label(),
         })?;
-        fields.push(Field::new(name, seed_type.data_type(), true));
+        fields.push(Field::new(column, seed_type.data_type(), true));
         arrays.push(array);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("one array of the right type per column"))
@@ -378,7 +387,7 @@ mod tests {
         let path = temp.path().join("seed.csv");
         std::fs::write(&path, csv).unwrap();
         let types = overrides.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect();
-        read_seed_csv(&path, &types)
+        read_seed_csv(&path, &types, false)
     }
 
     fn types(batch: &RecordBatch) -> Vec<String> {

@@ -224,7 +224,7 @@ mod tests {
         let (temp, wh) = warehouse();
         let csv = temp.path().join("customers.csv");
         std::fs::write(&csv, "id,signup,vip\n1,2024-01-01,true\n2,2024-01-02,false\n").unwrap();
-        let batch = read_seed_csv(&csv, &BTreeMap::new()).unwrap();
+        let batch = read_seed_csv(&csv, &BTreeMap::new(), false).unwrap();
 
         let ctx = open_session(&wh).await.unwrap().ctx;
         let staging = wh.stage("main", "customers").unwrap();
