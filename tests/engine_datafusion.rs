@@ -225,3 +225,19 @@ fn the_example_project_builds_and_duckdb_reads_its_partitioned_fact() {
     let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(theirs, ours);
 }
+
+#[test]
+fn hooks_run_read_only_on_the_embedded_engine() {
+    let (_tmp, dir) = copy_project("shop_basic");
+    let model = std::fs::read_to_string(dir.join("models/customer_totals.sql")).unwrap();
+    let with_hook = |hook: &str| format!("{{{{ config(post_hook=\"{hook}\") }}}}\n{model}");
+    std::fs::write(dir.join("models/customer_totals.sql"), with_hook("select count(*) from {{ this }}")).unwrap();
+    let run = etlm(&dir, &["build"]);
+    assert_eq!(run.code, 0, "a query as a hook runs: {}\n{}", run.stdout, run.stderr);
+    std::fs::write(dir.join("models/customer_totals.sql"), with_hook("insert into {{ this }} values (9, 'x', 0, 0)"))
+        .unwrap();
+    let run = etlm(&dir, &["run", "-s", "customer_totals"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("published, then post_hook failed"), "{}", run.stdout);
+    assert!(run.stdout.contains("DML not supported"), "the versioned warehouse refuses writes: {}", run.stdout);
+}

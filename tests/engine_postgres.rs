@@ -291,3 +291,32 @@ fn a_deferred_build_reads_unselected_models_from_the_other_builds_schema() {
     assert_eq!(totals("ci"), totals("complete"), "the deferred build equals a full build");
     assert_ne!(totals("ci"), totals("prod"), "and differs from production, which it did not touch");
 }
+
+#[test]
+fn hooks_run_before_the_build_and_after_the_publish() {
+    let Some((b, _tmp, dir)) = project("hooks", "conformance") else { return };
+    let db = database(&b);
+    db.execute("create table public.hook_log (at text, relation text, n bigint)");
+    let model = std::fs::read_to_string(dir.join("models/customer_totals.sql")).unwrap();
+    let hooked = format!(
+        "{{{{ config(pre_hook=\"insert into public.hook_log select 'pre', '{{{{ this }}}}', null\", \
+         post_hook=[\"insert into public.hook_log select 'post', '{{{{ this }}}}', count(*) from {{{{ this }}}}\", \
+         \"grant select on {{{{ this }}}} to public\"]) }}}}\n{model}"
+    );
+    std::fs::write(dir.join("models/customer_totals.sql"), hooked).unwrap();
+    ok(&dir, &["build"]);
+    let log = db.rows("select at, relation, coalesce(n::text, '-') from public.hook_log order by at desc");
+    let row = |at: &str, n: &str| vec![at.to_string(), "\"public\".\"customer_totals\"".to_string(), n.to_string()];
+    assert_eq!(log, vec![row("pre", "-"), row("post", "3")], "post_hook sees the published rows");
+    let granted = db.rows(
+        "select count(*) from information_schema.role_table_grants \
+         where table_name = 'customer_totals' and grantee = 'PUBLIC' and privilege_type = 'SELECT'",
+    );
+    assert_eq!(granted, vec![vec!["1".to_string()]]);
+
+    let failing = format!("{{{{ config(post_hook='select * from no_such_table') }}}}\n{model}");
+    std::fs::write(dir.join("models/customer_totals.sql"), failing).unwrap();
+    let run = etlm(&dir, &["run", "-s", "customer_totals"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("published, then post_hook failed"), "{}", run.stdout);
+}

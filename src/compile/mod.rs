@@ -85,6 +85,15 @@ pub struct Node {
     pub generic_test: Option<GenericTest>,
     /// For sources: the source's name.
     pub source_name: Option<String>,
+    /// `pre_hook` / `post_hook` statements, rendered in the node's context.
+    pub hooks: Hooks,
+}
+
+/// A model's hooks: SQL run on the target before it is built and after it is published.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub pre: Vec<String>,
+    pub post: Vec<String>,
 }
 
 impl Node {
@@ -253,6 +262,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 macros_used: recorded[i].macros.clone(),
                 generic_test: None,
                 source_name: None,
+                hooks: Hooks::default(),
             },
         );
     }
@@ -281,6 +291,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 macros_used: BTreeSet::new(),
                 generic_test: None,
                 source_name: None,
+                hooks: Hooks::default(),
             },
         );
     }
@@ -313,6 +324,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 macros_used: BTreeSet::new(),
                 generic_test: None,
                 source_name: Some(src.source_name.clone()),
+                hooks: Hooks::default(),
             },
         );
     }
@@ -412,6 +424,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                         macros_used: test_recorded[i].macros.clone(),
                         generic_test: None,
                         source_name: None,
+                        hooks: Hooks::default(),
                     },
                 );
             }
@@ -497,6 +510,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 macros_used: BTreeSet::new(),
                 generic_test: Some(GenericTest { def, attached_to: attached }),
                 source_name: None,
+                hooks: Hooks::default(),
             },
         );
     }
@@ -556,7 +570,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .chain(test_ids.iter().zip(&test_templates).filter_map(|(id, t)| Some((id.clone(), t.as_ref()?))))
         .filter(|(id, _)| nodes.contains_key(id))
         .collect();
-    let rendered: Vec<(String, Result<crate::template::Rendered, Diagnostic>)> = jobs
+    let rendered: Vec<(String, Result<(crate::template::Rendered, Hooks), Diagnostic>)> = jobs
         .par_iter()
         .map(|(id, template)| {
             let node = &nodes[id];
@@ -574,14 +588,25 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             } else {
                 compile_input(node, resolver.clone(), incremental)
             };
-            (id.clone(), renderer.render(template, &input, sources))
+            let hooks = |list: &[String]| -> Result<Vec<String>, Diagnostic> {
+                let rendered = |hook: &String| {
+                    let span = Span::file_start(node.file.expect("a node with hooks has a file"));
+                    renderer.render_inline(hook, &input, span)
+                };
+                list.iter().map(rendered).collect()
+            };
+            let result = renderer.render(template, &input, sources).and_then(|rendered| {
+                Ok((rendered, Hooks { pre: hooks(&node.config.pre_hook)?, post: hooks(&node.config.post_hook)? }))
+            });
+            (id.clone(), result)
         })
         .collect();
     for (id, result) in rendered {
         match result {
-            Ok(rendered) => {
+            Ok((rendered, hooks)) => {
                 let node = nodes.get_mut(&id).expect("rendered ids are nodes");
                 node.compiled_sql = Some(rendered.sql);
+                node.hooks = hooks;
                 // Vars and macros reached only in compile mode (under `is_incremental()`,
                 // say) count for change detection too.
                 node.vars_used.extend(rendered.recorded.vars);

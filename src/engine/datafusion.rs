@@ -260,6 +260,14 @@ impl Engine for DataFusionEngine {
         Ok(self.publish(staged, &Failpoints::default(), "").await?.unwrap_or(0))
     }
 
+    /// Runs a hook as a read-only query: the warehouse is versioned files that only
+    /// etlm's publish writes, so DDL and DML are refused here.
+    async fn execute(&self, sql: &str) -> Result<(), EngineError> {
+        let read_only = datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false);
+        self.ctx.sql_with_options(sql, read_only).await?.collect().await?;
+        Ok(())
+    }
+
     /// The number of rows a query returns.
     async fn count(&self, sql: &str) -> Result<u64, EngineError> {
         Ok(self.ctx.sql(sql).await?.count().await? as u64)

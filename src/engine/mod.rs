@@ -89,6 +89,9 @@ pub trait Engine: Send + Sync {
     /// test failures). Returns the number of rows.
     async fn replace_table(&self, relation: &Relation, sql: &str) -> Result<u64, EngineError>;
 
+    /// Runs a hook (`pre_hook` / `post_hook`): one or more statements, results dropped.
+    async fn execute(&self, sql: &str) -> Result<(), EngineError>;
+
     /// The number of rows a query returns.
     async fn count(&self, sql: &str) -> Result<u64, EngineError>;
 

@@ -331,12 +331,34 @@ impl JobContext {
         self.build_node(node).await
     }
 
-    /// Stages a node, audits it, and publishes it only if no blocking test failed.
+    /// Builds a node between its hooks: `pre_hook`s, then stage, audit and publish (only
+    /// if no blocking test failed; in batches for windowed models), then `post_hook`s.
     /// Engine errors name the model, its file and its compiled SQL.
     async fn build_node(&self, node: &Node) -> Result<Done, Failed> {
-        if node.is_windowed() {
-            return self.build_batches(node).await;
+        self.run_hooks(node, "pre_hook", &node.hooks.pre).await?;
+        let mut done = match node.is_windowed() {
+            true => self.build_batches(node).await?,
+            false => self.build_once(node).await?,
+        };
+        if let Err(failed) = self.run_hooks(node, "post_hook", &node.hooks.post).await {
+            done.tests.extend(failed.tests);
+            return Err(Failed { message: format!("published, then {}", failed.message), tests: done.tests });
         }
+        Ok(done)
+    }
+
+    /// Runs a model's hooks in order; the first that fails fails the model.
+    async fn run_hooks(&self, node: &Node, kind: &str, hooks: &[String]) -> Result<(), Failed> {
+        for hook in hooks {
+            if let Err(e) = self.engine.execute(hook).await {
+                return Err(Failed::from(self.located(node, &format!("{kind} failed: {e}\n= note: {}", hook.trim()))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a node that is not windowed: one stage, audit, publish.
+    async fn build_once(&self, node: &Node) -> Result<Done, Failed> {
         let relation = node.relation.as_ref().expect("built nodes have a relation");
         let build = match node.resource_type {
             ResourceType::Seed => Build::Seed(self.seeds[&node.unique_id].clone()),

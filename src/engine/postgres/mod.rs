@@ -374,6 +374,11 @@ impl Engine for PostgresEngine {
         Ok(rows)
     }
 
+    async fn execute(&self, sql: &str) -> Result<(), EngineError> {
+        let client = self.client().await?;
+        client.batch_execute(sql).await.map_err(|e| pg_error(&e))
+    }
+
     async fn count(&self, sql: &str) -> Result<u64, EngineError> {
         let client = self.client().await?;
         let row = client
