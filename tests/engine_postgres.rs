@@ -304,7 +304,16 @@ fn hooks_run_before_the_build_and_after_the_publish() {
          \"grant select on {{{{ this }}}} to public\"]) }}}}\n{model}"
     );
     std::fs::write(dir.join("models/customer_totals.sql"), hooked).unwrap();
+    let project_file = std::fs::read_to_string(dir.join("etlm.yml")).unwrap();
+    let run_hooks = "on-run-start: \"insert into public.hook_log select 'start', null, null\"\n\
+                     on-run-end:\n  - \"{% for s in schemas %}insert into public.hook_log select 'end', '{{ s }}', null;{% endfor %}\"\n";
+    std::fs::write(dir.join("etlm.yml"), format!("{project_file}{run_hooks}")).unwrap();
     ok(&dir, &["build"]);
+    let run_log =
+        db.rows("select at, coalesce(relation, '-') from public.hook_log where at in ('start', 'end') order by 1");
+    let line = |at: &str, what: &str| vec![at.to_string(), what.to_string()];
+    assert_eq!(run_log, vec![line("end", "public"), line("start", "-")], "on-run-start and on-run-end ran");
+    db.execute("delete from public.hook_log where at in ('start', 'end')");
     let log = db.rows("select at, relation, coalesce(n::text, '-') from public.hook_log order by at desc");
     let row = |at: &str, n: &str| vec![at.to_string(), "\"public\".\"customer_totals\"".to_string(), n.to_string()];
     assert_eq!(log, vec![row("pre", "-"), row("post", "3")], "post_hook sees the published rows");

@@ -162,6 +162,7 @@ fn run_periods(
             .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         let intervals =
             engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        run_hooks(engine.as_ref(), "on-run-start", &compiled.run_hooks.pre).await?;
         let run = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, &progress);
         let summary = tokio::select! {
             summary = run => summary,
@@ -178,6 +179,7 @@ fn run_periods(
             .record_run(&summary, &compiled.project.vars)
             .await
             .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post).await?;
         let count = |s| summary.count(s);
         let (ok, errors, skipped) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
         let (pass, warn, fail) = (count(Status::Pass), count(Status::Warn), count(Status::Fail));
@@ -203,6 +205,21 @@ fn run_periods(
     let target = compiled.project.root.join(&compiled.project.settings.target_path);
     write_atomic(&target.join("run_results.json"), run_results_json(&summary).as_bytes()).map_err(|d| vec![d])?;
     Ok(if summary.failed() { Outcome::Failure } else { Outcome::Success })
+}
+
+/// Runs the project's `on-run-start` or `on-run-end` statements; the first that fails
+/// stops the command.
+async fn run_hooks(engine: &dyn crate::engine::Engine, kind: &str, hooks: &[String]) -> Result<(), Vec<Diagnostic>> {
+    for hook in hooks {
+        engine.execute(hook).await.map_err(|e| {
+            vec![
+                Diagnostic::error("hook-failed", format!("{kind} failed: {e}"))
+                    .with_note(format!("statement: {}", hook.trim()))
+                    .with_help(format!("`{kind}` in the project file")),
+            ]
+        })?;
+    }
+    Ok(())
 }
 
 /// With `--defer`: every model and seed that is built but not selected, with the

@@ -127,6 +127,8 @@ pub struct CompiledProject {
     pub lineage: crate::lineage::Lineage,
     /// Each macro's definition text by name, for change detection (`etlm diff`).
     pub macro_texts: BTreeMap<String, String>,
+    /// `on-run-start` (as `pre`) and `on-run-end` (as `post`), rendered.
+    pub run_hooks: Hooks,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -643,7 +645,38 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
     let macro_texts = renderer.macro_texts(sources);
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts })
+    let run_hooks =
+        render_run_hooks(&project, &nodes, &renderer, &resolver).map_err(|d| Diagnostics::sorted(vec![d], sources))?;
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts, run_hooks })
+}
+
+/// `on-run-start` and `on-run-end`, rendered as dbt does: with `schemas` (the schemas
+/// models and seeds are built in) and `database` besides the usual context.
+fn render_run_hooks(
+    project: &Project,
+    nodes: &BTreeMap<String, Node>,
+    renderer: &Renderer,
+    resolver: &Arc<dyn Resolver>,
+) -> Result<Hooks, Diagnostic> {
+    let schemas: BTreeSet<&str> = nodes
+        .values()
+        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .filter_map(|n| Some(n.relation.as_ref()?.schema.as_str()))
+        .collect();
+    let input = RenderInput {
+        mode: Mode::Compile { resolver: resolver.clone(), is_incremental: false },
+        this: None,
+        model: BTreeMap::new(),
+        config: BTreeMap::new(),
+        extra: BTreeMap::from([
+            ("schemas", serde_json::json!(schemas)),
+            ("database", serde_json::json!(project.target.database)),
+        ]),
+    };
+    let render = |hooks: &[(String, Span)]| -> Result<Vec<String>, Diagnostic> {
+        hooks.iter().map(|(text, span)| renderer.render_inline(text, &input, *span)).collect()
+    };
+    Ok(Hooks { pre: render(&project.settings.on_run_start)?, post: render(&project.settings.on_run_end)? })
 }
 
 /// Each generic test's failing-rows query against the published relation, and against

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use super::config::{self, ConfigLayer, entry_from_yaml, is_old_style_config, normalize_key};
-use super::yaml::Yaml;
-use crate::diagnostics::{Diagnostic, FileId, SourceMap};
+use super::yaml::{Yaml, YamlValue};
+use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 
 /// Folder-scoped config from the project file (`models: shop: staging: +materialized: view`).
 #[derive(Clone, Debug, Default)]
@@ -76,6 +76,10 @@ pub struct ProjectFile {
     pub seeds: ConfigTree,
     pub tests: ConfigTree,
     pub sources: ConfigTree,
+    /// `on-run-start` / `on-run-end`: SQL (Jinja) run before and after `run`, `build`,
+    /// `seed`, `test` and `backfill`, each with the span it was written at.
+    pub on_run_start: Vec<(String, Span)>,
+    pub on_run_end: Vec<(String, Span)>,
 }
 
 const KNOWN_TOP_LEVEL: &[&str] = &[
@@ -187,6 +191,19 @@ impl ProjectFile {
             None => tree("tests", &mut errors),
         };
         let source_tree = tree("sources", &mut errors);
+        let run_hooks = |key: &str, errors: &mut Vec<Diagnostic>| -> Vec<(String, Span)> {
+            let Some(v) = yaml.get(key) else { return Vec::new() };
+            let items: Vec<&Yaml> = match &v.value {
+                YamlValue::Seq(items) => items.iter().collect(),
+                _ => vec![v],
+            };
+            items
+                .into_iter()
+                .filter_map(|i| i.expect_string(key).map_err(|d| errors.push(d)).ok().map(|s| (s, i.span)))
+                .collect()
+        };
+        let on_run_start = run_hooks("on-run-start", &mut errors);
+        let on_run_end = run_hooks("on-run-end", &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -206,6 +223,8 @@ impl ProjectFile {
                 seeds,
                 tests,
                 sources: source_tree,
+                on_run_start,
+                on_run_end,
             },
             warnings,
         ))
