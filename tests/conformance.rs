@@ -224,6 +224,39 @@ mod cases {
         assert_eq!(b.rows(&dir, sql), table(&columns, &[expected]));
     }
 
+    pub fn source_freshness(b: &Backend) {
+        let (_tmp, dir) = b.project("conformance");
+        ok(&dir, &["seed"]);
+        let sources = format!(
+            "version: 2\nsources:\n  - name: loaded\n    schema: {}\n    loaded_at_field: cast(order_date as timestamp)\n\
+             \x20   freshness:\n      warn_after: {{count: 1, period: day}}\n    tables:\n      - name: orders\n\
+             \x20     - name: customers\n        loaded_at_field: \"cast('2099-01-01' as timestamp)\"\n\
+             \x20       freshness:\n          error_after: {{count: 1, period: day}}\n",
+            b.schema()
+        );
+        std::fs::write(dir.join("models/sources.yml"), sources).unwrap();
+        let human = ok(&dir, &["source", "freshness"]);
+        assert!(human.contains("WARN   source "), "orders are from 2024: {human}");
+        let run = etlm(&dir, &["source", "freshness", "--format", "json"]);
+        let statuses: Vec<(String, String)> = run
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| (v["unique_id"].as_str().unwrap().to_string(), v["status"].as_str().unwrap().to_string()))
+            .collect();
+        let expected = [("customers", "pass"), ("orders", "warn")]
+            .map(|(t, s)| (format!("source.conformance.loaded.{t}"), s.to_string()));
+        assert_eq!(statuses, expected);
+        assert!(dir.join("target/sources.json").is_file());
+        std::fs::write(
+            dir.join("models/sources.yml"),
+            std::fs::read_to_string(dir.join("models/sources.yml")).unwrap().replace("warn_after", "error_after"),
+        )
+        .unwrap();
+        let stale = etlm(&dir, &["source", "freshness", "-s", "source:loaded.orders"]);
+        assert_eq!(stale.code, 1, "past error_after fails: {}\n{}", stale.stdout, stale.stderr);
+    }
+
     pub fn a_backfill_replaces_its_window(b: &Backend) {
         let (_tmp, dir) = b.project("backfill");
         ok(&dir, &["seed"]);
@@ -290,6 +323,13 @@ macro_rules! engine_suite {
             fn cross_database_macros() {
                 if let Some(b) = Backend::$engine("cross_db") {
                     cases::cross_database_macros(&b);
+                }
+            }
+
+            #[test]
+            fn source_freshness() {
+                if let Some(b) = Backend::$engine("freshness") {
+                    cases::source_freshness(&b);
                 }
             }
 

@@ -11,6 +11,7 @@ mod retry;
 mod run;
 mod runs;
 mod show;
+mod source;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -129,6 +130,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Re-run the nodes that failed or were skipped in the last run.
     Retry(run::RunArgs),
+    /// Source checks: `etlm source freshness` tells how old each source's newest row is.
+    Source(source::SourceArgs),
     /// Remove the target folder (never the warehouse).
     Clean,
 }
@@ -158,6 +161,7 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         Command::Runs(args) => runs::run(&cli.global, &args, env, &sources, &out),
         Command::Diff(args) => diff::run(&cli.global, &args, env, &sources, &out),
         Command::Retry(args) => retry::run(&cli.global, &args, env, &sources, &out),
+        Command::Source(args) => source::run(&cli.global, &args, env, &sources, &out),
         Command::Clean => clean::run(&cli.global, env, &sources, &out),
     };
     match result {

@@ -25,9 +25,11 @@ const ETLM_KEYS: &[&str] = &[
     "enabled",
     "error_if",
     "event_time",
+    "freshness",
     "full_refresh",
     "incremental_strategy",
     "limit",
+    "loaded_at_field",
     "lookback",
     "materialized",
     "merge_exclude_columns",
@@ -305,6 +307,8 @@ pub struct NodeConfig {
     pub column_types: BTreeMap<String, String>,
     /// For seeds: keep column names as the CSV header writes them (else lowercased).
     pub quote_columns: bool,
+    /// For sources: how fresh the table must be (`etlm source freshness`).
+    pub freshness: Option<Freshness>,
     pub column_checks: bool,
     pub severity: TestSeverity,
     pub store_failures: bool,
@@ -316,6 +320,17 @@ pub struct NodeConfig {
     /// For tests: at most this many failing rows are counted (and stored).
     pub limit: Option<u64>,
     pub raw: BTreeMap<String, Json>,
+}
+
+/// A source table's freshness rule: its newest `loaded_at_field` value may be at most
+/// `warn_after` old (else a warning) and `error_after` old (else an error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    pub loaded_at_field: String,
+    pub warn_after: Option<chrono::Duration>,
+    pub error_after: Option<chrono::Duration>,
+    /// A condition limiting the rows looked at.
+    pub filter: Option<String>,
 }
 
 /// Which defaults and values apply: models, seeds and tests differ.
@@ -393,6 +408,44 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `freshness` (`warn_after` / `error_after` as `{count, period}`, `filter`) with
+    /// `loaded_at_field`; `None` when either is missing or `freshness` is null.
+    fn freshness(&mut self) -> Option<Freshness> {
+        let value = self.layer.get("freshness").map(|e| e.value.clone())?;
+        let Json::Object(rule) = value else {
+            if !value.is_null() {
+                self.invalid("freshness", "a mapping with `warn_after` and/or `error_after`", &[]);
+            }
+            return None;
+        };
+        let after = |key: &str| -> Result<Option<chrono::Duration>, ()> {
+            let Some(v) = rule.get(key).filter(|v| !v.is_null()) else { return Ok(None) };
+            let count = v.get("count").and_then(Json::as_i64).filter(|c| *c > 0).ok_or(())?;
+            match v.get("period").and_then(Json::as_str) {
+                Some("minute") => Ok(Some(chrono::Duration::minutes(count))),
+                Some("hour") => Ok(Some(chrono::Duration::hours(count))),
+                Some("day") => Ok(Some(chrono::Duration::days(count))),
+                _ => Err(()),
+            }
+        };
+        let (Ok(warn_after), Ok(error_after)) = (after("warn_after"), after("error_after")) else {
+            self.invalid(
+                "freshness",
+                "`warn_after` / `error_after` as `{count: 12, period: hour}` (minute, hour or day)",
+                &[],
+            );
+            return None;
+        };
+        let filter = rule.get("filter").and_then(Json::as_str).map(str::to_string);
+        let loaded_at_field = self.string("loaded_at_field")?;
+        (warn_after.is_some() || error_after.is_some()).then_some(Freshness {
+            loaded_at_field,
+            warn_after,
+            error_after,
+            filter,
+        })
     }
 
     /// `warn_if` / `error_if`; default `!= 0`.
@@ -530,6 +583,7 @@ impl NodeConfig {
                 1
             }
         };
+        let freshness = c.freshness();
         let limit = match layer.get("limit").map(|e| &e.value) {
             None | Some(Json::Null) => None,
             Some(Json::Number(n)) if n.as_u64().is_some() => n.as_u64(),
@@ -571,6 +625,7 @@ impl NodeConfig {
             merge_exclude_columns: c.strings("merge_exclude_columns"),
             column_types,
             quote_columns: c.bool("quote_columns").unwrap_or(false),
+            freshness,
             column_checks: c.bool("column_checks").unwrap_or(true),
             severity,
             store_failures: c.bool("store_failures").unwrap_or(false),

@@ -166,10 +166,19 @@ fn description(item: &Yaml) -> Result<Option<Description>, Vec<Diagnostic>> {
 }
 
 fn config_of(item: &Yaml, context: &str) -> Result<ConfigLayer, Vec<Diagnostic>> {
-    match item.get("config") {
-        Some(c) => config::layer_from_yaml(c, &format!("{context}.config")),
-        None => Ok(ConfigLayer::new()),
+    let mut layer = match item.get("config") {
+        Some(c) => config::layer_from_yaml(c, &format!("{context}.config"))?,
+        None => ConfigLayer::new(),
+    };
+    // A source or its table may also give these next to `config:`, as dbt allows.
+    if matches!(context, "sources" | "tables") {
+        for key in ["freshness", "loaded_at_field"] {
+            if let Some(value) = item.get(key) {
+                layer.entry(key.to_string()).or_insert_with(|| config::entry_from_yaml(value));
+            }
+        }
     }
+    Ok(layer)
 }
 
 fn tests_of(item: &Yaml, column: Option<&str>) -> Result<Vec<TestDef>, Vec<Diagnostic>> {

@@ -1,9 +1,10 @@
 //! Quality tests at run time: how a test's failing-row count becomes pass, warn or fail
-//! (`severity`, `warn_if`, `error_if`), and the row-count anomaly check over a model's
-//! history. The tests' SQL is rendered at compile time (`compile::tests`); running it
+//! (`severity`, `warn_if`, `error_if`), the row-count anomaly check over a model's
+//! history, and source freshness. The tests' SQL is rendered at compile time (`compile::tests`); running it
 //! is the engine's job. Everything here is pure, so it is unit-tested directly.
 
 mod anomaly;
+pub mod freshness;
 
 pub use self::anomaly::{Anomaly, check_row_count};
 
