@@ -144,6 +144,12 @@ fn a_second_concurrent_run_fails_at_once_with_the_lock_message() {
     assert!(waited < Duration::from_secs(3), "it fails at once, not after {waited:?}");
     let out = first.wait_with_output().expect("the first run ends");
     assert_eq!(out.status.code(), Some(0), "the first run finishes normally");
+
+    // With --wait-for-lock the second run queues behind the first and then runs.
+    let first = paused_at(&dir, &["run", "--threads", "1"], "after-stage:stg_orders");
+    let queued = etlm(&dir, &["run", "--wait-for-lock"]);
+    assert_eq!(queued.code, 0, "{}\n{}", queued.stdout, queued.stderr);
+    assert_eq!(first.wait_with_output().expect("the first run ends").status.code(), Some(0));
 }
 
 #[test]
