@@ -335,3 +335,22 @@ fn hooks_run_before_the_build_and_after_the_publish() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("published, then post_hook failed"), "{}", run.stdout);
 }
+
+#[test]
+fn seed_column_types_are_used_as_written() {
+    let Some((b, _tmp, dir)) = project("seed_types", "conformance") else { return };
+    let db = database(&b);
+    let props = "version: 2\nseeds:\n  - name: customers\n    config:\n      column_types:\n        \
+                 customer_id: integer\n        tier: varchar(10)\n";
+    std::fs::write(dir.join("seeds/customers.yml"), props).unwrap();
+    ok(&dir, &["seed", "-s", "customers"]);
+    let types = db.rows(
+        "select column_name::text, data_type::text, coalesce(character_maximum_length::text, '-') \
+         from information_schema.columns where table_schema = 'public' and table_name = 'customers' order by ordinal_position",
+    );
+    let row = |c: &str, t: &str, n: &str| vec![c.to_string(), t.to_string(), n.to_string()];
+    assert_eq!(
+        types,
+        vec![row("customer_id", "integer", "-"), row("name", "text", "-"), row("tier", "character varying", "10")]
+    );
+}

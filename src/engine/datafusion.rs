@@ -216,7 +216,7 @@ impl Engine for DataFusionEngine {
                     }
                 }
             }
-            Build::Seed(batch) => {
+            Build::Seed { batch, .. } => {
                 let df = self.ctx.read_batch(batch)?;
                 let out = write_dataframe(df, &staging, &[]).await?;
                 (RelationMeta::table(out.columns, Vec::new()), Some(out.rows))

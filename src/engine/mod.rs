@@ -44,7 +44,12 @@ pub enum Build {
         sql: String,
         spec: IncrementalSpec,
     },
-    Seed(RecordBatch),
+    /// A seed's rows, typed; `column_types` are the project's own spellings of some
+    /// columns' types, which an engine with SQL types uses as written.
+    Seed {
+        batch: RecordBatch,
+        column_types: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// New data written where no reader sees it, readable under the relation's audit name

@@ -361,7 +361,10 @@ impl JobContext {
     async fn build_once(&self, node: &Node) -> Result<Done, Failed> {
         let relation = node.relation.as_ref().expect("built nodes have a relation");
         let build = match node.resource_type {
-            ResourceType::Seed => Build::Seed(self.seeds[&node.unique_id].clone()),
+            ResourceType::Seed => Build::Seed {
+                batch: self.seeds[&node.unique_id].clone(),
+                column_types: node.config.column_types.clone(),
+            },
             _ => {
                 let sql = node.compiled_sql.clone().expect("models have compiled SQL");
                 let partition_by: Vec<String> = node.config.partition_by.iter().cloned().collect();

@@ -109,7 +109,7 @@ pub fn read_seed_csv(
     check_header(&header)?;
     let names: Vec<String> = header.iter().map(|h| if quote_columns { h.clone() } else { h.to_lowercase() }).collect();
     check_header(&names)?;
-    if let Some(unknown) = column_types.keys().find(|c| !header.contains(c)) {
+    if let Some(unknown) = column_types.keys().find(|c| !header.iter().any(|h| h.eq_ignore_ascii_case(c))) {
         return Err(SeedError::UnknownColumn { column: unknown.clone() });
     }
 
@@ -125,7 +125,7 @@ pub fn read_seed_csv(
     let mut arrays = Vec::with_capacity(header.len());
     for (index, (name, column)) in header.iter().zip(&names).enumerate() {
         let cells: Vec<Cell> = lines.iter().zip(&records).map(|(&line, r)| Cell { line, text: &r[index] }).collect();
-        let seed_type = match column_types.get(name) {
+        let seed_type = match declared_type(column_types, name) {
             Some(type_name) => SeedType::from_sql(type_name)
                 .ok_or_else(|| SeedError::UnknownType { column: name.clone(), type_name: type_name.clone() })?,
             None => SeedType::infer(&cells),
@@ -140,6 +140,12 @@ pub fn read_seed_csv(
         arrays.push(array);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("one array of the right type per column"))
+}
+
+/// The type `column_types` declares for a column, named as its header writes it in any
+/// case.
+pub fn declared_type<'a>(column_types: &'a BTreeMap<String, String>, column: &str) -> Option<&'a String> {
+    column_types.iter().find(|(c, _)| c.eq_ignore_ascii_case(column)).map(|(_, t)| t)
 }
 
 fn malformed(error: csv::Error) -> SeedError {

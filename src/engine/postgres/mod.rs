@@ -329,9 +329,9 @@ impl Engine for PostgresEngine {
                 let rows = create_table_as(&client, &staging, &sql).await?;
                 (StagedKind::Table { staging: staging.clone() }, format!("select * from {staging}"), Some(rows))
             }
-            Build::Seed(batch) => {
+            Build::Seed { batch, column_types } => {
                 let staging = self.staging_name(relation, "");
-                let rows = seed::copy_into(&client, &staging, &batch).await?;
+                let rows = seed::copy_into(&client, &staging, &batch, &column_types).await?;
                 (StagedKind::Table { staging: staging.clone() }, format!("select * from {staging}"), Some(rows))
             }
         };

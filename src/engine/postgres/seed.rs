@@ -1,6 +1,8 @@
 //! Seeds on Postgres: a typed table created in the staging schema and filled with one
 //! `COPY ... FROM STDIN`, so a seed is published whole or not at all.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::DataType;
@@ -11,13 +13,21 @@ use super::pg_error;
 use crate::engine::EngineError;
 use crate::relation::{Relation, quote_ident};
 
-/// Creates `relation` (in an existing schema) with the batch's columns and copies its rows in. Returns the rows.
-pub async fn copy_into(client: &Client, relation: &Relation, batch: &RecordBatch) -> Result<u64, EngineError> {
+/// Creates `relation` (in an existing schema) with the batch's columns and copies its
+/// rows in. A column named in `column_types` gets that type as written (as dbt does);
+/// the others get the type of their values. Returns the rows.
+pub async fn copy_into(
+    client: &Client,
+    relation: &Relation,
+    batch: &RecordBatch,
+    column_types: &BTreeMap<String, String>,
+) -> Result<u64, EngineError> {
+    let declared = |name: &str| column_types.iter().find(|(c, _)| c.eq_ignore_ascii_case(name)).map(|(_, t)| t.clone());
     let columns: Vec<String> = batch
         .schema()
         .fields()
         .iter()
-        .map(|f| format!("{} {}", quote_ident(f.name()), pg_type(f.data_type())))
+        .map(|f| format!("{} {}", quote_ident(f.name()), declared(f.name()).unwrap_or_else(|| pg_type(f.data_type()))))
         .collect();
     client
         .batch_execute(&format!("drop table if exists {relation}; create table {relation} ({})", columns.join(", ")))
