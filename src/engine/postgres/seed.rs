@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 
 use super::pg_error;
 use crate::engine::EngineError;
+use crate::engine::local::declared_type;
 use crate::relation::{Relation, quote_ident};
 
 /// Creates `relation` (in an existing schema) with the batch's columns and copies its
@@ -22,12 +23,17 @@ pub async fn copy_into(
     batch: &RecordBatch,
     column_types: &BTreeMap<String, String>,
 ) -> Result<u64, EngineError> {
-    let declared = |name: &str| column_types.iter().find(|(c, _)| c.eq_ignore_ascii_case(name)).map(|(_, t)| t.clone());
     let columns: Vec<String> = batch
         .schema()
         .fields()
         .iter()
-        .map(|f| format!("{} {}", quote_ident(f.name()), declared(f.name()).unwrap_or_else(|| pg_type(f.data_type()))))
+        .map(|f| {
+            format!(
+                "{} {}",
+                quote_ident(f.name()),
+                declared_type(column_types, f.name()).cloned().unwrap_or_else(|| pg_type(f.data_type()))
+            )
+        })
         .collect();
     client
         .batch_execute(&format!("drop table if exists {relation}; create table {relation} ({})", columns.join(", ")))
