@@ -146,8 +146,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .enumerate()
         .map(|(i, m)| {
             let compiled = renderer.compile(m.file, &names[i], &texts[i].text, sources)?;
-            let rendered = renderer.render(&compiled, &parse_input(&m.name), sources)?;
-            Ok((compiled, rendered.recorded))
+            Ok(renderer.render(&compiled, &parse_input(&m.name), sources)?.recorded)
         })
         .collect();
     let parsed_tests: Vec<Result<_, Diagnostic>> = project
@@ -156,40 +155,22 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .enumerate()
         .map(|(i, t)| {
             let compiled = renderer.compile(t.file, &test_names[i], &test_texts[i].text, sources)?;
-            let rendered = renderer.render(&compiled, &parse_input(&t.name), sources)?;
-            Ok((compiled, rendered.recorded))
+            Ok(renderer.render(&compiled, &parse_input(&t.name), sources)?.recorded)
         })
         .collect();
-    let mut templates = Vec::new();
-    let mut recorded = Vec::new();
-    for r in parsed {
-        match r {
-            Ok((t, rec)) => {
-                templates.push(Some(t));
-                recorded.push(rec);
-            }
-            Err(d) => {
-                diags.push(d);
-                templates.push(None);
-                recorded.push(Default::default());
-            }
-        }
-    }
-    let mut test_templates = Vec::new();
-    let mut test_recorded = Vec::new();
-    for r in parsed_tests {
-        match r {
-            Ok((t, rec)) => {
-                test_templates.push(Some(t));
-                test_recorded.push(rec);
-            }
-            Err(d) => {
-                diags.push(d);
-                test_templates.push(None);
-                test_recorded.push(Default::default());
-            }
-        }
-    }
+    let mut recorded_of = |results: Vec<Result<crate::template::Recorded, Diagnostic>>| -> Vec<_> {
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|d| {
+                    diags.push(d);
+                    Default::default()
+                })
+            })
+            .collect()
+    };
+    let recorded = recorded_of(parsed);
+    let test_recorded = recorded_of(parsed_tests);
     if diags.has_errors() {
         return Err(finish(diags, sources));
     }
@@ -541,16 +522,18 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.relation.clone()?)))
             .collect(),
     });
-    let jobs: Vec<(String, &crate::template::Compiled<'_>)> = model_index
+    // Templates are compiled again rather than kept from the parse pass: 10,000 compiled
+    // templates hold over 100 MB, and compiling one costs a few microseconds.
+    let jobs: Vec<(&String, &str, &str)> = model_index
         .iter()
-        .zip(&templates)
-        .filter_map(|(id, t)| Some((id.clone()?, t.as_ref()?)))
-        .chain(test_ids.iter().zip(&test_templates).filter_map(|(id, t)| Some((id.clone(), t.as_ref()?))))
-        .filter(|(id, _)| nodes.contains_key(id))
+        .zip(names.iter().zip(&texts))
+        .filter_map(|(id, (name, file))| Some((id.as_ref()?, name.as_str(), &*file.text)))
+        .chain(test_ids.iter().zip(test_names.iter().zip(&test_texts)).map(|(id, (n, f))| (id, n.as_str(), &*f.text)))
+        .filter(|(id, _, _)| nodes.contains_key(*id))
         .collect();
     let rendered: Vec<(String, Result<String, Diagnostic>)> = jobs
         .par_iter()
-        .map(|(id, template)| {
+        .map(|&(id, name, text)| {
             let node = &nodes[id];
             let incremental = node.config.materialized == Materialization::Incremental
                 && !(opts.render.full_refresh && node.config.full_refresh != Some(false))
@@ -566,7 +549,9 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             } else {
                 compile_input(node, resolver.clone(), incremental)
             };
-            (id.clone(), renderer.render(template, &input, sources).map(|r| r.sql))
+            let file = node.file.expect("models and singular tests have a file");
+            let sql = renderer.compile(file, name, text, sources).and_then(|t| renderer.render(&t, &input, sources));
+            (id.clone(), sql.map(|r| r.sql))
         })
         .collect();
     for (id, result) in rendered {
