@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
-use crate::report::{Output, print_diagnostics, write_all_atomic, write_atomic};
-use crate::state::manifest::manifest_json;
+use crate::report::{Output, print_diagnostics, write_all_atomic, write_atomic_with};
+use crate::state::manifest::write_manifest;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let started = Instant::now();
@@ -31,8 +31,8 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     let manifest = target.join("manifest.json");
     let lineage = target.join("lineage.json");
     let (m, l) = rayon::join(
-        || write_atomic(&manifest, manifest_json(&compiled).as_bytes()),
-        || write_atomic(&lineage, compiled.lineage.to_json().as_bytes()),
+        || write_atomic_with(&manifest, |out| write_manifest(&compiled, out)),
+        || write_atomic_with(&lineage, |out| compiled.lineage.write_json(out)),
     );
     m.and(l).map_err(|d| vec![d])?;
     let elapsed = started.elapsed();

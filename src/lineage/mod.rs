@@ -131,18 +131,17 @@ pub struct Lineage {
 pub const LINEAGE_VERSION: u32 = 1;
 
 impl Lineage {
-    /// The byte-stable JSON of `target/lineage.json`: sorted keys, one node per line (so
-    /// a change to a model is a one-line diff, and 10,000 models stay a few MB).
-    pub fn to_json(&self) -> String {
-        let mut text = String::from("{\n  \"nodes\": {");
+    /// Writes the byte-stable JSON of `target/lineage.json`: sorted keys, one node per line
+    /// (so a change to a model is a one-line diff, and 10,000 models stay a few MB).
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"{\n  \"nodes\": {")?;
         for (i, (id, node)) in self.nodes.iter().enumerate() {
-            text.push_str(if i == 0 { "\n    " } else { ",\n    " });
-            text.push_str(&serde_json::to_string(id).expect("ids serialize"));
-            text.push_str(": ");
-            text.push_str(&serde_json::to_string(node).expect("lineage serializes"));
+            out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
+            serde_json::to_writer(&mut *out, id)?;
+            out.write_all(b": ")?;
+            serde_json::to_writer(&mut *out, node)?;
         }
-        text.push_str(&format!("\n  }},\n  \"version\": {}\n}}\n", self.version));
-        text
+        write!(out, "\n  }},\n  \"version\": {}\n}}\n", self.version)
     }
 
     /// Finds a node by unique id, name, or `source_name.table`.

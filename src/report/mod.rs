@@ -54,10 +54,24 @@ pub fn print_diagnostics(out: &Output, diags: &[Diagnostic], sources: &SourceMap
 
 /// Writes a file through a temporary sibling and a rename, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomic`], with the content streamed by `write` through a buffer: a large
+/// artifact (the manifest of 10,000 models is tens of MB) is never held whole in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Diagnostic> {
     let fail = |e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
     let dir = path.parent().expect("artifact paths have a parent");
     std::fs::create_dir_all(dir).map_err(fail)?;
-    write_in_existing_dir(path, bytes).map_err(fail)
+    write_in_existing_dir(path, |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        write(&mut out)?;
+        out.flush()
+    })
+    .map_err(fail)
 }
 
 /// Writes many files atomically, in parallel, creating each directory once and leaving
@@ -77,15 +91,16 @@ pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
         .par_iter()
         .filter_map(|(path, bytes)| {
             let same = std::fs::read(path).is_ok_and(|old| old == *bytes);
-            if same { None } else { write_in_existing_dir(path, bytes).err().map(|e| fail(path, e)) }
+            let write = |mut file: std::fs::File| file.write_all(bytes);
+            if same { None } else { write_in_existing_dir(path, write).err().map(|e| fail(path, e)) }
         })
         .collect()
 }
 
-fn write_in_existing_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_in_existing_dir(path: &Path, write: impl FnOnce(std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
     let dir = path.parent().expect("artifact paths have a parent");
     let tmp =
         dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    write(std::fs::File::create(&tmp)?)?;
     std::fs::rename(&tmp, path)
 }

@@ -4,6 +4,7 @@
 //! so two compiles of the same project are byte-identical.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -137,8 +138,9 @@ fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
     }
 }
 
-/// The manifest as pretty JSON text (ends with a newline).
-pub fn manifest_json(compiled: &CompiledProject) -> String {
+/// Writes the manifest as pretty JSON text (ending with a newline) to `out`, streamed:
+/// the text of 10,000 models (tens of MB) is never built whole.
+pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::io::Result<()> {
     let target_path = &compiled.project.settings.target_path;
     let mut nodes = BTreeMap::new();
     let mut sources = BTreeMap::new();
@@ -172,7 +174,6 @@ pub fn manifest_json(compiled: &CompiledProject) -> String {
         parent_map: compiled.dag.parent_map(),
         child_map: compiled.dag.child_map(),
     };
-    let mut text = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
-    text.push('\n');
-    text
+    serde_json::to_writer_pretty(&mut *out, &manifest)?;
+    out.write_all(b"\n")
 }
