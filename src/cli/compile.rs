@@ -30,11 +30,17 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     let written = files.len();
     let manifest = target.join("manifest.json");
     let lineage = target.join("lineage.json");
-    let (m, l) = rayon::join(
+    let cache = crate::compile::cache_path(&compiled.project);
+    let (m, (l, c)) = rayon::join(
         || write_atomic_with(&manifest, |out| write_manifest(&compiled, out)),
-        || write_atomic_with(&lineage, |out| compiled.lineage.write_json(out)),
+        || {
+            rayon::join(
+                || write_atomic_with(&lineage, |out| compiled.lineage.write_json(out)),
+                || write_atomic_with(&cache, |out| compiled.cache.write(out)),
+            )
+        },
     );
-    m.and(l).map_err(|d| vec![d])?;
+    m.and(l).and(c).map_err(|d| vec![d])?;
     let elapsed = started.elapsed();
     let count = |rt| compiled.nodes.values().filter(|n| n.resource_type == rt).count();
     use crate::graph::ResourceType as R;

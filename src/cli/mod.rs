@@ -181,8 +181,17 @@ fn compile_refreshing(
             full_refresh,
         },
         existing: Some(existing_relations),
+        build: build_id(),
     };
     compile_project(&opts, sources).map_err(|d| d.0)
+}
+
+/// This etlm binary: its version, size and modification time, so results cached by
+/// another build (even of the same version) are never reused. `None` if it cannot be read.
+fn build_id() -> Option<String> {
+    let meta = std::env::current_exe().and_then(std::fs::metadata).ok()?;
+    let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("etlm {} {} {}", env!("CARGO_PKG_VERSION"), meta.len(), modified.as_nanos()))
 }
 
 /// The relations in the embedded engine's warehouse (none when it does not exist yet or

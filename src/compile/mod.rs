@@ -21,6 +21,7 @@ use serde_json::Value as Json;
 
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::graph::{Dag, NodeInfo, ResourceType};
+use crate::lineage::Cache;
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
 use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
@@ -37,6 +38,10 @@ pub struct CompileOptions {
     /// true in an incremental model whose relation exists, unless `render.full_refresh`
     /// rebuilds it (`full_refresh: false` in its config protects it).
     pub existing: Option<fn(&Project) -> BTreeSet<Relation>>,
+    /// The etlm build compiling (an id that changes whenever the binary does): what that
+    /// build cached in the target folder (`lineage::cache`) is reused. `None` computes
+    /// everything afresh.
+    pub build: Option<String>,
 }
 
 /// A column as documented in YAML.
@@ -113,6 +118,8 @@ pub struct CompiledProject {
     pub warnings: Vec<Diagnostic>,
     /// Column-level lineage (`target/lineage.json`).
     pub lineage: crate::lineage::Lineage,
+    /// What the next compile may reuse (`target/compile.cache`).
+    pub cache: Cache,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -583,11 +590,28 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let syntax = |node: &Node, sql: &str, err: &crate::sql::SqlError| {
         problems::sql_diagnostic(node, sql, err, sources, target_path)
     };
-    let input = crate::lineage::Input { nodes: &nodes, dag: &dag, dialect, project: &project, syntax: &syntax };
-    let (lineage, column_problems) = crate::lineage::analyze(&input, sources);
+    let previous = match &opts.build {
+        Some(build) => Cache::read(&cache_path(&project), format!("{build} {dialect:?}")),
+        None => Cache::default(),
+    };
+    let input = crate::lineage::Input {
+        nodes: &nodes,
+        dag: &dag,
+        dialect,
+        project: &project,
+        syntax: &syntax,
+        cache: &previous,
+    };
+    let (lineage, column_problems, cache) = crate::lineage::analyze(&input, sources);
+    drop(previous);
     diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage })
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, cache })
+}
+
+/// Where a project's compile cache lives: `<target>/compile.cache`.
+pub fn cache_path(project: &Project) -> PathBuf {
+    project.root.join(&project.settings.target_path).join(crate::lineage::cache::FILE_NAME)
 }
 
 /// Each generic test's failing-rows query against the published relation, and against
