@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
-use crate::report::{Output, print_diagnostics, write_all_atomic, write_atomic_with};
+use crate::report::{Output, Staged, print_diagnostics, stage_with, write_all_atomic};
 use crate::state::manifest::write_manifest;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
@@ -23,24 +23,32 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
             Some((target.join("compiled").join(node.compiled_path()), node.compiled_sql.as_deref()?.as_bytes()))
         })
         .collect();
-    let errors = write_all_atomic(&files);
+    let manifest = target.join("manifest.json");
+    let lineage = target.join("lineage.json");
+    let cache = crate::compile::cache_path(&compiled.project);
+    // The manifest is serialized on one core while the other writes the compiled files;
+    // the manifest, lineage.json and the cache are put in place only once every compiled
+    // file is written.
+    let (errors, (m, (l, c))) = rayon::join(
+        || write_all_atomic(&files),
+        || {
+            rayon::join(
+                || stage_with(&manifest, |out| write_manifest(&compiled, out)),
+                || {
+                    rayon::join(
+                        || stage_with(&lineage, |out| compiled.lineage.write_json(out)),
+                        || stage_with(&cache, |out| compiled.cache.write(out)),
+                    )
+                },
+            )
+        },
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
     let written = files.len();
-    let manifest = target.join("manifest.json");
-    let lineage = target.join("lineage.json");
-    let cache = crate::compile::cache_path(&compiled.project);
-    let (m, (l, c)) = rayon::join(
-        || write_atomic_with(&manifest, |out| write_manifest(&compiled, out)),
-        || {
-            rayon::join(
-                || write_atomic_with(&lineage, |out| compiled.lineage.write_json(out)),
-                || write_atomic_with(&cache, |out| compiled.cache.write(out)),
-            )
-        },
-    );
-    m.and(l).and(c).map_err(|d| vec![d])?;
+    let published: Vec<Result<(), Diagnostic>> = [m, l, c].into_iter().map(|s| s.and_then(Staged::publish)).collect();
+    published.into_iter().collect::<Result<(), _>>().map_err(|d| vec![d])?;
     let elapsed = started.elapsed();
     let count = |rt| compiled.nodes.values().filter(|n| n.resource_type == rt).count();
     use crate::graph::ResourceType as R;

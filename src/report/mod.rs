@@ -54,24 +54,52 @@ pub fn print_diagnostics(out: &Output, diags: &[Diagnostic], sources: &SourceMap
 
 /// Writes a file through a temporary sibling and a rename, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
-    write_atomic_with(path, |out| out.write_all(bytes))
+    stage_with(path, |out| out.write_all(bytes))?.publish()
 }
 
-/// [`write_atomic`], with the content streamed by `write` through a buffer: a large
-/// artifact (the manifest of 10,000 models is tens of MB) is never held whole in memory.
-pub fn write_atomic_with(
+/// A file written beside its destination under a temporary name: [`Staged::publish`]
+/// renames it into place; dropped unpublished, it is removed.
+#[must_use = "a staged file is removed unless it is published"]
+pub struct Staged {
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Puts the file in place, atomically.
+    pub fn publish(mut self) -> Result<(), Diagnostic> {
+        let tmp = self.tmp.take().expect("a staged file is published once");
+        std::fs::rename(&tmp, &self.path).map_err(|e| io_error(&self.path, e))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Writes a file's content beside `path` (creating parent folders), to be published later.
+/// `write` streams it through a buffer: a large artifact (the manifest of 10,000 models is
+/// tens of MB) is never held whole in memory.
+pub fn stage_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), Diagnostic> {
-    let fail = |e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
+) -> Result<Staged, Diagnostic> {
     let dir = path.parent().expect("artifact paths have a parent");
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    write_in_existing_dir(path, |file| {
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
-        write(&mut out)?;
-        out.flush()
-    })
-    .map_err(fail)
+    std::fs::create_dir_all(dir).map_err(|e| io_error(path, e))?;
+    let staged = Staged { tmp: Some(tmp_path(path)), path: path.to_path_buf() };
+    let tmp = staged.tmp.as_deref().expect("just set");
+    let mut out =
+        std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(tmp).map_err(|e| io_error(path, e))?);
+    write(&mut out).and_then(|()| out.flush()).map_err(|e| io_error(path, e))?;
+    Ok(staged)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Diagnostic {
+    Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()))
 }
 
 /// Writes many files atomically, in parallel, creating each directory once and leaving
@@ -79,8 +107,7 @@ pub fn write_atomic_with(
 /// changed, and their modification times keep their meaning).
 pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
     use rayon::prelude::*;
-    let fail =
-        |path: &Path, e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
+    let fail = io_error;
     let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
     let errors: Vec<Diagnostic> =
         dirs.into_iter().filter_map(|d| std::fs::create_dir_all(d).err().map(|e| fail(d, e))).collect();
@@ -91,16 +118,19 @@ pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
         .par_iter()
         .filter_map(|(path, bytes)| {
             let same = std::fs::read(path).is_ok_and(|old| old == *bytes);
-            let write = |mut file: std::fs::File| file.write_all(bytes);
-            if same { None } else { write_in_existing_dir(path, write).err().map(|e| fail(path, e)) }
+            if same { None } else { write_in_existing_dir(path, bytes).err().map(|e| fail(path, e)) }
         })
         .collect()
 }
 
-fn write_in_existing_dir(path: &Path, write: impl FnOnce(std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
-    let dir = path.parent().expect("artifact paths have a parent");
-    let tmp =
-        dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    write(std::fs::File::create(&tmp)?)?;
+fn write_in_existing_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+/// The temporary sibling a file is written to before it is renamed into place.
+fn tmp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().expect("artifact paths have a parent");
+    dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()))
 }
