@@ -440,3 +440,47 @@ fn lineage_command_follows_a_column_of_a_source_without_declared_columns() {
     let whole = etlm(&dir, &["lineage", "raw.clicks"]);
     assert_eq!(whole.stdout, "`clicks` has no known columns\n");
 }
+
+/// Compiles a fixture, applies `edit`, compiles again (reusing `target/compile.cache`),
+/// and checks the result against a compile of an edited copy that has no cache.
+fn check_cached_compile(name: &str, edit: impl Fn(&Path)) -> Value {
+    let (_tmp, dir) = copy_project(name);
+    assert_eq!(etlm(&dir, &["compile"]).code, 0);
+    assert!(dir.join("target/compile.cache").is_file(), "compile writes its cache");
+    edit(&dir);
+    let cached = etlm(&dir, &["compile"]);
+    let (_fresh_tmp, fresh) = copy_project(name);
+    edit(&fresh);
+    let uncached = etlm(&fresh, &["compile"]);
+    assert_eq!(cached.code, uncached.code, "{}\n---\n{}", cached.stderr, uncached.stderr);
+    assert_eq!(
+        cached.stderr.replace(&dir.display().to_string(), ""),
+        uncached.stderr.replace(&fresh.display().to_string(), "")
+    );
+    let lineage = |d: &Path| std::fs::read(d.join("target/lineage.json")).unwrap();
+    if cached.code == 0 {
+        assert_eq!(lineage(&dir), lineage(&fresh));
+    }
+    serde_json::from_slice(&lineage(&dir)).unwrap()
+}
+
+#[test]
+fn a_cached_compile_sees_a_column_added_upstream_through_select_star() {
+    let json = check_cached_compile("lineage_star_two_ctes", |dir| {
+        std::fs::write(dir.join("seeds/orders.csv"), "id,customer_id,amount,status,note\n1,1,10.5,paid,x\n").unwrap();
+    });
+    assert!(render(&json).contains(&"m.note <- copy orders.note".to_string()), "{:#?}", render(&json));
+}
+
+#[test]
+fn a_cached_compile_reports_a_column_removed_upstream() {
+    check_cached_compile("lineage_model_chain", |dir| {
+        std::fs::write(dir.join("models/stg.sql"), "select id, amount * 100 as cents from {{ ref('orders') }}\n")
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_cached_compile_reuses_results_when_nothing_changed() {
+    check_cached_compile("lineage_ephemeral_middle", |_| {});
+}

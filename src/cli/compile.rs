@@ -10,8 +10,8 @@ use super::{GlobalArgs, Outcome};
 use crate::compile::CompiledProject;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
-use crate::report::{Output, print_diagnostics, write_all_atomic, write_atomic};
-use crate::state::manifest::manifest_json;
+use crate::report::{Output, Staged, print_diagnostics, stage_with, write_all_atomic};
+use crate::state::manifest::write_manifest;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let started = Instant::now();
@@ -45,6 +45,8 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
             "elapsed_s": elapsed.as_secs_f64(),
         }),
     );
+    // The process ends right after: freeing 10,000s of nodes one by one would only cost time.
+    std::mem::forget(compiled);
     Ok(Outcome::Success)
 }
 
@@ -74,16 +76,30 @@ pub(super) fn write_artifacts(
             Some((target.join("compiled").join(node.compiled_path()), node.compiled_sql.as_deref()?.as_bytes()))
         })
         .collect();
-    let errors = write_all_atomic(&files);
+    let manifest = target.join("manifest.json");
+    let lineage = target.join("lineage.json");
+    let cache = crate::compile::cache_path(&compiled.project);
+    // The manifest is serialized on one core while the other writes the compiled files;
+    // the manifest, lineage.json and the cache are put in place only once every compiled
+    // file is written.
+    let (errors, (m, (l, c))) = rayon::join(
+        || write_all_atomic(&files),
+        || {
+            rayon::join(
+                || stage_with(&manifest, |out| write_manifest(compiled, out)),
+                || {
+                    rayon::join(
+                        || stage_with(&lineage, |out| compiled.lineage.write_json(out)),
+                        || stage_with(&cache, |out| compiled.cache.write(out)),
+                    )
+                },
+            )
+        },
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
-    let manifest = target.join("manifest.json");
-    let lineage = target.join("lineage.json");
-    let (m, l) = rayon::join(
-        || write_atomic(&manifest, manifest_json(compiled).as_bytes()),
-        || write_atomic(&lineage, compiled.lineage.to_json().as_bytes()),
-    );
-    m.and(l).map_err(|d| vec![d])?;
+    let published: Vec<Result<(), Diagnostic>> = [m, l, c].into_iter().map(|s| s.and_then(Staged::publish)).collect();
+    published.into_iter().collect::<Result<(), _>>().map_err(|d| vec![d])?;
     Ok(Written { sql_files: files.len(), manifest, lineage })
 }

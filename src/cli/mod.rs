@@ -230,8 +230,17 @@ fn compile(
         },
         existing: Some(existing),
         deferred: run.deferred.clone(),
+        build: build_id(),
     };
     compile_project(&opts, sources).map_err(|d| d.0)
+}
+
+/// This etlm binary: its version, size and modification time, so results cached by
+/// another build (even of the same version) are never reused. `None` if it cannot be read.
+fn build_id() -> Option<String> {
+    let meta = std::env::current_exe().and_then(std::fs::metadata).ok()?;
+    let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("etlm {} {} {}", env!("CARGO_PKG_VERSION"), meta.len(), modified.as_nanos()))
 }
 
 /// The relations on the target, asking a server (none when they cannot be listed: then

@@ -21,6 +21,7 @@ use serde_json::Value as Json;
 
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::graph::{Dag, NodeInfo, ResourceType};
+use crate::lineage::Cache;
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
 use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
@@ -40,6 +41,10 @@ pub struct CompileOptions {
     /// `--defer` on a server engine: models and seeds (by unique id) that `ref()` reads
     /// from another build's relation instead of this target's.
     pub deferred: BTreeMap<String, Relation>,
+    /// The etlm build compiling (an id that changes whenever the binary does): what that
+    /// build cached in the target folder (`lineage::cache`) is reused. `None` computes
+    /// everything afresh.
+    pub build: Option<String>,
 }
 
 /// A column as documented in YAML.
@@ -129,6 +134,8 @@ pub struct CompiledProject {
     pub macro_texts: BTreeMap<String, String>,
     /// `on-run-start` (as `pre`) and `on-run-end` (as `post`), rendered.
     pub run_hooks: Hooks,
+    /// What the next compile may reuse (`target/compile.cache`).
+    pub cache: Cache,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -162,8 +169,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .enumerate()
         .map(|(i, m)| {
             let compiled = renderer.compile(m.file, &names[i], &texts[i].text, sources)?;
-            let rendered = renderer.render(&compiled, &parse_input(&m.name), sources)?;
-            Ok((compiled, rendered.recorded))
+            Ok(renderer.render(&compiled, &parse_input(&m.name), sources)?.recorded)
         })
         .collect();
     let parsed_tests: Vec<Result<_, Diagnostic>> = project
@@ -172,40 +178,22 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .enumerate()
         .map(|(i, t)| {
             let compiled = renderer.compile(t.file, &test_names[i], &test_texts[i].text, sources)?;
-            let rendered = renderer.render(&compiled, &parse_input(&t.name), sources)?;
-            Ok((compiled, rendered.recorded))
+            Ok(renderer.render(&compiled, &parse_input(&t.name), sources)?.recorded)
         })
         .collect();
-    let mut templates = Vec::new();
-    let mut recorded = Vec::new();
-    for r in parsed {
-        match r {
-            Ok((t, rec)) => {
-                templates.push(Some(t));
-                recorded.push(rec);
-            }
-            Err(d) => {
-                diags.push(d);
-                templates.push(None);
-                recorded.push(Default::default());
-            }
-        }
-    }
-    let mut test_templates = Vec::new();
-    let mut test_recorded = Vec::new();
-    for r in parsed_tests {
-        match r {
-            Ok((t, rec)) => {
-                test_templates.push(Some(t));
-                test_recorded.push(rec);
-            }
-            Err(d) => {
-                diags.push(d);
-                test_templates.push(None);
-                test_recorded.push(Default::default());
-            }
-        }
-    }
+    let mut recorded_of = |results: Vec<Result<crate::template::Recorded, Diagnostic>>| -> Vec<_> {
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|d| {
+                    diags.push(d);
+                    Default::default()
+                })
+            })
+            .collect()
+    };
+    let recorded = recorded_of(parsed);
+    let test_recorded = recorded_of(parsed_tests);
     if diags.has_errors() {
         return Err(finish(diags, sources));
     }
@@ -565,16 +553,18 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.relation.clone()?)))
             .collect(),
     });
-    let jobs: Vec<(String, &crate::template::Compiled<'_>)> = model_index
+    // Templates are compiled again rather than kept from the parse pass: 10,000 compiled
+    // templates hold over 100 MB, and compiling one costs a few microseconds.
+    let jobs: Vec<(&String, &str, &str)> = model_index
         .iter()
-        .zip(&templates)
-        .filter_map(|(id, t)| Some((id.clone()?, t.as_ref()?)))
-        .chain(test_ids.iter().zip(&test_templates).filter_map(|(id, t)| Some((id.clone(), t.as_ref()?))))
-        .filter(|(id, _)| nodes.contains_key(id))
+        .zip(names.iter().zip(&texts))
+        .filter_map(|(id, (name, file))| Some((id.as_ref()?, name.as_str(), &*file.text)))
+        .chain(test_ids.iter().zip(test_names.iter().zip(&test_texts)).map(|(id, (n, f))| (id, n.as_str(), &*f.text)))
+        .filter(|(id, _, _)| nodes.contains_key(*id))
         .collect();
     let rendered: Vec<(String, Result<(crate::template::Rendered, Hooks), Diagnostic>)> = jobs
         .par_iter()
-        .map(|(id, template)| {
+        .map(|&(id, name, text)| {
             let node = &nodes[id];
             let incremental = node.config.materialized == Materialization::Incremental
                 && !(opts.render.full_refresh && node.config.full_refresh != Some(false))
@@ -597,7 +587,9 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 };
                 list.iter().map(rendered).collect()
             };
-            let result = renderer.render(template, &input, sources).and_then(|rendered| {
+            let file = node.file.expect("models and singular tests have a file");
+            let result = renderer.compile(file, name, text, sources).and_then(|t| renderer.render(&t, &input, sources));
+            let result = result.and_then(|rendered| {
                 Ok((rendered, Hooks { pre: hooks(&node.config.pre_hook)?, post: hooks(&node.config.post_hook)? }))
             });
             (id.clone(), result)
@@ -640,14 +632,31 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let syntax = |node: &Node, sql: &str, err: &crate::sql::SqlError| {
         problems::sql_diagnostic(node, sql, err, sources, target_path)
     };
-    let input = crate::lineage::Input { nodes: &nodes, dag: &dag, dialect, project: &project, syntax: &syntax };
-    let (lineage, column_problems) = crate::lineage::analyze(&input, sources);
+    let previous = match &opts.build {
+        Some(build) => Cache::read(&cache_path(&project), format!("{build} {dialect:?}")),
+        None => Cache::default(),
+    };
+    let input = crate::lineage::Input {
+        nodes: &nodes,
+        dag: &dag,
+        dialect,
+        project: &project,
+        syntax: &syntax,
+        cache: &previous,
+    };
+    let (lineage, column_problems, cache) = crate::lineage::analyze(&input, sources);
+    drop(previous);
     diags.extend(column_problems);
     warnings.extend(diags.finish(sources)?);
     let macro_texts = renderer.macro_texts(sources);
     let run_hooks =
         render_run_hooks(&project, &nodes, &renderer, &resolver).map_err(|d| Diagnostics::sorted(vec![d], sources))?;
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts, run_hooks })
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts, run_hooks, cache })
+}
+
+/// Where a project's compile cache lives: `<target>/compile.cache`.
+pub fn cache_path(project: &Project) -> PathBuf {
+    project.root.join(&project.settings.target_path).join(crate::lineage::cache::FILE_NAME)
 }
 
 /// `on-run-start` and `on-run-end`, rendered as dbt does: with `schemas` (the schemas

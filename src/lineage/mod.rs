@@ -5,7 +5,8 @@
 //! (declared columns; none declared means *unknown*, and checks relax for it) and, in DAG
 //! order, each model's own output (`walk.rs`). [`analyze`] hands on a [`Lineage`] (written
 //! as `target/lineage.json`, see docs/lineage.md) and the `unknown-column` /
-//! `ambiguous-column` diagnostics (`checks.rs`).
+//! `ambiguous-column` diagnostics (`checks.rs`). `cache.rs` keeps each model's walk for the
+//! next compile, which reuses it while the SQL and everything the walk read are unchanged.
 //!
 //! Why an AST walk over the compiled SQL rather than DataFusion's planner: the same code
 //! must serve the Postgres target, whose SQL DataFusion cannot always plan; the walk keeps
@@ -15,6 +16,7 @@
 //! CTEs as references to the ephemeral node (whose own lineage reaches the real upstream),
 //! so tracing goes through ephemeral models instead of around them.
 
+pub mod cache;
 mod checks;
 mod expr;
 mod schema;
@@ -29,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compile::Node;
 use crate::diagnostics::{Diagnostic, SourceMap};
@@ -37,11 +39,12 @@ use crate::graph::{Dag, ResourceType};
 use crate::project::{Materialization, Project};
 use crate::sql::{SqlDialect, SqlError, parse_query};
 
+pub use self::cache::Cache;
 pub use self::walk::Problem;
 
 /// How an output column is derived from an upstream column; the strongest kind along a
 /// path wins (`copy` < `transform` < `aggregate`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EdgeKind {
     /// Passed through unchanged, possibly renamed.
@@ -64,7 +67,7 @@ impl EdgeKind {
 
 /// A clause a model uses upstream columns in, besides computing its output columns
 /// (declared in alphabetical order, so `lineage.json` keys stay sorted).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// `WHERE`, `HAVING`, `QUALIFY`, aggregate `FILTER (WHERE ...)`.
@@ -80,7 +83,7 @@ pub enum Role {
 }
 
 /// A column of a node: `(unique_id, column)`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ColumnRef {
     pub column: String,
     pub node: Arc<str>,
@@ -131,18 +134,17 @@ pub struct Lineage {
 pub const LINEAGE_VERSION: u32 = 1;
 
 impl Lineage {
-    /// The byte-stable JSON of `target/lineage.json`: sorted keys, one node per line (so
-    /// a change to a model is a one-line diff, and 10,000 models stay a few MB).
-    pub fn to_json(&self) -> String {
-        let mut text = String::from("{\n  \"nodes\": {");
+    /// Writes the byte-stable JSON of `target/lineage.json`: sorted keys, one node per line
+    /// (so a change to a model is a one-line diff, and 10,000 models stay a few MB).
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"{\n  \"nodes\": {")?;
         for (i, (id, node)) in self.nodes.iter().enumerate() {
-            text.push_str(if i == 0 { "\n    " } else { ",\n    " });
-            text.push_str(&serde_json::to_string(id).expect("ids serialize"));
-            text.push_str(": ");
-            text.push_str(&serde_json::to_string(node).expect("lineage serializes"));
+            out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
+            serde_json::to_writer(&mut *out, id)?;
+            out.write_all(b": ")?;
+            serde_json::to_writer(&mut *out, node)?;
         }
-        text.push_str(&format!("\n  }},\n  \"version\": {}\n}}\n", self.version));
-        text
+        write!(out, "\n  }},\n  \"version\": {}\n}}\n", self.version)
     }
 
     /// Finds a node by unique id, name, or `source_name.table`.
@@ -191,16 +193,21 @@ pub struct Input<'a> {
     pub dialect: SqlDialect,
     pub project: &'a Project,
     pub syntax: SyntaxDiagnostic<'a>,
+    /// What an earlier compile found (see `cache.rs`).
+    pub cache: &'a Cache,
 }
 
 /// Parses every node's compiled SQL and, for models in DAG order, computes schemas and
-/// lineage; returns the syntax errors and the column-check diagnostics of models whose
-/// `column_checks` config is on.
+/// lineage; returns the syntax errors, the column-check diagnostics of models whose
+/// `column_checks` config is on, and the cache for the next compile (whose `build` is
+/// the one of `input.cache`).
 ///
 /// Each model is parsed and walked in one go and its syntax tree dropped right after, so
-/// memory stays flat however many models there are.
-pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnostic>) {
-    let Input { nodes, dag, dialect, project, syntax } = *input;
+/// memory stays flat however many models there are. SQL whose result is in the cache is
+/// not parsed at all.
+pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnostic>, Cache) {
+    let Input { nodes, dag, dialect, project, syntax, cache } = *input;
+    let mut next = Cache::new(cache.build().to_string());
     let (root, target_path) = (&project.root, &project.settings.target_path);
     let ids: HashMap<&str, Arc<str>> = nodes.keys().map(|k| (k.as_str(), Arc::from(k.as_str()))).collect();
     let mut catalog =
@@ -224,28 +231,48 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
     }
 
     // Tests have SQL too, but no lineage: only their syntax is checked.
-    let mut diagnostics: Vec<Diagnostic> = nodes
+    let checked: Vec<(String, Option<Diagnostic>)> = nodes
         .par_iter()
         .filter(|(_, n)| n.resource_type != ResourceType::Model)
         .filter_map(|(_, node)| {
             let sql = node.compiled_sql.as_deref()?;
-            parse_query(sql, dialect).err().map(|e| syntax(node, sql, &e))
+            let key = cache::sql_key(sql);
+            let error = if cache.parsed(&key) { None } else { parse_query(sql, dialect).err() };
+            Some((key, error.map(|e| syntax(node, sql, &e))))
         })
         .collect();
+    let mut diagnostics = Vec::new();
+    for (key, error) in checked {
+        match error {
+            Some(d) => diagnostics.push(d),
+            None => next.keep_parsed(key),
+        }
+    }
     for level in model_levels(nodes, dag) {
-        let results: Vec<(&Node, walk::ModelResult)> = level
+        let results: Vec<(&Node, String, walk::ModelResult, Option<String>)> = level
             .par_iter()
             .filter_map(|id| {
                 let node = &nodes[*id];
                 let sql = node.compiled_sql.as_deref()?;
-                let result = match parse_query(sql, dialect) {
-                    Ok(stmt) => walk::walk_model(&stmt, &catalog),
-                    Err(e) => walk::ModelResult { syntax: Some(syntax(node, sql, &e)), ..Default::default() },
+                let key = cache::sql_key(sql);
+                let (result, entry) = match cache.model(&key, &catalog) {
+                    Some((result, entry)) => (result, Some(entry)),
+                    None => {
+                        let result = match parse_query(sql, dialect) {
+                            Ok(stmt) => walk::walk_model(&stmt, &catalog),
+                            Err(e) => walk::ModelResult { syntax: Some(syntax(node, sql, &e)), ..Default::default() },
+                        };
+                        let entry = Cache::entry_json(&result);
+                        (result, entry)
+                    }
                 };
-                Some((node, result))
+                Some((node, key, result, entry))
             })
             .collect();
-        for (node, mut result) in results {
+        for (node, key, mut result, entry) in results {
+            if let Some(entry) = entry {
+                next.keep_model(key, entry);
+            }
             let id = ids[node.unique_id.as_str()].clone();
             diagnostics.extend(result.syntax.take());
             if node.config.column_checks {
@@ -266,7 +293,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             catalog.schemas.insert(id, schema);
         }
     }
-    (lineage, diagnostics)
+    (lineage, diagnostics, next)
 }
 
 /// The type of a column that is a plain copy of one upstream column of known type.

@@ -127,6 +127,12 @@ mod tests {
         }
     }
 
+    fn json(lineage: &Lineage) -> String {
+        let mut text = Vec::new();
+        lineage.write_json(&mut text).expect("writing to memory cannot fail");
+        String::from_utf8(text).expect("JSON is UTF-8")
+    }
+
     #[test]
     fn lineage_json_is_valid_json_with_one_node_per_line() {
         let mut lineage = Lineage { version: 1, ..Default::default() };
@@ -134,13 +140,13 @@ mod tests {
         lineage
             .nodes
             .insert("model.p.stg".into(), node("stg", &[("amount", &[("seed.p.raw", "cents", EdgeKind::Copy)])]));
-        let text = lineage.to_json();
+        let text = json(&lineage);
         let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(value["nodes"]["model.p.stg"]["columns"][0]["upstream"][0]["kind"], "copy");
         assert_eq!(text.lines().count(), 7, "{text}");
         assert!(text.lines().nth(2).unwrap().starts_with("    \"model.p.stg\": {\"columns\":"), "{text}");
-        assert_eq!(Lineage::default().to_json().lines().count(), 5);
-        serde_json::from_str::<serde_json::Value>(&Lineage::default().to_json()).expect("empty lineage is valid JSON");
+        assert_eq!(json(&Lineage::default()).lines().count(), 5);
+        serde_json::from_str::<serde_json::Value>(&json(&Lineage::default())).expect("empty lineage is valid JSON");
     }
 
     #[test]

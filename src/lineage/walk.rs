@@ -13,6 +13,7 @@ use datafusion::sql::sqlparser::ast::{
     TableWithJoins, Value, WildcardAdditionalOptions, WindowSpec,
 };
 
+use super::cache::Reads;
 use super::scope::{Col, Lookup, Origin, Rel, Scope, merge};
 use super::{Catalog, ColumnLineage, ColumnRef, Edge, EdgeKind, NodeLineage, Role};
 use crate::compile::Node;
@@ -45,6 +46,8 @@ pub(super) struct ModelResult {
     pub problems: Vec<Problem>,
     /// The syntax error that stopped the walk before it began.
     pub syntax: Option<crate::diagnostics::Diagnostic>,
+    /// What the walk looked up in the catalog.
+    pub reads: Reads,
 }
 
 /// A query's output: its columns and whether the list is whole.
@@ -57,12 +60,19 @@ pub(super) struct Output {
 /// Resolves a model's compiled query against the schemas in `catalog`.
 pub(super) fn walk_model(stmt: &Statement, catalog: &Catalog) -> ModelResult {
     let Statement::Query(query) = stmt else { return ModelResult::default() };
-    let mut w = Walker { catalog, ctes: Vec::new(), scopes: Vec::new(), usage: BTreeMap::new(), problems: Vec::new() };
+    let mut w = Walker {
+        catalog,
+        reads: Reads::default(),
+        ctes: Vec::new(),
+        scopes: Vec::new(),
+        usage: BTreeMap::new(),
+        problems: Vec::new(),
+    };
     let out = w.query(query);
     let mut problems = w.problems;
     problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup();
-    ModelResult { columns: out.cols, complete: out.complete, usage: w.usage, problems, syntax: None }
+    ModelResult { columns: out.cols, complete: out.complete, usage: w.usage, problems, syntax: None, reads: w.reads }
 }
 
 /// The lineage entry of a model from its walk.
@@ -86,6 +96,8 @@ pub(super) fn node_lineage(node: &Node, result: ModelResult) -> NodeLineage {
 
 pub(super) struct Walker<'a> {
     catalog: &'a Catalog,
+    /// Every catalog lookup goes through here, so the cache knows what the result depends on.
+    reads: Reads,
     /// CTEs in scope, innermost last.
     ctes: Vec<(String, Rel)>,
     /// Scopes of enclosing SELECTs, innermost last (correlated subqueries see them all).
@@ -111,7 +123,7 @@ impl<'a> Walker<'a> {
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 let name = norm(&cte.alias.name);
-                let mut rel = match self.catalog.ephemerals.get(&name.to_lowercase()) {
+                let mut rel = match self.reads.ephemeral(self.catalog, &name.to_lowercase()) {
                     // An inlined ephemeral model: read it as its node, whose lineage is its own.
                     Some(id) => self.node_rel(id, &name),
                     None if with.recursive => {
@@ -420,7 +432,7 @@ impl<'a> Walker<'a> {
     }
 
     /// A table by name: a CTE in scope, an inlined ephemeral model, or a node's relation.
-    fn table_rel(&self, parts: &[Ident], qualifier: &str) -> Rel {
+    fn table_rel(&mut self, parts: &[Ident], qualifier: &str) -> Rel {
         let names: Vec<String> = parts.iter().map(norm).collect();
         if let [single] = names.as_slice() {
             if let Some((_, rel)) = self.ctes.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(single)) {
@@ -429,13 +441,13 @@ impl<'a> Walker<'a> {
                 rel.hidden.clear();
                 return rel;
             }
-            if let Some(id) = self.catalog.ephemerals.get(&single.to_lowercase()) {
+            if let Some(id) = self.reads.ephemeral(self.catalog, &single.to_lowercase()) {
                 return self.node_rel(id, qualifier);
             }
         }
         if names.len() >= 2 {
             let key = format!("{}.{}", names[names.len() - 2], names[names.len() - 1]).to_lowercase();
-            if let Some(id) = self.catalog.relations.get(&key) {
+            if let Some(id) = self.reads.relation(self.catalog, &key) {
                 return self.node_rel(id, qualifier);
             }
         }
@@ -443,11 +455,11 @@ impl<'a> Walker<'a> {
     }
 
     /// A node's relation, shown to the user by the node's name.
-    fn node_rel(&self, id: &Arc<str>, qualifier: &str) -> Rel {
+    fn node_rel(&mut self, id: &Arc<str>, qualifier: &str) -> Rel {
         let display = id.rsplit('.').next().unwrap_or(id);
-        let schema = self.catalog.schemas.get(id).filter(|s| s.complete);
-        let mut rel = Rel::node(id, display, qualifier, schema.map(|s| s.columns.as_slice()));
-        if let Some(partial) = self.catalog.schemas.get(id).filter(|s| !s.complete) {
+        let schema = self.reads.schema(self.catalog, id);
+        let mut rel = Rel::node(id, display, qualifier, schema.filter(|s| s.complete).map(|s| s.columns.as_slice()));
+        if let Some(partial) = schema.filter(|s| !s.complete) {
             // Known columns of a partial schema still resolve and carry lineage.
             let known = Rel::node(id, display, qualifier, Some(&partial.columns));
             rel.cols = known.cols;

@@ -55,10 +55,52 @@ pub fn print_diagnostics(out: &Output, diags: &[Diagnostic], sources: &SourceMap
 
 /// Writes a file through a temporary sibling and a rename, creating parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
-    let fail = |e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
+    stage_with(path, |out| out.write_all(bytes))?.publish()
+}
+
+/// A file written beside its destination under a temporary name: [`Staged::publish`]
+/// renames it into place; dropped unpublished, it is removed.
+#[must_use = "a staged file is removed unless it is published"]
+pub struct Staged {
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Puts the file in place, atomically.
+    pub fn publish(mut self) -> Result<(), Diagnostic> {
+        let tmp = self.tmp.take().expect("a staged file is published once");
+        std::fs::rename(&tmp, &self.path).map_err(|e| io_error(&self.path, e))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Writes a file's content beside `path` (creating parent folders), to be published later.
+/// `write` streams it through a buffer: a large artifact (the manifest of 10,000 models is
+/// tens of MB) is never held whole in memory.
+pub fn stage_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<Staged, Diagnostic> {
     let dir = path.parent().expect("artifact paths have a parent");
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    write_in_existing_dir(path, bytes).map_err(fail)
+    std::fs::create_dir_all(dir).map_err(|e| io_error(path, e))?;
+    let staged = Staged { tmp: Some(tmp_path(path)), path: path.to_path_buf() };
+    let tmp = staged.tmp.as_deref().expect("just set");
+    let mut out =
+        std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(tmp).map_err(|e| io_error(path, e))?);
+    write(&mut out).and_then(|()| out.flush()).map_err(|e| io_error(path, e))?;
+    Ok(staged)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Diagnostic {
+    Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()))
 }
 
 /// Writes many files atomically, in parallel, creating each directory once and leaving
@@ -66,8 +108,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
 /// changed, and their modification times keep their meaning).
 pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
     use rayon::prelude::*;
-    let fail =
-        |path: &Path, e: std::io::Error| Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()));
+    let fail = io_error;
     let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
     let errors: Vec<Diagnostic> =
         dirs.into_iter().filter_map(|d| std::fs::create_dir_all(d).err().map(|e| fail(d, e))).collect();
@@ -84,9 +125,13 @@ pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
 }
 
 fn write_in_existing_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("artifact paths have a parent");
-    let tmp =
-        dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = tmp_path(path);
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+/// The temporary sibling a file is written to before it is renamed into place.
+fn tmp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().expect("artifact paths have a parent");
+    dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()))
 }

@@ -207,10 +207,15 @@ pub struct Current<'a> {
 
 /// Compares a compiled project with another build.
 pub fn diff_project(compiled: &crate::compile::CompiledProject, other: &State) -> Diff {
-    let manifest = super::artifacts::parse_manifest(&super::manifest::manifest_json(compiled))
+    let written = |write: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+        let mut text = Vec::new();
+        write(&mut text).expect("writing to memory cannot fail");
+        String::from_utf8(text).expect("etlm writes UTF-8 JSON")
+    };
+    let manifest = super::artifacts::parse_manifest(&written(&|out| super::manifest::write_manifest(compiled, out)))
         .expect("a manifest etlm writes reads back");
-    let lineage =
-        super::artifacts::parse_lineage(&compiled.lineage.to_json()).expect("a lineage etlm writes reads back");
+    let lineage = super::artifacts::parse_lineage(&written(&|out| compiled.lineage.write_json(out)))
+        .expect("a lineage etlm writes reads back");
     let compiled_sql = |id: &str| compiled.nodes.get(id).and_then(|n| n.compiled_sql.clone());
     diff(&Current { manifest: &manifest, lineage: &lineage, compiled_sql: &compiled_sql }, other)
 }

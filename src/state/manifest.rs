@@ -7,6 +7,7 @@
 //! so two compiles of the same project are byte-identical.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -202,8 +203,9 @@ fn manifest_node<'a>(
     }
 }
 
-/// The manifest as pretty JSON text (ends with a newline).
-pub fn manifest_json(compiled: &CompiledProject) -> String {
+/// Writes the manifest as pretty JSON text (ending with a newline) to `out`, streamed:
+/// the text of 10,000 models (tens of MB) is never built whole.
+pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::io::Result<()> {
     let target_path = &compiled.project.settings.target_path;
     let root = compiled.project.root.as_path();
     let mut nodes = BTreeMap::new();
@@ -252,7 +254,6 @@ pub fn manifest_json(compiled: &CompiledProject) -> String {
         parent_map: compiled.dag.parent_map(),
         child_map: compiled.dag.child_map(),
     };
-    let mut text = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
-    text.push('\n');
-    text
+    serde_json::to_writer_pretty(&mut *out, &manifest)?;
+    out.write_all(b"\n")
 }
