@@ -97,7 +97,7 @@ struct ManifestMacro {
 
 /// SHA-256 of a text, hex.
 pub fn checksum(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::hex(&Sha256::digest(text.as_bytes()))
 }
 
 fn manifest_node<'a>(node: &'a Node, target_path: &str) -> ManifestNode<'a> {
