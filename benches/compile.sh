@@ -10,8 +10,8 @@
 # compile cache (target/compile.cache, which `etlm compile` writes for the next one), and
 # prints, per size:
 #
-#   compile 10000 models, cold cache: best 1.48 s, median 1.51 s, peak RSS 282 MB
-#   compile 10000 models, warm cache: best 1.08 s, median 1.10 s, peak RSS 286 MB
+#   compile 10000 models, cold cache: best 1.38 s, median 1.41 s, peak RSS 284 MB
+#   compile 10000 models, warm cache: best 1.03 s, median 1.04 s, peak RSS 286 MB
 #
 # "Cold" deletes the cache before each run (the first compile of a checkout, or after
 # upgrading etlm); "warm" is the usual repeated compile. Both render every model and test,
