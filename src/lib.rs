@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod docs;
 pub mod engine;
 pub mod graph;
+pub mod hex;
 pub mod lineage;
 pub mod project;
 pub mod quality;

@@ -47,7 +47,7 @@ pub fn test_name(def: &TestDef, attached_to: &str) -> String {
         return full;
     }
     let hash = Sha256::digest(full.as_bytes());
-    let hex: String = hash.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex::hex(&hash[..16]);
     let short: String = identifier.chars().take(30).collect();
     format!("{short}_{hex}")
 }

@@ -92,16 +92,12 @@ fn schema_hash(schema: &Schema) -> String {
         hasher.update([0]);
     }
     hasher.update([u8::from(schema.complete)]);
-    hex(&hasher.finalize())
+    crate::hex::hex(&hasher.finalize()[..16])
 }
 
 /// The key of a compiled SQL text: the first 128 bits of its SHA-256, in hex.
 pub(super) fn sql_key(sql: &str) -> String {
-    hex(&Sha256::digest(sql.as_bytes()))
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    crate::hex::hex(&Sha256::digest(sql.as_bytes())[..16])
 }
 
 /// A model's walk, as kept between compiles.

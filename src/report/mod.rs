@@ -118,10 +118,20 @@ pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
     files
         .par_iter()
         .filter_map(|(path, bytes)| {
-            let same = std::fs::read(path).is_ok_and(|old| old == *bytes);
+            let same = holds(path, bytes);
             if same { None } else { write_in_existing_dir(path, bytes).err().map(|e| fail(path, e)) }
         })
         .collect()
+}
+
+/// Whether the file at `path` holds exactly `bytes`; false when it cannot be read. Reads
+/// at most one byte more than `bytes`, without asking the file's size first (one system
+/// call fewer for each of 10,000s of compiled files).
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    let mut old = Vec::with_capacity(bytes.len() + 1);
+    file.take(bytes.len() as u64 + 1).read_to_end(&mut old).is_ok() && old == bytes
 }
 
 fn write_in_existing_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -142,7 +142,7 @@ pub fn checksum(text: &str) -> String {
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::hex(&Sha256::digest(bytes))
 }
 
 /// A seed's checksum is its CSV file's, so a change to its data is a change to the seed
