@@ -201,21 +201,32 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // Effective config: project folders < YAML properties < in-file config().
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut model_index: Vec<Option<String>> = Vec::new();
-    for (i, m) in project.models.iter().enumerate() {
-        let mut in_file = ConfigLayer::new();
-        for (key, value) in &recorded[i].config {
-            let name = config::normalize_key(key);
-            let range = spans::find_config_key(&texts[i].text, key).unwrap_or(0..0);
-            let span = Span::new(m.file, range);
-            if !config::is_known_key(&name) {
-                diags.push(config::unknown_key(key, span));
-                continue;
+    // Each model's config is independent of the others': resolved on every core.
+    let model_configs: Vec<(Vec<Diagnostic>, Result<NodeConfig, Vec<Diagnostic>>)> = project
+        .models
+        .par_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut unknown = Vec::new();
+            let mut in_file = ConfigLayer::new();
+            for (key, value) in &recorded[i].config {
+                let name = config::normalize_key(key);
+                let range = spans::find_config_key(&texts[i].text, key).unwrap_or(0..0);
+                let span = Span::new(m.file, range);
+                if !config::is_known_key(&name) {
+                    unknown.push(config::unknown_key(key, span));
+                    continue;
+                }
+                in_file.insert(name, ConfigEntry { value: value.clone(), span });
             }
-            in_file.insert(name, ConfigEntry { value: value.clone(), span });
-        }
-        let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
-        let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
-        let cfg = match NodeConfig::from_layer(&layer, ConfigFor::Model) {
+            let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
+            let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
+            (unknown, NodeConfig::from_layer(&layer, ConfigFor::Model))
+        })
+        .collect();
+    for ((i, m), (unknown, config)) in project.models.iter().enumerate().zip(model_configs) {
+        diags.extend(unknown);
+        let cfg = match config {
             Ok(c) => c,
             Err(e) => {
                 diags.extend(e);
@@ -443,7 +454,12 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         let label = format!("{}_{}", src.source_name, src.table.name);
         generic.extend(all_tests(&src.table.tests, &src.table.columns).map(|t| (id.clone(), t, label.clone())));
     }
-    for (attached, def, label) in generic {
+    let test_folder = project.settings.tests.resolve(&[project.name().to_string()]);
+    let test_configs: Vec<Result<NodeConfig, Vec<Diagnostic>>> = generic
+        .par_iter()
+        .map(|(_, def, _)| NodeConfig::from_layer(&config::merge(&[&test_folder, &def.config]), ConfigFor::Test))
+        .collect();
+    for ((attached, def, label), config) in generic.into_iter().zip(test_configs) {
         let name = tests::test_name(&def, &label);
         let mut unique_id = format!("test.{}.{}", project.name(), name);
         let mut n = 2;
@@ -451,8 +467,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             unique_id = format!("test.{}.{}_{n}", project.name(), name);
             n += 1;
         }
-        let layer = config::merge(&[&project.settings.tests.resolve(&[project.name().to_string()]), &def.config]);
-        let cfg = match NodeConfig::from_layer(&layer, ConfigFor::Test) {
+        let cfg = match config {
             Ok(c) => c,
             Err(e) => {
                 diags.extend(e);

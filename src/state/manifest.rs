@@ -203,7 +203,7 @@ fn manifest_node<'a>(
     }
 }
 
-/// Writes the manifest as pretty JSON text (ending with a newline) to `out`, streamed:
+/// Writes the manifest as compact JSON (as dbt writes it; ending with a newline) to `out`, streamed:
 /// the text of 10,000 models (tens of MB) is never built whole.
 pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::io::Result<()> {
     let target_path = &compiled.project.settings.target_path;
@@ -254,6 +254,6 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
         parent_map: compiled.dag.parent_map(),
         child_map: compiled.dag.child_map(),
     };
-    serde_json::to_writer_pretty(&mut *out, &manifest)?;
+    serde_json::to_writer(&mut *out, &manifest)?;
     out.write_all(b"\n")
 }
