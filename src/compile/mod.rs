@@ -202,7 +202,9 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut model_index: Vec<Option<String>> = Vec::new();
     // Each model's config is independent of the others': resolved on every core.
-    let model_configs: Vec<(Vec<Diagnostic>, Result<NodeConfig, Vec<Diagnostic>>)> = project
+    // Description, columns, and problems rendering them (reported for enabled models only).
+    type Described = (String, Vec<ColumnDoc>, Vec<Diagnostic>);
+    let model_configs: Vec<(Vec<Diagnostic>, Result<NodeConfig, Vec<Diagnostic>>, Described)> = project
         .models
         .par_iter()
         .enumerate()
@@ -221,10 +223,15 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             }
             let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
             let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
-            (unknown, NodeConfig::from_layer(&layer, ConfigFor::Model))
+            let mut problems = Vec::new();
+            let (description, columns) =
+                describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut problems);
+            (unknown, NodeConfig::from_layer(&layer, ConfigFor::Model), (description, columns, problems))
         })
         .collect();
-    for ((i, m), (unknown, config)) in project.models.iter().enumerate().zip(model_configs) {
+    for ((i, m), (unknown, config, (description, columns, problems))) in
+        project.models.iter().enumerate().zip(model_configs)
+    {
         diags.extend(unknown);
         let cfg = match config {
             Ok(c) => c,
@@ -238,9 +245,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             model_index.push(None);
             continue;
         }
+        diags.extend(problems);
         let unique_id = format!("model.{}.{}", project.name(), m.name);
-        let (description, columns) =
-            describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
         model_index.push(Some(unique_id.clone()));
         nodes.insert(
             unique_id.clone(),
@@ -269,8 +275,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for seed in &project.seeds {
         let unique_id = format!("seed.{}.{}", project.name(), seed.name);
+        let mut problems = Vec::new();
         let (description, columns) =
-            describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut diags);
+            describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut problems);
+        diags.extend(problems);
         nodes.insert(
             unique_id.clone(),
             Node {
@@ -298,8 +306,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for src in &project.sources {
         let unique_id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+        let mut problems = Vec::new();
         let (description, columns) =
-            describe(Some((&src.table.description, &src.table.columns)), &renderer, &mut diags);
+            describe(Some((&src.table.description, &src.table.columns)), &renderer, &mut problems);
+        diags.extend(problems);
         nodes.insert(
             unique_id.clone(),
             Node {
@@ -525,8 +535,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
 
     // The DAG.
     let mut dag = Dag::default();
-    for node in nodes.values() {
-        dag.add_node(graph_info(node, project.name()));
+    // What selectors read of each node (its config as JSON, say), gathered on every core.
+    let infos: Vec<NodeInfo> = nodes.par_iter().map(|(_, node)| graph_info(node, project.name())).collect();
+    for info in infos {
+        dag.add_node(info);
     }
     for (id, list) in &deps {
         let node = nodes.get_mut(id).expect("deps are keyed by node ids");
@@ -750,7 +762,7 @@ fn finish(diags: Collector, sources: &SourceMap) -> Diagnostics {
 fn describe(
     props: Option<(&Option<crate::project::Description>, &Vec<crate::project::ColumnProps>)>,
     renderer: &Renderer,
-    diags: &mut Collector,
+    diags: &mut Vec<Diagnostic>,
 ) -> (String, Vec<ColumnDoc>) {
     let Some((desc, cols)) = props else { return (String::new(), Vec::new()) };
     let mut text = |d: &Option<crate::project::Description>| match d {

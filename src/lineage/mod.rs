@@ -230,17 +230,73 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
         catalog.schemas.insert(id, schema);
     }
 
-    // Tests have SQL too, but no lineage: only their syntax is checked.
-    let checked: Vec<(String, Option<Diagnostic>)> = nodes
-        .par_iter()
-        .filter(|(_, n)| n.resource_type != ResourceType::Model)
-        .filter_map(|(_, node)| {
-            let sql = node.compiled_sql.as_deref()?;
-            let key = cache::sql_key(sql);
-            let error = if cache.parsed(&key) { None } else { parse_query(sql, dialect).err() };
-            Some((key, error.map(|e| syntax(node, sql, &e))))
-        })
-        .collect();
+    // Tests have SQL too, but no lineage: only their syntax is checked, on whichever core
+    // the model levels leave idle (a level waits for its slowest model).
+    let check_tests = || -> Vec<(String, Option<Diagnostic>)> {
+        nodes
+            .par_iter()
+            .filter(|(_, n)| n.resource_type != ResourceType::Model)
+            .filter_map(|(_, node)| {
+                let sql = node.compiled_sql.as_deref()?;
+                let key = cache::sql_key(sql);
+                let error = if cache.parsed(&key) { None } else { parse_query(sql, dialect).err() };
+                Some((key, error.map(|e| syntax(node, sql, &e))))
+            })
+            .collect()
+    };
+    let walk_models = || {
+        let mut found = Vec::new();
+        for level in model_levels(nodes, dag) {
+            let results: Vec<(&Node, String, walk::ModelResult, Option<String>)> = level
+                .par_iter()
+                .filter_map(|id| {
+                    let node = &nodes[*id];
+                    let sql = node.compiled_sql.as_deref()?;
+                    let key = cache::sql_key(sql);
+                    let (result, entry) = match cache.model(&key, &catalog) {
+                        Some((result, entry)) => (result, Some(entry)),
+                        None => {
+                            let result = match parse_query(sql, dialect) {
+                                Ok(stmt) => walk::walk_model(&stmt, &catalog),
+                                Err(e) => {
+                                    walk::ModelResult { syntax: Some(syntax(node, sql, &e)), ..Default::default() }
+                                }
+                            };
+                            let entry = Cache::entry_json(&result);
+                            (result, entry)
+                        }
+                    };
+                    Some((node, key, result, entry))
+                })
+                .collect();
+            for (node, key, mut result, entry) in results {
+                if let Some(entry) = entry {
+                    next.keep_model(key, entry);
+                }
+                let id = ids[node.unique_id.as_str()].clone();
+                found.extend(result.syntax.take());
+                if node.config.column_checks {
+                    found.extend(result.problems.iter().map(|p| checks::diagnostic(node, p, sources, target_path)));
+                }
+                // A model with unresolved names may not build as written: downstream models
+                // see its known columns but relax, so one mistake is reported once.
+                let types: Vec<Option<String>> =
+                    result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
+                let schema = Schema {
+                    columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
+                    complete: result.complete && result.problems.is_empty(),
+                };
+                let mut entry = walk::node_lineage(node, result);
+                for (col, t) in entry.columns.iter_mut().zip(types) {
+                    col.data_type = t;
+                }
+                lineage.nodes.insert(node.unique_id.clone(), entry);
+                catalog.schemas.insert(id, schema);
+            }
+        }
+        found
+    };
+    let (checked, model_diagnostics) = rayon::join(check_tests, walk_models);
     let mut diagnostics = Vec::new();
     for (key, error) in checked {
         match error {
@@ -248,51 +304,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             None => next.keep_parsed(key),
         }
     }
-    for level in model_levels(nodes, dag) {
-        let results: Vec<(&Node, String, walk::ModelResult, Option<String>)> = level
-            .par_iter()
-            .filter_map(|id| {
-                let node = &nodes[*id];
-                let sql = node.compiled_sql.as_deref()?;
-                let key = cache::sql_key(sql);
-                let (result, entry) = match cache.model(&key, &catalog) {
-                    Some((result, entry)) => (result, Some(entry)),
-                    None => {
-                        let result = match parse_query(sql, dialect) {
-                            Ok(stmt) => walk::walk_model(&stmt, &catalog),
-                            Err(e) => walk::ModelResult { syntax: Some(syntax(node, sql, &e)), ..Default::default() },
-                        };
-                        let entry = Cache::entry_json(&result);
-                        (result, entry)
-                    }
-                };
-                Some((node, key, result, entry))
-            })
-            .collect();
-        for (node, key, mut result, entry) in results {
-            if let Some(entry) = entry {
-                next.keep_model(key, entry);
-            }
-            let id = ids[node.unique_id.as_str()].clone();
-            diagnostics.extend(result.syntax.take());
-            if node.config.column_checks {
-                diagnostics.extend(result.problems.iter().map(|p| checks::diagnostic(node, p, sources, target_path)));
-            }
-            // A model with unresolved names may not build as written: downstream models
-            // see its known columns but relax, so one mistake is reported once.
-            let types: Vec<Option<String>> = result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
-            let schema = Schema {
-                columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
-                complete: result.complete && result.problems.is_empty(),
-            };
-            let mut entry = walk::node_lineage(node, result);
-            for (col, t) in entry.columns.iter_mut().zip(types) {
-                col.data_type = t;
-            }
-            lineage.nodes.insert(node.unique_id.clone(), entry);
-            catalog.schemas.insert(id, schema);
-        }
-    }
+    diagnostics.extend(model_diagnostics);
     (lineage, diagnostics, next)
 }
 

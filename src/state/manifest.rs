@@ -35,21 +35,6 @@ pub fn portable(text: &str, target_schema: &str) -> String {
 pub const MANIFEST_VERSION: u32 = 1;
 
 #[derive(Serialize)]
-struct Manifest<'a> {
-    metadata: Metadata<'a>,
-    nodes: BTreeMap<&'a str, ManifestNode<'a>>,
-    sources: BTreeMap<&'a str, ManifestNode<'a>>,
-    macros: BTreeMap<String, ManifestMacro>,
-    /// SHA-256 of each macro's definition by name, for change detection.
-    macro_checksums: BTreeMap<&'a str, String>,
-    /// The value of every project var (with `--vars` applied); nodes list the ones they read.
-    vars: &'a BTreeMap<String, Json>,
-    docs: BTreeMap<&'a str, &'a str>,
-    parent_map: BTreeMap<String, Vec<String>>,
-    child_map: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Serialize)]
 struct Metadata<'a> {
     manifest_version: u32,
     etlm_version: &'static str,
@@ -208,52 +193,78 @@ fn manifest_node<'a>(
 pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::io::Result<()> {
     let target_path = &compiled.project.settings.target_path;
     let root = compiled.project.root.as_path();
-    let mut nodes = BTreeMap::new();
-    let mut sources = BTreeMap::new();
-    // Checksums dominate; compute them on every core, then file the entries in order.
-    let entries: Vec<(&Node, ManifestNode<'_>)> = compiled
+    let project = &compiled.project;
+    // Checksums and JSON text dominate: each node's entry is computed and written on every
+    // core, then the entries are filed in order (`compiled.nodes` is sorted by unique id).
+    let entries: Vec<(&Node, Vec<u8>)> = compiled
         .nodes
         .par_iter()
         .map(|(id, node)| {
-            (
-                node,
-                manifest_node(node, compiled.lineage.nodes.get(id), root, target_path, &compiled.project.target.schema),
-            )
+            let entry = manifest_node(node, compiled.lineage.nodes.get(id), root, target_path, &project.target.schema);
+            Ok((node, serde_json::to_vec(&entry)?))
         })
-        .collect();
-    for (node, entry) in entries {
-        if node.source_name.is_some() {
-            sources.insert(node.unique_id.as_str(), entry);
-        } else {
-            nodes.insert(node.unique_id.as_str(), entry);
-        }
-    }
-    let project = &compiled.project;
-    let manifest = Manifest {
-        metadata: Metadata {
-            manifest_version: MANIFEST_VERSION,
-            etlm_version: env!("CARGO_PKG_VERSION"),
-            project_name: project.name(),
-            target_name: &project.target.name,
-            target_schema: &project.target.schema,
-            adapter_type: project.target.engine.as_str(),
-            warehouse_path: (project.target.engine == EngineKind::Local)
-                .then(|| std::path::absolute(warehouse_dir(project)).map(|p| p.display().to_string()).ok())
-                .flatten(),
-        },
-        nodes,
-        sources,
-        macros: project
-            .macros
-            .iter()
-            .map(|m| (m.path.display().to_string(), ManifestMacro { original_file_path: m.path.display().to_string() }))
-            .collect(),
-        macro_checksums: compiled.macro_texts.iter().map(|(name, text)| (name.as_str(), checksum(text))).collect(),
-        vars: &project.vars,
-        docs: project.docs.iter().map(|(k, v)| (k.as_str(), v.text.as_str())).collect(),
-        parent_map: compiled.dag.parent_map(),
-        child_map: compiled.dag.child_map(),
+        .collect::<serde_json::Result<_>>()?;
+    let (sources, nodes): (Vec<_>, Vec<_>) = entries.iter().partition(|(node, _)| node.source_name.is_some());
+    let metadata = Metadata {
+        manifest_version: MANIFEST_VERSION,
+        etlm_version: env!("CARGO_PKG_VERSION"),
+        project_name: project.name(),
+        target_name: &project.target.name,
+        target_schema: &project.target.schema,
+        adapter_type: project.target.engine.as_str(),
+        warehouse_path: (project.target.engine == EngineKind::Local)
+            .then(|| std::path::absolute(warehouse_dir(project)).map(|p| p.display().to_string()).ok())
+            .flatten(),
     };
-    serde_json::to_writer(&mut *out, &manifest)?;
-    out.write_all(b"\n")
+    let macros: BTreeMap<String, ManifestMacro> = project
+        .macros
+        .iter()
+        .map(|m| (m.path.display().to_string(), ManifestMacro { original_file_path: m.path.display().to_string() }))
+        .collect();
+    let macro_checksums: BTreeMap<&str, String> =
+        compiled.macro_texts.iter().map(|(name, text)| (name.as_str(), checksum(text))).collect();
+    let docs: BTreeMap<&str, &str> = project.docs.iter().map(|(k, v)| (k.as_str(), v.text.as_str())).collect();
+
+    // One compact JSON object, keys in this order, as serde would write a struct.
+    out.write_all(b"{")?;
+    field(out, "metadata", &metadata)?;
+    out.write_all(b",")?;
+    entry_map(out, "nodes", &nodes)?;
+    out.write_all(b",")?;
+    entry_map(out, "sources", &sources)?;
+    let parent_map = compiled.dag.parent_map();
+    let child_map = compiled.dag.child_map();
+    out.write_all(b",")?;
+    field(out, "macros", &macros)?;
+    out.write_all(b",")?;
+    field(out, "macro_checksums", &macro_checksums)?;
+    out.write_all(b",")?;
+    field(out, "vars", &project.vars)?;
+    out.write_all(b",")?;
+    field(out, "docs", &docs)?;
+    out.write_all(b",")?;
+    field(out, "parent_map", &parent_map)?;
+    out.write_all(b",")?;
+    field(out, "child_map", &child_map)?;
+    out.write_all(b"}\n")
+}
+
+/// `"name":<value>`.
+fn field(out: &mut dyn Write, name: &str, value: &impl Serialize) -> std::io::Result<()> {
+    write!(out, "\"{name}\":")?;
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::from)
+}
+
+/// `"name":{"<unique id>":<entry>,...}` from entries already written as JSON.
+fn entry_map(out: &mut dyn Write, name: &str, entries: &[&(&Node, Vec<u8>)]) -> std::io::Result<()> {
+    write!(out, "\"{name}\":{{")?;
+    for (i, (node, json)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &node.unique_id)?;
+        out.write_all(b":")?;
+        out.write_all(json)?;
+    }
+    out.write_all(b"}")
 }
