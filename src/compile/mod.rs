@@ -349,12 +349,16 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
         .map(|n| n.unique_id.clone())
         .collect();
-    for id in ids {
-        let node = &nodes[&id];
-        if node.config.materialized == Materialization::Ephemeral {
-            continue;
-        }
-        match relation_for(node, &project, &renderer, sources) {
+    let relations: Vec<(String, Result<Relation, Diagnostic>)> = ids
+        .into_par_iter()
+        .filter(|id| nodes[id].config.materialized != Materialization::Ephemeral)
+        .map(|id| {
+            let relation = relation_for(&nodes[&id], &project, &renderer, sources);
+            (id, relation)
+        })
+        .collect();
+    for (id, relation) in relations {
+        match relation {
             Ok(rel) => nodes.get_mut(&id).expect("id from nodes").relation = Some(rel),
             Err(d) => diags.push(d),
         }
@@ -465,12 +469,14 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         generic.extend(all_tests(&src.table.tests, &src.table.columns).map(|t| (id.clone(), t, label.clone())));
     }
     let test_folder = project.settings.tests.resolve(&[project.name().to_string()]);
-    let test_configs: Vec<Result<NodeConfig, Vec<Diagnostic>>> = generic
+    let test_configs: Vec<(String, Result<NodeConfig, Vec<Diagnostic>>)> = generic
         .par_iter()
-        .map(|(_, def, _)| NodeConfig::from_layer(&config::merge(&[&test_folder, &def.config]), ConfigFor::Test))
+        .map(|(_, def, label)| {
+            let config = NodeConfig::from_layer(&config::merge(&[&test_folder, &def.config]), ConfigFor::Test);
+            (tests::test_name(def, label), config)
+        })
         .collect();
-    for ((attached, def, label), config) in generic.into_iter().zip(test_configs) {
-        let name = tests::test_name(&def, &label);
+    for ((attached, def, _), (name, config)) in generic.into_iter().zip(test_configs) {
         let mut unique_id = format!("test.{}.{}", project.name(), name);
         let mut n = 2;
         while nodes.contains_key(&unique_id) {
@@ -823,18 +829,23 @@ fn relation_for(
     renderer: &Renderer,
     sources: &SourceMap,
 ) -> Result<Relation, Diagnostic> {
-    let input = RenderInput {
-        mode: Mode::Parse,
-        this: None,
-        model: model_value(node),
-        config: node.config.raw.clone(),
-        extra: BTreeMap::new(),
+    // The node as the macros see it, built only when the project overrides one.
+    let macro_input = || {
+        let input = RenderInput {
+            mode: Mode::Parse,
+            this: None,
+            model: model_value(node),
+            config: node.config.raw.clone(),
+            extra: BTreeMap::new(),
+        };
+        let node_value = minijinja::Value::from(minijinja::value::Serde(&input.model));
+        (input, node_value)
     };
-    let node_value = minijinja::Value::from(minijinja::value::Serde(&input.model));
     let custom = node.config.schema.clone();
     let schema = if renderer.has_macro("generate_schema_name") {
+        let (input, node_value) = macro_input();
         let arg = custom.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
-        renderer.call_macro("generate_schema_name", &[arg, node_value.clone()], &input, sources)?
+        renderer.call_macro("generate_schema_name", &[arg, node_value], &input, sources)?
     } else {
         match custom {
             Some(c) => format!("{}_{}", project.target.schema, c.trim()),
@@ -843,6 +854,7 @@ fn relation_for(
     };
     let identifier = if renderer.has_macro("generate_alias_name") {
         let arg = node.config.alias.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
+        let (input, node_value) = macro_input();
         renderer.call_macro("generate_alias_name", &[arg, node_value], &input, sources)?
     } else {
         node.config.alias.clone().unwrap_or_else(|| node.name.clone())

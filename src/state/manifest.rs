@@ -194,17 +194,12 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
     let target_path = &compiled.project.settings.target_path;
     let root = compiled.project.root.as_path();
     let project = &compiled.project;
-    // Checksums and JSON text dominate: each node's entry is computed and written on every
-    // core, then the entries are filed in order (`compiled.nodes` is sorted by unique id).
-    let entries: Vec<(&Node, Vec<u8>)> = compiled
-        .nodes
-        .par_iter()
-        .map(|(id, node)| {
-            let entry = manifest_node(node, compiled.lineage.nodes.get(id), root, target_path, &project.target.schema);
-            Ok((node, serde_json::to_vec(&entry)?))
-        })
-        .collect::<serde_json::Result<_>>()?;
-    let (sources, nodes): (Vec<_>, Vec<_>) = entries.iter().partition(|(node, _)| node.source_name.is_some());
+    let entry = |node: &Node| -> serde_json::Result<Vec<u8>> {
+        let lineage = compiled.lineage.nodes.get(&node.unique_id);
+        serde_json::to_vec(&manifest_node(node, lineage, root, target_path, &project.target.schema))
+    };
+    let (sources, nodes): (Vec<&Node>, Vec<&Node>) =
+        compiled.nodes.values().partition(|node| node.source_name.is_some());
     let metadata = Metadata {
         manifest_version: MANIFEST_VERSION,
         etlm_version: env!("CARGO_PKG_VERSION"),
@@ -229,9 +224,9 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
     out.write_all(b"{")?;
     field(out, "metadata", &metadata)?;
     out.write_all(b",")?;
-    entry_map(out, "nodes", &nodes)?;
+    entry_map(out, "nodes", &nodes, &entry)?;
     out.write_all(b",")?;
-    entry_map(out, "sources", &sources)?;
+    entry_map(out, "sources", &sources, &entry)?;
     let parent_map = compiled.dag.parent_map();
     let child_map = compiled.dag.child_map();
     out.write_all(b",")?;
@@ -255,16 +250,26 @@ fn field(out: &mut dyn Write, name: &str, value: &impl Serialize) -> std::io::Re
     serde_json::to_writer(&mut *out, value).map_err(std::io::Error::from)
 }
 
-/// `"name":{"<unique id>":<entry>,...}` from entries already written as JSON.
-fn entry_map(out: &mut dyn Write, name: &str, entries: &[&(&Node, Vec<u8>)]) -> std::io::Result<()> {
+/// `"name":{"<unique id>":<entry>,...}`. Checksums and JSON text dominate the manifest's
+/// cost: entries are written on every core, a slice at a time (so the text held at once
+/// stays small), and filed in order.
+fn entry_map(
+    out: &mut dyn Write,
+    name: &str,
+    nodes: &[&Node],
+    entry: &(dyn Fn(&Node) -> serde_json::Result<Vec<u8>> + Sync),
+) -> std::io::Result<()> {
     write!(out, "\"{name}\":{{")?;
-    for (i, (node, json)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",")?;
+    for (c, chunk) in nodes.chunks(1024).enumerate() {
+        let texts: Vec<Vec<u8>> = chunk.par_iter().map(|node| entry(node)).collect::<serde_json::Result<_>>()?;
+        for (i, (node, json)) in chunk.iter().zip(texts).enumerate() {
+            if c > 0 || i > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, &node.unique_id)?;
+            out.write_all(b":")?;
+            out.write_all(&json)?;
         }
-        serde_json::to_writer(&mut *out, &node.unique_id)?;
-        out.write_all(b":")?;
-        out.write_all(json)?;
     }
     out.write_all(b"}")
 }
