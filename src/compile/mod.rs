@@ -202,9 +202,11 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let mut model_index: Vec<Option<String>> = Vec::new();
     // Each model's config is independent of the others': resolved on every core.
-    // Description, columns, and problems rendering them (reported for enabled models only).
+    // Unknown config keys; the config; description, columns, and problems rendering them
+    // (reported for enabled models only).
     type Described = (String, Vec<ColumnDoc>, Vec<Diagnostic>);
-    let model_configs: Vec<(Vec<Diagnostic>, Result<NodeConfig, Vec<Diagnostic>>, Described)> = project
+    type ModelConfig = (Vec<Diagnostic>, Result<NodeConfig, Vec<Diagnostic>>, Described);
+    let model_configs: Vec<ModelConfig> = project
         .models
         .par_iter()
         .enumerate()
@@ -595,7 +597,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .chain(test_ids.iter().zip(test_names.iter().zip(&test_texts)).map(|(id, (n, f))| (id, n.as_str(), &*f.text)))
         .filter(|(id, _, _)| nodes.contains_key(*id))
         .collect();
-    let rendered: Vec<(String, Result<(crate::template::Rendered, Hooks), Diagnostic>)> = jobs
+    type RenderedNode = Result<(crate::template::Rendered, Hooks), Diagnostic>;
+    let rendered: Vec<(String, RenderedNode)> = jobs
         .par_iter()
         .map(|&(id, name, text)| {
             let node = &nodes[id];

@@ -157,7 +157,7 @@ pub fn render_generic_test(
 }
 
 #[cfg(test)]
-mod tests {
+mod unit {
     use super::*;
     use crate::diagnostics::{FileId, Span};
 

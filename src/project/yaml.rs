@@ -168,15 +168,12 @@ mod plain {
 
     pub(super) fn read(text: &str, file: FileId, sources: &SourceMap) -> Option<Yaml> {
         let mut events: Events<'_> = Parser::new_from_str(text).peekable();
-        let mut next = || events.next()?.ok();
-        let (Event::StreamStart, _) = next()? else { return None };
-        let (Event::DocumentStart(..), _) = next()? else { return None };
-        drop(next);
+        let (Event::StreamStart, _) = events.next()?.ok()? else { return None };
+        let (Event::DocumentStart(..), _) = events.next()?.ok()? else { return None };
         let root = node(&mut events, file, sources)?;
-        let mut next = || events.next()?.ok();
-        let (Event::DocumentEnd, _) = next()? else { return None };
-        let (Event::StreamEnd, _) = next()? else { return None };
-        next().is_none().then_some(root)
+        let (Event::DocumentEnd, _) = events.next()?.ok()? else { return None };
+        let (Event::StreamEnd, _) = events.next()?.ok()? else { return None };
+        events.next().is_none().then_some(root)
     }
 
     fn node(events: &mut Events<'_>, file: FileId, sources: &SourceMap) -> Option<Yaml> {

@@ -215,7 +215,9 @@ pub async fn execute(
     progress: &Progress,
 ) -> RunSummary {
     let started_at = chrono::Utc::now();
-    let starts: Arc<std::sync::Mutex<BTreeMap<String, (chrono::DateTime<chrono::Utc>, Instant)>>> = Default::default();
+    // When each running node started: wall clock for the history, monotonic for durations.
+    type Starts = BTreeMap<String, (chrono::DateTime<chrono::Utc>, Instant)>;
+    let starts: Arc<std::sync::Mutex<Starts>> = Default::default();
     let ctx = Arc::new(JobContext {
         compiled: compiled.clone(),
         engine,
