@@ -80,7 +80,9 @@ impl Dag {
     /// Adds `parent -> child` (child depends on parent); repeated edges are kept once.
     pub fn add_edge(&mut self, parent: &str, child: &str) {
         let (p, c) = (self.by_id[parent], self.by_id[child]);
-        if self.graph.find_edge(p, c).is_none() {
+        // Looked up among the child's few parents, not the parent's children (a seed or
+        // staging model can have thousands).
+        if !self.graph.edges_directed(c, Direction::Incoming).any(|e| e.source() == p) {
             self.graph.add_edge(p, c, ());
         }
     }
