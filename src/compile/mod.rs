@@ -225,10 +225,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             }
             let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
             let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
-            let mut problems = Vec::new();
-            let (description, columns) =
-                describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut problems);
-            (unknown, NodeConfig::from_layer(&layer, ConfigFor::Model), (description, columns, problems))
+            let described = describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
+            (unknown, NodeConfig::from_layer(&layer, ConfigFor::Model), described)
         })
         .collect();
     for ((i, m), (unknown, config, (description, columns, problems))) in
@@ -277,9 +275,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for seed in &project.seeds {
         let unique_id = format!("seed.{}.{}", project.name(), seed.name);
-        let mut problems = Vec::new();
-        let (description, columns) =
-            describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer, &mut problems);
+        let (description, columns, problems) =
+            describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
         diags.extend(problems);
         nodes.insert(
             unique_id.clone(),
@@ -308,9 +305,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     for src in &project.sources {
         let unique_id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
-        let mut problems = Vec::new();
-        let (description, columns) =
-            describe(Some((&src.table.description, &src.table.columns)), &renderer, &mut problems);
+        let (description, columns, problems) = describe(Some((&src.table.description, &src.table.columns)), &renderer);
         diags.extend(problems);
         nodes.insert(
             unique_id.clone(),
@@ -767,17 +762,17 @@ fn finish(diags: Collector, sources: &SourceMap) -> Diagnostics {
     }
 }
 
-/// The rendered description and columns of a node's YAML properties.
+/// A node's rendered description and column docs, and the problems rendering them.
 fn describe(
     props: Option<(&Option<crate::project::Description>, &Vec<crate::project::ColumnProps>)>,
     renderer: &Renderer,
-    diags: &mut Vec<Diagnostic>,
-) -> (String, Vec<ColumnDoc>) {
-    let Some((desc, cols)) = props else { return (String::new(), Vec::new()) };
+) -> (String, Vec<ColumnDoc>, Vec<Diagnostic>) {
+    let mut problems = Vec::new();
+    let Some((desc, cols)) = props else { return (String::new(), Vec::new(), problems) };
     let mut text = |d: &Option<crate::project::Description>| match d {
         None => String::new(),
         Some(d) => renderer.render_description(&d.text, d.span).unwrap_or_else(|e| {
-            diags.push(e);
+            problems.push(e);
             String::new()
         }),
     };
@@ -786,7 +781,7 @@ fn describe(
         .iter()
         .map(|c| ColumnDoc { name: c.name.clone(), description: text(&c.description), data_type: c.data_type.clone() })
         .collect();
-    (description, columns)
+    (description, columns, problems)
 }
 
 fn all_tests<'a>(

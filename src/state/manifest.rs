@@ -232,8 +232,10 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
     out.write_all(b",")?;
     field(out, "macros", &macros)?;
     out.write_all(b",")?;
+    // SHA-256 of each macro's definition by name, for change detection.
     field(out, "macro_checksums", &macro_checksums)?;
     out.write_all(b",")?;
+    // The value of every project var (with `--vars` applied); nodes list the ones they read.
     field(out, "vars", &project.vars)?;
     out.write_all(b",")?;
     field(out, "docs", &docs)?;
