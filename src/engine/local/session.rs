@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::MemorySchemaProvider;
@@ -335,11 +335,15 @@ async fn registered_views(ctx: &SessionContext) -> Result<Vec<RegisteredView>, D
     Ok(views)
 }
 
-/// Creates `schema` in the default catalog if it is missing.
+/// Creates `schema` in the default catalog if it is missing. Models build concurrently,
+/// so the look-up and the creation happen under one lock: two builds that each created
+/// the schema would otherwise leave only the second's, and the first's tables vanish.
 fn ensure_schema(ctx: &SessionContext, schema: &str) -> Result<(), DataFusionError> {
+    static CREATING: Mutex<()> = Mutex::new(());
     let catalog = ctx.catalog(CATALOG).ok_or_else(|| {
         DataFusionError::Plan(format!("the session has no catalog `{CATALOG}`; open it with `open_session`"))
     })?;
+    let _creating = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
     if catalog.schema(schema).is_none() {
         catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
     }
@@ -516,5 +520,34 @@ mod tests {
         assert_eq!(reopened.broken_views.len(), 1);
         assert!(reopened.broken_views[0].error.to_string().contains("amount"), "{}", reopened.broken_views[0].error);
         assert_eq!(rows(&reopened.ctx, "SELECT id FROM orders").await, ["1"]);
+    }
+
+    /// Builds running on several threads each register a table in a schema none of them
+    /// has created yet (the incremental delta schema); every table must survive.
+    #[tokio::test]
+    async fn tables_registered_at_once_in_a_new_schema_are_all_kept() {
+        let (_temp, wh) = warehouse();
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        for round in 0..200 {
+            let schema = format!("fresh_{round}");
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|threads| {
+                for t in 0..8 {
+                    let (ctx, schema, start) = (&ctx, &schema, &start);
+                    threads.spawn(move || {
+                        start.wait();
+                        ensure_schema(ctx, schema).unwrap();
+                        let table = Arc::new(datafusion::datasource::empty::EmptyTable::new(Arc::new(Schema::empty())));
+                        ctx.register_table(TableReference::partial(schema.as_str(), format!("t{t}")), table).unwrap();
+                    });
+                }
+            });
+            for t in 0..8 {
+                assert!(
+                    ctx.table_exist(TableReference::partial(schema.as_str(), format!("t{t}"))).unwrap(),
+                    "{schema}.t{t}"
+                );
+            }
+        }
     }
 }
