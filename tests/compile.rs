@@ -49,6 +49,9 @@ fn dbt_style_project_compiles_unchanged() {
         serde_json::json!(["model.dbt_style.stg_orders", "model.dbt_style.stg_payments"])
     );
     assert_eq!(manifest["nodes"]["model.dbt_style.stg_orders"]["relation_name"], "\"main\".\"stg_orders\"");
+    // Jinja in config values renders with `target` when the project is read.
+    assert!(manifest["nodes"]["seed.dbt_style.raw_orders"].is_object(), "`+enabled: \"{{ target.name != 'prod' }}\"`");
+    assert_eq!(manifest["nodes"]["test.dbt_style.not_null_orders_amount"]["config"]["severity"], "warn");
 }
 
 #[test]
@@ -91,4 +94,37 @@ fn missing_project_is_exit_2() {
     let run = etlm(tmp.path(), &["compile"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("error[no-project]"), "{}", run.stderr);
+}
+
+#[test]
+fn config_jinja_sees_vars_and_a_bad_value_points_at_it() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    let schema = dir.join("models/schema.yml");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(&schema, text.replace("'warn' if target.name == 'dev' else 'error'", "var('severity', 'warn')"))
+        .unwrap();
+    let run = etlm(&dir, &["compile", "--vars", "{severity: error}"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["nodes"]["test.dbt_style.not_null_orders_amount"]["config"]["severity"], "error");
+
+    let project = dir.join("dbt_project.yml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    std::fs::write(&project, text.replace("target.name != 'prod'", "no_such_thing")).unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("error[config-render]: could not render config `enabled`"), "{}", run.stderr);
+    assert!(run.stderr.contains("dbt_project.yml:25:15"), "{}", run.stderr);
+}
+
+#[test]
+fn a_disabled_seed_is_not_loaded() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    let project = dir.join("dbt_project.yml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    std::fs::write(&project, text.replace("target.name != 'prod'", "target.name == 'prod'")).unwrap();
+    let run = etlm(&dir, &["ls", "-s", "resource_type:seed"]);
+    assert!(!run.stdout.contains("raw_orders"), "{}", run.stdout);
+    assert!(run.stderr.contains("raw_orders"), "a model refs the disabled seed: {}", run.stderr);
 }

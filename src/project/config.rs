@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use super::threshold::Threshold;
 use super::yaml::Yaml;
 use crate::diagnostics::{Diagnostic, Span, nearest};
+use crate::template::ConfigJinja;
 
 /// Keys etlm acts on.
 const ETLM_KEYS: &[&str] = &[
@@ -131,6 +132,37 @@ pub fn unknown_key(key: &str, span: Span) -> Diagnostic {
         d = d.with_help(format!("did you mean `{near}`?"));
     }
     d.with_note("custom keys belong under `meta:`")
+}
+
+/// Renders the Jinja in a layer's values, in place (hooks excepted: they render with
+/// each node's context when it builds). Returns a diagnostic per value that fails; those
+/// values leave the layer, so they are reported once.
+pub fn render_layer(layer: &mut ConfigLayer, jinja: &ConfigJinja) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    layer.retain(|key, entry| {
+        if key == "pre_hook" || key == "post_hook" {
+            return true;
+        }
+        let rendered = render_json(&mut entry.value, jinja);
+        if let Err(message) = &rendered {
+            errors.push(
+                Diagnostic::error("config-render", format!("could not render config `{key}`: {message}"))
+                    .with_label(entry.span, "in this value"),
+            );
+        }
+        rendered.is_ok()
+    });
+    errors
+}
+
+fn render_json(value: &mut Json, jinja: &ConfigJinja) -> Result<(), String> {
+    match value {
+        Json::String(text) => *value = jinja.render(text)?,
+        Json::Array(items) => items.iter_mut().try_for_each(|v| render_json(v, jinja))?,
+        Json::Object(map) => map.values_mut().try_for_each(|v| render_json(v, jinja))?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Reads a YAML `config:` mapping into a layer; unknown keys are diagnostics.

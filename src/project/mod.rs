@@ -30,6 +30,7 @@ pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps
 pub use self::settings::ProjectFile;
 pub use self::threshold::Threshold;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
+use crate::template::ConfigJinja;
 
 /// Environment variables, passed in rather than read, so library code stays pure.
 pub type Env = BTreeMap<String, String>;
@@ -154,7 +155,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         })?;
     let text = files::read(&project_path).map_err(|d| fail(vec![d]))?;
     let project_file = sources.add(project_path.strip_prefix(&root).unwrap_or(&project_path), text);
-    let (settings, mut warnings) = ProjectFile::parse(project_file, sources).map_err(fail)?;
+    let (mut settings, mut warnings) = ProjectFile::parse(project_file, sources).map_err(fail)?;
     let profile = settings.profile.clone().unwrap_or_else(|| settings.name.clone());
     let target = profiles::load_target(&root, &profile, opts.target.as_deref(), &opts.env, sources).map_err(fail)?;
 
@@ -162,13 +163,26 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let tree = files::walk(&root, &settings, sources, &mut diags);
     let mut vars = settings.vars.clone();
     vars.extend(opts.vars.clone());
+    let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &vars, &opts.env);
+    for tree in [&mut settings.models, &mut settings.seeds, &mut settings.tests, &mut settings.sources] {
+        diags.extend(tree.render(&jinja));
+    }
 
     let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut source_props = Vec::new();
     // Parsed in parallel, gathered in file order so diagnostics and merges are stable.
-    let parsed: Vec<_> =
-        tree.property_files.par_iter().map(|(yml, _)| properties::PropertyFile::parse(*yml, sources)).collect();
+    let parsed: Vec<_> = tree
+        .property_files
+        .par_iter()
+        .map(|(yml, _)| {
+            let mut file = properties::PropertyFile::parse(*yml, sources)?;
+            match file.render(&jinja) {
+                errors if errors.is_empty() => Ok(file),
+                errors => Err(errors),
+            }
+        })
+        .collect();
     for ((_, path), parsed) in tree.property_files.iter().zip(parsed) {
         match parsed {
             Ok(pf) => {
@@ -235,7 +249,8 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         };
         let span = props.as_ref().map_or(Span::file_start(project_file), |p| p.span);
         match NodeConfig::from_layer(&layer, config::ConfigFor::Seed) {
-            Ok(config) => seeds.push(Seed { name, path: f.path, fqn, config, props, span }),
+            Ok(config) if config.enabled => seeds.push(Seed { name, path: f.path, fqn, config, props, span }),
+            Ok(_) => {}
             Err(e) => diags.extend(e),
         }
     }

@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 use super::config::{self, ConfigLayer, entry_from_yaml, is_old_style_config, normalize_key};
 use super::yaml::{Yaml, YamlValue};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::template::ConfigJinja;
 
 /// Folder-scoped config from the project file (`models: shop: staging: +materialized: view`).
 #[derive(Clone, Debug, Default)]
@@ -39,6 +40,15 @@ impl ConfigTree {
             }
         }
         tree
+    }
+
+    /// Renders the Jinja in every folder's config values (see [`config::render_layer`]).
+    pub fn render(&mut self, jinja: &ConfigJinja) -> Vec<Diagnostic> {
+        let mut errors = config::render_layer(&mut self.config, jinja);
+        for child in self.children.values_mut() {
+            errors.extend(child.render(jinja));
+        }
+        errors
     }
 
     /// The layers along `fqn` (package, folders..., name), outermost first, merged.

@@ -24,7 +24,7 @@ pub use self::macros::MacroDef;
 use self::objects::{Adapter, ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value};
 pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver, to_value};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
-use crate::project::{Project, env_var};
+use crate::project::{Env, Project, Target, env_var};
 use crate::relation::Relation;
 
 /// Options that are the same for every render of a run.
@@ -270,19 +270,87 @@ impl Renderer {
     }
 }
 
+/// The `target` global: the active target's name, schema, type, database, threads, user
+/// and profile name.
+fn target_value(target: &Target, profile: Option<&str>) -> Value {
+    let setting = |key: &str| target.settings.get(key).and_then(Json::as_str).map_or(Value::from(()), Value::from);
+    map_value([
+        ("name", Value::from(target.name.clone())),
+        ("schema", Value::from(target.schema.clone())),
+        ("type", Value::from(target.engine.as_str())),
+        ("database", target.database.clone().map_or(Value::from(()), Value::from)),
+        ("threads", Value::from(target.threads.unwrap_or(1))),
+        ("user", setting("user")),
+        ("host", setting("host")),
+        ("profile_name", Value::from(profile.unwrap_or_default().to_string())),
+    ])
+}
+
+/// `var(name, default)`: the var, else the default, else an error.
+fn var_value(vars: &BTreeMap<String, Json>, name: &str, default: Option<Value>) -> Result<Value, Error> {
+    match (vars.get(name), default) {
+        (Some(v), _) => Ok(to_value(v)),
+        (None, Some(d)) => Ok(d),
+        (None, None) => Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!(
+                "required var `{name}` is not set; pass it with --vars or set it under `vars:` in the project file"
+            ),
+        )),
+    }
+}
+
+fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
+    let vars = Arc::new(vars.clone());
+    env.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, Error> {
+        env_var(&vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m))
+    });
+}
+
+/// Renders the Jinja in config values of the project file and YAML properties
+/// (`+enabled: "{{ target.name != 'prod' }}"`) when they are read, as dbt does: `target`,
+/// `var` and `env_var` are known there, nothing about a node.
+pub struct ConfigJinja {
+    env: Environment<'static>,
+}
+
+impl ConfigJinja {
+    pub fn new(target: &Target, profile: Option<&str>, vars: &BTreeMap<String, Json>, env_vars: &Env) -> ConfigJinja {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_global("target", target_value(target, profile));
+        let vars = Arc::new(vars.clone());
+        env.add_function("var", move |name: String, default: Option<Value>| var_value(&vars, &name, default));
+        add_env_var(&mut env, env_vars);
+        ConfigJinja { env }
+    }
+
+    /// The value `text` renders to, read as dbt reads a rendered config value: `true` /
+    /// `false` (any case) and numbers become themselves, `none` and nothing become null,
+    /// anything else stays text. `text` without Jinja is returned as it is.
+    pub fn render(&self, text: &str) -> Result<Json, String> {
+        if !(text.contains("{{") || text.contains("{%")) {
+            return Ok(Json::String(text.to_string()));
+        }
+        let rendered = self.env.render_str(text, ()).map_err(|e| match e.detail() {
+            Some(detail) => format!("{}: {detail}", e.kind()),
+            None => e.kind().to_string(),
+        })?;
+        let trimmed = rendered.trim();
+        Ok(match trimmed.to_ascii_lowercase().as_str() {
+            "true" => Json::Bool(true),
+            "false" => Json::Bool(false),
+            "none" | "" => Json::Null,
+            _ => match serde_json::from_str::<serde_json::Number>(trimmed) {
+                Ok(n) => Json::Number(n),
+                Err(_) => Json::String(rendered),
+            },
+        })
+    }
+}
+
 fn register_globals(env: &mut Environment<'static>, project: &Project, settings: &RenderSettings) {
-    let target = &project.target;
-    env.add_global(
-        "target",
-        map_value([
-            ("name", Value::from(target.name.clone())),
-            ("schema", Value::from(target.schema.clone())),
-            ("type", Value::from(target.engine.as_str())),
-            ("database", target.database.clone().map_or(Value::from(()), Value::from)),
-            ("threads", Value::from(target.threads.unwrap_or(1))),
-            ("profile_name", Value::from(project.settings.profile.clone().unwrap_or_default())),
-        ]),
-    );
+    env.add_global("target", target_value(&project.target, project.settings.profile.as_deref()));
     env.add_global("run_started_at", Value::from_object(Timestamp(settings.run_started_at)));
     env.add_global("invocation_id", Value::from(settings.invocation_id.clone()));
     env.add_global("project_name", Value::from(project.name().to_string()));
@@ -298,21 +366,9 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
                 rec.vars.insert(name.clone());
             });
         }
-        match (vars.get(&name), default) {
-            (Some(v), _) => Ok(to_value(v)),
-            (None, Some(d)) => Ok(d),
-            (None, None) => Err(Error::new(
-                ErrorKind::UndefinedError,
-                format!(
-                    "required var `{name}` is not set; pass it with --vars or set it under `vars:` in the project file"
-                ),
-            )),
-        }
+        var_value(&vars, &name, default)
     });
-    let env_vars = Arc::new(project.env.clone());
-    env.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, Error> {
-        env_var(&env_vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m))
-    });
+    add_env_var(env, &project.env);
     let docs: Arc<BTreeMap<String, String>> =
         Arc::new(project.docs.iter().map(|(k, b)| (k.clone(), b.text.clone())).collect());
     env.add_function("doc", move |name: String| -> Result<String, Error> {
