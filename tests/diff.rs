@@ -161,7 +161,7 @@ fn column_added_is_non_breaking() {
         ["order_status: non-breaking [upstream_schema(orders)]", "orders: non-breaking [body]"]
     );
     let orders = diff["modified"].as_array().unwrap().iter().find(|m| m["name"] == "orders").unwrap();
-    assert_eq!(orders["columns"]["added"], serde_json::json!([{"name": "amount_cents", "data_type": "int64"}]));
+    assert_eq!(orders["columns"]["added"], serde_json::json!([{"name": "amount_cents", "data_type": "int32"}]));
     assert_eq!(orders["columns"]["removed"], serde_json::json!([]));
     assert_eq!(diff["summary"]["breaking"], 0);
     assert_eq!(pair.select("state:modified"), ["order_status", "orders"]);
@@ -176,7 +176,7 @@ fn column_retyped_and_read_downstream_is_breaking() {
     let seed = diff["modified"].as_array().unwrap().iter().find(|m| m["name"] == "raw_orders").unwrap();
     assert_eq!(seed["class"], "breaking");
     assert_eq!(seed["changes"], serde_json::json!([{"reason": "config", "names": ["column_types"]}]));
-    assert_eq!(seed["columns"]["retyped"], serde_json::json!([{"name": "customer_id", "from": "int64", "to": "utf8"}]));
+    assert_eq!(seed["columns"]["retyped"], serde_json::json!([{"name": "customer_id", "from": "int32", "to": "utf8"}]));
     assert_eq!(
         modified(&diff),
         [

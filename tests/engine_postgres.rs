@@ -354,3 +354,39 @@ fn seed_column_types_are_used_as_written() {
         vec![row("customer_id", "integer", "-"), row("name", "text", "-"), row("tier", "character varying", "10")]
     );
 }
+
+/// Seeds load with the types and values dbt gives them on Postgres: whole numbers
+/// `integer`, other numbers `double precision`, a declared `numeric(12,2)` rounded by
+/// Postgres rules, `null` as NULL, the header's spelling kept.
+#[test]
+fn seeds_load_with_dbt_types_and_values() {
+    let Some((b, _tmp, dir)) = project("seed_types", "conformance") else { return };
+    let db = database(&b);
+    std::fs::write(
+        dir.join("seeds/typed.csv"),
+        "id,CustomerID,ratio,price,note\n1,7,0.5,10.005,null\n2,8,1.25,0.125,x\n3,9,2,2.675,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("seeds/typed.yml"),
+        "version: 2\nseeds:\n  - name: typed\n    config:\n      column_types:\n        price: numeric(12,2)\n",
+    )
+    .unwrap();
+    ok(&dir, &["seed", "-s", "typed"]);
+    let types = db.rows(
+        "select column_name, data_type from information_schema.columns where table_name = 'typed' order by ordinal_position",
+    );
+    let expected = [
+        ["id", "integer"],
+        ["CustomerID", "integer"],
+        ["ratio", "double precision"],
+        ["price", "numeric"],
+        ["note", "text"],
+    ];
+    assert_eq!(types, expected.map(|r| r.map(String::from).to_vec()).to_vec());
+    let rows =
+        db.rows(r#"select id, "CustomerID", ratio, price, coalesce(note, 'NULL') from public.typed order by id"#);
+    let expected =
+        [["1", "7", "0.5", "10.01", "NULL"], ["2", "8", "1.25", "0.13", "x"], ["3", "9", "2", "2.68", "NULL"]];
+    assert_eq!(rows, expected.map(|r| r.map(String::from).to_vec()).to_vec());
+}

@@ -337,7 +337,8 @@ pub struct NodeConfig {
     pub merge_update_columns: Vec<String>,
     pub merge_exclude_columns: Vec<String>,
     pub column_types: BTreeMap<String, String>,
-    /// For seeds: keep column names as the CSV header writes them (else lowercased).
+    /// For seeds: keep column names as the CSV header writes them (dbt's default), else
+    /// lowercase them.
     pub quote_columns: bool,
     /// For sources: how fresh the table must be (`etlm source freshness`).
     pub freshness: Option<Freshness>,
@@ -656,7 +657,7 @@ impl NodeConfig {
             merge_update_columns: c.strings("merge_update_columns"),
             merge_exclude_columns: c.strings("merge_exclude_columns"),
             column_types,
-            quote_columns: c.bool("quote_columns").unwrap_or(false),
+            quote_columns: c.bool("quote_columns").unwrap_or(true),
             freshness,
             column_checks: c.bool("column_checks").unwrap_or(true),
             severity,

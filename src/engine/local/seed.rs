@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::kernels::cast_utils::parse_decimal;
-use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{Date32Type, Field, Schema};
 
 /// A seed file that cannot become a table.
 #[derive(Debug, thiserror::Error)]
@@ -75,16 +74,22 @@ pub enum SeedError {
     },
 }
 
-/// Reads the CSV at `path` (header row required) into one batch.
-///
-/// Each column's type is inferred from its non-empty values, first match wins: Int64,
-/// Float64, Date32 (`YYYY-MM-DD`), Timestamp(µs) (`YYYY-MM-DD HH:MM:SS[.fff]`, or ISO
-/// 8601 with `T` and an optional offset, converted to UTC), Boolean (`true`/`false`,
-/// any case), else Utf8. Empty values are NULL. `column_types` overrides a column by SQL
-/// type name (`bigint`, `double`, `decimal(10,2)`, `date`, `timestamp`, `boolean`, `text`, ...).
-/// Column names are lowercased unless `quote_columns` (dbt's seed config) keeps them as
-/// written: unquoted SQL names fold to lowercase, so `CustomerID` reads the column as in
+/// Reads the CSV at `path` (header row required) into one batch, typed as dbt types a
+/// seed (its agate type tester), so a seed loads with the same types and values as under
 /// dbt on Postgres.
+///
+/// `NULL`: an empty value, or `null` in any case. A column's type is inferred from its
+/// other values, first match wins: numbers (an optional sign, `$`-style currency symbol,
+/// `%` or `,` thousands separators are dropped, `1,234` is 1234) are `Int32` (dbt's
+/// `integer`) when every value is whole (`2.0` is) and fits, `Int64` when one does not
+/// fit, else `Float64` (dbt's `float8`); then Date32 (`YYYY-MM-DD`); Timestamp(µs)
+/// (`YYYY-MM-DD HH:MM:SS`, or ISO 8601 with `T`, fraction and offset allowed, converted
+/// to UTC); Boolean (`true`/`false`, any case); else Utf8. A column without any value is
+/// `Int32`, as in dbt. `column_types` overrides a column by SQL type name (`bigint`,
+/// `double`, `numeric(10,2)`, `date`, `timestamp`, `boolean`, `text`, ...); a decimal
+/// with a scale rounds half away from zero, as Postgres does.
+/// Column names keep the header's spelling (dbt quotes seed columns); `quote_columns:
+/// false` lowercases them, as unquoted SQL names fold.
 ///
 /// ```no_run
 /// # use std::collections::BTreeMap;
@@ -136,7 +141,7 @@ pub fn read_seed_csv(
             value: cell.text.to_string(),
             expected: seed_type.label(),
         })?;
-        fields.push(Field::new(column, seed_type.data_type(), true));
+        fields.push(Field::new(column, array.data_type().clone(), true));
         arrays.push(array);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("one array of the right type per column"))
@@ -209,14 +214,15 @@ struct Cell<'a> {
 }
 
 impl<'a> Cell<'a> {
-    /// The trimmed value, or `None` for NULL (empty).
+    /// The trimmed value, or `None` for NULL (empty, or `null` in any case).
     fn value(self) -> Option<&'a str> {
-        Some(self.text.trim()).filter(|t| !t.is_empty())
+        Some(self.text.trim()).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("null"))
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SeedType {
+    Int32,
     Int64,
     Float64,
     Decimal { precision: u8, scale: i8 },
@@ -227,15 +233,12 @@ enum SeedType {
 }
 
 /// Types tried by inference, in order; `Text` when none fits.
-const INFERRED: [SeedType; 5] =
-    [SeedType::Int64, SeedType::Float64, SeedType::Date, SeedType::Timestamp, SeedType::Boolean];
+const INFERRED: [SeedType; 6] =
+    [SeedType::Int32, SeedType::Int64, SeedType::Float64, SeedType::Date, SeedType::Timestamp, SeedType::Boolean];
 
 impl SeedType {
     fn infer(cells: &[Cell]) -> SeedType {
         let values: Vec<&str> = cells.iter().filter_map(|c| c.value()).collect();
-        if values.is_empty() {
-            return SeedType::Text;
-        }
         INFERRED.into_iter().find(|t| values.iter().all(|v| t.accepts(v))).unwrap_or(SeedType::Text)
     }
 
@@ -249,12 +252,13 @@ impl SeedType {
         let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
         let plain = |t| args.is_none().then_some(t);
         match base.as_str() {
-            "integer" | "int" | "bigint" | "smallint" | "int2" | "int4" | "int8" | "int64" => plain(SeedType::Int64),
+            "integer" | "int" | "smallint" | "int2" | "int4" | "int32" => plain(SeedType::Int32),
+            "bigint" | "int8" | "int64" => plain(SeedType::Int64),
             "double" | "double precision" | "float" | "float4" | "float8" | "float64" | "real" => {
                 plain(SeedType::Float64)
             }
             "numeric" | "decimal" => match args {
-                None => Some(SeedType::Float64),
+                None => Some(SeedType::Decimal { precision: 38, scale: UNCONSTRAINED_SCALE }),
                 Some(args) => {
                     let mut parts = args.split(',').map(|p| p.trim().parse::<u8>().ok());
                     let precision = parts.next()??;
@@ -273,9 +277,10 @@ impl SeedType {
 
     fn accepts(self, value: &str) -> bool {
         match self {
+            SeedType::Int32 => parse_i32(value).is_some(),
             SeedType::Int64 => parse_i64(value).is_some(),
             SeedType::Float64 => parse_f64(value).is_some(),
-            SeedType::Decimal { precision, scale } => parse_decimal::<Decimal128Type>(value, precision, scale).is_ok(),
+            SeedType::Decimal { precision, scale } => parse_decimal_rounded(value, precision, scale).is_some(),
             SeedType::Date => parse_date(value).is_some(),
             SeedType::Timestamp => parse_timestamp(value).is_some(),
             SeedType::Boolean => parse_bool(value).is_some(),
@@ -283,22 +288,10 @@ impl SeedType {
         }
     }
 
-    fn data_type(self) -> DataType {
-        match self {
-            SeedType::Int64 => DataType::Int64,
-            SeedType::Float64 => DataType::Float64,
-            SeedType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
-            SeedType::Date => DataType::Date32,
-            SeedType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            SeedType::Boolean => DataType::Boolean,
-            SeedType::Text => DataType::Utf8,
-        }
-    }
-
     /// The type as named in error messages.
     fn label(self) -> &'static str {
         match self {
-            SeedType::Int64 => "integer",
+            SeedType::Int32 | SeedType::Int64 => "integer",
             SeedType::Float64 => "number",
             SeedType::Decimal { .. } => "decimal",
             SeedType::Date => "date (YYYY-MM-DD)",
@@ -311,10 +304,23 @@ impl SeedType {
     /// The column as an Arrow array; `Err` is the first cell that does not parse.
     fn build<'a>(self, cells: &[Cell<'a>]) -> Result<ArrayRef, Cell<'a>> {
         Ok(match self {
+            SeedType::Int32 => Arc::new(Int32Array::from(parse_cells(cells, parse_i32)?)),
             SeedType::Int64 => Arc::new(Int64Array::from(parse_cells(cells, parse_i64)?)),
             SeedType::Float64 => Arc::new(Float64Array::from(parse_cells(cells, parse_f64)?)),
+            SeedType::Decimal { precision, scale: UNCONSTRAINED_SCALE } => {
+                // `numeric` without a scale keeps every digit written: the scale is the
+                // longest fraction among the values.
+                let scale = cells
+                    .iter()
+                    .filter_map(|c| number_text(c.value()?))
+                    .map(|n| n.split_once('.').map_or(0, |(_, f)| f.len()))
+                    .max()
+                    .unwrap_or(0)
+                    .min(18) as i8;
+                return SeedType::Decimal { precision, scale }.build(cells);
+            }
             SeedType::Decimal { precision, scale } => {
-                let values = parse_cells(cells, |v| parse_decimal::<Decimal128Type>(v, precision, scale).ok())?;
+                let values = parse_cells(cells, |v| parse_decimal_rounded(v, precision, scale))?;
                 Arc::new(
                     Decimal128Array::from(values)
                         .with_precision_and_scale(precision, scale)
@@ -324,9 +330,7 @@ impl SeedType {
             SeedType::Date => Arc::new(Date32Array::from(parse_cells(cells, parse_date)?)),
             SeedType::Timestamp => Arc::new(TimestampMicrosecondArray::from(parse_cells(cells, parse_timestamp)?)),
             SeedType::Boolean => Arc::new(BooleanArray::from(parse_cells(cells, parse_bool)?)),
-            SeedType::Text => {
-                Arc::new(cells.iter().map(|c| Some(c.text).filter(|t| !t.is_empty())).collect::<StringArray>())
-            }
+            SeedType::Text => Arc::new(cells.iter().map(|c| c.value().map(|_| c.text)).collect::<StringArray>()),
         })
     }
 }
@@ -341,15 +345,85 @@ fn parse_cells<'a, T>(cells: &[Cell<'a>], parse: impl Fn(&str) -> Option<T>) -> 
         .collect()
 }
 
-fn parse_i64(value: &str) -> Option<i64> {
-    value.parse().ok()
+/// `numeric` / `decimal` without a scale: the scale is found from the values.
+const UNCONSTRAINED_SCALE: i8 = -1;
+
+/// Currency symbols dbt's seed loader (agate) drops from numbers.
+const CURRENCY_SYMBOLS: &[char] =
+    &['؋', '$', 'ƒ', '៛', '¥', '₡', '₱', '£', '€', '¢', '﷼', '₪', '₩', '₭', '₮', '₦', '฿', '₤', '₫'];
+
+/// A number as dbt reads one in a seed, in plain decimal notation (`-1234.50`, `1e3`):
+/// an optional sign, then a currency symbol, `%` and `,` thousands separators dropped.
+/// `NaN` and `inf` are not numbers here.
+fn number_text(value: &str) -> Option<String> {
+    let (sign, rest) = match value.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", value.strip_prefix('+').unwrap_or(value)),
+    };
+    let rest = rest.trim_start_matches(CURRENCY_SYMBOLS).trim_matches('%').trim();
+    let (whole, fraction) = rest.split_once('.').map_or((rest, None), |(w, f)| (w, Some(f)));
+    // Thousands separators only where they group by three: `1,234`, not `1,2`.
+    let groups: Vec<&str> = whole.split(',').collect();
+    let grouped = groups.len() == 1
+        || (!groups[0].is_empty() && groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3));
+    let digits = groups.concat();
+    let text = match fraction {
+        Some(f) => format!("{sign}{digits}.{f}"),
+        None => format!("{sign}{digits}"),
+    };
+    let body = &text[sign.len()..];
+    let plain = body.bytes().any(|b| b.is_ascii_digit())
+        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
+    (grouped && plain && text.parse::<f64>().is_ok()).then_some(text)
 }
 
-/// Plain decimal notation only, so `NaN` or `inf` stay text.
+/// A whole number: no fraction, or one of zeros (`2.0`), or an exponent that leaves none.
+fn parse_whole(value: &str) -> Option<i128> {
+    let text = number_text(value)?;
+    if let Ok(n) = text.parse::<i128>() {
+        return Some(n);
+    }
+    match text.split_once('.') {
+        Some((whole, fraction)) if !text.contains(['e', 'E']) => fraction
+            .bytes()
+            .all(|b| b == b'0')
+            .then(|| if whole.is_empty() || whole == "-" { Some(0) } else { whole.parse().ok() })
+            .flatten(),
+        _ => {
+            let f: f64 = text.parse().ok()?;
+            (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i128)
+        }
+    }
+}
+
+fn parse_i32(value: &str) -> Option<i32> {
+    parse_whole(value)?.try_into().ok()
+}
+
+fn parse_i64(value: &str) -> Option<i64> {
+    parse_whole(value)?.try_into().ok()
+}
+
 fn parse_f64(value: &str) -> Option<f64> {
-    let numeric = value.bytes().any(|b| b.is_ascii_digit())
-        && value.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
-    numeric.then(|| value.parse().ok()).flatten()
+    number_text(value)?.parse().ok()
+}
+
+/// A decimal of `scale` fraction digits, rounded half away from zero (as Postgres casts
+/// `10.005` to `numeric(12,2)`: `10.01`); `None` when it does not fit `precision`.
+fn parse_decimal_rounded(value: &str, precision: u8, scale: i8) -> Option<i128> {
+    let text = number_text(value)?;
+    let text = if text.contains(['e', 'E']) { format!("{}", text.parse::<f64>().ok()?) } else { text };
+    let (negative, body) = text.strip_prefix('-').map_or((false, text.as_str()), |b| (true, b));
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    let scale = usize::try_from(scale).ok()?;
+    let mut digits: String = whole.to_string();
+    digits.extend(fraction.chars().chain(std::iter::repeat('0')).take(scale));
+    let mut n: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    if fraction.as_bytes().get(scale).is_some_and(|&d| d >= b'5') {
+        n += 1;
+    }
+    let fits = n.checked_abs()? < 10i128.checked_pow(u32::from(precision))?;
+    fits.then_some(if negative { -n } else { n })
 }
 
 fn parse_date(value: &str) -> Option<i32> {
@@ -365,7 +439,9 @@ fn parse_timestamp(value: &str) -> Option<i64> {
     if !shaped {
         return None;
     }
-    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+    // As dbt: `YYYY-MM-DD HH:MM:SS` exactly, or ISO 8601 with `T` (fraction and offset
+    // allowed).
+    let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
         .or_else(|| DateTime::parse_from_rfc3339(value).ok().map(|t| t.naive_utc()))?;
@@ -408,25 +484,25 @@ mod tests {
     }
 
     #[test]
-    fn infers_each_type_from_all_values() {
+    fn infers_each_type_from_all_values_as_dbt_does() {
         let csv = "\
 int,float,date,ts,flag,text,empty
 1,1.5,2024-01-01,2024-01-01 10:00:00,true,a,
 -2,2,2024-02-29,2024-01-01T10:00:00.250,FALSE,1,
-,,,,,,
+,,,,,,null
 3,1e3,2024-12-31,2024-01-01T12:00:00+02:00,True,2024-01-01,
 ";
         let batch = read(csv, &[]).unwrap();
         assert_eq!(
             types(&batch),
             [
-                "int: Int64",
+                "int: Int32",
                 "float: Float64",
                 "date: Date32",
                 "ts: Timestamp(µs)",
                 "flag: Boolean",
                 "text: Utf8",
-                "empty: Utf8"
+                "empty: Int32"
             ]
         );
         assert_eq!(column(&batch, "int"), ["1", "-2", "NULL", "3"]);
@@ -442,9 +518,41 @@ int,float,date,ts,flag,text,empty
     }
 
     #[test]
-    fn nan_and_malformed_dates_stay_text() {
-        let batch = read("a,b,c\nNaN,2024-1-5,2024-01-01 10:00\n1,2024-01-05,2024-01-01 10:00\n", &[]).unwrap();
-        assert_eq!(types(&batch), ["a: Utf8", "b: Utf8", "c: Utf8"]);
+    fn numbers_read_like_dbt_whole_ones_as_integers() {
+        let csv = "whole,big,money,share,grouped,name\n1,3000000000,$5,5%,\"1,234\",null\n2.0,1,-$1.25,12.5%,999,NULL\n3,,,,,x\n";
+        let batch = read(csv, &[]).unwrap();
+        assert_eq!(
+            types(&batch),
+            ["whole: Int32", "big: Int64", "money: Float64", "share: Float64", "grouped: Int32", "name: Utf8"]
+        );
+        assert_eq!(column(&batch, "whole"), ["1", "2", "3"]);
+        assert_eq!(column(&batch, "money"), ["5.0", "-1.25", "NULL"]);
+        assert_eq!(column(&batch, "grouped"), ["1234", "999", "NULL"]);
+        assert_eq!(column(&batch, "name"), ["NULL", "NULL", "x"], "`null` in any case is NULL");
+        // Not thousands separators, and not numbers at all.
+        let batch = read("a,b\n\"1,2\",inf\n", &[]).unwrap();
+        assert_eq!(types(&batch), ["a: Utf8", "b: Utf8"]);
+    }
+
+    #[test]
+    fn nan_malformed_dates_and_spaced_timestamps_with_a_fraction_stay_text() {
+        let batch = read(
+            "a,b,c,d\nNaN,2024-1-5,2024-01-01 10:00,2024-01-01 10:00:00.5\n1,2024-01-05,2024-01-01 10:00,x\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(types(&batch), ["a: Utf8", "b: Utf8", "c: Utf8", "d: Utf8"]);
+    }
+
+    #[test]
+    fn a_declared_decimal_rounds_half_away_from_zero_and_numeric_keeps_every_digit() {
+        let csv = "p,q\n10.005,123456789012345678.12\n-0.125,1.10\n2.675,25\n";
+        let batch = read(csv, &[("p", "numeric(12,2)"), ("q", "numeric")]).unwrap();
+        assert_eq!(types(&batch), ["p: Decimal128(12, 2)", "q: Decimal128(38, 2)"]);
+        assert_eq!(column(&batch, "p"), ["10.01", "-0.13", "2.68"]);
+        assert_eq!(column(&batch, "q"), ["123456789012345678.12", "1.10", "25.00"]);
+        let err = read("p\n1000.5\n", &[("p", "numeric(4,1)")]).unwrap_err();
+        assert!(matches!(err, SeedError::InvalidValue { line: 2, .. }), "{err}");
     }
 
     #[test]
@@ -496,11 +604,24 @@ int,float,date,ts,flag,text,empty
     }
 
     #[test]
+    fn header_spelling_is_kept_unless_quote_columns_is_off() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("seed.csv");
+        std::fs::write(&path, "CustomerID,First Name\n1,a\n").unwrap();
+        let names = |quote| {
+            let batch = read_seed_csv(&path, &BTreeMap::new(), quote).unwrap();
+            batch.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(true), ["CustomerID", "First Name"]);
+        assert_eq!(names(false), ["customerid", "first name"]);
+    }
+
+    #[test]
     fn headers_must_be_present_named_and_unique() {
         assert!(matches!(read("", &[]), Err(SeedError::EmptyHeader)));
         assert!(matches!(read("a,,c\n1,2,3\n", &[]), Err(SeedError::EmptyColumnName { position: 2 })));
         assert!(matches!(read("a,b,a\n1,2,3\n", &[]), Err(SeedError::DuplicateColumn { column }) if column == "a"));
         let batch = read("a,b\n", &[]).unwrap();
-        assert_eq!((batch.num_rows(), types(&batch)), (0, vec!["a: Utf8".to_string(), "b: Utf8".to_string()]));
+        assert_eq!((batch.num_rows(), types(&batch)), (0, vec!["a: Int32".to_string(), "b: Int32".to_string()]));
     }
 }

@@ -56,13 +56,13 @@ pub async fn copy_into(
     sink.finish().await.map_err(|e| pg_error(&e))
 }
 
-/// The Postgres type of a seed column. Numbers with a fraction become `numeric` (exact,
-/// as dbt loads them), whole numbers `bigint`.
+/// The Postgres type of a seed column, as dbt names it: whole numbers `integer` (`bigint`
+/// past its range), other numbers `double precision` (dbt's `float8`).
 fn pg_type(t: &DataType) -> String {
     match t {
         DataType::Int8 | DataType::Int16 | DataType::Int32 => "integer".into(),
         DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => "numeric".into(),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => "double precision".into(),
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p}, {s})"),
         DataType::Boolean => "boolean".into(),
         DataType::Date32 | DataType::Date64 => "date".into(),
