@@ -52,6 +52,13 @@ fn dbt_style_project_compiles_unchanged() {
     // Jinja in config values renders with `target` when the project is read.
     assert!(manifest["nodes"]["seed.dbt_style.raw_orders"].is_object(), "`+enabled: \"{{ target.name != 'prod' }}\"`");
     assert_eq!(manifest["nodes"]["test.dbt_style.not_null_orders_amount"]["config"]["severity"], "warn");
+    // A long test name is kept whole; its compiled file takes dbt's short name.
+    let long = &manifest["nodes"]["test.dbt_style.accepted_values_orders_status__placed__shipped__completed__return_pending__returned"];
+    assert_eq!(long["config"]["alias"], "accepted_values_orders_1ce6ab157c285f7cd2ac656013faf758");
+    assert!(
+        dir.join("target/compiled/models/schema.yml/accepted_values_orders_1ce6ab157c285f7cd2ac656013faf758.sql")
+            .is_file()
+    );
 }
 
 #[test]

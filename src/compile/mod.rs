@@ -112,12 +112,17 @@ impl Node {
     }
 
     /// Where its compiled SQL goes under `target/compiled/`: its file's path, or for a
-    /// generic test `<yaml path>/<test name>.sql`, as dbt writes it.
+    /// generic test `<yaml path>/<alias or name>.sql`, as dbt writes it.
     pub fn compiled_path(&self) -> PathBuf {
         match self.generic_test {
-            Some(_) => self.path.join(format!("{}.sql", self.name)),
+            Some(_) => self.path.join(format!("{}.sql", self.alias())),
             None => self.path.clone(),
         }
+    }
+
+    /// The name its relation or stored failures take: the `alias` config, else its name.
+    pub fn alias(&self) -> &str {
+        self.config.alias.as_deref().unwrap_or(&self.name)
     }
 }
 
@@ -468,9 +473,14 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let test_folder = project.settings.tests.resolve(&[project.name().to_string()]);
     let test_configs: Vec<(String, Result<NodeConfig, Vec<Diagnostic>>)> = generic
         .par_iter()
-        .map(|(_, def, label)| {
-            let config = NodeConfig::from_layer(&config::merge(&[&test_folder, &def.config]), ConfigFor::Test);
-            (tests::test_name(def, label), config)
+        .map(|(attached, def, label)| {
+            let (name, short) = tests::test_names(def, label, attached.starts_with("source."));
+            let mut layer = config::merge(&[&test_folder, &def.config]);
+            // As dbt: a long name's compiled file and stored failures take the short one.
+            if short != name {
+                layer.entry("alias".into()).or_insert(ConfigEntry { value: Json::String(short), span: def.span });
+            }
+            (name, NodeConfig::from_layer(&layer, ConfigFor::Test))
         })
         .collect();
     for ((attached, def, _), (name, config)) in generic.into_iter().zip(test_configs) {

@@ -6,19 +6,23 @@
 
 use std::collections::BTreeMap;
 
+use md5::{Digest, Md5};
 use minijinja::value::{Kwargs, Value};
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::{NodeConfig, TestDef};
 use crate::template::{RenderInput, Renderer};
 
-/// dbt's test name: `{test}_{model}_{args...}`, args sorted by name and flattened,
-/// hashed when longer than 63 characters.
-pub fn test_name(def: &TestDef, attached_to: &str) -> String {
+/// dbt's names for a generic test: the full name `{test}_{model}_{args...}` (args sorted
+/// by argument name, flattened, every run of other characters than letters, digits and
+/// `_` made one `_`; `source_` before the test's name on a source, `{package}_` before a
+/// package's test), and the short name its compiled file and stored failures take: the
+/// full name under 64 characters, else its first 30 identifying characters and the
+/// full name's md5. A `name:` given in YAML is both.
+pub fn test_names(def: &TestDef, attached_to: &str, on_source: bool) -> (String, String) {
     if let Some(name) = &def.custom_name {
-        return name.clone();
+        return (name.clone(), name.clone());
     }
     let mut args: BTreeMap<&str, &Json> = def.args.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let column = def.column.as_ref().map(|c| Json::String(c.clone()));
@@ -37,25 +41,26 @@ pub fn test_name(def: &TestDef, attached_to: &str) -> String {
         }
     }
     let clean: Vec<String> = flat.iter().map(|a| sanitize(a)).collect();
-    let identifier = def.test_name.replace('.', "_");
-    let full = if clean.is_empty() {
-        format!("{identifier}_{attached_to}")
-    } else {
-        format!("{identifier}_{attached_to}_{}", clean.join("__"))
-    };
-    if full.len() <= 63 {
-        return full;
+    let (package, test) = def.test_name.rsplit_once('.').map_or((None, def.test_name.as_str()), |(p, t)| (Some(p), t));
+    let test = if on_source { format!("source_{test}") } else { test.to_string() };
+    let test = package.map_or(test.clone(), |p| format!("{p}_{test}"));
+    let identifier = format!("{test}_{attached_to}");
+    let full = format!("{identifier}_{}", clean.join("__"));
+    if full.len() < 64 {
+        return (full.clone(), full);
     }
-    let hash = Sha256::digest(full.as_bytes());
-    let hex = crate::hex::hex(&hash[..16]);
+    let hash = crate::hex::hex(&Md5::digest(full.as_bytes()));
     let short: String = identifier.chars().take(30).collect();
-    format!("{short}_{hex}")
+    (full, format!("{short}_{hash}"))
 }
 
+/// An argument as Python's `str()` writes it, which dbt's names are made of.
 fn scalar(v: &Json) -> String {
     match v {
         Json::String(s) => s.clone(),
         Json::Null => "None".into(),
+        Json::Bool(true) => "True".into(),
+        Json::Bool(false) => "False".into(),
         other => other.to_string(),
     }
 }
@@ -174,12 +179,39 @@ mod unit {
 
     #[test]
     fn names_follow_dbt() {
-        assert_eq!(test_name(&def("unique", Some("order_id"), &[]), "orders"), "unique_orders_order_id");
+        let names = |def: &TestDef, on: &str| test_names(def, on, false).0;
+        assert_eq!(names(&def("unique", Some("order_id"), &[]), "orders"), "unique_orders_order_id");
         let av = def("accepted_values", Some("status"), &[("values", serde_json::json!(["placed", "shipped"]))]);
-        assert_eq!(test_name(&av, "orders"), "accepted_values_orders_status__placed__shipped");
+        assert_eq!(names(&av, "orders"), "accepted_values_orders_status__placed__shipped");
         let rel =
             def("relationships", Some("customer_id"), &[("to", "ref('customers')".into()), ("field", "id".into())]);
-        assert_eq!(test_name(&rel, "orders"), "relationships_orders_customer_id__id__ref_customers_");
+        assert_eq!(names(&rel, "orders"), "relationships_orders_customer_id__id__ref_customers_");
         assert_eq!(referenced_in_args(&rel).0, vec!["customers".to_string()]);
+        let source = test_names(&def("not_null", Some("id"), &[]), "raw_orders", true);
+        assert_eq!(source, ("source_not_null_raw_orders_id".into(), "source_not_null_raw_orders_id".into()));
+        let packaged = def("dbt_utils.expression_is_true", None, &[("expression", "a > 0".into())]);
+        assert_eq!(names(&packaged, "orders"), "dbt_utils_expression_is_true_orders_a_0");
+        assert_eq!(
+            names(&def("my_check", None, &[]), "orders"),
+            "my_check_orders_",
+            "no arguments: dbt's trailing `_`"
+        );
+    }
+
+    /// Figures from dbt's manifest of its jaffle_shop project.
+    #[test]
+    fn a_long_name_is_kept_whole_with_a_short_one_for_files() {
+        let values = serde_json::json!(["placed", "shipped", "completed", "return_pending", "returned"]);
+        let av = def("accepted_values", Some("status"), &[("values", values), ("quote", false.into())]);
+        let (full, short) = test_names(&av, "orders", false);
+        assert_eq!(full, "accepted_values_orders_status__False__placed__shipped__completed__return_pending__returned");
+        assert_eq!(&short[..23], "accepted_values_orders_");
+        assert_eq!(short.len(), 23 + 32);
+        let av = def(
+            "accepted_values",
+            Some("status"),
+            &[("values", serde_json::json!(["placed", "shipped", "completed", "return_pending", "returned"]))],
+        );
+        assert_eq!(test_names(&av, "orders", false).1, "accepted_values_orders_1ce6ab157c285f7cd2ac656013faf758");
     }
 }

@@ -75,9 +75,10 @@ impl TestRun {
     }
 }
 
-/// The relation failing rows of `test` are stored in: `<schema>_etlm_failures.<test>`.
+/// The relation failing rows of `test` are stored in: `<schema>_etlm_failures.<alias>`
+/// (a long generic test name's alias is its short name).
 pub fn failures_relation(compiled: &CompiledProject, test: &Node) -> Relation {
-    Relation::new(format!("{}_etlm_failures", compiled.project.target.schema), test.name.clone())
+    Relation::new(format!("{}_etlm_failures", compiled.project.target.schema), test.alias())
 }
 
 /// Runs one test and judges its failing-row count. Failing rows are stored when the
