@@ -135,3 +135,26 @@ fn a_disabled_seed_is_not_loaded() {
     assert!(!run.stdout.contains("raw_orders"), "{}", run.stdout);
     assert!(run.stderr.contains("raw_orders"), "a model refs the disabled seed: {}", run.stderr);
 }
+
+#[test]
+fn what_dbt_would_build_and_etlm_does_not_is_a_warning() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    std::fs::write(
+        dir.join("snapshots/orders_snapshot.sql"),
+        "{% snapshot orders_snapshot %}select 1{% endsnapshot %}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("models/forecast.py"), "def model(dbt, session):\n    return dbt.ref('orders')\n").unwrap();
+    std::fs::write(dir.join("models/unit.yml"), "unit_tests:\n  - name: t1\n    model: orders\nfoo: 1\n").unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for expected in [
+        "warning[snapshot]: `snapshots/orders_snapshot.sql` holds dbt snapshots",
+        "warning[python-model]: `models/forecast.py` is a Python model",
+        "warning[unit-tests]: dbt unit tests are not supported yet",
+        "warning[unknown-property-key]: `foo` is not a key of property files",
+    ] {
+        assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
+    }
+}

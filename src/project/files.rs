@@ -34,6 +34,27 @@ pub struct Tree {
     pub tests: Vec<Found>,
     pub property_files: Vec<(FileId, PathBuf)>,
     pub docs_files: Vec<FileId>,
+    /// Files dbt would build that etlm does not: Python models and snapshots.
+    pub unsupported: Vec<Unsupported>,
+}
+
+/// A dbt file etlm does not build.
+#[derive(Debug)]
+pub enum Unsupported {
+    PythonModel(PathBuf),
+    Snapshot(PathBuf),
+}
+
+impl Unsupported {
+    /// The warning that says the file is not built.
+    pub fn warning(&self) -> Diagnostic {
+        let (code, path, what) = match self {
+            Unsupported::PythonModel(p) => ("python-model", p, "is a Python model; etlm builds SQL models only"),
+            Unsupported::Snapshot(p) => ("snapshot", p, "holds dbt snapshots, which etlm does not support yet"),
+        };
+        Diagnostic::warning(code, format!("`{}` {what}: it is not built", path.display()))
+            .with_note("a model that refs it gets an `unknown-ref` error")
+    }
 }
 
 /// Reads a file as UTF-8, or explains why it could not.
@@ -55,6 +76,7 @@ enum Kind {
 /// Lists and reads every file under the project's resource folders.
 pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mut Collector) -> Tree {
     let mut listed: Vec<(Kind, PathBuf, PathBuf)> = Vec::new();
+    let mut unsupported = Vec::new();
     let docs_in_resources = settings.docs_paths.is_none();
     let groups: [(&[String], Kind); 4] = [
         (&settings.model_paths, Kind::Model),
@@ -72,9 +94,20 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
                     ("sql", Kind::Test) if rel.starts_with("generic") => Kind::Macro,
                     ("sql", Kind::Model | Kind::Macro | Kind::Test) => kind,
                     ("csv", Kind::Seed) => Kind::Seed,
+                    ("py", Kind::Model) => {
+                        unsupported.push(Unsupported::PythonModel(path));
+                        continue;
+                    }
                     _ => continue,
                 };
                 listed.push((file_kind, path, rel));
+            }
+        }
+    }
+    for dir in &settings.snapshot_paths {
+        for (path, _) in list(root, dir) {
+            if path.extension().is_some_and(|e| e == "sql") {
+                unsupported.push(Unsupported::Snapshot(path));
             }
         }
     }
@@ -88,7 +121,7 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
 
     let texts: Vec<Option<Result<String, Diagnostic>>> =
         listed.par_iter().map(|(kind, path, _)| (*kind != Kind::Seed).then(|| read(&root.join(path)))).collect();
-    let mut tree = Tree::default();
+    let mut tree = Tree { unsupported, ..Tree::default() };
     for ((kind, path, rel), text) in listed.into_iter().zip(texts) {
         let text = match text {
             None => {

@@ -161,6 +161,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
 
     let mut diags = Collector::default();
     let tree = files::walk(&root, &settings, sources, &mut diags);
+    warnings.extend(tree.unsupported.iter().map(files::Unsupported::warning));
     let mut vars = settings.vars.clone();
     vars.extend(opts.vars.clone());
     let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &vars, &opts.env);
@@ -185,7 +186,8 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         .collect();
     for ((_, path), parsed) in tree.property_files.iter().zip(parsed) {
         match parsed {
-            Ok(pf) => {
+            Ok(mut pf) => {
+                warnings.append(&mut pf.warnings);
                 for (list, target_map, kind) in
                     [(pf.models, &mut model_props, "model"), (pf.seeds, &mut seed_props, "seed")]
                 {

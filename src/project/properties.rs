@@ -83,7 +83,14 @@ pub struct PropertyFile {
     pub models: Vec<NodeProps>,
     pub seeds: Vec<NodeProps>,
     pub sources: Vec<SourceProps>,
+    /// Entries etlm does not act on (`unit_tests:`, unknown keys).
+    pub warnings: Vec<Diagnostic>,
 }
+
+/// Top-level keys of dbt property files that describe things etlm does not build or run
+/// and that change no result (documentation and semantic-layer metadata).
+const METADATA_KEYS: &[&str] =
+    &["analyses", "exposures", "groups", "macros", "metrics", "saved_queries", "semantic_models", "version"];
 
 impl PropertyFile {
     /// Renders the Jinja in config values, test configs and source schemas, databases and
@@ -161,8 +168,29 @@ impl PropertyFile {
         if yaml.is_null() {
             return Ok(out);
         }
-        if let Err(d) = yaml.expect_map("property file") {
-            return Err(vec![d]);
+        let entries = yaml.expect_map("property file").map_err(|d| vec![d])?;
+        for (key, value) in entries {
+            let warning = match key.name.as_str() {
+                "models" | "seeds" | "sources" => continue,
+                name if METADATA_KEYS.contains(&name) => continue,
+                "unit_tests" => {
+                    Diagnostic::warning("unit-tests", "dbt unit tests are not supported yet: they are not run")
+                        .with_label(
+                            key.span,
+                            format!("{} unit tests here", value.expect_seq("unit_tests").map_or(0, <[Yaml]>::len)),
+                        )
+                }
+                "snapshots" => {
+                    Diagnostic::warning("snapshot", "dbt snapshots are not supported yet: they are not built")
+                        .with_label(key.span, "not built")
+                }
+                other => Diagnostic::warning(
+                    "unknown-property-key",
+                    format!("`{other}` is not a key of property files; it is ignored"),
+                )
+                .with_label(key.span, "ignored"),
+            };
+            out.warnings.push(warning);
         }
         if let Some(models) = yaml.get("models") {
             out.models = node_list(models, "models", &mut errors);
@@ -234,6 +262,18 @@ fn config_of(item: &Yaml, context: &str) -> Result<ConfigLayer, Vec<Diagnostic>>
 fn tests_of(item: &Yaml, column: Option<&str>) -> Result<Vec<TestDef>, Vec<Diagnostic>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
+    let listed = |key| item.get(key).filter(|t: &&Yaml| t.expect_seq(key).map_or(true, |l| !l.is_empty()));
+    if let (Some(old), Some(new)) = (listed("tests"), item.get("data_tests")) {
+        // dbt refuses both: the same tests are usually listed under each.
+        return Err(vec![
+            Diagnostic::error(
+                "yaml-shape",
+                "`tests` and `data_tests` are both given; keep one (`data_tests` is the newer name)",
+            )
+            .with_label(new.span, "`data_tests` here")
+            .with_label(old.span, "`tests` here"),
+        ]);
+    }
     for key in ["tests", "data_tests"] {
         if let Some(list) = item.get(key) {
             for t in each(list, key, &mut errors) {
@@ -417,5 +457,15 @@ mod tests {
         let errs = PropertyFile::parse(id, &map).unwrap_err();
         assert_eq!(errs[0].code, "yaml-shape");
         assert_eq!(errs[0].message, "columns: expected a list, found a string");
+    }
+
+    #[test]
+    fn tests_and_data_tests_together_are_refused() {
+        let map = SourceMap::default();
+        let text = "models:\n  - name: orders\n    columns:\n      - name: id\n        tests: [unique]\n        data_tests: [unique]\n";
+        let id = map.add("schema.yml", text);
+        let errs = PropertyFile::parse(id, &map).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.starts_with("`tests` and `data_tests` are both given"), "{}", errs[0].message);
     }
 }

@@ -78,6 +78,8 @@ pub struct ProjectFile {
     pub seed_paths: Vec<String>,
     pub macro_paths: Vec<String>,
     pub test_paths: Vec<String>,
+    /// dbt's snapshot folders: etlm does not build snapshots, and says so.
+    pub snapshot_paths: Vec<String>,
     pub docs_paths: Option<Vec<String>>,
     pub target_path: String,
     /// Global vars with this project's scoped vars applied on top.
@@ -97,15 +99,18 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "asset-paths",
     "clean-targets",
     "config-version",
+    "data-paths",
     "data_tests",
     "dispatch",
     "docs-paths",
     "exposures",
     "flags",
+    "log-path",
     "macro-paths",
     "metrics",
     "model-paths",
     "models",
+    "modules-path",
     "name",
     "on-run-end",
     "on-run-start",
@@ -179,6 +184,7 @@ impl ProjectFile {
         };
         let macro_paths = paths("macro-paths", &["macros"], &mut errors);
         let test_paths = paths("test-paths", &["tests"], &mut errors);
+        let snapshot_paths = paths("snapshot-paths", &["snapshots"], &mut errors);
         let docs_paths = yaml.get("docs-paths").map(|_| paths("docs-paths", &[], &mut errors));
         let target_path = yaml
             .get("target-path")
@@ -226,6 +232,7 @@ impl ProjectFile {
                 seed_paths,
                 macro_paths,
                 test_paths,
+                snapshot_paths,
                 docs_paths,
                 target_path,
                 vars,
