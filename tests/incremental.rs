@@ -112,3 +112,28 @@ fn a_crash_while_combining_leaves_the_old_version_and_a_rerun_equals_a_clean_run
         assert!(staging.is_empty(), "{point}: staging leftovers {staging:?}");
     }
 }
+
+/// As dbt: `merge` and `delete+insert` without a `unique_key` append the new rows.
+#[test]
+fn key_strategies_without_a_unique_key_append() {
+    let (_tmp, dir) = copy_project("incremental");
+    for strategy in ["merge", "delete+insert"] {
+        let name = format!("inc_nokey_{}", strategy.replace('+', "_"));
+        let sql = format!(
+            "{{{{ config(incremental_strategy='{strategy}') }}}}\nselect id, dt from {{{{ ref('events') }}}}\n"
+        );
+        std::fs::write(dir.join(format!("models/{name}.sql")), sql).unwrap();
+    }
+    build(&dir, &[]);
+    let once = table(&dir, "inc_nokey_merge");
+    build(&dir, &[]);
+    for model in ["inc_nokey_merge", "inc_nokey_delete_insert"] {
+        let twice = table(&dir, model);
+        assert_eq!(twice.len(), 2 * once.len(), "{model}: {twice:?}");
+        let mut doubled: Vec<Value> = once.iter().flat_map(|r| [r.clone(), r.clone()]).collect();
+        doubled.sort_by_key(|r| r.to_string());
+        let mut sorted = twice.clone();
+        sorted.sort_by_key(|r| r.to_string());
+        assert_eq!(sorted, doubled, "{model}");
+    }
+}

@@ -56,8 +56,6 @@ pub enum IncrementalError {
     NullKey { column: String },
     #[error("`unique_key` ({key}) is duplicated in the new rows, e.g. {sample}; merge would duplicate it")]
     DuplicateKey { key: String, sample: String },
-    #[error("`{strategy}` needs a `unique_key`")]
-    MissingKey { strategy: &'static str },
     #[error(
         "the columns changed and `on_schema_change` is `fail`: added {added}, removed {removed}; \
          run with --full-refresh or choose append_new_columns or sync_all_columns"
@@ -68,17 +66,6 @@ pub enum IncrementalError {
 }
 
 impl IncrementalSpec {
-    /// The key strategies' requirement: a `unique_key`.
-    pub fn require_key(&self) -> Result<(), IncrementalError> {
-        match self.strategy {
-            IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert if self.unique_key.is_empty() => {
-                let strategy = if self.strategy == IncrementalStrategy::Merge { "merge" } else { "delete+insert" };
-                Err(IncrementalError::MissingKey { strategy })
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// True if `merge` updates only some columns of matched rows.
     pub fn limited_update(&self) -> bool {
         self.strategy == IncrementalStrategy::Merge

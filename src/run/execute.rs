@@ -514,9 +514,17 @@ impl JobContext {
 /// with a `unique_key`, else `append`.
 fn incremental_spec(node: &Node, partition_by: Vec<String>) -> IncrementalSpec {
     let c = &node.config;
-    let default = if c.unique_key.is_empty() { IncrementalStrategy::Append } else { IncrementalStrategy::Merge };
+    // As dbt: without a `unique_key`, `merge` matches no row and `delete+insert` deletes
+    // none, so both append.
+    let strategy = match c.incremental_strategy {
+        Some(IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert) | None if c.unique_key.is_empty() => {
+            IncrementalStrategy::Append
+        }
+        Some(strategy) => strategy,
+        None => IncrementalStrategy::Merge,
+    };
     IncrementalSpec {
-        strategy: c.incremental_strategy.unwrap_or(default),
+        strategy,
         unique_key: c.unique_key.clone(),
         partition_by,
         on_schema_change: c.on_schema_change,

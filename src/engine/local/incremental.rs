@@ -92,7 +92,6 @@ pub async fn combine(
                 staging.adopt(delta, &delta.version_name())?;
             }
             IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert => {
-                spec.require_key()?;
                 check_keys(ctx, delta_name, &spec.unique_key).await?;
                 write_query(ctx, &rows.merged(), staging, &spec.partition_by).await?;
             }

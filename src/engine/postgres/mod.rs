@@ -204,7 +204,6 @@ impl PostgresEngine {
         let current_columns = columns_of(client, relation).await?;
         let delta_columns = columns_of(client, &delta).await?;
         let checked = async {
-            spec.require_key()?;
             if matches!(spec.strategy, IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert)
                 && spec.window.is_none()
             {
