@@ -158,3 +158,34 @@ fn what_dbt_would_build_and_etlm_does_not_is_a_warning() {
         assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);
     }
 }
+
+/// The project's `generate_schema_name` and `generate_alias_name` name relations; the
+/// alias macro sees the schema the schema macro gave, as in dbt.
+#[test]
+fn schema_and_alias_macros_name_relations() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    std::fs::write(
+        dir.join("macros/naming.sql"),
+        "{% macro generate_schema_name(custom_schema_name, node) -%}\n\
+         {%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}\n\
+         {%- endmacro %}\n\
+         {% macro generate_alias_name(custom_alias_name=none, node=none) -%}\n\
+         {{ node.schema }}_{{ node.package_name }}_{{ custom_alias_name or node.name }}\n\
+         {%- endmacro %}\n",
+    )
+    .unwrap();
+    let project = dir.join("dbt_project.yml");
+    let text = std::fs::read_to_string(&project).unwrap();
+    std::fs::write(
+        &project,
+        text.replace("      tags: ['staging']", "      tags: ['staging']\n      +schema: staging"),
+    )
+    .unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let relation = |id: &str| manifest["nodes"][id]["relation_name"].as_str().unwrap().to_string();
+    assert_eq!(relation("model.dbt_style.stg_orders"), "\"staging\".\"staging_dbt_style_stg_orders\"");
+    assert_eq!(relation("model.dbt_style.orders"), "\"main\".\"main_dbt_style_orders\"");
+}

@@ -801,9 +801,17 @@ fn all_tests<'a>(
     tests.iter().cloned().chain(columns.iter().flat_map(|c| c.tests.iter().cloned()))
 }
 
-fn model_value(node: &Node) -> BTreeMap<&'static str, Json> {
+/// The node as templates and the relation-name macros see it (`model`, `node`): names,
+/// path, config, and where it is built (`relation`; before its own name is known, the
+/// target's schema and the node's name).
+fn model_value(node: &Node, relation: &Relation) -> BTreeMap<&'static str, Json> {
     BTreeMap::from([
         ("name", Json::String(node.name.clone())),
+        ("package_name", Json::String(node.fqn.first().cloned().unwrap_or_default())),
+        ("database", relation.database.clone().map_or(Json::Null, Json::String)),
+        ("schema", Json::String(relation.schema.clone())),
+        ("alias", Json::String(relation.identifier.clone())),
+        ("tags", Json::from(node.config.tags.clone())),
         ("unique_id", Json::String(node.unique_id.clone())),
         ("resource_type", Json::String(node.resource_type.as_str().into())),
         ("path", Json::String(node.path.display().to_string())),
@@ -825,7 +833,7 @@ pub fn compile_input(node: &Node, resolver: Arc<dyn Resolver>, is_incremental: b
     RenderInput {
         mode: Mode::Compile { resolver, is_incremental },
         this: node.relation.clone(),
-        model: model_value(node),
+        model: model_value(node, node.relation.as_ref().unwrap_or(&Relation::new("", node.name.clone()))),
         config: node.config.raw.clone(),
         extra: BTreeMap::new(),
     }
@@ -837,23 +845,27 @@ fn relation_for(
     renderer: &Renderer,
     sources: &SourceMap,
 ) -> Result<Relation, Diagnostic> {
-    // The node as the macros see it, built only when the project overrides one.
-    let macro_input = || {
+    // The node as the macros see it, built only when the project overrides one. As in
+    // dbt, `generate_alias_name` sees the schema `generate_schema_name` gave.
+    let macro_input = |schema: &str| {
+        let database = node.config.database.clone().or_else(|| project.target.database.clone());
+        let relation = Relation { database, schema: schema.to_string(), identifier: node.name.clone() };
         let input = RenderInput {
             mode: Mode::Parse,
             this: None,
-            model: model_value(node),
+            model: model_value(node, &relation),
             config: node.config.raw.clone(),
             extra: BTreeMap::new(),
         };
         let node_value = minijinja::Value::from(minijinja::value::Serde(&input.model));
         (input, node_value)
     };
+    let naming = |d: Diagnostic| d.with_note(format!("while naming the relation of `{}`", node.unique_id));
     let custom = node.config.schema.clone();
     let schema = if renderer.has_macro("generate_schema_name") {
-        let (input, node_value) = macro_input();
+        let (input, node_value) = macro_input(&project.target.schema);
         let arg = custom.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
-        renderer.call_macro("generate_schema_name", &[arg, node_value], &input, sources)?
+        renderer.call_macro("generate_schema_name", &[arg, node_value], &input, sources).map_err(naming)?
     } else {
         match custom {
             Some(c) => format!("{}_{}", project.target.schema, c.trim()),
@@ -862,8 +874,8 @@ fn relation_for(
     };
     let identifier = if renderer.has_macro("generate_alias_name") {
         let arg = node.config.alias.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
-        let (input, node_value) = macro_input();
-        renderer.call_macro("generate_alias_name", &[arg, node_value], &input, sources)?
+        let (input, node_value) = macro_input(&schema);
+        renderer.call_macro("generate_alias_name", &[arg, node_value], &input, sources).map_err(naming)?
     } else {
         node.config.alias.clone().unwrap_or_else(|| node.name.clone())
     };
