@@ -189,3 +189,18 @@ fn schema_and_alias_macros_name_relations() {
     assert_eq!(relation("model.dbt_style.stg_orders"), "\"staging\".\"staging_dbt_style_stg_orders\"");
     assert_eq!(relation("model.dbt_style.orders"), "\"main\".\"main_dbt_style_orders\"");
 }
+
+#[test]
+fn a_package_macro_etlm_lacks_says_packages_are_not_loaded() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    std::fs::write(
+        dir.join("models/starred.sql"),
+        "select {{ dbt_utils.star(ref('orders')) }} from {{ ref('orders') }}\n",
+    )
+    .unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no macro `star`"), "{}", run.stderr);
+    assert!(run.stderr.contains("packages (`packages.yml`, `dbt_packages/`) are not loaded"), "{}", run.stderr);
+    assert!(run.stderr.contains("models/starred.sql:1:"), "{}", run.stderr);
+}

@@ -202,8 +202,8 @@ mod cases {
         let (_tmp, dir) = b.project("cross_database");
         ok(&dir, &["build"]);
         let sql = "select cast(ordered_on as varchar) as ordered_on, days, weeks, months, hours, \
-                   cast(plus_three as varchar) as plus_three, cast(month_end as varchar) as month_end, key, shout, \
-                   second_part, b_at, twelve from {schema}.dates_and_keys";
+                   cast(plus_three as varchar) as plus_three, cast(month_end as varchar) as month_end, key, old_key, \
+                   old_key_args, shout, second_part, b_at, twelve from {schema}.dates_and_keys";
         let columns = [
             "ordered_on",
             "days",
@@ -213,14 +213,18 @@ mod cases {
             "plus_three",
             "month_end",
             "key",
+            "old_key",
+            "old_key_args",
             "shout",
             "second_part",
             "b_at",
             "twelve",
         ];
         let key = "f48d5a037862ebdbefea3982529aa45c";
+        // dbt_utils before 1.0: md5('a-b' || '-' || '').
+        let old = "a06d1c92fa0f7d94b9865125de819d0c";
         let expected: &[&str] =
-            &["2024-01-05", "64", "9", "2", "106", "2024-01-04", "2024-01-31", key, "a-b!", "b", "3", "12"];
+            &["2024-01-05", "64", "9", "2", "106", "2024-01-04", "2024-01-31", key, old, old, "a-b!", "b", "3", "12"];
         assert_eq!(b.rows(&dir, sql), table(&columns, &[expected]));
     }
 

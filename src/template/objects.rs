@@ -260,6 +260,20 @@ impl Object for MacroNamespace {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         self.0.get(key.as_str()?).cloned()
     }
+
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match self.0.get(method) {
+            Some(callable) => callable.call(state, args),
+            None => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!(
+                    "no macro `{method}`: etlm has dbt's cross-database macros, dbt_utils' `generate_surrogate_key` \
+                     and `surrogate_key`, and the project's own; packages (`packages.yml`, `dbt_packages/`) are not \
+                     loaded"
+                ),
+            )),
+        }
+    }
 }
 
 /// A plain map value for `target`, `model`, `flags`.

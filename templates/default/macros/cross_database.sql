@@ -192,6 +192,18 @@
 {% macro intersect() %}intersect{% endmacro %}
 
 {#- From dbt_utils: a stable key from columns, NULL-safe. -#}
+{#- dbt_utils before 1.0: a NULL field hashes as ''; a list, or the fields as arguments
+    (up to nine: these macros take no varargs). -#}
+{% macro surrogate_key(field_list, f2=none, f3=none, f4=none, f5=none, f6=none, f7=none, f8=none, f9=none) -%}
+  {%- set more = [f2, f3, f4, f5, f6, f7, f8, f9] | reject('none') | list -%}
+  {%- set fields = [field_list] + more if field_list is string else field_list -%}
+  {%- set ns = namespace(parts=[]) -%}
+  {%- for field in fields -%}
+    {%- set ns.parts = ns.parts + ["coalesce(cast(" ~ field ~ " as " ~ type_string() ~ "), '')"] -%}
+    {%- if not loop.last %}{% set ns.parts = ns.parts + ["'-'"] %}{% endif -%}
+  {%- endfor -%}
+  {{ hash(concat(ns.parts)) }}
+{%- endmacro %}
 {% macro generate_surrogate_key(field_list) -%}
   {%- set ns = namespace(parts=[]) -%}
   {%- for field in field_list -%}
