@@ -60,6 +60,20 @@ fn every_test_kind_passes_and_fails_with_its_exact_failing_row_count() {
     let expected: Vec<(String, String, Option<i64>)> =
         expected.into_iter().map(|(n, s, f)| (n.to_string(), s.to_string(), Some(f))).collect();
     assert_eq!(latest_tests(&dir), expected);
+    // run_results.json carries the same counts, as dbt's `failures`.
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap()).unwrap();
+    let failures: Vec<(String, Option<i64>)> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["unique_id"].as_str().unwrap().rsplit('.').next().unwrap().to_string(), r["failures"].as_i64()))
+        .collect();
+    let mut from_history: Vec<(String, Option<i64>)> = expected.iter().map(|(n, _, f)| (n.clone(), *f)).collect();
+    let mut failures_sorted = failures.clone();
+    failures_sorted.sort();
+    from_history.sort();
+    assert_eq!(failures_sorted, from_history);
     // `etlm test` leaves failing rows where they are unless `store_failures` asks.
     let stored = etlm(&dir, &["show", "select * from main_etlm_failures.unique_fail"]);
     assert_eq!(stored.code, 2, "nothing stored without store_failures: {}", stored.stdout);

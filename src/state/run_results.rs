@@ -31,6 +31,8 @@ struct NodeEntry<'a> {
     started_at: String,
     execution_time: f64,
     rows: Option<u64>,
+    /// For tests: the failing rows counted (dbt's `failures`).
+    failures: Option<u64>,
     message: Option<&'a str>,
 }
 
@@ -56,6 +58,7 @@ pub fn run_results_json(summary: &RunSummary) -> String {
                 started_at: r.started_at.to_rfc3339(),
                 execution_time: r.line.seconds,
                 rows: r.line.rows,
+                failures: r.test.as_ref().and_then(|t| t.failures),
                 message: r.line.message.as_deref(),
             })
             .collect(),
