@@ -439,4 +439,26 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
     env.add_function("tojson", |value: Value| -> Result<String, Error> {
         serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
     });
+    env.add_function("zip", zip);
+}
+
+/// Python's `zip(a, b, ...)`, which dbt's context has: tuples of the lists' items, as
+/// long as the shortest list.
+fn zip(lists: minijinja::value::Rest<Value>) -> Result<Value, Error> {
+    let lists: Vec<Vec<Value>> = lists.iter().map(|l| Ok(l.try_iter()?.collect())).collect::<Result<_, Error>>()?;
+    let len = lists.iter().map(Vec::len).min().unwrap_or(0);
+    Ok(Value::from(
+        (0..len).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zip_pairs_items_up_to_the_shortest_list() {
+        let mut env = minijinja::Environment::new();
+        env.add_function("zip", super::zip);
+        let text = "{% for n, s in zip([1, 2, 3], ['x', 'y']) %}{{ n }}{{ s }} {% endfor %}";
+        assert_eq!(env.render_str(text, ()).unwrap(), "1x 2y ");
+    }
 }
