@@ -226,6 +226,15 @@ mod cases {
         let expected: &[&str] =
             &["2024-01-05", "64", "9", "2", "106", "2024-01-04", "2024-01-31", key, old, old, "a-b!", "b", "3", "12"];
         assert_eq!(b.rows(&dir, sql), table(&columns, &[expected]));
+        let spines = "select part, cast(period_start as varchar) as period_start from {schema}.spines order by 1, 2";
+        let expected: &[&[&str]] = &[
+            &["day", "2024-01-30"],
+            &["day", "2024-01-31"],
+            &["day", "2024-02-01"],
+            &["month", "2024-01-15"],
+            &["month", "2024-02-15"],
+        ];
+        assert_eq!(b.rows(&dir, spines), table(&["part", "period_start"], expected), "end excluded, as dbt's");
     }
 
     pub fn source_freshness(b: &Backend) {

@@ -51,6 +51,26 @@
   {%- endif -%}
 {%- endmacro %}
 
+{% macro date_spine(datepart, start_date, end_date) -%}
+  {{ adapter.dispatch('date_spine', 'dbt')(datepart, start_date, end_date) }}
+{%- endmacro %}
+{#- The same rows as dbt's: `start_date` plus 0, 1, ... periods, as many as
+    `datediff(start_date, end_date, datepart)`, in a column `date_<datepart>`. dbt asks
+    the warehouse for that number while compiling; a recursive CTE counts them here, so
+    compiling needs no connection. -#}
+{% macro default__date_spine(datepart, start_date, end_date) -%}
+  {%- set periods = datediff(start_date, end_date, datepart) -%}
+  with recursive etlm_periods(n) as (
+      select 0 as n where {{ periods }} > 0
+      union all
+      select n + 1 as n from etlm_periods where n + 1 < {{ periods }}
+  ),
+  all_periods as (
+      select {{ dateadd(datepart, 'n', start_date) }} as date_{{ datepart }} from etlm_periods
+  )
+  select * from all_periods where date_{{ datepart }} <= {{ end_date }}
+{%- endmacro %}
+
 {% macro last_day(date, datepart) -%}
   {{ adapter.dispatch('last_day', 'dbt')(date, datepart) }}
 {%- endmacro %}
