@@ -484,3 +484,16 @@ fn a_cached_compile_reports_a_column_removed_upstream() {
 fn a_cached_compile_reuses_results_when_nothing_changed() {
     check_cached_compile("lineage_ephemeral_middle", |_| {});
 }
+
+/// As in dbt, a source's `columns:` document it and need not be complete: a column the
+/// model reads that is not declared compiles, and lineage still reaches it.
+#[test]
+fn a_source_column_not_declared_is_read_without_error() {
+    let (_tmp, dir) = copy_project("lineage_source_declared");
+    std::fs::write(dir.join("models/m.sql"), "select event_id, payload from {{ source('raw', 'events') }}\n").unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: Value = serde_json::from_slice(&std::fs::read(dir.join("target/lineage.json")).unwrap()).unwrap();
+    let lines = render(&json);
+    assert!(lines.contains(&"m.payload <- copy raw.events.payload".to_string()), "{lines:?}");
+}

@@ -216,7 +216,10 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
     for node in nodes.values() {
         let id = ids[node.unique_id.as_str()].clone();
         if let Some(rel) = &node.relation {
-            catalog.relations.insert(format!("{}.{}", rel.schema, rel.identifier).to_lowercase(), id.clone());
+            // A source declared over a seed's or model's table names the same relation:
+            // the node etlm builds there is the one read (sources sort after both).
+            let name = format!("{}.{}", rel.schema, rel.identifier).to_lowercase();
+            catalog.relations.entry(name).or_insert_with(|| id.clone());
         }
         if is_ephemeral(node) {
             catalog.ephemerals.insert(crate::compile::ephemeral_cte(&node.name).to_lowercase(), id.clone());

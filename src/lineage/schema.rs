@@ -27,12 +27,11 @@ pub(super) fn seed(root: &Path, node: &Node) -> Schema {
     }
 }
 
-/// A source's declared columns; a source without any is unknown, not empty.
+/// A source's declared columns, never taken as the whole list: in dbt they document the
+/// table, and projects often list a few of its columns. A column a model reads that is
+/// not declared is not an error, and lineage still names it.
 pub(super) fn source(node: &Node) -> Schema {
-    Schema {
-        columns: node.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
-        complete: !node.columns.is_empty(),
-    }
+    Schema { columns: node.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(), complete: false }
 }
 
 /// The lineage entry of a node without SQL: its columns, with no upstream.

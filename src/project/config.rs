@@ -157,7 +157,7 @@ pub fn render_layer(layer: &mut ConfigLayer, jinja: &ConfigJinja) -> Vec<Diagnos
 
 fn render_json(value: &mut Json, jinja: &ConfigJinja) -> Result<(), String> {
     match value {
-        Json::String(text) => *value = jinja.render(text)?,
+        Json::String(text) if ConfigJinja::holds_jinja(text) => *value = jinja.render(text)?,
         Json::Array(items) => items.iter_mut().try_for_each(|v| render_json(v, jinja))?,
         Json::Object(map) => map.values_mut().try_for_each(|v| render_json(v, jinja))?,
         _ => {}

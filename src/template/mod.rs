@@ -325,11 +325,16 @@ impl ConfigJinja {
         ConfigJinja { env }
     }
 
+    /// Whether `text` has Jinja to render.
+    pub fn holds_jinja(text: &str) -> bool {
+        text.contains("{{") || text.contains("{%")
+    }
+
     /// The value `text` renders to, read as dbt reads a rendered config value: `true` /
     /// `false` (any case) and numbers become themselves, `none` and nothing become null,
     /// anything else stays text. `text` without Jinja is returned as it is.
     pub fn render(&self, text: &str) -> Result<Json, String> {
-        if !(text.contains("{{") || text.contains("{%")) {
+        if !Self::holds_jinja(text) {
             return Ok(Json::String(text.to_string()));
         }
         let rendered = self.env.render_str(text, ()).map_err(|e| match e.detail() {
