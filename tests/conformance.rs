@@ -202,7 +202,8 @@ mod cases {
         let (_tmp, dir) = b.project("cross_database");
         ok(&dir, &["build"]);
         let sql = "select cast(ordered_on as varchar) as ordered_on, days, weeks, months, hours, \
-                   cast(plus_three as varchar) as plus_three, cast(month_end as varchar) as month_end, key, old_key, \
+                   cast(plus_three as varchar) as plus_three, cast(month_end as varchar) as month_end, cast(quarter_end as varchar) as quarter_end, \
+                   cast(next_quarter as varchar) as next_quarter, key, old_key, \
                    old_key_args, shout, second_part, b_at, twelve from {schema}.dates_and_keys";
         let columns = [
             "ordered_on",
@@ -212,6 +213,8 @@ mod cases {
             "hours",
             "plus_three",
             "month_end",
+            "quarter_end",
+            "next_quarter",
             "key",
             "old_key",
             "old_key_args",
@@ -223,8 +226,24 @@ mod cases {
         let key = "f48d5a037862ebdbefea3982529aa45c";
         // dbt_utils before 1.0: md5('a-b' || '-' || '').
         let old = "a06d1c92fa0f7d94b9865125de819d0c";
-        let expected: &[&str] =
-            &["2024-01-05", "64", "9", "2", "106", "2024-01-04", "2024-01-31", key, old, old, "a-b!", "b", "3", "12"];
+        let expected: &[&str] = &[
+            "2024-01-05",
+            "64",
+            "9",
+            "2",
+            "106",
+            "2024-01-04",
+            "2024-01-31",
+            "2024-03-31",
+            "2024-04-01",
+            key,
+            old,
+            old,
+            "a-b!",
+            "b",
+            "3",
+            "12",
+        ];
         assert_eq!(b.rows(&dir, sql), table(&columns, &[expected]));
         let spines = "select part, cast(period_start as varchar) as period_start from {schema}.spines order by 1, 2";
         let expected: &[&[&str]] = &[

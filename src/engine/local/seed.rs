@@ -239,7 +239,15 @@ const INFERRED: [SeedType; 6] =
 impl SeedType {
     fn infer(cells: &[Cell]) -> SeedType {
         let values: Vec<&str> = cells.iter().filter_map(|c| c.value()).collect();
-        INFERRED.into_iter().find(|t| values.iter().all(|v| t.accepts(v))).unwrap_or(SeedType::Text)
+        let all = |parse: fn(&str) -> Option<i64>| values.iter().all(|v| parse(v).is_some());
+        INFERRED
+            .into_iter()
+            .find(|t| match t {
+                // dbt tries each spelling as a type of its own: a column that mixes them is text.
+                SeedType::Timestamp => all(parse_timestamp_spaced) || all(parse_timestamp_iso),
+                t => values.iter().all(|v| t.accepts(v)),
+            })
+            .unwrap_or(SeedType::Text)
     }
 
     /// Parses an SQL type name as written in `column_types`.
@@ -404,8 +412,9 @@ fn parse_i64(value: &str) -> Option<i64> {
     parse_whole(value)?.try_into().ok()
 }
 
+/// A zero keeps no sign (`-0` is 0), as dbt loads it.
 fn parse_f64(value: &str) -> Option<f64> {
-    number_text(value)?.parse().ok()
+    number_text(value)?.parse::<f64>().ok().map(|f| if f == 0.0 { 0.0 } else { f })
 }
 
 /// A decimal of `scale` fraction digits, rounded half away from zero (as Postgres casts
@@ -432,19 +441,22 @@ fn parse_date(value: &str) -> Option<i32> {
     Some(Date32Type::from_naive_date(date))
 }
 
-/// Microseconds since the epoch; values with an offset are converted to UTC.
+/// Microseconds since the epoch, in either of dbt's two spellings.
 fn parse_timestamp(value: &str) -> Option<i64> {
-    let shaped =
-        value.len() >= 19 && value.is_char_boundary(10) && value[..10].bytes().filter(|&b| b == b'-').count() == 2;
-    if !shaped {
-        return None;
-    }
-    // As dbt: `YYYY-MM-DD HH:MM:SS` exactly, or ISO 8601 with `T` (fraction and offset
-    // allowed).
-    let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
-        .or_else(|| DateTime::parse_from_rfc3339(value).ok().map(|t| t.naive_utc()))?;
+    parse_timestamp_spaced(value).or_else(|| parse_timestamp_iso(value))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` exactly (agate's DateTime as dbt sets it up).
+fn parse_timestamp_spaced(value: &str) -> Option<i64> {
+    let naive = NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").ok()?;
+    Some(naive.and_utc().timestamp_micros())
+}
+
+/// ISO 8601 with `T`, a fraction and an offset allowed (converted to UTC).
+fn parse_timestamp_iso(value: &str) -> Option<i64> {
+    let shaped = value.len() >= 19 && value.as_bytes()[10] == b'T';
+    let naive = shaped.then(|| NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f").ok()).flatten();
+    let naive = naive.or_else(|| DateTime::parse_from_rfc3339(value).ok().map(|t| t.naive_utc()))?;
     Some(naive.and_utc().timestamp_micros())
 }
 
@@ -487,7 +499,7 @@ mod tests {
     fn infers_each_type_from_all_values_as_dbt_does() {
         let csv = "\
 int,float,date,ts,flag,text,empty
-1,1.5,2024-01-01,2024-01-01 10:00:00,true,a,
+1,1.5,2024-01-01,2024-01-01T10:00:00,true,a,
 -2,2,2024-02-29,2024-01-01T10:00:00.250,FALSE,1,
 ,,,,,,null
 3,1e3,2024-12-31,2024-01-01T12:00:00+02:00,True,2024-01-01,
@@ -532,6 +544,17 @@ int,float,date,ts,flag,text,empty
         // Not thousands separators, and not numbers at all.
         let batch = read("a,b\n\"1,2\",inf\n", &[]).unwrap();
         assert_eq!(types(&batch), ["a: Utf8", "b: Utf8"]);
+    }
+
+    #[test]
+    fn a_column_mixing_the_two_timestamp_spellings_is_text_and_minus_zero_is_zero() {
+        let batch = read(
+            "a,b,n\n2024-01-01 10:00:00,2024-01-01T10:00:00Z,-0\n2024-01-01T11:00:00,2024-01-02T00:00:00+02:00,1.5\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(types(&batch), ["a: Utf8", "b: Timestamp(µs)", "n: Float64"]);
+        assert_eq!(column(&batch, "n"), ["0.0", "1.5"]);
     }
 
     #[test]

@@ -14,8 +14,13 @@
 {% macro dateadd(datepart, interval, from_date_or_timestamp) -%}
   {{ adapter.dispatch('dateadd', 'dbt')(datepart, interval, from_date_or_timestamp) }}
 {%- endmacro %}
+{#- A quarter is three months (neither engine has a `quarter` interval). -#}
 {% macro default__dateadd(datepart, interval, from_date_or_timestamp) -%}
+  {%- if datepart == 'quarter' -%}
+  ({{ from_date_or_timestamp }} + cast(concat(({{ interval }}) * 3, ' month') as interval))
+  {%- else -%}
   ({{ from_date_or_timestamp }} + cast(concat({{ interval }}, ' {{ datepart }}') as interval))
+  {%- endif -%}
 {%- endmacro %}
 
 {% macro datediff(first_date, second_date, datepart) -%}
