@@ -191,7 +191,7 @@ mod cases {
         assert!(run.stdout.contains("SKIP"), "the model downstream is skipped: {}", run.stdout);
         assert_eq!(b.rows(&dir, query), before, "the previous version stays");
         assert_eq!(
-            b.rows(&dir, "select unique_field, n_records from {schema}_etlm_failures.unique_dim_customers_id"),
+            b.rows(&dir, "select unique_field, n_records from {schema}_dbt_test__audit.unique_dim_customers_id"),
             table(&["unique_field", "n_records"], &[&["2", "2"]]),
             "the failing rows are stored"
         );

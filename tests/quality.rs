@@ -75,7 +75,7 @@ fn every_test_kind_passes_and_fails_with_its_exact_failing_row_count() {
     from_history.sort();
     assert_eq!(failures_sorted, from_history);
     // `etlm test` leaves failing rows where they are unless `store_failures` asks.
-    let stored = etlm(&dir, &["show", "select * from main_etlm_failures.unique_fail"]);
+    let stored = etlm(&dir, &["show", "select * from main_dbt_test__audit.unique_fail"]);
     assert_eq!(stored.code, 2, "nothing stored without store_failures: {}", stored.stdout);
 }
 
@@ -87,11 +87,16 @@ fn store_failures_keeps_the_failing_rows_of_a_test() {
     std::fs::write(&yml, text).unwrap();
     assert_eq!(etlm(&dir, &["seed"]).code, 0);
     assert_eq!(etlm(&dir, &["test", "-s", "people"]).code, 1);
-    let stored = rows(&dir, "select value_field, n_records from main_etlm_failures.accepted_values_fail order by 1");
+    let stored = rows(&dir, "select value_field, n_records from main_dbt_test__audit.accepted_values_fail order by 1");
     assert_eq!(
         stored,
         vec![json!({"value_field": "banned", "n_records": 1}), json!({"value_field": "inactive", "n_records": 1})]
     );
+    // As in dbt: `not_null` stores whole rows, and a passing test leaves an empty table.
+    let whole = rows(&dir, "select * from main_dbt_test__audit.not_null_fail");
+    assert_eq!(whole.len(), 1);
+    assert!(whole[0].as_object().unwrap().contains_key("status"), "{whole:?}");
+    assert_eq!(rows(&dir, "select count(*) as n from main_dbt_test__audit.not_null_pass"), vec![json!({"n": 0})]);
 }
 
 #[test]
@@ -115,7 +120,7 @@ fn a_failing_audit_keeps_the_published_table_and_skips_descendants() {
     assert_eq!(status("model.quality_wap.customer_count"), Some(json!("skipped")));
     assert_eq!(status("test.quality_wap.unique_dim_customers_id"), Some(json!("fail")));
     assert_eq!(rows(&dir, "select customers from main.customer_count"), vec![json!({"customers": 3})]);
-    let failures = rows(&dir, "select unique_field, n_records from main_etlm_failures.unique_dim_customers_id");
+    let failures = rows(&dir, "select unique_field, n_records from main_dbt_test__audit.unique_dim_customers_id");
     assert_eq!(failures, vec![json!({"unique_field": 2, "n_records": 2})]);
     let history = rows(
         &dir,

@@ -75,15 +75,15 @@ impl TestRun {
     }
 }
 
-/// The relation failing rows of `test` are stored in: `<schema>_etlm_failures.<alias>`
+/// The relation failing rows of `test` are stored in: `<schema>_dbt_test__audit.<alias>`
 /// (a long generic test name's alias is its short name).
 pub fn failures_relation(compiled: &CompiledProject, test: &Node) -> Relation {
-    Relation::new(format!("{}_etlm_failures", compiled.project.target.schema), test.alias())
+    Relation::new(format!("{}_dbt_test__audit", compiled.project.target.schema), test.alias())
 }
 
-/// Runs one test and judges its failing-row count. Failing rows are stored when the
-/// test fails and audits staged data (the rows are about to vanish) or when its
-/// `store_failures` config asks for it.
+/// Runs one test and judges its failing-row count. Failing rows are stored when its
+/// `store_failures` config asks for it (an empty table when it passes, as in dbt), and
+/// when it fails while auditing staged data (the rows are about to vanish).
 pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &Node, against: Against) -> TestRun {
     let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
@@ -124,26 +124,33 @@ pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &No
         Verdict::Warn => Status::Warn,
         Verdict::Fail => Status::Fail,
     };
+    let mut message = String::new();
     if verdict != Verdict::Pass {
-        let mut message = format!("{} failing row{}", failures, if failures == 1 { "" } else { "s" });
+        message = format!("{} failing row{}", failures, if failures == 1 { "" } else { "s" });
         if let Ok(batches) = engine.query(sql, SAMPLE_ROWS).await
             && let Ok(table) = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
         {
             message.push_str(&format!(", first {}:\n{table}", SAMPLE_ROWS.min(failures as usize)));
         }
-        let store = cfg.store_failures || (verdict == Verdict::Fail && against == Against::Staged);
-        if store {
-            let relation = failures_relation(compiled, test);
-            match engine.replace_table(&relation, sql).await {
-                Ok(_) => {
-                    message.push_str(&format!("\nstored in {}.{}", relation.schema, relation.identifier));
-                    run.failures_relation = Some(format!("{}.{}", relation.schema, relation.identifier));
-                }
-                Err(e) => message.push_str(&format!("\ncould not store the failing rows: {e}")),
-            }
-        }
-        run.message = Some(message);
     }
+    if cfg.store_failures || (verdict == Verdict::Fail && against == Against::Staged) {
+        let relation = failures_relation(compiled, test);
+        // A passing test's empty table goes unmentioned; a failure to store never does.
+        let (stored, say) = match engine.replace_table(&relation, sql).await {
+            Ok(_) => {
+                run.failures_relation = Some(format!("{}.{}", relation.schema, relation.identifier));
+                (format!("stored in {}.{}", relation.schema, relation.identifier), verdict != Verdict::Pass)
+            }
+            Err(e) => (format!("could not store the failing rows: {e}"), true),
+        };
+        if say {
+            if !message.is_empty() {
+                message.push('\n');
+            }
+            message.push_str(&stored);
+        }
+    }
+    run.message = (!message.is_empty()).then_some(message);
     run.seconds = clock.elapsed().as_secs_f64();
     run
 }

@@ -428,6 +428,11 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
             Mode::Compile { is_incremental, .. } => *is_incremental,
         })
     });
+    // dbt's: whether the test being rendered stores its failing rows (`not_null` then
+    // selects whole rows).
+    env.add_function("should_store_failures", |state: &State| -> Result<bool, Error> {
+        Ok(Recorder::of(state)?.config.get("store_failures").and_then(Json::as_bool).unwrap_or(false))
+    });
     env.add_function("log", |state: &State, message: Value, _kwargs: Kwargs| -> Result<String, Error> {
         Recorder::of(state)?.record(|r| r.logs.push(message.to_string()));
         Ok(String::new())
