@@ -216,24 +216,23 @@
 {% macro except() %}except{% endmacro %}
 {% macro intersect() %}intersect{% endmacro %}
 
-{#- From dbt_utils: a stable key from columns, NULL-safe. -#}
-{#- dbt_utils before 1.0: a NULL field hashes as ''; a list, or the fields as arguments
-    (up to nine: these macros take no varargs). -#}
-{% macro surrogate_key(field_list, f2=none, f3=none, f4=none, f5=none, f6=none, f7=none, f8=none, f9=none) -%}
-  {%- set more = [f2, f3, f4, f5, f6, f7, f8, f9] | reject('none') | list -%}
-  {%- set fields = [field_list] + more if field_list is string else field_list -%}
+{#- dbt_utils' keys: the md5 of the fields as text joined by `-`, a NULL field spelled
+    `null_text`. -#}
+{% macro etlm_surrogate_key(fields, null_text) -%}
   {%- set ns = namespace(parts=[]) -%}
   {%- for field in fields -%}
-    {%- set ns.parts = ns.parts + ["coalesce(cast(" ~ field ~ " as " ~ type_string() ~ "), '')"] -%}
+    {%- set ns.parts = ns.parts + ["coalesce(cast(" ~ field ~ " as " ~ type_string() ~ "), '" ~ null_text ~ "')"] -%}
     {%- if not loop.last %}{% set ns.parts = ns.parts + ["'-'"] %}{% endif -%}
   {%- endfor -%}
   {{ hash(concat(ns.parts)) }}
 {%- endmacro %}
+{#- dbt_utils 1.x. -#}
 {% macro generate_surrogate_key(field_list) -%}
-  {%- set ns = namespace(parts=[]) -%}
-  {%- for field in field_list -%}
-    {%- set ns.parts = ns.parts + ["coalesce(cast(" ~ field ~ " as " ~ type_string() ~ "), '_dbt_utils_surrogate_key_null_')"] -%}
-    {%- if not loop.last %}{% set ns.parts = ns.parts + ["'-'"] %}{% endif -%}
-  {%- endfor -%}
-  {{ hash(concat(ns.parts)) }}
+  {{ etlm_surrogate_key(field_list, '_dbt_utils_surrogate_key_null_') }}
+{%- endmacro %}
+{#- dbt_utils before 1.0: a NULL field is ''; the fields as a list or as arguments (up to
+    nine: these macros take no varargs). -#}
+{% macro surrogate_key(field_list, f2=none, f3=none, f4=none, f5=none, f6=none, f7=none, f8=none, f9=none) -%}
+  {%- set more = [f2, f3, f4, f5, f6, f7, f8, f9] | reject('none') | list -%}
+  {{ etlm_surrogate_key([field_list] + more if field_list is string else field_list, '') }}
 {%- endmacro %}
