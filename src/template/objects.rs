@@ -264,8 +264,10 @@ impl Object for MacroNamespace {
     fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match self.0.get(method) {
             Some(callable) => callable.call(state, args),
+            // Not `UnknownMethod`: that would hand the call to the Python-methods fallback,
+            // whose message knows nothing of packages.
             None => Err(Error::new(
-                ErrorKind::UnknownMethod,
+                ErrorKind::InvalidOperation,
                 format!(
                     "no macro `{method}`: etlm has dbt's cross-database macros, dbt_utils' `generate_surrogate_key` \
                      and `surrogate_key`, and the project's own; packages (`packages.yml`, `dbt_packages/`) are not \
