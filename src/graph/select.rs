@@ -305,8 +305,9 @@ fn atom_matches(atom: &Atom, dag: &Dag, external: &dyn ExternalMethods) -> Resul
     Ok(out)
 }
 
-/// The final selection: `select` (everything when empty) minus `exclude`, plus the tests
-/// of selected nodes.
+/// The final selection: `select` (everything when empty) plus the tests of selected
+/// nodes, minus `exclude` and every test that touches an excluded node (dbt's eager
+/// indirect selection works both ways).
 pub fn select(
     dag: &Dag,
     select: &Selector,
@@ -318,15 +319,17 @@ pub fn select(
     } else {
         select.matches(dag, external)?
     };
-    let excluded = exclude.matches(dag, external)?;
+    let mut excluded = exclude.matches(dag, external)?;
+    let touching = |set: &BTreeSet<String>| -> Vec<String> {
+        dag.nodes()
+            .filter(|n| n.resource_type == ResourceType::Test)
+            .filter(|n| dag.parents(&n.unique_id).iter().any(|p| set.contains(*p)))
+            .map(|n| n.unique_id.clone())
+            .collect()
+    };
+    excluded.extend(touching(&excluded));
     let mut out: BTreeSet<String> = chosen.difference(&excluded).cloned().collect();
-    let tests: Vec<String> = dag
-        .nodes()
-        .filter(|n| n.resource_type == ResourceType::Test && !excluded.contains(&n.unique_id))
-        .filter(|n| dag.parents(&n.unique_id).iter().any(|p| out.contains(*p)))
-        .map(|n| n.unique_id.clone())
-        .collect();
-    out.extend(tests);
+    out.extend(touching(&out).into_iter().filter(|t| !excluded.contains(t)));
     Ok(out)
 }
 
@@ -477,18 +480,16 @@ mod tests {
     }
 
     #[test]
-    fn exclude_subtracts_and_drops_tests_of_excluded_nodes() {
-        // rel_orders_customers stays: it also tests `orders`, which is selected (eager).
+    fn exclude_subtracts_and_drops_tests_touching_excluded_nodes() {
+        // rel_orders_customers goes too: it touches the excluded `stg_customers`, though
+        // it also tests the selected `orders` (dbt's eager mode, on the exclude side).
         assert_eq!(
             names(&["+orders"], &["resource_type:seed", "stg_customers"]),
-            ["orders", "rel_orders_customers", "stg_orders", "unique_orders_id"]
+            ["orders", "stg_orders", "unique_orders_id"]
         );
-        // unique_orders_id goes with `orders`; the relationships test still touches
-        // the selected `stg_customers`.
-        assert_eq!(
-            names(&["+orders"], &["resource_type:seed", "orders"]),
-            ["rel_orders_customers", "stg_customers", "stg_orders"]
-        );
+        assert_eq!(names(&["+orders"], &["resource_type:seed", "orders"]), ["stg_customers", "stg_orders"]);
+        // A test picked by the selector itself goes when its node is excluded.
+        assert_eq!(names(&["resource_type:test"], &["orders"]), Vec::<String>::new());
     }
 
     #[test]
