@@ -849,7 +849,8 @@ fn relation_for(
     // dbt, `generate_alias_name` sees the schema `generate_schema_name` gave.
     let macro_input = |schema: &str| {
         let database = node.config.database.clone().or_else(|| project.target.database.clone());
-        let relation = Relation { database, schema: schema.to_string(), identifier: node.name.clone() };
+        let identifier = node.config.alias.clone().unwrap_or_else(|| node.name.clone());
+        let relation = Relation { database, schema: schema.to_string(), identifier };
         let input = RenderInput {
             mode: Mode::Parse,
             this: None,
