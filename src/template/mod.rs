@@ -485,10 +485,30 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
             serde_json::from_str(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
         Ok(to_value(&json))
     });
-    env.add_function("tojson", |value: Value| -> Result<String, Error> {
-        serde_json::to_string(&value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
-    });
+    env.add_function("tojson", tojson);
     env.add_function("zip", zip);
+}
+
+/// dbt's `tojson(value)`: Python's `json.dumps`, so `{"a": 1, "b": [1, 2]}` with its
+/// spaces after `:` and `,` (a hash of the text matches dbt's).
+fn tojson(value: Value) -> Result<String, Error> {
+    struct PythonStyle;
+    impl serde_json::ser::Formatter for PythonStyle {
+        fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+            if first { Ok(()) } else { w.write_all(b", ") }
+        }
+        fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+            if first { Ok(()) } else { w.write_all(b", ") }
+        }
+        fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+            w.write_all(b": ")
+        }
+    }
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonStyle);
+    serde::Serialize::serialize(&value, &mut serializer)
+        .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+    String::from_utf8(out).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
 }
 
 /// Python's `zip(a, b, ...)`, which dbt's context has: tuples of the lists' items, as
@@ -509,6 +529,14 @@ mod tests {
         env.add_function("zip", super::zip);
         let text = "{% for n, s in zip([1, 2, 3], ['x', 'y']) %}{{ n }}{{ s }} {% endfor %}{{ zip([1], [3]) }}";
         assert_eq!(env.render_str(text, ()).unwrap(), "1x 2y [(1, 3)]", "tuples, rendered as dbt does");
+    }
+
+    #[test]
+    fn tojson_spaces_like_python() {
+        let mut env = minijinja::Environment::new();
+        env.add_function("tojson", super::tojson);
+        let text = "{{ tojson({'a': 1, 'b': [1, 'x'], 'c': none}) }}";
+        assert_eq!(env.render_str(text, ()).unwrap(), r#"{"a": 1, "b": [1, "x"], "c": null}"#);
     }
 
     #[test]
