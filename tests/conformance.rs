@@ -315,6 +315,23 @@ mod cases {
         assert_eq!(daily("daily"), days(1..=10), "a one-day backfill replaces that day only");
         assert_eq!(b.leftovers(), Vec::<Vec<String>>::new());
     }
+
+    /// A project that seeds its own raw data and reads it as a source: one `build` on an
+    /// empty warehouse loads the seed before the source's tests and readers run.
+    pub fn a_source_over_a_seed_waits_for_it(b: &Backend) {
+        let (_tmp, dir) = b.project("conformance");
+        let sources = format!(
+            "version: 2\nsources:\n  - name: raw\n    schema: {}\n    tables:\n      - name: orders\n\
+             \x20       columns:\n          - name: order_id\n            data_tests: [unique, not_null]\n",
+            b.schema()
+        );
+        std::fs::write(dir.join("models/raw.yml"), sources).unwrap();
+        std::fs::write(dir.join("models/from_raw.sql"), "select count(*) as n from {{ source('raw', 'orders') }}\n")
+            .unwrap();
+        let out = ok(&dir, &["build", "--threads", "4"]);
+        assert!(out.contains("PASS   test source_unique_raw_orders_order_id"), "{out}");
+        assert_eq!(b.rows(&dir, "select n from {schema}.from_raw"), table(&["n"], &[&["5"]]));
+    }
 }
 
 /// The suite's tests for one engine, in a module named after it.
@@ -348,6 +365,13 @@ macro_rules! engine_suite {
             fn a_failing_audit_publishes_nothing() {
                 if let Some(b) = Backend::$engine("wap") {
                     cases::a_failing_audit_publishes_nothing(&b);
+                }
+            }
+
+            #[test]
+            fn a_source_over_a_seed_waits_for_it() {
+                if let Some(b) = Backend::$engine("source_seed") {
+                    cases::a_source_over_a_seed_waits_for_it(&b);
                 }
             }
 

@@ -409,6 +409,23 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         deps.insert(id.to_string(), list);
     }
 
+    // A source declared over a seed's table (a project that seeds its own raw data): what
+    // reads the source waits for the seed.
+    let seed_at: BTreeMap<(String, String), &String> = nodes
+        .values()
+        .filter(|n| n.resource_type == ResourceType::Seed)
+        .filter_map(|n| {
+            n.relation.as_ref().map(|r| ((r.schema.to_lowercase(), r.identifier.to_lowercase()), &n.unique_id))
+        })
+        .collect();
+    for src in &project.sources {
+        let key = (src.schema.to_lowercase(), src.identifier().to_lowercase());
+        if let Some(seed) = seed_at.get(&key) {
+            let id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+            deps.insert(id, vec![((*seed).clone(), src.table.span)]);
+        }
+    }
+
     // Singular tests.
     for (i, t) in project.singular_tests.iter().enumerate() {
         let layer = t.folder_config.clone();

@@ -172,9 +172,12 @@ pub fn plan(compiled: &CompiledProject, command: Command, selected: &BTreeSet<St
             let node = &compiled.nodes[p];
             if builds(p) {
                 deps.insert(p.to_string());
-            } else if node.config.materialized == Materialization::Ephemeral
-                && node.resource_type == ResourceType::Model
+            } else if (node.config.materialized == Materialization::Ephemeral
+                && node.resource_type == ResourceType::Model)
+                || node.resource_type == ResourceType::Source
             {
+                // Through what is not built: an ephemeral model's upstream, or the seed a
+                // source is declared over.
                 stack.extend(compiled.dag.parents(p));
             }
         }
