@@ -204,3 +204,17 @@ fn a_package_macro_etlm_lacks_says_packages_are_not_loaded() {
     assert!(run.stderr.contains("packages (`packages.yml`, `dbt_packages/`) are not loaded"), "{}", run.stderr);
     assert!(run.stderr.contains("models/starred.sql:1:"), "{}", run.stderr);
 }
+
+#[test]
+fn model_knows_where_it_is_built() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    std::fs::write(
+        dir.join("models/where_am_i.sql"),
+        "{{ config(alias='here') }}\nselect '{{ model.schema }}.{{ model.alias }}' as at, '{{ model.package_name }}' as p\n",
+    )
+    .unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sql = std::fs::read_to_string(dir.join("target/compiled/models/where_am_i.sql")).unwrap();
+    assert!(sql.contains("select 'main.here' as at, 'dbt_style' as p"), "{sql}");
+}

@@ -163,7 +163,15 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let parse_input = |name: &str| RenderInput {
         mode: Mode::Parse,
         this: Some(Relation::new(project.target.schema.clone(), name)),
-        model: BTreeMap::from([("name", Json::String(name.to_string()))]),
+        // Where the node is built is known only after this pass: the target's schema
+        // stands in, as `this` does.
+        model: BTreeMap::from([
+            ("name", Json::String(name.to_string())),
+            ("package_name", Json::String(project.name().to_string())),
+            ("database", project.target.database.clone().map_or(Json::Null, Json::String)),
+            ("schema", Json::String(project.target.schema.clone())),
+            ("alias", Json::String(name.to_string())),
+        ]),
         config: BTreeMap::new(),
         // Which models are windowed is known only after this pass.
         extra: window::variables(),
@@ -819,15 +827,12 @@ fn all_tests<'a>(
 }
 
 /// The node as templates and the relation-name macros see it (`model`, `node`): names,
-/// path, config, and where it is built (`relation`; before its own name is known, the
-/// target's schema and the node's name).
-fn model_value(node: &Node, relation: &Relation) -> BTreeMap<&'static str, Json> {
-    BTreeMap::from([
+/// path, config, and where it is built (`relation`; none for an ephemeral model or a
+/// test, whose `model.schema` is then undefined rather than wrong).
+fn model_value(node: &Node, relation: Option<&Relation>) -> BTreeMap<&'static str, Json> {
+    let mut value = BTreeMap::from([
         ("name", Json::String(node.name.clone())),
         ("package_name", Json::String(node.fqn.first().cloned().unwrap_or_default())),
-        ("database", relation.database.clone().map_or(Json::Null, Json::String)),
-        ("schema", Json::String(relation.schema.clone())),
-        ("alias", Json::String(relation.identifier.clone())),
         ("tags", Json::from(node.config.tags.clone())),
         ("unique_id", Json::String(node.unique_id.clone())),
         ("resource_type", Json::String(node.resource_type.as_str().into())),
@@ -835,7 +840,13 @@ fn model_value(node: &Node, relation: &Relation) -> BTreeMap<&'static str, Json>
         ("original_file_path", Json::String(node.path.display().to_string())),
         ("fqn", Json::from(node.fqn.clone())),
         ("config", serde_json::to_value(&node.config.raw).expect("config serializes")),
-    ])
+    ]);
+    if let Some(relation) = relation {
+        value.insert("database", relation.database.clone().map_or(Json::Null, Json::String));
+        value.insert("schema", Json::String(relation.schema.clone()));
+        value.insert("alias", Json::String(relation.identifier.clone()));
+    }
+    value
 }
 
 /// A generic test's fqn: its attached node's package and folders, then the test's name.
@@ -850,7 +861,7 @@ pub fn compile_input(node: &Node, resolver: Arc<dyn Resolver>, is_incremental: b
     RenderInput {
         mode: Mode::Compile { resolver, is_incremental },
         this: node.relation.clone(),
-        model: model_value(node, node.relation.as_ref().unwrap_or(&Relation::new("", node.name.clone()))),
+        model: model_value(node, node.relation.as_ref()),
         config: node.config.raw.clone(),
         extra: BTreeMap::new(),
     }
@@ -871,7 +882,7 @@ fn relation_for(
         let input = RenderInput {
             mode: Mode::Parse,
             this: None,
-            model: model_value(node, &relation),
+            model: model_value(node, Some(&relation)),
             config: node.config.raw.clone(),
             extra: BTreeMap::new(),
         };
