@@ -10,6 +10,11 @@ fn example() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project").display().to_string()
 }
 
+/// The manifest the last compile wrote.
+fn manifest(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn example_project_compiles_to_a_byte_stable_manifest() {
     let (_tmp, dir) = copy_project(&example());
@@ -34,8 +39,7 @@ fn dbt_style_project_compiles_unchanged() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let orders = std::fs::read_to_string(dir.join("target/compiled/models/marts/orders.sql")).unwrap();
     insta::assert_snapshot!("dbt_style_orders", orders);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&dir);
     let node = &manifest["nodes"]["model.dbt_style.orders"];
     assert_eq!(node["config"]["materialized"], "table", "old-style folder config applies");
     assert_eq!(manifest["nodes"]["model.dbt_style.stg_orders"]["config"]["materialized"], "view");
@@ -112,8 +116,7 @@ fn config_jinja_sees_vars_and_a_bad_value_points_at_it() {
         .unwrap();
     let run = etlm(&dir, &["compile", "--vars", "{severity: error}"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&dir);
     assert_eq!(manifest["nodes"]["test.dbt_style.not_null_orders_amount"]["config"]["severity"], "error");
 
     let project = dir.join("dbt_project.yml");
@@ -183,8 +186,7 @@ fn schema_and_alias_macros_name_relations() {
     .unwrap();
     let run = etlm(&dir, &["compile"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&dir);
     let relation = |id: &str| manifest["nodes"][id]["relation_name"].as_str().unwrap().to_string();
     assert_eq!(relation("model.dbt_style.stg_orders"), "\"staging\".\"staging_dbt_style_stg_orders\"");
     assert_eq!(relation("model.dbt_style.orders"), "\"main\".\"main_dbt_style_orders\"");

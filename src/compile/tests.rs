@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use md5::{Digest, Md5};
 use minijinja::value::{Kwargs, Value};
 use serde_json::Value as Json;
 
@@ -49,7 +48,7 @@ pub fn test_names(def: &TestDef, attached_to: &str, on_source: bool) -> (String,
     if full.len() < 64 {
         return (full.clone(), full);
     }
-    let hash = crate::hex::hex(&Md5::digest(full.as_bytes()));
+    let hash = crate::hex::md5_hex(&full);
     let short: String = identifier.chars().take(30).collect();
     (full, format!("{short}_{hash}"))
 }

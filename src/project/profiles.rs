@@ -152,14 +152,7 @@ pub fn load_target(
 fn render_env_vars(value: Json, env: &Env, span: Span) -> Result<Json, Vec<Diagnostic>> {
     match value {
         Json::String(s) if s.contains("{{") => {
-            let mut jinja = minijinja::Environment::new();
-            jinja.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-            let vars = env.clone();
-            jinja.add_function("env_var", move |name: String, default: Option<String>| {
-                super::env_var(&vars, &name, default.as_deref())
-                    .map_err(|m| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m))
-            });
-            let rendered = jinja.render_str(&s, ()).map_err(|e| {
+            let rendered = crate::template::profile_jinja(env).render_str(&s, ()).map_err(|e| {
                 vec![
                     Diagnostic::error(
                         "profile-render",

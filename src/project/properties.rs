@@ -92,41 +92,6 @@ pub struct PropertyFile {
 const METADATA_KEYS: &[&str] =
     &["analyses", "exposures", "groups", "macros", "metrics", "saved_queries", "semantic_models", "version"];
 
-impl PropertyFile {
-    /// Renders the Jinja in config values, test configs and source schemas, databases and
-    /// identifiers (see [`config::render_layer`]).
-    pub fn render(&mut self, jinja: &ConfigJinja) -> Vec<Diagnostic> {
-        let mut errors = Vec::new();
-        let tests = |list: &mut Vec<TestDef>, errors: &mut Vec<Diagnostic>| {
-            for test in list {
-                errors.extend(config::render_layer(&mut test.config, jinja));
-            }
-        };
-        for node in self.models.iter_mut().chain(&mut self.seeds) {
-            errors.extend(config::render_layer(&mut node.config, jinja));
-            tests(&mut node.tests, &mut errors);
-            for column in &mut node.columns {
-                tests(&mut column.tests, &mut errors);
-            }
-        }
-        for source in &mut self.sources {
-            errors.extend(config::render_layer(&mut source.config, jinja));
-            for name in [&mut source.schema, &mut source.database] {
-                render_name(name, jinja, source.span, &mut errors);
-            }
-            for table in &mut source.tables {
-                errors.extend(config::render_layer(&mut table.config, jinja));
-                render_name(&mut table.identifier, jinja, table.span, &mut errors);
-                tests(&mut table.tests, &mut errors);
-                for column in &mut table.columns {
-                    tests(&mut column.tests, &mut errors);
-                }
-            }
-        }
-        errors
-    }
-}
-
 /// Renders a source's schema, database or identifier in place; it stays text.
 fn render_name(name: &mut Option<String>, jinja: &ConfigJinja, span: Span, errors: &mut Vec<Diagnostic>) {
     let Some(text) = name.as_deref() else { return };
@@ -206,6 +171,39 @@ impl PropertyFile {
             }
         }
         if errors.is_empty() { Ok(out) } else { Err(errors) }
+    }
+
+    /// Renders the Jinja in config values, test configs and source schemas, databases and
+    /// identifiers (see [`config::render_layer`]).
+    pub fn render(&mut self, jinja: &ConfigJinja) -> Vec<Diagnostic> {
+        let mut errors = Vec::new();
+        let tests = |list: &mut Vec<TestDef>, errors: &mut Vec<Diagnostic>| {
+            for test in list {
+                errors.extend(config::render_layer(&mut test.config, jinja));
+            }
+        };
+        for node in self.models.iter_mut().chain(&mut self.seeds) {
+            errors.extend(config::render_layer(&mut node.config, jinja));
+            tests(&mut node.tests, &mut errors);
+            for column in &mut node.columns {
+                tests(&mut column.tests, &mut errors);
+            }
+        }
+        for source in &mut self.sources {
+            errors.extend(config::render_layer(&mut source.config, jinja));
+            for name in [&mut source.schema, &mut source.database] {
+                render_name(name, jinja, source.span, &mut errors);
+            }
+            for table in &mut source.tables {
+                errors.extend(config::render_layer(&mut table.config, jinja));
+                render_name(&mut table.identifier, jinja, table.span, &mut errors);
+                tests(&mut table.tests, &mut errors);
+                for column in &mut table.columns {
+                    tests(&mut column.tests, &mut errors);
+                }
+            }
+        }
+        errors
     }
 }
 

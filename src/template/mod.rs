@@ -11,12 +11,13 @@ mod builtin;
 mod errors;
 mod macros;
 mod objects;
+mod python;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Kwargs, Value};
-use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
+use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::Value as Json;
 
 pub use self::errors::to_diagnostic;
@@ -74,7 +75,7 @@ pub struct Renderer {
 impl Renderer {
     /// Builds the environment. Duplicate macros and macro-file syntax errors are reported.
     pub fn new(project: &Project, settings: &RenderSettings, sources: &SourceMap) -> Result<Renderer, Vec<Diagnostic>> {
-        let mut env = python_like_environment();
+        let mut env = python::environment();
         env.set_recursion_limit(200);
         let mut errors = Vec::new();
         let mut macros: BTreeMap<String, (FileId, MacroDef, Value)> = BTreeMap::new();
@@ -269,47 +270,6 @@ impl Renderer {
     }
 }
 
-/// An environment with strict undefined and the Python methods dbt's Jinja has on
-/// strings, mappings and lists (`'a'.upper()`, `d.items()`, `d.get(k)`, `s.split(',')`,
-/// `l.index(x)`...), and `local_md5(text)`.
-fn python_like_environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_unknown_method_callback(python_method);
-    env.add_function("local_md5", |text: String| {
-        use md5::{Digest, Md5};
-        crate::hex::hex(&Md5::digest(text.as_bytes()))
-    });
-    env
-}
-
-/// A Python method on a Jinja value. Values cannot change in place here, so the list and
-/// mapping methods that would (`append`, `update`...) say how to build a new value.
-fn python_method(state: &mut State, value: &Value, method: &str, args: &[Value]) -> Result<Value, Error> {
-    use minijinja::value::ValueKind;
-    match (value.kind(), method) {
-        (ValueKind::Seq, "index") => {
-            let (wanted,): (Value,) = minijinja::value::from_args(args)?;
-            let found = value.try_iter()?.position(|item| item == wanted);
-            found
-                .map(Value::from)
-                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("{wanted} is not in the list")))
-        }
-        (
-            ValueKind::Seq | ValueKind::Map,
-            "append" | "extend" | "insert" | "pop" | "remove" | "update" | "clear" | "setdefault",
-        ) => Err(Error::new(
-            ErrorKind::UnknownMethod,
-            format!(
-                "`{method}` changes a value in place, which etlm's Jinja does not do; build a new one instead \
-                     (`{{% set l = l + [x] %}}`, `{{% set d = dict(d, k=v) %}}`; inside a loop, keep it in a \
-                     `namespace()`)"
-            ),
-        )),
-        _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
-    }
-}
-
 /// The `target` global: the active target's name, schema, type, database, threads, user
 /// and profile name.
 fn target_value(target: &Target, profile: Option<&str>) -> Value {
@@ -347,6 +307,13 @@ fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
     });
 }
 
+/// The environment `profiles.yml` values render in: only `env_var` is known there.
+pub fn profile_jinja(vars: &Env) -> Environment<'static> {
+    let mut env = python::environment();
+    add_env_var(&mut env, vars);
+    env
+}
+
 /// Renders the Jinja in config values of the project file and YAML properties
 /// (`+enabled: "{{ target.name != 'prod' }}"`) when they are read, as dbt does: `target`,
 /// `var` and `env_var` are known there, nothing about a node.
@@ -356,7 +323,7 @@ pub struct ConfigJinja {
 
 impl ConfigJinja {
     pub fn new(target: &Target, profile: Option<&str>, vars: &BTreeMap<String, Json>, env_vars: &Env) -> ConfigJinja {
-        let mut env = python_like_environment();
+        let mut env = python::environment();
         env.add_global("target", target_value(target, profile));
         let vars = Arc::new(vars.clone());
         env.add_function("var", move |name: String, default: Option<Value>| var_value(&vars, &name, default));
@@ -485,67 +452,6 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
             serde_json::from_str(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
         Ok(to_value(&json))
     });
-    env.add_function("tojson", tojson);
-    env.add_function("zip", zip);
-}
-
-/// dbt's `tojson(value)`: Python's `json.dumps`, so `{"a": 1, "b": [1, 2]}` with its
-/// spaces after `:` and `,` (a hash of the text matches dbt's).
-fn tojson(value: Value) -> Result<String, Error> {
-    struct PythonStyle;
-    impl serde_json::ser::Formatter for PythonStyle {
-        fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-            if first { Ok(()) } else { w.write_all(b", ") }
-        }
-        fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-            if first { Ok(()) } else { w.write_all(b", ") }
-        }
-        fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-            w.write_all(b": ")
-        }
-    }
-    let mut out = Vec::new();
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonStyle);
-    serde::Serialize::serialize(&value, &mut serializer)
-        .map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))?;
-    String::from_utf8(out).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
-}
-
-/// Python's `zip(a, b, ...)`, which dbt's context has: tuples of the lists' items, as
-/// long as the shortest list (rendered `(1, 3)`, as dbt does).
-fn zip(lists: minijinja::value::Rest<Value>) -> Result<Value, Error> {
-    let lists: Vec<Vec<Value>> = lists.iter().map(|l| Ok(l.try_iter()?.collect())).collect::<Result<_, Error>>()?;
-    let len = lists.iter().map(Vec::len).min().unwrap_or(0);
-    let tuple =
-        |i: usize| Value::from(minijinja::value::Tuple::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>()));
-    Ok(Value::from((0..len).map(tuple).collect::<Vec<_>>()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn zip_pairs_items_up_to_the_shortest_list() {
-        let mut env = minijinja::Environment::new();
-        env.add_function("zip", super::zip);
-        let text = "{% for n, s in zip([1, 2, 3], ['x', 'y']) %}{{ n }}{{ s }} {% endfor %}{{ zip([1], [3]) }}";
-        assert_eq!(env.render_str(text, ()).unwrap(), "1x 2y [(1, 3)]", "tuples, rendered as dbt does");
-    }
-
-    #[test]
-    fn tojson_spaces_like_python() {
-        let mut env = minijinja::Environment::new();
-        env.add_function("tojson", super::tojson);
-        let text = "{{ tojson({'a': 1, 'b': [1, 'x'], 'c': none}) }}";
-        assert_eq!(env.render_str(text, ()).unwrap(), r#"{"a": 1, "b": [1, "x"], "c": null}"#);
-    }
-
-    #[test]
-    fn python_methods_work_and_in_place_ones_say_what_to_do_instead() {
-        let env = super::python_like_environment();
-        let text = "{% set d = {'a': 1} %}{{ 'A,b '.lower().strip().split(',') }} {{ d.items() | list }} \
-                    {{ d.get('z', 9) }} {{ [1, 2].index(2) }} {{ local_md5('a') }}";
-        assert_eq!(env.render_str(text, ()).unwrap(), "['a', 'b'] [('a', 1)] 9 1 0cc175b9c0f1b6a831c399e269772661");
-        let err = env.render_str("{% set l = [] %}{% do l.append(1) %}", ()).unwrap_err();
-        assert!(err.to_string().contains("`append` changes a value in place"), "{err}");
-    }
+    env.add_function("tojson", python::tojson);
+    env.add_function("zip", python::zip);
 }

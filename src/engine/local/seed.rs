@@ -225,7 +225,13 @@ enum SeedType {
     Int32,
     Int64,
     Float64,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
+    /// `numeric` / `decimal` without a scale: every digit written is kept, the scale being
+    /// the longest fraction among the values.
+    Numeric,
     Date,
     Timestamp,
     Boolean,
@@ -266,7 +272,7 @@ impl SeedType {
                 plain(SeedType::Float64)
             }
             "numeric" | "decimal" => match args {
-                None => Some(SeedType::Decimal { precision: 38, scale: UNCONSTRAINED_SCALE }),
+                None => Some(SeedType::Numeric),
                 Some(args) => {
                     let mut parts = args.split(',').map(|p| p.trim().parse::<u8>().ok());
                     let precision = parts.next()??;
@@ -289,6 +295,7 @@ impl SeedType {
             SeedType::Int64 => parse_i64(value).is_some(),
             SeedType::Float64 => parse_f64(value).is_some(),
             SeedType::Decimal { precision, scale } => parse_decimal_rounded(value, precision, scale).is_some(),
+            SeedType::Numeric => number_text(value).is_some(),
             SeedType::Date => parse_date(value).is_some(),
             SeedType::Timestamp => parse_timestamp(value).is_some(),
             SeedType::Boolean => parse_bool(value).is_some(),
@@ -301,7 +308,7 @@ impl SeedType {
         match self {
             SeedType::Int32 | SeedType::Int64 => "integer",
             SeedType::Float64 => "number",
-            SeedType::Decimal { .. } => "decimal",
+            SeedType::Decimal { .. } | SeedType::Numeric => "decimal",
             SeedType::Date => "date (YYYY-MM-DD)",
             SeedType::Timestamp => "timestamp (YYYY-MM-DD HH:MM:SS)",
             SeedType::Boolean => "boolean (true or false)",
@@ -315,9 +322,7 @@ impl SeedType {
             SeedType::Int32 => Arc::new(Int32Array::from(parse_cells(cells, parse_i32)?)),
             SeedType::Int64 => Arc::new(Int64Array::from(parse_cells(cells, parse_i64)?)),
             SeedType::Float64 => Arc::new(Float64Array::from(parse_cells(cells, parse_f64)?)),
-            SeedType::Decimal { precision, scale: UNCONSTRAINED_SCALE } => {
-                // `numeric` without a scale keeps every digit written: the scale is the
-                // longest fraction among the values.
+            SeedType::Numeric => {
                 let scale = cells
                     .iter()
                     .filter_map(|c| number_text(c.value()?))
@@ -325,7 +330,7 @@ impl SeedType {
                     .max()
                     .unwrap_or(0)
                     .min(18) as i8;
-                return SeedType::Decimal { precision, scale }.build(cells);
+                return SeedType::Decimal { precision: 38, scale }.build(cells);
             }
             SeedType::Decimal { precision, scale } => {
                 let values = parse_cells(cells, |v| parse_decimal_rounded(v, precision, scale))?;
@@ -352,9 +357,6 @@ fn parse_cells<'a, T>(cells: &[Cell<'a>], parse: impl Fn(&str) -> Option<T>) -> 
         })
         .collect()
 }
-
-/// `numeric` / `decimal` without a scale: the scale is found from the values.
-const UNCONSTRAINED_SCALE: i8 = -1;
 
 /// Currency symbols dbt's seed loader (agate) drops from numbers.
 const CURRENCY_SYMBOLS: &[char] =
