@@ -2,6 +2,7 @@
 //! re-exports, so there is one copy), and mapping positions in compiled SQL back to the
 //! model file the user edits.
 
+mod lex;
 mod position;
 
 use datafusion::sql::sqlparser;
@@ -38,7 +39,12 @@ pub struct SqlError {
 
 /// Parses a model's compiled SQL, which must be exactly one query.
 pub fn parse_query(sql: &str, dialect: SqlDialect) -> Result<Statement, SqlError> {
-    let statements = Parser::parse_sql(dialect.parser_dialect(), sql).map_err(|e| {
+    let parser = Parser::new(dialect.parser_dialect());
+    let parser = match lex::tokenize(sql) {
+        Some(tokens) => Ok(parser.with_tokens_with_locations(tokens)),
+        None => parser.try_with_sql(sql),
+    };
+    let statements = parser.and_then(|mut p| p.parse_statements()).map_err(|e| {
         let text = e.to_string();
         // An error at the end of input carries no position: point at the last character.
         let (line, column) = position_in(&text).unwrap_or_else(|| end_of(sql));
