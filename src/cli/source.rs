@@ -49,7 +49,7 @@ pub fn run(
     let selected = super::selected(global, &compiled)?;
     let checks: Vec<(&Node, &Freshness)> = selected
         .iter()
-        .map(|id| &compiled.nodes[id])
+        .map(|id| compiled.nodes[id].as_ref())
         .filter(|n| n.resource_type == ResourceType::Source)
         .filter_map(|n| Some((n, n.config.freshness.as_ref()?)))
         .collect();

@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Node, ephemeral_cte};
+use super::{Node, Nodes, ephemeral_cte};
 use crate::graph::{Dag, ResourceType};
 use crate::project::Materialization;
 
 /// Prepends the CTEs of the ephemeral models a node reads (directly or through other
 /// ephemeral models), dependencies first, as dbt does.
-pub(super) fn inline_ephemerals(nodes: &mut BTreeMap<String, Node>, dag: &Dag) {
+pub(super) fn inline_ephemerals(nodes: &mut Nodes, dag: &Dag) {
     let is_ephemeral =
         |n: &Node| n.resource_type == ResourceType::Model && n.config.materialized == Materialization::Ephemeral;
     let order: Vec<String> = dag.topological().into_iter().map(String::from).collect();

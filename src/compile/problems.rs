@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Node;
+use super::{Node, Nodes};
 use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
 use crate::sql::PositionMap;
 
@@ -12,7 +12,7 @@ pub(super) fn unknown_ref(
     name: &str,
     span: Span,
     by_name: &BTreeMap<String, String>,
-    nodes: &BTreeMap<String, Node>,
+    nodes: &Nodes,
 ) -> Diagnostic {
     let kind = from.split('.').next().unwrap_or("node");
     let short = from.split('.').next_back().unwrap_or(from);
@@ -46,7 +46,7 @@ pub(super) fn unknown_source(
 
 pub(super) fn cycle_diagnostic(
     cycle: &[String],
-    nodes: &BTreeMap<String, Node>,
+    nodes: &Nodes,
     deps: &BTreeMap<String, Vec<(String, Span)>>,
 ) -> Diagnostic {
     let name = |id: &str| nodes.get(id).map_or(id.to_string(), |n| n.name.clone());

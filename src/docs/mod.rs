@@ -31,7 +31,7 @@ pub fn docs_data(compiled: &CompiledProject, run_results: Option<&Json>) -> Json
         .unwrap_or_default();
     let shown = |n: &Node| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Source);
     let ids: Vec<&str> =
-        compiled.dag.topological().into_iter().filter(|id| compiled.nodes.get(*id).is_some_and(shown)).collect();
+        compiled.dag.topological().into_iter().filter(|id| compiled.nodes.get(*id).is_some_and(|n| shown(n))).collect();
     let index: BTreeMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let edges: Vec<(usize, usize)> = ids
         .iter()

@@ -315,7 +315,11 @@ pub fn select(
     external: &dyn ExternalMethods,
 ) -> Result<BTreeSet<String>, SelectError> {
     let chosen = if select.is_empty() {
-        dag.nodes().map(|n| n.unique_id.clone()).collect()
+        let all: BTreeSet<String> = dag.nodes().map(|n| n.unique_id.clone()).collect();
+        if exclude.is_empty() {
+            return Ok(all);
+        }
+        all
     } else {
         select.matches(dag, external)?
     };

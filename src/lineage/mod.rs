@@ -27,13 +27,13 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::compile::Node;
+use crate::compile::{Node, Nodes};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::{Dag, ResourceType};
 use crate::project::{Materialization, Project};
@@ -188,7 +188,7 @@ pub type SyntaxDiagnostic<'a> = &'a (dyn Fn(&Node, &str, &SqlError) -> Diagnosti
 
 /// What [`analyze`] reads: the compiled nodes and the DAG.
 pub struct Input<'a> {
-    pub nodes: &'a BTreeMap<String, Node>,
+    pub nodes: &'a Nodes,
     pub dag: &'a Dag,
     pub dialect: SqlDialect,
     pub project: &'a Project,
@@ -235,6 +235,8 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
 
     // Tests have SQL too, but no lineage: only their syntax is checked, on whichever core
     // the model levels leave idle (a level waits for its slowest model).
+    // A query of a shape already accepted is accepted too (`sql::syntax_shape`).
+    let accepted: Mutex<HashSet<u64>> = Mutex::default();
     let check_tests = || -> Vec<(String, Option<Diagnostic>)> {
         nodes
             .par_iter()
@@ -242,7 +244,18 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             .filter_map(|(_, node)| {
                 let sql = node.compiled_sql.as_deref()?;
                 let key = cache::sql_key(sql);
-                let error = if cache.parsed(&key) { None } else { parse_query(sql, dialect).err() };
+                if cache.parsed(&key) {
+                    return Some((key, None));
+                }
+                let shape = crate::sql::syntax_shape(sql);
+                let seen = |s: &u64| accepted.lock().expect("not poisoned").contains(s);
+                if shape.as_ref().is_some_and(seen) {
+                    return Some((key, None));
+                }
+                let error = parse_query(sql, dialect).err();
+                if let (None, Some(shape)) = (&error, shape) {
+                    accepted.lock().expect("not poisoned").insert(shape);
+                }
                 Some((key, error.map(|e| syntax(node, sql, &e))))
             })
             .collect()
@@ -250,13 +263,15 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
     let walk_models = || {
         let mut found = Vec::new();
         for level in model_levels(nodes, dag) {
-            let results: Vec<(&Node, String, walk::ModelResult, Option<String>)> = level
+            // Everything but the bookkeeping happens on every core: a level's models read only
+            // the schemas of earlier levels.
+            let results: Vec<Walked<'_>> = level
                 .par_iter()
                 .filter_map(|id| {
-                    let node = &nodes[*id];
+                    let node: &Node = &nodes[*id];
                     let sql = node.compiled_sql.as_deref()?;
                     let key = cache::sql_key(sql);
-                    let (result, entry) = match cache.model(&key, &catalog) {
+                    let (mut result, cached) = match cache.model(&key, &catalog) {
                         Some((result, entry)) => (result, Some(entry)),
                         None => {
                             let result = match parse_query(sql, dialect) {
@@ -269,32 +284,32 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
                             (result, entry)
                         }
                     };
-                    Some((node, key, result, entry))
+                    let mut found: Vec<Diagnostic> = result.syntax.take().into_iter().collect();
+                    if node.config.column_checks {
+                        found.extend(result.problems.iter().map(|p| checks::diagnostic(node, p, sources, target_path)));
+                    }
+                    // A model with unresolved names may not build as written: downstream
+                    // models see its known columns but relax, so one mistake is reported once.
+                    let types: Vec<Option<String>> =
+                        result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
+                    let schema = Schema {
+                        columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
+                        complete: result.complete && result.problems.is_empty(),
+                    };
+                    let mut entry = walk::node_lineage(node, result);
+                    for (col, t) in entry.columns.iter_mut().zip(types) {
+                        col.data_type = t;
+                    }
+                    Some(Walked { node, key, cached, found, entry, schema })
                 })
                 .collect();
-            for (node, key, mut result, entry) in results {
-                if let Some(entry) = entry {
-                    next.keep_model(key, entry);
+            for Walked { node, key, cached, found: diagnostics, entry, schema } in results {
+                if let Some(cached) = cached {
+                    next.keep_model(key, cached);
                 }
-                let id = ids[node.unique_id.as_str()].clone();
-                found.extend(result.syntax.take());
-                if node.config.column_checks {
-                    found.extend(result.problems.iter().map(|p| checks::diagnostic(node, p, sources, target_path)));
-                }
-                // A model with unresolved names may not build as written: downstream models
-                // see its known columns but relax, so one mistake is reported once.
-                let types: Vec<Option<String>> =
-                    result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
-                let schema = Schema {
-                    columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
-                    complete: result.complete && result.problems.is_empty(),
-                };
-                let mut entry = walk::node_lineage(node, result);
-                for (col, t) in entry.columns.iter_mut().zip(types) {
-                    col.data_type = t;
-                }
+                found.extend(diagnostics);
                 lineage.nodes.insert(node.unique_id.clone(), entry);
-                catalog.schemas.insert(id, schema);
+                catalog.schemas.insert(ids[node.unique_id.as_str()].clone(), schema);
             }
         }
         found
@@ -311,6 +326,17 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
     (lineage, diagnostics, next)
 }
 
+/// One model walked: what the next compile may reuse, its diagnostics, its lineage and
+/// the schema downstream models read.
+struct Walked<'a> {
+    node: &'a Node,
+    key: String,
+    cached: Option<String>,
+    found: Vec<Diagnostic>,
+    entry: NodeLineage,
+    schema: Schema,
+}
+
 /// The type of a column that is a plain copy of one upstream column of known type.
 fn copied_type(catalog: &Catalog, origin: &scope::Origin) -> Option<String> {
     let mut edges = origin.iter();
@@ -324,7 +350,7 @@ fn is_ephemeral(node: &Node) -> bool {
 }
 
 /// Models grouped by depth in the DAG: every model's upstream models sit in earlier groups.
-fn model_levels<'a>(nodes: &'a BTreeMap<String, Node>, dag: &Dag) -> Vec<Vec<&'a str>> {
+fn model_levels<'a>(nodes: &'a Nodes, dag: &Dag) -> Vec<Vec<&'a str>> {
     let mut depth: HashMap<&str, usize> = HashMap::new();
     let mut levels: Vec<Vec<&str>> = Vec::new();
     for id in dag.topological() {

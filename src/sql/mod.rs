@@ -72,6 +72,29 @@ pub fn parse_query(sql: &str, dialect: SqlDialect) -> Result<Statement, SqlError
     }
 }
 
+/// A fingerprint two queries share when they differ only in the text of quoted
+/// identifiers and string literals (not in whether one is empty), and in the kind of
+/// their whitespace and comments: sqlparser accepts both or neither, so a syntax check of
+/// one stands for the other (generic tests differ mostly in the relation they read).
+/// `None` when the fast tokenizer declines the text.
+pub fn syntax_shape(sql: &str) -> Option<u64> {
+    use sqlparser::tokenizer::{Token, Whitespace, Word};
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let stand_in = |text: &str| if text.is_empty() { String::new() } else { "x".to_string() };
+    for t in lex::tokenize(sql)? {
+        match t.token {
+            Token::Word(Word { value, quote_style: Some(q), keyword }) => {
+                Token::Word(Word { value: stand_in(&value), quote_style: Some(q), keyword }).hash(&mut hasher)
+            }
+            Token::SingleQuotedString(text) => Token::SingleQuotedString(stand_in(&text)).hash(&mut hasher),
+            Token::Whitespace(_) => Token::Whitespace(Whitespace::Space).hash(&mut hasher),
+            token => token.hash(&mut hasher),
+        }
+    }
+    Some(hasher.finish())
+}
+
 /// 1-based line and column of the last non-blank character.
 fn end_of(sql: &str) -> (usize, usize) {
     let trimmed = sql.trim_end();
@@ -100,6 +123,50 @@ mod tests {
         assert!(err.message.starts_with("Expected"), "{}", err.message);
         let eof = parse_query("select a,\n  from t where", SqlDialect::DataFusion).unwrap_err();
         assert_eq!((eof.line, eof.column), (2, 14));
+    }
+
+    #[test]
+    fn queries_differing_only_in_quoted_text_share_a_shape() {
+        let shape = |sql| syntax_shape(sql).expect("the fast tokenizer reads it");
+        let not_null = shape("select * from \"main\".\"orders\" where id is null-- note\n");
+        assert_eq!(not_null, shape("select *\nfrom \"prod\".\"customers\"\twhere id is null\n"));
+        assert_ne!(not_null, shape("select * from \"main\".\"orders\" where name is null"));
+        assert_ne!(not_null, shape("select * from \"main\".\"\" where id is null"));
+        assert_eq!(shape("select 'a' as x"), shape("select 'b c' as x"));
+        assert_ne!(shape("select 'a' as x"), shape("select '' as x"));
+        assert_ne!(shape("select 1 as x"), shape("select 2 as x"));
+    }
+
+    /// Random queries built from a few templates: all those of one shape parse alike.
+    #[test]
+    fn a_shape_parses_one_way() {
+        let pieces: [&[&str]; 4] = [
+            &["\"a\"", "\"b c\"", "\"\"", "\"select\"", "t", "x"],
+            &["'s'", "''", "'it''s'", "1", "1.5", "null"],
+            &["=", "<>", "is", "is not", "in", "||", ",", "and", ""],
+            &["select", "from", "where", "(", ")", "group by", "*", ".", "as"],
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        let mut outcomes: std::collections::HashMap<u64, (bool, String)> = std::collections::HashMap::new();
+        for _ in 0..20_000 {
+            let mut sql = String::from("select ");
+            for _ in 0..(1 + next() % 10) {
+                let group = pieces[next() % pieces.len()];
+                sql.push_str(group[next() % group.len()]);
+                sql.push(' ');
+            }
+            let Some(shape) = syntax_shape(&sql) else { continue };
+            let ok = parse_query(&sql, SqlDialect::Postgres).is_ok();
+            let (first_ok, first) = outcomes.entry(shape).or_insert((ok, sql.clone()));
+            assert_eq!(*first_ok, ok, "one shape, two outcomes:\n{first}\n{sql}");
+        }
+        assert!(outcomes.values().filter(|(ok, _)| *ok).count() > 50, "too few valid queries to compare");
     }
 
     #[test]

@@ -199,7 +199,7 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
         serde_json::to_vec(&manifest_node(node, lineage, root, target_path, &project.target.schema))
     };
     let (sources, nodes): (Vec<&Node>, Vec<&Node>) =
-        compiled.nodes.values().partition(|node| node.source_name.is_some());
+        compiled.nodes.values().map(Box::as_ref).partition(|node| node.source_name.is_some());
     let metadata = Metadata {
         manifest_version: MANIFEST_VERSION,
         etlm_version: env!("CARGO_PKG_VERSION"),
