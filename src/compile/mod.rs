@@ -12,7 +12,7 @@ mod spans;
 mod tests;
 pub mod window;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -218,64 +218,48 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // Effective config: project folders < YAML properties < in-file config().
     let mut nodes: Nodes = BTreeMap::new();
     let mut model_index: Vec<Option<String>> = Vec::new();
-    // Each model's config is independent of the others': resolved on every core.
-    // Unknown config keys; the config; description, columns, and problems rendering them
-    // (reported for enabled models only).
-    type Described = (String, Vec<ColumnDoc>, Vec<Diagnostic>);
-    type ModelConfig = (Vec<Diagnostic>, Result<NodeConfig, Vec<Diagnostic>>, Described);
-    let model_configs: Vec<ModelConfig> = project
+    // Each model's config, and so its node, is independent of the others': built on every
+    // core. With a model's node come its problems: unknown config keys, an invalid config,
+    // or (for an enabled model) rendering its description and columns.
+    let built: Vec<(Vec<Diagnostic>, Option<Box<Node>>)> = project
         .models
         .par_iter()
         .enumerate()
         .map(|(i, m)| {
-            let mut unknown = Vec::new();
+            let mut problems = Vec::new();
             let mut in_file = ConfigLayer::new();
             for (key, value) in &recorded[i].config {
                 let name = config::normalize_key(key);
                 let range = spans::find_config_key(&texts[i].text, key).unwrap_or(0..0);
                 let span = Span::new(m.file, range);
                 if !config::is_known_key(&name) {
-                    unknown.push(config::unknown_key(key, span));
+                    problems.push(config::unknown_key(key, span));
                     continue;
                 }
                 in_file.insert(name, ConfigEntry { value: value.clone(), span });
             }
             let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
             let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
-            let described = describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
-            (unknown, NodeConfig::from_layer(&layer, ConfigFor::Model), described)
-        })
-        .collect();
-    for ((i, m), (unknown, config, (description, columns, problems))) in
-        project.models.iter().enumerate().zip(model_configs)
-    {
-        diags.extend(unknown);
-        let cfg = match config {
-            Ok(c) => c,
-            Err(e) => {
-                diags.extend(e);
-                model_index.push(None);
-                continue;
-            }
-        };
-        if !cfg.enabled {
-            model_index.push(None);
-            continue;
-        }
-        diags.extend(problems);
-        let unique_id = format!("model.{}.{}", project.name(), m.name);
-        model_index.push(Some(unique_id.clone()));
-        nodes.insert(
-            unique_id.clone(),
-            Box::new(Node {
-                unique_id,
+            let config = match NodeConfig::from_layer(&layer, ConfigFor::Model) {
+                Ok(config) if config.enabled => config,
+                Ok(_) => return (problems, None),
+                Err(e) => {
+                    problems.extend(e);
+                    return (problems, None);
+                }
+            };
+            let (description, columns, described) =
+                describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
+            problems.extend(described);
+            let node = Node {
+                unique_id: format!("model.{}.{}", project.name(), m.name),
                 resource_type: ResourceType::Model,
                 name: m.name.clone(),
                 fqn: m.fqn.clone(),
                 path: m.path.clone(),
                 file: Some(m.file),
                 relation: None,
-                config: cfg,
+                config,
                 raw_sql: Some(texts[i].text.clone()),
                 compiled_sql: None,
                 audit_sql: None,
@@ -287,8 +271,16 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: None,
                 source_name: None,
                 hooks: Hooks::default(),
-            }),
-        );
+            };
+            (problems, Some(Box::new(node)))
+        })
+        .collect();
+    for (problems, node) in built {
+        diags.extend(problems);
+        model_index.push(node.as_ref().map(|n| n.unique_id.clone()));
+        if let Some(node) = node {
+            nodes.insert(node.unique_id.clone(), node);
+        }
     }
     for seed in &project.seeds {
         let unique_id = format!("seed.{}.{}", project.name(), seed.name);
@@ -401,24 +393,34 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .enumerate()
         .map(|(i, t)| (Some(&test_ids[i]), t.file, &*test_texts[i].text, &test_recorded[i]))
         .collect();
-    for (id, file, text, rec) in model_files.iter().chain(&test_files) {
-        let Some(id) = id else { continue };
-        let mut list = Vec::new();
-        for RefCall { name, .. } in &rec.refs {
-            let span = Span::new(*file, spans::find_call(text, "ref", None, name).unwrap_or(0..0));
-            match by_name.get(name.as_str()) {
-                Some(dep) => list.push((dep.to_string(), span)),
-                None => diags.push(problems::unknown_ref(id, name, span, &by_name, &nodes)),
+    // Each file's dependencies (and the calls to what does not exist), on every core.
+    type FileDeps = (String, Vec<(String, Span)>, Vec<Diagnostic>);
+    let found: Vec<FileDeps> = model_files
+        .par_iter()
+        .chain(test_files.par_iter())
+        .filter_map(|(id, file, text, rec)| {
+            let id = (*id)?;
+            let (mut list, mut problems) = (Vec::new(), Vec::new());
+            for RefCall { name, .. } in &rec.refs {
+                let span = Span::new(*file, spans::find_call(text, "ref", None, name).unwrap_or(0..0));
+                match by_name.get(name.as_str()) {
+                    Some(dep) => list.push((dep.to_string(), span)),
+                    None => problems.push(problems::unknown_ref(id, name, span, &by_name, &nodes)),
+                }
             }
-        }
-        for (s, t) in &rec.sources {
-            let span = Span::new(*file, spans::find_call(text, "source", Some(s), t).unwrap_or(0..0));
-            match by_source.get(&(s.clone(), t.clone())) {
-                Some(dep) => list.push((dep.to_string(), span)),
-                None => diags.push(problems::unknown_source(id, s, t, span, &by_source)),
+            for (s, t) in &rec.sources {
+                let span = Span::new(*file, spans::find_call(text, "source", Some(s), t).unwrap_or(0..0));
+                match by_source.get(&(s.clone(), t.clone())) {
+                    Some(dep) => list.push((dep.to_string(), span)),
+                    None => problems.push(problems::unknown_source(id, s, t, span, &by_source)),
+                }
             }
-        }
-        deps.insert(id.to_string(), list);
+            Some((id.to_string(), list, problems))
+        })
+        .collect();
+    for (id, list, problems) in found {
+        diags.extend(problems);
+        deps.insert(id, list);
     }
 
     // A source declared over a seed's table (a project that seeds its own raw data): what
@@ -513,51 +515,56 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             (name, NodeConfig::from_layer(&layer, ConfigFor::Test))
         })
         .collect();
+    // Ids first, in order (a repeated name takes a suffix), then the nodes on every core.
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut enabled = Vec::new();
     for ((attached, def, _), (name, config)) in generic.into_iter().zip(test_configs) {
-        let mut unique_id = format!("test.{}.{}", project.name(), name);
-        let mut n = 2;
-        while nodes.contains_key(&unique_id) {
-            unique_id = format!("test.{}.{}_{n}", project.name(), name);
-            n += 1;
-        }
-        let cfg = match config {
-            Ok(c) => c,
+        let config = match config {
+            Ok(c) if c.enabled => c,
+            Ok(_) => continue,
             Err(e) => {
                 diags.extend(e);
                 continue;
             }
         };
-        if !cfg.enabled {
-            continue;
+        let mut unique_id = format!("test.{}.{}", project.name(), name);
+        let mut n = 2;
+        while nodes.contains_key(&unique_id) || taken.contains(&unique_id) {
+            unique_id = format!("test.{}.{}_{n}", project.name(), name);
+            n += 1;
         }
-        let mut list = vec![(attached.clone(), def.span)];
-        let (refs, srcs) = tests::referenced_in_args(&def);
-        for r in refs {
-            match by_name.get(r.as_str()) {
-                Some(dep) => list.push((dep.to_string(), def.span)),
-                None => diags.push(problems::unknown_ref(&unique_id, &r, def.span, &by_name, &nodes)),
+        taken.insert(unique_id.clone());
+        enabled.push((unique_id, attached, def, name, config));
+    }
+    type BuiltTest = (Box<Node>, Vec<(String, Span)>, Vec<Diagnostic>);
+    let built: Vec<BuiltTest> = enabled
+        .into_par_iter()
+        .map(|(unique_id, attached, def, name, config)| {
+            let mut problems = Vec::new();
+            let mut list = vec![(attached.clone(), def.span)];
+            let (refs, srcs) = tests::referenced_in_args(&def);
+            for r in refs {
+                match by_name.get(r.as_str()) {
+                    Some(dep) => list.push((dep.to_string(), def.span)),
+                    None => problems.push(problems::unknown_ref(&unique_id, &r, def.span, &by_name, &nodes)),
+                }
             }
-        }
-        for (s, t) in srcs {
-            match by_source.get(&(s.clone(), t.clone())) {
-                Some(dep) => list.push((dep.to_string(), def.span)),
-                None => diags.push(problems::unknown_source(&unique_id, &s, &t, def.span, &by_source)),
+            for (s, t) in srcs {
+                match by_source.get(&(s.clone(), t.clone())) {
+                    Some(dep) => list.push((dep.to_string(), def.span)),
+                    None => problems.push(problems::unknown_source(&unique_id, &s, &t, def.span, &by_source)),
+                }
             }
-        }
-        deps.insert(unique_id.clone(), list);
-        // A generic test lives in the YAML file that declares it.
-        let props_path = sources.file(def.span.file).path.clone();
-        nodes.insert(
-            unique_id.clone(),
-            Box::new(Node {
+            let node = Node {
                 unique_id,
                 resource_type: ResourceType::Test,
                 fqn: test_fqn(&nodes[&attached].fqn, &name),
                 name,
-                path: props_path,
+                // A generic test lives in the YAML file that declares it.
+                path: sources.file(def.span.file).path.clone(),
                 file: None,
                 relation: None,
-                config: cfg,
+                config,
                 raw_sql: None,
                 compiled_sql: None,
                 audit_sql: None,
@@ -569,8 +576,14 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: Some(GenericTest { def, attached_to: attached }),
                 source_name: None,
                 hooks: Hooks::default(),
-            }),
-        );
+            };
+            (Box::new(node), list, problems)
+        })
+        .collect();
+    for (node, list, problems) in built {
+        diags.extend(problems);
+        deps.insert(node.unique_id.clone(), list);
+        nodes.insert(node.unique_id.clone(), node);
     }
     if diags.has_errors() {
         return Err(finish(diags, sources));
