@@ -8,6 +8,8 @@ use serde_saphyr::Spanned;
 
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 
+mod block;
+
 /// A YAML value with the span of its text.
 #[derive(Clone, Debug)]
 pub struct Yaml {
@@ -40,6 +42,9 @@ impl Yaml {
         let text = sources.file(file).text.clone();
         if text.trim().is_empty() {
             return Ok(Yaml { value: YamlValue::Null, span: Span::file_start(file) });
+        }
+        if let Some(yaml) = block::read(&text, file) {
+            return Ok(yaml);
         }
         if let Some(yaml) = plain::read(&text, file, sources) {
             return Ok(yaml);
@@ -215,7 +220,7 @@ mod plain {
     }
 
     /// The value of an untagged scalar, when every YAML reading agrees on it.
-    fn scalar(text: &str, style: ScalarStyle) -> Option<YamlValue> {
+    pub(super) fn scalar(text: &str, style: ScalarStyle) -> Option<YamlValue> {
         if style != ScalarStyle::Plain {
             return Some(YamlValue::Str(text.to_string()));
         }
@@ -364,6 +369,133 @@ mod tests {
         let fast = plain::read(text, id, &map).map(|y| format!("{y:?}"));
         let full = serde_saphyr::from_str::<Spanned<RawNode>>(text).map(|n| format!("{:?}", convert(n, id, &map)));
         (fast, full.unwrap())
+    }
+
+    /// The tree the event path or, failing it, serde-saphyr builds, and whether the line
+    /// reader (`block`) takes the text; when it does, it must build the same tree.
+    fn block_agrees(text: &str) -> bool {
+        let map = SourceMap::default();
+        let id = map.add("x.yml", text);
+        let Some(fast) = block::read(text, id) else { return false };
+        let reference = plain::read(text, id, &map)
+            .or_else(|| serde_saphyr::from_str::<Spanned<RawNode>>(text).ok().map(|n| convert(n, id, &map)));
+        let reference = reference.unwrap_or_else(|| panic!("the line reader took invalid YAML: {text:?}"));
+        assert_eq!(format!("{fast:?}"), format!("{reference:?}"), "in {text:?}");
+        true
+    }
+
+    #[test]
+    fn the_line_reader_builds_the_tree_the_yaml_parser_builds() {
+        let cases = [
+            "a: 1\nb:\n  - x\n  - 'q'\n  - k: \"v\"\n    m:\nc: d # note\n",
+            "models:\n- name: orders\n  description: 'Orders, one per row.'\n  columns:\n  - name: id\n    data_tests:\n    - unique\n    - not_null\n",
+            "# top\nversion: 2\n\nsources:\n  - name: raw   # the raw schema\n    tables:\n      - name: orders\n        identifier: \"Orders\"\n",
+            "k:\n- 1\n- -2\nz: y\n'quoted key': it''s\nempty:\nlast: off\n",
+            "- a\n- b: 1\n  c:\n    d: e\n- f\n",
+            "values: ['high', \"mid\",low , 7]\nnone: []\none: [x] # c\n",
+        ];
+        for text in cases {
+            assert!(block_agrees(text), "declined {text:?}");
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut taken = 0;
+        for dir in ["example_project", "tests"] {
+            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
+                if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                    taken += usize::from(block_agrees(&std::fs::read_to_string(entry.path()).unwrap()));
+                }
+            }
+        }
+        assert!(taken > 20, "the line reader took only {taken} repository files");
+    }
+
+    #[test]
+    fn the_line_reader_declines_what_it_does_not_read() {
+        let cases = [
+            "a: [x, [y]]\n",
+            "a: [x: 1]\n",
+            "a: [x, y\n",
+            "a: {x: 1}\n",
+            "a: |\n  text\n",
+            "a: b\n  continued\n",
+            "a: &x 1\nb: *x\n",
+            "a: !tag 1\n",
+            "a: \"esc\\n\"\n",
+            "a: 1.5\n",
+            "a:\tb\n",
+            "---\na: 1\n",
+            "a: 1\na: 2\n",
+            "- - a\n",
+            "-\n  a: 1\n",
+            "a: b: c\n",
+            "  a: 1\n",
+        ];
+        for text in cases {
+            let map = SourceMap::default();
+            let id = map.add("x.yml", text);
+            assert!(block::read(text, id).is_none(), "took {text:?}");
+        }
+    }
+
+    /// Random documents from a few line shapes: whatever the line reader takes, it reads
+    /// as the YAML parser does.
+    #[test]
+    fn the_line_reader_agrees_on_random_documents() {
+        const KEYS: &[&str] = &["a", "name", "'q k'", "\"d\"", "x y", "on", "-k", "1"];
+        const VALUES: &[&str] = &[
+            "",
+            " v",
+            " 'it''s'",
+            " \"s t\"",
+            " 12",
+            " -3",
+            " yes",
+            " ~",
+            " a #c",
+            " #c",
+            " a:b",
+            " 1.5",
+            " [x]",
+            " [ 'a', b,c ]",
+            " []",
+            " [1, 'x'",
+            " *r",
+        ];
+        let mut state = 0x853c_49e6_748f_ea9b_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as usize
+        };
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(1 + next() % 7) {
+                let indent = 2 * (next() % 3);
+                let dash = if next() % 3 == 0 { "- " } else { "" };
+                let line = match next() % 6 {
+                    0 => format!("{}{dash}{}", " ".repeat(indent), &VALUES[next() % VALUES.len()].trim_start()),
+                    1 => "# comment".to_string(),
+                    _ => format!(
+                        "{}{dash}{}:{}",
+                        " ".repeat(indent),
+                        KEYS[next() % KEYS.len()],
+                        VALUES[next() % VALUES.len()]
+                    ),
+                };
+                text.push_str(&line);
+                text.push('\n');
+            }
+            if serde_saphyr::from_str::<Spanned<RawNode>>(&text).is_err() {
+                let map = SourceMap::default();
+                let id = map.add("x.yml", text.as_str());
+                assert!(block::read(&text, id).is_none(), "the line reader took invalid YAML: {text:?}");
+                continue;
+            }
+            taken += usize::from(block_agrees(&text));
+        }
+        assert!(taken > 400, "the line reader took only {taken} random documents");
     }
 
     #[test]
