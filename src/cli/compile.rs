@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use super::{GlobalArgs, Outcome};
 use crate::compile::CompiledProject;
 use crate::diagnostics::{Diagnostic, SourceMap};
@@ -70,7 +72,7 @@ pub(super) fn write_artifacts(
 ) -> Result<Written, Vec<Diagnostic>> {
     let target = compiled.project.root.join(&compiled.project.settings.target_path);
     let files: Vec<(PathBuf, &[u8])> = selected
-        .iter()
+        .par_iter()
         .filter_map(|id| {
             let node = &compiled.nodes[id];
             Some((target.join("compiled").join(node.compiled_path()), node.compiled_sql.as_deref()?.as_bytes()))

@@ -12,15 +12,18 @@ use crate::project::Materialization;
 pub(super) fn inline_ephemerals(nodes: &mut Nodes, dag: &Dag) {
     let is_ephemeral =
         |n: &Node| n.resource_type == ResourceType::Model && n.config.materialized == Materialization::Ephemeral;
-    let order: Vec<String> = dag.topological().into_iter().map(String::from).collect();
     let bare: BTreeMap<String, String> = nodes
         .values()
         .filter(|n| is_ephemeral(n))
         .filter_map(|n| Some((n.unique_id.clone(), n.compiled_sql.clone()?)))
         .collect();
+    if bare.is_empty() {
+        return;
+    }
+    let order: Vec<String> = dag.topological().into_iter().map(String::from).collect();
     for id in &order {
         let node = &nodes[id];
-        if node.compiled_sql.is_none() {
+        if node.compiled_sql.is_none() || !node.depends_on.iter().any(|d| bare.contains_key(d)) {
             continue;
         }
         // Ephemeral ancestors reachable through ephemeral nodes only, in dependency order.

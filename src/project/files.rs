@@ -1,6 +1,7 @@
 //! Walking the resource folders and reading files (in parallel, in a stable order).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use walkdir::WalkDir;
@@ -119,8 +120,11 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
         }
     }
 
-    let texts: Vec<Option<Result<String, Diagnostic>>> =
-        listed.par_iter().map(|(kind, path, _)| (*kind != Kind::Seed).then(|| read(&root.join(path)))).collect();
+    // Read (and turned into the shared text the source map keeps) on every core.
+    let texts: Vec<Option<Result<Arc<str>, Diagnostic>>> = listed
+        .par_iter()
+        .map(|(kind, path, _)| (*kind != Kind::Seed).then(|| read(&root.join(path)).map(Arc::from)))
+        .collect();
     let mut tree = Tree { unsupported, ..Tree::default() };
     for ((kind, path, rel), text) in listed.into_iter().zip(texts) {
         let text = match text {
