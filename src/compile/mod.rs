@@ -596,15 +596,22 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     for info in infos {
         dag.add_node(info);
     }
-    for (id, list) in &deps {
-        let node = nodes.get_mut(id).expect("deps are keyed by node ids");
-        let mut depends: Vec<String> = list.iter().map(|(d, _)| d.clone()).collect();
-        depends.sort();
-        depends.dedup();
-        for d in &depends {
-            dag.add_edge(d, id);
-        }
-        node.depends_on = depends;
+    // Each node's sorted dependencies and the DAG's edges are worked out on every core;
+    // only adding them is serial.
+    let depends: Vec<(&String, Vec<String>)> = deps
+        .par_iter()
+        .map(|(id, list)| {
+            let mut depends: Vec<String> = list.iter().map(|(d, _)| d.clone()).collect();
+            depends.sort();
+            depends.dedup();
+            (id, depends)
+        })
+        .collect();
+    let edges: Vec<(&str, &str)> =
+        depends.iter().flat_map(|(id, list)| list.iter().map(|d| (d.as_str(), id.as_str()))).collect();
+    dag.add_edges(&edges);
+    for (id, list) in depends {
+        nodes.get_mut(id).expect("deps are keyed by node ids").depends_on = list;
     }
     for cycle in dag.cycles() {
         diags.push(problems::cycle_diagnostic(&cycle.0, &nodes, &deps));

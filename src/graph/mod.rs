@@ -77,9 +77,18 @@ impl Dag {
         ix
     }
 
-    /// Adds `parent -> child` (child depends on parent); repeated edges are kept once.
-    pub fn add_edge(&mut self, parent: &str, child: &str) {
-        let (p, c) = (self.by_id[parent], self.by_id[child]);
+    /// Adds `parent -> child` edges (the child depends on the parent), each once however
+    /// often it is given; their ends are looked up on every core.
+    pub fn add_edges(&mut self, edges: &[(&str, &str)]) {
+        use rayon::prelude::*;
+        let ends: Vec<(NodeIndex, NodeIndex)> =
+            edges.par_iter().map(|(parent, child)| (self.by_id[*parent], self.by_id[*child])).collect();
+        for (p, c) in ends {
+            self.add_edge_between(p, c);
+        }
+    }
+
+    fn add_edge_between(&mut self, p: NodeIndex, c: NodeIndex) {
         // Looked up among the child's few parents, not the parent's children (a seed or
         // staging model can have thousands).
         if !self.graph.edges_directed(c, Direction::Incoming).any(|e| e.source() == p) {
@@ -166,6 +175,26 @@ impl Dag {
     /// Node ids in dependency order, ties broken by insertion order (Kahn's algorithm
     /// with a min-heap, so the order is deterministic). Assumes no cycles.
     pub fn topological(&self) -> Vec<&str> {
+        self.topological_indices().into_iter().map(|ix| self.graph[ix].unique_id.as_str()).collect()
+    }
+
+    /// Every node with its depth (the most edges on a path to it from a node without
+    /// parents), in [`Dag::topological`] order.
+    pub fn depths(&self) -> Vec<(&NodeInfo, usize)> {
+        let mut depth = vec![0; self.graph.node_count()];
+        let order = self.topological_indices();
+        order
+            .into_iter()
+            .map(|ix| {
+                let parents = self.graph.neighbors_directed(ix, Direction::Incoming);
+                let d = parents.map(|p| depth[p.index()] + 1).max().unwrap_or(0);
+                depth[ix.index()] = d;
+                (&self.graph[ix], d)
+            })
+            .collect()
+    }
+
+    fn topological_indices(&self) -> Vec<NodeIndex> {
         let mut indegree: Vec<usize> =
             self.graph.node_indices().map(|n| self.graph.neighbors_directed(n, Direction::Incoming).count()).collect();
         let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
@@ -173,7 +202,7 @@ impl Dag {
         let mut out = Vec::with_capacity(indegree.len());
         while let Some(std::cmp::Reverse(i)) = ready.pop() {
             let ix = NodeIndex::new(i);
-            out.push(self.graph[ix].unique_id.as_str());
+            out.push(ix);
             for child in self.graph.neighbors_directed(ix, Direction::Outgoing) {
                 indegree[child.index()] -= 1;
                 if indegree[child.index()] == 0 {
@@ -258,10 +287,12 @@ mod tests {
         for id in ["model.shop.a", "model.shop.b", "model.shop.c", "model.shop.d"] {
             dag.add_node(node(id, ResourceType::Model));
         }
-        dag.add_edge("model.shop.a", "model.shop.b");
-        dag.add_edge("model.shop.b", "model.shop.c");
-        dag.add_edge("model.shop.c", "model.shop.a");
-        dag.add_edge("model.shop.c", "model.shop.d");
+        dag.add_edges(&[
+            ("model.shop.a", "model.shop.b"),
+            ("model.shop.b", "model.shop.c"),
+            ("model.shop.c", "model.shop.a"),
+            ("model.shop.c", "model.shop.d"),
+        ]);
         assert_eq!(
             dag.cycles(),
             vec![Cycle(vec!["model.shop.a".into(), "model.shop.b".into(), "model.shop.c".into()])]
@@ -274,8 +305,7 @@ mod tests {
         for id in ["model.shop.c", "model.shop.b", "model.shop.a"] {
             dag.add_node(node(id, ResourceType::Model));
         }
-        dag.add_edge("model.shop.a", "model.shop.b");
-        dag.add_edge("model.shop.b", "model.shop.c");
+        dag.add_edges(&[("model.shop.a", "model.shop.b"), ("model.shop.b", "model.shop.c")]);
         assert_eq!(dag.topological(), vec!["model.shop.a", "model.shop.b", "model.shop.c"]);
     }
 }

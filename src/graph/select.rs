@@ -399,7 +399,7 @@ mod tests {
             ("model.shop.orders", "test.shop.rel_orders_customers"),
             ("model.shop.stg_customers", "test.shop.rel_orders_customers"),
         ] {
-            dag.add_edge(p, c);
+            dag.add_edges(&[(p, c)]);
         }
         dag
     }

@@ -262,7 +262,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
     };
     let walk_models = || {
         let mut found = Vec::new();
-        for level in model_levels(nodes, dag) {
+        for level in model_levels(dag) {
             // Everything but the bookkeeping happens on every core: a level's models read only
             // the schemas of earlier levels.
             let results: Vec<Walked<'_>> = level
@@ -350,18 +350,14 @@ fn is_ephemeral(node: &Node) -> bool {
 }
 
 /// Models grouped by depth in the DAG: every model's upstream models sit in earlier groups.
-fn model_levels<'a>(nodes: &'a Nodes, dag: &Dag) -> Vec<Vec<&'a str>> {
-    let mut depth: HashMap<&str, usize> = HashMap::new();
+fn model_levels(dag: &Dag) -> Vec<Vec<&str>> {
     let mut levels: Vec<Vec<&str>> = Vec::new();
-    for id in dag.topological() {
-        let Some((key, node)) = nodes.get_key_value(id) else { continue };
-        let d = node.depends_on.iter().filter_map(|p| depth.get(p.as_str())).map(|d| d + 1).max().unwrap_or(0);
-        depth.insert(key.as_str(), d);
-        if node.resource_type == ResourceType::Model {
+    for (info, d) in dag.depths() {
+        if info.resource_type == ResourceType::Model {
             if levels.len() <= d {
                 levels.resize_with(d + 1, Vec::new);
             }
-            levels[d].push(key.as_str());
+            levels[d].push(info.unique_id.as_str());
         }
     }
     levels

@@ -220,15 +220,19 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
         compiled.macro_texts.iter().map(|(name, text)| (name.as_str(), checksum(text))).collect();
     let docs: BTreeMap<&str, &str> = project.docs.iter().map(|(k, v)| (k.as_str(), v.text.as_str())).collect();
 
-    // One compact JSON object, keys in this order, as serde would write a struct.
-    out.write_all(b"{")?;
-    field(out, "metadata", &metadata)?;
-    out.write_all(b",")?;
-    entry_map(out, "nodes", &nodes, &entry)?;
-    out.write_all(b",")?;
-    entry_map(out, "sources", &sources, &entry)?;
-    let parent_map = compiled.dag.parent_map();
-    let child_map = compiled.dag.child_map();
+    // One compact JSON object, keys in this order, as serde would write a struct. The
+    // parent and child maps are made while the nodes are written.
+    let mut maps = None;
+    rayon::in_place_scope(|scope| {
+        scope.spawn(|_| maps = Some((compiled.dag.parent_map(), compiled.dag.child_map())));
+        out.write_all(b"{")?;
+        field(out, "metadata", &metadata)?;
+        out.write_all(b",")?;
+        entry_map(out, "nodes", &nodes, &entry)?;
+        out.write_all(b",")?;
+        entry_map(out, "sources", &sources, &entry)
+    })?;
+    let (parent_map, child_map) = maps.expect("the scope waited for the maps");
     out.write_all(b",")?;
     field(out, "macros", &macros)?;
     out.write_all(b",")?;
