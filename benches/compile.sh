@@ -10,8 +10,8 @@
 # compile cache (target/compile.cache, which `etlm compile` writes for the next one), and
 # prints, per size:
 #
-#   compile 10000 models, cold cache: best 1.27 s, median 1.28 s, peak RSS 256 MB
-#   compile 10000 models, warm cache: best 0.86 s, median 0.88 s, peak RSS 267 MB
+#   compile 10000 models, cold cache: best 0.99 s, median 1.03 s, peak RSS 244 MB
+#   compile 10000 models, warm cache: best 0.70 s, median 0.72 s, peak RSS 252 MB
 #
 # "Cold" deletes the cache before each run (the first compile of a checkout, or after
 # upgrading etlm); "warm" is the usual repeated compile. Both render every model and test,

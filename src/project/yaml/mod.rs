@@ -157,8 +157,8 @@ impl Yaml {
     }
 }
 
-/// The common case, read straight from the YAML parser's events (about twice as fast as
-/// going through serde): documents whose scalars mean the same under every reading
+/// What the line reader (`block`) declines but is still common, read straight from the
+/// YAML parser's events (about twice as fast as going through serde): documents whose scalars mean the same under every reading
 /// (quoted or block text, words, decimal integers, null and boolean spellings) and which
 /// use no tags, anchors or repeated keys. Anything else returns `None` and takes the
 /// serde-saphyr path, which decides those cases (and words syntax errors); the unit tests
