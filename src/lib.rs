@@ -23,3 +23,5 @@ pub mod run;
 pub mod sql;
 pub mod state;
 pub mod template;
+#[cfg(test)]
+mod testing;

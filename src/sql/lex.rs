@@ -345,17 +345,11 @@ mod tests {
             "'s'", "''", "'a''b'", "'\n'", "\"q\"", "\"\"", " ", "  ", "\t", "\n", "-- c\n", "--", "'", "\"", "é",
             "\\", "\r", "/*", "*/", "e5", "x1", "L", "_", "`",
         ];
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::pseudo_random(0x9e37_79b9_7f4a_7c15_u64);
         let mut taken = 0;
         for _ in 0..40_000 {
             let len = 1 + next() % 8;
-            let sql: String = (0..len).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+            let sql: String = (0..len).map(|_| PIECES[next() % PIECES.len()]).collect();
             taken += usize::from(agrees(&sql));
         }
         assert!(taken > 5_000, "the fast path took only {taken} of 40,000 inputs");

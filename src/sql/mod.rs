@@ -146,13 +146,7 @@ mod tests {
             &["=", "<>", "is", "is not", "in", "||", ",", "and", ""],
             &["select", "from", "where", "(", ")", "group by", "*", ".", "as"],
         ];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as usize
-        };
+        let mut next = crate::testing::pseudo_random(0x2545_f491_4f6c_dd1d_u64);
         let mut outcomes: std::collections::HashMap<u64, (bool, String)> = std::collections::HashMap::new();
         for _ in 0..20_000 {
             let mut sql = String::from("select ");

@@ -461,19 +461,13 @@ mod tests {
             " [1, 'x'",
             " *r",
         ];
-        let mut state = 0x853c_49e6_748f_ea9b_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as usize
-        };
+        let mut next = crate::testing::pseudo_random(0x853c_49e6_748f_ea9b_u64);
         let mut taken = 0;
         for _ in 0..20_000 {
             let mut text = String::new();
             for _ in 0..(1 + next() % 7) {
                 let indent = 2 * (next() % 3);
-                let dash = if next() % 3 == 0 { "- " } else { "" };
+                let dash = if next().is_multiple_of(3) { "- " } else { "" };
                 let line = match next() % 6 {
                     0 => format!("{}{dash}{}", " ".repeat(indent), &VALUES[next() % VALUES.len()].trim_start()),
                     1 => "# comment".to_string(),
