@@ -482,15 +482,16 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Generic tests from YAML.
-    let mut generic: Vec<(String, TestDef, String)> = Vec::new();
-    for m in &project.models {
-        if let Some(p) = &m.props {
+    let mut generic: Vec<(String, TestDef, String)> = project
+        .models
+        .par_iter()
+        .flat_map_iter(|m| {
             let id = format!("model.{}.{}", project.name(), m.name);
-            if nodes.contains_key(&id) {
-                generic.extend(all_tests(&p.tests, &p.columns).map(|t| (id.clone(), t, m.name.clone())));
-            }
-        }
-    }
+            let props = m.props.as_ref().filter(|_| nodes.contains_key(&id));
+            let tests = props.into_iter().flat_map(|p| all_tests(&p.tests, &p.columns));
+            tests.map(move |t| (id.clone(), t, m.name.clone()))
+        })
+        .collect();
     for s in &project.seeds {
         if let Some(p) = &s.props {
             let id = format!("seed.{}.{}", project.name(), s.name);
@@ -516,6 +517,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         })
         .collect();
     // Ids first, in order (a repeated name takes a suffix), then the nodes on every core.
+    let existing: HashSet<&str> = nodes.keys().map(String::as_str).collect();
     let mut taken: HashSet<String> = HashSet::new();
     let mut enabled = Vec::new();
     for ((attached, def, _), (name, config)) in generic.into_iter().zip(test_configs) {
@@ -529,7 +531,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         };
         let mut unique_id = format!("test.{}.{}", project.name(), name);
         let mut n = 2;
-        while nodes.contains_key(&unique_id) || taken.contains(&unique_id) {
+        while existing.contains(unique_id.as_str()) || taken.contains(&unique_id) {
             unique_id = format!("test.{}.{}_{n}", project.name(), name);
             n += 1;
         }
@@ -590,7 +592,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // The DAG.
-    let mut dag = Dag::default();
+    let mut dag = Dag::with_capacity(nodes.len());
     // What selectors read of each node (its config as JSON, say), gathered on every core.
     let infos: Vec<NodeInfo> = nodes.par_iter().map(|(_, node)| graph_info(node, project.name())).collect();
     for info in infos {

@@ -70,6 +70,11 @@ pub struct Dag {
 pub struct Cycle(pub Vec<String>);
 
 impl Dag {
+    /// An empty DAG with room for `nodes` nodes and twice as many edges.
+    pub fn with_capacity(nodes: usize) -> Dag {
+        Dag { graph: DiGraph::with_capacity(nodes, 2 * nodes), by_id: BTreeMap::new() }
+    }
+
     pub fn add_node(&mut self, info: NodeInfo) -> NodeIndex {
         let id = info.unique_id.clone();
         let ix = self.graph.add_node(info);
