@@ -357,16 +357,8 @@ mod tests {
 
     #[test]
     fn agrees_with_sqlparser_on_the_repository_sql() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut taken = 0;
-        for dir in ["example_project", "tests", "templates"] {
-            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
-                if entry.path().extension().is_some_and(|e| e == "sql") {
-                    let text = std::fs::read_to_string(entry.path()).expect("readable");
-                    taken += usize::from(agrees(&text));
-                }
-            }
-        }
+        let texts = crate::testing::repository_texts(&["example_project", "tests", "templates"], &["sql"]);
+        let taken = texts.iter().filter(|text| agrees(text)).count();
         assert!(taken > 50, "the fast path took only {taken} repository files");
     }
 

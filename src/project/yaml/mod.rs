@@ -397,15 +397,8 @@ mod tests {
         for text in cases {
             assert!(block_agrees(text), "declined {text:?}");
         }
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut taken = 0;
-        for dir in ["example_project", "tests"] {
-            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
-                if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "yml" || e == "yaml") {
-                    taken += usize::from(block_agrees(&std::fs::read_to_string(entry.path()).unwrap()));
-                }
-            }
-        }
+        let texts = crate::testing::repository_texts(&["example_project", "tests"], &["yml", "yaml"]);
+        let taken = texts.iter().filter(|text| block_agrees(text)).count();
         assert!(taken > 20, "the line reader took only {taken} repository files");
     }
 
@@ -503,15 +496,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for dir in ["example_project", "tests"] {
-            for entry in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
-                let path = entry.path();
-                if entry.file_type().is_file() && path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-                    texts.push(std::fs::read_to_string(path).unwrap());
-                }
-            }
-        }
+        texts.extend(crate::testing::repository_texts(&["example_project", "tests"], &["yml", "yaml"]));
         let mut fast_taken = 0;
         for text in &texts {
             let Ok(_) = serde_saphyr::from_str::<Spanned<RawNode>>(text) else { continue };
