@@ -358,8 +358,27 @@ mod tests {
     #[test]
     fn agrees_with_sqlparser_on_the_repository_sql() {
         let texts = crate::testing::repository_texts(&["example_project", "tests", "templates"], &["sql"]);
-        let taken = texts.iter().filter(|text| agrees(text)).count();
-        assert!(taken > 50, "the fast path took only {taken} repository files");
+        let taken = texts.iter().filter(|text| agrees(&without_jinja(text))).count();
+        assert!(taken > 50, "the fast path took only {taken} of {} repository files", texts.len());
+    }
+
+    /// The SQL around a template's Jinja: each `{{ }}` becomes the name `x`, and `{% %}` and
+    /// `{# #}` are dropped.
+    fn without_jinja(template: &str) -> String {
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some((open, close)) =
+            [("{{", "}}"), ("{%", "%}"), ("{#", "#}")].iter().filter_map(|&(o, c)| Some((rest.find(o)?, c))).min()
+        {
+            out.push_str(&rest[..open]);
+            if close == "}}" {
+                out.push('x');
+            }
+            let Some(end) = rest[open..].find(close) else { return out };
+            rest = &rest[open + end + 2..];
+        }
+        out.push_str(rest);
+        out
     }
 
     #[test]
