@@ -441,7 +441,6 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Singular tests.
-    // Singular tests.
     for (i, t) in project.singular_tests.iter().enumerate() {
         let layer = t.folder_config.clone();
         let in_file: ConfigLayer = test_recorded[i]
@@ -481,112 +480,57 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         }
     }
 
-    // Generic tests from YAML.
-    let mut generic: Vec<(String, TestDef, String)> = project
-        .models
-        .par_iter()
-        .flat_map_iter(|m| {
-            let id = format!("model.{}.{}", project.name(), m.name);
-            let props = m.props.as_ref().filter(|_| nodes.contains_key(&id));
-            let tests = props.into_iter().flat_map(|p| all_tests(&p.tests, &p.columns));
-            tests.map(move |t| (id.clone(), t, m.name.clone()))
-        })
+    // The models' SQL is rendered (the compile pass) while the generic tests from YAML
+    // become nodes: both only read the nodes so far, so they share the cores.
+    let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
+        refs: nodes
+            .values()
+            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+            .map(|n| match opts.deferred.get(&n.unique_id) {
+                Some(other) => (n.name.clone(), RelationValue { relation: other.clone(), cte: None }),
+                None => (n.name.clone(), ref_target(n)),
+            })
+            .collect(),
+        sources: nodes
+            .values()
+            .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.relation.clone()?)))
+            .collect(),
+    });
+    // Templates are compiled again rather than kept from the parse pass: 10,000 compiled
+    // templates hold over 100 MB, and compiling one costs a few microseconds.
+    let jobs: Vec<(&String, &str, &str)> = model_index
+        .iter()
+        .zip(names.iter().zip(&texts))
+        .filter_map(|(id, (name, file))| Some((id.as_ref()?, name.as_str(), &*file.text)))
+        .chain(test_ids.iter().zip(test_names.iter().zip(&test_texts)).map(|(id, (n, f))| (id, n.as_str(), &*f.text)))
+        .filter(|(id, _, _)| nodes.contains_key(*id))
         .collect();
-    for s in &project.seeds {
-        if let Some(p) = &s.props {
-            let id = format!("seed.{}.{}", project.name(), s.name);
-            generic.extend(all_tests(&p.tests, &p.columns).map(|t| (id.clone(), t, s.name.clone())));
-        }
-    }
-    for src in &project.sources {
-        let id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
-        let label = format!("{}_{}", src.source_name, src.table.name);
-        generic.extend(all_tests(&src.table.tests, &src.table.columns).map(|t| (id.clone(), t, label.clone())));
-    }
-    let test_folder = project.settings.tests.resolve(&[project.name().to_string()]);
-    let test_configs: Vec<(String, Result<NodeConfig, Vec<Diagnostic>>)> = generic
-        .par_iter()
-        .map(|(attached, def, label)| {
-            let (name, short) = tests::test_names(def, label, attached.starts_with("source."));
-            let mut layer = config::merge(&[&test_folder, &def.config]);
-            // As dbt: a long name's compiled file and stored failures take the short one.
-            if short != name {
-                layer.entry("alias".into()).or_insert(ConfigEntry { value: Json::String(short), span: def.span });
-            }
-            (name, NodeConfig::from_layer(&layer, ConfigFor::Test))
-        })
-        .collect();
-    // Ids first, in order (a repeated name takes a suffix), then the nodes on every core.
-    let existing: HashSet<&str> = nodes.keys().map(String::as_str).collect();
-    let mut taken: HashSet<String> = HashSet::new();
-    let mut enabled = Vec::new();
-    for ((attached, def, _), (name, config)) in generic.into_iter().zip(test_configs) {
-        let config = match config {
-            Ok(c) if c.enabled => c,
-            Ok(_) => continue,
-            Err(e) => {
-                diags.extend(e);
-                continue;
-            }
-        };
-        let mut unique_id = format!("test.{}.{}", project.name(), name);
-        let mut n = 2;
-        while existing.contains(unique_id.as_str()) || taken.contains(&unique_id) {
-            unique_id = format!("test.{}.{}_{n}", project.name(), name);
-            n += 1;
-        }
-        taken.insert(unique_id.clone());
-        enabled.push((unique_id, attached, def, name, config));
-    }
-    type BuiltTest = (Box<Node>, Vec<(String, Span)>, Vec<Diagnostic>);
-    let built: Vec<BuiltTest> = enabled
-        .into_par_iter()
-        .map(|(unique_id, attached, def, name, config)| {
-            let mut problems = Vec::new();
-            let mut list = vec![(attached.clone(), def.span)];
-            let (refs, srcs) = tests::referenced_in_args(&def);
-            for r in refs {
-                match by_name.get(r.as_str()) {
-                    Some(dep) => list.push((dep.to_string(), def.span)),
-                    None => problems.push(problems::unknown_ref(&unique_id, &r, def.span, &by_name, &nodes)),
-                }
-            }
-            for (s, t) in srcs {
-                match by_source.get(&(s.clone(), t.clone())) {
-                    Some(dep) => list.push((dep.to_string(), def.span)),
-                    None => problems.push(problems::unknown_source(&unique_id, &s, &t, def.span, &by_source)),
-                }
-            }
-            let node = Node {
-                unique_id,
-                resource_type: ResourceType::Test,
-                fqn: test_fqn(&nodes[&attached].fqn, &name),
-                name,
-                // A generic test lives in the YAML file that declares it.
-                path: sources.file(def.span.file).path.clone(),
-                file: None,
-                relation: None,
-                config,
-                raw_sql: None,
-                compiled_sql: None,
-                audit_sql: None,
-                depends_on: Vec::new(),
-                description: String::new(),
-                columns: Vec::new(),
-                vars_used: BTreeSet::new(),
-                macros_used: BTreeSet::new(),
-                generic_test: Some(GenericTest { def, attached_to: attached }),
-                source_name: None,
-                hooks: Hooks::default(),
-            };
-            (Box::new(node), list, problems)
-        })
-        .collect();
-    for (node, list, problems) in built {
+    let pass = CompilePass {
+        nodes: &nodes,
+        renderer: &renderer,
+        resolver: resolver.clone(),
+        event_times: Arc::new(
+            nodes
+                .values()
+                .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+                .filter_map(|n| Some((n.name.clone(), n.config.event_time.clone()?)))
+                .collect(),
+        ),
+        existing: opts.existing.map(|list| list(&project)).unwrap_or_default(),
+        full_refresh: opts.render.full_refresh,
+        sources,
+    };
+    let ((tests, test_problems), rendered): (_, Vec<(String, RenderedNode)>) = rayon::join(
+        || generic_test_nodes(&project, &nodes, &by_name, &by_source, sources),
+        || jobs.par_iter().map(|&(id, name, text)| (id.clone(), pass.render(id, name, text))).collect(),
+    );
+    drop(pass);
+    for (node, list, problems) in tests {
         diags.extend(problems);
         deps.insert(node.unique_id.clone(), list);
         nodes.insert(node.unique_id.clone(), node);
     }
+    diags.extend(test_problems);
     if diags.has_errors() {
         return Err(finish(diags, sources));
     }
@@ -622,72 +566,6 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         return Err(finish(diags, sources));
     }
 
-    // Compile pass.
-    let existing = opts.existing.map(|list| list(&project)).unwrap_or_default();
-    let event_times: Arc<BTreeMap<String, String>> = Arc::new(
-        nodes
-            .values()
-            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
-            .filter_map(|n| Some((n.name.clone(), n.config.event_time.clone()?)))
-            .collect(),
-    );
-    let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
-        refs: nodes
-            .values()
-            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
-            .map(|n| match opts.deferred.get(&n.unique_id) {
-                Some(other) => (n.name.clone(), RelationValue { relation: other.clone(), cte: None }),
-                None => (n.name.clone(), ref_target(n)),
-            })
-            .collect(),
-        sources: nodes
-            .values()
-            .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.relation.clone()?)))
-            .collect(),
-    });
-    // Templates are compiled again rather than kept from the parse pass: 10,000 compiled
-    // templates hold over 100 MB, and compiling one costs a few microseconds.
-    let jobs: Vec<(&String, &str, &str)> = model_index
-        .iter()
-        .zip(names.iter().zip(&texts))
-        .filter_map(|(id, (name, file))| Some((id.as_ref()?, name.as_str(), &*file.text)))
-        .chain(test_ids.iter().zip(test_names.iter().zip(&test_texts)).map(|(id, (n, f))| (id, n.as_str(), &*f.text)))
-        .filter(|(id, _, _)| nodes.contains_key(*id))
-        .collect();
-    type RenderedNode = Result<(crate::template::Rendered, Hooks), Diagnostic>;
-    let rendered: Vec<(String, RenderedNode)> = jobs
-        .par_iter()
-        .map(|&(id, name, text)| {
-            let node = &nodes[id];
-            let incremental = node.config.materialized == Materialization::Incremental
-                && !(opts.render.full_refresh && node.config.full_refresh != Some(false))
-                && node.relation.as_ref().is_some_and(|r| existing.contains(r));
-            let input = if node.is_windowed() {
-                // Batches substitute their window; refs to models with `event_time` are
-                // filtered to it.
-                let windowed: Arc<dyn Resolver> =
-                    Arc::new(WindowResolver { inner: resolver.clone(), event_times: event_times.clone() });
-                let mut input = compile_input(node, windowed, incremental);
-                input.extra = window::variables();
-                input
-            } else {
-                compile_input(node, resolver.clone(), incremental)
-            };
-            let hooks = |list: &[String]| -> Result<Vec<String>, Diagnostic> {
-                let rendered = |hook: &String| {
-                    let span = Span::file_start(node.file.expect("a node with hooks has a file"));
-                    renderer.render_inline(hook, &input, span)
-                };
-                list.iter().map(rendered).collect()
-            };
-            let file = node.file.expect("models and singular tests have a file");
-            let result = renderer.compile(file, name, text, sources).and_then(|t| renderer.render(&t, &input, sources));
-            let result = result.and_then(|rendered| {
-                Ok((rendered, Hooks { pre: hooks(&node.config.pre_hook)?, post: hooks(&node.config.post_hook)? }))
-            });
-            (id.clone(), result)
-        })
-        .collect();
     for (id, result) in rendered {
         match result {
             Ok((rendered, hooks)) => {
@@ -815,6 +693,174 @@ fn render_generic_tests(
             (node.unique_id.clone(), result)
         })
         .collect()
+}
+
+/// The compile pass over models and singular tests: what rendering one needs.
+struct CompilePass<'a> {
+    nodes: &'a Nodes,
+    renderer: &'a Renderer,
+    resolver: Arc<dyn Resolver>,
+    /// `event_time` of each model and seed that has one, by name.
+    event_times: Arc<BTreeMap<String, String>>,
+    /// The relations that exist on the target.
+    existing: BTreeSet<Relation>,
+    full_refresh: bool,
+    sources: &'a SourceMap,
+}
+
+/// A node's compiled SQL and hooks, or why it did not render.
+type RenderedNode = Result<(crate::template::Rendered, Hooks), Diagnostic>;
+
+impl CompilePass<'_> {
+    /// Renders the node `id` from its file `name` holding `text`.
+    fn render(&self, id: &str, name: &str, text: &str) -> RenderedNode {
+        let node = &self.nodes[id];
+        let incremental = node.config.materialized == Materialization::Incremental
+            && !(self.full_refresh && node.config.full_refresh != Some(false))
+            && node.relation.as_ref().is_some_and(|r| self.existing.contains(r));
+        let input = if node.is_windowed() {
+            // Batches substitute their window; refs to models with `event_time` are
+            // filtered to it.
+            let windowed: Arc<dyn Resolver> =
+                Arc::new(WindowResolver { inner: self.resolver.clone(), event_times: self.event_times.clone() });
+            let mut input = compile_input(node, windowed, incremental);
+            input.extra = window::variables();
+            input
+        } else {
+            compile_input(node, self.resolver.clone(), incremental)
+        };
+        let hooks = |list: &[String]| -> Result<Vec<String>, Diagnostic> {
+            let rendered = |hook: &String| {
+                let span = Span::file_start(node.file.expect("a node with hooks has a file"));
+                self.renderer.render_inline(hook, &input, span)
+            };
+            list.iter().map(rendered).collect()
+        };
+        let file = node.file.expect("models and singular tests have a file");
+        let result = self
+            .renderer
+            .compile(file, name, text, self.sources)
+            .and_then(|t| self.renderer.render(&t, &input, self.sources));
+        result.and_then(|rendered| {
+            Ok((rendered, Hooks { pre: hooks(&node.config.pre_hook)?, post: hooks(&node.config.post_hook)? }))
+        })
+    }
+}
+
+/// A generic test node: the node, what it depends on (with where each is named) and the
+/// problems found building it.
+type BuiltTest = (Box<Node>, Vec<(String, Span)>, Vec<Diagnostic>);
+
+/// The generic tests declared in YAML (on models, seeds and sources) as nodes, with the
+/// problems of their configs.
+fn generic_test_nodes(
+    project: &Project,
+    nodes: &Nodes,
+    by_name: &BTreeMap<String, String>,
+    by_source: &BTreeMap<(String, String), String>,
+    sources: &SourceMap,
+) -> (Vec<BuiltTest>, Vec<Diagnostic>) {
+    let mut problems = Vec::new();
+    let mut generic: Vec<(String, TestDef, String)> = project
+        .models
+        .par_iter()
+        .flat_map_iter(|m| {
+            let id = format!("model.{}.{}", project.name(), m.name);
+            let props = m.props.as_ref().filter(|_| nodes.contains_key(&id));
+            let tests = props.into_iter().flat_map(|p| all_tests(&p.tests, &p.columns));
+            tests.map(move |t| (id.clone(), t, m.name.clone()))
+        })
+        .collect();
+    for s in &project.seeds {
+        if let Some(p) = &s.props {
+            let id = format!("seed.{}.{}", project.name(), s.name);
+            generic.extend(all_tests(&p.tests, &p.columns).map(|t| (id.clone(), t, s.name.clone())));
+        }
+    }
+    for src in &project.sources {
+        let id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+        let label = format!("{}_{}", src.source_name, src.table.name);
+        generic.extend(all_tests(&src.table.tests, &src.table.columns).map(|t| (id.clone(), t, label.clone())));
+    }
+    let test_folder = project.settings.tests.resolve(&[project.name().to_string()]);
+    let test_configs: Vec<(String, Result<NodeConfig, Vec<Diagnostic>>)> = generic
+        .par_iter()
+        .map(|(attached, def, label)| {
+            let (name, short) = tests::test_names(def, label, attached.starts_with("source."));
+            let mut layer = config::merge(&[&test_folder, &def.config]);
+            // As dbt: a long name's compiled file and stored failures take the short one.
+            if short != name {
+                layer.entry("alias".into()).or_insert(ConfigEntry { value: Json::String(short), span: def.span });
+            }
+            (name, NodeConfig::from_layer(&layer, ConfigFor::Test))
+        })
+        .collect();
+    // Ids first, in order (a repeated name takes a suffix), then the nodes on every core.
+    let existing: HashSet<&str> = nodes.keys().map(String::as_str).collect();
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut enabled = Vec::new();
+    for ((attached, def, _), (name, config)) in generic.into_iter().zip(test_configs) {
+        let config = match config {
+            Ok(c) if c.enabled => c,
+            Ok(_) => continue,
+            Err(e) => {
+                problems.extend(e);
+                continue;
+            }
+        };
+        let mut unique_id = format!("test.{}.{}", project.name(), name);
+        let mut n = 2;
+        while existing.contains(unique_id.as_str()) || taken.contains(&unique_id) {
+            unique_id = format!("test.{}.{}_{n}", project.name(), name);
+            n += 1;
+        }
+        taken.insert(unique_id.clone());
+        enabled.push((unique_id, attached, def, name, config));
+    }
+    let built: Vec<BuiltTest> = enabled
+        .into_par_iter()
+        .map(|(unique_id, attached, def, name, config)| {
+            let mut problems = Vec::new();
+            let mut list = vec![(attached.clone(), def.span)];
+            let (refs, srcs) = tests::referenced_in_args(&def);
+            for r in refs {
+                match by_name.get(r.as_str()) {
+                    Some(dep) => list.push((dep.to_string(), def.span)),
+                    None => problems.push(problems::unknown_ref(&unique_id, &r, def.span, by_name, nodes)),
+                }
+            }
+            for (s, t) in srcs {
+                match by_source.get(&(s.clone(), t.clone())) {
+                    Some(dep) => list.push((dep.to_string(), def.span)),
+                    None => problems.push(problems::unknown_source(&unique_id, &s, &t, def.span, by_source)),
+                }
+            }
+            let node = Node {
+                unique_id,
+                resource_type: ResourceType::Test,
+                fqn: test_fqn(&nodes[&attached].fqn, &name),
+                name,
+                // A generic test lives in the YAML file that declares it.
+                path: sources.file(def.span.file).path.clone(),
+                file: None,
+                relation: None,
+                config,
+                raw_sql: None,
+                compiled_sql: None,
+                audit_sql: None,
+                depends_on: Vec::new(),
+                description: String::new(),
+                columns: Vec::new(),
+                vars_used: BTreeSet::new(),
+                macros_used: BTreeSet::new(),
+                generic_test: Some(GenericTest { def, attached_to: attached }),
+                source_name: None,
+                hooks: Hooks::default(),
+            };
+            (Box::new(node), list, problems)
+        })
+        .collect();
+    (built, problems)
 }
 
 fn finish(diags: Collector, sources: &SourceMap) -> Diagnostics {
