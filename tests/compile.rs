@@ -220,3 +220,33 @@ fn model_knows_where_it_is_built() {
     let sql = std::fs::read_to_string(dir.join("target/compiled/models/where_am_i.sql")).unwrap();
     assert!(sql.contains("select 'main.here' as at, 'dbt_style' as p"), "{sql}");
 }
+
+/// Built-in tests of the same column, arguments and config render once and are spelled
+/// for each model; a different `where` or `store_failures` is a different query.
+#[test]
+fn tests_alike_share_a_query_and_each_names_its_model() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    for model in ["memo_a", "memo_b"] {
+        std::fs::write(dir.join(format!("models/{model}.sql")), "select 1 as id\n").unwrap();
+    }
+    std::fs::write(
+        dir.join("models/memo.yml"),
+        "version: 2\nmodels:\n  - name: memo_a\n    columns:\n      - name: id\n        tests:\n          - not_null\n          \
+         - not_null:\n              name: memo_a_recent\n              config:\n                where: \"id > 1\"\n          \
+         - not_null:\n              name: memo_a_stored\n              config:\n                store_failures: true\n  \
+         - name: memo_b\n    columns:\n      - name: id\n        tests: [not_null]\n",
+    )
+    .unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let sql =
+        |name: &str| std::fs::read_to_string(dir.join(format!("target/compiled/models/memo.yml/{name}.sql"))).unwrap();
+    let plain = "select id\nfrom \"main\".\"memo_X\"\nwhere id is null\n";
+    assert_eq!(sql("not_null_memo_a_id").trim(), plain.replace('X', "a").trim());
+    assert_eq!(sql("not_null_memo_b_id").trim(), plain.replace('X', "b").trim());
+    assert_eq!(
+        sql("memo_a_recent").trim(),
+        "select id\nfrom (select * from \"main\".\"memo_a\" where id > 1) dbt_subquery\nwhere id is null"
+    );
+    assert_eq!(sql("memo_a_stored").trim(), "select *\nfrom \"main\".\"memo_a\"\nwhere id is null");
+}

@@ -101,7 +101,9 @@ pub(super) fn write_artifacts(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let published: Vec<Result<(), Diagnostic>> = [m, l, c].into_iter().map(|s| s.and_then(Staged::publish)).collect();
+    // Each rename over a previous file frees that file's pages: on every core.
+    let published: Vec<Result<(), Diagnostic>> =
+        vec![m, l, c].into_par_iter().map(|s| s.and_then(Staged::publish)).collect();
     published.into_iter().collect::<Result<(), _>>().map_err(|d| vec![d])?;
     Ok(Written { sql_files: files.len(), manifest, lineage })
 }

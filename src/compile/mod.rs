@@ -670,6 +670,7 @@ fn render_generic_tests(
     sources: &SourceMap,
 ) -> Vec<(String, Result<(String, Option<String>), Diagnostic>)> {
     let tests: Vec<&Node> = nodes.values().map(Box::as_ref).filter(|n| n.generic_test.is_some()).collect();
+    let memo = tests::Memo::default();
     tests
         .par_iter()
         .map(|node| {
@@ -678,7 +679,7 @@ fn render_generic_tests(
             let input = compile_input(node, resolver.clone(), false);
             // Rendered once with a placeholder for the model, then spelled both ways.
             const MODEL: &str = "__etlm_test_model__";
-            let rendered = tests::render_generic_test(&test.def, &node.config, MODEL, renderer, &input, sources);
+            let rendered = tests::render_generic_test(&test.def, &node.config, MODEL, renderer, &input, &memo, sources);
             let result = rendered.map(|sql| match &attached.relation {
                 Some(relation) => {
                     let audited = matches!(attached.resource_type, ResourceType::Model | ResourceType::Seed);

@@ -1,10 +1,12 @@
 //! Generic test nodes from YAML: their dbt-style names, what they depend on, and their
 //! SQL: the test's macro (`{% test unique(model, column_name) %}`, built in or the
 //! user's) called with the YAML arguments, giving a query that returns the failing rows.
-//! Each test is rendered twice: against the published relation (`etlm test`) and against
-//! the model's audit relation, where a run puts the staged data before publishing it.
+//! Each test is rendered once, with a placeholder for its model, which is then spelled as
+//! the published relation (`etlm test`) and as the model's audit relation, where a run
+//! puts the staged data before publishing it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use minijinja::value::{Kwargs, Value};
 use serde_json::Value as Json;
@@ -109,6 +111,43 @@ pub fn test_macro(test_name: &str) -> String {
     format!("test_{}", test_name.rsplit('.').next().unwrap_or(test_name))
 }
 
+/// Whether a test argument is Jinja, as in dbt: `to: ref('customers')` or text holding
+/// `{{ var('x') }}`.
+fn is_jinja(text: &str) -> bool {
+    is_relation_call(text.trim()) || text.contains("{{")
+}
+
+/// `ref(...)` or `source(...)` written bare, which stands for `{{ ref(...) }}`.
+fn is_relation_call(text: &str) -> bool {
+    text.starts_with("ref(") || text.starts_with("source(")
+}
+
+/// The queries of built-in tests already rendered, by everything they are made from: the
+/// test, its model, column and arguments, and its config (`where`, `store_failures`). A
+/// built-in test reads nothing else, and thousands of tests share a few of these
+/// (`not_null` of `id`), so each is rendered once.
+#[derive(Default)]
+pub struct Memo(Mutex<HashMap<String, String>>);
+
+impl Memo {
+    /// The key a test's query is kept under; `None` when the query may depend on more:
+    /// a project's own test macro, or an argument that is Jinja (`to: ref('x')`).
+    fn key(name: &str, def: &TestDef, config: &NodeConfig, model_sql: &str, renderer: &Renderer) -> Option<String> {
+        if !renderer.is_builtin(name) || def.args.values().any(|v| v.as_str().is_some_and(is_jinja)) {
+            return None;
+        }
+        serde_json::to_string(&(name, model_sql, &def.column, &def.args, &config.raw)).ok()
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.lock().expect("memo lock poisoned").get(key).cloned()
+    }
+
+    fn keep(&self, key: String, sql: &str) {
+        self.0.lock().expect("memo lock poisoned").insert(key, sql.to_string());
+    }
+}
+
 /// The failing-rows query of a generic test whose model is `model_sql` (a quoted relation,
 /// or a parenthesized subquery for ephemeral models). `where` narrows the model first.
 pub fn render_generic_test(
@@ -117,6 +156,7 @@ pub fn render_generic_test(
     model_sql: &str,
     renderer: &Renderer,
     input: &RenderInput,
+    memo: &Memo,
     sources: &SourceMap,
 ) -> Result<String, Diagnostic> {
     let name = test_macro(&def.test_name);
@@ -133,6 +173,10 @@ pub fn render_generic_test(
         };
         return Err(d);
     }
+    let key = Memo::key(&name, def, config, model_sql, renderer);
+    if let Some(sql) = key.as_deref().and_then(|k| memo.get(k)) {
+        return Ok(sql);
+    }
     let model = match &config.where_clause {
         Some(w) => format!("(select * from {model_sql} where {w}) dbt_subquery"),
         None => model_sql.to_string(),
@@ -143,13 +187,10 @@ pub fn render_generic_test(
     }
     for (key, value) in &def.args {
         let value = match value.as_str().map(str::trim) {
-            // `to: ref('customers')` and `{{ var('x') }}` are Jinja, as in dbt.
-            Some(text) if text.starts_with("ref(") || text.starts_with("source(") => {
+            Some(text) if is_relation_call(text) => {
                 Value::from_safe_string(renderer.render_inline(&format!("{{{{ {text} }}}}"), input, def.span)?)
             }
-            Some(text) if text.contains("{{") => {
-                Value::from_safe_string(renderer.render_inline(text, input, def.span)?)
-            }
+            Some(text) if is_jinja(text) => Value::from_safe_string(renderer.render_inline(text, input, def.span)?),
             _ => crate::template::to_value(value),
         };
         kwargs.push((key.clone(), value));
@@ -157,7 +198,11 @@ pub fn render_generic_test(
     let sql = renderer
         .call_macro(&name, &[Value::from(Kwargs::from_iter(kwargs))], input, sources)
         .map_err(|d| d.with_label(def.span, "the test is declared here"))?;
-    Ok(format!("{sql}\n"))
+    let sql = format!("{sql}\n");
+    if let Some(key) = key {
+        memo.keep(key, &sql);
+    }
+    Ok(sql)
 }
 
 #[cfg(test)]

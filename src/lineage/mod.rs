@@ -209,11 +209,16 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
     let Input { nodes, dag, dialect, project, syntax, cache } = *input;
     let mut next = Cache::new(cache.build().to_string());
     let (root, target_path) = (&project.root, &project.settings.target_path);
-    let ids: HashMap<&str, Arc<str>> = nodes.keys().map(|k| (k.as_str(), Arc::from(k.as_str()))).collect();
+    // Tests have no schema and nothing reads them: only the other nodes get an id.
+    let ids: HashMap<&str, Arc<str>> = nodes
+        .values()
+        .filter(|n| n.resource_type != ResourceType::Test)
+        .map(|n| (n.unique_id.as_str(), Arc::from(n.unique_id.as_str())))
+        .collect();
     let mut catalog =
         Catalog { relations: HashMap::new(), ephemerals: HashMap::new(), schemas: HashMap::new(), dialect };
     let mut lineage = Lineage { nodes: BTreeMap::new(), version: LINEAGE_VERSION };
-    for node in nodes.values() {
+    for node in nodes.values().filter(|n| n.resource_type != ResourceType::Test) {
         let id = ids[node.unique_id.as_str()].clone();
         if let Some(rel) = &node.relation {
             // A source declared over a seed's or model's table names the same relation:

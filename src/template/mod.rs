@@ -13,7 +13,7 @@ mod macros;
 mod objects;
 mod python;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Kwargs, Value};
@@ -69,6 +69,8 @@ pub struct Renderer {
     /// Global macro name -> (file, definition, callable), for overrides such as
     /// `generate_schema_name` and for generic tests.
     macros: BTreeMap<String, (FileId, MacroDef, Value)>,
+    /// The global names of the macros and tests etlm ships that the project did not replace.
+    builtin: HashSet<String>,
     default_schema: String,
 }
 
@@ -79,8 +81,10 @@ impl Renderer {
         env.set_recursion_limit(200);
         let mut errors = Vec::new();
         let mut macros: BTreeMap<String, (FileId, MacroDef, Value)> = BTreeMap::new();
+        let mut builtin = HashSet::new();
         let mut files: Vec<(String, FileId)> =
             project.macros.iter().map(|mf| (mf.path.display().to_string(), mf.file)).collect();
+        let project_files = files.len();
         // Built-in generic tests go last, and only where the project has no test of that name.
         let user_tests: Vec<String> = files
             .iter()
@@ -126,6 +130,9 @@ impl Renderer {
                     local: def.local.clone(),
                 });
                 env.add_global(global.clone(), callable.clone());
+                if index >= project_files {
+                    builtin.insert(global.clone());
+                }
                 macros.insert(global, (file_id, def, callable));
             }
         }
@@ -143,7 +150,7 @@ impl Renderer {
             env.add_global(*name, namespace.clone());
         }
         register_globals(&mut env, project, settings);
-        Ok(Renderer { env, macros, default_schema: project.target.schema.clone() })
+        Ok(Renderer { env, macros, builtin, default_schema: project.target.schema.clone() })
     }
 
     /// Compiles the Jinja of a file (its syntax is checked here).
@@ -199,6 +206,11 @@ impl Renderer {
             Diagnostic::error("jinja-render", format!("could not render `{}`: {detail}", text.trim()))
                 .with_label(span, "written here")
         })
+    }
+
+    /// True if the macro of this global name is one etlm ships, not the project's own.
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.builtin.contains(name)
     }
 
     /// True if the project defines a macro with this name (e.g. `generate_schema_name`).
