@@ -676,10 +676,10 @@ fn render_generic_tests(
         .map(|node| {
             let test = node.generic_test.as_ref().expect("filtered on generic tests");
             let attached = &nodes[&test.attached_to];
-            let input = compile_input(node, resolver.clone(), false);
+            let input = || compile_input(node, resolver.clone(), false);
             // Rendered once with a placeholder for the model, then spelled both ways.
             const MODEL: &str = "__etlm_test_model__";
-            let rendered = tests::render_generic_test(&test.def, &node.config, MODEL, renderer, &input, &memo, sources);
+            let rendered = tests::render_generic_test(&test.def, &node.config, MODEL, renderer, input, &memo, sources);
             let result = rendered.map(|sql| match &attached.relation {
                 Some(relation) => {
                     let audited = matches!(attached.resource_type, ResourceType::Model | ResourceType::Seed);

@@ -149,13 +149,14 @@ impl Memo {
 }
 
 /// The failing-rows query of a generic test whose model is `model_sql` (a quoted relation,
-/// or a parenthesized subquery for ephemeral models). `where` narrows the model first.
+/// or a parenthesized subquery for ephemeral models), rendered in the context `input`
+/// makes. `where` narrows the model first.
 pub fn render_generic_test(
     def: &TestDef,
     config: &NodeConfig,
     model_sql: &str,
     renderer: &Renderer,
-    input: &RenderInput,
+    input: impl FnOnce() -> RenderInput,
     memo: &Memo,
     sources: &SourceMap,
 ) -> Result<String, Diagnostic> {
@@ -177,6 +178,8 @@ pub fn render_generic_test(
     if let Some(sql) = key.as_deref().and_then(|k| memo.get(k)) {
         return Ok(sql);
     }
+    // The context is made only for what is rendered: most tests are found in the memo.
+    let input = &input();
     let model = match &config.where_clause {
         Some(w) => format!("(select * from {model_sql} where {w}) dbt_subquery"),
         None => model_sql.to_string(),
