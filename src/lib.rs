@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod compile;
 pub mod diagnostics;
+pub mod disk;
 pub mod docs;
 pub mod engine;
 pub mod graph;

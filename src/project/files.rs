@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use walkdir::WalkDir;
 
 use super::settings::ProjectFile;
@@ -120,11 +119,10 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
         }
     }
 
-    // Read (and turned into the shared text the source map keeps) on every core.
-    let texts: Vec<Option<Result<Arc<str>, Diagnostic>>> = listed
-        .par_iter()
-        .map(|(kind, path, _)| (*kind != Kind::Seed).then(|| read(&root.join(path)).map(Arc::from)))
-        .collect();
+    // Read (and turned into the shared text the source map keeps) many at a time.
+    let texts: Vec<Option<Result<Arc<str>, Diagnostic>>> = crate::disk::map(&listed, |(kind, path, _)| {
+        (*kind != Kind::Seed).then(|| read(&root.join(path)).map(Arc::from))
+    });
     let mut tree = Tree { unsupported, ..Tree::default() };
     for ((kind, path, rel), text) in listed.into_iter().zip(texts) {
         let text = match text {

@@ -107,7 +107,6 @@ fn io_error(path: &Path, e: std::io::Error) -> Diagnostic {
 /// files whose content is already `bytes` untouched (a recompile rewrites only what
 /// changed, and their modification times keep their meaning).
 pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
-    use rayon::prelude::*;
     let fail = io_error;
     let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
     let errors: Vec<Diagnostic> =
@@ -115,13 +114,11 @@ pub fn write_all_atomic(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
     if !errors.is_empty() {
         return errors;
     }
-    files
-        .par_iter()
-        .filter_map(|(path, bytes)| {
-            let same = holds(path, bytes);
-            if same { None } else { write_in_existing_dir(path, bytes).err().map(|e| fail(path, e)) }
-        })
-        .collect()
+    let written = crate::disk::map(files, |(path, bytes)| {
+        let same = holds(path, bytes);
+        if same { None } else { write_in_existing_dir(path, bytes).err().map(|e| fail(path, e)) }
+    });
+    written.into_iter().flatten().collect()
 }
 
 /// Whether the file at `path` holds exactly `bytes`; false when it cannot be read. One
