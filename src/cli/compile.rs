@@ -12,7 +12,7 @@ use super::{GlobalArgs, Outcome};
 use crate::compile::CompiledProject;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
-use crate::report::{Output, Staged, print_diagnostics, stage_with, write_all_atomic};
+use crate::report::{Output, Staged, print_diagnostics, stage_with, write_all};
 use crate::state::manifest::write_manifest;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
@@ -85,7 +85,7 @@ pub(super) fn write_artifacts(
     // the manifest, lineage.json and the cache are put in place only once every compiled
     // file is written.
     let (errors, (m, (l, c))) = rayon::join(
-        || write_all_atomic(&files),
+        || write_all(&files),
         || {
             rayon::join(
                 || stage_with(&manifest, |out| write_manifest(compiled, out)),
