@@ -10,9 +10,9 @@
 # compile cache (target/compile.cache, which `etlm compile` writes for the next one), then
 # with no target folder, and prints, per size:
 #
-#   compile 10000 models, cold cache: best 0.87 s, median 0.90 s, peak RSS 250 MB
-#   compile 10000 models, warm cache: best 0.62 s, median 0.64 s, peak RSS 258 MB
-#   compile 10000 models, no target folder: best 1.04 s, median 1.08 s, peak RSS 245 MB
+#   compile 10000 models, cold cache: best 0.88 s, median 0.90 s, peak RSS 252 MB
+#   compile 10000 models, warm cache: best 0.61 s, median 0.63 s, peak RSS 265 MB
+#   compile 10000 models, no target folder: best 1.08 s, median 1.10 s, peak RSS 260 MB
 #
 # "No target folder" deletes target/ before each run (the first compile of a checkout: it
 # creates every compiled file); "cold" deletes only the cache (a compile after upgrading

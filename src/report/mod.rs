@@ -113,13 +113,19 @@ fn io_error(path: &Path, e: std::io::Error) -> Diagnostic {
 pub fn write_all(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
     let fail = io_error;
     let dirs: std::collections::BTreeSet<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();
+    // Nothing is looked for in a folder made now (on a first compile, every folder).
+    let new: std::collections::BTreeSet<&Path> = dirs.iter().copied().filter(|d| !d.exists()).collect();
     let errors: Vec<Diagnostic> =
         dirs.into_iter().filter_map(|d| std::fs::create_dir_all(d).err().map(|e| fail(d, e))).collect();
     if !errors.is_empty() {
         return errors;
     }
     let written = crate::disk::map(files, |(path, bytes)| {
-        let written = match holds(path, bytes) {
+        let found = match path.parent() {
+            Some(dir) if new.contains(dir) => Holds::Nothing,
+            _ => holds(path, bytes),
+        };
+        let written = match found {
             Holds::Same => Ok(()),
             Holds::Other => write_in_existing_dir(path, bytes),
             Holds::Nothing => std::fs::write(path, bytes),
