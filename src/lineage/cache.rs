@@ -164,10 +164,15 @@ impl Cache {
     /// Writes the cache in the format [`Cache::read`] reads.
     pub fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "{}", self.build)?;
-        for (key, json) in &self.models {
+        // In key order, so the same compile writes the same file.
+        let mut models: Vec<(&String, &String)> = self.models.iter().collect();
+        models.sort_unstable();
+        for (key, json) in models {
             writeln!(out, "m {key} {json}")?;
         }
-        for key in &self.parsed {
+        let mut parsed: Vec<&String> = self.parsed.iter().collect();
+        parsed.sort_unstable();
+        for key in parsed {
             writeln!(out, "t {key}")?;
         }
         Ok(())
@@ -295,5 +300,25 @@ mod tests {
         assert!(other.models.is_empty() && !other.parsed("k2"));
         let missing = Cache::read(&dir.path().join("nothing"), "etlm 1 DataFusion".into());
         assert!(missing.models.is_empty());
+    }
+    #[test]
+    fn the_same_entries_are_written_the_same_way_whatever_their_order() {
+        let text = |keys: &[&str]| {
+            let mut cache = Cache::new("etlm 1 DataFusion".into());
+            for key in keys {
+                cache.keep_model(format!("m{key}"), format!("{{\"k\":\"{key}\"}}"));
+                cache.keep_parsed(format!("t{key}"));
+            }
+            let mut text = Vec::new();
+            cache.write(&mut text).unwrap();
+            String::from_utf8(text).unwrap()
+        };
+        let keys: Vec<String> = (0..200).map(|i| format!("{:03}", (i * 37) % 200)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut reversed = keys.clone();
+        reversed.reverse();
+        let written = text(&keys);
+        assert_eq!(written, text(&reversed));
+        assert!(written.lines().nth(1).unwrap().starts_with("m m000 "), "{written}");
     }
 }
