@@ -289,3 +289,27 @@ fn a_lock_file_is_what_a_second_install_uses() {
     assert!(out.contains("as package-lock.yml pins them"), "{out}");
     assert_eq!(std::fs::read_to_string(dir.join("package-lock.yml")).unwrap(), lock);
 }
+
+#[test]
+fn a_query_while_compiling_with_the_server_down_is_a_clear_error() {
+    let (_tmp, dir) = copy_project("packages");
+    ok(&dir, &["deps"]);
+    write(
+        &dir.join("profiles.yml"),
+        "shopfront:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n      host: 127.0.0.1\n      port: 1\n      user: nobody\n      dbname: nothing\n      schema: shop\n",
+    );
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("`statement` failed while compiling: could not open"), "{}", run.stderr);
+    assert!(run.stderr.contains("models/queried.sql:3:"), "the query is pointed at: {}", run.stderr);
+    assert!(!run.stderr.contains("an earlier run"), "a connection failure is not a missing relation: {}", run.stderr);
+    assert!(!dir.join("target/manifest.json").exists(), "nothing is written");
+
+    // Without the query, the same project compiles with no server: introspection is
+    // answered from compile-time lineage.
+    std::fs::remove_file(dir.join("models/queried.sql")).unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let narrow = std::fs::read_to_string(dir.join("target/compiled/models/orders_narrow.sql")).unwrap();
+    assert!(narrow.starts_with("select \"id\", \"price\"\nfrom \"shop\".\"orders_priced\""), "{narrow}");
+}

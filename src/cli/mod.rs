@@ -8,6 +8,7 @@ mod docs;
 mod intervals;
 mod lineage;
 mod ls;
+mod querier;
 mod retry;
 mod run;
 mod runs;
@@ -237,6 +238,7 @@ fn compile(
         },
         existing: Some(existing),
         deferred: run.deferred.clone(),
+        querier: Some(querier::for_project),
         build: build_id(),
     };
     compile_project(&opts, sources).map_err(|d| d.0)
@@ -341,20 +343,25 @@ async fn open_engine(
     project: &crate::project::Project,
     access: crate::engine::Access,
 ) -> Result<std::sync::Arc<dyn crate::engine::Engine>, Vec<Diagnostic>> {
+    open_engine_at(&project.target, &warehouse_dir(project), access).await
+}
+
+/// Opens `target` (`warehouse` is the embedded engine's folder).
+async fn open_engine_at(
+    target: &crate::project::Target,
+    warehouse: &std::path::Path,
+    access: crate::engine::Access,
+) -> Result<std::sync::Arc<dyn crate::engine::Engine>, Vec<Diagnostic>> {
     use crate::engine::{datafusion::DataFusionEngine, postgres::PostgresEngine};
     use crate::project::EngineKind;
-    let engine: std::sync::Arc<dyn crate::engine::Engine> = match project.target.engine {
+    let engine: std::sync::Arc<dyn crate::engine::Engine> = match target.engine {
         EngineKind::Local => {
-            let warehouse = warehouse_dir(project);
-            let engine = DataFusionEngine::open(&warehouse, access)
-                .await
-                .map_err(|e| vec![engine_diagnostic(e, &project.target)])?;
+            let engine =
+                DataFusionEngine::open(warehouse, access).await.map_err(|e| vec![engine_diagnostic(e, target)])?;
             std::sync::Arc::new(engine)
         }
         EngineKind::Postgres => {
-            let engine = PostgresEngine::open(&project.target, access)
-                .await
-                .map_err(|e| vec![engine_diagnostic(e, &project.target)])?;
+            let engine = PostgresEngine::open(target, access).await.map_err(|e| vec![engine_diagnostic(e, target)])?;
             std::sync::Arc::new(engine)
         }
     };

@@ -42,6 +42,9 @@ pub struct CompileOptions {
     /// `--defer` on a server engine: models and seeds (by unique id) that `ref()` reads
     /// from another build's relation instead of this target's.
     pub deferred: BTreeMap<String, Relation>,
+    /// Makes what runs `run_query` / `statement` while rendering (the command's target,
+    /// opened only when a query runs); `None`: such a call is an error.
+    pub querier: Option<fn(&Project) -> Arc<dyn crate::template::Querier>>,
     /// The etlm build compiling (an id that changes whenever the binary does): what that
     /// build cached in the target folder (`lineage::cache`) is reused. `None` computes
     /// everything afresh.
@@ -508,6 +511,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         refs: refs.clone(),
         sources: by_source.iter().filter_map(|(key, id)| Some((key.clone(), nodes[id].relation.clone()?))).collect(),
         columns: BTreeMap::new(),
+        querier: opts.querier.map(|make| make(&project)),
     };
     let resolver: Arc<dyn Resolver> = Arc::new(base_resolver.clone());
     // Templates are compiled again rather than kept from the parse pass: 10,000 compiled
@@ -1193,6 +1197,7 @@ struct NodeResolver {
     sources: BTreeMap<(String, String), Relation>,
     /// What `adapter.get_columns_in_relation` answers.
     columns: BTreeMap<Relation, Vec<(String, Option<String>)>>,
+    querier: Option<Arc<dyn crate::template::Querier>>,
 }
 
 /// The resolver of a windowed model: a ref to a node with `event_time` becomes that
@@ -1229,6 +1234,10 @@ impl Resolver for WindowResolver {
     fn columns(&self, relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
         self.inner.columns(relation)
     }
+
+    fn querier(&self) -> Option<&dyn crate::template::Querier> {
+        self.inner.querier()
+    }
 }
 
 impl Resolver for NodeResolver {
@@ -1244,6 +1253,10 @@ impl Resolver for NodeResolver {
     fn columns(&self, relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
         let key = Relation { database: None, ..relation.clone() };
         self.columns.get(relation).or_else(|| self.columns.get(&key)).cloned()
+    }
+
+    fn querier(&self) -> Option<&dyn crate::template::Querier> {
+        self.querier.as_deref()
     }
 }
 

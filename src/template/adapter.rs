@@ -9,7 +9,7 @@ use std::sync::Arc;
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 
-use super::objects::{Mode, Recorder, RelationValue, map_value};
+use super::objects::{Mode, Recorder, RelationValue, map_value, to_value};
 use crate::relation::Relation;
 
 /// What `adapter.dispatch` searches, as dbt does: for a namespace, the packages of the
@@ -113,8 +113,12 @@ impl Adapter {
 fn known_relation(state: &State<'_, '_>, relation: Relation) -> Result<Value, Error> {
     let recorder = Recorder::of(state)?;
     let Mode::Compile { resolver, .. } = &recorder.mode else { return Ok(Value::from(())) };
-    recorder.record(|r| r.introspected = true);
-    Ok(match resolver.columns(&relation) {
+    let known = resolver.columns(&relation);
+    recorder.record(|r| {
+        r.introspected = true;
+        r.unknown_columns |= known.is_none();
+    });
+    Ok(match known {
         Some(_) => Value::from_object(RelationValue { relation, cte: None }),
         None => Value::from(()),
     })
@@ -241,34 +245,223 @@ impl Object for RelationFactory {
     }
 }
 
-/// The error of a call that needs a database, which etlm's compile does not open.
+/// Runs queries for `run_query` and `{% call statement() %}` while a project compiles:
+/// the command that compiles hands one in (it opens the target only when a query runs).
+pub trait Querier: Send + Sync + std::fmt::Debug {
+    fn query(&self, sql: &str) -> Result<QueryTable, String>;
+}
+
+/// A query's result: column names and rows of JSON values.
+#[derive(Clone, Debug, Default)]
+pub struct QueryTable {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// The error of a call that needs a database when no target can be queried.
 fn needs_database(what: &str) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
         format!(
-            "`{what}` queries the database while the project compiles, which etlm does not do yet: etlm answers \
-             `adapter.get_columns_in_relation` and `dbt_utils.star` from the columns it knows (seeds, sources' \
-             YAML, models), but not a query's rows; write the values into the model or a seed instead"
+            "`{what}` queries the database while the project compiles, and this command has no target to query; \
+             etlm answers `adapter.get_columns_in_relation` and `dbt_utils.star` from the columns it knows, but \
+             not a query's rows"
         ),
     )
 }
 
-/// `run_query(sql)`: none while parsing (dbt's `execute` is false), else unsupported.
-pub fn run_query(state: &State<'_, '_>, _sql: Value) -> Result<Value, Error> {
-    if Recorder::of(state)?.is_compile() { Err(needs_database("run_query")) } else { Ok(Value::from(())) }
+/// Runs `sql` through the render's querier: its result as a Jinja table.
+fn query(state: &State<'_, '_>, what: &str, sql: &str) -> Result<Value, Error> {
+    let recorder = Recorder::of(state)?;
+    let Mode::Compile { resolver, .. } = &recorder.mode else { return Ok(Value::from(())) };
+    let querier = resolver.querier().ok_or_else(|| needs_database(what))?;
+    recorder.record(|r| r.introspected = true);
+    let table = querier
+        .query(sql)
+        .map_err(|m| Error::new(ErrorKind::InvalidOperation, format!("`{what}` failed while compiling: {m}")))?;
+    Ok(Value::from_object(Table(Arc::new(table))))
 }
 
-/// `{% call statement(name, fetch_result=True) %}`: nothing while parsing, else unsupported.
-pub fn statement(state: &State<'_, '_>, _name: Option<Value>, kwargs: Kwargs) -> Result<Value, Error> {
-    for key in ["fetch_result", "auto_begin", "language", "caller"] {
-        let _ = kwargs.get::<Option<Value>>(key)?;
+/// `run_query(sql)`: the rows of `sql` on the target (none while parsing: dbt's
+/// `execute` is false then).
+pub fn run_query(state: &State<'_, '_>, sql: Value) -> Result<Value, Error> {
+    query(state, "run_query", &sql.to_string())
+}
+
+/// `{% call statement(name, fetch_result=True) %}sql{% endcall %}`: runs the body on the
+/// target and keeps the result for `load_result(name)`; nothing while parsing.
+#[derive(Debug)]
+pub struct Statement;
+
+impl Object for Statement {
+    fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (name, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
+        for key in ["fetch_result", "auto_begin", "language"] {
+            let _ = kwargs.get::<Option<Value>>(key)?;
+        }
+        let caller: Option<Value> = kwargs.get("caller")?;
+        let recorder = Recorder::of(state)?;
+        if !recorder.is_compile() {
+            return Ok(Value::from(""));
+        }
+        let sql = match caller {
+            Some(c) => c.call(state, &[])?.to_string(),
+            None => String::new(),
+        };
+        let table = query(state, "statement", &sql)?;
+        let name = name.map_or_else(|| "main".to_string(), |n| n.to_string());
+        recorder.record(|r| {
+            r.statements.insert(name, table);
+        });
+        Ok(Value::from(""))
     }
-    if Recorder::of(state)?.is_compile() { Err(needs_database("statement")) } else { Ok(Value::from("")) }
 }
 
-/// `load_result(name)`: none (a `statement` never ran).
-pub fn load_result(_name: Value) -> Value {
-    Value::from(())
+/// `load_result(name)`: what `statement(name)` fetched, as dbt shapes it (`table`,
+/// `data`, `response`); none when it did not run.
+pub fn load_result(state: &State<'_, '_>, name: Value) -> Result<Value, Error> {
+    let recorder = Recorder::of(state)?;
+    let found = recorder.recorded.lock().expect("recorder lock poisoned").statements.get(&name.to_string()).cloned();
+    let Some(table) = found else { return Ok(Value::from(())) };
+    let rows = table.downcast_object_ref::<Table>().map(|t| t.0.rows.clone()).unwrap_or_default();
+    let data: Vec<Value> = rows.iter().map(|r| Value::from(r.iter().map(to_value).collect::<Vec<_>>())).collect();
+    let response = map_value([("rows_affected", Value::from(rows.len())), ("code", Value::from("SELECT"))]);
+    Ok(map_value([("table", table), ("data", Value::from(data)), ("response", response)]))
+}
+
+/// A query result as dbt's (agate) table: iterates its rows; `rows`, `columns` (each
+/// with `name` and `values()`), `column_names`.
+#[derive(Debug)]
+pub struct Table(Arc<QueryTable>);
+
+impl Table {
+    fn row(&self, index: usize) -> Value {
+        Value::from_object(Row { table: self.0.clone(), index })
+    }
+}
+
+impl Object for Table {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Some(name) = key.as_str() {
+            return match name {
+                "rows" => Some(Value::from((0..self.0.rows.len()).map(|i| self.row(i)).collect::<Vec<_>>())),
+                "columns" => Some(Value::from_object(Columns(self.0.clone()))),
+                "column_names" => Some(Value::from(self.0.columns.clone())),
+                _ => None,
+            };
+        }
+        let i = usize::try_from(key.clone()).ok()?;
+        (i < self.0.rows.len()).then(|| self.row(i))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values((0..self.0.rows.len()).map(|i| self.row(i)).collect())
+    }
+}
+
+/// A table's row: by position (`row[0]`) or by column name (`row['id']`).
+#[derive(Debug)]
+struct Row {
+    table: Arc<QueryTable>,
+    index: usize,
+}
+
+impl Object for Row {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let row = &self.table.rows[self.index];
+        let at = match key.as_str() {
+            Some(name) => self.table.columns.iter().position(|c| c == name)?,
+            None => usize::try_from(key.clone()).ok()?,
+        };
+        row.get(at).map(to_value)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.table.rows[self.index].iter().map(to_value).collect())
+    }
+}
+
+/// A table's columns, a list that is also a mapping by name (agate's MappedSequence):
+/// `columns[0]`, `columns['id']`, `columns.items()`, `keys()`, `values()`.
+#[derive(Debug)]
+struct Columns(Arc<QueryTable>);
+
+impl Columns {
+    fn column(&self, index: usize) -> Value {
+        Value::from_object(TableColumn { table: self.0.clone(), index })
+    }
+}
+
+impl Object for Columns {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let at = match key.as_str() {
+            Some(name) => self.0.columns.iter().position(|c| c == name)?,
+            None => usize::try_from(key.clone()).ok()?,
+        };
+        (at < self.0.columns.len()).then(|| self.column(at))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values((0..self.0.columns.len()).map(|i| self.column(i)).collect())
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        let names = || self.0.columns.iter().map(|c| Value::from(c.clone()));
+        let columns = || (0..self.0.columns.len()).map(|i| self.column(i));
+        Ok(match method {
+            "keys" => Value::from(names().collect::<Vec<_>>()),
+            "values" => Value::from(columns().collect::<Vec<_>>()),
+            "items" => Value::from(names().zip(columns()).map(|(n, c)| Value::from(vec![n, c])).collect::<Vec<_>>()),
+            _ => return Err(Error::from(ErrorKind::UnknownMethod)),
+        })
+    }
+}
+
+/// A table's column: `name` and `values()`.
+#[derive(Debug)]
+struct TableColumn {
+    table: Arc<QueryTable>,
+    index: usize,
+}
+
+impl Object for TableColumn {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "name" => Some(Value::from(self.table.columns[self.index].clone())),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "values" => Ok(Value::from(
+                self.table.rows.iter().map(|r| r.get(self.index).map(to_value).unwrap_or_default()).collect::<Vec<_>>(),
+            )),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
 }
 
 /// dbt's `{% do adapter.drop_relation(...) %}` and friends in hooks: known, not done

@@ -24,6 +24,7 @@ use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::Value as Json;
 
 use self::adapter::Adapter;
+pub use self::adapter::{Querier, QueryTable};
 pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
 use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value};
@@ -579,7 +580,7 @@ fn register_globals(
     env.add_global("api", adapter::api());
     env.add_global("modules", modules::modules());
     env.add_function("run_query", adapter::run_query);
-    env.add_function("statement", adapter::statement);
+    env.add_global("statement", Value::from_object(adapter::Statement));
     env.add_function("load_result", adapter::load_result);
     env.add_function("load_relation", adapter::load_relation);
     env.add_global("config", Value::from_object(ConfigObject));

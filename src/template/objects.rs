@@ -137,6 +137,8 @@ pub struct Recorded {
     pub introspected: bool,
     /// Whether a relation it asked for the columns of was unknown.
     pub unknown_columns: bool,
+    /// `statement` results by name, for `load_result`.
+    pub statements: BTreeMap<String, Value>,
 }
 
 /// Resolves `ref` and `source` to relations during the compile pass.
@@ -147,6 +149,10 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
     /// The columns (name, type if known) of a relation etlm builds or reads, as far as the
     /// compile knows them; `None` when it does not know the relation.
     fn columns(&self, _relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
+        None
+    }
+    /// What runs `run_query` and `statement` while compiling, when the command has one.
+    fn querier(&self) -> Option<&dyn super::adapter::Querier> {
         None
     }
 }
