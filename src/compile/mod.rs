@@ -10,7 +10,11 @@ mod ephemeral;
 mod problems;
 mod spans;
 mod tests;
+mod unit_tests;
 pub mod window;
+
+pub use self::ephemeral::prepend_ctes;
+pub use self::unit_tests::{ExpectedRows, GivenRows, UnitInput, UnitTestCase};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -92,6 +96,8 @@ pub struct Node {
     pub source_name: Option<String>,
     /// `pre_hook` / `post_hook` statements, rendered in the node's context.
     pub hooks: Hooks,
+    /// For unit tests: the model's SQL over given rows, and the rows expected.
+    pub unit_test: Option<Box<UnitTestCase>>,
 }
 
 /// A model's hooks: SQL run on the target before it is built and after it is published.
@@ -179,6 +185,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         config: BTreeMap::new(),
         // Which models are windowed is known only after this pass.
         extra: window::variables(),
+        overrides: None,
     };
     let parsed: Vec<Result<_, Diagnostic>> = project
         .models
@@ -271,6 +278,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: None,
                 source_name: None,
                 hooks: Hooks::default(),
+                unit_test: None,
             };
             (problems, Some(Box::new(node)))
         })
@@ -309,6 +317,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: None,
                 source_name: None,
                 hooks: Hooks::default(),
+                unit_test: None,
             }),
         );
     }
@@ -342,6 +351,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: None,
                 source_name: Some(src.source_name.clone()),
                 hooks: Hooks::default(),
+                unit_test: None,
             }),
         );
     }
@@ -473,6 +483,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                         generic_test: None,
                         source_name: None,
                         hooks: Hooks::default(),
+                        unit_test: None,
                     }),
                 );
             }
@@ -619,6 +630,14 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // About 10 MB of entry text, freed before the artifacts are written.
     drop(previous);
     diags.extend(column_problems);
+    let cx = unit_tests::Context { project: &project, nodes: &nodes, lineage: &lineage, renderer: &renderer, sources };
+    let (unit_nodes, unit_problems) = unit_tests::unit_test_nodes(&cx);
+    diags.extend(unit_problems);
+    for node in unit_nodes {
+        dag.add_node(graph_info(&node, project.name()));
+        dag.add_edges(&[(node.depends_on[0].as_str(), node.unique_id.as_str())]);
+        nodes.insert(node.unique_id.clone(), node);
+    }
     warnings.extend(diags.finish(sources)?);
     let macro_texts = renderer.macro_texts(sources);
     let run_hooks =
@@ -653,6 +672,7 @@ fn render_run_hooks(
             ("schemas", serde_json::json!(schemas)),
             ("database", serde_json::json!(project.target.database)),
         ]),
+        overrides: None,
     };
     let render = |hooks: &[(String, Span)]| -> Result<Vec<String>, Diagnostic> {
         hooks.iter().map(|(text, span)| renderer.render_inline(text, &input, *span)).collect()
@@ -857,6 +877,7 @@ fn generic_test_nodes(
                 generic_test: Some(GenericTest { def, attached_to: attached }),
                 source_name: None,
                 hooks: Hooks::default(),
+                unit_test: None,
             };
             (Box::new(node), list, problems)
         })
@@ -938,6 +959,7 @@ pub fn compile_input(node: &Node, resolver: Arc<dyn Resolver>, is_incremental: b
         model: model_value(node, node.relation.as_ref()),
         config: node.config.raw.clone(),
         extra: BTreeMap::new(),
+        overrides: None,
     }
 }
 
@@ -959,6 +981,7 @@ fn relation_for(
             model: model_value(node, Some(&relation)),
             config: node.config.raw.clone(),
             extra: BTreeMap::new(),
+            overrides: None,
         };
         let node_value = minijinja::Value::from(minijinja::value::Serde(&input.model));
         (input, node_value)
@@ -1058,11 +1081,12 @@ fn graph_info(node: &Node, package: &str) -> NodeInfo {
         tags: node.config.tags.clone(),
         config: node.config.raw.clone(),
         source_name: node.source_name.clone(),
-        test_type: (node.resource_type == ResourceType::Test).then_some(if test.is_some() {
-            "generic"
-        } else {
-            "singular"
-        }),
+        test_type: match node.resource_type {
+            ResourceType::Test if test.is_some() => Some("generic"),
+            ResourceType::Test => Some("singular"),
+            ResourceType::UnitTest => Some("unit"),
+            _ => None,
+        },
         test_name: test.map(|t| t.def.test_name.clone()),
     }
 }

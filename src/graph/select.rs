@@ -190,6 +190,8 @@ fn method_matches(node: &NodeInfo, method: &Method) -> bool {
             }
         }
         Method::Package(p) => glob(p, &node.package),
+        // `data` is dbt's name for generic and singular tests together.
+        Method::TestType(t) if t == "data" => matches!(node.test_type, Some("generic" | "singular")),
         Method::TestType(t) => node.test_type == Some(t.as_str()),
         Method::TestName(n) => node.test_name.as_deref().is_some_and(|x| glob(n, x)),
         Method::External(..) => false,
@@ -326,7 +328,7 @@ pub fn select(
     let mut excluded = exclude.matches(dag, external)?;
     let touching = |set: &BTreeSet<String>| -> Vec<String> {
         dag.nodes()
-            .filter(|n| n.resource_type == ResourceType::Test)
+            .filter(|n| matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest))
             .filter(|n| dag.parents(&n.unique_id).iter().any(|p| set.contains(*p)))
             .map(|n| n.unique_id.clone())
             .collect()

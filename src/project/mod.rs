@@ -12,6 +12,7 @@ mod profiles;
 pub mod properties;
 mod settings;
 mod threshold;
+pub mod unit_tests;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub use self::profiles::{EngineKind, Target};
 pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps, TestDef};
 pub use self::settings::ProjectFile;
 pub use self::threshold::Threshold;
+pub use self::unit_tests::UnitTestDef;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::template::ConfigJinja;
 
@@ -131,6 +133,8 @@ pub struct Project {
     pub sources: Vec<SourceTable>,
     pub macros: Vec<MacroFile>,
     pub singular_tests: Vec<SingularTest>,
+    /// `unit_tests:` from property files, fixture files attached.
+    pub unit_tests: Vec<UnitTestDef>,
     pub docs: BTreeMap<String, DocBlock>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
@@ -172,6 +176,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut source_props = Vec::new();
+    let mut unit_tests: Vec<UnitTestDef> = Vec::new();
     // Parsed in parallel, gathered in file order so diagnostics and merges are stable.
     let parsed: Vec<_> = tree
         .property_files
@@ -207,6 +212,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
                     }
                 }
                 source_props.extend(pf.sources.into_iter().map(|s| (s, path.clone())));
+                unit_tests.append(&mut pf.unit_tests);
             }
             Err(errors) => diags.extend(errors),
         }
@@ -292,6 +298,13 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
             }
         })
         .collect();
+    // By file name: `orders.csv` for a csv fixture named `orders`.
+    let fixtures: BTreeMap<String, FileId> = tree
+        .fixtures
+        .iter()
+        .map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.file))
+        .collect();
+    diags.extend(unit_tests::attach_fixtures(&mut unit_tests, &fixtures, sources));
     let macros = tree.macros.into_iter().map(|f| MacroFile { path: f.path, file: f.file }).collect();
 
     let mut docs = BTreeMap::new();
@@ -330,6 +343,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         sources: source_tables,
         macros,
         singular_tests,
+        unit_tests,
         docs,
         warnings,
     })

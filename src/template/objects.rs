@@ -90,6 +90,18 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
     /// The relation (or ephemeral CTE) a ref points at; `None` if it does not exist.
     fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue>;
     fn resolve_source(&self, source: &str, table: &str) -> Option<Relation>;
+
+    /// What `source()` renders as: the relation, unless a resolver stands something else
+    /// in for it (a unit test's given rows).
+    fn resolve_source_value(&self, source: &str, table: &str) -> Option<RelationValue> {
+        self.resolve_source(source, table).map(|relation| RelationValue { relation, cte: None })
+    }
+
+    /// What `this` renders as instead of its relation, if anything (a unit test's given
+    /// rows of the model itself).
+    fn this_cte(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Parse mode records calls and renders placeholders; compile mode resolves them.
@@ -109,6 +121,8 @@ pub struct Recorder {
     pub returned: Mutex<Option<Value>>,
     /// The schema placeholders use in parse mode.
     pub default_schema: String,
+    /// A unit test's overrides of vars, env vars and macros.
+    pub overrides: Option<Arc<crate::project::unit_tests::Overrides>>,
 }
 
 impl Object for Recorder {}

@@ -1,0 +1,487 @@
+//! Unit tests (`unit_tests:`) as nodes: the tested model's SQL rendered with every input
+//! (`ref`, `source`, `this`) replaced by a CTE of the given rows, the overrides applied,
+//! and each fixture checked against what etlm knows of its input's columns.
+//!
+//! The fixtures' SQL is written at run time (`run::unit`), not here: the column types
+//! it casts to are the engine's own when the input's relation exists, as dbt reads them
+//! from the warehouse; the compile-time schema (seed CSVs, source YAML, upstream models'
+//! planned output) fills in when it does not, so no warehouse table has to exist.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use super::{Node, Nodes, compile_input};
+use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
+use crate::graph::ResourceType;
+use crate::lineage::Lineage;
+use crate::project::config::{ConfigFor, merge};
+use crate::project::unit_tests::{Fixture, FixtureFormat, Row, Rows, UnitTestDef};
+use crate::project::{Materialization, NodeConfig, Project};
+use crate::relation::Relation;
+use crate::template::{RefCall, RelationValue, Renderer, Resolver};
+
+/// A unit test, compiled: what `run::unit` needs to run it on an engine.
+#[derive(Clone, Debug)]
+pub struct UnitTestCase {
+    /// The tested model's unique id.
+    pub model: String,
+    /// The model's SQL with each input rendered as its CTE name.
+    pub sql: String,
+    pub inputs: Vec<UnitInput>,
+    pub expect: ExpectedRows,
+    /// The columns compared: the expected rows' columns, in order (all of the model's
+    /// columns when the expected rows name none).
+    pub expect_columns: Vec<String>,
+}
+
+/// Rows standing in for one input of the tested model.
+#[derive(Clone, Debug)]
+pub struct UnitInput {
+    /// `ref('stg_orders')`, `source('raw', 'orders')` or `this`, as written.
+    pub label: String,
+    /// The CTE name the model's SQL reads the rows under.
+    pub cte: String,
+    /// Where the input lives in the warehouse (its columns' types are read from there
+    /// when it exists); `None` for ephemeral models.
+    pub relation: Option<Relation>,
+    /// What the compile knows of its columns: names and, when known, SQL types.
+    pub columns: Vec<(String, Option<String>)>,
+    pub rows: GivenRows,
+}
+
+/// Given rows: values (the `dict` and `csv` formats) or a query (`sql`).
+#[derive(Clone, Debug)]
+pub enum GivenRows {
+    Values(Vec<Row>),
+    Sql(String),
+}
+
+/// Expected rows, in the same two shapes.
+pub type ExpectedRows = GivenRows;
+
+/// An input as written: `this`, `ref([package,] name)` or `source(source, table)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum InputRef {
+    This,
+    Ref(String),
+    Source(String, String),
+}
+
+/// Reads `ref('x')`, `ref('pkg', 'x')`, `source('s', 't')` or `this`.
+fn parse_input(text: &str) -> Option<InputRef> {
+    let text = text.trim();
+    if text == "this" {
+        return Some(InputRef::This);
+    }
+    let (function, rest) = text.split_once('(')?;
+    let args: Vec<&str> = rest.strip_suffix(')')?.split(',').map(str::trim).collect();
+    let unquoted: Option<Vec<&str>> = args
+        .iter()
+        .map(|a| {
+            a.strip_prefix('\'').and_then(|a| a.strip_suffix('\'')).or_else(|| a.strip_prefix('"')?.strip_suffix('"'))
+        })
+        .collect();
+    match (function.trim(), unquoted?.as_slice()) {
+        ("ref", [name]) | ("ref", [_, name]) => Some(InputRef::Ref(name.to_string())),
+        ("source", [source, table]) => Some(InputRef::Source(source.to_string(), table.to_string())),
+        _ => None,
+    }
+}
+
+/// The CTE name of an input, as dbt names the ephemeral models it stands in with.
+fn cte_name(input: &InputRef, model: &str) -> String {
+    match input {
+        InputRef::This => format!("__dbt__cte__{model}"),
+        InputRef::Ref(name) => format!("__dbt__cte__{name}"),
+        InputRef::Source(s, t) => format!("__dbt__cte__{s}__{t}"),
+    }
+}
+
+/// Renders the tested model's refs, sources and `this` as the CTEs of its inputs.
+#[derive(Debug)]
+struct GivenResolver {
+    refs: BTreeMap<String, RelationValue>,
+    sources: BTreeMap<(String, String), RelationValue>,
+    this: Option<String>,
+}
+
+impl Resolver for GivenResolver {
+    fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue> {
+        let r = self.refs.get(&call.name)?;
+        Some(RelationValue { relation: r.relation.clone(), cte: r.cte.clone() })
+    }
+
+    fn resolve_source(&self, source: &str, table: &str) -> Option<Relation> {
+        Some(self.sources.get(&(source.to_string(), table.to_string()))?.relation.clone())
+    }
+
+    fn resolve_source_value(&self, source: &str, table: &str) -> Option<RelationValue> {
+        let r = self.sources.get(&(source.to_string(), table.to_string()))?;
+        Some(RelationValue { relation: r.relation.clone(), cte: r.cte.clone() })
+    }
+
+    fn this_cte(&self) -> Option<String> {
+        self.this.clone()
+    }
+}
+
+/// What compiling the unit tests needs of the rest of the compile.
+pub(super) struct Context<'a> {
+    pub project: &'a Project,
+    pub nodes: &'a Nodes,
+    pub lineage: &'a Lineage,
+    pub renderer: &'a Renderer,
+    pub sources: &'a SourceMap,
+}
+
+/// The enabled unit tests as nodes, or every problem found in them.
+pub(super) fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
+    let mut problems = Vec::new();
+    let mut out: Vec<Box<Node>> = Vec::new();
+    let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    for def in &cx.project.unit_tests {
+        let unique_id = format!("unit_test.{}.{}.{}", cx.project.name(), def.model, def.name);
+        if let Some(prev) = seen.insert(unique_id.clone(), def.span) {
+            problems.push(
+                Diagnostic::error(
+                    "duplicate-unit-test",
+                    format!("model `{}` has two unit tests named `{}`", def.model, def.name),
+                )
+                .with_label(def.span, "defined again here")
+                .with_label(prev, "first defined here"),
+            );
+            continue;
+        }
+        match unit_test_node(cx, def, unique_id) {
+            Ok(Some(node)) => out.push(node),
+            Ok(None) => {}
+            Err(e) => problems.extend(e),
+        }
+    }
+    (out, problems)
+}
+
+fn unit_test_node(
+    cx: &Context<'_>,
+    def: &UnitTestDef,
+    unique_id: String,
+) -> Result<Option<Box<Node>>, Vec<Diagnostic>> {
+    let name = cx.project.name();
+    let config = NodeConfig::from_layer(&merge(&[&def.config]), ConfigFor::Test)?;
+    if !config.enabled {
+        return Ok(None);
+    }
+    let model_id = format!("model.{name}.{}", def.model);
+    let Some(model) = cx.nodes.get(&model_id) else {
+        let disabled = cx.project.models.iter().any(|m| m.name == def.model);
+        if disabled {
+            // As in dbt: a disabled model's unit tests are disabled too.
+            return Ok(None);
+        }
+        let models = cx.nodes.values().filter(|n| n.resource_type == ResourceType::Model).map(|n| n.name.as_str());
+        let mut d = Diagnostic::error(
+            "invalid-unit-test",
+            format!("unit test `{}` tests `{}`, which is no model", def.name, def.model),
+        )
+        .with_label(def.model_span, "no model has this name");
+        if let Some(near) = nearest(&def.model, models) {
+            d = d.with_help(format!("did you mean `{near}`?"));
+        }
+        return Err(vec![d]);
+    };
+    let mut errors = Vec::new();
+    let is_incremental = match def.overrides.macros.get("is_incremental") {
+        Some(Json::Bool(b)) => *b,
+        Some(_) | None if model.config.materialized == Materialization::Incremental => {
+            errors.push(
+                Diagnostic::error(
+                    "invalid-unit-test",
+                    format!("unit test `{}` of incremental model `{}` must set `is_incremental`", def.name, def.model),
+                )
+                .with_label(def.span, "in this unit test")
+                .with_help("add `overrides: {macros: {is_incremental: true}}` (or `false`)"),
+            );
+            false
+        }
+        _ => false,
+    };
+
+    // Each given input, resolved to the node it stands in for.
+    let by_name: BTreeMap<&str, &Node> = cx
+        .nodes
+        .values()
+        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .map(|n| (n.name.as_str(), &**n))
+        .collect();
+    let by_source: BTreeMap<(&str, &str), &Node> =
+        cx.nodes.values().filter_map(|n| Some(((n.source_name.as_deref()?, n.name.as_str()), &**n))).collect();
+    let mut resolver = GivenResolver { refs: BTreeMap::new(), sources: BTreeMap::new(), this: None };
+    let mut inputs = Vec::new();
+    let mut given_ids = BTreeSet::new();
+    for given in &def.given {
+        let parsed = parse_input(&given.input);
+        let found: Option<&Node> = match &parsed {
+            Some(InputRef::This) => Some(model),
+            Some(InputRef::Ref(n)) => by_name.get(n.as_str()).copied(),
+            Some(InputRef::Source(s, t)) => by_source.get(&(s.as_str(), t.as_str())).copied(),
+            None => {
+                errors.push(
+                    Diagnostic::error("invalid-unit-test", format!("`{}` is not an input", given.input))
+                        .with_label(given.input_span, "expected `ref('name')`, `source('source', 'table')` or `this`"),
+                );
+                continue;
+            }
+        };
+        let (Some(parsed), Some(node)) = (parsed, found) else {
+            errors.push(
+                Diagnostic::error(
+                    "invalid-unit-test",
+                    format!("unit test `{}` gives rows for `{}`, which does not exist", def.name, given.input.trim()),
+                )
+                .with_label(given.input_span, "no model, seed or source by this name"),
+            );
+            continue;
+        };
+        let cte = cte_name(&parsed, &model.name);
+        let value = RelationValue {
+            relation: node.relation.clone().unwrap_or_else(|| Relation::new("", node.name.clone())),
+            cte: Some(cte.clone()),
+        };
+        match &parsed {
+            InputRef::This => resolver.this = Some(cte.clone()),
+            InputRef::Ref(n) => {
+                resolver.refs.insert(n.clone(), value);
+            }
+            InputRef::Source(s, t) => {
+                resolver.sources.insert((s.clone(), t.clone()), value);
+            }
+        }
+        if parsed != InputRef::This {
+            given_ids.insert(node.unique_id.clone());
+        }
+        let schema = cx.lineage.nodes.get(&node.unique_id);
+        let columns: Vec<(String, Option<String>)> = schema
+            .map(|s| s.columns.iter().map(|c| (c.name.clone(), c.data_type.as_deref().map(sql_type))).collect())
+            .unwrap_or_default();
+        let complete = schema.is_some_and(|s| s.columns_complete);
+        let label = given.input.trim().to_string();
+        let rows = match given_rows(cx, def, &given.fixture, node, &label) {
+            Ok(rows) => rows,
+            Err(d) => {
+                errors.push(d);
+                continue;
+            }
+        };
+        if let GivenRows::Values(rows) = &rows
+            && complete
+        {
+            errors.extend(unknown_columns(rows, &columns, &label, given.fixture.span));
+        }
+        let relation = node.relation.clone().filter(|_| {
+            node.resource_type != ResourceType::Model || node.config.materialized != Materialization::Ephemeral
+        });
+        inputs.push(UnitInput { label, cte, relation, columns, rows });
+    }
+    if is_incremental && resolver.this.is_none() {
+        errors.push(
+            Diagnostic::error(
+                "invalid-unit-test",
+                format!("unit test `{}` of incremental model `{}` must give rows for `this`", def.name, def.model),
+            )
+            .with_label(def.span, "with `is_incremental: true`")
+            .with_help("add `- input: this` with the rows the table holds before the run (`rows: []` for none)"),
+        );
+    }
+    for dep in model.depends_on.iter().filter(|d| !given_ids.contains(*d)) {
+        let dep = &cx.nodes[dep];
+        let spelled = match &dep.source_name {
+            Some(s) => format!("source('{s}', '{}')", dep.name),
+            None => format!("ref('{}')", dep.name),
+        };
+        errors.push(
+            Diagnostic::error(
+                "invalid-unit-test",
+                format!("unit test `{}` gives no rows for `{spelled}`, which `{}` reads", def.name, def.model),
+            )
+            .with_label(def.span, "in this unit test")
+            .with_help(format!("add `- input: {spelled}` under `given:` (`rows: []` for none)")),
+        );
+    }
+
+    let model_schema = cx.lineage.nodes.get(&model_id);
+    let model_columns: Vec<(String, Option<String>)> =
+        model_schema.map(|s| s.columns.iter().map(|c| (c.name.clone(), None)).collect()).unwrap_or_default();
+    let expect = match given_rows(cx, def, &def.expect, model, "expect") {
+        Ok(rows) => Some(rows),
+        Err(d) => {
+            errors.push(d);
+            None
+        }
+    };
+    if let (Some(GivenRows::Values(rows)), Some(schema)) = (&expect, model_schema)
+        && schema.columns_complete
+    {
+        errors.extend(unknown_columns(
+            rows,
+            &model_columns,
+            &format!("the output of `{}`", def.model),
+            def.expect.span,
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let expect = expect.expect("no errors, so the expected rows were read");
+    let mut expect_columns: Vec<String> = Vec::new();
+    if let GivenRows::Values(rows) = &expect {
+        for (column, _) in rows.iter().flatten() {
+            if !expect_columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                expect_columns.push(column.clone());
+            }
+        }
+    }
+
+    let resolver: Arc<dyn Resolver> = Arc::new(resolver);
+    let mut input = compile_input(model, resolver, is_incremental);
+    input.overrides = Some(Arc::new(def.overrides.clone()));
+    if model.is_windowed() {
+        input.extra = super::window::variables();
+    }
+    let file = model.file.expect("models have a file");
+    let text = model.raw_sql.as_deref().expect("models have SQL");
+    let path = model.path.display().to_string();
+    let rendered = cx
+        .renderer
+        .compile(file, &path, text, cx.sources)
+        .and_then(|t| cx.renderer.render(&t, &input, cx.sources))
+        .map_err(|d| vec![d.with_note(format!("while rendering `{}` for unit test `{}`", def.model, def.name))])?;
+
+    let case = UnitTestCase { model: model_id.clone(), sql: rendered.sql, inputs, expect, expect_columns };
+    let mut fqn = vec![name.to_string()];
+    // As dbt: the folders of the YAML file under its model path, then model and test.
+    let folders: Vec<String> = def.path.iter().skip(1).map(|p| p.to_string_lossy().into_owned()).collect();
+    fqn.extend(folders.iter().take(folders.len().saturating_sub(1)).cloned());
+    fqn.extend([def.model.clone(), def.name.clone()]);
+    Ok(Some(Box::new(Node {
+        unique_id,
+        resource_type: ResourceType::UnitTest,
+        name: def.name.clone(),
+        fqn,
+        path: def.path.clone(),
+        file: None,
+        relation: None,
+        config,
+        raw_sql: None,
+        compiled_sql: None,
+        audit_sql: None,
+        depends_on: vec![model_id],
+        description: def.description.as_ref().map(|d| d.text.clone()).unwrap_or_default(),
+        columns: Vec::new(),
+        vars_used: rendered.recorded.vars,
+        macros_used: rendered.recorded.macros,
+        generic_test: None,
+        source_name: None,
+        hooks: Default::default(),
+        unit_test: Some(Box::new(case)),
+    })))
+}
+
+/// The rows of a fixture: as written, or for a seed given without rows, its file's rows.
+fn given_rows(
+    cx: &Context<'_>,
+    def: &UnitTestDef,
+    fixture: &Fixture,
+    node: &Node,
+    label: &str,
+) -> Result<GivenRows, Diagnostic> {
+    match &fixture.rows {
+        Rows::Values(rows) => Ok(GivenRows::Values(rows.clone())),
+        Rows::Sql(sql) => Ok(GivenRows::Sql(sql.clone())),
+        Rows::Absent if node.resource_type == ResourceType::Seed && fixture.format == FixtureFormat::Dict => {
+            let path = cx.project.root.join(&node.path);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Diagnostic::error("io", format!("could not read `{}`: {e}", node.path.display())))?;
+            let rows = crate::project::unit_tests::parse_csv(&text).map_err(|m| {
+                Diagnostic::error("invalid-unit-test", m).with_label(fixture.span, "rows from this seed")
+            })?;
+            Ok(GivenRows::Values(rows))
+        }
+        Rows::Absent => {
+            Err(Diagnostic::error("invalid-unit-test", format!("unit test `{}` gives `{label}` no rows", def.name))
+                .with_label(fixture.span, "add `rows:` (`rows: []` for none)"))
+        }
+        Rows::Fixture(_) => unreachable!("fixture files are attached when the project loads"),
+    }
+}
+
+/// A column a row names that the input does not have (compared case-insensitively).
+fn unknown_columns(rows: &[Row], columns: &[(String, Option<String>)], of: &str, span: Span) -> Vec<Diagnostic> {
+    let mut reported = BTreeSet::new();
+    let mut out = Vec::new();
+    for (column, _) in rows.iter().flatten() {
+        let known = columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(column));
+        if known || !reported.insert(column.to_lowercase()) {
+            continue;
+        }
+        let names: Vec<String> = columns.iter().map(|(c, _)| format!("`{c}`")).collect();
+        out.push(
+            Diagnostic::error("unknown-column", format!("`{column}` is not a column of {}", backticked(of)))
+                .with_label(span, "in these rows")
+                .with_help(format!("{} has {}", backticked(of), names.join(", "))),
+        );
+    }
+    out
+}
+
+fn backticked(label: &str) -> String {
+    match label.starts_with("the output") {
+        true => label.to_string(),
+        false => format!("`{label}`"),
+    }
+}
+
+/// A compile-time column type as SQL both engines cast to: a seed's inferred Arrow type
+/// gets its SQL name; a type declared in YAML stays as written.
+fn sql_type(data_type: &str) -> String {
+    let t = data_type.to_ascii_lowercase();
+    let named = match t.as_str() {
+        "int8" | "int16" | "int32" => "integer",
+        "int64" | "uint8" | "uint16" | "uint32" | "uint64" => "bigint",
+        "float16" | "float32" | "float64" => "double precision",
+        "utf8" | "largeutf8" | "utf8view" => "text",
+        "boolean" => "boolean",
+        "date32" | "date64" => "date",
+        _ if t.starts_with("timestamp(") => "timestamp",
+        _ if t.starts_with("decimal128(") || t.starts_with("decimal256(") => {
+            return format!("decimal{}", &t[t.find('(').expect("checked")..]);
+        }
+        _ => return data_type.to_string(),
+    };
+    named.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_spelling_of_an_input() {
+        assert_eq!(parse_input(" this "), Some(InputRef::This));
+        assert_eq!(parse_input("ref('orders')"), Some(InputRef::Ref("orders".into())));
+        assert_eq!(parse_input("ref(\"pkg\", 'orders')"), Some(InputRef::Ref("orders".into())));
+        assert_eq!(parse_input("source('raw', 'orders')"), Some(InputRef::Source("raw".into(), "orders".into())));
+        assert_eq!(parse_input("ref(orders)"), None);
+        assert_eq!(parse_input("orders"), None);
+    }
+
+    #[test]
+    fn seed_types_get_their_sql_names() {
+        assert_eq!(sql_type("int64"), "bigint");
+        assert_eq!(sql_type("utf8"), "text");
+        assert_eq!(sql_type("decimal128(10, 2)"), "decimal(10, 2)");
+        assert_eq!(sql_type("timestamp(nanosecond, none)"), "timestamp");
+        assert_eq!(sql_type("varchar(20)"), "varchar(20)");
+    }
+}
