@@ -136,12 +136,18 @@ pub struct MacroFn {
 
 impl Object for MacroFn {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let ctx: std::collections::BTreeMap<&str, Value> =
-            INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (*k, v))).collect();
+        let mut ctx: std::collections::BTreeMap<String, Value> =
+            INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (k.to_string(), v))).collect();
         if let Ok(recorder) = Recorder::of(state) {
             recorder.record(|r| {
                 r.macros.insert(self.name.clone());
             });
+            // A unit test's overridden macros stay overridden inside other macros.
+            for name in recorder.overrides.iter().flat_map(|o| o.macros.keys()) {
+                if let Some(value) = state.lookup(name) {
+                    ctx.insert(name.clone(), value);
+                }
+            }
         }
         let template = state.env().get_template(&self.template)?;
         let mut module = template.render_captured(Value::from(ctx)).map_err(|e| self.wrap(e))?;
