@@ -96,7 +96,8 @@ async fn compare(engine: &dyn Engine, case: &UnitTestCase) -> Result<Option<(u64
     let batches = engine.query(&sql, usize::MAX).await.map_err(|e| {
         format!("the unit test query failed: {e}\n= help: check the given and expected rows' values and types")
     })?;
-    let (mut actual_rows, mut expected_rows) = split(&batches, columns.len())?;
+    let numeric: Vec<bool> = columns.iter().map(|(_, t)| is_numeric(t)).collect();
+    let (mut actual_rows, mut expected_rows) = split(&batches, &numeric)?;
     actual_rows.sort();
     expected_rows.sort();
     if actual_rows == expected_rows {
@@ -174,8 +175,33 @@ fn literal(value: &Json, data_type: Option<&str>) -> String {
     }
 }
 
-/// The actual and expected rows of the comparison query, as text.
-fn split(batches: &[RecordBatch], width: usize) -> Result<(Vec<Cells>, Vec<Cells>), String> {
+/// True for a column type whose values are numbers (`numeric`, `DOUBLE`, `int4`...).
+fn is_numeric(data_type: &str) -> bool {
+    let t = data_type.to_ascii_lowercase();
+    ["int", "numeric", "decimal", "float", "double", "real"].iter().any(|n| t.contains(n))
+}
+
+/// A number as text without trailing fractional zeros (`15.0` and `15` are one value,
+/// as numbers of different scales are to dbt).
+fn plain_number(text: String) -> String {
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    let is_decimal = digits.split_once('.').is_some_and(|(whole, fraction)| {
+        !whole.is_empty() && whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
+    });
+    if !is_decimal {
+        return text;
+    }
+    let trimmed = text.trim_end_matches('0').trim_end_matches('.');
+    match trimmed {
+        "-0" => "0".to_string(),
+        t => t.to_string(),
+    }
+}
+
+/// The actual and expected rows of the comparison query, as text (numbers in plain form
+/// in `numeric` columns).
+fn split(batches: &[RecordBatch], numeric: &[bool]) -> Result<(Vec<Cells>, Vec<Cells>), String> {
+    let width = numeric.len();
     let options = FormatOptions::default();
     let (mut actual, mut expected) = (Vec::new(), Vec::new());
     for batch in batches {
@@ -187,7 +213,8 @@ fn split(batches: &[RecordBatch], width: usize) -> Result<(Vec<Cells>, Vec<Cells
             .map_err(|e| format!("could not read the unit test's rows: {e}"))?;
         for row in 0..batch.num_rows() {
             let cell = |i: usize| (!batch.column(i).is_null(row)).then(|| formatters[i].value(row).to_string());
-            let cells: Cells = (0..width).map(cell).collect();
+            let cells: Cells =
+                (0..width).map(|i| cell(i).map(|v| if numeric[i] { plain_number(v) } else { v })).collect();
             match cell(width).as_deref() {
                 Some("expected") => expected.push(cells),
                 _ => actual.push(cells),
@@ -250,6 +277,15 @@ mod tests {
             "select cast(1 as integer) as \"id\", null as \"name\"\nunion all\nselect cast(null as integer) as \"id\", 'o''k' as \"name\""
         );
         assert_eq!(values_sql(&[], &columns), "select cast(null as integer) as \"id\", null as \"name\" limit 0");
+    }
+
+    #[test]
+    fn numbers_of_any_scale_read_the_same() {
+        for (text, plain) in
+            [("15.0", "15"), ("2.50", "2.5"), ("-0.0", "0"), ("100", "100"), ("1e10", "1e10"), ("x.0", "x.0")]
+        {
+            assert_eq!(plain_number(text.to_string()), plain);
+        }
     }
 
     #[test]
