@@ -51,6 +51,9 @@ err_fixtures!(
     err_invalid_threshold,
     err_unknown_column,
     err_ambiguous_column,
+    err_unit_test_unknown_input,
+    err_unit_test_unknown_column,
+    err_unit_test_missing_fixture,
 );
 
 #[test]

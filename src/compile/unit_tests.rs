@@ -220,6 +220,7 @@ fn unit_test_node(
     let mut resolver = GivenResolver { refs: BTreeMap::new(), sources: BTreeMap::new(), this: None };
     let mut inputs = Vec::new();
     let mut given_ids = BTreeSet::new();
+    let mut unresolved = false;
     for given in &def.given {
         let parsed = parse_input(&given.input);
         let found: Option<&Node> = match &parsed {
@@ -235,13 +236,17 @@ fn unit_test_node(
             }
         };
         let (Some(parsed), Some(node)) = (parsed, found) else {
-            errors.push(
-                Diagnostic::error(
-                    "invalid-unit-test",
-                    format!("unit test `{}` gives rows for `{}`, which does not exist", def.name, given.input.trim()),
-                )
-                .with_label(given.input_span, "no model, seed or source by this name"),
-            );
+            unresolved = true;
+            let mut d = Diagnostic::error(
+                "invalid-unit-test",
+                format!("unit test `{}` gives rows for `{}`, which does not exist", def.name, given.input.trim()),
+            )
+            .with_label(given.input_span, "no model, seed or source by this name");
+            let inputs: Vec<String> = model.depends_on.iter().map(|d| input_spelling(&cx.nodes[d])).collect();
+            if let Some(near) = nearest(given.input.trim(), inputs.iter().map(String::as_str)) {
+                d = d.with_help(format!("did you mean `{near}`?"));
+            }
+            errors.push(d);
             continue;
         };
         let cte = cte_name(&parsed, &model.name);
@@ -277,7 +282,7 @@ fn unit_test_node(
         if let GivenRows::Values(rows) = &rows
             && complete
         {
-            errors.extend(unknown_columns(rows, &columns, &label, given.fixture.span));
+            errors.extend(unknown_columns(rows, &columns, &label, &given.fixture));
         }
         let relation = node.relation.clone().filter(|_| {
             node.resource_type != ResourceType::Model || node.config.materialized != Materialization::Ephemeral
@@ -294,12 +299,9 @@ fn unit_test_node(
             .with_help("add `- input: this` with the rows the table holds before the run (`rows: []` for none)"),
         );
     }
-    for dep in model.depends_on.iter().filter(|d| !given_ids.contains(*d)) {
-        let dep = &cx.nodes[dep];
-        let spelled = match &dep.source_name {
-            Some(s) => format!("source('{s}', '{}')", dep.name),
-            None => format!("ref('{}')", dep.name),
-        };
+    // Every input the model reads needs rows (once the given ones all resolved).
+    for dep in model.depends_on.iter().filter(|d| !unresolved && !given_ids.contains(*d)) {
+        let spelled = input_spelling(&cx.nodes[dep]);
         errors.push(
             Diagnostic::error(
                 "invalid-unit-test",
@@ -323,12 +325,7 @@ fn unit_test_node(
     if let (Some(GivenRows::Values(rows)), Some(schema)) = (&expect, model_schema)
         && schema.columns_complete
     {
-        errors.extend(unknown_columns(
-            rows,
-            &model_columns,
-            &format!("the output of `{}`", def.model),
-            def.expect.span,
-        ));
+        errors.extend(unknown_columns(rows, &model_columns, &format!("the output of `{}`", def.model), &def.expect));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -388,6 +385,14 @@ fn unit_test_node(
     })))
 }
 
+/// How a given entry names a node: `ref('name')` or `source('source', 'table')`.
+fn input_spelling(node: &Node) -> String {
+    match &node.source_name {
+        Some(s) => format!("source('{s}', '{}')", node.name),
+        None => format!("ref('{}')", node.name),
+    }
+}
+
 /// The rows of a fixture: as written, or for a seed given without rows, its file's rows.
 fn given_rows(
     cx: &Context<'_>,
@@ -417,7 +422,7 @@ fn given_rows(
 }
 
 /// A column a row names that the input does not have (compared case-insensitively).
-fn unknown_columns(rows: &[Row], columns: &[(String, Option<String>)], of: &str, span: Span) -> Vec<Diagnostic> {
+fn unknown_columns(rows: &[Row], columns: &[(String, Option<String>)], of: &str, fixture: &Fixture) -> Vec<Diagnostic> {
     let mut reported = BTreeSet::new();
     let mut out = Vec::new();
     for (column, _) in rows.iter().flatten() {
@@ -426,9 +431,10 @@ fn unknown_columns(rows: &[Row], columns: &[(String, Option<String>)], of: &str,
             continue;
         }
         let names: Vec<String> = columns.iter().map(|(c, _)| format!("`{c}`")).collect();
+        let span = fixture.keys.iter().find(|(k, _)| k == column).map_or(fixture.span, |(_, s)| *s);
         out.push(
             Diagnostic::error("unknown-column", format!("`{column}` is not a column of {}", backticked(of)))
-                .with_label(span, "in these rows")
+                .with_label(span, "no such column")
                 .with_help(format!("{} has {}", backticked(of), names.join(", "))),
         );
     }

@@ -53,6 +53,8 @@ pub struct Fixture {
     pub format: FixtureFormat,
     pub rows: Rows,
     pub span: Span,
+    /// Where each column is first named in `dict` rows.
+    pub keys: Vec<(String, Span)>,
 }
 
 /// One `given:` entry: `input: ref('x')`, `source('s', 't')` or `this`.
@@ -254,6 +256,7 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
         )
         .with_label(y.span, format!("expected {expected}")))
     };
+    let mut keys: Vec<(String, Span)> = Vec::new();
     let rows = match (rows, file, format) {
         (Some(r), Some(f), _) => {
             return Err(one(Diagnostic::error("invalid-unit-test", "`rows` and `fixture` are both given; keep one")
@@ -284,6 +287,11 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
                     YamlValue::Map(m) => m,
                     _ => return Err(mismatch(row, "a mapping")),
                 };
+                for (k, _) in entries {
+                    if !keys.iter().any(|(name, _)| *name == k.name) {
+                        keys.push((k.name.clone(), k.span));
+                    }
+                }
                 out.push(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect());
             }
             Rows::Values(out)
@@ -299,7 +307,7 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
             Rows::Sql(r.as_str().ok_or_else(|| mismatch(r, "a string"))?.to_string())
         }
     };
-    Ok(Fixture { format, rows, span })
+    Ok(Fixture { format, rows, span, keys })
 }
 
 fn overrides_of(item: &Yaml) -> Result<Overrides, Vec<Diagnostic>> {
