@@ -9,8 +9,8 @@ mod support;
 
 use std::path::Path;
 
-use support::engines::Backend;
-use support::etlm;
+use support::engines::{Backend, table};
+use support::{copy_project, etlm};
 
 /// The names of the unit tests the fixture defines (the disabled one is not among them).
 const UNIT_TESTS: [&str; 13] = [
@@ -101,6 +101,19 @@ mod cases {
             .expect("the unit test is in run_results.json");
         assert_eq!(result["status"], "fail");
         assert_eq!(result["failures"], 3, "Bo's row differs on each side, Cy's is only actual");
+        let history = if b.schema() == "main" { "_etlm" } else { "etlm_meta" };
+        let recorded = b.rows(
+            &dir,
+            &format!(
+                "select status, test, failures from {history}.test_results \
+                 where unique_id = 'unit_test.unit_shop.customer_totals.totals_expected_wrongly'"
+            ),
+        );
+        assert_eq!(
+            recorded,
+            table(&["failures", "status", "test"], &[&["3", "fail", "unit"]]),
+            "the run history has it"
+        );
     }
 
     pub fn build_skips_a_model_whose_unit_test_fails(b: &Backend) {
@@ -133,6 +146,32 @@ mod cases {
         let out = run(&dir, &["test", "-s", "test_type:unit", "--exclude", "stg_orders+"], 0);
         assert!(out.contains("2 passed"), "only the events tests are left: {out}");
     }
+}
+
+#[test]
+fn the_manifest_lists_unit_tests_as_dbt_does() {
+    let (_tmp, dir) = copy_project("unit_tests");
+    run(&dir, &["compile"], 0);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("target/manifest.json")).unwrap()).unwrap();
+    let unit_tests = manifest["unit_tests"].as_object().expect("a `unit_tests` map");
+    assert_eq!(unit_tests.len(), UNIT_TESTS.len(), "every enabled unit test, the disabled one left out");
+    let test = &unit_tests["unit_test.unit_shop.order_events.new_events_only_when_incremental"];
+    assert_eq!(test["resource_type"], "unit_test");
+    assert_eq!(test["model"], "order_events");
+    assert_eq!(test["depends_on"]["nodes"], serde_json::json!(["model.unit_shop.order_events"]));
+    assert_eq!(test["given"][0]["input"], "this");
+    assert_eq!(test["given"][1]["rows"][2], serde_json::json!({"order_id": 3, "customer_id": 2, "amount": 30}));
+    assert_eq!(test["overrides"]["macros"]["is_incremental"], true);
+    let from_file = &unit_tests["unit_test.unit_shop.customer_totals.totals_from_fixture_files"];
+    assert_eq!(from_file["given"][0]["fixture"], "two_customers");
+    assert_eq!(from_file["given"][0]["rows"][1], serde_json::json!({"customer_id": "2", "name": "Bo"}));
+    assert_eq!(from_file["given"][1]["format"], "sql");
+    assert!(manifest["nodes"].as_object().unwrap().keys().all(|k| !k.starts_with("unit_test.")));
+    let children = &manifest["child_map"]["model.unit_shop.order_events"];
+    assert!(
+        children.as_array().unwrap().contains(&"unit_test.unit_shop.order_events.every_event_on_a_full_build".into())
+    );
 }
 
 macro_rules! engine_suite {

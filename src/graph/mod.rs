@@ -25,6 +25,7 @@ pub enum ResourceType {
     Source,
     Test,
     /// A model's logic on given rows (`unit_tests:`), run before the model builds.
+    #[serde(rename = "unit_test")]
     UnitTest,
 }
 

@@ -464,6 +464,37 @@ mod tests {
     }
 
     #[test]
+    fn test_type_data_is_generic_and_singular_and_unit_is_unit_tests() {
+        let mut dag = graph();
+        let mut unit = node("unit_test.shop.orders.sums", ResourceType::UnitTest);
+        unit.test_type = Some("unit");
+        dag.add_node(unit);
+        let mut singular = node("test.shop.no_negative", ResourceType::Test);
+        singular.test_type = Some("singular");
+        dag.add_node(singular);
+        dag.add_edges(&[
+            ("model.shop.orders", "unit_test.shop.orders.sums"),
+            ("model.shop.orders", "test.shop.no_negative"),
+        ]);
+        let pick = |words: &[&str]| -> Vec<String> {
+            let s = parse_selectors(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>()).unwrap();
+            let nothing = PriorState { state: None, results: Err("no run".into()) };
+            let none = parse_selectors(&[]).unwrap();
+            select(&dag, &s, &none, &nothing).unwrap().into_iter().collect()
+        };
+        assert_eq!(pick(&["test_type:unit"]), ["unit_test.shop.orders.sums"]);
+        assert_eq!(
+            pick(&["test_type:data"]),
+            ["test.shop.no_negative", "test.shop.rel_orders_customers", "test.shop.unique_orders_id"]
+        );
+        assert!(
+            pick(&["orders"]).contains(&"unit_test.shop.orders.sums".to_string()),
+            "a model's unit tests follow it"
+        );
+        assert!(!pick(&["resource_type:test"]).contains(&"unit_test.shop.orders.sums".to_string()));
+    }
+
+    #[test]
     fn tag_path_config_and_resource_type_methods() {
         assert_eq!(names(&["tag:staging"], &[]), ["rel_orders_customers", "stg_customers", "stg_events", "stg_orders"]);
         assert_eq!(names(&["path:models/marts"], &["resource_type:test"]), ["daily", "orders", "report"]);

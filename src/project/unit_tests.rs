@@ -55,6 +55,8 @@ pub struct Fixture {
     pub span: Span,
     /// Where each column is first named in `dict` rows.
     pub keys: Vec<(String, Span)>,
+    /// The fixture file's name, when the rows come from one.
+    pub name: Option<String>,
 }
 
 /// One `given:` entry: `input: ref('x')`, `source('s', 't')` or `this`.
@@ -257,6 +259,7 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
         .with_label(y.span, format!("expected {expected}")))
     };
     let mut keys: Vec<(String, Span)> = Vec::new();
+    let mut fixture_name = None;
     let rows = match (rows, file, format) {
         (Some(r), Some(f), _) => {
             return Err(one(Diagnostic::error("invalid-unit-test", "`rows` and `fixture` are both given; keep one")
@@ -270,7 +273,11 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
             )
             .with_label(f.span, "fixture files hold CSV or SQL")));
         }
-        (None, Some(f), _) => Rows::Fixture(f.expect_string("fixture").map_err(one)?),
+        (None, Some(f), _) => {
+            let name = f.expect_string("fixture").map_err(one)?;
+            fixture_name = Some(name.clone());
+            Rows::Fixture(name)
+        }
         (None, None, FixtureFormat::Dict) => Rows::Absent,
         (None, None, _) => {
             return Err(one(Diagnostic::error(
@@ -307,7 +314,7 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
             Rows::Sql(r.as_str().ok_or_else(|| mismatch(r, "a string"))?.to_string())
         }
     };
-    Ok(Fixture { format, rows, span, keys })
+    Ok(Fixture { format, rows, span, keys, name: fixture_name })
 }
 
 fn overrides_of(item: &Yaml) -> Result<Overrides, Vec<Diagnostic>> {
