@@ -1,7 +1,7 @@
 //! Unit tests (`unit_tests:`) on every engine, through the binary: the `unit_tests`
 //! fixture gives rows as dicts, CSV and SQL, inline and from fixture files, overrides vars,
-//! env vars and macros (`is_incremental` with a `this` input), and reads a seed's file
-//! and a source. The same tests must pass before anything is built (compile-time column
+//! env vars and macros (`is_incremental` with a `this` input, a namespaced
+//! `dbt.current_timestamp`), and reads a seed's file and a source. The same tests must pass before anything is built (compile-time column
 //! types) and after (the relations' own types); a failing one prints its diff and exits 1,
 //! and `build` skips its model and what reads it.
 
@@ -13,7 +13,7 @@ use support::engines::{Backend, table};
 use support::{copy_project, etlm};
 
 /// The names of the unit tests the fixture defines (the disabled one is not among them).
-const UNIT_TESTS: [&str; 13] = [
+const UNIT_TESTS: [&str; 14] = [
     "totals_sum_each_customers_orders",
     "totals_from_csv_rows",
     "totals_from_sql_rows",
@@ -27,6 +27,7 @@ const UNIT_TESTS: [&str; 13] = [
     "every_event_on_a_full_build",
     "events_per_day_from_a_source",
     "test_events_are_dropped",
+    "load_time_is_fixed",
 ];
 
 /// A unit test of `customer_totals` whose expected rows are wrong for Bo and miss Cy.
@@ -77,7 +78,7 @@ mod cases {
             for name in UNIT_TESTS {
                 assert!(out.contains(&format!("PASS   unit test {name}")), "{name} {when}:\n{out}");
             }
-            assert!(out.contains("13 passed, 0 warned, 0 failed, 0 errors"), "{when}:\n{out}");
+            assert!(out.contains("14 passed, 0 warned, 0 failed, 0 errors"), "{when}:\n{out}");
             assert!(!out.contains("a_disabled_unit_test"), "{out}");
             assert!(!out.contains("not_null_customer_totals"), "test_type:unit runs no data test: {out}");
         }
@@ -89,7 +90,7 @@ mod cases {
         let (_tmp, dir) = b.project("unit_tests");
         std::fs::write(dir.join("models/failing.yml"), FAILING).unwrap();
         let out = run(&dir, &["test", "-s", "test_type:unit"], 1);
-        assert!(out.contains("13 passed, 0 warned, 1 failed"), "{out}");
+        assert!(out.contains("14 passed, 0 warned, 1 failed"), "{out}");
         insta::assert_snapshot!("failing_unit_test", result_block(&out, "totals_expected_wrongly"));
         let results: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("target/run_results.json")).unwrap()).unwrap();
@@ -139,8 +140,13 @@ mod cases {
         let out = run(&dir, &["test", "-s", "tag:events"], 0);
         assert!(out.contains("2 passed"), "{out}");
         let out = run(&dir, &["test", "-s", "test_type:unit", "--exclude", "tag:events+", "tag:staging"], 0);
-        assert!(out.contains("10 passed"), "{out}");
+        assert!(out.contains("11 passed"), "{out}");
         assert!(!out.contains("events_per_day") && !out.contains("stg_orders_drop"), "{out}");
+        // `unit_tests: +tags` in the project file tags every unit test, on top of their own.
+        let out = run(&dir, &["test", "-s", "tag:unit"], 0);
+        assert!(out.contains("14 passed"), "{out}");
+        let out = run(&dir, &["test", "-s", "tag:unit,tag:events"], 0);
+        assert!(out.contains("2 passed"), "{out}");
         // A model's unit tests follow it: excluding `stg_orders+` drops every unit test
         // of what reads it.
         let out = run(&dir, &["test", "-s", "test_type:unit", "--exclude", "stg_orders+"], 0);

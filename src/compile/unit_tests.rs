@@ -169,7 +169,13 @@ fn unit_test_node(
     unique_id: String,
 ) -> Result<Option<Box<Node>>, Vec<Diagnostic>> {
     let name = cx.project.name();
-    let config = NodeConfig::from_layer(&merge(&[&def.config]), ConfigFor::Test)?;
+    let mut fqn = vec![name.to_string()];
+    // As dbt: the folders of the YAML file under its model path, then model and test.
+    let folders: Vec<String> = def.path.iter().skip(1).map(|p| p.to_string_lossy().into_owned()).collect();
+    fqn.extend(folders.iter().take(folders.len().saturating_sub(1)).cloned());
+    fqn.extend([def.model.clone(), def.name.clone()]);
+    let folder_config = cx.project.settings.unit_tests.resolve(&fqn);
+    let config = NodeConfig::from_layer(&merge(&[&folder_config, &def.config]), ConfigFor::Test)?;
     if !config.enabled {
         return Ok(None);
     }
@@ -284,10 +290,7 @@ fn unit_test_node(
         {
             errors.extend(unknown_columns(rows, &columns, &label, &given.fixture));
         }
-        let relation = node.relation.clone().filter(|_| {
-            node.resource_type != ResourceType::Model || node.config.materialized != Materialization::Ephemeral
-        });
-        inputs.push(UnitInput { label, cte, relation, columns, rows });
+        inputs.push(UnitInput { label, cte, relation: node.relation.clone(), columns, rows });
     }
     if is_incremental && resolver.this.is_none() {
         errors.push(
@@ -356,11 +359,6 @@ fn unit_test_node(
         .map_err(|d| vec![d.with_note(format!("while rendering `{}` for unit test `{}`", def.model, def.name))])?;
 
     let case = UnitTestCase { model: model_id.clone(), sql: rendered.sql, inputs, expect, expect_columns };
-    let mut fqn = vec![name.to_string()];
-    // As dbt: the folders of the YAML file under its model path, then model and test.
-    let folders: Vec<String> = def.path.iter().skip(1).map(|p| p.to_string_lossy().into_owned()).collect();
-    fqn.extend(folders.iter().take(folders.len().saturating_sub(1)).cloned());
-    fqn.extend([def.model.clone(), def.name.clone()]);
     Ok(Some(Box::new(Node {
         unique_id,
         resource_type: ResourceType::UnitTest,

@@ -169,7 +169,13 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let mut vars = settings.vars.clone();
     vars.extend(opts.vars.clone());
     let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &vars, &opts.env);
-    for tree in [&mut settings.models, &mut settings.seeds, &mut settings.tests, &mut settings.sources] {
+    for tree in [
+        &mut settings.models,
+        &mut settings.seeds,
+        &mut settings.tests,
+        &mut settings.sources,
+        &mut settings.unit_tests,
+    ] {
         diags.extend(tree.render(&jinja));
     }
 

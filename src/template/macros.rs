@@ -142,10 +142,12 @@ impl Object for MacroFn {
             recorder.record(|r| {
                 r.macros.insert(self.name.clone());
             });
-            // A unit test's overridden macros stay overridden inside other macros.
-            for name in recorder.overrides.iter().flat_map(|o| o.macros.keys()) {
+            // A unit test's overridden macros (or their namespace) stay overridden inside
+            // other macros.
+            for key in recorder.overrides.iter().flat_map(|o| o.macros.keys()) {
+                let name = key.split_once('.').map_or(key.as_str(), |(namespace, _)| namespace);
                 if let Some(value) = state.lookup(name) {
-                    ctx.insert(name.clone(), value);
+                    ctx.insert(name.to_string(), value);
                 }
             }
         }

@@ -287,10 +287,25 @@ impl Renderer {
         for (k, v) in &input.extra {
             ctx.insert(k.to_string(), to_value(v));
         }
-        // An overridden macro returns the given value; the context shadows the global.
+        // An overridden macro returns the given value; the context shadows the global. A
+        // namespaced one (`dbt_utils.current_timestamp`) replaces its namespace by one
+        // with that macro replaced.
+        let mut namespaces: BTreeMap<&str, BTreeMap<String, Value>> = BTreeMap::new();
         for (name, value) in input.overrides.iter().flat_map(|o| &o.macros) {
             let value = to_value(value);
-            ctx.insert(name.clone(), Value::from_function(move |_args: minijinja::value::Rest<Value>| value.clone()));
+            let function = Value::from_function(move |_args: minijinja::value::Rest<Value>| value.clone());
+            match name.split_once('.') {
+                Some((namespace, name)) => {
+                    namespaces.entry(namespace).or_default().insert(name.to_string(), function);
+                }
+                None => {
+                    ctx.insert(name.clone(), function);
+                }
+            }
+        }
+        for (namespace, overrides) in namespaces {
+            let inner = self.env.globals().find(|(n, _)| *n == namespace).map(|(_, v)| v);
+            ctx.insert(namespace.to_string(), Value::from_object(objects::OverriddenNamespace { inner, overrides }));
         }
         Value::from(ctx)
     }

@@ -292,6 +292,32 @@ impl Object for MacroNamespace {
     }
 }
 
+/// A macro namespace (`dbt`, `dbt_utils`) with some of its macros replaced by a unit
+/// test's overrides (`dbt_utils.current_timestamp: "'2024-01-01'"`).
+#[derive(Debug)]
+pub struct OverriddenNamespace {
+    pub inner: Option<Value>,
+    pub overrides: BTreeMap<String, Value>,
+}
+
+impl Object for OverriddenNamespace {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        self.overrides
+            .get(name)
+            .cloned()
+            .or_else(|| self.inner.as_ref()?.get_attr(name).ok().filter(|v| !v.is_undefined()))
+    }
+
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match (self.overrides.get(method), &self.inner) {
+            (Some(callable), _) => callable.call(state, args),
+            (None, Some(inner)) => inner.call_method(state, method, args),
+            (None, None) => Err(Error::new(ErrorKind::InvalidOperation, format!("no macro `{method}`"))),
+        }
+    }
+}
+
 /// A plain map value for `target`, `model`, `flags`.
 pub fn map_value(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
     Value::from(pairs.into_iter().collect::<BTreeMap<&str, Value>>())
