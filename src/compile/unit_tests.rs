@@ -138,6 +138,15 @@ pub(super) struct Context<'a> {
 
 /// The enabled unit tests as nodes, or every problem found in them.
 pub(super) fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
+    let names = Names {
+        refs: cx
+            .nodes
+            .values()
+            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+            .map(|n| (n.name.as_str(), &**n))
+            .collect(),
+        sources: cx.nodes.values().filter_map(|n| Some(((n.source_name.as_deref()?, n.name.as_str()), &**n))).collect(),
+    };
     let mut problems = Vec::new();
     let mut out: Vec<Box<Node>> = Vec::new();
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
@@ -154,7 +163,7 @@ pub(super) fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnost
             );
             continue;
         }
-        match unit_test_node(cx, def, unique_id) {
+        match unit_test_node(cx, &names, def, unique_id) {
             Ok(Some(node)) => out.push(node),
             Ok(None) => {}
             Err(e) => problems.extend(e),
@@ -163,8 +172,15 @@ pub(super) fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnost
     (out, problems)
 }
 
+/// What inputs' names point at: models and seeds by name, source tables.
+struct Names<'a> {
+    refs: BTreeMap<&'a str, &'a Node>,
+    sources: BTreeMap<(&'a str, &'a str), &'a Node>,
+}
+
 fn unit_test_node(
     cx: &Context<'_>,
+    names: &Names<'_>,
     def: &UnitTestDef,
     unique_id: String,
 ) -> Result<Option<Box<Node>>, Vec<Diagnostic>> {
@@ -179,28 +195,99 @@ fn unit_test_node(
     if !config.enabled {
         return Ok(None);
     }
-    let model_id = format!("model.{name}.{}", def.model);
-    let Some(model) = cx.nodes.get(&model_id) else {
-        let disabled = cx.project.models.iter().any(|m| m.name == def.model);
-        if disabled {
-            // As in dbt: a disabled model's unit tests are disabled too.
-            return Ok(None);
-        }
-        let models = cx.nodes.values().filter(|n| n.resource_type == ResourceType::Model).map(|n| n.name.as_str());
-        let mut d = Diagnostic::error(
-            "invalid-unit-test",
-            format!("unit test `{}` tests `{}`, which is no model", def.name, def.model),
-        )
-        .with_label(def.model_span, "no model has this name");
-        if let Some(near) = nearest(&def.model, models) {
-            d = d.with_help(format!("did you mean `{near}`?"));
-        }
-        return Err(vec![d]);
-    };
+    let Some(model) = tested_model(cx, def)? else { return Ok(None) };
     let mut errors = Vec::new();
-    let is_incremental = match def.overrides.macros.get("is_incremental") {
+    let is_incremental = incremental_branch(def, model, &mut errors);
+    let (resolver, inputs) = given_inputs(cx, names, def, model, &mut errors);
+    if is_incremental && resolver.this.is_none() {
+        errors.push(
+            Diagnostic::error(
+                "invalid-unit-test",
+                format!("unit test `{}` of incremental model `{}` must give rows for `this`", def.name, def.model),
+            )
+            .with_label(def.span, "with `is_incremental: true`")
+            .with_help("add `- input: this` with the rows the table holds before the run (`rows: []` for none)"),
+        );
+    }
+    let expected = expected_rows(cx, def, model, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let (expect, expect_columns) = expected.expect("no errors, so the expected rows were read");
+
+    let resolver: Arc<dyn Resolver> = Arc::new(resolver);
+    let mut input = compile_input(model, resolver, is_incremental);
+    if model.is_windowed() {
+        // A batch's window is what the test's vars say (`etlm_start`, `etlm_end`, `ds`).
+        input.extra = super::window::variables();
+        for (key, value) in input.extra.iter_mut() {
+            if let Some(given) = def.overrides.vars.get(*key) {
+                *value = given.clone();
+            }
+        }
+    }
+    input.overrides = Some(Arc::new(def.overrides.clone()));
+    let file = model.file.expect("models have a file");
+    let text = model.raw_sql.as_deref().expect("models have SQL");
+    let path = model.path.display().to_string();
+    let rendered = cx
+        .renderer
+        .compile(file, &path, text, cx.sources)
+        .and_then(|t| cx.renderer.render(&t, &input, cx.sources))
+        .map_err(|d| vec![d.with_note(format!("while rendering `{}` for unit test `{}`", def.model, def.name))])?;
+
+    let case = UnitTestCase { model: model.unique_id.clone(), sql: rendered.sql, inputs, expect, expect_columns };
+    Ok(Some(Box::new(Node {
+        unique_id,
+        resource_type: ResourceType::UnitTest,
+        name: def.name.clone(),
+        fqn,
+        path: def.path.clone(),
+        file: None,
+        relation: None,
+        config,
+        raw_sql: None,
+        compiled_sql: None,
+        audit_sql: None,
+        depends_on: vec![model.unique_id.clone()],
+        description: def.description.as_ref().map(|d| d.text.clone()).unwrap_or_default(),
+        columns: Vec::new(),
+        vars_used: rendered.recorded.vars,
+        macros_used: rendered.recorded.macros,
+        generic_test: None,
+        source_name: None,
+        hooks: Default::default(),
+        unit_test: Some(Box::new(case)),
+    })))
+}
+
+/// The model a unit test tests; `None` when that model is disabled (so is the test, as
+/// in dbt).
+fn tested_model<'a>(cx: &Context<'a>, def: &UnitTestDef) -> Result<Option<&'a Node>, Vec<Diagnostic>> {
+    if let Some(model) = cx.nodes.get(&format!("model.{}.{}", cx.project.name(), def.model)) {
+        return Ok(Some(model));
+    }
+    if cx.project.models.iter().any(|m| m.name == def.model) {
+        return Ok(None);
+    }
+    let models = cx.nodes.values().filter(|n| n.resource_type == ResourceType::Model).map(|n| n.name.as_str());
+    let mut d = Diagnostic::error(
+        "invalid-unit-test",
+        format!("unit test `{}` tests `{}`, which is no model", def.name, def.model),
+    )
+    .with_label(def.model_span, "no model has this name");
+    if let Some(near) = nearest(&def.model, models) {
+        d = d.with_help(format!("did you mean `{near}`?"));
+    }
+    Err(vec![d])
+}
+
+/// Which branch of an incremental model is tested: a unit test of one must say (dbt's
+/// rule), with `overrides: macros: is_incremental`.
+fn incremental_branch(def: &UnitTestDef, model: &Node, errors: &mut Vec<Diagnostic>) -> bool {
+    match def.overrides.macros.get("is_incremental") {
         Some(Json::Bool(b)) => *b,
-        Some(_) | None if model.config.materialized == Materialization::Incremental => {
+        _ if model.config.materialized == Materialization::Incremental => {
             errors.push(
                 Diagnostic::error(
                     "invalid-unit-test",
@@ -212,17 +299,19 @@ fn unit_test_node(
             false
         }
         _ => false,
-    };
+    }
+}
 
-    // Each given input, resolved to the node it stands in for.
-    let by_name: BTreeMap<&str, &Node> = cx
-        .nodes
-        .values()
-        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
-        .map(|n| (n.name.as_str(), &**n))
-        .collect();
-    let by_source: BTreeMap<(&str, &str), &Node> =
-        cx.nodes.values().filter_map(|n| Some(((n.source_name.as_deref()?, n.name.as_str()), &**n))).collect();
+/// Each given input resolved to the node it stands in for, with its rows and what the
+/// compile knows of its columns; and the resolver that renders the model over them.
+/// Every input the model reads needs rows.
+fn given_inputs(
+    cx: &Context<'_>,
+    names: &Names<'_>,
+    def: &UnitTestDef,
+    model: &Node,
+    errors: &mut Vec<Diagnostic>,
+) -> (GivenResolver, Vec<UnitInput>) {
     let mut resolver = GivenResolver { refs: BTreeMap::new(), sources: BTreeMap::new(), this: None };
     let mut inputs = Vec::new();
     let mut given_ids = BTreeSet::new();
@@ -231,8 +320,8 @@ fn unit_test_node(
         let parsed = parse_input(&given.input);
         let found: Option<&Node> = match &parsed {
             Some(InputRef::This) => Some(model),
-            Some(InputRef::Ref(n)) => by_name.get(n.as_str()).copied(),
-            Some(InputRef::Source(s, t)) => by_source.get(&(s.as_str(), t.as_str())).copied(),
+            Some(InputRef::Ref(n)) => names.refs.get(n.as_str()).copied(),
+            Some(InputRef::Source(s, t)) => names.sources.get(&(s.as_str(), t.as_str())).copied(),
             None => {
                 errors.push(
                     Diagnostic::error("invalid-unit-test", format!("`{}` is not an input", given.input))
@@ -264,19 +353,17 @@ fn unit_test_node(
             InputRef::This => resolver.this = Some(cte.clone()),
             InputRef::Ref(n) => {
                 resolver.refs.insert(n.clone(), value);
+                given_ids.insert(node.unique_id.clone());
             }
             InputRef::Source(s, t) => {
                 resolver.sources.insert((s.clone(), t.clone()), value);
+                given_ids.insert(node.unique_id.clone());
             }
-        }
-        if parsed != InputRef::This {
-            given_ids.insert(node.unique_id.clone());
         }
         let schema = cx.lineage.nodes.get(&node.unique_id);
         let columns: Vec<(String, Option<String>)> = schema
             .map(|s| s.columns.iter().map(|c| (c.name.clone(), c.data_type.as_deref().map(sql_type))).collect())
             .unwrap_or_default();
-        let complete = schema.is_some_and(|s| s.columns_complete);
         let label = given.input.trim().to_string();
         let rows = match given_rows(cx, def, &given.fixture, node, &label) {
             Ok(rows) => rows,
@@ -286,23 +373,13 @@ fn unit_test_node(
             }
         };
         if let GivenRows::Values(rows) = &rows
-            && complete
+            && schema.is_some_and(|s| s.columns_complete)
         {
             errors.extend(unknown_columns(rows, &columns, &label, &given.fixture));
         }
         inputs.push(UnitInput { label, cte, relation: node.relation.clone(), columns, rows });
     }
-    if is_incremental && resolver.this.is_none() {
-        errors.push(
-            Diagnostic::error(
-                "invalid-unit-test",
-                format!("unit test `{}` of incremental model `{}` must give rows for `this`", def.name, def.model),
-            )
-            .with_label(def.span, "with `is_incremental: true`")
-            .with_help("add `- input: this` with the rows the table holds before the run (`rows: []` for none)"),
-        );
-    }
-    // Every input the model reads needs rows (once the given ones all resolved).
+    // Once the given ones all resolved: every input the model reads needs rows.
     for dep in model.depends_on.iter().filter(|d| !unresolved && !given_ids.contains(*d)) {
         let spelled = input_spelling(&cx.nodes[dep]);
         errors.push(
@@ -314,73 +391,37 @@ fn unit_test_node(
             .with_help(format!("add `- input: {spelled}` under `given:` (`rows: []` for none)")),
         );
     }
+    (resolver, inputs)
+}
 
-    let model_schema = cx.lineage.nodes.get(&model_id);
-    let model_columns: Vec<(String, Option<String>)> =
-        model_schema.map(|s| s.columns.iter().map(|c| (c.name.clone(), None)).collect()).unwrap_or_default();
+/// The expected rows and the columns they compare (in order of first mention; none for
+/// SQL rows or no rows, which compare every column), checked against the model's output.
+fn expected_rows(
+    cx: &Context<'_>,
+    def: &UnitTestDef,
+    model: &Node,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<(GivenRows, Vec<String>)> {
     let expect = match given_rows(cx, def, &def.expect, model, "expect") {
-        Ok(rows) => Some(rows),
+        Ok(rows) => rows,
         Err(d) => {
             errors.push(d);
-            None
+            return None;
         }
     };
-    if let (Some(GivenRows::Values(rows)), Some(schema)) = (&expect, model_schema)
-        && schema.columns_complete
-    {
-        errors.extend(unknown_columns(rows, &model_columns, &format!("the output of `{}`", def.model), &def.expect));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let expect = expect.expect("no errors, so the expected rows were read");
-    let mut expect_columns: Vec<String> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
     if let GivenRows::Values(rows) = &expect {
+        if let Some(schema) = cx.lineage.nodes.get(&model.unique_id).filter(|s| s.columns_complete) {
+            let output: Vec<(String, Option<String>)> = schema.columns.iter().map(|c| (c.name.clone(), None)).collect();
+            errors.extend(unknown_columns(rows, &output, &format!("the output of `{}`", def.model), &def.expect));
+        }
         for (column, _) in rows.iter().flatten() {
-            if !expect_columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
-                expect_columns.push(column.clone());
+            if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                columns.push(column.clone());
             }
         }
     }
-
-    let resolver: Arc<dyn Resolver> = Arc::new(resolver);
-    let mut input = compile_input(model, resolver, is_incremental);
-    input.overrides = Some(Arc::new(def.overrides.clone()));
-    if model.is_windowed() {
-        input.extra = super::window::variables();
-    }
-    let file = model.file.expect("models have a file");
-    let text = model.raw_sql.as_deref().expect("models have SQL");
-    let path = model.path.display().to_string();
-    let rendered = cx
-        .renderer
-        .compile(file, &path, text, cx.sources)
-        .and_then(|t| cx.renderer.render(&t, &input, cx.sources))
-        .map_err(|d| vec![d.with_note(format!("while rendering `{}` for unit test `{}`", def.model, def.name))])?;
-
-    let case = UnitTestCase { model: model_id.clone(), sql: rendered.sql, inputs, expect, expect_columns };
-    Ok(Some(Box::new(Node {
-        unique_id,
-        resource_type: ResourceType::UnitTest,
-        name: def.name.clone(),
-        fqn,
-        path: def.path.clone(),
-        file: None,
-        relation: None,
-        config,
-        raw_sql: None,
-        compiled_sql: None,
-        audit_sql: None,
-        depends_on: vec![model_id],
-        description: def.description.as_ref().map(|d| d.text.clone()).unwrap_or_default(),
-        columns: Vec::new(),
-        vars_used: rendered.recorded.vars,
-        macros_used: rendered.recorded.macros,
-        generic_test: None,
-        source_name: None,
-        hooks: Default::default(),
-        unit_test: Some(Box::new(case)),
-    })))
+    Some((expect, columns))
 }
 
 /// How a given entry names a node: `ref('name')` or `source('source', 'table')`.
