@@ -138,6 +138,9 @@ pub(super) struct Context<'a> {
 
 /// The enabled unit tests as nodes, or every problem found in them.
 pub(super) fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
+    if cx.project.unit_tests.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
     let names = Names {
         refs: cx
             .nodes

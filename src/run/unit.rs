@@ -140,6 +140,9 @@ async fn fixture_sql(engine: &dyn Engine, input: &UnitInput) -> Result<String, S
 /// `columns` (a column a row does not give is NULL), each value cast to its column's
 /// type when that is known. No rows: the same columns and `limit 0`.
 fn values_sql(rows: &[Row], columns: &[(String, Option<String>)]) -> String {
+    // An input of unknown columns given empty rows still needs a column to be a query.
+    let placeholder = [("_etlm_no_columns".to_string(), None)];
+    let columns = if columns.is_empty() { &placeholder[..] } else { columns };
     let select = |row: Option<&Row>| {
         let items: Vec<String> = columns
             .iter()
@@ -167,12 +170,16 @@ fn literal(value: &Json, data_type: Option<&str>) -> String {
     };
     match data_type {
         // As dbt: a string's declared length is dropped so the value is not cut short.
-        Some(t) if value.is_string() && t.to_ascii_lowercase().starts_with("character varying") => {
-            format!("cast({text} as varchar)")
-        }
+        Some(t) if value.is_string() && is_varchar(t) => format!("cast({text} as varchar)"),
         Some(t) => format!("cast({text} as {t})"),
         None => text,
     }
+}
+
+/// `varchar(20)`, `character varying(20)` and their like.
+fn is_varchar(data_type: &str) -> bool {
+    let t = data_type.to_ascii_lowercase();
+    t.starts_with("varchar") || t.starts_with("character varying")
 }
 
 /// True for a column type whose values are numbers (`numeric`, `DOUBLE`, `int4`...).
@@ -277,6 +284,12 @@ mod tests {
             "select cast(1 as integer) as \"id\", null as \"name\"\nunion all\nselect cast(null as integer) as \"id\", 'o''k' as \"name\""
         );
         assert_eq!(values_sql(&[], &columns), "select cast(null as integer) as \"id\", null as \"name\" limit 0");
+        assert_eq!(values_sql(&[], &[]), "select null as \"_etlm_no_columns\" limit 0");
+        let short = [("code".to_string(), Some("varchar(2)".to_string()))];
+        assert_eq!(
+            values_sql(&[row(&[("code", Json::from("long"))])], &short),
+            "select cast('long' as varchar) as \"code\""
+        );
     }
 
     #[test]
