@@ -180,6 +180,38 @@ fn the_manifest_lists_unit_tests_as_dbt_does() {
     );
 }
 
+/// A time-windowed model is tested on one batch, its window given as vars.
+#[test]
+fn a_windowed_model_is_tested_on_the_window_its_vars_give() {
+    let (_tmp, dir) = copy_project("backfill");
+    let test = |day: &str, amount: u32| {
+        format!(
+            "unit_tests:
+  - name: one_day_batch
+    model: daily_explicit
+    overrides:
+      macros: {{is_incremental: false}}
+      vars: {{etlm_start: '2024-01-02 00:00:00', etlm_end: '2024-01-03 00:00:00', ds: '2024-01-02'}}
+    given:
+      - input: ref('all_events')
+        rows:
+          - {{id: 1, dt: '2024-01-01', amount: 5}}
+          - {{id: 2, dt: '2024-01-02', amount: 6}}
+          - {{id: 3, dt: '2024-01-02', amount: 7}}
+    expect:
+      rows:
+        - {{dt: '{day}', events: 2, amount: {amount}, batch: '2024-01-02'}}
+"
+        )
+    };
+    std::fs::write(dir.join("models/unit.yml"), test("2024-01-02", 13)).unwrap();
+    let out = run(&dir, &["test", "-s", "test_type:unit"], 0);
+    assert!(out.contains("PASS   unit test one_day_batch"), "{out}");
+    std::fs::write(dir.join("models/unit.yml"), test("2024-01-01", 5)).unwrap();
+    let out = run(&dir, &["test", "-s", "test_type:unit"], 1);
+    assert!(out.contains("FAIL   unit test one_day_batch"), "the first day is outside the window: {out}");
+}
+
 macro_rules! engine_suite {
     ($engine:ident) => {
         mod $engine {
