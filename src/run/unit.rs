@@ -130,8 +130,9 @@ async fn fixture_sql(engine: &dyn Engine, input: &UnitInput) -> Result<String, S
             let have: Vec<String> = columns.iter().map(|(c, _)| format!("`{c}`")).collect();
             return Err(format!("`{name}` is not a column of `{}`; it has {}", input.label, have.join(", ")));
         }
-        // A source whose columns are not all declared: the rows name the others.
-        columns.push((name.clone(), None));
+        // A source whose columns are not all declared: the rows name the others, folded
+        // to lowercase as both engines fold the model's unquoted names (and as dbt does).
+        columns.push((name.to_lowercase(), None));
     }
     Ok(values_sql(rows, &columns))
 }
