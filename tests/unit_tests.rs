@@ -135,6 +135,17 @@ mod cases {
         assert!(out.contains("PASS   unit test stg_orders_drop_small_amounts"), "{out}");
     }
 
+    pub fn a_value_that_does_not_cast_is_an_error(b: &Backend) {
+        let (_tmp, dir) = b.project("unit_tests");
+        run(&dir, &["seed"], 0);
+        let bad = FAILING.replace("{customer_id: 3, name: Cy}", "{customer_id: three, name: Cy}");
+        std::fs::write(dir.join("models/failing.yml"), bad).unwrap();
+        let out = run(&dir, &["test", "-s", "totals_expected_wrongly"], 1);
+        let block = result_block(&out, "totals_expected_wrongly");
+        assert!(block.starts_with("ERROR totals_expected_wrongly\n"), "{block}");
+        assert!(block.contains("values and types") && block.contains("three"), "{block}");
+    }
+
     pub fn tags_of_unit_tests_select_and_exclude(b: &Backend) {
         let (_tmp, dir) = b.project("unit_tests");
         let out = run(&dir, &["test", "-s", "tag:events"], 0);
@@ -235,6 +246,13 @@ macro_rules! engine_suite {
             fn build_skips_a_model_whose_unit_test_fails() {
                 if let Some(b) = Backend::$engine("unit_build") {
                     cases::build_skips_a_model_whose_unit_test_fails(&b);
+                }
+            }
+
+            #[test]
+            fn a_value_that_does_not_cast_is_an_error() {
+                if let Some(b) = Backend::$engine("unit_cast") {
+                    cases::a_value_that_does_not_cast_is_an_error(&b);
                 }
             }
 
