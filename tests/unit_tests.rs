@@ -191,6 +191,25 @@ fn the_manifest_lists_unit_tests_as_dbt_does() {
     );
 }
 
+/// `state:modified` selects a unit test whose rows changed, and no other.
+#[test]
+fn a_unit_test_whose_rows_changed_is_state_modified() {
+    let (tmp, dir) = copy_project("unit_tests");
+    run(&dir, &["compile"], 0);
+    let state = tmp.path().join("state");
+    std::fs::rename(dir.join("target"), &state).unwrap();
+    let yml = dir.join("models/unit_tests.yml");
+    let text = std::fs::read_to_string(&yml).unwrap();
+    std::fs::write(
+        &yml,
+        text.replace("{customer_id: 2, orders: 0, total: 0}", "{customer_id: 2, orders: 0, total: 1}"),
+    )
+    .unwrap();
+    let out =
+        run(&dir, &["ls", "-s", "state:modified", "--state", state.to_str().unwrap(), "--output", "unique-id"], 0);
+    assert_eq!(out.trim(), "unit_test.unit_shop.customer_totals.totals_sum_each_customers_orders");
+}
+
 /// A time-windowed model is tested on one batch, its window given as vars.
 #[test]
 fn a_windowed_model_is_tested_on_the_window_its_vars_give() {

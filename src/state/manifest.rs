@@ -123,9 +123,13 @@ struct ManifestUnitTest<'a> {
     fqn: &'a [String],
     original_file_path: String,
     description: &'a str,
+    /// SHA-256 of the given and expected rows and the overrides: a change to them is a
+    /// change to the test (`state:modified`).
+    checksum: Checksum,
     depends_on: DependsOn<'a>,
     config: &'a BTreeMap<String, Json>,
     tags: &'a [String],
+    vars: Vec<&'a str>,
     given: Vec<ManifestFixture<'a>>,
     expect: ManifestFixture<'a>,
     overrides: ManifestOverrides<'a>,
@@ -166,6 +170,19 @@ fn manifest_fixture<'a>(
 
 fn manifest_unit_test<'a>(node: &'a Node, def: &'a UnitTestDef, package: &'a str) -> ManifestUnitTest<'a> {
     let case = node.unit_test.as_ref().expect("unit test nodes carry their case");
+    let given: Vec<ManifestFixture<'a>> = def
+        .given
+        .iter()
+        .zip(&case.inputs)
+        .map(|(g, input)| manifest_fixture(Some(g.input.trim()), &g.fixture, Some(&input.rows)))
+        .collect();
+    let expect = manifest_fixture(None, &def.expect, Some(&case.expect));
+    let overrides = ManifestOverrides {
+        vars: &def.overrides.vars,
+        env_vars: &def.overrides.env_vars,
+        macros: &def.overrides.macros,
+    };
+    let definition = serde_json::json!({"given": given, "expect": expect, "overrides": overrides});
     ManifestUnitTest {
         unique_id: &node.unique_id,
         resource_type: node.resource_type.as_str(),
@@ -175,24 +192,17 @@ fn manifest_unit_test<'a>(node: &'a Node, def: &'a UnitTestDef, package: &'a str
         fqn: &node.fqn,
         original_file_path: node.path.display().to_string(),
         description: &node.description,
+        checksum: Checksum { name: "sha256", checksum: checksum(&definition.to_string()) },
         depends_on: DependsOn {
             nodes: &node.depends_on,
             macros: node.macros_used.iter().map(String::as_str).collect(),
         },
         config: &node.config.raw,
         tags: &node.config.tags,
-        given: def
-            .given
-            .iter()
-            .zip(&case.inputs)
-            .map(|(g, input)| manifest_fixture(Some(g.input.trim()), &g.fixture, Some(&input.rows)))
-            .collect(),
-        expect: manifest_fixture(None, &def.expect, Some(&case.expect)),
-        overrides: ManifestOverrides {
-            vars: &def.overrides.vars,
-            env_vars: &def.overrides.env_vars,
-            macros: &def.overrides.macros,
-        },
+        vars: node.vars_used.iter().map(String::as_str).collect(),
+        given,
+        expect,
+        overrides,
     }
 }
 
