@@ -210,6 +210,38 @@ fn a_unit_test_whose_rows_changed_is_state_modified() {
     assert_eq!(out.trim(), "unit_test.unit_shop.customer_totals.totals_sum_each_customers_orders");
 }
 
+/// A package's macro is overridden under its namespace (`toolkit.label`), and the
+/// package's other macros (`toolkit.to_money`) still render.
+#[test]
+fn a_package_macro_is_overridden_under_its_namespace() {
+    let (_tmp, dir) = copy_project("packages");
+    run(&dir, &["deps"], 0);
+    let test = |tag: &str| {
+        format!(
+            "unit_tests:
+  - name: priced_with_a_fixed_label
+    model: orders_priced
+    overrides:
+      macros:
+        toolkit.label: \"'fixed'\"
+    given:
+      - input: ref('raw_orders')
+        rows:
+          - {{id: 1, amount: 2}}
+    expect:
+      rows:
+        - {{id: 1, tag: {tag}}}
+"
+        )
+    };
+    std::fs::write(dir.join("models/unit.yml"), test("fixed")).unwrap();
+    let out = run(&dir, &["test", "-s", "test_type:unit"], 0);
+    assert!(out.contains("PASS   unit test priced_with_a_fixed_label"), "{out}");
+    std::fs::write(dir.join("models/unit.yml"), test("tk-fixed")).unwrap();
+    let out = run(&dir, &["test", "-s", "test_type:unit"], 1);
+    assert!(out.contains("+ | 1  | fixed    |"), "the override replaced the package's label: {out}");
+}
+
 /// A time-windowed model is tested on one batch, its window given as vars.
 #[test]
 fn a_windowed_model_is_tested_on_the_window_its_vars_give() {
