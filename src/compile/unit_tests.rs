@@ -285,12 +285,13 @@ fn tested_model<'a>(cx: &Context<'a>, def: &UnitTestDef) -> Result<Option<&'a No
     Err(vec![d])
 }
 
-/// Which branch of an incremental model is tested: a unit test of one must say (dbt's
-/// rule), with `overrides: macros: is_incremental`.
+/// Which branch of a model that calls `is_incremental()` is tested: a unit test of an
+/// incremental one must say (dbt's rule), with `overrides: macros: is_incremental`.
 fn incremental_branch(def: &UnitTestDef, model: &Node, errors: &mut Vec<Diagnostic>) -> bool {
+    let calls = model.raw_sql.as_deref().is_some_and(|sql| sql.contains("is_incremental"));
     match def.overrides.macros.get("is_incremental") {
         Some(Json::Bool(b)) => *b,
-        _ if model.config.materialized == Materialization::Incremental => {
+        _ if calls && model.config.materialized == Materialization::Incremental => {
             errors.push(
                 Diagnostic::error(
                     "invalid-unit-test",
