@@ -29,8 +29,6 @@ pub async fn run_unit_test(engine: &dyn Engine, test: &Node) -> TestRun {
     let case = test.unit_test.as_ref().expect("unit test nodes carry their case");
     let mut run = TestRun::new(test, chrono::Utc::now());
     let clock = std::time::Instant::now();
-    run.test = "unit".into();
-    run.attached = Some(case.model.clone());
     run.threshold = "actual = expected".into();
     match compare(engine, case).await {
         Ok(None) => {}
