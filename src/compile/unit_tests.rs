@@ -105,6 +105,8 @@ struct GivenResolver {
     refs: BTreeMap<String, RelationValue>,
     sources: BTreeMap<(String, String), RelationValue>,
     this: Option<String>,
+    /// Columns of relations, as the model's own render sees them.
+    columns: Arc<dyn Resolver>,
 }
 
 impl Resolver for GivenResolver {
@@ -125,6 +127,10 @@ impl Resolver for GivenResolver {
     fn this_cte(&self) -> Option<String> {
         self.this.clone()
     }
+
+    fn columns(&self, relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
+        self.columns.columns(relation)
+    }
 }
 
 /// What compiling the unit tests needs of the rest of the compile.
@@ -133,6 +139,8 @@ pub(super) struct Context<'a> {
     pub nodes: &'a Nodes,
     pub lineage: &'a Lineage,
     pub renderer: &'a Renderer,
+    /// Answers `adapter.get_columns_in_relation` and the like from the compile's lineage.
+    pub columns: Arc<dyn Resolver>,
     pub sources: &'a SourceMap,
 }
 
@@ -316,7 +324,8 @@ fn given_inputs(
     model: &Node,
     errors: &mut Vec<Diagnostic>,
 ) -> (GivenResolver, Vec<UnitInput>) {
-    let mut resolver = GivenResolver { refs: BTreeMap::new(), sources: BTreeMap::new(), this: None };
+    let mut resolver =
+        GivenResolver { refs: BTreeMap::new(), sources: BTreeMap::new(), this: None, columns: cx.columns.clone() };
     let mut inputs = Vec::new();
     let mut given_ids = BTreeSet::new();
     let mut unresolved = false;
