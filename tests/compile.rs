@@ -149,13 +149,12 @@ fn what_dbt_would_build_and_etlm_does_not_is_a_warning() {
     )
     .unwrap();
     std::fs::write(dir.join("models/forecast.py"), "def model(dbt, session):\n    return dbt.ref('orders')\n").unwrap();
-    std::fs::write(dir.join("models/unit.yml"), "unit_tests:\n  - name: t1\n    model: orders\nfoo: 1\n").unwrap();
+    std::fs::write(dir.join("models/unit.yml"), "foo: 1\n").unwrap();
     let run = etlm(&dir, &["compile"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     for expected in [
         "warning[snapshot]: `snapshots/orders_snapshot.sql` holds dbt snapshots",
         "warning[python-model]: `models/forecast.py` is a Python model",
-        "warning[unit-tests]: dbt unit tests are not supported yet",
         "warning[unknown-property-key]: `foo` is not a key of property files",
     ] {
         assert!(run.stderr.contains(expected), "{expected}\n{}", run.stderr);

@@ -51,6 +51,11 @@ err_fixtures!(
     err_invalid_threshold,
     err_unknown_column,
     err_ambiguous_column,
+    err_unit_test_unknown_input,
+    err_unit_test_unknown_column,
+    err_unit_test_missing_fixture,
+    err_unit_test_unknown_model,
+    err_unit_test_bad_format,
 );
 
 #[test]

@@ -49,8 +49,8 @@ pub(super) fn inline_ephemerals(nodes: &mut Nodes, dag: &Dag) {
 }
 
 /// `with a as (...), <existing ctes> select ...` or `with a as (...) select ...`; leading
-/// comments stay in front.
-fn prepend_ctes(sql: &str, ctes: &[String]) -> String {
+/// comments stay in front. Unit tests put their inputs in front of a model the same way.
+pub fn prepend_ctes(sql: &str, ctes: &[String]) -> String {
     let start = first_token(sql);
     let (lead, body) = sql.split_at(start);
     let word_end = body.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(body.len());

@@ -11,7 +11,11 @@ mod problems;
 mod refs;
 mod spans;
 mod tests;
+mod unit_tests;
 pub mod window;
+
+pub use self::ephemeral::prepend_ctes;
+pub use self::unit_tests::{ExpectedRows, GivenRows, UnitInput, UnitTestCase};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -96,6 +100,8 @@ pub struct Node {
     pub source_name: Option<String>,
     /// `pre_hook` / `post_hook` statements, rendered in the node's context.
     pub hooks: Hooks,
+    /// For unit tests: the model's SQL over given rows, and the rows expected.
+    pub unit_test: Option<Box<UnitTestCase>>,
 }
 
 /// A model's hooks: SQL run on the target before it is built and after it is published.
@@ -188,6 +194,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         config: BTreeMap::new(),
         // Which models are windowed is known only after this pass.
         extra: window::variables(),
+        overrides: None,
     };
     let parsed: Vec<Result<_, Diagnostic>> = project
         .models
@@ -280,6 +287,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: None,
                 source_name: None,
                 hooks: Hooks::default(),
+                unit_test: None,
             };
             (problems, Some(Box::new(node)))
         })
@@ -318,6 +326,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: None,
                 source_name: None,
                 hooks: Hooks::default(),
+                unit_test: None,
             }),
         );
     }
@@ -351,6 +360,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 generic_test: None,
                 source_name: Some(src.source_name.clone()),
                 hooks: Hooks::default(),
+                unit_test: None,
             }),
         );
     }
@@ -489,6 +499,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                         generic_test: None,
                         source_name: None,
                         hooks: Hooks::default(),
+                        unit_test: None,
                     }),
                 );
             }
@@ -746,6 +757,23 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     diags.extend(column_problems);
     diags.extend(pending.into_values());
+    let columns: Arc<dyn Resolver> =
+        Arc::new(NodeResolver { columns: relation_columns(&nodes, &lineage), ..base_resolver.clone() });
+    let cx = unit_tests::Context {
+        project: &project,
+        nodes: &nodes,
+        lineage: &lineage,
+        renderer: &renderer,
+        columns,
+        sources,
+    };
+    let (unit_nodes, unit_problems) = unit_tests::unit_test_nodes(&cx);
+    diags.extend(unit_problems);
+    for node in unit_nodes {
+        dag.add_node(graph_info(&node));
+        dag.add_edges(&[(node.depends_on[0].as_str(), node.unique_id.as_str())]);
+        nodes.insert(node.unique_id.clone(), node);
+    }
     warnings.extend(diags.finish(sources)?);
     let macro_texts = renderer.macro_texts(sources);
     let run_hooks =
@@ -780,6 +808,7 @@ fn render_run_hooks(
             ("schemas", serde_json::json!(schemas)),
             ("database", serde_json::json!(project.target.database)),
         ]),
+        overrides: None,
     };
     let render = |hooks: &[(String, Span)]| -> Result<Vec<String>, Diagnostic> {
         hooks.iter().map(|(text, span)| renderer.render_inline(text, &input, *span)).collect()
@@ -1003,6 +1032,7 @@ fn generic_test_nodes(
                 generic_test: Some(GenericTest { def, attached_to: attached }),
                 source_name: None,
                 hooks: Hooks::default(),
+                unit_test: None,
             };
             (Box::new(node), list, problems)
         })
@@ -1084,6 +1114,7 @@ pub fn compile_input(node: &Node, resolver: Arc<dyn Resolver>, is_incremental: b
         model: model_value(node, node.relation.as_ref()),
         config: node.config.raw.clone(),
         extra: BTreeMap::new(),
+        overrides: None,
     }
 }
 
@@ -1105,6 +1136,7 @@ fn relation_for(
             model: model_value(node, Some(&relation)),
             config: node.config.raw.clone(),
             extra: BTreeMap::new(),
+            overrides: None,
         };
         let node_value = minijinja::Value::from(minijinja::value::Serde(&input.model));
         (input, node_value)
@@ -1272,11 +1304,12 @@ fn graph_info(node: &Node) -> NodeInfo {
         tags: node.config.tags.clone(),
         config: node.config.raw.clone(),
         source_name: node.source_name.clone(),
-        test_type: (node.resource_type == ResourceType::Test).then_some(if test.is_some() {
-            "generic"
-        } else {
-            "singular"
-        }),
+        test_type: match node.resource_type {
+            ResourceType::Test if test.is_some() => Some("generic"),
+            ResourceType::Test => Some("singular"),
+            ResourceType::UnitTest => Some("unit"),
+            _ => None,
+        },
         test_name: test.map(|t| t.def.test_name.clone()),
     }
 }

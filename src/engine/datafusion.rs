@@ -280,6 +280,11 @@ impl Engine for DataFusionEngine {
         Ok(df.collect().await?)
     }
 
+    async fn column_types(&self, sql: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let df = self.ctx.sql(sql).await?;
+        Ok(df.schema().fields().iter().map(|f| (f.name().clone(), cast_type(f.data_type()))).collect())
+    }
+
     /// Appends the run, its node results and its test results to the history
     /// (`_etlm.runs`, `_etlm.model_runs`, `_etlm.test_results`): each a new Parquet
     /// file, renamed into place whole.
@@ -528,4 +533,24 @@ fn append_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), Eng
     let file = writer.into_inner()?;
     file.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, dir.join(name)).map_err(io(dir))
+}
+
+/// How DataFusion's SQL names a column type in a cast (text for types it has no name for).
+fn cast_type(t: &DataType) -> String {
+    match t {
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => "BIGINT".into(),
+        DataType::UInt64 => "BIGINT UNSIGNED".into(),
+        DataType::Float16 | DataType::Float32 => "REAL".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p}, {s})"),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Timestamp(_, None) => "TIMESTAMP".into(),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ".into(),
+        DataType::Dictionary(_, value) => cast_type(value),
+        _ => "VARCHAR".into(),
+    }
 }

@@ -103,6 +103,10 @@ pub trait Engine: Send + Sync {
     /// Runs a query and returns at most `limit` rows.
     async fn query(&self, sql: &str, limit: usize) -> Result<Vec<RecordBatch>, EngineError>;
 
+    /// The columns a query returns and their types, spelled as this engine's SQL casts to
+    /// them (`bigint`, `numeric`, `date`); the query is planned, not run.
+    async fn column_types(&self, sql: &str) -> Result<Vec<(String, String)>, EngineError>;
+
     /// Appends a run, its node results and its test results to the history.
     async fn record_run(
         &self,

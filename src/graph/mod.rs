@@ -24,6 +24,9 @@ pub enum ResourceType {
     Seed,
     Source,
     Test,
+    /// A model's logic on given rows (`unit_tests:`), run before the model builds.
+    #[serde(rename = "unit_test")]
+    UnitTest,
 }
 
 impl ResourceType {
@@ -33,6 +36,7 @@ impl ResourceType {
             ResourceType::Seed => "seed",
             ResourceType::Source => "source",
             ResourceType::Test => "test",
+            ResourceType::UnitTest => "unit_test",
         }
     }
 }
@@ -53,7 +57,7 @@ pub struct NodeInfo {
     pub config: BTreeMap<String, serde_json::Value>,
     /// For sources: the source name.
     pub source_name: Option<String>,
-    /// For tests: `generic` or `singular`, and the generic test's name.
+    /// For tests: `generic`, `singular` or `unit`, and the generic test's name.
     pub test_type: Option<&'static str>,
     pub test_name: Option<String>,
 }

@@ -190,6 +190,8 @@ fn method_matches(node: &NodeInfo, method: &Method) -> bool {
             }
         }
         Method::Package(p) => glob(p, &node.package),
+        // `data` is dbt's name for generic and singular tests together.
+        Method::TestType(t) if t == "data" => matches!(node.test_type, Some("generic" | "singular")),
         Method::TestType(t) => node.test_type == Some(t.as_str()),
         Method::TestName(n) => node.test_name.as_deref().is_some_and(|x| glob(n, x)),
         Method::External(..) => false,
@@ -326,7 +328,7 @@ pub fn select(
     let mut excluded = exclude.matches(dag, external)?;
     let touching = |set: &BTreeSet<String>| -> Vec<String> {
         dag.nodes()
-            .filter(|n| n.resource_type == ResourceType::Test)
+            .filter(|n| matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest))
             .filter(|n| dag.parents(&n.unique_id).iter().any(|p| set.contains(*p)))
             .map(|n| n.unique_id.clone())
             .collect()
@@ -459,6 +461,37 @@ mod tests {
                 "stg_orders"
             ]
         );
+    }
+
+    #[test]
+    fn test_type_data_is_generic_and_singular_and_unit_is_unit_tests() {
+        let mut dag = graph();
+        let mut unit = node("unit_test.shop.orders.sums", ResourceType::UnitTest);
+        unit.test_type = Some("unit");
+        dag.add_node(unit);
+        let mut singular = node("test.shop.no_negative", ResourceType::Test);
+        singular.test_type = Some("singular");
+        dag.add_node(singular);
+        dag.add_edges(&[
+            ("model.shop.orders", "unit_test.shop.orders.sums"),
+            ("model.shop.orders", "test.shop.no_negative"),
+        ]);
+        let pick = |words: &[&str]| -> Vec<String> {
+            let s = parse_selectors(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>()).unwrap();
+            let nothing = PriorState { state: None, results: Err("no run".into()) };
+            let none = parse_selectors(&[]).unwrap();
+            select(&dag, &s, &none, &nothing).unwrap().into_iter().collect()
+        };
+        assert_eq!(pick(&["test_type:unit"]), ["unit_test.shop.orders.sums"]);
+        assert_eq!(
+            pick(&["test_type:data"]),
+            ["test.shop.no_negative", "test.shop.rel_orders_customers", "test.shop.unique_orders_id"]
+        );
+        assert!(
+            pick(&["orders"]).contains(&"unit_test.shop.orders.sums".to_string()),
+            "a model's unit tests follow it"
+        );
+        assert!(!pick(&["resource_type:test"]).contains(&"unit_test.shop.orders.sums".to_string()));
     }
 
     #[test]

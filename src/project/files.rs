@@ -32,6 +32,8 @@ pub struct Tree {
     pub seeds: Vec<SeedFound>,
     pub macros: Vec<Found>,
     pub tests: Vec<Found>,
+    /// Unit-test fixture files (`<test path>/fixtures/**.csv|sql`).
+    pub fixtures: Vec<Found>,
     pub property_files: Vec<(FileId, PathBuf)>,
     pub docs_files: Vec<FileId>,
     /// Files dbt would build that etlm does not: Python models and snapshots.
@@ -69,6 +71,7 @@ enum Kind {
     Seed,
     Macro,
     Test,
+    Fixture,
     Properties,
     Docs,
 }
@@ -94,6 +97,7 @@ pub fn walk(root: &Path, base: &Path, settings: &ProjectFile, sources: &SourceMa
                     ("yml" | "yaml", _) => Kind::Properties,
                     ("md", _) if docs_in_resources => Kind::Docs,
                     ("sql", Kind::Test) if rel.starts_with("generic") => Kind::Macro,
+                    ("sql" | "csv", Kind::Test) if rel.starts_with("fixtures") => Kind::Fixture,
                     ("sql", Kind::Model | Kind::Macro | Kind::Test) => kind,
                     ("csv", Kind::Seed) => Kind::Seed,
                     ("py", Kind::Model) => {
@@ -144,6 +148,7 @@ pub fn walk(root: &Path, base: &Path, settings: &ProjectFile, sources: &SourceMa
             Kind::Model => tree.models.push(found),
             Kind::Macro => tree.macros.push(found),
             Kind::Test => tree.tests.push(found),
+            Kind::Fixture => tree.fixtures.push(found),
             Kind::Properties => tree.property_files.push((file, found.path)),
             Kind::Docs => tree.docs_files.push(file),
             Kind::Seed => unreachable!("seeds are not read here"),

@@ -13,6 +13,7 @@ mod profiles;
 pub mod properties;
 mod settings;
 mod threshold;
+pub mod unit_tests;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub use self::profiles::{EngineKind, Target};
 pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps, TestDef};
 pub use self::settings::ProjectFile;
 pub use self::threshold::Threshold;
+pub use self::unit_tests::UnitTestDef;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::template::ConfigJinja;
 
@@ -142,6 +144,8 @@ pub struct Project {
     pub sources: Vec<SourceTable>,
     pub macros: Vec<MacroFile>,
     pub singular_tests: Vec<SingularTest>,
+    /// The root project's `unit_tests:`, fixture files attached.
+    pub unit_tests: Vec<UnitTestDef>,
     pub docs: BTreeMap<String, DocBlock>,
     /// Warnings found while loading.
     pub warnings: Vec<Diagnostic>,
@@ -200,7 +204,13 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         }
     }
     let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &vars, &opts.env);
-    for tree in [&mut settings.models, &mut settings.seeds, &mut settings.tests, &mut settings.sources] {
+    for tree in [
+        &mut settings.models,
+        &mut settings.seeds,
+        &mut settings.tests,
+        &mut settings.sources,
+        &mut settings.unit_tests,
+    ] {
         diags.extend(tree.render(&jinja));
     }
 
@@ -214,7 +224,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     }
 
     warnings.extend(diags.finish(sources)?);
-    let Resources { models, seeds, sources: source_tables, macros, singular_tests, docs } = loaded;
+    let Resources { models, seeds, sources: source_tables, macros, singular_tests, unit_tests, docs } = loaded;
     Ok(Project {
         root,
         settings,
@@ -227,6 +237,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         sources: source_tables,
         macros,
         singular_tests,
+        unit_tests,
         docs,
         warnings,
     })
@@ -261,6 +272,7 @@ struct Resources {
     sources: Vec<SourceTable>,
     macros: Vec<MacroFile>,
     singular_tests: Vec<SingularTest>,
+    unit_tests: Vec<UnitTestDef>,
     docs: BTreeMap<String, DocBlock>,
 }
 
@@ -281,6 +293,7 @@ fn load_resources(
     let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut source_props = Vec::new();
+    let mut unit_tests: Vec<UnitTestDef> = Vec::new();
     // Parsed in parallel, gathered in file order so diagnostics and merges are stable.
     let parsed: Vec<_> = tree
         .property_files
@@ -316,6 +329,7 @@ fn load_resources(
                     }
                 }
                 source_props.extend(pf.sources.into_iter().map(|s| (s, path.clone())));
+                unit_tests.append(&mut pf.unit_tests);
             }
             Err(errors) => diags.extend(errors),
         }
@@ -402,6 +416,17 @@ fn load_resources(
             fqn,
         }
     }));
+    // Unit tests are the root project's; a package's test its models where it is developed.
+    if scope.root.is_none() {
+        // By file name: `orders.csv` for a csv fixture named `orders`.
+        let fixtures: BTreeMap<String, FileId> = tree
+            .fixtures
+            .iter()
+            .map(|f| (f.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), f.file))
+            .collect();
+        diags.extend(unit_tests::attach_fixtures(&mut unit_tests, &fixtures, sources));
+        out.unit_tests.append(&mut unit_tests);
+    }
     out.macros.extend(tree.macros.into_iter().map(|f| MacroFile {
         path: f.path,
         file: f.file,

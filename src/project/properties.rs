@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use super::config::{self, ConfigEntry, ConfigLayer, is_known_key, normalize_key};
+use super::unit_tests::{self, UnitTestDef};
 use super::yaml::{Yaml, YamlValue};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 use crate::template::ConfigJinja;
@@ -83,7 +84,8 @@ pub struct PropertyFile {
     pub models: Vec<NodeProps>,
     pub seeds: Vec<NodeProps>,
     pub sources: Vec<SourceProps>,
-    /// Entries etlm does not act on (`unit_tests:`, unknown keys).
+    pub unit_tests: Vec<UnitTestDef>,
+    /// Entries etlm does not act on (unknown keys).
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -134,17 +136,10 @@ impl PropertyFile {
             return Ok(out);
         }
         let entries = yaml.expect_map("property file").map_err(|d| vec![d])?;
-        for (key, value) in entries {
+        for (key, _) in entries {
             let warning = match key.name.as_str() {
-                "models" | "seeds" | "sources" => continue,
+                "models" | "seeds" | "sources" | "unit_tests" => continue,
                 name if METADATA_KEYS.contains(&name) => continue,
-                "unit_tests" => {
-                    Diagnostic::warning("unit-tests", "dbt unit tests are not supported yet: they are not run")
-                        .with_label(
-                            key.span,
-                            format!("{} unit tests here", value.expect_seq("unit_tests").map_or(0, <[Yaml]>::len)),
-                        )
-                }
                 "snapshots" => {
                     Diagnostic::warning("snapshot", "dbt snapshots are not supported yet: they are not built")
                         .with_label(key.span, "not built")
@@ -162,6 +157,9 @@ impl PropertyFile {
         }
         if let Some(seeds) = yaml.get("seeds") {
             out.seeds = node_list(seeds, "seeds", &mut errors);
+        }
+        if let Some(list) = yaml.get("unit_tests") {
+            out.unit_tests = collect(unit_tests::parse_list(list, file, sources), &mut errors).unwrap_or_default();
         }
         if let Some(list) = yaml.get("sources") {
             for item in each(list, "sources", &mut errors) {
@@ -188,6 +186,9 @@ impl PropertyFile {
             for column in &mut node.columns {
                 tests(&mut column.tests, &mut errors);
             }
+        }
+        for test in &mut self.unit_tests {
+            errors.extend(config::render_layer(&mut test.config, jinja));
         }
         for source in &mut self.sources {
             errors.extend(config::render_layer(&mut source.config, jinja));

@@ -93,6 +93,8 @@ pub struct ProjectFile {
     pub models: ConfigTree,
     pub seeds: ConfigTree,
     pub tests: ConfigTree,
+    /// `unit_tests:` config (`+tags`, `+enabled`) by folder, model and test name.
+    pub unit_tests: ConfigTree,
     pub sources: ConfigTree,
     /// `on-run-start` / `on-run-end`: SQL (Jinja) run before and after `run`, `build`,
     /// `seed`, `test` and `backfill`, each with the span it was written at.
@@ -228,6 +230,7 @@ impl ProjectFile {
             None => tree("tests", &mut errors),
         };
         let source_tree = tree("sources", &mut errors);
+        let unit_tests = tree("unit_tests", &mut errors);
         let run_hooks = |key: &str, errors: &mut Vec<Diagnostic>| -> Vec<(String, Span)> {
             let Some(v) = yaml.get(key) else { return Vec::new() };
             let items: Vec<&Yaml> = match &v.value {
@@ -263,6 +266,7 @@ impl ProjectFile {
                 models,
                 seeds,
                 tests,
+                unit_tests,
                 sources: source_tree,
                 on_run_start,
                 on_run_end,

@@ -27,10 +27,10 @@ pub enum Against {
 pub struct TestRun {
     pub unique_id: String,
     pub status: Status,
-    /// The model or seed the test is attached to (generic tests).
+    /// The model or seed the test is attached to (generic tests), or tests (unit tests).
     pub attached: Option<String>,
     pub column: Option<String>,
-    /// `unique`, `not_null`..., `singular`, or `row_count_anomaly`.
+    /// `unique`, `not_null`..., `singular`, `unit`, or `row_count_anomaly`.
     pub test: String,
     pub severity: &'static str,
     pub failures: Option<u64>,
@@ -51,12 +51,17 @@ impl TestRun {
     /// A passing result of `test`, to be filled in.
     pub fn new(test: &Node, started_at: chrono::DateTime<chrono::Utc>) -> TestRun {
         let generic = test.generic_test.as_ref();
+        let unit = test.unit_test.as_ref();
         TestRun {
             unique_id: test.unique_id.clone(),
             status: Status::Pass,
-            attached: generic.map(|g| g.attached_to.clone()),
+            attached: generic.map(|g| g.attached_to.clone()).or_else(|| Some(unit?.model.clone())),
             column: generic.and_then(|g| g.def.column.clone()),
-            test: generic.map_or_else(|| "singular".to_string(), |g| g.def.test_name.clone()),
+            test: match (generic, unit) {
+                (Some(g), _) => g.def.test_name.clone(),
+                (None, Some(_)) => "unit".to_string(),
+                (None, None) => "singular".to_string(),
+            },
             severity: test.config.severity.as_str(),
             failures: None,
             audit: false,

@@ -17,6 +17,7 @@ use crate::project::{IncrementalStrategy, Materialization};
 use crate::report::progress::{Progress, ResultLine, Status};
 
 use super::audit::{Against, RowHistory, TestRun, check_anomaly, run_test};
+use super::unit::run_unit_test;
 
 /// Periods done per windowed model (from the run history).
 pub type Intervals = BTreeMap<String, Vec<Period>>;
@@ -53,7 +54,7 @@ impl Command {
                 Command::Backfill => node.is_windowed(),
                 Command::Seed | Command::Test => false,
             },
-            ResourceType::Source | ResourceType::Test => false,
+            ResourceType::Source | ResourceType::Test | ResourceType::UnitTest => false,
         }
     }
 }
@@ -156,14 +157,32 @@ pub fn plan(compiled: &CompiledProject, command: Command, selected: &BTreeSet<St
         }
     }
     let tests_run = matches!(command, Command::Build | Command::Test);
+    let is_test = |node: &Node| matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest);
     let runs = |id: &str| {
         let node = &compiled.nodes[id];
-        builds(id)
-            || (tests_run && node.resource_type == ResourceType::Test && !audited.contains(id) && selected.contains(id))
+        builds(id) || (tests_run && is_test(node) && !audited.contains(id) && selected.contains(id))
+    };
+    // `build` runs a model's unit tests before the model, which waits for them: they
+    // wait for what the model reads instead of for the model.
+    let unit_tests_of: BTreeMap<&str, Vec<&str>> = match command {
+        Command::Build => order
+            .iter()
+            .filter(|id| runs(id) && compiled.nodes[**id].unit_test.is_some())
+            .filter_map(|id| Some((compiled.nodes[*id].depends_on.first()?.as_str(), *id)))
+            .filter(|(model, _)| builds(model))
+            .fold(BTreeMap::new(), |mut map, (model, test)| {
+                map.entry(model).or_insert_with(Vec::new).push(test);
+                map
+            }),
+        _ => BTreeMap::new(),
     };
     for id in order.into_iter().filter(|id| runs(id)) {
-        let mut deps = BTreeSet::new();
-        let mut stack: Vec<&str> = compiled.dag.parents(id);
+        let mut deps: BTreeSet<String> = unit_tests_of.get(id).into_iter().flatten().map(|t| t.to_string()).collect();
+        let before_model = unit_tests_of.values().flatten().any(|t| *t == id);
+        let mut stack: Vec<&str> = match before_model {
+            true => compiled.dag.parents(compiled.nodes[id].depends_on[0].as_str()),
+            false => compiled.dag.parents(id),
+        };
         let mut seen = BTreeSet::new();
         while let Some(p) = stack.pop() {
             if !seen.insert(p) {
@@ -277,7 +296,7 @@ pub async fn execute(
                 results.push(NodeResult { line, started_at: test.started_at, query_seconds: None, test: Some(test) });
             }
             // A test job's own result is its test line, reported above.
-            if node.resource_type != ResourceType::Test {
+            if !matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) {
                 let (status, rows, message) = own;
                 let line = ResultLine {
                     unique_id: id.to_string(),
@@ -325,6 +344,13 @@ struct JobContext {
 impl JobContext {
     async fn run_node(&self, id: &str) -> Result<Done, Failed> {
         let node = &self.compiled.nodes[id];
+        if node.resource_type == ResourceType::UnitTest {
+            let test = run_unit_test(self.engine.as_ref(), node).await;
+            return match test.blocks() {
+                true => Err(Failed { message: test.message.clone().unwrap_or_default(), tests: vec![test] }),
+                false => Ok(Done { rows: None, query_seconds: test.seconds, tests: vec![test] }),
+            };
+        }
         if node.resource_type == ResourceType::Test {
             let test = run_test(&self.compiled, self.engine.as_ref(), node, Against::Published).await;
             return if test.blocks() {
@@ -552,6 +578,7 @@ fn relation_name(node: &Node) -> String {
 fn test_line(node: &Node, test: &TestRun) -> ResultLine {
     let (kind, name) = match node.resource_type {
         ResourceType::Test => ("test", node.name.clone()),
+        ResourceType::UnitTest => ("unit test", node.name.clone()),
         _ => ("anomaly", format!("row_count_anomaly {}", relation_name(node))),
     };
     ResultLine {

@@ -6,3 +6,4 @@ pub mod audit;
 pub mod execute;
 pub mod schedule;
 pub mod seeds;
+pub mod unit;

@@ -23,6 +23,8 @@ pub struct StateManifest {
     #[serde(default)]
     pub sources: BTreeMap<String, StateNode>,
     #[serde(default)]
+    pub unit_tests: BTreeMap<String, StateNode>,
+    #[serde(default)]
     pub macro_checksums: BTreeMap<String, String>,
     #[serde(default)]
     pub vars: BTreeMap<String, Json>,
@@ -104,12 +106,12 @@ pub struct OutputColumn {
 impl StateManifest {
     /// Every node, sources included, by unique id.
     pub fn all_nodes(&self) -> impl Iterator<Item = (&String, &StateNode)> {
-        self.nodes.iter().chain(&self.sources)
+        self.nodes.iter().chain(&self.sources).chain(&self.unit_tests)
     }
 
     /// A node or source by unique id.
     pub fn node(&self, id: &str) -> Option<&StateNode> {
-        self.nodes.get(id).or_else(|| self.sources.get(id))
+        self.nodes.get(id).or_else(|| self.sources.get(id)).or_else(|| self.unit_tests.get(id))
     }
 }
 

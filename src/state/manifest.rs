@@ -15,11 +15,13 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
+use crate::compile::GivenRows;
 use crate::compile::{ColumnDoc, CompiledProject, Node};
 use crate::engine::local::warehouse_dir;
 use crate::graph::ResourceType;
 use crate::lineage::NodeLineage;
 use crate::project::EngineKind;
+use crate::project::unit_tests::{Fixture, Row, Rows, UnitTestDef};
 
 /// `text` (compiled SQL, a relation name) with the target's schema as a placeholder:
 /// `"prod"."orders"` and `"prod_marts"."x"` read `"{target}"."orders"` and
@@ -110,6 +112,100 @@ struct ManifestNode<'a> {
     source_name: Option<&'a str>,
 }
 
+/// A `unit_tests` entry, as dbt writes its unit test definitions.
+#[derive(Serialize)]
+struct ManifestUnitTest<'a> {
+    unique_id: &'a str,
+    resource_type: &'static str,
+    name: &'a str,
+    model: &'a str,
+    package_name: &'a str,
+    fqn: &'a [String],
+    original_file_path: String,
+    description: &'a str,
+    /// SHA-256 of the given and expected rows and the overrides: a change to them is a
+    /// change to the test (`state:modified`).
+    checksum: Checksum,
+    depends_on: DependsOn<'a>,
+    config: &'a BTreeMap<String, Json>,
+    tags: &'a [String],
+    vars: Vec<&'a str>,
+    given: Vec<ManifestFixture<'a>>,
+    expect: ManifestFixture<'a>,
+    overrides: ManifestOverrides<'a>,
+}
+
+/// Given or expected rows: a list of rows (`dict`, `csv`), or the query (`sql`).
+#[derive(Serialize)]
+struct ManifestFixture<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a str>,
+    format: &'static str,
+    rows: Json,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fixture: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ManifestOverrides<'a> {
+    vars: &'a BTreeMap<String, Json>,
+    env_vars: &'a BTreeMap<String, String>,
+    macros: &'a BTreeMap<String, Json>,
+}
+
+fn manifest_fixture<'a>(
+    input: Option<&'a str>,
+    fixture: &'a Fixture,
+    compiled: Option<&GivenRows>,
+) -> ManifestFixture<'a> {
+    let rows_json =
+        |rows: &[Row]| Json::Array(rows.iter().map(|r| Json::Object(r.iter().cloned().collect())).collect());
+    let rows = match (compiled, &fixture.rows) {
+        (Some(GivenRows::Values(rows)), _) | (None, Rows::Values(rows)) => rows_json(rows),
+        (Some(GivenRows::Sql(sql)), _) | (None, Rows::Sql(sql)) => Json::String(sql.clone()),
+        (None, Rows::Absent | Rows::Fixture(_)) => Json::Null,
+    };
+    ManifestFixture { input, format: fixture.format.as_str(), rows, fixture: fixture.name.as_deref() }
+}
+
+fn manifest_unit_test<'a>(node: &'a Node, def: &'a UnitTestDef, package: &'a str) -> ManifestUnitTest<'a> {
+    let case = node.unit_test.as_ref().expect("unit test nodes carry their case");
+    let given: Vec<ManifestFixture<'a>> = def
+        .given
+        .iter()
+        .zip(&case.inputs)
+        .map(|(g, input)| manifest_fixture(Some(g.input.trim()), &g.fixture, Some(&input.rows)))
+        .collect();
+    let expect = manifest_fixture(None, &def.expect, Some(&case.expect));
+    let overrides = ManifestOverrides {
+        vars: &def.overrides.vars,
+        env_vars: &def.overrides.env_vars,
+        macros: &def.overrides.macros,
+    };
+    let definition = serde_json::json!({"given": given, "expect": expect, "overrides": overrides});
+    ManifestUnitTest {
+        unique_id: &node.unique_id,
+        resource_type: node.resource_type.as_str(),
+        name: &node.name,
+        model: &def.model,
+        package_name: package,
+        fqn: &node.fqn,
+        original_file_path: node.path.display().to_string(),
+        description: &node.description,
+        checksum: Checksum { name: "sha256", checksum: checksum(&definition.to_string()) },
+        depends_on: DependsOn {
+            nodes: &node.depends_on,
+            macros: node.macros_used.iter().map(String::as_str).collect(),
+        },
+        config: &node.config.raw,
+        tags: &node.config.tags,
+        vars: node.vars_used.iter().map(String::as_str).collect(),
+        given,
+        expect,
+        overrides,
+    }
+}
+
 #[derive(Serialize)]
 struct OutputColumn<'a> {
     name: &'a str,
@@ -198,8 +294,18 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
         let lineage = compiled.lineage.nodes.get(&node.unique_id);
         serde_json::to_vec(&manifest_node(node, lineage, root, target_path, &project.target.schema))
     };
-    let (sources, nodes): (Vec<&Node>, Vec<&Node>) =
-        compiled.nodes.values().map(Box::as_ref).partition(|node| node.source_name.is_some());
+    let (unit_tests, nodes): (Vec<&Node>, Vec<&Node>) =
+        compiled.nodes.values().map(Box::as_ref).partition(|node| node.unit_test.is_some());
+    let (sources, nodes): (Vec<&Node>, Vec<&Node>) = nodes.into_iter().partition(|node| node.source_name.is_some());
+    // Unit tests as dbt lists them, next to (not among) the nodes.
+    let unit_tests: BTreeMap<&str, ManifestUnitTest<'_>> = unit_tests
+        .into_iter()
+        .filter_map(|node| {
+            let model = &compiled.nodes[&node.depends_on[0]].name;
+            let def = project.unit_tests.iter().find(|d| d.model == *model && d.name == node.name)?;
+            Some((node.unique_id.as_str(), manifest_unit_test(node, def, project.name())))
+        })
+        .collect();
     let metadata = Metadata {
         manifest_version: MANIFEST_VERSION,
         etlm_version: env!("CARGO_PKG_VERSION"),
@@ -233,6 +339,8 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
         entry_map(out, "sources", &sources, &entry)
     })?;
     let (parent_map, child_map) = maps.expect("the scope waited for the maps");
+    out.write_all(b",")?;
+    field(out, "unit_tests", &unit_tests)?;
     out.write_all(b",")?;
     field(out, "macros", &macros)?;
     out.write_all(b",")?;

@@ -213,19 +213,27 @@ pub type PackageLocals = Arc<OnceLock<BTreeMap<String, Value>>>;
 
 impl Object for MacroFn {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let mut ctx: BTreeMap<&str, Value> = BTreeMap::new();
+        let mut ctx: BTreeMap<String, Value> = BTreeMap::new();
         if let Some(locals) = self.locals.as_ref().and_then(|l| l.get()) {
-            ctx.extend(locals.iter().map(|(k, v)| (k.as_str(), v.clone())));
+            ctx.extend(locals.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        ctx.extend(INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (*k, v))));
+        ctx.extend(INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (k.to_string(), v))));
         let (args, extra) = self.arguments(args)?;
         if let Some(extra) = extra {
-            ctx.insert("kwargs", extra);
+            ctx.insert("kwargs".to_string(), extra);
         }
         if let Ok(recorder) = Recorder::of(state) {
             recorder.record(|r| {
                 r.macros.insert(self.name.clone());
             });
+            // A unit test's overridden macros (or their namespace) stay overridden inside
+            // other macros.
+            for key in recorder.overrides.iter().flat_map(|o| o.macros.keys()) {
+                let name = key.split_once('.').map_or(key.as_str(), |(namespace, _)| namespace);
+                if let Some(value) = state.lookup(name) {
+                    ctx.insert(name.to_string(), value);
+                }
+            }
         }
         let template = state.env().get_template(&self.template)?;
         let mut module = template.render_captured(Value::from(ctx)).map_err(|e| self.wrap(e))?;

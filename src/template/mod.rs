@@ -30,6 +30,7 @@ pub use self::macros::MacroDef;
 use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value};
 pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver, to_value};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::project::unit_tests::Overrides;
 use crate::project::{Env, Project, Target, env_var};
 use crate::relation::Relation;
 
@@ -68,6 +69,8 @@ pub struct RenderInput {
     pub config: BTreeMap<String, Json>,
     /// Extra variables (the batch window: `etlm_start`, `etlm_end`, `ds`).
     pub extra: BTreeMap<&'static str, Json>,
+    /// A unit test's `overrides:` of vars, env vars and macros.
+    pub overrides: Option<Arc<Overrides>>,
 }
 
 /// The output of one render.
@@ -322,6 +325,7 @@ impl Renderer {
             model: BTreeMap::new(),
             config: BTreeMap::new(),
             extra: BTreeMap::new(),
+            overrides: None,
         };
         self.render_inline(text, &input, span)
     }
@@ -449,6 +453,7 @@ impl Renderer {
             recorded: Mutex::new(Recorded::default()),
             returned: Mutex::new(None),
             default_schema: self.default_schema.clone(),
+            overrides: input.overrides.clone(),
         }
     }
 
@@ -459,7 +464,11 @@ impl Renderer {
             ("model".to_string(), to_value(&input.model)),
         ]);
         if let Some(this) = &input.this {
-            ctx.insert("this".into(), Value::from_object(RelationValue { relation: this.clone(), cte: None }));
+            let cte = match &input.mode {
+                Mode::Compile { resolver, .. } => resolver.this_cte(),
+                Mode::Parse => None,
+            };
+            ctx.insert("this".into(), Value::from_object(RelationValue { relation: this.clone(), cte }));
         }
         // A package's node calls the package's macros without a prefix.
         if let Some(locals) =
@@ -471,6 +480,26 @@ impl Renderer {
         }
         for (k, v) in &input.extra {
             ctx.insert(k.to_string(), to_value(v));
+        }
+        // An overridden macro returns the given value; the context shadows the global. A
+        // namespaced one (`dbt_utils.current_timestamp`) replaces its namespace by one
+        // with that macro replaced.
+        let mut namespaces: BTreeMap<&str, BTreeMap<String, Value>> = BTreeMap::new();
+        for (name, value) in input.overrides.iter().flat_map(|o| &o.macros) {
+            let value = to_value(value);
+            let function = Value::from_function(move |_args: minijinja::value::Rest<Value>| value.clone());
+            match name.split_once('.') {
+                Some((namespace, name)) => {
+                    namespaces.entry(namespace).or_default().insert(name.to_string(), function);
+                }
+                None => {
+                    ctx.insert(name.clone(), function);
+                }
+            }
+        }
+        for (namespace, overrides) in namespaces {
+            let inner = self.env.globals().find(|(n, _)| *n == namespace).map(|(_, v)| v);
+            ctx.insert(namespace.to_string(), Value::from_object(objects::OverriddenNamespace { inner, overrides }));
         }
         Value::from(ctx)
     }
@@ -508,8 +537,13 @@ fn var_value(vars: &BTreeMap<String, Json>, name: &str, default: Option<Value>) 
 
 fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
     let vars = Arc::new(vars.clone());
-    env.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, Error> {
-        env_var(&vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m))
+    env.add_function("env_var", move |state: &State, name: String, default: Option<String>| -> Result<String, Error> {
+        // A unit test's `overrides: env_vars:` win inside a model render.
+        let overridden = Recorder::of(state).ok().and_then(|r| r.overrides.as_ref()?.env_vars.get(&name).cloned());
+        match overridden {
+            Some(v) => Ok(v),
+            None => env_var(&vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m)),
+        }
     });
 }
 
@@ -596,6 +630,9 @@ fn register_globals(
             r.record(|rec| {
                 rec.vars.insert(name.clone());
             });
+            if let Some(v) = r.overrides.as_ref().and_then(|o| o.vars.get(&name)) {
+                return Ok(to_value(v));
+            }
         }
         let package = state.lookup("model").and_then(|m| m.get_attr("package_name").ok());
         let scoped = package.as_ref().and_then(|p| package_vars.get(p.as_str()?));
@@ -642,12 +679,11 @@ fn register_globals(
         recorder.record(|r| r.sources.push((source.clone(), table.clone())));
         match &recorder.mode {
             Mode::Parse => Ok(Value::from_object(RelationValue { relation: Relation::new(source, table), cte: None })),
-            Mode::Compile { resolver, .. } => resolver
-                .resolve_source(&source, &table)
-                .map(|relation| Value::from_object(RelationValue { relation, cte: None }))
-                .ok_or_else(|| {
+            Mode::Compile { resolver, .. } => {
+                resolver.resolve_source_value(&source, &table).map(Value::from_object).ok_or_else(|| {
                     Error::new(ErrorKind::InvalidOperation, format!("source `{source}.{table}` does not exist"))
-                }),
+                })
+            }
         }
     });
     env.add_function("is_incremental", |state: &State| -> Result<bool, Error> {

@@ -146,6 +146,19 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
     /// The relation (or ephemeral CTE) a ref points at; `None` if it does not exist.
     fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue>;
     fn resolve_source(&self, source: &str, table: &str) -> Option<Relation>;
+
+    /// What `source()` renders as: the relation, unless a resolver stands something else
+    /// in for it (a unit test's given rows).
+    fn resolve_source_value(&self, source: &str, table: &str) -> Option<RelationValue> {
+        self.resolve_source(source, table).map(|relation| RelationValue { relation, cte: None })
+    }
+
+    /// What `this` renders as instead of its relation, if anything (a unit test's given
+    /// rows of the model itself).
+    fn this_cte(&self) -> Option<String> {
+        None
+    }
+
     /// The columns (name, type if known) of a relation etlm builds or reads, as far as the
     /// compile knows them; `None` when it does not know the relation.
     fn columns(&self, _relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
@@ -174,6 +187,8 @@ pub struct Recorder {
     pub returned: Mutex<Option<Value>>,
     /// The schema placeholders use in parse mode.
     pub default_schema: String,
+    /// A unit test's overrides of vars, env vars and macros.
+    pub overrides: Option<Arc<crate::project::unit_tests::Overrides>>,
 }
 
 impl Object for Recorder {}
@@ -306,6 +321,32 @@ impl Object for MacroNamespace {
                      project's own, and the macros of the packages in `dbt_packages/` (`etlm deps` installs them)"
                 ),
             )),
+        }
+    }
+}
+
+/// A macro namespace (`dbt`, `dbt_utils`) with some of its macros replaced by a unit
+/// test's overrides (`dbt_utils.current_timestamp: "'2024-01-01'"`).
+#[derive(Debug)]
+pub struct OverriddenNamespace {
+    pub inner: Option<Value>,
+    pub overrides: BTreeMap<String, Value>,
+}
+
+impl Object for OverriddenNamespace {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        self.overrides
+            .get(name)
+            .cloned()
+            .or_else(|| self.inner.as_ref()?.get_attr(name).ok().filter(|v| !v.is_undefined()))
+    }
+
+    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match (self.overrides.get(method), &self.inner) {
+            (Some(callable), _) => callable.call(state, args),
+            (None, Some(inner)) => inner.call_method(state, method, args),
+            (None, None) => Err(Error::new(ErrorKind::InvalidOperation, format!("no macro `{method}`"))),
         }
     }
 }

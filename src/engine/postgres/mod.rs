@@ -396,6 +396,11 @@ impl Engine for PostgresEngine {
         rows::query_rows(&client, &sql).await
     }
 
+    async fn column_types(&self, sql: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let client = self.client().await?;
+        rows::column_types(&client, sql).await
+    }
+
     async fn record_run(
         &self,
         summary: &RunSummary,

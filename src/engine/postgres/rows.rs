@@ -38,6 +38,24 @@ pub async fn query_rows(client: &Client, sql: &str) -> Result<Vec<RecordBatch>, 
     Ok(vec![RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?])
 }
 
+/// The columns `sql` returns and their type names (`int4`, `numeric`, `_text` as
+/// `text[]`), from preparing it.
+pub async fn column_types(client: &Client, sql: &str) -> Result<Vec<(String, String)>, EngineError> {
+    let statement = client.prepare(sql).await.map_err(|e| pg_error(&e))?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| {
+            let name = c.type_().name();
+            let spelled = match name.strip_prefix('_') {
+                Some(element) => format!("{element}[]"),
+                None => name.to_string(),
+            };
+            (c.name().to_string(), spelled)
+        })
+        .collect())
+}
+
 /// A column of text values as the Arrow type its Postgres type maps to (text otherwise).
 fn typed(name: &str, values: Vec<Option<String>>, ty: &Type) -> (Field, ArrayRef) {
     let array: Option<ArrayRef> = match *ty {
