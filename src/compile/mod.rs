@@ -23,6 +23,7 @@ use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, 
 use crate::graph::{Dag, NodeInfo, ResourceType};
 use crate::lineage::Cache;
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
+use crate::project::snapshot::SnapshotConfig;
 use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
 use crate::sql::SqlDialect;
@@ -240,7 +241,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             }
             let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
             let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
-            let config = match NodeConfig::from_layer(&layer, ConfigFor::Model) {
+            let snapshot = m.resource_type == ResourceType::Snapshot;
+            let config = match NodeConfig::from_layer(&layer, if snapshot { ConfigFor::Snapshot } else { ConfigFor::Model }) {
                 Ok(config) if config.enabled => config,
                 Ok(_) => return (problems, None),
                 Err(e) => {
@@ -248,12 +250,22 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                     return (problems, None);
                 }
             };
+            let config = match snapshot {
+                false => config,
+                true => match SnapshotConfig::from_layer(&layer, m.span) {
+                    Ok(snapshot) => NodeConfig { snapshot: Some(snapshot), ..config },
+                    Err(e) => {
+                        problems.extend(e);
+                        return (problems, None);
+                    }
+                },
+            };
             let (description, columns, described) =
                 describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
             problems.extend(described);
             let node = Node {
-                unique_id: format!("model.{}.{}", project.name(), m.name),
-                resource_type: ResourceType::Model,
+                unique_id: format!("{}.{}.{}", m.resource_type.as_str(), project.name(), m.name),
+                resource_type: m.resource_type,
                 name: m.name.clone(),
                 fqn: m.fqn.clone(),
                 path: m.path.clone(),
@@ -352,7 +364,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // Relation names: dbt's generate_schema_name / generate_alias_name, or the user's.
     let ids: Vec<String> = nodes
         .values()
-        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .filter(|n| n.resource_type.is_built())
         .map(|n| n.unique_id.clone())
         .collect();
     let relations: Vec<(String, Result<Relation, Diagnostic>)> = ids
@@ -373,7 +385,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // Refs and sources -> dependencies.
     let by_name: BTreeMap<String, String> = nodes
         .values()
-        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .filter(|n| n.resource_type.is_built())
         .map(|n| (n.name.clone(), n.unique_id.clone()))
         .collect();
     let by_source: BTreeMap<(String, String), String> =
@@ -485,7 +497,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
         refs: nodes
             .values()
-            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+            .filter(|n| n.resource_type.is_built())
             .map(|n| match opts.deferred.get(&n.unique_id) {
                 Some(other) => (n.name.clone(), RelationValue { relation: other.clone(), cte: None }),
                 None => (n.name.clone(), ref_target(n)),
@@ -512,7 +524,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         event_times: Arc::new(
             nodes
                 .values()
-                .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+                .filter(|n| n.resource_type.is_built())
                 .filter_map(|n| Some((n.name.clone(), n.config.event_time.clone()?)))
                 .collect(),
         ),
@@ -641,7 +653,7 @@ fn render_run_hooks(
 ) -> Result<Hooks, Diagnostic> {
     let schemas: BTreeSet<&str> = nodes
         .values()
-        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .filter(|n| n.resource_type.is_built())
         .filter_map(|n| Some(n.relation.as_ref()?.schema.as_str()))
         .collect();
     let input = RenderInput {
@@ -682,7 +694,7 @@ fn render_generic_tests(
             let rendered = tests::render_generic_test(&test.def, &node.config, MODEL, renderer, input, &memo, sources);
             let result = rendered.map(|sql| match &attached.relation {
                 Some(relation) => {
-                    let audited = matches!(attached.resource_type, ResourceType::Model | ResourceType::Seed);
+                    let audited = attached.resource_type.is_built();
                     let audit = audited.then(|| sql.replace(MODEL, &relation.audit().to_string()));
                     (sql.replace(MODEL, &relation.to_string()), audit)
                 }
@@ -766,7 +778,7 @@ fn generic_test_nodes(
         .models
         .par_iter()
         .flat_map_iter(|m| {
-            let id = format!("model.{}.{}", project.name(), m.name);
+            let id = format!("{}.{}.{}", m.resource_type.as_str(), project.name(), m.name);
             let props = m.props.as_ref().filter(|_| nodes.contains_key(&id));
             let tests = props.into_iter().flat_map(|p| all_tests(&p.tests, &p.columns));
             tests.map(move |t| (id.clone(), t, m.name.clone()))
@@ -964,6 +976,13 @@ fn relation_for(
         (input, node_value)
     };
     let naming = |d: Diagnostic| d.with_note(format!("while naming the relation of `{}`", node.unique_id));
+    // As dbt: a snapshot's legacy `target_schema` is its schema as written.
+    let legacy = node.config.snapshot.as_ref();
+    if let Some(schema) = legacy.and_then(|s| s.target_schema.clone()) {
+        let database = legacy.and_then(|s| s.target_database.clone()).or_else(|| node.config.database.clone());
+        let identifier = node.config.alias.clone().unwrap_or_else(|| node.name.clone());
+        return Ok(Relation { database, schema, identifier });
+    }
     let custom = node.config.schema.clone();
     let schema = if renderer.has_macro("generate_schema_name") {
         let (input, node_value) = macro_input(&project.target.schema);

@@ -7,6 +7,7 @@ use datafusion::error::DataFusionError;
 use datafusion::parquet::errors::ParquetError;
 
 use super::incremental::IncrementalError;
+use super::snapshot::SnapshotError;
 use super::local::{CombineError, SessionError, StorageError, WriteError};
 
 /// Something an engine could not do.
@@ -25,6 +26,8 @@ pub enum EngineError {
     Incremental(#[from] IncrementalError),
     #[error(transparent)]
     Combine(#[from] CombineError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]

@@ -1,4 +1,4 @@
-//! The lineage DAG over seeds, sources, models and tests; cycle reports with the full
+//! The lineage DAG over seeds, sources, models, snapshots and tests; cycle reports with the full
 //! path; topological order; and node selection (`select.rs`).
 //!
 //! Edges point from a dependency to its dependent. The graph knows nothing about files
@@ -24,6 +24,7 @@ pub enum ResourceType {
     Seed,
     Source,
     Test,
+    Snapshot,
 }
 
 impl ResourceType {
@@ -33,7 +34,13 @@ impl ResourceType {
             ResourceType::Seed => "seed",
             ResourceType::Source => "source",
             ResourceType::Test => "test",
+            ResourceType::Snapshot => "snapshot",
         }
+    }
+
+    /// True for what a run builds into a relation of its own (and `ref()` names).
+    pub fn is_built(self) -> bool {
+        matches!(self, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)
     }
 }
 

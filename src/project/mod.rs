@@ -11,6 +11,7 @@ mod files;
 mod profiles;
 pub mod properties;
 mod settings;
+pub mod snapshot;
 mod threshold;
 pub mod yaml;
 
@@ -30,6 +31,7 @@ pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps
 pub use self::settings::ProjectFile;
 pub use self::threshold::Threshold;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
+use crate::graph::ResourceType;
 use crate::template::ConfigJinja;
 
 /// Environment variables, passed in rather than read, so library code stays pure.
@@ -55,9 +57,11 @@ pub struct LoadOptions {
     pub env: Env,
 }
 
-/// A model file.
+/// A model file, or a snapshot block (whose `file` is its body, see `snapshot.rs`).
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// `Model` or `Snapshot`.
+    pub resource_type: ResourceType,
     pub name: String,
     /// Relative to the project directory.
     pub path: PathBuf,
@@ -67,6 +71,9 @@ pub struct Model {
     /// Config from the project file's folder tree.
     pub folder_config: ConfigLayer,
     pub props: Option<NodeProps>,
+    /// What a problem with the node as a whole points at: the file's start, or the
+    /// `{% snapshot %}` tag.
+    pub span: Span,
 }
 
 /// A CSV seed.
@@ -165,12 +172,14 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let mut vars = settings.vars.clone();
     vars.extend(opts.vars.clone());
     let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &vars, &opts.env);
-    for tree in [&mut settings.models, &mut settings.seeds, &mut settings.tests, &mut settings.sources] {
+    for tree in [&mut settings.models, &mut settings.seeds, &mut settings.snapshots, &mut settings.tests, &mut settings.sources]
+    {
         diags.extend(tree.render(&jinja));
     }
 
     let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
+    let mut snapshot_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut source_props = Vec::new();
     // Parsed in parallel, gathered in file order so diagnostics and merges are stable.
     let parsed: Vec<_> = tree
@@ -188,9 +197,11 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         match parsed {
             Ok(mut pf) => {
                 warnings.append(&mut pf.warnings);
-                for (list, target_map, kind) in
-                    [(pf.models, &mut model_props, "model"), (pf.seeds, &mut seed_props, "seed")]
-                {
+                for (list, target_map, kind) in [
+                    (pf.models, &mut model_props, "model"),
+                    (pf.seeds, &mut seed_props, "seed"),
+                    (pf.snapshots, &mut snapshot_props, "snapshot"),
+                ] {
                     for props in list {
                         if let Some(prev) = target_map.get(&props.name) {
                             diags.push(
@@ -213,22 +224,54 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     }
 
     let project_name = settings.name.clone();
-    let models: Vec<Model> = tree
+    let mut models: Vec<Model> = tree
         .models
         .into_iter()
         .map(|f| {
             let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
             let name = fqn.last().expect("fqn ends with the name").clone();
             Model {
+                resource_type: ResourceType::Model,
                 folder_config: settings.models.resolve(&fqn),
                 props: model_props.remove(&name),
                 name,
                 path: f.path,
                 file: f.file,
+                span: Span::file_start(f.file),
                 fqn,
             }
         })
         .collect();
+    for f in tree.snapshots {
+        let blocks = match snapshot::blocks(f.file, sources) {
+            Ok(blocks) => blocks,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        for block in blocks {
+            // As dbt: the file's folders and name, then the snapshot's.
+            let mut fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
+            fqn.push(block.name.clone());
+            models.push(Model {
+                resource_type: ResourceType::Snapshot,
+                folder_config: settings.snapshots.resolve(&fqn),
+                props: snapshot_props.remove(&block.name),
+                file: sources.add(f.path.clone(), block.body),
+                name: block.name,
+                path: f.path.clone(),
+                span: block.span,
+                fqn,
+            });
+        }
+    }
+    for (name, props) in &snapshot_props {
+        warnings.push(
+            Diagnostic::warning("unmatched-properties", format!("properties for snapshot `{name}`, but none has that name"))
+                .with_label(props.span, "no `{% snapshot %}` block defines it"),
+        );
+    }
     for (name, props) in &model_props {
         if seed_props.contains_key(name) {
             continue;

@@ -1,4 +1,4 @@
-//! YAML property files (`models:`, `sources:`, `seeds:`): descriptions, columns, tests
+//! YAML property files (`models:`, `sources:`, `seeds:`, `snapshots:`): descriptions, columns, tests
 //! and config for nodes defined elsewhere.
 
 use std::collections::BTreeMap;
@@ -82,6 +82,7 @@ pub struct SourceProps {
 pub struct PropertyFile {
     pub models: Vec<NodeProps>,
     pub seeds: Vec<NodeProps>,
+    pub snapshots: Vec<NodeProps>,
     pub sources: Vec<SourceProps>,
     /// Entries etlm does not act on (`unit_tests:`, unknown keys).
     pub warnings: Vec<Diagnostic>,
@@ -136,7 +137,7 @@ impl PropertyFile {
         let entries = yaml.expect_map("property file").map_err(|d| vec![d])?;
         for (key, value) in entries {
             let warning = match key.name.as_str() {
-                "models" | "seeds" | "sources" => continue,
+                "models" | "seeds" | "snapshots" | "sources" => continue,
                 name if METADATA_KEYS.contains(&name) => continue,
                 "unit_tests" => {
                     Diagnostic::warning("unit-tests", "dbt unit tests are not supported yet: they are not run")
@@ -144,10 +145,6 @@ impl PropertyFile {
                             key.span,
                             format!("{} unit tests here", value.expect_seq("unit_tests").map_or(0, <[Yaml]>::len)),
                         )
-                }
-                "snapshots" => {
-                    Diagnostic::warning("snapshot", "dbt snapshots are not supported yet: they are not built")
-                        .with_label(key.span, "not built")
                 }
                 other => Diagnostic::warning(
                     "unknown-property-key",
@@ -162,6 +159,9 @@ impl PropertyFile {
         }
         if let Some(seeds) = yaml.get("seeds") {
             out.seeds = node_list(seeds, "seeds", &mut errors);
+        }
+        if let Some(snapshots) = yaml.get("snapshots") {
+            out.snapshots = node_list(snapshots, "snapshots", &mut errors);
         }
         if let Some(list) = yaml.get("sources") {
             for item in each(list, "sources", &mut errors) {
@@ -182,7 +182,7 @@ impl PropertyFile {
                 errors.extend(config::render_layer(&mut test.config, jinja));
             }
         };
-        for node in self.models.iter_mut().chain(&mut self.seeds) {
+        for node in self.models.iter_mut().chain(&mut self.seeds).chain(&mut self.snapshots) {
             errors.extend(config::render_layer(&mut node.config, jinja));
             tests(&mut node.tests, &mut errors);
             for column in &mut node.columns {

@@ -78,7 +78,7 @@ pub struct ProjectFile {
     pub seed_paths: Vec<String>,
     pub macro_paths: Vec<String>,
     pub test_paths: Vec<String>,
-    /// dbt's snapshot folders: etlm does not build snapshots, and says so.
+    /// Folders of `{% snapshot %}` files.
     pub snapshot_paths: Vec<String>,
     pub docs_paths: Option<Vec<String>>,
     pub target_path: String,
@@ -86,6 +86,7 @@ pub struct ProjectFile {
     pub vars: BTreeMap<String, Json>,
     pub models: ConfigTree,
     pub seeds: ConfigTree,
+    pub snapshots: ConfigTree,
     pub tests: ConfigTree,
     pub sources: ConfigTree,
     /// `on-run-start` / `on-run-end`: SQL (Jinja) run before and after `run`, `build`,
@@ -202,6 +203,7 @@ impl ProjectFile {
         };
         let models = tree("models", &mut errors);
         let seeds = tree("seeds", &mut errors);
+        let snapshots = tree("snapshots", &mut errors);
         let tests = match yaml.get("data_tests") {
             Some(_) => tree("data_tests", &mut errors),
             None => tree("tests", &mut errors),
@@ -238,6 +240,7 @@ impl ProjectFile {
                 vars,
                 models,
                 seeds,
+                snapshots,
                 tests,
                 sources: source_tree,
                 on_run_start,
