@@ -38,6 +38,9 @@ pub struct Spelling {
     /// as text.
     pub scd_texts: Vec<String>,
     pub now_text: String,
+    /// A NULL of each query column's type, where the engine needs one to keep a new
+    /// column's type in rows taken before it (by name; else a plain `null`).
+    pub typed_nulls: std::collections::BTreeMap<String, String>,
 }
 
 impl Spelling {
@@ -294,7 +297,7 @@ impl Snapshot<'_> {
                 match (c == &m.valid_to, target_columns.contains(c)) {
                     (true, _) => format!("case when c.{scd} is not null then c.{vt} else t.{vt} end as {vt}"),
                     (false, true) => format!("t.{q} as {q}"),
-                    (false, false) => format!("null as {q}"),
+                    (false, false) => format!("{} as {q}", self.spelling.typed_nulls.get(c).map_or("null", String::as_str)),
                 }
             })
             .collect();
@@ -391,6 +394,7 @@ mod tests {
             now: "now()".into(),
             scd_texts: args.iter().map(|a| Spelling::cast(a)).collect(),
             now_text: Spelling::cast("now()"),
+            typed_nulls: Default::default(),
         };
         let columns = vec!["id".to_string(), "updated_at".to_string()];
         let s = Snapshot { config: &c, sql: "select 1", source_columns: &columns, spelling: &spelling };
@@ -410,7 +414,8 @@ mod tests {
     #[test]
     fn check_all_with_a_new_column_changes_every_row() {
         let c = config(Strategy::Check { columns: None, updated_at: None }, HardDeletes::NewRecord);
-        let spelling = Spelling { now: "now()".into(), scd_texts: vec![], now_text: "'t'".into() };
+        let spelling =
+            Spelling { now: "now()".into(), scd_texts: vec![], now_text: "'t'".into(), typed_nulls: Default::default() };
         let columns = vec!["id".to_string(), "a".to_string(), "b".to_string()];
         let s = Snapshot { config: &c, sql: "select 1", source_columns: &columns, spelling: &spelling };
         let target = ["id".to_string(), "a".to_string()];

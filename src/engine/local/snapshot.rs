@@ -31,8 +31,12 @@ pub async fn stage_snapshot(
     changes_name: &Relation,
 ) -> Result<(RelationMeta, u64), EngineError> {
     let source = ctx.sql(sql).await?;
-    let source_columns: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let spelling = spelling(ctx, sql, config).await?;
+    let fields = source.schema().fields();
+    let source_columns: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+    let mut spelling = spelling(ctx, sql, config).await?;
+    // Parquet keeps a column of NULLs as type Null: name the type.
+    spelling.typed_nulls =
+        fields.iter().map(|f| (f.name().clone(), format!("arrow_cast(null, '{}')", f.data_type()))).collect();
     let snapshot = Snapshot { config, sql, source_columns: &source_columns, spelling: &spelling };
     check_keys(ctx, &snapshot).await?;
     let Some(current) = current else {
@@ -60,7 +64,8 @@ async fn spelling(ctx: &SessionContext, sql: &str, config: &SnapshotConfig) -> R
     let probe = format!("select {} from (\n{sql}\n) dbt_snapshot_source", args.join(", "));
     let df = ctx.sql(&probe).await?;
     let scd_texts = args.iter().zip(df.schema().fields()).map(|(a, f)| as_text(a, f.data_type())).collect();
-    Ok(Spelling { now: NOW.into(), scd_texts, now_text: as_text(NOW, &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None)) })
+    let now_text = as_text(NOW, &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None));
+    Ok(Spelling { now: NOW.into(), scd_texts, now_text, typed_nulls: Default::default() })
 }
 
 fn as_text(expr: &str, data_type: &DataType) -> String {

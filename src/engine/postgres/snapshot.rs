@@ -46,6 +46,8 @@ pub(super) async fn stage(
         now: NOW.into(),
         scd_texts: args.iter().map(|a| Spelling::cast(a)).collect(),
         now_text: Spelling::cast(NOW),
+        // The new column's type comes with its ALTER TABLE; the audit view may say NULL.
+        typed_nulls: Default::default(),
     };
     let snapshot = Snapshot { config, sql, source_columns: &source_columns, spelling: &spelling };
     let duplicates = client.query(&snapshot.duplicate_keys(), &[]).await.map_err(|e| pg_error(&e))?;
