@@ -242,14 +242,15 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
             let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
             let snapshot = m.resource_type == ResourceType::Snapshot;
-            let config = match NodeConfig::from_layer(&layer, if snapshot { ConfigFor::Snapshot } else { ConfigFor::Model }) {
-                Ok(config) if config.enabled => config,
-                Ok(_) => return (problems, None),
-                Err(e) => {
-                    problems.extend(e);
-                    return (problems, None);
-                }
-            };
+            let config =
+                match NodeConfig::from_layer(&layer, if snapshot { ConfigFor::Snapshot } else { ConfigFor::Model }) {
+                    Ok(config) if config.enabled => config,
+                    Ok(_) => return (problems, None),
+                    Err(e) => {
+                        problems.extend(e);
+                        return (problems, None);
+                    }
+                };
             let config = match snapshot {
                 false => config,
                 true => match SnapshotConfig::from_layer(&layer, m.span) {
@@ -362,11 +363,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Relation names: dbt's generate_schema_name / generate_alias_name, or the user's.
-    let ids: Vec<String> = nodes
-        .values()
-        .filter(|n| n.resource_type.is_built())
-        .map(|n| n.unique_id.clone())
-        .collect();
+    let ids: Vec<String> = nodes.values().filter(|n| n.resource_type.is_built()).map(|n| n.unique_id.clone()).collect();
     let relations: Vec<(String, Result<Relation, Diagnostic>)> = ids
         .into_par_iter()
         .filter(|id| nodes[id].config.materialized != Materialization::Ephemeral)
@@ -383,11 +380,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Refs and sources -> dependencies.
-    let by_name: BTreeMap<String, String> = nodes
-        .values()
-        .filter(|n| n.resource_type.is_built())
-        .map(|n| (n.name.clone(), n.unique_id.clone()))
-        .collect();
+    let by_name: BTreeMap<String, String> =
+        nodes.values().filter(|n| n.resource_type.is_built()).map(|n| (n.name.clone(), n.unique_id.clone())).collect();
     let by_source: BTreeMap<(String, String), String> =
         nodes.values().filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.unique_id.clone()))).collect();
     let mut deps: BTreeMap<String, Vec<(String, Span)>> = BTreeMap::new();

@@ -18,8 +18,8 @@ use super::failpoint::Failpoints;
 use super::local::deferred::{self, Deferred};
 use super::local::{
     OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
-    open_session, register_audit, register_relation, register_table_dir, stage_snapshot, table_columns, write_dataframe,
-    write_query,
+    open_session, register_audit, register_relation, register_table_dir, stage_snapshot, table_columns,
+    write_dataframe, write_query,
 };
 use super::{Access, Build, Engine, EngineError, Staged, handle};
 use crate::compile::window::Period;
@@ -224,7 +224,8 @@ impl Engine for DataFusionEngine {
                 let changes = self.warehouse.stage(&relation.schema, &relation.identifier)?;
                 let changes_name = Relation::new(DELTA_SCHEMA, relation.audit().identifier);
                 let (meta, rows) =
-                    stage_snapshot(&self.ctx, current.as_ref(), &sql, &config, &changes, &staging, &changes_name).await?;
+                    stage_snapshot(&self.ctx, current.as_ref(), &sql, &config, &changes, &staging, &changes_name)
+                        .await?;
                 (meta, Some(rows))
             }
             Build::Seed { batch, .. } => {

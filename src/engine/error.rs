@@ -7,8 +7,8 @@ use datafusion::error::DataFusionError;
 use datafusion::parquet::errors::ParquetError;
 
 use super::incremental::IncrementalError;
-use super::snapshot::SnapshotError;
 use super::local::{CombineError, SessionError, StorageError, WriteError};
+use super::snapshot::SnapshotError;
 
 /// Something an engine could not do.
 #[derive(Debug, thiserror::Error)]

@@ -112,7 +112,13 @@ impl Snapshot<'_> {
     }
 
     fn key_fields(&self) -> String {
-        self.config.unique_key.iter().zip(self.keys()).map(|(k, alias)| format!("{k} as {alias}")).collect::<Vec<_>>().join(", ")
+        self.config
+            .unique_key
+            .iter()
+            .zip(self.keys())
+            .map(|(k, alias)| format!("{k} as {alias}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn key_join(&self, left: &str, right: &str) -> String {
@@ -199,7 +205,8 @@ impl Snapshot<'_> {
             false => String::new(),
         };
         let changed = self.row_changed(target_columns);
-        let (scd, vf, ua, vt) = (self.meta(&m.scd_id), self.meta(&m.valid_from), self.meta(&m.updated_at), self.meta(&m.valid_to));
+        let (scd, vf, ua, vt) =
+            (self.meta(&m.scd_id), self.meta(&m.valid_from), self.meta(&m.updated_at), self.meta(&m.valid_to));
         let not_deleted_marker = format!(
             "not (snapshotted_data.{} = 'True' and {})",
             self.meta(&m.is_deleted),
@@ -297,7 +304,9 @@ impl Snapshot<'_> {
                 match (c == &m.valid_to, target_columns.contains(c)) {
                     (true, _) => format!("case when c.{scd} is not null then c.{vt} else t.{vt} end as {vt}"),
                     (false, true) => format!("t.{q} as {q}"),
-                    (false, false) => format!("{} as {q}", self.spelling.typed_nulls.get(c).map_or("null", String::as_str)),
+                    (false, false) => {
+                        format!("{} as {q}", self.spelling.typed_nulls.get(c).map_or("null", String::as_str))
+                    }
                 }
             })
             .collect();
@@ -406,7 +415,8 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains("coalesce(nullif(updated_at, updated_at), null) as \"dbt_valid_to\""), "{sql}");
-        let changes = s.changes(&Relation::new("s", "snap"), &["id".into(), "updated_at".into(), "dbt_valid_from".into()]);
+        let changes =
+            s.changes(&Relation::new("s", "snap"), &["id".into(), "updated_at".into(), "dbt_valid_from".into()]);
         assert!(changes.contains("(snapshotted_data.\"dbt_valid_from\" < source_data.updated_at)"), "{changes}");
         assert!(!changes.contains("deletes as"), "{changes}");
     }
@@ -414,12 +424,19 @@ mod tests {
     #[test]
     fn check_all_with_a_new_column_changes_every_row() {
         let c = config(Strategy::Check { columns: None, updated_at: None }, HardDeletes::NewRecord);
-        let spelling =
-            Spelling { now: "now()".into(), scd_texts: vec![], now_text: "'t'".into(), typed_nulls: Default::default() };
+        let spelling = Spelling {
+            now: "now()".into(),
+            scd_texts: vec![],
+            now_text: "'t'".into(),
+            typed_nulls: Default::default(),
+        };
         let columns = vec!["id".to_string(), "a".to_string(), "b".to_string()];
         let s = Snapshot { config: &c, sql: "select 1", source_columns: &columns, spelling: &spelling };
         let target = ["id".to_string(), "a".to_string()];
-        assert!(s.changes(&Relation::new("s", "t"), &target).contains("((true) or snapshotted_data.\"dbt_is_deleted\" = 'True')"));
+        assert!(
+            s.changes(&Relation::new("s", "t"), &target)
+                .contains("((true) or snapshotted_data.\"dbt_is_deleted\" = 'True')")
+        );
         assert_eq!(s.new_columns(&target), ["id", "a", "b"]);
         let same = ["id".to_string(), "a".to_string(), "b".to_string()];
         let sql = s.changes(&Relation::new("s", "t"), &same);

@@ -172,7 +172,8 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let mut vars = settings.vars.clone();
     vars.extend(opts.vars.clone());
     let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &vars, &opts.env);
-    for tree in [&mut settings.models, &mut settings.seeds, &mut settings.snapshots, &mut settings.tests, &mut settings.sources]
+    for tree in
+        [&mut settings.models, &mut settings.seeds, &mut settings.snapshots, &mut settings.tests, &mut settings.sources]
     {
         diags.extend(tree.render(&jinja));
     }
@@ -268,8 +269,11 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     }
     for (name, props) in &snapshot_props {
         warnings.push(
-            Diagnostic::warning("unmatched-properties", format!("properties for snapshot `{name}`, but none has that name"))
-                .with_label(props.span, "no `{% snapshot %}` block defines it"),
+            Diagnostic::warning(
+                "unmatched-properties",
+                format!("properties for snapshot `{name}`, but none has that name"),
+            )
+            .with_label(props.span, "no `{% snapshot %}` block defines it"),
         );
     }
     for (name, props) in &model_props {

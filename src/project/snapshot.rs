@@ -163,7 +163,11 @@ impl SnapshotConfig {
         let legacy = c.bool("invalidate_hard_deletes");
         let hard_deletes = c.choice(
             "hard_deletes",
-            &[("ignore", HardDeletes::Ignore), ("invalidate", HardDeletes::Invalidate), ("new_record", HardDeletes::NewRecord)],
+            &[
+                ("ignore", HardDeletes::Ignore),
+                ("invalidate", HardDeletes::Invalidate),
+                ("new_record", HardDeletes::NewRecord),
+            ],
         );
         let hard_deletes = match (legacy, hard_deletes) {
             (Some(_), Some(_)) if layer.contains_key("hard_deletes") => {
@@ -273,7 +277,12 @@ mod tests {
         assert_eq!(ok.meta.valid_to, "valid_to");
         assert_eq!(ok.unique_key, ["id", "region"]);
         let bad = SnapshotConfig::from_layer(
-            &layer(&[("strategy", "timestamp".into()), ("updated_at", "u".into()), ("unique_key", "id".into()), ("hard_deletes", "invalid".into())]),
+            &layer(&[
+                ("strategy", "timestamp".into()),
+                ("updated_at", "u".into()),
+                ("unique_key", "id".into()),
+                ("hard_deletes", "invalid".into()),
+            ]),
             span,
         )
         .unwrap_err();

@@ -59,11 +59,11 @@ mod write;
 pub use incremental::{CombineError, combine};
 pub use meta::{ColumnMeta, META_FILE, RelationKind, RelationMeta, table_columns};
 pub use seed::{SeedError, declared_type, read_seed_csv};
-pub use snapshot::stage_snapshot;
 pub use session::{
     BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, open_session,
     register_audit, register_relation, register_table_dir,
 };
+pub use snapshot::stage_snapshot;
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
 

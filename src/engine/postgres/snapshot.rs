@@ -36,10 +36,8 @@ pub(super) async fn stage(
     config: &SnapshotConfig,
     staging: Relation,
 ) -> Result<(StagedKind, String, u64), EngineError> {
-    let probe = client
-        .prepare(&format!("select * from (\n{sql}\n) as dbt_snapshot_source"))
-        .await
-        .map_err(|e| pg_error(&e))?;
+    let probe =
+        client.prepare(&format!("select * from (\n{sql}\n) as dbt_snapshot_source")).await.map_err(|e| pg_error(&e))?;
     let source_columns: Vec<String> = probe.columns().iter().map(|c| c.name().to_string()).collect();
     let args = Snapshot::scd_args(config, NOW);
     let spelling = Spelling {
