@@ -31,7 +31,8 @@ const RUNS: [&str; 4] = [
     "id,name,region,updated_at,tier\n1,Ada L,eu,2024-01-02 00:00:00,gold\n2,Bob,us,2024-01-03 00:00:00,silver\n3,Cy,eu,2024-01-01 00:00:00,gold\n",
 ];
 
-const SNAPSHOTS: [&str; 6] = ["ts_ignore", "ts_invalidate", "ts_new_record", "check_all", "check_name", "composite"];
+const SNAPSHOTS: [&str; 7] =
+    ["ts_ignore", "ts_invalidate", "ts_new_record", "check_all", "check_name", "composite", "yaml_people"];
 
 /// Seeds `csv` and takes every snapshot.
 fn snapshot_with(dir: &Path, csv: &str) {
@@ -71,11 +72,11 @@ mod cases {
         }
         let before: Vec<Vec<Row>> = SNAPSHOTS
             .iter()
-            .map(|s| b.rows(&dir, &format!("select * from {{schema}}.{s} order by dbt_scd_id")))
+            .map(|s| b.rows(&dir, &format!("select * from {{schema}}.{s} order by 1, 2, 3, 4, 5, 6")))
             .collect();
         snapshot_with(&dir, RUNS[3]);
         for (s, rows) in SNAPSHOTS.iter().zip(&before) {
-            let after = b.rows(&dir, &format!("select * from {{schema}}.{s} order by dbt_scd_id"));
+            let after = b.rows(&dir, &format!("select * from {{schema}}.{s} order by 1, 2, 3, 4, 5, 6"));
             assert_eq!(&after, rows, "a run with no change changes nothing in `{s}`");
         }
 
@@ -107,6 +108,14 @@ mod cases {
         );
         assert_eq!(history(b, &dir, "ts_invalidate", &["tier"]), invalidated, "timestamp, invalidate");
         assert_eq!(history(b, &dir, "composite", &["tier"]), invalidated, "a composite key");
+        assert_eq!(
+            b.rows(
+                &dir,
+                "select id, name, cast(cast(valid_from as date) as varchar) as valid_from,                  case when valid_to = cast('2099-12-31' as timestamp) then 'current'                  when valid_to > cast('2025-01-01' as timestamp) then 'now'                  else cast(cast(valid_to as date) as varchar) end as valid_to,                  coalesce(cast(tier as varchar), 'NULL') as tier                  from {schema}.yaml_people order by id, valid_from"
+            ),
+            invalidated,
+            "defined in YAML, with `dbt_valid_to_current` and its own meta column names"
+        );
         assert_eq!(
             history(b, &dir, "ts_new_record", &["dbt_is_deleted"]),
             table(

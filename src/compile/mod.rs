@@ -113,11 +113,13 @@ impl Node {
     }
 
     /// Where its compiled SQL goes under `target/compiled/`: its file's path, or for a
-    /// generic test `<yaml path>/<alias or name>.sql`, as dbt writes it.
+    /// generic test `<yaml path>/<alias or name>.sql`, as dbt writes it; for a snapshot
+    /// (a file may hold several) `<file>/<name>.sql`.
     pub fn compiled_path(&self) -> PathBuf {
-        match self.generic_test {
-            Some(_) => self.path.join(format!("{}.sql", self.alias())),
-            None => self.path.clone(),
+        match (&self.generic_test, self.resource_type) {
+            (Some(_), _) => self.path.join(format!("{}.sql", self.alias())),
+            (None, ResourceType::Snapshot) => self.path.join(format!("{}.sql", self.name)),
+            (None, _) => self.path.clone(),
         }
     }
 
@@ -161,7 +163,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
 
     // Parse pass: compile each model's Jinja and record its calls.
     let texts: Vec<Arc<crate::diagnostics::SourceFile>> = project.models.iter().map(|m| sources.file(m.file)).collect();
-    let names: Vec<String> = project.models.iter().map(|m| m.path.display().to_string()).collect();
+    // Named `.sql` whatever the file (a snapshot defined in YAML): the name decides
+    // Jinja's auto-escaping, which SQL must not get.
+    let names: Vec<String> =
+        project.models.iter().map(|m| m.path.with_extension("sql").display().to_string()).collect();
     let test_texts: Vec<Arc<crate::diagnostics::SourceFile>> =
         project.singular_tests.iter().map(|t| sources.file(t.file)).collect();
     let test_names: Vec<String> = project.singular_tests.iter().map(|t| t.path.display().to_string()).collect();

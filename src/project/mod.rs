@@ -267,6 +267,34 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
             });
         }
     }
+    // Snapshots defined in YAML (dbt 1.9): `relation:` instead of a block.
+    for (name, props) in std::mem::take(&mut snapshot_props) {
+        let Some((relation, span)) = props.relation.clone() else {
+            snapshot_props.insert(name, props);
+            continue;
+        };
+        let yaml = sources.file(span.file);
+        let Some(body) = snapshot::relation_body(&yaml.text, &relation, span) else {
+            diags.push(
+                Diagnostic::error("yaml-shape", format!("snapshot `{name}`: `relation` must be a block-style value"))
+                    .with_label(span, "write `relation: ref('name')` on a line of its own"),
+            );
+            continue;
+        };
+        let mut fqn = fqn_of(&project_name, &yaml.path);
+        fqn.pop();
+        fqn.push(name.clone());
+        models.push(Model {
+            resource_type: ResourceType::Snapshot,
+            folder_config: settings.snapshots.resolve(&fqn),
+            file: sources.add(yaml.path.clone(), body),
+            path: yaml.path.clone(),
+            name,
+            span: props.span,
+            props: Some(props),
+            fqn,
+        });
+    }
     for (name, props) in &snapshot_props {
         warnings.push(
             Diagnostic::warning(

@@ -50,6 +50,9 @@ pub struct NodeProps {
     pub config: ConfigLayer,
     pub columns: Vec<ColumnProps>,
     pub tests: Vec<TestDef>,
+    /// For a snapshot defined in YAML (dbt 1.9): what it snapshots, `ref('x')` or
+    /// `source('s', 't')`, and where that is written.
+    pub relation: Option<(String, Span)>,
 }
 
 /// A table of a source.
@@ -313,10 +316,14 @@ fn node(item: &Yaml, context: &str) -> Result<NodeProps, Vec<Diagnostic>> {
     let config = collect(config_of(item, context), &mut errors).unwrap_or_default();
     let columns = collect(columns_of(item), &mut errors).unwrap_or_default();
     let tests = collect(tests_of(item, None), &mut errors).unwrap_or_default();
+    let relation = match item.get("relation").filter(|_| context == "snapshots") {
+        Some(r) => collect(r.expect_string("relation").map_err(|d| vec![d]), &mut errors).map(|text| (text, r.span)),
+        None => None,
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(NodeProps { name, span, description: desc, config, columns, tests })
+    Ok(NodeProps { name, span, description: desc, config, columns, tests, relation })
 }
 
 fn source(item: &Yaml) -> Result<SourceProps, Vec<Diagnostic>> {

@@ -50,6 +50,43 @@ pub fn blocks(file: FileId, sources: &SourceMap) -> Result<Vec<SnapshotBlock>, D
     Ok(found)
 }
 
+/// The text rendered for a snapshot defined in YAML with `relation: ref('x')`: the
+/// YAML file blanked, with `select *` on an earlier line and `from {{ ref('x') }}` over
+/// the `relation:` key, so the call keeps its place in the file. `None` when the value
+/// is not where that fits (a flow-style mapping on the first line).
+pub fn relation_body(yaml: &str, relation: &str, span: Span) -> Option<String> {
+    let mut bytes: Vec<u8> = yaml.bytes().map(|b| if b == b'\n' { b'\n' } else { b' ' }).collect();
+    let quoted = matches!(yaml.as_bytes().get(span.start), Some(b'"' | b'\''));
+    let start = span.start + usize::from(quoted);
+    if yaml.get(start..start + relation.len()) != Some(relation) {
+        return None;
+    }
+    let line_start = yaml[..start].rfind('\n').map_or(0, |i| i + 1);
+    let from = b"from {{ ";
+    let (select, close) = (b"select *", b" }}");
+    if start - line_start < from.len() || line_start == 0 {
+        return None;
+    }
+    // The longest earlier line holds `select *`.
+    let earlier = yaml[..line_start - 1].split('\n').scan(0, |at, line| {
+        let here = *at;
+        *at += line.len() + 1;
+        Some((here, line.len()))
+    });
+    let (select_at, room) = earlier.max_by_key(|(_, len)| *len)?;
+    if room < select.len() {
+        return None;
+    }
+    bytes[select_at..select_at + select.len()].copy_from_slice(select);
+    bytes[start - from.len()..start].copy_from_slice(from);
+    bytes[start..start + relation.len()].copy_from_slice(relation.as_bytes());
+    let end = start + relation.len();
+    let mut text = String::from_utf8(bytes[..end].to_vec()).ok()?;
+    text.push_str(std::str::from_utf8(close).ok()?);
+    text.push_str(&String::from_utf8(bytes[end..].to_vec()).ok()?);
+    Some(text)
+}
+
 /// How a snapshot tells a changed row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Strategy {
@@ -253,6 +290,18 @@ mod tests {
         assert_eq!(found[1].body.trim(), "select 2");
         let open = map.add("snapshots/t.sql", "{% snapshot c %} select 1");
         assert_eq!(blocks(open, &map).unwrap_err().code, "snapshot-block");
+    }
+
+    #[test]
+    fn a_yaml_relation_renders_in_place() {
+        let yaml = "snapshots:\n  - name: s\n    relation: \"ref('people')\"\n    config: {}\n";
+        let at = yaml.find("\"ref").unwrap();
+        let span = Span::new(FileId::default(), at..at + 15);
+        let body = relation_body(yaml, "ref('people')", span).unwrap();
+        assert_eq!(body.find("ref('people')"), yaml.find("ref('people')"));
+        assert_eq!(body.lines().count(), yaml.lines().count());
+        assert_eq!(body.split_whitespace().collect::<Vec<_>>(), ["select", "*", "from", "{{", "ref('people')", "}}"]);
+        assert_eq!(relation_body("{relation: ref('x')}", "ref('x')", span), None);
     }
 
     #[test]
