@@ -215,6 +215,37 @@ mod cases {
 
     /// Kills the second snapshot run at each failpoint of `ts_invalidate`'s publish: the
     /// table holds the first run's history or the second's, and a re-run gives the second.
+    /// Write, audit, publish: a test of the snapshot fails on the staged new history, so
+    /// the old history stays; once the test passes again, the snapshot catches up.
+    pub fn a_failing_test_keeps_the_old_history(b: &Backend) {
+        let (_tmp, dir) = b.project("snapshots");
+        std::fs::write(
+            dir.join("snapshots/audit.yml"),
+            "snapshots:
+  - name: ts_invalidate
+    columns:
+      - name: name
+        tests:
+          - accepted_values:
+              values: ['Ada', 'Bob', 'Cy']
+",
+        )
+        .expect("write properties");
+        snapshot_with(&dir, RUNS[0]);
+        let old = history(b, &dir, "ts_invalidate", &[]);
+        std::fs::write(dir.join("seeds/people.csv"), RUNS[1]).expect("write seed");
+        ok(&dir, &["seed"]);
+        let run = etlm(&dir, &["snapshot", "-s", "ts_invalidate"]);
+        assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("FAIL   test accepted_values_ts_invalidate_name"), "{}", run.stdout);
+        assert!(run.stdout.contains("not published"), "{}", run.stdout);
+        assert_eq!(history(b, &dir, "ts_invalidate", &[]), old, "the previous history stays");
+        std::fs::remove_file(dir.join("snapshots/audit.yml")).expect("remove properties");
+        ok(&dir, &["snapshot", "-s", "ts_invalidate"]);
+        assert_eq!(history(b, &dir, "ts_invalidate", &[]).len(), 4, "Ada renamed, Bob closed");
+        assert_eq!(b.leftovers(), Vec::<Vec<String>>::new());
+    }
+
     /// `backend` gives each run its own database (on Postgres; the embedded engine's
     /// warehouse is the project's own).
     pub fn a_crash_at_any_failpoint_keeps_the_history(backend: fn(&str) -> Option<Backend>) {
@@ -270,6 +301,13 @@ macro_rules! engine_suite {
             fn build_takes_snapshots_before_the_models_that_read_them() {
                 if let Some(b) = Backend::$engine("snap_build") {
                     cases::build_takes_snapshots_before_the_models_that_read_them(&b);
+                }
+            }
+
+            #[test]
+            fn a_failing_test_keeps_the_old_history() {
+                if let Some(b) = Backend::$engine("snap_wap") {
+                    cases::a_failing_test_keeps_the_old_history(&b);
                 }
             }
 

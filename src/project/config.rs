@@ -694,11 +694,12 @@ pub fn is_old_style_config(key: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::diagnostics::FileId;
 
-    fn layer(pairs: &[(&str, Json)]) -> ConfigLayer {
+    /// A layer of `pairs`, all at the start of a file.
+    pub(in crate::project) fn layer(pairs: &[(&str, Json)]) -> ConfigLayer {
         let span = Span::file_start(FileId::default());
         pairs.iter().map(|(k, v)| (k.to_string(), ConfigEntry { value: v.clone(), span })).collect()
     }

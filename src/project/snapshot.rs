@@ -270,12 +270,7 @@ fn meta_columns(c: &mut Checker<'_>) -> MetaColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::project::config::ConfigEntry;
-
-    fn layer(pairs: &[(&str, Json)]) -> ConfigLayer {
-        let span = Span::file_start(FileId::default());
-        pairs.iter().map(|(k, v)| (k.to_string(), ConfigEntry { value: v.clone(), span })).collect()
-    }
+    use crate::project::config::tests::layer;
 
     #[test]
     fn blocks_keep_the_body_at_its_place_in_the_file() {
