@@ -27,6 +27,11 @@ pub enum SnapshotError {
          the snapshot would record duplicate versions"
     )]
     DuplicateKey { key: String, sample: String },
+    #[error(
+        "the table is not this snapshot's: it lacks the meta column{} {missing}; \
+         rename or drop it to take the snapshot anew"
+    , if missing.contains(',') { "s" } else { "" })]
+    NotASnapshot { missing: String },
 }
 
 /// What an engine spells its own way.
@@ -182,6 +187,25 @@ impl Snapshot<'_> {
                 format!("{changed} or snapshotted_data.{} = 'True'", self.meta(&self.config.meta.is_deleted))
             }
             _ => changed,
+        }
+    }
+
+    /// Fails, as dbt does, when the table lacks a meta column this snapshot needs (it was
+    /// built by something else, or before `hard_deletes: new_record`).
+    pub fn check_target(&self, target_columns: &[String]) -> Result<(), SnapshotError> {
+        let m = &self.config.meta;
+        let mut needed = vec![&m.scd_id, &m.valid_from, &m.valid_to];
+        if self.config.hard_deletes == HardDeletes::NewRecord {
+            needed.push(&m.is_deleted);
+        }
+        let missing: Vec<String> = needed
+            .into_iter()
+            .filter(|n| !target_columns.iter().any(|c| c.eq_ignore_ascii_case(n)))
+            .map(|n| format!("`{n}`"))
+            .collect();
+        match missing.is_empty() {
+            true => Ok(()),
+            false => Err(SnapshotError::NotASnapshot { missing: missing.join(", ") }),
         }
     }
 
@@ -438,6 +462,11 @@ mod tests {
                 .contains("((true) or snapshotted_data.\"dbt_is_deleted\" = 'True')")
         );
         assert_eq!(s.new_columns(&target), ["id", "a", "b"]);
+        let err = s.check_target(&target).unwrap_err().to_string();
+        assert!(
+            err.contains("lacks the meta columns `dbt_scd_id`, `dbt_valid_from`, `dbt_valid_to`, `dbt_is_deleted`"),
+            "{err}"
+        );
         let same = ["id".to_string(), "a".to_string(), "b".to_string()];
         let sql = s.changes(&Relation::new("s", "t"), &same);
         assert!(sql.contains("snapshotted_data.\"a\" != source_data.\"a\""), "{sql}");

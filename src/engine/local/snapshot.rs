@@ -45,6 +45,7 @@ pub async fn stage_snapshot(
     };
     let target = Relation::new(&current.schema, &current.name);
     let target_columns: Vec<String> = current.meta.columns.iter().map(|c| c.name.clone()).collect();
+    snapshot.check_target(&target_columns)?;
     let changed = write_query(ctx, &snapshot.changes(&target, &target_columns), changes, &[]).await?;
     let change_columns: Vec<String> = changed.columns.iter().map(|c| c.name.clone()).collect();
     let change_meta = RelationMeta::table(changed.columns.clone(), Vec::new());

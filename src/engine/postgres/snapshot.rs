@@ -60,6 +60,7 @@ pub(super) async fn stage(
     }
     let current_columns = columns_of(client, relation).await?;
     let target_columns: Vec<String> = current_columns.iter().map(|c| c.name.clone()).collect();
+    snapshot.check_target(&target_columns)?;
     let rows = create_table_as(client, &staging, &snapshot.changes(relation, &target_columns)).await?;
     let staged_columns = columns_of(client, &staging).await?;
     let change_columns: Vec<String> = staged_columns.iter().map(|c| c.name.clone()).collect();
