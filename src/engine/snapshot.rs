@@ -446,6 +446,37 @@ mod tests {
     }
 
     #[test]
+    fn changes_apply_as_dbt_postgres_does() {
+        let c = config(Strategy::Timestamp { updated_at: "updated_at".into() }, HardDeletes::Invalidate);
+        let spelling = Spelling {
+            now: "now()".into(),
+            scd_texts: vec![],
+            now_text: "'t'".into(),
+            typed_nulls: Default::default(),
+        };
+        let s = Snapshot { config: &c, sql: "select 1", source_columns: &[], spelling: &spelling };
+        let (t, d) = (Relation::new("s", "snap"), Relation::new("_etlm_staging", "snap_c"));
+        let columns: Vec<String> = ["dbt_change_type", "id", "dbt_unique_key_1", "dbt_valid_to", "dbt_scd_id"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            s.apply(&t, &d, &columns),
+            [
+                "update \"s\".\"snap\" set \"dbt_valid_to\" = DBT_INTERNAL_SOURCE.\"dbt_valid_to\" \
+                 from \"_etlm_staging\".\"snap_c\" as DBT_INTERNAL_SOURCE \
+                 where DBT_INTERNAL_SOURCE.\"dbt_scd_id\"::text = \"s\".\"snap\".\"dbt_scd_id\"::text \
+                 and DBT_INTERNAL_SOURCE.dbt_change_type::text in ('update'::text, 'delete'::text) \
+                 and \"s\".\"snap\".\"dbt_valid_to\" is null",
+                "insert into \"s\".\"snap\" (\"id\", \"dbt_valid_to\", \"dbt_scd_id\") \
+                 select DBT_INTERNAL_SOURCE.\"id\", DBT_INTERNAL_SOURCE.\"dbt_valid_to\", DBT_INTERNAL_SOURCE.\"dbt_scd_id\" \
+                 from \"_etlm_staging\".\"snap_c\" as DBT_INTERNAL_SOURCE \
+                 where DBT_INTERNAL_SOURCE.dbt_change_type::text = 'insert'::text",
+            ]
+        );
+    }
+
+    #[test]
     fn check_all_with_a_new_column_changes_every_row() {
         let c = config(Strategy::Check { columns: None, updated_at: None }, HardDeletes::NewRecord);
         let spelling = Spelling {
