@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod compile;
+pub mod deps;
 pub mod diagnostics;
 pub mod disk;
 pub mod docs;

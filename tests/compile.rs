@@ -199,7 +199,7 @@ fn schema_and_alias_macros_name_relations() {
 }
 
 #[test]
-fn a_package_macro_etlm_lacks_says_packages_are_not_loaded() {
+fn a_package_macro_with_no_package_installed_says_how_to_install_it() {
     let (_tmp, dir) = copy_project("dbt_style");
     std::fs::write(
         dir.join("models/starred.sql"),
@@ -209,7 +209,7 @@ fn a_package_macro_etlm_lacks_says_packages_are_not_loaded() {
     let run = etlm(&dir, &["compile"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("no macro `star`"), "{}", run.stderr);
-    assert!(run.stderr.contains("packages (`packages.yml`, `dbt_packages/`) are not loaded"), "{}", run.stderr);
+    assert!(run.stderr.contains("the packages in `dbt_packages/` (`etlm deps` installs them)"), "{}", run.stderr);
     assert!(run.stderr.contains("models/starred.sql:1:"), "{}", run.stderr);
 }
 

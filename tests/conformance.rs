@@ -332,6 +332,31 @@ mod cases {
         assert!(out.contains("PASS   test source_unique_raw_orders_order_id"), "{out}");
         assert_eq!(b.rows(&dir, "select n from {schema}.from_raw"), table(&["n"], &[&["5"]]));
     }
+
+    /// A project with an installed package: namespaced macros, dispatch along the
+    /// project's search order, a root macro replacing a package's, the package's model
+    /// configured and its vars set from the root, a package generic test, and dbt's alias
+    /// naming replaced by the package through the `dbt` namespace.
+    pub fn packages(b: &Backend) {
+        let (_tmp, dir) = b.project("packages");
+        ok(&dir, &["deps"]);
+        let out = ok(&dir, &["build"]);
+        assert!(out.contains("PASS   test toolkit_is_positive_orders_priced_price"), "{out}");
+        assert!(out.contains("PASS   test is_positive_orders_priced_id"), "{out}");
+        assert!(out.contains(&format!("table {}.toolkit_rates", b.schema())), "the root's config wins: {out}");
+        assert_eq!(
+            b.rows(&dir, "select id, price, tag from {schema}.orders_priced order by id"),
+            table(&["id", "price", "tag"], &[&["1", "100", "tk-1"], &["2", "250", "tk-2"], &["3", "70", "tk-3"]]),
+            "the root's `default__to_money` and `helper` win over the package's"
+        );
+        let rates = table(&["rate", "currency"], &[&["3", "EUR"]]);
+        assert_eq!(
+            b.rows(&dir, "select rate, currency from {schema}.toolkit_rates"),
+            rates,
+            "package vars, root's on top"
+        );
+        assert_eq!(b.rows(&dir, "select rate, currency from {schema}.tk_rates"), rates, "the package names aliases");
+    }
 }
 
 /// The suite's tests for one engine, in a module named after it.
@@ -386,6 +411,13 @@ macro_rules! engine_suite {
             fn source_freshness() {
                 if let Some(b) = Backend::$engine("freshness") {
                     cases::source_freshness(&b);
+                }
+            }
+
+            #[test]
+            fn packages() {
+                if let Some(b) = Backend::$engine("packages") {
+                    cases::packages(&b);
                 }
             }
 

@@ -2,6 +2,7 @@
 
 mod clean;
 mod compile;
+mod deps;
 mod diff;
 mod docs;
 mod intervals;
@@ -101,6 +102,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install the packages of packages.yml into dbt_packages/ and write package-lock.yml.
+    Deps(deps::DepsArgs),
     /// Render, parse and check every model; write target/compiled and target/manifest.json.
     Compile,
     /// List the selected nodes.
@@ -149,6 +152,7 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         return Outcome::Error;
     }
     let result = match cli.command {
+        Command::Deps(args) => deps::run(&cli.global, &args, env, &sources, &out),
         Command::Compile => compile::run(&cli.global, env, &sources, &out),
         Command::Ls(args) => ls::run(&cli.global, &args, env, &sources, &out),
         Command::Lineage(args) => lineage::run(&cli.global, &args, env, &sources, &out),

@@ -8,6 +8,7 @@
 
 mod ephemeral;
 mod problems;
+mod refs;
 mod spans;
 mod tests;
 pub mod window;
@@ -123,6 +124,11 @@ impl Node {
         }
     }
 
+    /// The project or package the node belongs to (the first part of its fqn).
+    pub fn package(&self) -> &str {
+        self.fqn.first().map_or("", String::as_str)
+    }
+
     /// The name its relation or stored failures take: the `alias` config, else its name.
     pub fn alias(&self) -> &str {
         self.config.alias.as_deref().unwrap_or(&self.name)
@@ -170,14 +176,14 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let test_texts: Vec<Arc<crate::diagnostics::SourceFile>> =
         project.singular_tests.iter().map(|t| sources.file(t.file)).collect();
     let test_names: Vec<String> = project.singular_tests.iter().map(|t| t.path.display().to_string()).collect();
-    let parse_input = |name: &str| RenderInput {
+    let parse_input = |name: &str, package: &str| RenderInput {
         mode: Mode::Parse,
         this: Some(Relation::new(project.target.schema.clone(), name)),
         // Where the node is built is known only after this pass: the target's schema
         // stands in, as `this` does.
         model: BTreeMap::from([
             ("name", Json::String(name.to_string())),
-            ("package_name", Json::String(project.name().to_string())),
+            ("package_name", Json::String(package.to_string())),
             ("database", project.target.database.clone().map_or(Json::Null, Json::String)),
             ("schema", Json::String(project.target.schema.clone())),
             ("alias", Json::String(name.to_string())),
@@ -192,7 +198,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .enumerate()
         .map(|(i, m)| {
             let compiled = renderer.compile(m.file, &names[i], &texts[i].text, sources)?;
-            Ok(renderer.render(&compiled, &parse_input(&m.name), sources)?.recorded)
+            Ok(renderer.render(&compiled, &parse_input(&m.name, &m.package), sources)?.recorded)
         })
         .collect();
     let parsed_tests: Vec<Result<_, Diagnostic>> = project
@@ -201,7 +207,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .enumerate()
         .map(|(i, t)| {
             let compiled = renderer.compile(t.file, &test_names[i], &test_texts[i].text, sources)?;
-            Ok(renderer.render(&compiled, &parse_input(&t.name), sources)?.recorded)
+            Ok(renderer.render(&compiled, &parse_input(&t.name, &t.package), sources)?.recorded)
         })
         .collect();
     let mut recorded_of = |results: Vec<Result<crate::template::Recorded, Diagnostic>>| -> Vec<_> {
@@ -270,7 +276,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
             problems.extend(described);
             let node = Node {
-                unique_id: format!("{}.{}.{}", m.resource_type.as_str(), project.name(), m.name),
+                unique_id: format!("{}.{}.{}", m.resource_type.as_str(), m.package, m.name),
                 resource_type: m.resource_type,
                 name: m.name.clone(),
                 fqn: m.fqn.clone(),
@@ -301,7 +307,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         }
     }
     for seed in &project.seeds {
-        let unique_id = format!("seed.{}.{}", project.name(), seed.name);
+        let unique_id = format!("seed.{}.{}", seed.package, seed.name);
         let (description, columns, problems) =
             describe(seed.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
         diags.extend(problems);
@@ -331,7 +337,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         );
     }
     for src in &project.sources {
-        let unique_id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+        let unique_id = format!("source.{}.{}.{}", src.package, src.source_name, src.table.name);
         let (description, columns, problems) = describe(Some((&src.table.description, &src.table.columns)), &renderer);
         diags.extend(problems);
         nodes.insert(
@@ -340,7 +346,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 unique_id,
                 resource_type: ResourceType::Source,
                 name: src.table.name.clone(),
-                fqn: vec![project.name().to_string(), src.source_name.clone(), src.table.name.clone()],
+                fqn: vec![src.package.clone(), src.source_name.clone(), src.table.name.clone()],
                 path: src.path.clone(),
                 file: None,
                 relation: Some(Relation {
@@ -385,38 +391,48 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Refs and sources -> dependencies.
-    let by_name: BTreeMap<String, String> =
-        nodes.values().filter(|n| n.resource_type.is_built()).map(|n| (n.name.clone(), n.unique_id.clone())).collect();
-    let by_source: BTreeMap<(String, String), String> =
-        nodes.values().filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.unique_id.clone()))).collect();
+    let refs = refs::RefIndex::new(project.name(), &nodes);
+    let by_name = refs.by_name();
+    let mut by_source: BTreeMap<(String, String), String> = BTreeMap::new();
+    for n in nodes.values() {
+        if let Some(source) = &n.source_name {
+            // The root project's source of a name wins over a package's.
+            let key = (source.clone(), n.name.clone());
+            if n.package() == project.name() || !by_source.contains_key(&key) {
+                by_source.insert(key, n.unique_id.clone());
+            }
+        }
+    }
     let mut deps: BTreeMap<String, Vec<(String, Span)>> = BTreeMap::new();
-    let model_files: Vec<(Option<&String>, FileId, &str, &crate::template::Recorded)> = project
+    type FileCalls<'a> = (Option<&'a String>, &'a str, FileId, &'a str, &'a crate::template::Recorded);
+    let model_files: Vec<FileCalls> = project
         .models
         .iter()
         .enumerate()
-        .map(|(i, m)| (model_index[i].as_ref(), m.file, &*texts[i].text, &recorded[i]))
+        .map(|(i, m)| (model_index[i].as_ref(), m.package.as_str(), m.file, &*texts[i].text, &recorded[i]))
         .collect();
     let test_ids: Vec<String> =
-        project.singular_tests.iter().map(|t| format!("test.{}.{}", project.name(), t.name)).collect();
-    let test_files: Vec<(Option<&String>, FileId, &str, &crate::template::Recorded)> = project
+        project.singular_tests.iter().map(|t| format!("test.{}.{}", t.package, t.name)).collect();
+    let test_files: Vec<FileCalls> = project
         .singular_tests
         .iter()
         .enumerate()
-        .map(|(i, t)| (Some(&test_ids[i]), t.file, &*test_texts[i].text, &test_recorded[i]))
+        .map(|(i, t)| (Some(&test_ids[i]), t.package.as_str(), t.file, &*test_texts[i].text, &test_recorded[i]))
         .collect();
     // Each file's dependencies (and the calls to what does not exist), on every core.
     type FileDeps = (String, Vec<(String, Span)>, Vec<Diagnostic>);
     let found: Vec<FileDeps> = model_files
         .par_iter()
         .chain(test_files.par_iter())
-        .filter_map(|(id, file, text, rec)| {
+        .filter_map(|(id, package, file, text, rec)| {
             let id = (*id)?;
             let (mut list, mut problems) = (Vec::new(), Vec::new());
-            for RefCall { name, .. } in &rec.refs {
+            for call in &rec.refs {
+                let name = &call.name;
                 let span = Span::new(*file, spans::find_call(text, "ref", None, name).unwrap_or(0..0));
-                match by_name.get(name.as_str()) {
+                match refs.resolve(package, call) {
                     Some(dep) => list.push((dep.to_string(), span)),
-                    None => problems.push(problems::unknown_ref(id, name, span, &by_name, &nodes)),
+                    None => problems.push(problems::unknown_ref(id, name, span, by_name, &nodes)),
                 }
             }
             for (s, t) in &rec.sources {
@@ -446,7 +462,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     for src in &project.sources {
         let key = (src.schema.to_lowercase(), src.identifier().to_lowercase());
         if let Some(seed) = seed_at.get(&key) {
-            let id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+            let id = format!("source.{}.{}.{}", src.package, src.source_name, src.table.name);
             deps.insert(id, vec![((*seed).clone(), src.table.span)]);
         }
     }
@@ -494,18 +510,17 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // The models' SQL is rendered (the compile pass) while the generic tests from YAML
     // become nodes: both only read the nodes so far, so they share the cores.
     let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
-        refs: nodes
+        root: project.name().to_string(),
+        targets: nodes
             .values()
             .filter(|n| n.resource_type.is_built())
             .map(|n| match opts.deferred.get(&n.unique_id) {
-                Some(other) => (n.name.clone(), RelationValue { relation: other.clone(), cte: None }),
-                None => (n.name.clone(), ref_target(n)),
+                Some(other) => (n.unique_id.clone(), RelationValue { relation: other.clone(), cte: None }),
+                None => (n.unique_id.clone(), ref_target(n)),
             })
             .collect(),
-        sources: nodes
-            .values()
-            .filter_map(|n| Some(((n.source_name.clone()?, n.name.clone()), n.relation.clone()?)))
-            .collect(),
+        refs: refs.clone(),
+        sources: by_source.iter().filter_map(|(key, id)| Some((key.clone(), nodes[id].relation.clone()?))).collect(),
     });
     // Templates are compiled again rather than kept from the parse pass: 10,000 compiled
     // templates hold over 100 MB, and compiling one costs a few microseconds.
@@ -532,7 +547,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         sources,
     };
     let ((tests, test_problems), rendered): (_, Vec<(String, RenderedNode)>) = rayon::join(
-        || generic_test_nodes(&project, &nodes, &by_name, &by_source, sources),
+        || generic_test_nodes(&project, &nodes, &refs, &by_source, sources),
         || jobs.par_iter().map(|&(id, name, text)| (id.clone(), pass.render(id, name, text))).collect(),
     );
     drop(pass);
@@ -549,7 +564,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // The DAG.
     let mut dag = Dag::with_capacity(nodes.len());
     // What selectors read of each node (its config as JSON, say), gathered on every core.
-    let infos: Vec<NodeInfo> = nodes.par_iter().map(|(_, node)| graph_info(node, project.name())).collect();
+    let infos: Vec<NodeInfo> = nodes.par_iter().map(|(_, node)| graph_info(node)).collect();
     for info in infos {
         dag.add_node(info);
     }
@@ -768,7 +783,7 @@ type BuiltTest = (Box<Node>, Vec<(String, Span)>, Vec<Diagnostic>);
 fn generic_test_nodes(
     project: &Project,
     nodes: &Nodes,
-    by_name: &BTreeMap<String, String>,
+    refs: &refs::RefIndex,
     by_source: &BTreeMap<(String, String), String>,
     sources: &SourceMap,
 ) -> (Vec<BuiltTest>, Vec<Diagnostic>) {
@@ -777,7 +792,7 @@ fn generic_test_nodes(
         .models
         .par_iter()
         .flat_map_iter(|m| {
-            let id = format!("{}.{}.{}", m.resource_type.as_str(), project.name(), m.name);
+            let id = format!("{}.{}.{}", m.resource_type.as_str(), m.package, m.name);
             let props = m.props.as_ref().filter(|_| nodes.contains_key(&id));
             let tests = props.into_iter().flat_map(|p| all_tests(&p.tests, &p.columns));
             tests.map(move |t| (id.clone(), t, m.name.clone()))
@@ -785,12 +800,12 @@ fn generic_test_nodes(
         .collect();
     for s in &project.seeds {
         if let Some(p) = &s.props {
-            let id = format!("seed.{}.{}", project.name(), s.name);
+            let id = format!("seed.{}.{}", s.package, s.name);
             generic.extend(all_tests(&p.tests, &p.columns).map(|t| (id.clone(), t, s.name.clone())));
         }
     }
     for src in &project.sources {
-        let id = format!("source.{}.{}.{}", project.name(), src.source_name, src.table.name);
+        let id = format!("source.{}.{}.{}", src.package, src.source_name, src.table.name);
         let label = format!("{}_{}", src.source_name, src.table.name);
         generic.extend(all_tests(&src.table.tests, &src.table.columns).map(|t| (id.clone(), t, label.clone())));
     }
@@ -820,10 +835,11 @@ fn generic_test_nodes(
                 continue;
             }
         };
-        let mut unique_id = format!("test.{}.{}", project.name(), name);
+        let package = nodes[&attached].package();
+        let mut unique_id = format!("test.{package}.{name}");
         let mut n = 2;
         while existing.contains(unique_id.as_str()) || taken.contains(&unique_id) {
-            unique_id = format!("test.{}.{}_{n}", project.name(), name);
+            unique_id = format!("test.{package}.{name}_{n}");
             n += 1;
         }
         taken.insert(unique_id.clone());
@@ -834,11 +850,14 @@ fn generic_test_nodes(
         .map(|(unique_id, attached, def, name, config)| {
             let mut problems = Vec::new();
             let mut list = vec![(attached.clone(), def.span)];
-            let (refs, srcs) = tests::referenced_in_args(&def);
-            for r in refs {
-                match by_name.get(r.as_str()) {
+            let (referenced, srcs) = tests::referenced_in_args(&def);
+            let package = nodes[&attached].package();
+            for call in referenced {
+                match refs.resolve(package, &call) {
                     Some(dep) => list.push((dep.to_string(), def.span)),
-                    None => problems.push(problems::unknown_ref(&unique_id, &r, def.span, by_name, nodes)),
+                    None => {
+                        problems.push(problems::unknown_ref(&unique_id, &call.name, def.span, refs.by_name(), nodes))
+                    }
                 }
             }
             for (s, t) in srcs {
@@ -983,20 +1002,20 @@ fn relation_for(
         return Ok(Relation { database, schema, identifier });
     }
     let custom = node.config.schema.clone();
-    let schema = if renderer.has_macro("generate_schema_name") {
+    let schema = if let Some(naming_macro) = renderer.override_of("generate_schema_name") {
         let (input, node_value) = macro_input(&project.target.schema);
         let arg = custom.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
-        renderer.call_macro("generate_schema_name", &[arg, node_value], &input, sources).map_err(naming)?
+        renderer.call_macro(&naming_macro, &[arg, node_value], &input, sources).map_err(naming)?
     } else {
         match custom {
             Some(c) => format!("{}_{}", project.target.schema, c.trim()),
             None => project.target.schema.clone(),
         }
     };
-    let identifier = if renderer.has_macro("generate_alias_name") {
+    let identifier = if let Some(naming_macro) = renderer.override_of("generate_alias_name") {
         let arg = node.config.alias.clone().map_or(minijinja::Value::from(()), minijinja::Value::from);
         let (input, node_value) = macro_input(&schema);
-        renderer.call_macro("generate_alias_name", &[arg, node_value], &input, sources).map_err(naming)?
+        renderer.call_macro(&naming_macro, &[arg, node_value], &input, sources).map_err(naming)?
     } else {
         node.config.alias.clone().unwrap_or_else(|| node.name.clone())
     };
@@ -1018,7 +1037,10 @@ pub fn ephemeral_cte(name: &str) -> String {
 
 #[derive(Debug)]
 struct NodeResolver {
-    refs: BTreeMap<String, RelationValue>,
+    root: String,
+    /// What `ref()` renders as, by node id.
+    targets: BTreeMap<String, RelationValue>,
+    refs: refs::RefIndex,
     sources: BTreeMap<(String, String), Relation>,
 }
 
@@ -1056,7 +1078,8 @@ impl Resolver for WindowResolver {
 
 impl Resolver for NodeResolver {
     fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue> {
-        self.refs.get(&call.name).map(|r| RelationValue { relation: r.relation.clone(), cte: r.cte.clone() })
+        let id = self.refs.resolve(&self.root, call)?;
+        self.targets.get(id).map(|r| RelationValue { relation: r.relation.clone(), cte: r.cte.clone() })
     }
 
     fn resolve_source(&self, source: &str, table: &str) -> Option<Relation> {
@@ -1064,13 +1087,13 @@ impl Resolver for NodeResolver {
     }
 }
 
-fn graph_info(node: &Node, package: &str) -> NodeInfo {
+fn graph_info(node: &Node) -> NodeInfo {
     let test = node.generic_test.as_ref();
     NodeInfo {
         unique_id: node.unique_id.clone(),
         resource_type: node.resource_type,
         name: node.name.clone(),
-        package: package.to_string(),
+        package: node.package().to_string(),
         fqn: node.fqn.clone(),
         path: node.path.display().to_string(),
         tags: node.config.tags.clone(),

@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::{NodeConfig, TestDef};
-use crate::template::{RenderInput, Renderer};
+use crate::template::{RefCall, RenderInput, Renderer};
 
 /// dbt's names for a generic test: the full name `{test}_{model}_{args...}` (args sorted
 /// by argument name, flattened, every run of other characters than letters, digits and
@@ -82,7 +82,7 @@ fn sanitize(text: &str) -> String {
 }
 
 /// Refs and sources written as strings in test arguments (`to: ref('customers')`).
-pub fn referenced_in_args(def: &TestDef) -> (Vec<String>, Vec<(String, String)>) {
+pub fn referenced_in_args(def: &TestDef) -> (Vec<RefCall>, Vec<(String, String)>) {
     let mut refs = Vec::new();
     let mut sources = Vec::new();
     for value in def.args.values() {
@@ -94,8 +94,10 @@ pub fn referenced_in_args(def: &TestDef) -> (Vec<String>, Vec<(String, String)>)
                 .map(|args| args.split(',').map(|a| a.trim().trim_matches(['\'', '"']).to_string()).collect::<Vec<_>>())
         };
         if let Some(args) = inner("ref(") {
-            if let Some(last) = args.last() {
-                refs.push(last.clone());
+            match args.as_slice() {
+                [package, name] => refs.push(RefCall { package: Some(package.clone()), name: name.clone() }),
+                [.., name] => refs.push(RefCall { package: None, name: name.clone() }),
+                [] => {}
             }
         } else if let Some(args) = inner("source(")
             && let [s, t] = args.as_slice()
@@ -104,11 +106,6 @@ pub fn referenced_in_args(def: &TestDef) -> (Vec<String>, Vec<(String, String)>)
         }
     }
     (refs, sources)
-}
-
-/// The macro a test name calls: `unique` and `dbt_utils.unique` both call `test_unique`.
-pub fn test_macro(test_name: &str) -> String {
-    format!("test_{}", test_name.rsplit('.').next().unwrap_or(test_name))
 }
 
 /// Whether a test argument is Jinja, as in dbt: `to: ref('customers')` or text holding
@@ -160,12 +157,11 @@ pub fn render_generic_test(
     memo: &Memo,
     sources: &SourceMap,
 ) -> Result<String, Diagnostic> {
-    let name = test_macro(&def.test_name);
-    if !renderer.has_macro(&name) {
-        let known: Vec<&str> = renderer.generic_tests().collect();
+    let Some(name) = renderer.generic_test_macro(&def.test_name) else {
+        let known: Vec<String> = renderer.generic_tests().collect();
         let mut d = Diagnostic::error("unknown-test", format!("there is no generic test `{}`", def.test_name))
             .with_label(def.span, "used here");
-        d = match crate::diagnostics::nearest(&def.test_name, known.iter().copied()) {
+        d = match crate::diagnostics::nearest(&def.test_name, known.iter().map(String::as_str)) {
             Some(near) => d.with_help(format!("did you mean `{near}`?")),
             None => d.with_help(format!(
                 "known tests: {}; or define `{{% test name(model, column_name) %}}` in macros/",
@@ -173,7 +169,7 @@ pub fn render_generic_test(
             )),
         };
         return Err(d);
-    }
+    };
     let key = Memo::key(&name, def, config, model_sql, renderer);
     if let Some(sql) = key.as_deref().and_then(|k| memo.get(k)) {
         return Ok(sql);
@@ -233,7 +229,7 @@ mod unit {
         let rel =
             def("relationships", Some("customer_id"), &[("to", "ref('customers')".into()), ("field", "id".into())]);
         assert_eq!(names(&rel, "orders"), "relationships_orders_customer_id__id__ref_customers_");
-        assert_eq!(referenced_in_args(&rel).0, vec!["customers".to_string()]);
+        assert_eq!(referenced_in_args(&rel).0, vec![RefCall { package: None, name: "customers".into() }]);
         let source = test_names(&def("not_null", Some("id"), &[]), "raw_orders", true);
         assert_eq!(source, ("source_not_null_raw_orders_id".into(), "source_not_null_raw_orders_id".into()));
         let packaged = def("dbt_utils.expression_is_true", None, &[("expression", "a > 0".into())]);

@@ -74,8 +74,10 @@ enum Kind {
     Docs,
 }
 
-/// Lists and reads every file under the project's resource folders.
-pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mut Collector) -> Tree {
+/// Lists and reads every file under the resource folders of the project in `root/base`
+/// (`base` is empty for the root project, `dbt_packages/<name>` for a package); paths are
+/// relative to `root`.
+pub fn walk(root: &Path, base: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mut Collector) -> Tree {
     let mut listed: Vec<(Kind, PathBuf, PathBuf)> = Vec::new();
     let mut unsupported = Vec::new();
     let docs_in_resources = settings.docs_paths.is_none();
@@ -88,7 +90,7 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
     ];
     for (dirs, kind) in groups {
         for dir in dirs {
-            for (path, rel) in list(root, dir) {
+            for (path, rel) in list(root, base, dir) {
                 let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
                 let file_kind = match (ext, kind) {
                     ("yml" | "yaml", _) => Kind::Properties,
@@ -107,7 +109,7 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
         }
     }
     for dir in settings.docs_paths.iter().flatten() {
-        for (path, rel) in list(root, dir) {
+        for (path, rel) in list(root, base, dir) {
             if path.extension().is_some_and(|e| e == "md") {
                 listed.push((Kind::Docs, path, rel));
             }
@@ -146,18 +148,19 @@ pub fn walk(root: &Path, settings: &ProjectFile, sources: &SourceMap, diags: &mu
     tree
 }
 
-/// Files under `root/dir`, sorted, as (path relative to root, path relative to dir).
-fn list(root: &Path, dir: &str) -> Vec<(PathBuf, PathBuf)> {
-    let base = root.join(dir);
-    WalkDir::new(&base)
+/// Files under `root/base/dir`, sorted, as (path relative to root, path relative to dir).
+fn list(root: &Path, base: &Path, dir: &str) -> Vec<(PathBuf, PathBuf)> {
+    let folder = base.join(dir);
+    let full = root.join(&folder);
+    WalkDir::new(&full)
         .sort_by_file_name()
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .filter_map(|e| {
-            let rel = e.path().strip_prefix(&base).ok()?.to_path_buf();
-            Some((Path::new(dir).join(&rel), rel))
+            let rel = e.path().strip_prefix(&full).ok()?.to_path_buf();
+            Some((folder.join(&rel), rel))
         })
         .collect()
 }

@@ -8,6 +8,7 @@
 pub mod config;
 mod docs_blocks;
 mod files;
+pub mod packages;
 mod profiles;
 pub mod properties;
 mod settings;
@@ -63,6 +64,8 @@ pub struct Model {
     /// `Model` or `Snapshot`.
     pub resource_type: ResourceType,
     pub name: String,
+    /// The project or package it belongs to.
+    pub package: String,
     /// Relative to the project directory.
     pub path: PathBuf,
     pub file: FileId,
@@ -80,6 +83,7 @@ pub struct Model {
 #[derive(Clone, Debug)]
 pub struct Seed {
     pub name: String,
+    pub package: String,
     pub path: PathBuf,
     pub fqn: Vec<String>,
     pub config: NodeConfig,
@@ -92,6 +96,7 @@ pub struct Seed {
 #[derive(Clone, Debug)]
 pub struct SourceTable {
     pub source_name: String,
+    pub package: String,
     pub table: SourceTableProps,
     pub schema: String,
     pub database: Option<String>,
@@ -112,12 +117,15 @@ impl SourceTable {
 pub struct MacroFile {
     pub path: PathBuf,
     pub file: FileId,
+    /// The project or package it belongs to.
+    pub package: String,
 }
 
 /// A singular test: a query returning failing rows.
 #[derive(Clone, Debug)]
 pub struct SingularTest {
     pub name: String,
+    pub package: String,
     pub path: PathBuf,
     pub file: FileId,
     pub fqn: Vec<String>,
@@ -133,6 +141,9 @@ pub struct Project {
     /// Project vars with `--vars` on top.
     pub vars: BTreeMap<String, Json>,
     pub env: Env,
+    /// Installed packages (`dbt_packages/`), whose models, seeds, macros and tests are
+    /// loaded beside the project's own.
+    pub packages: Vec<Package>,
     pub models: Vec<Model>,
     pub seeds: Vec<Seed>,
     pub sources: Vec<SourceTable>,
@@ -147,9 +158,26 @@ impl Project {
     pub fn name(&self) -> &str {
         &self.settings.name
     }
+
+    /// The vars a node of `package` sees (the root project's for its own nodes).
+    pub fn vars_of(&self, package: &str) -> &BTreeMap<String, Json> {
+        self.packages.iter().find(|p| p.name == package).map_or(&self.vars, |p| &p.vars)
+    }
 }
 
-/// Loads the project in `opts.project_dir`.
+/// An installed package: a dbt project under `packages-install-path` (`dbt_packages/`).
+#[derive(Clone, Debug)]
+pub struct Package {
+    pub name: String,
+    /// Relative to the root project.
+    pub dir: PathBuf,
+    pub settings: ProjectFile,
+    /// The vars its nodes see: its own, then the root's globals and the root's
+    /// `vars: {<package>: ...}`, then `--vars`.
+    pub vars: BTreeMap<String, Json>,
+}
+
+/// Loads the project in `opts.project_dir`, with the packages installed in it.
 pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, Diagnostics> {
     let root = opts.project_dir.clone();
     let fail = |d: Vec<Diagnostic>| Diagnostics::sorted(d, sources);
@@ -165,18 +193,99 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let (mut settings, mut warnings) = ProjectFile::parse(project_file, sources).map_err(fail)?;
     let profile = settings.profile.clone().unwrap_or_else(|| settings.name.clone());
     let target = profiles::load_target(&root, &profile, opts.target.as_deref(), &opts.env, sources).map_err(fail)?;
+    let mut packages = packages::installed(&root, &settings, sources).map_err(fail)?;
 
     let mut diags = Collector::default();
-    let tree = files::walk(&root, &settings, sources, &mut diags);
-    warnings.extend(tree.unsupported.iter().map(files::Unsupported::warning));
     let mut vars = settings.vars.clone();
     vars.extend(opts.vars.clone());
+    for package in &mut packages {
+        package.vars = packages::vars_of(package, &settings, &opts.vars);
+        let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &package.vars, &opts.env);
+        let own = &mut package.settings;
+        for tree in [&mut own.models, &mut own.seeds, &mut own.snapshots, &mut own.tests, &mut own.sources] {
+            diags.extend(tree.render(&jinja));
+        }
+    }
     let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &vars, &opts.env);
     for tree in
         [&mut settings.models, &mut settings.seeds, &mut settings.snapshots, &mut settings.tests, &mut settings.sources]
     {
         diags.extend(tree.render(&jinja));
     }
+
+    let mut loaded = Resources::default();
+    let scope = Scope { dir: Path::new(""), own: &settings, root: None, jinja: &jinja };
+    load_resources(&root, &scope, project_file, sources, &mut diags, &mut warnings, &mut loaded);
+    for package in &packages {
+        let pkg_jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &package.vars, &opts.env);
+        let scope = Scope { dir: &package.dir, own: &package.settings, root: Some(&settings), jinja: &pkg_jinja };
+        load_resources(&root, &scope, project_file, sources, &mut diags, &mut warnings, &mut loaded);
+    }
+
+    warnings.extend(diags.finish(sources)?);
+    let Resources { models, seeds, sources: source_tables, macros, singular_tests, docs } = loaded;
+    Ok(Project {
+        root,
+        settings,
+        target,
+        vars,
+        env: opts.env.clone(),
+        packages,
+        models,
+        seeds,
+        sources: source_tables,
+        macros,
+        singular_tests,
+        docs,
+        warnings,
+    })
+}
+
+/// One project's place in the load: the root project, or a package under it.
+struct Scope<'a> {
+    /// The project's folder, relative to the root project ("" for the root itself).
+    dir: &'a Path,
+    own: &'a ProjectFile,
+    /// For a package: the root project, whose `models: <package>:` blocks override the
+    /// package's own config.
+    root: Option<&'a ProjectFile>,
+    jinja: &'a ConfigJinja,
+}
+
+impl Scope<'_> {
+    /// Folder config along `fqn`: the package's own, then the root project's on top.
+    fn resolve(&self, tree: impl Fn(&ProjectFile) -> &settings::ConfigTree, fqn: &[String]) -> ConfigLayer {
+        match self.root {
+            Some(root) => config::merge(&[&tree(self.own).resolve(fqn), &tree(root).resolve(fqn)]),
+            None => tree(self.own).resolve(fqn),
+        }
+    }
+}
+
+/// Everything loaded from the root project and its packages.
+#[derive(Default)]
+struct Resources {
+    models: Vec<Model>,
+    seeds: Vec<Seed>,
+    sources: Vec<SourceTable>,
+    macros: Vec<MacroFile>,
+    singular_tests: Vec<SingularTest>,
+    docs: BTreeMap<String, DocBlock>,
+}
+
+/// Walks one project's folders and reads its files and YAML into `out`.
+fn load_resources(
+    root: &Path,
+    scope: &Scope<'_>,
+    project_file: FileId,
+    sources: &SourceMap,
+    diags: &mut Collector,
+    warnings: &mut Vec<Diagnostic>,
+    out: &mut Resources,
+) {
+    let settings = scope.own;
+    let tree = files::walk(root, scope.dir, settings, sources, diags);
+    warnings.extend(tree.unsupported.iter().map(files::Unsupported::warning));
 
     let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
@@ -188,7 +297,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         .par_iter()
         .map(|(yml, _)| {
             let mut file = properties::PropertyFile::parse(*yml, sources)?;
-            match file.render(&jinja) {
+            match file.render(scope.jinja) {
                 errors if errors.is_empty() => Ok(file),
                 errors => Err(errors),
             }
@@ -233,8 +342,9 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
             let name = fqn.last().expect("fqn ends with the name").clone();
             Model {
                 resource_type: ResourceType::Model,
-                folder_config: settings.models.resolve(&fqn),
+                folder_config: scope.resolve(|p| &p.models, &fqn),
                 props: model_props.remove(&name),
+                package: project_name.clone(),
                 name,
                 path: f.path,
                 file: f.file,
@@ -257,8 +367,9 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
             fqn.push(block.name.clone());
             models.push(Model {
                 resource_type: ResourceType::Snapshot,
-                folder_config: settings.snapshots.resolve(&fqn),
+                folder_config: scope.resolve(|p| &p.snapshots, &fqn),
                 props: snapshot_props.remove(&block.name),
+                package: project_name.clone(),
                 file: sources.add(f.path.clone(), block.body),
                 name: block.name,
                 path: f.path.clone(),
@@ -286,7 +397,8 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         fqn.push(name.clone());
         models.push(Model {
             resource_type: ResourceType::Snapshot,
-            folder_config: settings.snapshots.resolve(&fqn),
+            folder_config: scope.resolve(|p| &p.snapshots, &fqn),
+            package: project_name.clone(),
             file: sources.add(yaml.path.clone(), body),
             path: yaml.path.clone(),
             name,
@@ -313,33 +425,36 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
                 .with_label(props.span, "no `.sql` file defines this model"),
         );
     }
-    check_duplicates(&models, &tree.seeds, &mut diags);
+    check_duplicates(&models, &tree.seeds, diags);
+    out.models.extend(models);
 
-    let mut seeds = Vec::new();
     for f in tree.seeds {
         let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
         let name = fqn.last().expect("fqn ends with the name").clone();
         let props = seed_props.remove(&name);
+        let folder = scope.resolve(|p| &p.seeds, &fqn);
         let layer = match &props {
-            Some(p) => config::merge(&[&settings.seeds.resolve(&fqn), &p.config]),
-            None => settings.seeds.resolve(&fqn),
+            Some(p) => config::merge(&[&folder, &p.config]),
+            None => folder,
         };
         let span = props.as_ref().map_or(Span::file_start(project_file), |p| p.span);
         match NodeConfig::from_layer(&layer, config::ConfigFor::Seed) {
-            Ok(config) if config.enabled => seeds.push(Seed { name, path: f.path, fqn, config, props, span }),
+            Ok(config) if config.enabled => {
+                out.seeds.push(Seed { name, package: project_name.clone(), path: f.path, fqn, config, props, span })
+            }
             Ok(_) => {}
             Err(e) => diags.extend(e),
         }
     }
 
-    let mut source_tables = Vec::new();
     for (src, path) in source_props {
         for table in &src.tables {
             let fqn = vec![project_name.clone(), src.name.clone(), table.name.clone()];
-            let layer = config::merge(&[&settings.sources.resolve(&fqn), &src.config, &table.config]);
+            let layer = config::merge(&[&scope.resolve(|p| &p.sources, &fqn), &src.config, &table.config]);
             match NodeConfig::from_layer(&layer, config::ConfigFor::Source) {
-                Ok(config) if config.enabled => source_tables.push(SourceTable {
+                Ok(config) if config.enabled => out.sources.push(SourceTable {
                     source_name: src.name.clone(),
+                    package: project_name.clone(),
                     table: table.clone(),
                     schema: src.schema.clone().unwrap_or_else(|| src.name.clone()),
                     database: src.database.clone(),
@@ -353,28 +468,32 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         }
     }
 
-    let singular_tests = tree
-        .tests
-        .into_iter()
-        .map(|f| {
-            let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
-            SingularTest {
-                name: fqn.last().expect("fqn ends with the name").clone(),
-                folder_config: settings.tests.resolve(&fqn),
-                path: f.path,
-                file: f.file,
-                fqn,
-            }
-        })
-        .collect();
-    let macros = tree.macros.into_iter().map(|f| MacroFile { path: f.path, file: f.file }).collect();
+    out.singular_tests.extend(tree.tests.into_iter().map(|f| {
+        let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
+        SingularTest {
+            name: fqn.last().expect("fqn ends with the name").clone(),
+            package: project_name.clone(),
+            folder_config: scope.resolve(|p| &p.tests, &fqn),
+            path: f.path,
+            file: f.file,
+            fqn,
+        }
+    }));
+    out.macros.extend(tree.macros.into_iter().map(|f| MacroFile {
+        path: f.path,
+        file: f.file,
+        package: project_name.clone(),
+    }));
 
-    let mut docs = BTreeMap::new();
     for file in tree.docs_files {
         match docs_blocks::parse(file, sources) {
             Ok(blocks) => {
                 for block in blocks {
-                    if let Some(prev) = docs.get(&block.name) {
+                    if let Some(prev) = out.docs.get(&block.name) {
+                        // The root project's block of a name wins over a package's.
+                        if scope.root.is_some() {
+                            continue;
+                        }
                         let prev: &DocBlock = prev;
                         diags.push(
                             Diagnostic::error(
@@ -385,29 +504,13 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
                             .with_label(prev.span, "first defined here"),
                         );
                     } else {
-                        docs.insert(block.name.clone(), block);
+                        out.docs.insert(block.name.clone(), block);
                     }
                 }
             }
             Err(d) => diags.push(d),
         }
     }
-
-    warnings.extend(diags.finish(sources)?);
-    Ok(Project {
-        root,
-        settings,
-        target,
-        vars,
-        env: opts.env.clone(),
-        models,
-        seeds,
-        sources: source_tables,
-        macros,
-        singular_tests,
-        docs,
-        warnings,
-    })
 }
 
 /// `[project, folders..., name]` from a path relative to its resource folder.

@@ -84,6 +84,12 @@ pub struct ProjectFile {
     pub target_path: String,
     /// Global vars with this project's scoped vars applied on top.
     pub vars: BTreeMap<String, Json>,
+    /// `vars:` as written: globals and, under a project's or package's name, its scoped vars.
+    pub raw_vars: BTreeMap<String, Json>,
+    /// `packages-install-path` (dbt's default `dbt_packages`).
+    pub packages_install_path: String,
+    /// `dispatch:`: for a macro namespace, the packages `adapter.dispatch` searches, in order.
+    pub dispatch: BTreeMap<String, Vec<String>>,
     pub models: ConfigTree,
     pub seeds: ConfigTree,
     pub snapshots: ConfigTree,
@@ -194,8 +200,23 @@ impl ProjectFile {
             .map_err(|d| vec![d])?
             .unwrap_or_else(|| "target".into());
         let profile = yaml.get("profile").map(|v| v.expect_string("profile")).transpose().map_err(|d| vec![d])?;
-        let vars = match yaml.get("vars") {
-            Some(v) => scoped_vars(v, &name, &mut errors),
+        let raw_vars = match yaml.get("vars").map(|v| (v, v.to_json())) {
+            Some((_, Json::Object(all))) => all.into_iter().collect(),
+            Some((v, _)) => {
+                errors.push(v.shape_error("a mapping", "vars"));
+                BTreeMap::new()
+            }
+            None => BTreeMap::new(),
+        };
+        let vars = scoped_vars(&raw_vars, &name);
+        let packages_install_path = yaml
+            .get("packages-install-path")
+            .map(|v| v.expect_string("packages-install-path"))
+            .transpose()
+            .map_err(|d| vec![d])?
+            .unwrap_or_else(|| "dbt_packages".into());
+        let dispatch = match yaml.get("dispatch") {
+            Some(v) => parse_dispatch(v, &mut errors),
             None => BTreeMap::new(),
         };
         let tree = |key: &str, errors: &mut Vec<Diagnostic>| {
@@ -238,6 +259,9 @@ impl ProjectFile {
                 docs_paths,
                 target_path,
                 vars,
+                raw_vars,
+                packages_install_path,
+                dispatch,
                 models,
                 seeds,
                 snapshots,
@@ -251,26 +275,43 @@ impl ProjectFile {
     }
 }
 
-/// `vars:` may hold globals and, under the project's name, project-scoped values (dbt's
-/// layout); scoped values win.
-fn scoped_vars(yaml: &Yaml, project: &str, errors: &mut Vec<Diagnostic>) -> BTreeMap<String, Json> {
-    let Json::Object(all) = yaml.to_json() else {
-        errors.push(yaml.shape_error("a mapping", "vars"));
-        return BTreeMap::new();
-    };
+/// `vars:` may hold globals and, under a project's name, project-scoped values (dbt's
+/// layout); scoped values win. The vars `project` sees.
+pub fn scoped_vars(raw: &BTreeMap<String, Json>, project: &str) -> BTreeMap<String, Json> {
     let mut vars: BTreeMap<String, Json> = BTreeMap::new();
     let mut scoped = None;
-    for (k, v) in all {
+    for (k, v) in raw {
         if k == project && v.is_object() {
             scoped = Some(v);
         } else {
-            vars.insert(k, v);
+            vars.insert(k.clone(), v.clone());
         }
     }
     if let Some(Json::Object(s)) = scoped {
-        vars.extend(s);
+        vars.extend(s.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     vars
+}
+
+/// `dispatch: [{macro_namespace: x, search_order: [a, b]}]`.
+fn parse_dispatch(yaml: &Yaml, errors: &mut Vec<Diagnostic>) -> BTreeMap<String, Vec<String>> {
+    let YamlValue::Seq(items) = &yaml.value else {
+        errors.push(yaml.shape_error("a list of `macro_namespace` / `search_order` entries", "dispatch"));
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for item in items {
+        let namespace = item.get("macro_namespace").map(|v| v.expect_string("macro_namespace"));
+        let order = item.get("search_order").map(|v| v.expect_strings("search_order"));
+        match (namespace, order) {
+            (Some(Ok(ns)), Some(Ok(order))) => {
+                out.insert(ns, order);
+            }
+            (Some(Err(d)), _) | (_, Some(Err(d))) => errors.push(d),
+            _ => errors.push(item.shape_error("a mapping with `macro_namespace` and `search_order`", "dispatch")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //! same file goes through the global function too: a `return` inside it ends that call,
 //! not the caller's.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::{Object, Value};
 use minijinja::{Error, ErrorKind, State};
@@ -132,12 +133,22 @@ pub struct MacroFn {
     pub name: String,
     /// Its name inside that template (`MacroDef::local`).
     pub local: String,
+    /// For a package's macro: the package's macros by name (its local namespace, less the
+    /// names the root project defines), which the macro calls without a prefix. Filled
+    /// once every macro of the package exists.
+    pub locals: Option<PackageLocals>,
 }
+
+/// A package's macros by name, shared by each of them.
+pub type PackageLocals = Arc<OnceLock<BTreeMap<String, Value>>>;
 
 impl Object for MacroFn {
     fn call(self: &Arc<Self>, state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let ctx: std::collections::BTreeMap<&str, Value> =
-            INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (*k, v))).collect();
+        let mut ctx: BTreeMap<&str, Value> = BTreeMap::new();
+        if let Some(locals) = self.locals.as_ref().and_then(|l| l.get()) {
+            ctx.extend(locals.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        }
+        ctx.extend(INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (*k, v))));
         if let Ok(recorder) = Recorder::of(state) {
             recorder.record(|r| {
                 r.macros.insert(self.name.clone());

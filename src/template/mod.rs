@@ -71,40 +71,101 @@ pub struct Renderer {
     macros: BTreeMap<String, (FileId, MacroDef, Value)>,
     /// The global names of the macros and tests etlm ships that the project did not replace.
     builtin: HashSet<String>,
+    /// `adapter.dispatch`'s search: the project's `dispatch:` order and each package's macros.
+    dispatch: Arc<objects::Dispatch>,
+    /// Each package's macros by name, seen without a prefix by the package's own nodes.
+    package_locals: BTreeMap<String, BTreeMap<String, Value>>,
+    /// A package's generic test by its global name (`test_equality`), for YAML that names
+    /// it without the package.
+    package_tests: BTreeMap<String, String>,
     default_schema: String,
+}
+
+/// The macros of each namespace, by the name callers use (tests left out).
+struct Namespaces {
+    /// The root project's and the built-in macros: the global names.
+    flat: BTreeMap<String, Value>,
+    /// By package (and the root project by its name, `dbt` for the built-in ones).
+    packages: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+impl Namespaces {
+    fn new<'a>(
+        macros: &BTreeMap<String, (FileId, MacroDef, Value)>,
+        builtin: &HashSet<String>,
+        root: &str,
+        packages: impl Iterator<Item = &'a str>,
+    ) -> Namespaces {
+        let mut flat = BTreeMap::new();
+        let mut by_package: BTreeMap<String, BTreeMap<String, Value>> = packages
+            .map(str::to_string)
+            .chain([root.to_string(), "dbt".to_string()])
+            .map(|p| (p, BTreeMap::new()))
+            .collect();
+        for (key, (_, def, value)) in macros.iter().filter(|(_, (_, def, _))| !def.is_test) {
+            match key.split_once('.') {
+                Some((package, _)) => {
+                    by_package.entry(package.to_string()).or_default().insert(def.name.clone(), value.clone());
+                }
+                None => {
+                    flat.insert(key.clone(), value.clone());
+                    let owner = if builtin.contains(key) { "dbt" } else { root };
+                    by_package.entry(owner.to_string()).or_default().insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Namespaces { flat, packages: by_package }
+    }
+
+    fn of(&self, package: &str) -> Option<&BTreeMap<String, Value>> {
+        self.packages.get(package)
+    }
 }
 
 impl Renderer {
     /// Builds the environment. Duplicate macros and macro-file syntax errors are reported.
+    ///
+    /// Macros resolve as in dbt: the root project's macros and etlm's built-in ones are
+    /// global (the project's replace the built-in ones of the same name); a package's
+    /// macros are reached through its namespace (`dbt_utils.star`), and without a prefix
+    /// from its own nodes and macros; `adapter.dispatch` searches the `dispatch:` order.
     pub fn new(project: &Project, settings: &RenderSettings, sources: &SourceMap) -> Result<Renderer, Vec<Diagnostic>> {
         let mut env = python::environment();
         env.set_recursion_limit(200);
         let mut errors = Vec::new();
+        let root = project.name();
         let mut macros: BTreeMap<String, (FileId, MacroDef, Value)> = BTreeMap::new();
         let mut builtin = HashSet::new();
-        let mut files: Vec<(String, FileId)> =
-            project.macros.iter().map(|mf| (mf.path.display().to_string(), mf.file)).collect();
+        // (template name, file, package: `None` for the root project and etlm's own).
+        let mut files: Vec<(String, FileId, Option<&str>)> = project
+            .macros
+            .iter()
+            .map(|mf| (mf.path.display().to_string(), mf.file, (mf.package != root).then_some(mf.package.as_str())))
+            .collect();
         let project_files = files.len();
         // Built-in generic tests go last, and only where the project has no test of that name.
         let user_tests: Vec<String> = files
             .iter()
-            .flat_map(|(_, f)| macros::scan(&sources.file(*f).text))
+            .filter(|(_, _, package)| package.is_none())
+            .flat_map(|(_, f, _)| macros::scan(&sources.file(*f).text))
             .filter(|d| d.is_test)
             .map(|d| d.name)
             .collect();
         for name in builtin::BUILTIN_TESTS.iter().filter(|n| !user_tests.iter().any(|u| u == *n)) {
             let (path, text) = builtin::lookup(project.target.engine.as_str(), &format!("tests/{name}.sql"))
                 .expect("every built-in test has a default template");
-            files.push((path.clone(), sources.add(path, text.to_string())));
+            files.push((path.clone(), sources.add(path, text.to_string()), None));
         }
         // Built-in macros go last: a project macro of the same name replaces one.
         let first_builtin = files.len();
         for name in builtin::BUILTIN_MACROS {
             let (path, text) = builtin::lookup(project.target.engine.as_str(), &format!("macros/{name}"))
                 .expect("every built-in macro file has a default template");
-            files.push((path.clone(), sources.add(path, text.to_string())));
+            files.push((path.clone(), sources.add(path, text.to_string()), None));
         }
-        for (index, (name, file_id)) in files.into_iter().enumerate() {
+        let locals: BTreeMap<&str, macros::PackageLocals> =
+            project.packages.iter().map(|p| (p.name.as_str(), macros::PackageLocals::default())).collect();
+        for (index, (name, file_id, package)) in files.into_iter().enumerate() {
             let file = sources.file(file_id);
             let text = macros::rewrite_blocks(&file.text);
             if let Err(e) = env.add_template_owned(name.clone(), text) {
@@ -113,12 +174,16 @@ impl Renderer {
             }
             for def in macros::scan(&file.text) {
                 let global = if def.is_test { format!("test_{}", def.name) } else { def.name.clone() };
-                if index >= first_builtin && macros.contains_key(&global) {
+                let key = match package {
+                    Some(p) => format!("{p}.{global}"),
+                    None => global.clone(),
+                };
+                if index >= first_builtin && macros.contains_key(&key) {
                     continue;
                 }
-                if let Some((prev_file, prev, _)) = macros.get(&global) {
+                if let Some((prev_file, prev, _)) = macros.get(&key) {
                     errors.push(
-                        Diagnostic::error("duplicate-macro", format!("macro `{global}` is defined twice"))
+                        Diagnostic::error("duplicate-macro", format!("macro `{key}` is defined twice"))
                             .with_label(Span::new(file_id, def.range.clone()), "defined again here")
                             .with_label(Span::new(*prev_file, prev.range.clone()), "first defined here"),
                     );
@@ -128,29 +193,64 @@ impl Renderer {
                     template: name.clone(),
                     name: def.name.clone(),
                     local: def.local.clone(),
+                    locals: package.map(|p| locals[p].clone()),
                 });
-                env.add_global(global.clone(), callable.clone());
-                if index >= project_files {
-                    builtin.insert(global.clone());
+                if package.is_none() {
+                    env.add_global(global.clone(), callable.clone());
                 }
-                macros.insert(global, (file_id, def, callable));
+                if index >= project_files {
+                    builtin.insert(key.clone());
+                }
+                macros.insert(key, (file_id, def, callable));
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        let namespace = Value::from_object(objects::MacroNamespace(
-            macros
-                .iter()
-                .filter(|(_, (_, def, _))| !def.is_test)
-                .map(|(n, (_, _, v))| (n.clone(), v.clone()))
-                .collect(),
-        ));
-        for name in builtin::MACRO_NAMESPACES.iter().filter(|n| !macros.contains_key(**n)) {
-            env.add_global(*name, namespace.clone());
+        let namespaces = Namespaces::new(&macros, &builtin, root, project.packages.iter().map(|p| p.name.as_str()));
+        for (package, cell) in &locals {
+            let mut own = namespaces.of(package).cloned().unwrap_or_default();
+            // A root project macro of the same name wins, as in dbt.
+            own.retain(|name, _| !macros.contains_key(name) || builtin.contains(name));
+            cell.set(own).expect("each package's locals are set once");
         }
-        register_globals(&mut env, project, settings);
-        Ok(Renderer { env, macros, builtin, default_schema: project.target.schema.clone() })
+        // `dbt` and `dbt_utils` reach the project's and the built-in macros, unless a
+        // package of that name is installed; each package and the project by its name.
+        let flat = Value::from_object(objects::MacroNamespace(namespaces.flat.clone()));
+        for name in builtin::MACRO_NAMESPACES.iter().filter(|n| !macros.contains_key(**n)) {
+            if !locals.contains_key(*name) {
+                env.add_global(*name, flat.clone());
+            }
+        }
+        for (package, own) in &namespaces.packages {
+            if package != "dbt" && !macros.contains_key(package) {
+                env.add_global(package.clone(), Value::from_object(objects::MacroNamespace(own.clone())));
+            }
+        }
+        let dispatch = Arc::new(objects::Dispatch {
+            root: root.to_string(),
+            search_order: project.settings.dispatch.clone(),
+            packages: namespaces.packages,
+            prefixes: vec![project.target.engine.as_str().to_string(), "default".into()],
+        });
+        register_globals(&mut env, project, settings, dispatch.clone());
+        let package_locals =
+            locals.into_iter().map(|(p, cell)| (p.to_string(), cell.get().cloned().unwrap_or_default())).collect();
+        let mut package_tests = BTreeMap::new();
+        for key in macros.keys() {
+            if let Some((_, global)) = key.split_once('.').filter(|(_, g)| g.starts_with("test_")) {
+                package_tests.entry(global.to_string()).or_insert_with(|| key.clone());
+            }
+        }
+        Ok(Renderer {
+            env,
+            macros,
+            builtin,
+            dispatch,
+            package_locals,
+            package_tests,
+            default_schema: project.target.schema.clone(),
+        })
     }
 
     /// Compiles the Jinja of a file (its syntax is checked here).
@@ -213,14 +313,53 @@ impl Renderer {
         self.builtin.contains(name)
     }
 
-    /// True if the project defines a macro with this name (e.g. `generate_schema_name`).
-    pub fn has_macro(&self, name: &str) -> bool {
-        self.macros.contains_key(name)
+    /// The macro that replaces dbt's own global macro `name` (`generate_schema_name`), by
+    /// its key: the project's macro of that name, else a package's `<engine>__name` or
+    /// `default__name` along the `dispatch:` order of the `dbt` namespace.
+    pub fn override_of(&self, name: &str) -> Option<String> {
+        if self.macros.contains_key(name) && !self.builtin.contains(name) {
+            return Some(name.to_string());
+        }
+        let order = self.dispatch.search_order.get("dbt")?;
+        order.iter().filter(|p| **p != "dbt" && **p != self.dispatch.root).find_map(|package| {
+            self.dispatch
+                .prefixes
+                .iter()
+                .map(|prefix| format!("{package}.{prefix}__{name}"))
+                .find(|key| self.macros.contains_key(key))
+        })
     }
 
-    /// The names of the generic tests the project can use (built in and its own).
-    pub fn generic_tests(&self) -> impl Iterator<Item = &str> {
-        self.macros.keys().filter_map(|k| k.strip_prefix("test_"))
+    /// The names of the generic tests the project can use (built in, its own, and the
+    /// packages' as `package.test`).
+    pub fn generic_tests(&self) -> impl Iterator<Item = String> + '_ {
+        self.macros.keys().filter_map(|k| match k.split_once('.') {
+            Some((package, name)) => name.strip_prefix("test_").map(|t| format!("{package}.{t}")),
+            None => k.strip_prefix("test_").map(str::to_string),
+        })
+    }
+
+    /// The macro (by its key in the macro map) a generic test named in YAML calls:
+    /// `pkg.name` the package's `test_name`; a plain `name` the project's own, else a
+    /// package's, else etlm's built-in one (dbt ranks installed packages above its core).
+    /// A `pkg.name` whose package is not installed falls back to the plain name, so
+    /// `dbt_utils.expression_is_true` works with etlm's built-in test.
+    pub fn generic_test_macro(&self, test_name: &str) -> Option<String> {
+        let (namespace, name) = match test_name.rsplit_once('.') {
+            Some((ns, n)) => (Some(ns), n),
+            None => (None, test_name),
+        };
+        let global = format!("test_{name}");
+        if let Some(key) = namespace.map(|ns| format!("{ns}.{global}")).filter(|k| self.macros.contains_key(k)) {
+            return Some(key);
+        }
+        if self.macros.contains_key(&global) && !self.builtin.contains(&global) {
+            return Some(global);
+        }
+        match self.package_tests.get(&global) {
+            Some(key) if namespace.is_none() => Some(key.clone()),
+            _ => self.macros.contains_key(&global).then_some(global),
+        }
     }
 
     /// The file and definition of a macro, by its global name (`test_<name>` for tests).
@@ -274,6 +413,14 @@ impl Renderer {
         ]);
         if let Some(this) = &input.this {
             ctx.insert("this".into(), Value::from_object(RelationValue { relation: this.clone(), cte: None }));
+        }
+        // A package's node calls the package's macros without a prefix.
+        if let Some(locals) =
+            input.model.get("package_name").and_then(Json::as_str).and_then(|p| self.package_locals.get(p))
+        {
+            for (k, v) in locals {
+                ctx.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         for (k, v) in &input.extra {
             ctx.insert(k.to_string(), to_value(v));
@@ -372,7 +519,12 @@ impl ConfigJinja {
     }
 }
 
-fn register_globals(env: &mut Environment<'static>, project: &Project, settings: &RenderSettings) {
+fn register_globals(
+    env: &mut Environment<'static>,
+    project: &Project,
+    settings: &RenderSettings,
+    dispatch: Arc<objects::Dispatch>,
+) {
     env.add_global("target", target_value(&project.target, project.settings.profile.as_deref()));
     env.add_global("run_started_at", Value::from_object(Timestamp(settings.run_started_at)));
     env.add_global("invocation_id", Value::from(settings.invocation_id.clone()));
@@ -380,16 +532,21 @@ fn register_globals(env: &mut Environment<'static>, project: &Project, settings:
     env.add_global("flags", map_value([("FULL_REFRESH", Value::from(settings.full_refresh))]));
     env.add_global("config", Value::from_object(ConfigObject));
     env.add_global("exceptions", Value::from_object(Exceptions));
-    env.add_global("adapter", Value::from_object(Adapter { engine: project.target.engine.as_str() }));
+    env.add_global("adapter", Value::from_object(Adapter { engine: project.target.engine.as_str(), dispatch }));
 
+    // A package's nodes (and the macros they call) see the package's vars.
     let vars: Arc<BTreeMap<String, Json>> = Arc::new(project.vars.clone());
+    let package_vars: Arc<BTreeMap<String, BTreeMap<String, Json>>> =
+        Arc::new(project.packages.iter().map(|p| (p.name.clone(), p.vars.clone())).collect());
     env.add_function("var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
         if let Ok(r) = Recorder::of(state) {
             r.record(|rec| {
                 rec.vars.insert(name.clone());
             });
         }
-        var_value(&vars, &name, default)
+        let package = state.lookup("model").and_then(|m| m.get_attr("package_name").ok());
+        let scoped = package.as_ref().and_then(|p| package_vars.get(p.as_str()?));
+        var_value(scoped.unwrap_or(&vars), &name, default)
     });
     add_env_var(env, &project.env);
     let docs: Arc<BTreeMap<String, String>> =

@@ -218,11 +218,78 @@ impl Object for Exceptions {
     }
 }
 
-/// `adapter`: `quote(name)` and `dispatch(macro_name)`, which prefers an engine-specific
-/// `<engine>__name`, then `default__name`, then `name`.
+/// What `adapter.dispatch` searches, as dbt does: for a namespace, the packages of the
+/// project's `dispatch:` entry, else the root project then the namespace itself (when it
+/// is the root, `dbt` or an installed package), else every macro by its plain name; in
+/// each, `<engine>__name` then `default__name`.
+#[derive(Debug)]
+pub struct Dispatch {
+    pub root: String,
+    pub search_order: BTreeMap<String, Vec<String>>,
+    /// Each package's macros by name; the root project's under its name and etlm's
+    /// built-in ones under `dbt`.
+    pub packages: BTreeMap<String, BTreeMap<String, Value>>,
+    /// `<engine>`, then `default`.
+    pub prefixes: Vec<String>,
+}
+
+impl Dispatch {
+    /// The macro `name` dispatches to, or an error listing every name tried.
+    pub fn find(&self, state: &State<'_, '_>, name: &str, namespace: Option<&str>) -> Result<Value, Error> {
+        if let Some((ns, macro_name)) = name.split_once('.') {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "adapter.dispatch got the macro name `{name}`, but `.` is not part of a macro name: did you \
+                     mean `adapter.dispatch('{macro_name}', macro_namespace='{ns}')`?"
+                ),
+            ));
+        }
+        let search: Vec<Option<&str>> = match namespace {
+            None => vec![None],
+            Some(ns) => match self.search_order.get(ns) {
+                Some(order) => order.iter().map(|p| Some(p.as_str())).collect(),
+                None if self.packages.contains_key(ns) => vec![Some(self.root.as_str()), Some(ns)],
+                None => vec![None],
+            },
+        };
+        let mut attempts = Vec::new();
+        for package in search {
+            for prefix in &self.prefixes {
+                let candidate = format!("{prefix}__{name}");
+                let found = match package {
+                    None => state.lookup(&candidate).filter(|v| !v.is_undefined()),
+                    Some(p) => self.packages.get(p).and_then(|m| m.get(&candidate)).cloned(),
+                };
+                attempts.push(match package {
+                    None => format!("`{candidate}`"),
+                    Some(p) => format!("`{p}.{candidate}`"),
+                });
+                if let Some(found) = found {
+                    return Ok(found);
+                }
+            }
+        }
+        // etlm's own dispatchers also reach a plain macro of the name.
+        if let Some(plain) = state.lookup(name).filter(|v| !v.is_undefined() && namespace.is_none()) {
+            return Ok(plain);
+        }
+        Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!(
+                "no macro `{name}` to dispatch to in namespace `{}`; searched {}",
+                namespace.unwrap_or("(none)"),
+                attempts.join(", ")
+            ),
+        ))
+    }
+}
+
+/// `adapter`: `quote(name)` and `dispatch(macro_name, macro_namespace)`.
 #[derive(Debug)]
 pub struct Adapter {
     pub engine: &'static str,
+    pub dispatch: Arc<Dispatch>,
 }
 
 impl Object for Adapter {
@@ -240,11 +307,16 @@ impl Object for Adapter {
                 Ok(Value::from(crate::relation::quote_ident(&name)))
             }
             "dispatch" => {
-                let (name, _namespace): (String, Option<Value>) = minijinja::value::from_args(args)?;
-                [format!("{}__{name}", self.engine), format!("default__{name}"), name.clone()]
-                    .iter()
-                    .find_map(|candidate| state.lookup(candidate).filter(|v| !v.is_undefined()))
-                    .ok_or_else(|| Error::new(ErrorKind::UnknownFunction, format!("no macro `{name}` to dispatch to")))
+                let (name, rest, kwargs): (String, Option<Value>, minijinja::value::Kwargs) =
+                    minijinja::value::from_args(args)?;
+                let namespace = match rest {
+                    Some(v) => Some(v),
+                    None => kwargs.get::<Option<Value>>("macro_namespace")?,
+                };
+                let _ = kwargs.get::<Option<Value>>("packages")?;
+                let namespace = namespace.filter(|v| !v.is_none() && !v.is_undefined());
+                let namespace = namespace.as_ref().map(|v| v.as_str().map(str::to_string).unwrap_or_default());
+                self.dispatch.find(state, &name, namespace.as_deref())
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method `{method}` in etlm"))),
         }
@@ -269,9 +341,9 @@ impl Object for MacroNamespace {
             None => Err(Error::new(
                 ErrorKind::InvalidOperation,
                 format!(
-                    "no macro `{method}`: etlm has dbt's cross-database macros, dbt_utils' `generate_surrogate_key` \
-                     and `surrogate_key`, and the project's own; packages (`packages.yml`, `dbt_packages/`) are not \
-                     loaded"
+                    "no macro `{method}` in this namespace: etlm has dbt's cross-database macros, dbt_utils' \
+                     `generate_surrogate_key` and `surrogate_key` (when no dbt_utils package is installed), the \
+                     project's own, and the macros of the packages in `dbt_packages/` (`etlm deps` installs them)"
                 ),
             )),
         }

@@ -80,13 +80,15 @@ fn text(value: &serde_json::Value) -> String {
     }
 }
 
-/// The project's `name:` (the profile it looks up).
+/// The profile the project looks up: its `profile:`, else its `name:` (etlm.yml, else
+/// dbt_project.yml).
 fn project_name(dir: &Path) -> String {
-    let text = std::fs::read_to_string(dir.join("etlm.yml")).expect("etlm.yml");
-    text.lines()
-        .find_map(|l| l.strip_prefix("name:"))
-        .map(|n| n.trim().trim_matches('"').to_string())
-        .expect("a project name")
+    let file =
+        ["etlm.yml", "dbt_project.yml"].iter().map(|f| dir.join(f)).find(|p| p.is_file()).expect("a project file");
+    let text = std::fs::read_to_string(file).expect("project file");
+    let key =
+        |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(|n| n.trim().trim_matches(['"', '\'']).to_string());
+    key("profile:").or_else(|| key("name:")).expect("a project name")
 }
 
 /// A row: column name to value as text.
