@@ -31,8 +31,17 @@ const RUNS: [&str; 4] = [
     "id,name,region,updated_at,tier\n1,Ada L,eu,2024-01-02 00:00:00,gold\n2,Bob,us,2024-01-03 00:00:00,silver\n3,Cy,eu,2024-01-01 00:00:00,gold\n",
 ];
 
-const SNAPSHOTS: [&str; 7] =
-    ["ts_ignore", "ts_invalidate", "ts_new_record", "check_all", "check_name", "composite", "yaml_people"];
+const SNAPSHOTS: [&str; 9] = [
+    "ts_ignore",
+    "ts_invalidate",
+    "ts_new_record",
+    "check_all",
+    "check_name",
+    "composite",
+    "yaml_people",
+    "expr_key",
+    "check_with_time",
+];
 
 /// Seeds `csv` and takes every snapshot.
 fn snapshot_with(dir: &Path, csv: &str) {
@@ -109,6 +118,11 @@ mod cases {
         assert_eq!(history(b, &dir, "ts_invalidate", &["tier"]), invalidated, "timestamp, invalidate");
         assert_eq!(history(b, &dir, "composite", &["tier"]), invalidated, "a composite key");
         assert_eq!(
+            history(b, &dir, "check_with_time", &["tier"]),
+            invalidated,
+            "check name and region, versions timed by `updated_at`"
+        );
+        assert_eq!(
             b.rows(
                 &dir,
                 "select id, name, cast(cast(valid_from as date) as varchar) as valid_from,                  case when valid_to = cast('2099-12-31' as timestamp) then 'current'                  when valid_to > cast('2025-01-01' as timestamp) then 'now'                  else cast(cast(valid_to as date) as varchar) end as valid_to,                  coalesce(cast(tier as varchar), 'NULL') as tier                  from {schema}.yaml_people order by id, valid_from"
@@ -130,6 +144,11 @@ mod cases {
                 ]
             ),
             "timestamp, new_record: a deleted row gets a deleted version, closed when it is back"
+        );
+        assert_eq!(
+            history(b, &dir, "expr_key", &["dbt_is_deleted"]),
+            history(b, &dir, "ts_new_record", &["dbt_is_deleted"]),
+            "a key that is an expression"
         );
         assert_eq!(
             history(b, &dir, "check_all", &["tier"]),
