@@ -1,5 +1,5 @@
-//! The lineage DAG over seeds, sources, models, snapshots and tests; cycle reports with the full
-//! path; topological order; and node selection (`select.rs`).
+//! The lineage DAG over seeds, sources, models, snapshots and tests; cycle reports with
+//! the full path; topological order; and node selection (`select.rs`).
 //!
 //! Edges point from a dependency to its dependent. The graph knows nothing about files
 //! or Jinja: the compile pipeline hands it [`NodeInfo`]s and edges.

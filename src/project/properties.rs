@@ -1,5 +1,6 @@
-//! YAML property files (`models:`, `sources:`, `seeds:`, `snapshots:`): descriptions, columns, tests
-//! and config for nodes defined elsewhere.
+//! YAML property files (`models:`, `sources:`, `seeds:`, `snapshots:`): descriptions,
+//! columns, tests and config for nodes defined elsewhere (and snapshots defined by their
+//! `relation:`).
 
 use std::collections::BTreeMap;
 
