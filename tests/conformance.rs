@@ -356,6 +356,15 @@ mod cases {
             "package vars, root's on top"
         );
         assert_eq!(b.rows(&dir, "select rate, currency from {schema}.tk_rates"), rates, "the package names aliases");
+        let compiled = std::fs::read_to_string(dir.join("target/compiled/models/orders_narrow.sql")).unwrap();
+        assert!(
+            compiled.starts_with("select \"id\", \"price\"\nfrom"),
+            "columns come from compile-time lineage: {compiled}"
+        );
+        assert_eq!(
+            b.rows(&dir, "select * from {schema}.orders_narrow order by id"),
+            table(&["id", "price"], &[&["1", "100"], &["2", "250"], &["3", "70"]]),
+        );
     }
 }
 

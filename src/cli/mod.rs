@@ -208,6 +208,8 @@ struct ForRun {
     full_refresh: bool,
     /// `--defer` on a server engine: `ref()`s to these nodes read these relations.
     deferred: BTreeMap<String, crate::relation::Relation>,
+    /// The command, as dbt's `flags.WHICH` (`compile` when empty).
+    which: &'static str,
 }
 
 /// Compiles for a command that builds: the target is asked which relations exist.
@@ -234,6 +236,7 @@ fn compile(
             run_started_at: chrono::Utc::now(),
             invocation_id: format!("{:x}", chrono::Utc::now().timestamp_micros()),
             full_refresh: run.full_refresh,
+            which: if run.which.is_empty() { "compile" } else { run.which },
         },
         existing: Some(existing),
         deferred: run.deferred.clone(),

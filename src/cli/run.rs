@@ -109,7 +109,7 @@ fn run_periods(
 ) -> Result<Outcome, Vec<Diagnostic>> {
     let failpoints = Failpoints::parse(env.get("ETLM_FAILPOINT").map(String::as_str))
         .map_err(|m| vec![Diagnostic::error("invalid-failpoint", m)])?;
-    let for_run = |deferred| super::ForRun { full_refresh: args.full_refresh, deferred };
+    let for_run = |deferred| super::ForRun { full_refresh: args.full_refresh, deferred, which: command.as_str() };
     let compiled = super::compile_for_run(global, env.clone(), sources, for_run(Default::default()))?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;

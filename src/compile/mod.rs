@@ -509,7 +509,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
 
     // The models' SQL is rendered (the compile pass) while the generic tests from YAML
     // become nodes: both only read the nodes so far, so they share the cores.
-    let resolver: Arc<dyn Resolver> = Arc::new(NodeResolver {
+    let base_resolver = NodeResolver {
         root: project.name().to_string(),
         targets: nodes
             .values()
@@ -521,7 +521,9 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             .collect(),
         refs: refs.clone(),
         sources: by_source.iter().filter_map(|(key, id)| Some((key.clone(), nodes[id].relation.clone()?))).collect(),
-    });
+        columns: BTreeMap::new(),
+    };
+    let resolver: Arc<dyn Resolver> = Arc::new(base_resolver.clone());
     // Templates are compiled again rather than kept from the parse pass: 10,000 compiled
     // templates hold over 100 MB, and compiling one costs a few microseconds.
     let jobs: Vec<(&String, &str, &str)> = model_index
@@ -531,18 +533,20 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .chain(test_ids.iter().zip(test_names.iter().zip(&test_texts)).map(|(id, (n, f))| (id, n.as_str(), &*f.text)))
         .filter(|(id, _, _)| nodes.contains_key(*id))
         .collect();
+    let event_times: Arc<BTreeMap<String, String>> = Arc::new(
+        nodes
+            .values()
+            .filter(|n| n.resource_type.is_built())
+            .filter_map(|n| Some((n.name.clone(), n.config.event_time.clone()?)))
+            .collect(),
+    );
+    let existing = opts.existing.map(|list| list(&project)).unwrap_or_default();
     let pass = CompilePass {
         nodes: &nodes,
         renderer: &renderer,
         resolver: resolver.clone(),
-        event_times: Arc::new(
-            nodes
-                .values()
-                .filter(|n| n.resource_type.is_built())
-                .filter_map(|n| Some((n.name.clone(), n.config.event_time.clone()?)))
-                .collect(),
-        ),
-        existing: opts.existing.map(|list| list(&project)).unwrap_or_default(),
+        event_times: event_times.clone(),
+        existing: existing.clone(),
         full_refresh: opts.render.full_refresh,
         sources,
     };
@@ -592,9 +596,16 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         return Err(finish(diags, sources));
     }
 
+    // Nodes that asked for a relation's columns: rendered again once lineage knows them.
+    let mut introspecting: Vec<&(&String, &str, &str)> = Vec::new();
+    // Renders that failed before the columns they ask for were known: tried again too.
+    let mut pending: BTreeMap<String, Diagnostic> = BTreeMap::new();
     for (id, result) in rendered {
         match result {
             Ok((rendered, hooks)) => {
+                if rendered.recorded.introspected {
+                    introspecting.extend(jobs.iter().find(|j| *j.0 == id));
+                }
                 let node = nodes.get_mut(&id).expect("rendered ids are nodes");
                 node.compiled_sql = Some(rendered.sql);
                 node.hooks = hooks;
@@ -603,6 +614,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 node.vars_used.extend(rendered.recorded.vars);
                 node.macros_used.extend(rendered.recorded.macros);
             }
+            Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
+                introspecting.extend(jobs.iter().find(|j| *j.0 == id));
+                pending.insert(id, d);
+            }
             Err(d) => diags.push(d),
         }
     }
@@ -610,12 +625,15 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         return Err(finish(diags, sources));
     }
     ephemeral::inline_ephemerals(&mut nodes, &dag);
-    for (id, result) in render_generic_tests(&nodes, &renderer, &resolver, sources) {
+    for (id, result) in render_generic_tests(&nodes, &renderer, &resolver, sources, |_| true) {
         match result {
             Ok((sql, audit_sql)) => {
                 let node = nodes.get_mut(&id).expect("rendered ids are nodes");
                 node.compiled_sql = Some(sql);
                 node.audit_sql = audit_sql;
+            }
+            Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
+                pending.insert(id, d);
             }
             Err(d) => diags.push(d),
         }
@@ -641,10 +659,103 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         syntax: &syntax,
         cache: &previous,
     };
-    let (lineage, column_problems, cache) = crate::lineage::analyze(&input, sources);
+    let (mut lineage, mut column_problems, mut cache) = crate::lineage::analyze(&input, sources);
     // About 10 MB of entry text, freed before the artifacts are written.
     drop(previous);
+    // Introspection (`adapter.get_columns_in_relation`, `dbt_utils.star`) is answered
+    // from the columns lineage found; each round can tell the next more, as far as a
+    // chain of such models goes.
+    for _ in 0..MAX_INTROSPECTION_ROUNDS {
+        if introspecting.is_empty() {
+            break;
+        }
+        let resolver: Arc<dyn Resolver> =
+            Arc::new(NodeResolver { columns: relation_columns(&nodes, &lineage), ..base_resolver.clone() });
+        let pass = CompilePass {
+            nodes: &nodes,
+            renderer: &renderer,
+            resolver,
+            event_times: event_times.clone(),
+            existing: existing.clone(),
+            full_refresh: opts.render.full_refresh,
+            sources,
+        };
+        let again: Vec<(String, RenderedNode)> =
+            introspecting.par_iter().map(|(id, name, text)| ((*id).clone(), pass.render(id, name, text))).collect();
+        drop(pass);
+        let mut changed = false;
+        for (id, result) in again {
+            let (rendered, hooks) = match result {
+                Ok(done) => done,
+                Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
+                    pending.insert(id, d);
+                    continue;
+                }
+                Err(d) => return Err(Diagnostics::sorted(vec![d], sources)),
+            };
+            pending.remove(&id);
+            let node = nodes.get_mut(&id).expect("rendered ids are nodes");
+            if node.compiled_sql.as_deref() != Some(rendered.sql.as_str()) {
+                node.compiled_sql = Some(rendered.sql);
+                node.hooks = hooks;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+        let input = crate::lineage::Input {
+            nodes: &nodes,
+            dag: &dag,
+            dialect,
+            project: &project,
+            syntax: &syntax,
+            cache: &cache,
+        };
+        (lineage, column_problems, cache) = crate::lineage::analyze(&input, sources);
+    }
+    // Generic tests of the project's or a package's own macros may read their model's
+    // columns too: rendered again with them, and lineage redone if one changed.
+    let custom = |n: &Node| {
+        n.generic_test.as_ref().is_some_and(|t| {
+            renderer.generic_test_macro(&t.def.test_name).is_some_and(|key| !renderer.is_builtin(&key))
+        })
+    };
+    if nodes.values().any(|n| custom(n)) {
+        let resolver: Arc<dyn Resolver> =
+            Arc::new(NodeResolver { columns: relation_columns(&nodes, &lineage), ..base_resolver.clone() });
+        let mut changed = false;
+        for (id, result) in render_generic_tests(&nodes, &renderer, &resolver, sources, custom) {
+            match result {
+                Ok((sql, audit_sql)) => {
+                    pending.remove(&id);
+                    let node = nodes.get_mut(&id).expect("rendered ids are nodes");
+                    if node.compiled_sql.as_deref() != Some(sql.as_str()) {
+                        node.compiled_sql = Some(sql);
+                        node.audit_sql = audit_sql;
+                        changed = true;
+                    }
+                }
+                Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
+                    pending.insert(id, d);
+                }
+                Err(d) => diags.push(d),
+            }
+        }
+        if changed {
+            let input = crate::lineage::Input {
+                nodes: &nodes,
+                dag: &dag,
+                dialect,
+                project: &project,
+                syntax: &syntax,
+                cache: &cache,
+            };
+            (lineage, column_problems, cache) = crate::lineage::analyze(&input, sources);
+        }
+    }
     diags.extend(column_problems);
+    diags.extend(pending.into_values());
     warnings.extend(diags.finish(sources)?);
     let macro_texts = renderer.macro_texts(sources);
     let run_hooks =
@@ -694,8 +805,9 @@ fn render_generic_tests(
     renderer: &Renderer,
     resolver: &Arc<dyn Resolver>,
     sources: &SourceMap,
+    only: impl Fn(&Node) -> bool,
 ) -> Vec<(String, Result<(String, Option<String>), Diagnostic>)> {
-    let tests: Vec<&Node> = nodes.values().map(Box::as_ref).filter(|n| n.generic_test.is_some()).collect();
+    let tests: Vec<&Node> = nodes.values().map(Box::as_ref).filter(|n| n.generic_test.is_some() && only(n)).collect();
     let memo = tests::Memo::default();
     tests
         .par_iter()
@@ -705,11 +817,25 @@ fn render_generic_tests(
             let input = || compile_input(node, resolver.clone(), false);
             // Rendered once with a placeholder for the model, then spelled both ways.
             const MODEL: &str = "__etlm_test_model__";
-            let rendered = tests::render_generic_test(&test.def, &node.config, MODEL, renderer, input, &memo, sources);
+            let rendered = tests::render_generic_test(
+                &test.def,
+                &node.config,
+                MODEL,
+                attached.relation.as_ref(),
+                renderer,
+                input,
+                &memo,
+                sources,
+            );
             let result = rendered.map(|sql| match &attached.relation {
                 Some(relation) => {
                     let audited = attached.resource_type.is_built();
-                    let audit = audited.then(|| sql.replace(MODEL, &relation.audit().to_string()));
+                    // Against the staged data, a test reads the staged version wherever it
+                    // names the model (a package test's `compare_model: ref('itself')`, say).
+                    let audit = audited.then(|| {
+                        let staged = relation.audit().to_string();
+                        sql.replace(&relation.to_string(), &staged).replace(MODEL, &staged)
+                    });
                     (sql.replace(MODEL, &relation.to_string()), audit)
                 }
                 None => {
@@ -1035,13 +1161,59 @@ pub fn ephemeral_cte(name: &str) -> String {
     format!("__dbt__cte__{name}")
 }
 
-#[derive(Debug)]
+/// How many times models that introspect render again (see `relation_columns`).
+const MAX_INTROSPECTION_ROUNDS: usize = 4;
+
+/// Each built or read relation's columns as lineage found them (names and types), for
+/// `adapter.get_columns_in_relation`.
+fn relation_columns(
+    nodes: &Nodes,
+    lineage: &crate::lineage::Lineage,
+) -> BTreeMap<Relation, Vec<(String, Option<String>)>> {
+    nodes
+        .values()
+        .filter_map(|n| {
+            let relation = n.relation.clone()?;
+            let found = lineage.nodes.get(&n.unique_id)?;
+            let columns =
+                found.columns.iter().map(|c| (c.name.clone(), c.data_type.as_deref().map(sql_type))).collect();
+            Some((relation, columns))
+        })
+        .collect()
+}
+
+/// A lineage type (Arrow's names: `int32`, `utf8`, `timestamp(µs)`) as SQL spells it on
+/// both engines, for the `data_type` of introspected columns (packages cast to it).
+fn sql_type(lineage_type: &str) -> String {
+    let t = lineage_type.to_ascii_lowercase();
+    let spelled = match t.as_str() {
+        "int8" | "int16" | "uint8" => "smallint",
+        "int32" | "uint16" => "integer",
+        "int64" | "uint32" | "uint64" => "bigint",
+        "float16" | "float32" => "real",
+        "float64" => "double precision",
+        "utf8" | "largeutf8" | "utf8view" => "text",
+        "date32" | "date64" => "date",
+        "boolean" => "boolean",
+        _ if t.starts_with("timestamp") => "timestamp",
+        _ if t.starts_with("decimal") => {
+            let args = t.split_once('(').map_or("", |(_, a)| a.trim_end_matches(')'));
+            return format!("numeric({args})");
+        }
+        _ => return lineage_type.to_string(),
+    };
+    spelled.to_string()
+}
+
+#[derive(Clone, Debug)]
 struct NodeResolver {
     root: String,
     /// What `ref()` renders as, by node id.
     targets: BTreeMap<String, RelationValue>,
     refs: refs::RefIndex,
     sources: BTreeMap<(String, String), Relation>,
+    /// What `adapter.get_columns_in_relation` answers.
+    columns: BTreeMap<Relation, Vec<(String, Option<String>)>>,
 }
 
 /// The resolver of a windowed model: a ref to a node with `event_time` becomes that
@@ -1074,6 +1246,10 @@ impl Resolver for WindowResolver {
     fn resolve_source(&self, source: &str, table: &str) -> Option<Relation> {
         self.inner.resolve_source(source, table)
     }
+
+    fn columns(&self, relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
+        self.inner.columns(relation)
+    }
 }
 
 impl Resolver for NodeResolver {
@@ -1084,6 +1260,11 @@ impl Resolver for NodeResolver {
 
     fn resolve_source(&self, source: &str, table: &str) -> Option<Relation> {
         self.sources.get(&(source.to_string(), table.to_string())).cloned()
+    }
+
+    fn columns(&self, relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
+        let key = Relation { database: None, ..relation.clone() };
+        self.columns.get(relation).or_else(|| self.columns.get(&key)).cloned()
     }
 }
 

@@ -13,7 +13,8 @@ use serde_json::Value as Json;
 
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::{NodeConfig, TestDef};
-use crate::template::{RefCall, RenderInput, Renderer};
+use crate::relation::Relation;
+use crate::template::{RefCall, RelationValue, RenderInput, Renderer};
 
 /// dbt's names for a generic test: the full name `{test}_{model}_{args...}` (args sorted
 /// by argument name, flattened, every run of other characters than letters, digits and
@@ -152,6 +153,7 @@ pub fn render_generic_test(
     def: &TestDef,
     config: &NodeConfig,
     model_sql: &str,
+    model_relation: Option<&Relation>,
     renderer: &Renderer,
     input: impl FnOnce() -> RenderInput,
     memo: &Memo,
@@ -180,15 +182,17 @@ pub fn render_generic_test(
         Some(w) => format!("(select * from {model_sql} where {w}) dbt_subquery"),
         None => model_sql.to_string(),
     };
-    let mut kwargs: Vec<(String, Value)> = vec![("model".into(), Value::from_safe_string(model))];
+    // `model` is a relation, as dbt passes it (package tests check it is one, and read its
+    // columns), that renders as the placeholder or subquery the caller spelled.
+    let relation = model_relation.cloned().unwrap_or_else(|| Relation::new("", model_sql));
+    let model = Value::from_object(RelationValue { relation, cte: Some(model) });
+    let mut kwargs: Vec<(String, Value)> = vec![("model".into(), model)];
     if let Some(column) = &def.column {
         kwargs.push(("column_name".into(), Value::from_safe_string(column.clone())));
     }
     for (key, value) in &def.args {
         let value = match value.as_str().map(str::trim) {
-            Some(text) if is_relation_call(text) => {
-                Value::from_safe_string(renderer.render_inline(&format!("{{{{ {text} }}}}"), input, def.span)?)
-            }
+            Some(text) if is_relation_call(text) => renderer.eval_inline(text, input, def.span)?,
             Some(text) if is_jinja(text) => Value::from_safe_string(renderer.render_inline(text, input, def.span)?),
             _ => crate::template::to_value(value),
         };

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use minijinja::value::{Object, Value};
+use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{Error, ErrorKind, State};
 
 use super::objects::{RETURN_SENTINEL, Recorder};
@@ -30,6 +30,11 @@ pub struct MacroDef {
     pub is_test: bool,
     /// Byte range of the opening tag.
     pub range: std::ops::Range<usize>,
+    /// The parameters it declares, in order.
+    pub params: Vec<String>,
+    /// Whether its body reads `kwargs` (keyword arguments it does not declare), as
+    /// Python's Jinja lets a macro do.
+    pub takes_kwargs: bool,
 }
 
 /// Finds the macro and test definitions of a file by scanning its block tags.
@@ -48,13 +53,43 @@ pub fn scan(source: &str) -> Vec<MacroDef> {
                 let name: String = rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 if !name.is_empty() {
                     let local = if !is_test && spaced { format!("_{name}") } else { name.clone() };
-                    out.push(MacroDef { name, local, is_test, range: start..end });
+                    let params = params_of(&rest.trim_start()[name.len()..]);
+                    let mut def = MacroDef { name, local, is_test, range: start..end, params, takes_kwargs: false };
+                    def.takes_kwargs = definition_text(source, &def).contains("kwargs");
+                    out.push(def);
                 }
             }
         }
         pos = end;
     }
     out
+}
+
+/// The parameter names of a signature's `(a, b=1, c='x,y')`.
+fn params_of(signature: &str) -> Vec<String> {
+    let Some(open) = signature.find('(') else { return Vec::new() };
+    let mut params = Vec::new();
+    let (mut depth, mut quote, mut current) = (0, None, String::new());
+    for c in signature[open + 1..].chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')') if depth == 0 => break,
+            (None, ')' | ']' | '}') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                params.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        if depth == 0 && quote.is_none() {
+            current.push(c);
+        }
+    }
+    params.push(current);
+    params.into_iter().map(|p| p.split('=').next().unwrap_or("").trim().to_string()).filter(|p| !p.is_empty()).collect()
 }
 
 /// The text of a macro's definition: from its opening tag through the closing
@@ -124,6 +159,36 @@ pub fn rewrite_blocks(source: &str) -> String {
     out
 }
 
+/// In a package's macros, `{{ name }}` of a plain variable prints nothing when it is
+/// undefined, as in dbt (packages print optional pieces, `{{ select_gb_cols }}`, that
+/// only some branches set); the project's own templates stay strict. The expression is
+/// rewritten `{{ name|default('') }}`.
+pub fn lenient_prints(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut pos = 0;
+    while let Some(i) = source[pos..].find("{{") {
+        let start = pos + i;
+        let Some(len) = source[start..].find("}}") else { break };
+        let end = start + len + 2;
+        let inner = &source[start + 2..end - 2];
+        let bare = inner.trim_matches(['-', ' ', '\t']);
+        out.push_str(&source[pos..start]);
+        let is_name = !bare.is_empty()
+            && bare.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && !bare.starts_with(|c: char| c.is_ascii_digit())
+            && !matches!(bare, "none" | "true" | "false" | "None" | "True" | "False");
+        if is_name {
+            out.push_str(&source[start..end - 2].replacen(bare, &format!("{bare}|default('')"), 1));
+            out.push_str("}}");
+        } else {
+            out.push_str(&source[start..end]);
+        }
+        pos = end;
+    }
+    out.push_str(&source[pos..]);
+    out
+}
+
 /// A macro exposed as a global function.
 #[derive(Debug)]
 pub struct MacroFn {
@@ -133,6 +198,10 @@ pub struct MacroFn {
     pub name: String,
     /// Its name inside that template (`MacroDef::local`).
     pub local: String,
+    /// The parameters it declares, and whether it reads undeclared keyword arguments
+    /// through `kwargs`.
+    pub params: Arc<[String]>,
+    pub takes_kwargs: bool,
     /// For a package's macro: the package's macros by name (its local namespace, less the
     /// names the root project defines), which the macro calls without a prefix. Filled
     /// once every macro of the package exists.
@@ -149,6 +218,10 @@ impl Object for MacroFn {
             ctx.extend(locals.iter().map(|(k, v)| (k.as_str(), v.clone())));
         }
         ctx.extend(INHERITED.iter().filter_map(|k| state.lookup(k).map(|v| (*k, v))));
+        let (args, extra) = self.arguments(args)?;
+        if let Some(extra) = extra {
+            ctx.insert("kwargs", extra);
+        }
         if let Ok(recorder) = Recorder::of(state) {
             recorder.record(|r| {
                 r.macros.insert(self.name.clone());
@@ -160,7 +233,7 @@ impl Object for MacroFn {
             let m = st
                 .lookup(&self.local)
                 .ok_or_else(|| Error::new(ErrorKind::UnknownFunction, format!("macro `{}` not found", self.name)))?;
-            m.call(st, args)
+            m.call(st, &args)
         });
         match result {
             Ok(v) => Ok(v),
@@ -175,6 +248,31 @@ impl Object for MacroFn {
 }
 
 impl MacroFn {
+    /// The arguments as the macro takes them: lists changeable in place (Python passes a
+    /// list by reference, and package macros append to the ones they are given), and the
+    /// keyword arguments it does not declare set apart as `kwargs` when it reads them.
+    fn arguments(&self, args: &[Value]) -> Result<(Vec<Value>, Option<Value>), Error> {
+        let mut out: Vec<Value> = args.iter().map(super::mutable::changeable).collect();
+        let mut extra = None;
+        if self.takes_kwargs && out.last().is_some_and(Value::is_kwargs) {
+            let kwargs = Kwargs::try_from(out.pop().expect("checked")).expect("a kwargs value");
+            let (mut declared, mut rest) = (Vec::new(), BTreeMap::new());
+            for key in kwargs.args() {
+                let value: Value = kwargs.get(key)?;
+                if self.params.iter().any(|p| p == key) {
+                    declared.push((key.to_string(), value));
+                } else {
+                    rest.insert(key.to_string(), value);
+                }
+            }
+            if !declared.is_empty() {
+                out.push(Value::from(Kwargs::from_iter(declared)));
+            }
+            extra = Some(Value::from(rest));
+        }
+        Ok((out, extra))
+    }
+
     /// An error inside the macro, wrapped so the caller's location is added on the way out.
     fn wrap(&self, inner: Error) -> Error {
         Error::new(inner.kind(), format!("in macro `{}`", self.name)).with_source(inner)
@@ -184,6 +282,28 @@ impl MacroFn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_prints_of_undefined_names_are_empty() {
+        let src = "{% macro m(a) %}[{{a}}|{{ b }}|{{- c -}}|{{ a.x }}]{% endmacro %}{{ m(1) }}";
+        let out = lenient_prints(src);
+        assert_eq!(
+            out,
+            "{% macro m(a) %}[{{a|default('')}}|{{ b|default('') }}|{{- c|default('') -}}|{{ a.x }}]{% endmacro %}{{ m(1) }}"
+        );
+        let env = super::super::python::environment();
+        assert_eq!(env.render_str(&out.replace("{{ a.x }}", ""), ()).unwrap(), "[1|||]");
+    }
+
+    #[test]
+    fn signatures_list_their_parameters() {
+        let defs = scan(
+            "{% macro m(a, b=[1, 2], c='x,y', d=f(1, 2)) %}{{ kwargs.get('e') }}{% endmacro %}{% macro n() %}{% endmacro %}",
+        );
+        assert_eq!(defs[0].params, ["a", "b", "c", "d"]);
+        assert!(defs[0].takes_kwargs);
+        assert!(defs[1].params.is_empty() && !defs[1].takes_kwargs);
+    }
 
     #[test]
     fn finds_macros_and_tests() {

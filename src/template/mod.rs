@@ -7,9 +7,12 @@
 //! times its text, more than compiling it again costs. Undefined variables are errors
 //! (strict).
 
+mod adapter;
 mod builtin;
 mod errors;
 mod macros;
+mod modules;
+mod mutable;
 mod objects;
 mod python;
 
@@ -20,13 +23,18 @@ use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::Value as Json;
 
+use self::adapter::Adapter;
 pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
-use self::objects::{Adapter, ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value};
+use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value};
 pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver, to_value};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 use crate::project::{Env, Project, Target, env_var};
 use crate::relation::Relation;
+
+/// The code of a render that failed while the columns it asked for were unknown: the
+/// compile renders it again once lineage knows more, and reports it if it never does.
+pub const UNKNOWN_COLUMNS: &str = "unknown-columns";
 
 /// Options that are the same for every render of a run.
 #[derive(Clone, Debug)]
@@ -34,11 +42,16 @@ pub struct RenderSettings {
     pub run_started_at: chrono::DateTime<chrono::Utc>,
     pub invocation_id: String,
     pub full_refresh: bool,
+    /// The command (`compile`, `run`, `build`...), as dbt's `flags.WHICH`.
+    pub which: &'static str,
 }
 
-/// A compiled template of a model or test.
+/// A model's or test's template, ready to render (its list and dict literals made
+/// changeable, see `mutable`). Its Jinja is compiled, and its syntax checked, when it
+/// renders.
 pub struct Compiled<'env> {
-    template: minijinja::Template<'env, 'env>,
+    name: &'env str,
+    source: std::borrow::Cow<'env, str>,
     pub file: FileId,
 }
 
@@ -72,7 +85,7 @@ pub struct Renderer {
     /// The global names of the macros and tests etlm ships that the project did not replace.
     builtin: HashSet<String>,
     /// `adapter.dispatch`'s search: the project's `dispatch:` order and each package's macros.
-    dispatch: Arc<objects::Dispatch>,
+    dispatch: Arc<adapter::Dispatch>,
     /// Each package's macros by name, seen without a prefix by the package's own nodes.
     package_locals: BTreeMap<String, BTreeMap<String, Value>>,
     /// A package's generic test by its global name (`test_equality`), for YAML that names
@@ -167,7 +180,10 @@ impl Renderer {
             project.packages.iter().map(|p| (p.name.as_str(), macros::PackageLocals::default())).collect();
         for (index, (name, file_id, package)) in files.into_iter().enumerate() {
             let file = sources.file(file_id);
-            let text = macros::rewrite_blocks(&file.text);
+            let mut text = mutable::mutable_literals(&macros::rewrite_blocks(&file.text)).into_owned();
+            if package.is_some() {
+                text = macros::lenient_prints(&text);
+            }
             if let Err(e) = env.add_template_owned(name.clone(), text) {
                 errors.push(to_diagnostic(&e, file_id, sources));
                 continue;
@@ -193,6 +209,8 @@ impl Renderer {
                     template: name.clone(),
                     name: def.name.clone(),
                     local: def.local.clone(),
+                    params: def.params.clone().into(),
+                    takes_kwargs: def.takes_kwargs,
                     locals: package.map(|p| locals[p].clone()),
                 });
                 if package.is_none() {
@@ -227,7 +245,7 @@ impl Renderer {
                 env.add_global(package.clone(), Value::from_object(objects::MacroNamespace(own.clone())));
             }
         }
-        let dispatch = Arc::new(objects::Dispatch {
+        let dispatch = Arc::new(adapter::Dispatch {
             root: root.to_string(),
             search_order: project.settings.dispatch.clone(),
             packages: namespaces.packages,
@@ -253,32 +271,42 @@ impl Renderer {
         })
     }
 
-    /// Compiles the Jinja of a file (its syntax is checked here).
+    /// Prepares the Jinja of a file for rendering.
     pub fn compile<'env>(
         &'env self,
         file: FileId,
         name: &'env str,
         source: &'env str,
-        sources: &SourceMap,
+        _sources: &SourceMap,
     ) -> Result<Compiled<'env>, Diagnostic> {
-        self.env
-            .template_from_named_str(name, source)
-            .map(|template| Compiled { template, file })
-            .map_err(|e| to_diagnostic(&e, file, sources))
+        Ok(Compiled { name, source: mutable::mutable_literals(source), file })
     }
 
-    /// Renders a compiled template.
+    /// Renders a prepared template; a syntax error is reported here.
     pub fn render(
         &self,
         compiled: &Compiled<'_>,
         input: &RenderInput,
         sources: &SourceMap,
     ) -> Result<Rendered, Diagnostic> {
+        let fail = |e: Error| to_diagnostic(&e, compiled.file, sources);
+        let template = self.env.template_from_named_str(compiled.name, &compiled.source).map_err(fail)?;
         let recorder = Arc::new(self.recorder(input));
         let ctx = self.context(&recorder, input);
-        let sql = compiled.template.render(ctx).map_err(|e| to_diagnostic(&e, compiled.file, sources))?;
+        let result = template.render(ctx);
         let recorded = std::mem::take(&mut *recorder.recorded.lock().expect("recorder lock poisoned"));
-        Ok(Rendered { sql, recorded })
+        match result {
+            Ok(sql) => Ok(Rendered { sql, recorded }),
+            Err(e) if recorded.unknown_columns => {
+                let mut d = fail(e).with_note(
+                    "it asked for the columns of a relation etlm does not know while compiling: a source without \
+                     `columns:` in its YAML, or a relation etlm does not build",
+                );
+                d.code = UNKNOWN_COLUMNS;
+                Err(d)
+            }
+            Err(e) => Err(fail(e)),
+        }
     }
 
     /// Renders a YAML description, which may call `doc()`; plain text is returned as is.
@@ -306,6 +334,18 @@ impl Renderer {
             Diagnostic::error("jinja-render", format!("could not render `{}`: {detail}", text.trim()))
                 .with_label(span, "written here")
         })
+    }
+
+    /// Evaluates a Jinja expression written inside YAML (`ref('x')` as a test argument)
+    /// to its value, so a relation stays a relation; errors point at `span`.
+    pub fn eval_inline(&self, expr: &str, input: &RenderInput, span: Span) -> Result<Value, Diagnostic> {
+        let recorder = Arc::new(self.recorder(input));
+        let fail = |e: Error| {
+            let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
+            Diagnostic::error("jinja-render", format!("could not render `{}`: {detail}", expr.trim()))
+                .with_label(span, "written here")
+        };
+        self.env.compile_expression(expr).map_err(fail)?.eval(self.context(&recorder, input)).map_err(fail)
     }
 
     /// True if the macro of this global name is one etlm ships, not the project's own.
@@ -391,7 +431,13 @@ impl Renderer {
         let (file, _, f) = self.macros.get(name).expect("caller checked has_macro");
         let template = self.env.template_from_str("").expect("empty template compiles");
         let mut captured = template.render_captured(ctx).map_err(|e| to_diagnostic(&e, *file, sources))?;
-        let out = captured.with_state_mut(|st| f.call(st, args)).map_err(|e| to_diagnostic(&e, *file, sources))?;
+        let out = captured.with_state_mut(|st| f.call(st, args)).map_err(|e| {
+            let mut d = to_diagnostic(&e, *file, sources);
+            if recorder.recorded.lock().expect("recorder lock poisoned").unknown_columns {
+                d.code = UNKNOWN_COLUMNS;
+            }
+            d
+        })?;
         Ok(out.to_string().trim().to_string())
     }
 
@@ -523,13 +569,19 @@ fn register_globals(
     env: &mut Environment<'static>,
     project: &Project,
     settings: &RenderSettings,
-    dispatch: Arc<objects::Dispatch>,
+    dispatch: Arc<adapter::Dispatch>,
 ) {
     env.add_global("target", target_value(&project.target, project.settings.profile.as_deref()));
     env.add_global("run_started_at", Value::from_object(Timestamp(settings.run_started_at)));
     env.add_global("invocation_id", Value::from(settings.invocation_id.clone()));
     env.add_global("project_name", Value::from(project.name().to_string()));
-    env.add_global("flags", map_value([("FULL_REFRESH", Value::from(settings.full_refresh))]));
+    env.add_global("flags", adapter::flags(settings.full_refresh, settings.which));
+    env.add_global("api", adapter::api());
+    env.add_global("modules", modules::modules());
+    env.add_function("run_query", adapter::run_query);
+    env.add_function("statement", adapter::statement);
+    env.add_function("load_result", adapter::load_result);
+    env.add_function("load_relation", adapter::load_relation);
     env.add_global("config", Value::from_object(ConfigObject));
     env.add_global("exceptions", Value::from_object(Exceptions));
     env.add_global("adapter", Value::from_object(Adapter { engine: project.target.engine.as_str(), dispatch }));

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use crate::relation::Relation;
 
 /// A relation in Jinja: renders as `"schema"."identifier"`, with dbt's attributes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RelationValue {
     pub relation: Relation,
     /// Rendered instead of the relation: an ephemeral model's CTE name, or for a
@@ -19,30 +19,79 @@ pub struct RelationValue {
     pub cte: Option<String>,
 }
 
+/// The attributes a relation shows as a mapping (dbt's relations are mappings, which
+/// packages check: `obj is mapping and obj.metadata.type.endswith('Relation')`).
+const RELATION_KEYS: &[&str] = &["database", "schema", "identifier", "metadata", "path", "type"];
+
 impl Object for RelationValue {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
+        ObjectRepr::Map
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(RELATION_KEYS)
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let r = &self.relation;
+        let database = || r.database.clone().map_or(Value::from(()), Value::from);
         match key.as_str()? {
             "schema" => Some(Value::from(r.schema.clone())),
             "identifier" | "name" | "table" | "alias" => Some(Value::from(r.identifier.clone())),
-            "database" => Some(r.database.clone().map_or(Value::from(()), Value::from)),
-            "is_table" | "is_view" => Some(Value::from(false)),
+            "database" => Some(database()),
+            "is_table" | "is_view" | "is_cte" | "is_materialized_view" => Some(Value::from(false)),
+            "type" => Some(Value::from(())),
+            "metadata" => Some(map_value([("type", Value::from("EtlmRelation"))])),
+            "path" => Some(map_value([
+                ("database", database()),
+                ("schema", Value::from(r.schema.clone())),
+                ("identifier", Value::from(r.identifier.clone())),
+            ])),
             _ => None,
         }
     }
 
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
-            "render" | "include" | "quote" => Ok(Value::from_safe_string(self.to_string())),
+            "render" | "quote" => Ok(Value::from_safe_string(self.to_string())),
+            // `include(schema=False)` leaves parts out of the rendered name.
+            "include" => {
+                let (kwargs,): (minijinja::value::Kwargs,) = minijinja::value::from_args(args)?;
+                let keep = |k: &str| -> Result<bool, Error> { Ok(kwargs.get::<Option<bool>>(k)?.unwrap_or(true)) };
+                let (_, schema, identifier) = (keep("database")?, keep("schema")?, keep("identifier")?);
+                let r = &self.relation;
+                let parts: Vec<String> = [schema.then(|| &r.schema), identifier.then(|| &r.identifier)]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| crate::relation::quote_ident(p))
+                    .collect();
+                Ok(Value::from_safe_string(parts.join(".")))
+            }
+            // `incorporate(path={...}, type=...)` / `replace_path(...)`: the relation with
+            // parts replaced.
+            "incorporate" | "replace_path" => {
+                let (kwargs,): (minijinja::value::Kwargs,) = minijinja::value::from_args(args)?;
+                let mut relation = self.relation.clone();
+                let path: Option<Value> = if method == "incorporate" { kwargs.get("path")? } else { None };
+                let _ = kwargs.get::<Option<Value>>("type")?;
+                let part = |k: &str| -> Result<Option<String>, Error> {
+                    let v = match &path {
+                        Some(p) => p.get_attr(k).ok().filter(|v| !v.is_undefined()),
+                        None => kwargs.get::<Option<Value>>(k)?,
+                    };
+                    Ok(v.filter(|v| !v.is_none()).map(|v| v.to_string()))
+                };
+                if let Some(schema) = part("schema")? {
+                    relation.schema = schema;
+                }
+                if let Some(identifier) = part("identifier")? {
+                    relation.identifier = identifier;
+                }
+                if let Some(database) = part("database")? {
+                    relation.database = Some(database);
+                }
+                Ok(Value::from_object(RelationValue { relation, cte: self.cte.clone() }))
+            }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("relations have no method `{method}`"))),
         }
     }
@@ -83,6 +132,11 @@ pub struct Recorded {
     pub vars: BTreeSet<String>,
     pub macros: BTreeSet<String>,
     pub logs: Vec<String>,
+    /// Whether the render asked for a relation's columns (`adapter.get_columns_in_relation`):
+    /// its output may change once upstream columns are known.
+    pub introspected: bool,
+    /// Whether a relation it asked for the columns of was unknown.
+    pub unknown_columns: bool,
 }
 
 /// Resolves `ref` and `source` to relations during the compile pass.
@@ -90,6 +144,11 @@ pub trait Resolver: Send + Sync + std::fmt::Debug {
     /// The relation (or ephemeral CTE) a ref points at; `None` if it does not exist.
     fn resolve_ref(&self, call: &RefCall) -> Option<RelationValue>;
     fn resolve_source(&self, source: &str, table: &str) -> Option<Relation>;
+    /// The columns (name, type if known) of a relation etlm builds or reads, as far as the
+    /// compile knows them; `None` when it does not know the relation.
+    fn columns(&self, _relation: &Relation) -> Option<Vec<(String, Option<String>)>> {
+        None
+    }
 }
 
 /// Parse mode records calls and renders placeholders; compile mode resolves them.
@@ -214,111 +273,6 @@ impl Object for Exceptions {
                 Ok(Value::from(""))
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("exceptions has no method `{method}`"))),
-        }
-    }
-}
-
-/// What `adapter.dispatch` searches, as dbt does: for a namespace, the packages of the
-/// project's `dispatch:` entry, else the root project then the namespace itself (when it
-/// is the root, `dbt` or an installed package), else every macro by its plain name; in
-/// each, `<engine>__name` then `default__name`.
-#[derive(Debug)]
-pub struct Dispatch {
-    pub root: String,
-    pub search_order: BTreeMap<String, Vec<String>>,
-    /// Each package's macros by name; the root project's under its name and etlm's
-    /// built-in ones under `dbt`.
-    pub packages: BTreeMap<String, BTreeMap<String, Value>>,
-    /// `<engine>`, then `default`.
-    pub prefixes: Vec<String>,
-}
-
-impl Dispatch {
-    /// The macro `name` dispatches to, or an error listing every name tried.
-    pub fn find(&self, state: &State<'_, '_>, name: &str, namespace: Option<&str>) -> Result<Value, Error> {
-        if let Some((ns, macro_name)) = name.split_once('.') {
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                format!(
-                    "adapter.dispatch got the macro name `{name}`, but `.` is not part of a macro name: did you \
-                     mean `adapter.dispatch('{macro_name}', macro_namespace='{ns}')`?"
-                ),
-            ));
-        }
-        let search: Vec<Option<&str>> = match namespace {
-            None => vec![None],
-            Some(ns) => match self.search_order.get(ns) {
-                Some(order) => order.iter().map(|p| Some(p.as_str())).collect(),
-                None if self.packages.contains_key(ns) => vec![Some(self.root.as_str()), Some(ns)],
-                None => vec![None],
-            },
-        };
-        let mut attempts = Vec::new();
-        for package in search {
-            for prefix in &self.prefixes {
-                let candidate = format!("{prefix}__{name}");
-                let found = match package {
-                    None => state.lookup(&candidate).filter(|v| !v.is_undefined()),
-                    Some(p) => self.packages.get(p).and_then(|m| m.get(&candidate)).cloned(),
-                };
-                attempts.push(match package {
-                    None => format!("`{candidate}`"),
-                    Some(p) => format!("`{p}.{candidate}`"),
-                });
-                if let Some(found) = found {
-                    return Ok(found);
-                }
-            }
-        }
-        // etlm's own dispatchers also reach a plain macro of the name.
-        if let Some(plain) = state.lookup(name).filter(|v| !v.is_undefined() && namespace.is_none()) {
-            return Ok(plain);
-        }
-        Err(Error::new(
-            ErrorKind::UnknownFunction,
-            format!(
-                "no macro `{name}` to dispatch to in namespace `{}`; searched {}",
-                namespace.unwrap_or("(none)"),
-                attempts.join(", ")
-            ),
-        ))
-    }
-}
-
-/// `adapter`: `quote(name)` and `dispatch(macro_name, macro_namespace)`.
-#[derive(Debug)]
-pub struct Adapter {
-    pub engine: &'static str,
-    pub dispatch: Arc<Dispatch>,
-}
-
-impl Object for Adapter {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "type" => Some(Value::from(self.engine)),
-            _ => None,
-        }
-    }
-
-    fn call_method(self: &Arc<Self>, state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "quote" => {
-                let (name,): (String,) = minijinja::value::from_args(args)?;
-                Ok(Value::from(crate::relation::quote_ident(&name)))
-            }
-            "dispatch" => {
-                let (name, rest, kwargs): (String, Option<Value>, minijinja::value::Kwargs) =
-                    minijinja::value::from_args(args)?;
-                let namespace = match rest {
-                    Some(v) => Some(v),
-                    None => kwargs.get::<Option<Value>>("macro_namespace")?,
-                };
-                let _ = kwargs.get::<Option<Value>>("packages")?;
-                let namespace = namespace.filter(|v| !v.is_none() && !v.is_undefined());
-                let namespace = namespace.as_ref().map(|v| v.as_str().map(str::to_string).unwrap_or_default());
-                self.dispatch.find(state, &name, namespace.as_deref())
-            }
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method `{method}` in etlm"))),
         }
     }
 }

@@ -13,6 +13,38 @@ pub(super) fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_unknown_method_callback(python_method);
     env.add_function("local_md5", |text: String| crate::hex::md5_hex(&text));
+    env.add_function(super::mutable::MAKE, super::mutable::make);
+    env.add_function("set", super::mutable::set);
+    env.add_function("set_strict", super::mutable::set);
+    // dbt's type filters: text read as a number, a boolean, or any literal.
+    env.add_filter("as_text", |v: Value| v.to_string());
+    env.add_filter("as_number", |v: Value| -> Result<Value, Error> {
+        let text = v.to_string();
+        let t = text.trim();
+        t.parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| t.parse::<f64>().map(Value::from))
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("`{t}` is not a number")))
+    });
+    env.add_filter("as_bool", |v: Value| -> Result<Value, Error> {
+        match v.to_string().trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Value::from(true)),
+            "false" => Ok(Value::from(false)),
+            other => Err(Error::new(ErrorKind::InvalidOperation, format!("`{other}` is not a boolean"))),
+        }
+    });
+    env.add_filter("as_native", |v: Value| -> Value {
+        let text = v.to_string();
+        match serde_json::from_str::<serde_json::Value>(text.trim()) {
+            Ok(json) => Value::from(minijinja::value::Serde(json)),
+            Err(_) => match text.trim() {
+                "True" => Value::from(true),
+                "False" => Value::from(false),
+                "None" => Value::from(()),
+                _ => v,
+            },
+        }
+    });
     env
 }
 
@@ -34,9 +66,9 @@ fn python_method(state: &mut State, value: &Value, method: &str, args: &[Value])
         ) => Err(Error::new(
             ErrorKind::UnknownMethod,
             format!(
-                "`{method}` changes a value in place, which etlm's Jinja does not do; build a new one instead \
-                     (`{{% set l = l + [x] %}}`, `{{% set d = dict(d, k=v) %}}`; inside a loop, keep it in a \
-                     `namespace()`)"
+                "`{method}` changes a value in place; etlm's Jinja does that for a list or dict made by \
+                     `{{% set name = [...] %}}` or `{{% set name = {{...}} %}}`, not for this one (build a new one: \
+                     `{{% set l = l + [x] %}}`)"
             ),
         )),
         _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
@@ -99,7 +131,7 @@ mod tests {
         let text = "{% set d = {'a': 1} %}{{ 'A,b '.lower().strip().split(',') }} {{ d.items() | list }} \
                     {{ d.get('z', 9) }} {{ [1, 2].index(2) }} {{ local_md5('a') }}";
         assert_eq!(env.render_str(text, ()).unwrap(), "['a', 'b'] [('a', 1)] 9 1 0cc175b9c0f1b6a831c399e269772661");
-        let err = env.render_str("{% set l = [] %}{% do l.append(1) %}", ()).unwrap_err();
+        let err = env.render_str("{% set l = 'a,b'.split(',') %}{% do l.append(1) %}", ()).unwrap_err();
         assert!(err.to_string().contains("`append` changes a value in place"), "{err}");
     }
 }

@@ -297,7 +297,7 @@ impl SeedType {
             SeedType::Decimal { precision, scale } => parse_decimal_rounded(value, precision, scale).is_some(),
             SeedType::Numeric => number_text(value).is_some(),
             SeedType::Date => parse_date(value).is_some(),
-            SeedType::Timestamp => parse_timestamp(value).is_some(),
+            SeedType::Timestamp => parse_timestamp_declared(value).is_some(),
             SeedType::Boolean => parse_bool(value).is_some(),
             SeedType::Text => true,
         }
@@ -341,7 +341,9 @@ impl SeedType {
                 )
             }
             SeedType::Date => Arc::new(Date32Array::from(parse_cells(cells, parse_date)?)),
-            SeedType::Timestamp => Arc::new(TimestampMicrosecondArray::from(parse_cells(cells, parse_timestamp)?)),
+            SeedType::Timestamp => {
+                Arc::new(TimestampMicrosecondArray::from(parse_cells(cells, parse_timestamp_declared)?))
+            }
             SeedType::Boolean => Arc::new(BooleanArray::from(parse_cells(cells, parse_bool)?)),
             SeedType::Text => Arc::new(cells.iter().map(|c| c.value().map(|_| c.text)).collect::<StringArray>()),
         })
@@ -446,6 +448,18 @@ fn parse_date(value: &str) -> Option<i32> {
 /// Microseconds since the epoch, in either of dbt's two spellings.
 fn parse_timestamp(value: &str) -> Option<i64> {
     parse_timestamp_spaced(value).or_else(|| parse_timestamp_iso(value))
+}
+
+/// A cell of a column typed timestamp (inferred, or declared in `column_types`, where the
+/// warehouse reads more spellings: no seconds, a fraction, a bare date).
+fn parse_timestamp_declared(value: &str) -> Option<i64> {
+    parse_timestamp(value).or_else(|| {
+        ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S%.f"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(value, f).ok())
+            .or_else(|| NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+            .map(|t| t.and_utc().timestamp_micros())
+    })
 }
 
 /// `YYYY-MM-DD HH:MM:SS` exactly (agate's DateTime as dbt sets it up).
