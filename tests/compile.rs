@@ -30,6 +30,19 @@ fn example_project_compiles_to_a_byte_stable_manifest() {
     assert_eq!(daily["config"]["materialized"], "incremental");
     assert_eq!(daily["config"]["partition_by"], "dt");
     assert!(json["child_map"]["model.shop.stg_orders"].as_array().unwrap().len() > 1);
+    let snapshot = &json["nodes"]["snapshot.shop.customers_snapshot"];
+    assert_eq!(snapshot["resource_type"], "snapshot", "{snapshot}");
+    assert_eq!(snapshot["depends_on"]["nodes"], serde_json::json!(["seed.shop.customers"]));
+    let lineage: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/lineage.json")).unwrap()).unwrap();
+    let columns = &lineage["nodes"]["snapshot.shop.customers_snapshot"]["columns"];
+    let email = columns.as_array().unwrap().iter().find(|c| c["name"] == "email").unwrap();
+    assert_eq!(
+        email["upstream"],
+        serde_json::json!([{"column": "email", "kind": "copy", "node": "seed.shop.customers"}])
+    );
+    let names: Vec<&str> = columns.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert!(names.ends_with(&["dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"]), "{names:?}");
 }
 
 #[test]
@@ -142,18 +155,11 @@ fn a_disabled_seed_is_not_loaded() {
 #[test]
 fn what_dbt_would_build_and_etlm_does_not_is_a_warning() {
     let (_tmp, dir) = copy_project("dbt_style");
-    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
-    std::fs::write(
-        dir.join("snapshots/orders_snapshot.sql"),
-        "{% snapshot orders_snapshot %}select 1{% endsnapshot %}\n",
-    )
-    .unwrap();
     std::fs::write(dir.join("models/forecast.py"), "def model(dbt, session):\n    return dbt.ref('orders')\n").unwrap();
     std::fs::write(dir.join("models/unit.yml"), "foo: 1\n").unwrap();
     let run = etlm(&dir, &["compile"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     for expected in [
-        "warning[snapshot]: `snapshots/orders_snapshot.sql` holds dbt snapshots",
         "warning[python-model]: `models/forecast.py` is a Python model",
         "warning[unknown-property-key]: `foo` is not a key of property files",
     ] {

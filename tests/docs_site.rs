@@ -185,7 +185,9 @@ fn docs_page_embeds_nodes_tests_lineage_and_the_last_run() {
     let data = embedded_data(&page);
     let nodes = data["nodes"].as_array().unwrap();
     let count = |t: &str| nodes.iter().filter(|n| n["type"] == t).count();
-    assert_eq!((count("model"), count("seed"), count("source")), (8, 4, 0));
+    assert_eq!((count("model"), count("seed"), count("source"), count("snapshot")), (8, 4, 0, 1));
+    let snapshot = nodes.iter().find(|n| n["id"] == "snapshot.shop.customers_snapshot").unwrap();
+    assert_eq!(snapshot["tests"].as_array().unwrap().len(), 3, "{snapshot}");
     let fct = nodes.iter().find(|n| n["id"] == "model.shop.fct_orders").unwrap();
     let mut tests: Vec<(String, String)> = fct["tests"]
         .as_array()

@@ -26,10 +26,11 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     use crate::graph::ResourceType as R;
     out.summary(
         &format!(
-            "compiled {} models, {} tests, {} seeds, {} sources in {:.2} s; wrote {} SQL files, {} and {}",
+            "compiled {} models, {} tests, {} seeds, {} snapshots, {} sources in {:.2} s; wrote {} SQL files, {} and {}",
             count(R::Model),
             count(R::Test),
             count(R::Seed),
+            count(R::Snapshot),
             count(R::Source),
             elapsed.as_secs_f64(),
             written,
@@ -40,6 +41,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
             "models": count(R::Model),
             "tests": count(R::Test),
             "seeds": count(R::Seed),
+            "snapshots": count(R::Snapshot),
             "sources": count(R::Source),
             "compiled_files": written,
             "manifest": display(&manifest, &compiled.project.root),

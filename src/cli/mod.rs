@@ -117,8 +117,10 @@ pub enum Command {
     Seed(run::RunArgs),
     /// Build the selected models in DAG order.
     Run(run::RunArgs),
-    /// Seed, run and test in one DAG walk.
+    /// Seed, snapshot, run and test in one DAG walk.
     Build(run::RunArgs),
+    /// Take the selected snapshots: close changed rows' versions, open new ones.
+    Snapshot(run::RunArgs),
     /// Run the selected quality tests on the published relations.
     Test(run::RunArgs),
     /// Run time-windowed models once per period from --start to --end.
@@ -160,6 +162,7 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         Command::Run(args) => run::run(RunCommand::Run, &cli.global, &args, env, &sources, &out),
         Command::Build(args) => run::run(RunCommand::Build, &cli.global, &args, env, &sources, &out),
         Command::Test(args) => run::run(RunCommand::Test, &cli.global, &args, env, &sources, &out),
+        Command::Snapshot(args) => run::run(RunCommand::Snapshot, &cli.global, &args, env, &sources, &out),
         Command::Backfill(args) => run::backfill(&cli.global, &args, env, &sources, &out),
         Command::Intervals => intervals::run(&cli.global, env, &sources, &out),
         Command::Show(args) => show::run(&cli.global, &args, env, &sources, &out),

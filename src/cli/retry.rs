@@ -42,6 +42,7 @@ pub fn run(
         "run" => Command::Run,
         "build" => Command::Build,
         "test" => Command::Test,
+        "snapshot" => Command::Snapshot,
         "backfill" => {
             return Err(vec![
                 Diagnostic::error("retry-unsupported", "the last run was a backfill, which `etlm retry` cannot repeat")

@@ -31,7 +31,7 @@ pub fn run(
             let relations: Vec<_> = selected
                 .iter()
                 .map(|id| &compiled.nodes[id])
-                .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Source))
+                .filter(|n| n.resource_type.is_built() || n.resource_type == ResourceType::Source)
                 .filter_map(|n| n.relation.as_ref())
                 .collect();
             match relations.as_slice() {

@@ -28,6 +28,7 @@ use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, 
 use crate::graph::{Dag, NodeInfo, ResourceType};
 use crate::lineage::Cache;
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
+use crate::project::snapshot::SnapshotConfig;
 use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
 use crate::sql::SqlDialect;
@@ -122,11 +123,13 @@ impl Node {
     }
 
     /// Where its compiled SQL goes under `target/compiled/`: its file's path, or for a
-    /// generic test `<yaml path>/<alias or name>.sql`, as dbt writes it.
+    /// generic test `<yaml path>/<alias or name>.sql`, as dbt writes it; for a snapshot
+    /// (a file may hold several) `<file>/<name>.sql`.
     pub fn compiled_path(&self) -> PathBuf {
-        match self.generic_test {
-            Some(_) => self.path.join(format!("{}.sql", self.alias())),
-            None => self.path.clone(),
+        match (&self.generic_test, self.resource_type) {
+            (Some(_), _) => self.path.join(format!("{}.sql", self.alias())),
+            (None, ResourceType::Snapshot) => self.path.join(format!("{}.sql", self.name)),
+            (None, _) => self.path.clone(),
         }
     }
 
@@ -175,7 +178,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
 
     // Parse pass: compile each model's Jinja and record its calls.
     let texts: Vec<Arc<crate::diagnostics::SourceFile>> = project.models.iter().map(|m| sources.file(m.file)).collect();
-    let names: Vec<String> = project.models.iter().map(|m| m.path.display().to_string()).collect();
+    // Named `.sql` whatever the file (a snapshot defined in YAML): the name decides
+    // Jinja's auto-escaping, which SQL must not get.
+    let names: Vec<String> =
+        project.models.iter().map(|m| m.path.with_extension("sql").display().to_string()).collect();
     let test_texts: Vec<Arc<crate::diagnostics::SourceFile>> =
         project.singular_tests.iter().map(|t| sources.file(t.file)).collect();
     let test_names: Vec<String> = project.singular_tests.iter().map(|t| t.path.display().to_string()).collect();
@@ -256,20 +262,32 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             }
             let yaml_layer = m.props.as_ref().map(|p| p.config.clone()).unwrap_or_default();
             let layer = config::merge(&[&m.folder_config, &yaml_layer, &in_file]);
-            let config = match NodeConfig::from_layer(&layer, ConfigFor::Model) {
-                Ok(config) if config.enabled => config,
-                Ok(_) => return (problems, None),
-                Err(e) => {
-                    problems.extend(e);
-                    return (problems, None);
-                }
+            let snapshot = m.resource_type == ResourceType::Snapshot;
+            let config =
+                match NodeConfig::from_layer(&layer, if snapshot { ConfigFor::Snapshot } else { ConfigFor::Model }) {
+                    Ok(config) if config.enabled => config,
+                    Ok(_) => return (problems, None),
+                    Err(e) => {
+                        problems.extend(e);
+                        return (problems, None);
+                    }
+                };
+            let config = match snapshot {
+                false => config,
+                true => match SnapshotConfig::from_layer(&layer, m.span) {
+                    Ok(snapshot) => NodeConfig { snapshot: Some(snapshot), ..config },
+                    Err(e) => {
+                        problems.extend(e);
+                        return (problems, None);
+                    }
+                },
             };
             let (description, columns, described) =
                 describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
             problems.extend(described);
             let node = Node {
-                unique_id: format!("model.{}.{}", m.package, m.name),
-                resource_type: ResourceType::Model,
+                unique_id: format!("{}.{}.{}", m.resource_type.as_str(), m.package, m.name),
+                resource_type: m.resource_type,
                 name: m.name.clone(),
                 fqn: m.fqn.clone(),
                 path: m.path.clone(),
@@ -369,11 +387,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Relation names: dbt's generate_schema_name / generate_alias_name, or the user's.
-    let ids: Vec<String> = nodes
-        .values()
-        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
-        .map(|n| n.unique_id.clone())
-        .collect();
+    let ids: Vec<String> = nodes.values().filter(|n| n.resource_type.is_built()).map(|n| n.unique_id.clone()).collect();
     let relations: Vec<(String, Result<Relation, Diagnostic>)> = ids
         .into_par_iter()
         .filter(|id| nodes[id].config.materialized != Materialization::Ephemeral)
@@ -513,7 +527,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         root: project.name().to_string(),
         targets: nodes
             .values()
-            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+            .filter(|n| n.resource_type.is_built())
             .map(|n| match opts.deferred.get(&n.unique_id) {
                 Some(other) => (n.unique_id.clone(), RelationValue { relation: other.clone(), cte: None }),
                 None => (n.unique_id.clone(), ref_target(n)),
@@ -537,7 +551,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let event_times: Arc<BTreeMap<String, String>> = Arc::new(
         nodes
             .values()
-            .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+            .filter(|n| n.resource_type.is_built())
             .filter_map(|n| Some((n.name.clone(), n.config.event_time.clone()?)))
             .collect(),
     );
@@ -796,7 +810,7 @@ fn render_run_hooks(
 ) -> Result<Hooks, Diagnostic> {
     let schemas: BTreeSet<&str> = nodes
         .values()
-        .filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed))
+        .filter(|n| n.resource_type.is_built())
         .filter_map(|n| Some(n.relation.as_ref()?.schema.as_str()))
         .collect();
     let input = RenderInput {
@@ -848,7 +862,7 @@ fn render_generic_tests(
             );
             let result = rendered.map(|sql| match &attached.relation {
                 Some(relation) => {
-                    let audited = matches!(attached.resource_type, ResourceType::Model | ResourceType::Seed);
+                    let audited = attached.resource_type.is_built();
                     // Against the staged data, a test reads the staged version wherever it
                     // names the model (a package test's `compare_model: ref('itself')`, say).
                     let audit = audited.then(|| {
@@ -937,7 +951,7 @@ fn generic_test_nodes(
         .models
         .par_iter()
         .flat_map_iter(|m| {
-            let id = format!("model.{}.{}", m.package, m.name);
+            let id = format!("{}.{}.{}", m.resource_type.as_str(), m.package, m.name);
             let props = m.props.as_ref().filter(|_| nodes.contains_key(&id));
             let tests = props.into_iter().flat_map(|p| all_tests(&p.tests, &p.columns));
             tests.map(move |t| (id.clone(), t, m.name.clone()))
@@ -1142,6 +1156,13 @@ fn relation_for(
         (input, node_value)
     };
     let naming = |d: Diagnostic| d.with_note(format!("while naming the relation of `{}`", node.unique_id));
+    // As dbt: a snapshot's legacy `target_schema` is its schema as written.
+    let legacy = node.config.snapshot.as_ref();
+    if let Some(schema) = legacy.and_then(|s| s.target_schema.clone()) {
+        let database = legacy.and_then(|s| s.target_database.clone()).or_else(|| node.config.database.clone());
+        let identifier = node.config.alias.clone().unwrap_or_else(|| node.name.clone());
+        return Ok(Relation { database, schema, identifier });
+    }
     let custom = node.config.schema.clone();
     let schema = if let Some(naming_macro) = renderer.override_of("generate_schema_name") {
         let (input, node_value) = macro_input(&project.target.schema);

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use super::Nodes;
-use crate::graph::ResourceType;
 use crate::template::RefCall;
 
 /// Models, seeds and snapshots by (package, name), and by name alone.
@@ -21,7 +20,7 @@ impl RefIndex {
     pub fn new(root: &str, nodes: &Nodes) -> RefIndex {
         let mut by_key = BTreeMap::new();
         let mut by_name: BTreeMap<String, String> = BTreeMap::new();
-        for n in nodes.values().filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed)) {
+        for n in nodes.values().filter(|n| n.resource_type.is_built()) {
             let package = n.package().to_string();
             by_key.insert((package.clone(), n.name.clone()), n.unique_id.clone());
             if package == root || !by_name.contains_key(&n.name) {

@@ -29,7 +29,7 @@ pub fn docs_data(compiled: &CompiledProject, run_results: Option<&Json>) -> Json
         .and_then(|r| r["results"].as_array())
         .map(|list| list.iter().filter_map(|r| Some((r["unique_id"].as_str()?, r))).collect())
         .unwrap_or_default();
-    let shown = |n: &Node| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Source);
+    let shown = |n: &Node| n.resource_type.is_built() || n.resource_type == ResourceType::Source;
     let ids: Vec<&str> =
         compiled.dag.topological().into_iter().filter(|id| compiled.nodes.get(*id).is_some_and(|n| shown(n))).collect();
     let index: BTreeMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();

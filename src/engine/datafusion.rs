@@ -18,7 +18,8 @@ use super::failpoint::Failpoints;
 use super::local::deferred::{self, Deferred};
 use super::local::{
     OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
-    open_session, register_audit, register_relation, register_table_dir, table_columns, write_dataframe, write_query,
+    open_session, register_audit, register_relation, register_table_dir, stage_snapshot, table_columns,
+    write_dataframe, write_query,
 };
 use super::{Access, Build, Engine, EngineError, Staged, handle};
 use crate::compile::window::Period;
@@ -33,7 +34,8 @@ struct StagedVersion {
     meta: RelationMeta,
 }
 
-/// Where an incremental model's new rows are registered while they are combined.
+/// Where an incremental model's new rows (a snapshot's changes) are registered while
+/// they are combined.
 const DELTA_SCHEMA: &str = "_etlm_delta";
 
 /// The schema holding etlm's own tables (run history).
@@ -215,6 +217,16 @@ impl Engine for DataFusionEngine {
                         (RelationMeta::table(out.columns, spec.partition_by), Some(out.rows))
                     }
                 }
+            }
+            Build::Snapshot { sql, config } => {
+                let current = self.warehouse.relation(&relation.schema, &relation.identifier)?;
+                let current = current.filter(|c| c.meta.kind == RelationKind::Table);
+                let changes = self.warehouse.stage(&relation.schema, &relation.identifier)?;
+                let changes_name = Relation::new(DELTA_SCHEMA, relation.audit().identifier);
+                let (meta, rows) =
+                    stage_snapshot(&self.ctx, current.as_ref(), &sql, &config, &changes, &staging, &changes_name)
+                        .await?;
+                (meta, Some(rows))
             }
             Build::Seed { batch, .. } => {
                 let df = self.ctx.read_batch(batch)?;

@@ -8,6 +8,7 @@ use datafusion::parquet::errors::ParquetError;
 
 use super::incremental::IncrementalError;
 use super::local::{CombineError, SessionError, StorageError, WriteError};
+use super::snapshot::SnapshotError;
 
 /// Something an engine could not do.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum EngineError {
     Incremental(#[from] IncrementalError),
     #[error(transparent)]
     Combine(#[from] CombineError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]

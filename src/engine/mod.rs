@@ -10,6 +10,7 @@ pub mod failpoint;
 pub mod incremental;
 pub mod local;
 pub mod postgres;
+pub mod snapshot;
 
 use std::any::Any;
 
@@ -44,6 +45,13 @@ pub enum Build {
         sql: String,
         spec: IncrementalSpec,
     },
+    /// A snapshot's query, recorded as history in the relation (`snapshot.rs`): built
+    /// like a table the first time, then changed rows close their version and open a
+    /// new one.
+    Snapshot {
+        sql: String,
+        config: crate::project::snapshot::SnapshotConfig,
+    },
     /// A seed's rows, typed; `column_types` are the project's own spellings of some
     /// columns' types, which an engine with SQL types uses as written.
     Seed {
@@ -56,7 +64,8 @@ pub enum Build {
 /// until `publish` or `discard` takes it.
 pub struct Staged {
     pub relation: Relation,
-    /// Rows written (none for views; for incremental models, the new rows).
+    /// Rows written (none for views; for incremental models, the new rows; for
+    /// snapshots, the versions opened or closed).
     pub rows: Option<u64>,
     /// Time spent in the engine planning and running the query.
     pub query_seconds: f64,

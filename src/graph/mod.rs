@@ -1,5 +1,5 @@
-//! The lineage DAG over seeds, sources, models and tests; cycle reports with the full
-//! path; topological order; and node selection (`select.rs`).
+//! The lineage DAG over seeds, sources, models, snapshots and tests; cycle reports with
+//! the full path; topological order; and node selection (`select.rs`).
 //!
 //! Edges point from a dependency to its dependent. The graph knows nothing about files
 //! or Jinja: the compile pipeline hands it [`NodeInfo`]s and edges.
@@ -27,6 +27,7 @@ pub enum ResourceType {
     /// A model's logic on given rows (`unit_tests:`), run before the model builds.
     #[serde(rename = "unit_test")]
     UnitTest,
+    Snapshot,
 }
 
 impl ResourceType {
@@ -37,7 +38,13 @@ impl ResourceType {
             ResourceType::Source => "source",
             ResourceType::Test => "test",
             ResourceType::UnitTest => "unit_test",
+            ResourceType::Snapshot => "snapshot",
         }
+    }
+
+    /// True for what a run builds into a relation of its own (and `ref()` names).
+    pub fn is_built(self) -> bool {
+        matches!(self, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)
     }
 }
 

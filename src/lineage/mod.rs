@@ -245,7 +245,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
     let check_tests = || -> Vec<(String, Option<Diagnostic>)> {
         nodes
             .par_iter()
-            .filter(|(_, n)| n.resource_type != ResourceType::Model)
+            .filter(|(_, n)| !walked(n.resource_type))
             .filter_map(|(_, node)| {
                 let sql = node.compiled_sql.as_deref()?;
                 let key = cache::sql_key(sql);
@@ -297,7 +297,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
                     // models see its known columns but relax, so one mistake is reported once.
                     let types: Vec<Option<String>> =
                         result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
-                    let schema = Schema {
+                    let mut schema = Schema {
                         columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
                         complete: result.complete && result.problems.is_empty(),
                     };
@@ -305,6 +305,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
                     for (col, t) in entry.columns.iter_mut().zip(types) {
                         col.data_type = t;
                     }
+                    schema::add_snapshot_columns(node, &mut schema, &mut entry);
                     Some(Walked { node, key, cached, found, entry, schema })
                 })
                 .collect();
@@ -354,11 +355,17 @@ fn is_ephemeral(node: &Node) -> bool {
     node.resource_type == ResourceType::Model && node.config.materialized == Materialization::Ephemeral
 }
 
+/// True for the nodes whose SQL is walked for columns and lineage: models, and
+/// snapshots (whose query is their source).
+fn walked(resource_type: ResourceType) -> bool {
+    matches!(resource_type, ResourceType::Model | ResourceType::Snapshot)
+}
+
 /// Models grouped by depth in the DAG: every model's upstream models sit in earlier groups.
 fn model_levels(dag: &Dag) -> Vec<Vec<&str>> {
     let mut levels: Vec<Vec<&str>> = Vec::new();
     for (info, d) in dag.depths() {
-        if info.resource_type == ResourceType::Model {
+        if walked(info.resource_type) {
             if levels.len() <= d {
                 levels.resize_with(d + 1, Vec::new);
             }

@@ -1,5 +1,6 @@
 //! Schemas of the nodes that have no SQL: seeds (CSV header and inferred types, read the
-//! same way `etlm seed` loads them) and sources (columns declared in YAML).
+//! same way `etlm seed` loads them) and sources (columns declared in YAML); and the meta
+//! columns a snapshot's table has beside its query's.
 
 use std::path::Path;
 
@@ -50,5 +51,15 @@ pub(super) fn base_lineage(node: &Node, schema: &Schema) -> NodeLineage {
         name: node.name.clone(),
         resource_type: node.resource_type.as_str(),
         usage: Default::default(),
+    }
+}
+
+/// A snapshot's table has its query's columns, then dbt's meta columns (derived from no
+/// column of the query: they are the snapshot's own).
+pub(super) fn add_snapshot_columns(node: &Node, schema: &mut Schema, entry: &mut NodeLineage) {
+    let Some(snapshot) = &node.config.snapshot else { return };
+    for name in snapshot.meta.names(snapshot.hard_deletes) {
+        schema.columns.push((name.to_string(), None));
+        entry.columns.push(ColumnLineage { data_type: None, name: name.to_string(), upstream: Vec::new() });
     }
 }

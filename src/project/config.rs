@@ -19,16 +19,20 @@ const ETLM_KEYS: &[&str] = &[
     "alias",
     "batch_size",
     "begin",
+    "check_cols",
     "column_checks",
     "column_types",
     "database",
+    "dbt_valid_to_current",
     "docs",
     "enabled",
     "error_if",
     "event_time",
     "freshness",
     "full_refresh",
+    "hard_deletes",
     "incremental_strategy",
+    "invalidate_hard_deletes",
     "limit",
     "loaded_at_field",
     "lookback",
@@ -44,9 +48,14 @@ const ETLM_KEYS: &[&str] = &[
     "row_count_anomaly",
     "schema",
     "severity",
+    "snapshot_meta_column_names",
     "store_failures",
+    "strategy",
     "tags",
+    "target_database",
+    "target_schema",
     "unique_key",
+    "updated_at",
     "warn_if",
     "where",
 ];
@@ -58,7 +67,6 @@ const IGNORED_DBT_KEYS: &[&str] = &[
     "automatic_clustering",
     "backup",
     "bind",
-    "check_cols",
     "cluster_by",
     "concurrent_batches",
     "contract",
@@ -69,11 +77,9 @@ const IGNORED_DBT_KEYS: &[&str] = &[
     "file_format",
     "grants",
     "group",
-    "hard_deletes",
     "hours_to_expiration",
     "incremental_predicates",
     "indexes",
-    "invalidate_hard_deletes",
     "kms_key_name",
     "labels",
     "location_root",
@@ -86,21 +92,16 @@ const IGNORED_DBT_KEYS: &[&str] = &[
     "quoting",
     "require_partition_filter",
     "secure",
-    "snapshot_meta_column_names",
     "snowflake_warehouse",
     "sort",
     "sort_type",
     "sql_header",
     "store_failures_as",
-    "strategy",
     "table_type",
-    "target_database",
-    "target_schema",
     "tblproperties",
     "tmp_relation_type",
     "transient",
     "unlogged",
-    "updated_at",
 ];
 
 /// True if `key` (already normalized) is a config key etlm accepts.
@@ -230,6 +231,7 @@ pub enum Materialization {
     Ephemeral,
     Seed,
     Test,
+    Snapshot,
 }
 
 impl Materialization {
@@ -241,6 +243,7 @@ impl Materialization {
             Materialization::Ephemeral => "ephemeral",
             Materialization::Seed => "seed",
             Materialization::Test => "test",
+            Materialization::Snapshot => "snapshot",
         }
     }
 }
@@ -352,6 +355,9 @@ pub struct NodeConfig {
     pub where_clause: Option<String>,
     /// For tests: at most this many failing rows are counted (and stored).
     pub limit: Option<u64>,
+    /// For snapshots: how history is kept (set by the compile, which knows the
+    /// snapshot's span for what is missing).
+    pub snapshot: Option<super::snapshot::SnapshotConfig>,
     pub raw: BTreeMap<String, Json>,
 }
 
@@ -373,15 +379,16 @@ pub enum ConfigFor {
     Seed,
     Test,
     Source,
+    Snapshot,
 }
 
-struct Checker<'a> {
-    layer: &'a ConfigLayer,
-    errors: Vec<Diagnostic>,
+pub(super) struct Checker<'a> {
+    pub(super) layer: &'a ConfigLayer,
+    pub(super) errors: Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
-    fn invalid(&mut self, key: &str, expected: &str, choices: &[&str]) {
+    pub(super) fn invalid(&mut self, key: &str, expected: &str, choices: &[&str]) {
         let entry = &self.layer[key];
         let shown = match &entry.value {
             Json::String(s) => format!("`{s}`"),
@@ -397,7 +404,7 @@ impl Checker<'_> {
         self.errors.push(d);
     }
 
-    fn string(&mut self, key: &str) -> Option<String> {
+    pub(super) fn string(&mut self, key: &str) -> Option<String> {
         match &self.layer.get(key)?.value {
             Json::String(s) => Some(s.clone()),
             Json::Number(n) => Some(n.to_string()),
@@ -409,7 +416,7 @@ impl Checker<'_> {
         }
     }
 
-    fn strings(&mut self, key: &str) -> Vec<String> {
+    pub(super) fn strings(&mut self, key: &str) -> Vec<String> {
         let Some(entry) = self.layer.get(key) else { return Vec::new() };
         let items = match &entry.value {
             Json::Array(items) => items.clone(),
@@ -430,7 +437,7 @@ impl Checker<'_> {
         out
     }
 
-    fn bool(&mut self, key: &str) -> Option<bool> {
+    pub(super) fn bool(&mut self, key: &str) -> Option<bool> {
         match &self.layer.get(key)?.value {
             Json::Bool(b) => Some(*b),
             Json::Null => None,
@@ -530,7 +537,7 @@ impl Checker<'_> {
         Some(config)
     }
 
-    fn choice<T: Copy>(&mut self, key: &str, choices: &[(&str, T)]) -> Option<T> {
+    pub(super) fn choice<T: Copy>(&mut self, key: &str, choices: &[(&str, T)]) -> Option<T> {
         let value = self.string(key)?;
         let found = choices.iter().find(|(name, _)| name.eq_ignore_ascii_case(&value));
         if found.is_none() {
@@ -552,6 +559,7 @@ impl NodeConfig {
         let mut c = Checker { layer, errors: Vec::new() };
         let materialized = match kind {
             ConfigFor::Seed => M::Seed,
+            ConfigFor::Snapshot => M::Snapshot,
             ConfigFor::Test | ConfigFor::Source => M::Test,
             ConfigFor::Model => c
                 .choice(
@@ -667,6 +675,7 @@ impl NodeConfig {
             row_count_anomaly,
             where_clause: c.string("where"),
             limit,
+            snapshot: None,
             raw: layer.iter().map(|(k, e)| (k.clone(), e.value.clone())).collect(),
         };
         if c.errors.is_empty() { Ok(config) } else { Err(c.errors) }
@@ -685,11 +694,12 @@ pub fn is_old_style_config(key: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::diagnostics::FileId;
 
-    fn layer(pairs: &[(&str, Json)]) -> ConfigLayer {
+    /// A layer of `pairs`, all at the start of a file.
+    pub(in crate::project) fn layer(pairs: &[(&str, Json)]) -> ConfigLayer {
         let span = Span::file_start(FileId::default());
         pairs.iter().map(|(k, v)| (k.to_string(), ConfigEntry { value: v.clone(), span })).collect()
     }

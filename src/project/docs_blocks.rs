@@ -36,7 +36,7 @@ pub fn parse(file: FileId, sources: &SourceMap) -> Result<Vec<DocBlock>, Diagnos
 }
 
 /// Finds the next `{% keyword arg %}` (with optional `-` trims) from `from`.
-fn find_tag(text: &str, from: usize, keyword: &str) -> Option<(usize, usize, String)> {
+pub(super) fn find_tag(text: &str, from: usize, keyword: &str) -> Option<(usize, usize, String)> {
     let mut pos = from;
     while let Some(i) = text[pos..].find("{%") {
         let start = pos + i;

@@ -34,9 +34,11 @@ pub struct Tree {
     pub tests: Vec<Found>,
     /// Unit-test fixture files (`<test path>/fixtures/**.csv|sql`).
     pub fixtures: Vec<Found>,
+    /// Files of the snapshot folders holding `{% snapshot %}` blocks.
+    pub snapshots: Vec<Found>,
     pub property_files: Vec<(FileId, PathBuf)>,
     pub docs_files: Vec<FileId>,
-    /// Files dbt would build that etlm does not: Python models and snapshots.
+    /// Files dbt would build that etlm does not: Python models.
     pub unsupported: Vec<Unsupported>,
 }
 
@@ -44,7 +46,6 @@ pub struct Tree {
 #[derive(Debug)]
 pub enum Unsupported {
     PythonModel(PathBuf),
-    Snapshot(PathBuf),
 }
 
 impl Unsupported {
@@ -52,7 +53,6 @@ impl Unsupported {
     pub fn warning(&self) -> Diagnostic {
         let (code, path, what) = match self {
             Unsupported::PythonModel(p) => ("python-model", p, "is a Python model; etlm builds SQL models only"),
-            Unsupported::Snapshot(p) => ("snapshot", p, "holds dbt snapshots, which etlm does not support yet"),
         };
         Diagnostic::warning(code, format!("`{}` {what}: it is not built", path.display()))
             .with_note("a model that refs it gets an `unknown-ref` error")
@@ -72,6 +72,7 @@ enum Kind {
     Macro,
     Test,
     Fixture,
+    Snapshot,
     Properties,
     Docs,
 }
@@ -83,11 +84,12 @@ pub fn walk(root: &Path, base: &Path, settings: &ProjectFile, sources: &SourceMa
     let mut listed: Vec<(Kind, PathBuf, PathBuf)> = Vec::new();
     let mut unsupported = Vec::new();
     let docs_in_resources = settings.docs_paths.is_none();
-    let groups: [(&[String], Kind); 4] = [
+    let groups: [(&[String], Kind); 5] = [
         (&settings.model_paths, Kind::Model),
         (&settings.seed_paths, Kind::Seed),
         (&settings.macro_paths, Kind::Macro),
         (&settings.test_paths, Kind::Test),
+        (&settings.snapshot_paths, Kind::Snapshot),
     ];
     for (dirs, kind) in groups {
         for dir in dirs {
@@ -98,7 +100,7 @@ pub fn walk(root: &Path, base: &Path, settings: &ProjectFile, sources: &SourceMa
                     ("md", _) if docs_in_resources => Kind::Docs,
                     ("sql", Kind::Test) if rel.starts_with("generic") => Kind::Macro,
                     ("sql" | "csv", Kind::Test) if rel.starts_with("fixtures") => Kind::Fixture,
-                    ("sql", Kind::Model | Kind::Macro | Kind::Test) => kind,
+                    ("sql", Kind::Model | Kind::Macro | Kind::Test | Kind::Snapshot) => kind,
                     ("csv", Kind::Seed) => Kind::Seed,
                     ("py", Kind::Model) => {
                         unsupported.push(Unsupported::PythonModel(path));
@@ -107,13 +109,6 @@ pub fn walk(root: &Path, base: &Path, settings: &ProjectFile, sources: &SourceMa
                     _ => continue,
                 };
                 listed.push((file_kind, path, rel));
-            }
-        }
-    }
-    for dir in &settings.snapshot_paths {
-        for (path, _) in list(root, base, dir) {
-            if path.extension().is_some_and(|e| e == "sql") {
-                unsupported.push(Unsupported::Snapshot(path));
             }
         }
     }
@@ -149,6 +144,7 @@ pub fn walk(root: &Path, base: &Path, settings: &ProjectFile, sources: &SourceMa
             Kind::Macro => tree.macros.push(found),
             Kind::Test => tree.tests.push(found),
             Kind::Fixture => tree.fixtures.push(found),
+            Kind::Snapshot => tree.snapshots.push(found),
             Kind::Properties => tree.property_files.push((file, found.path)),
             Kind::Docs => tree.docs_files.push(file),
             Kind::Seed => unreachable!("seeds are not read here"),

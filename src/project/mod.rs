@@ -12,6 +12,7 @@ pub mod packages;
 mod profiles;
 pub mod properties;
 mod settings;
+pub mod snapshot;
 mod threshold;
 pub mod unit_tests;
 pub mod yaml;
@@ -33,6 +34,7 @@ pub use self::settings::ProjectFile;
 pub use self::threshold::Threshold;
 pub use self::unit_tests::UnitTestDef;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
+use crate::graph::ResourceType;
 use crate::template::ConfigJinja;
 
 /// Environment variables, passed in rather than read, so library code stays pure.
@@ -58,9 +60,11 @@ pub struct LoadOptions {
     pub env: Env,
 }
 
-/// A model file.
+/// A model file, or a snapshot block (whose `file` is its body, see `snapshot.rs`).
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// `Model` or `Snapshot`.
+    pub resource_type: ResourceType,
     pub name: String,
     /// The project or package it belongs to.
     pub package: String,
@@ -72,6 +76,9 @@ pub struct Model {
     /// Config from the project file's folder tree.
     pub folder_config: ConfigLayer,
     pub props: Option<NodeProps>,
+    /// What a problem with the node as a whole points at: the file's start, or the
+    /// `{% snapshot %}` tag.
+    pub span: Span,
 }
 
 /// A CSV seed.
@@ -199,7 +206,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
         package.vars = packages::vars_of(package, &settings, &opts.vars);
         let jinja = ConfigJinja::new(&target, settings.profile.as_deref(), &package.vars, &opts.env);
         let own = &mut package.settings;
-        for tree in [&mut own.models, &mut own.seeds, &mut own.tests, &mut own.sources] {
+        for tree in [&mut own.models, &mut own.seeds, &mut own.snapshots, &mut own.tests, &mut own.sources] {
             diags.extend(tree.render(&jinja));
         }
     }
@@ -207,6 +214,7 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     for tree in [
         &mut settings.models,
         &mut settings.seeds,
+        &mut settings.snapshots,
         &mut settings.tests,
         &mut settings.sources,
         &mut settings.unit_tests,
@@ -292,6 +300,7 @@ fn load_resources(
 
     let mut model_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut seed_props: BTreeMap<String, NodeProps> = BTreeMap::new();
+    let mut snapshot_props: BTreeMap<String, NodeProps> = BTreeMap::new();
     let mut source_props = Vec::new();
     let mut unit_tests: Vec<UnitTestDef> = Vec::new();
     // Parsed in parallel, gathered in file order so diagnostics and merges are stable.
@@ -310,9 +319,11 @@ fn load_resources(
         match parsed {
             Ok(mut pf) => {
                 warnings.append(&mut pf.warnings);
-                for (list, target_map, kind) in
-                    [(pf.models, &mut model_props, "model"), (pf.seeds, &mut seed_props, "seed")]
-                {
+                for (list, target_map, kind) in [
+                    (pf.models, &mut model_props, "model"),
+                    (pf.seeds, &mut seed_props, "seed"),
+                    (pf.snapshots, &mut snapshot_props, "snapshot"),
+                ] {
                     for props in list {
                         if let Some(prev) = target_map.get(&props.name) {
                             diags.push(
@@ -336,23 +347,88 @@ fn load_resources(
     }
 
     let project_name = settings.name.clone();
-    let models: Vec<Model> = tree
+    let mut models: Vec<Model> = tree
         .models
         .into_iter()
         .map(|f| {
             let fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
             let name = fqn.last().expect("fqn ends with the name").clone();
             Model {
+                resource_type: ResourceType::Model,
                 folder_config: scope.resolve(|p| &p.models, &fqn),
                 props: model_props.remove(&name),
                 package: project_name.clone(),
                 name,
                 path: f.path,
                 file: f.file,
+                span: Span::file_start(f.file),
                 fqn,
             }
         })
         .collect();
+    for f in tree.snapshots {
+        let blocks = match snapshot::blocks(f.file, sources) {
+            Ok(blocks) => blocks,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        for block in blocks {
+            // As dbt: the file's folders and name, then the snapshot's.
+            let mut fqn = fqn_of(&project_name, &f.rel_to_resource_dir);
+            fqn.push(block.name.clone());
+            models.push(Model {
+                resource_type: ResourceType::Snapshot,
+                folder_config: scope.resolve(|p| &p.snapshots, &fqn),
+                props: snapshot_props.remove(&block.name),
+                package: project_name.clone(),
+                file: sources.add(f.path.clone(), block.body),
+                name: block.name,
+                path: f.path.clone(),
+                span: block.span,
+                fqn,
+            });
+        }
+    }
+    // Snapshots defined in YAML (dbt 1.9): `relation:` instead of a block.
+    for (name, props) in std::mem::take(&mut snapshot_props) {
+        let Some((relation, span)) = props.relation.clone() else {
+            snapshot_props.insert(name, props);
+            continue;
+        };
+        let yaml = sources.file(span.file);
+        let Some(body) = snapshot::relation_body(&yaml.text, &relation, span) else {
+            diags.push(
+                Diagnostic::error("yaml-shape", format!("snapshot `{name}`: `relation` must be a block-style value"))
+                    .with_label(span, "write `relation: ref('name')` on a line of its own"),
+            );
+            continue;
+        };
+        let mut fqn = fqn_of(&project_name, &yaml.path);
+        fqn.pop();
+        fqn.push(name.clone());
+        models.push(Model {
+            resource_type: ResourceType::Snapshot,
+            folder_config: scope.resolve(|p| &p.snapshots, &fqn),
+            package: project_name.clone(),
+            file: sources.add(yaml.path.clone(), body),
+            path: yaml.path.clone(),
+            name,
+            span: props.span,
+            props: Some(props),
+            fqn,
+        });
+    }
+    for (name, props) in &snapshot_props {
+        warnings.push(
+            Diagnostic::warning(
+                "unmatched-properties",
+                format!("properties for snapshot `{name}`, but none has that name"),
+            )
+            .with_label(props.span, "no `{% snapshot %}` block defines it"),
+        );
+    }
     for (name, props) in &model_props {
         if seed_props.contains_key(name) {
             continue;

@@ -1,5 +1,6 @@
-//! YAML property files (`models:`, `sources:`, `seeds:`): descriptions, columns, tests
-//! and config for nodes defined elsewhere.
+//! YAML property files (`models:`, `sources:`, `seeds:`, `snapshots:`): descriptions,
+//! columns, tests and config for nodes defined elsewhere (and snapshots defined by their
+//! `relation:`).
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,9 @@ pub struct NodeProps {
     pub config: ConfigLayer,
     pub columns: Vec<ColumnProps>,
     pub tests: Vec<TestDef>,
+    /// For a snapshot defined in YAML (dbt 1.9): what it snapshots, `ref('x')` or
+    /// `source('s', 't')`, and where that is written.
+    pub relation: Option<(String, Span)>,
 }
 
 /// A table of a source.
@@ -83,6 +87,7 @@ pub struct SourceProps {
 pub struct PropertyFile {
     pub models: Vec<NodeProps>,
     pub seeds: Vec<NodeProps>,
+    pub snapshots: Vec<NodeProps>,
     pub sources: Vec<SourceProps>,
     pub unit_tests: Vec<UnitTestDef>,
     /// Entries etlm does not act on (unknown keys).
@@ -138,12 +143,8 @@ impl PropertyFile {
         let entries = yaml.expect_map("property file").map_err(|d| vec![d])?;
         for (key, _) in entries {
             let warning = match key.name.as_str() {
-                "models" | "seeds" | "sources" | "unit_tests" => continue,
+                "models" | "seeds" | "snapshots" | "sources" | "unit_tests" => continue,
                 name if METADATA_KEYS.contains(&name) => continue,
-                "snapshots" => {
-                    Diagnostic::warning("snapshot", "dbt snapshots are not supported yet: they are not built")
-                        .with_label(key.span, "not built")
-                }
                 other => Diagnostic::warning(
                     "unknown-property-key",
                     format!("`{other}` is not a key of property files; it is ignored"),
@@ -160,6 +161,9 @@ impl PropertyFile {
         }
         if let Some(list) = yaml.get("unit_tests") {
             out.unit_tests = collect(unit_tests::parse_list(list, file, sources), &mut errors).unwrap_or_default();
+        }
+        if let Some(snapshots) = yaml.get("snapshots") {
+            out.snapshots = node_list(snapshots, "snapshots", &mut errors);
         }
         if let Some(list) = yaml.get("sources") {
             for item in each(list, "sources", &mut errors) {
@@ -180,7 +184,7 @@ impl PropertyFile {
                 errors.extend(config::render_layer(&mut test.config, jinja));
             }
         };
-        for node in self.models.iter_mut().chain(&mut self.seeds) {
+        for node in self.models.iter_mut().chain(&mut self.seeds).chain(&mut self.snapshots) {
             errors.extend(config::render_layer(&mut node.config, jinja));
             tests(&mut node.tests, &mut errors);
             for column in &mut node.columns {
@@ -314,10 +318,14 @@ fn node(item: &Yaml, context: &str) -> Result<NodeProps, Vec<Diagnostic>> {
     let config = collect(config_of(item, context), &mut errors).unwrap_or_default();
     let columns = collect(columns_of(item), &mut errors).unwrap_or_default();
     let tests = collect(tests_of(item, None), &mut errors).unwrap_or_default();
+    let relation = match item.get("relation").filter(|_| context == "snapshots") {
+        Some(r) => collect(r.expect_string("relation").map_err(|d| vec![d]), &mut errors).map(|text| (text, r.span)),
+        None => None,
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(NodeProps { name, span, description: desc, config, columns, tests })
+    Ok(NodeProps { name, span, description: desc, config, columns, tests, relation })
 }
 
 fn source(item: &Yaml) -> Result<SourceProps, Vec<Diagnostic>> {

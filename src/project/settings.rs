@@ -78,7 +78,7 @@ pub struct ProjectFile {
     pub seed_paths: Vec<String>,
     pub macro_paths: Vec<String>,
     pub test_paths: Vec<String>,
-    /// dbt's snapshot folders: etlm does not build snapshots, and says so.
+    /// Folders of `{% snapshot %}` files.
     pub snapshot_paths: Vec<String>,
     pub docs_paths: Option<Vec<String>>,
     pub target_path: String,
@@ -92,6 +92,7 @@ pub struct ProjectFile {
     pub dispatch: BTreeMap<String, Vec<String>>,
     pub models: ConfigTree,
     pub seeds: ConfigTree,
+    pub snapshots: ConfigTree,
     pub tests: ConfigTree,
     /// `unit_tests:` config (`+tags`, `+enabled`) by folder, model and test name.
     pub unit_tests: ConfigTree,
@@ -225,6 +226,7 @@ impl ProjectFile {
         };
         let models = tree("models", &mut errors);
         let seeds = tree("seeds", &mut errors);
+        let snapshots = tree("snapshots", &mut errors);
         let tests = match yaml.get("data_tests") {
             Some(_) => tree("data_tests", &mut errors),
             None => tree("tests", &mut errors),
@@ -265,6 +267,7 @@ impl ProjectFile {
                 dispatch,
                 models,
                 seeds,
+                snapshots,
                 tests,
                 unit_tests,
                 sources: source_tree,

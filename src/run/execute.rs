@@ -32,6 +32,8 @@ pub enum Command {
     Test,
     /// Windowed models only, one batch per period of a range.
     Backfill,
+    /// Snapshots only.
+    Snapshot,
 }
 
 impl Command {
@@ -42,17 +44,19 @@ impl Command {
             Command::Build => "build",
             Command::Test => "test",
             Command::Backfill => "backfill",
+            Command::Snapshot => "snapshot",
         }
     }
 
-    /// True if the command builds `node` (seeds and non-ephemeral models).
+    /// True if the command builds `node` (seeds, snapshots and non-ephemeral models).
     fn builds(self, node: &Node) -> bool {
         match node.resource_type {
             ResourceType::Seed => matches!(self, Command::Seed | Command::Build),
+            ResourceType::Snapshot => matches!(self, Command::Snapshot | Command::Build),
             ResourceType::Model => match self {
                 Command::Run | Command::Build => node.config.materialized != Materialization::Ephemeral,
                 Command::Backfill => node.is_windowed(),
-                Command::Seed | Command::Test => false,
+                Command::Seed | Command::Test | Command::Snapshot => false,
             },
             ResourceType::Source | ResourceType::Test | ResourceType::UnitTest => false,
         }
@@ -142,7 +146,7 @@ pub fn plan(compiled: &CompiledProject, command: Command, selected: &BTreeSet<St
     let order: Vec<&str> = compiled.dag.topological();
     let mut plan = Plan::default();
     let mut audited = BTreeSet::new();
-    if matches!(command, Command::Run | Command::Build | Command::Backfill) {
+    if matches!(command, Command::Run | Command::Build | Command::Backfill | Command::Snapshot) {
         for test in compiled.nodes.values().filter(|n| n.audit_sql.is_some() && selected.contains(&n.unique_id)) {
             let attached = &test.generic_test.as_ref().expect("audited tests are generic").attached_to;
             if !builds(attached) {
@@ -400,6 +404,10 @@ impl JobContext {
                 let sql = node.compiled_sql.clone().expect("models have compiled SQL");
                 let partition_by: Vec<String> = node.config.partition_by.iter().cloned().collect();
                 match node.config.materialized {
+                    Materialization::Snapshot => Build::Snapshot {
+                        sql,
+                        config: node.config.snapshot.clone().expect("snapshots have a snapshot config"),
+                    },
                     Materialization::View => Build::View(sql),
                     Materialization::Incremental if !self.refreshes(node) => {
                         Build::Incremental { sql, spec: incremental_spec(node, partition_by) }

@@ -52,6 +52,7 @@ mod incremental;
 mod meta;
 mod seed;
 mod session;
+mod snapshot;
 mod storage;
 mod write;
 
@@ -62,6 +63,7 @@ pub use session::{
     BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, open_session,
     register_audit, register_relation, register_table_dir,
 };
+pub use snapshot::stage_snapshot;
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
 

@@ -6,7 +6,7 @@
 //! `_etlm_audit`, and builds each model in three steps:
 //!
 //! 1. stage: new rows go to a run-unique table in `_etlm_staging` (a view's SQL to its
-//!    audit view), committed but read by nobody else;
+//!    audit view; a snapshot's changes, `snapshot.rs`), committed but read by nobody else;
 //! 2. audit: the view `"_etlm_audit"."<schema>__<name>"` shows the new version (for an
 //!    incremental model, the current rows combined with the new ones, see
 //!    `engine::incremental`), and the model's tests read it;
@@ -21,6 +21,7 @@ mod meta;
 mod publish;
 mod rows;
 mod seed;
+mod snapshot;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -69,6 +70,7 @@ enum StagedKind {
     View { sql: String },
     Table { staging: Relation },
     Incremental(Box<IncrementalPlan>),
+    Snapshot(Box<snapshot::SnapshotPlan>),
 }
 
 /// An incremental model's staged delta and how it joins the table.
@@ -183,6 +185,7 @@ impl PostgresEngine {
         match &staged.kind {
             StagedKind::Table { staging } => statements.push(format!("drop table if exists {staging}")),
             StagedKind::Incremental(plan) => statements.push(format!("drop table if exists {}", plan.delta)),
+            StagedKind::Snapshot(plan) => statements.push(format!("drop table if exists {}", plan.changes)),
             StagedKind::View { .. } => {}
         }
         if let Ok(client) = self.client().await {
@@ -327,6 +330,12 @@ impl Engine for PostgresEngine {
                 let staging = self.staging_name(relation, "");
                 let rows = create_table_as(&client, &staging, &sql).await?;
                 (StagedKind::Table { staging: staging.clone() }, format!("select * from {staging}"), Some(rows))
+            }
+            Build::Snapshot { sql, config } => {
+                let staging = self.staging_name(relation, "");
+                let (kind, audit_sql, rows) =
+                    snapshot::stage(&client, relation, existing, &sql, &config, staging.clone()).await?;
+                (kind, audit_sql, Some(rows))
             }
             Build::Seed { batch, column_types } => {
                 let staging = self.staging_name(relation, "");

@@ -9,6 +9,7 @@
 
 use tokio_postgres::{Client, Transaction};
 
+use super::snapshot::SnapshotPlan;
 use super::{IncrementalPlan, RelKind, StagedKind, StagedPg, pg_error};
 use crate::engine::EngineError;
 use crate::engine::failpoint::Failpoints;
@@ -36,6 +37,7 @@ pub(super) async fn publish(
         StagedKind::View { sql } => publish_view(&mut tx, relation, sql, existing).await?,
         StagedKind::Table { staging } => publish_table(&tx, relation, staging, existing).await?,
         StagedKind::Incremental(plan) => apply_incremental(&tx, relation, plan, server_version).await?,
+        StagedKind::Snapshot(plan) => apply_snapshot(&tx, relation, plan).await?,
     }
     failpoints.hit("before-publish", model);
     tx.commit().await.map_err(|e| pg_error(&e))
@@ -177,6 +179,16 @@ async fn apply_incremental(
         exec(tx, &statement).await?;
     }
     exec(tx, &format!("drop table {delta}")).await
+}
+
+/// Applies a snapshot's staged changes: the query's new columns are added, then
+/// versions closed and opened (dbt-postgres's UPDATE and INSERT).
+async fn apply_snapshot(tx: &Transaction<'_>, relation: &Relation, plan: &SnapshotPlan) -> Result<(), EngineError> {
+    align_columns(tx, relation, &plan.current_columns, &plan.columns, &plan.added).await?;
+    for statement in &plan.statements {
+        exec(tx, statement).await?;
+    }
+    exec(tx, &format!("drop table {}", plan.changes)).await
 }
 
 /// The statements of a `merge`: MERGE from Postgres 15 on, else `INSERT ... ON
