@@ -666,15 +666,11 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         Some(build) => Cache::read(&cache_path(&project), format!("{build} {dialect:?}")),
         None => Cache::default(),
     };
-    let input = crate::lineage::Input {
-        nodes: &nodes,
-        dag: &dag,
-        dialect,
-        project: &project,
-        syntax: &syntax,
-        cache: &previous,
+    let analyze = |nodes: &Nodes, cache: &Cache| {
+        let input = crate::lineage::Input { nodes, dag: &dag, dialect, project: &project, syntax: &syntax, cache };
+        crate::lineage::analyze(&input, sources)
     };
-    let (mut lineage, mut column_problems, mut cache) = crate::lineage::analyze(&input, sources);
+    let (mut lineage, mut column_problems, mut cache) = analyze(&nodes, &previous);
     // About 10 MB of entry text, freed before the artifacts are written.
     drop(previous);
     // Introspection (`adapter.get_columns_in_relation`, `dbt_utils.star`) is answered
@@ -719,15 +715,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         if !changed {
             break;
         }
-        let input = crate::lineage::Input {
-            nodes: &nodes,
-            dag: &dag,
-            dialect,
-            project: &project,
-            syntax: &syntax,
-            cache: &cache,
-        };
-        (lineage, column_problems, cache) = crate::lineage::analyze(&input, sources);
+        (lineage, column_problems, cache) = analyze(&nodes, &cache);
     }
     // Generic tests of the project's or a package's own macros may read their model's
     // columns too: rendered again with them, and lineage redone if one changed.
@@ -758,15 +746,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             }
         }
         if changed {
-            let input = crate::lineage::Input {
-                nodes: &nodes,
-                dag: &dag,
-                dialect,
-                project: &project,
-                syntax: &syntax,
-                cache: &cache,
-            };
-            (lineage, column_problems, cache) = crate::lineage::analyze(&input, sources);
+            (lineage, column_problems, cache) = analyze(&nodes, &cache);
         }
     }
     diags.extend(column_problems);

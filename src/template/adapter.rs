@@ -363,6 +363,14 @@ impl Object for Table {
     }
 }
 
+/// The column `key` names: by position (`[0]`) or by name (`['id']`).
+fn column_at(table: &QueryTable, key: &Value) -> Option<usize> {
+    match key.as_str() {
+        Some(name) => table.columns.iter().position(|c| c == name),
+        None => usize::try_from(key.clone()).ok().filter(|i| *i < table.columns.len()),
+    }
+}
+
 /// A table's row: by position (`row[0]`) or by column name (`row['id']`).
 #[derive(Debug)]
 struct Row {
@@ -376,12 +384,7 @@ impl Object for Row {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let row = &self.table.rows[self.index];
-        let at = match key.as_str() {
-            Some(name) => self.table.columns.iter().position(|c| c == name)?,
-            None => usize::try_from(key.clone()).ok()?,
-        };
-        row.get(at).map(to_value)
+        self.table.rows[self.index].get(column_at(&self.table, key)?).map(to_value)
     }
 
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
@@ -406,11 +409,7 @@ impl Object for Columns {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let at = match key.as_str() {
-            Some(name) => self.0.columns.iter().position(|c| c == name)?,
-            None => usize::try_from(key.clone()).ok()?,
-        };
-        (at < self.0.columns.len()).then(|| self.column(at))
+        column_at(&self.0, key).map(|at| self.column(at))
     }
 
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
