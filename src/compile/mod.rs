@@ -404,7 +404,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
 
     // Refs and sources -> dependencies.
-    let refs = refs::RefIndex::new(project.name(), &nodes);
+    let refs = Arc::new(refs::RefIndex::new(project.name(), &nodes));
     let by_name = refs.by_name();
     let mut by_source: BTreeMap<(String, String), String> = BTreeMap::new();
     for n in nodes.values() {
@@ -525,16 +525,20 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     // become nodes: both only read the nodes so far, so they share the cores.
     let base_resolver = NodeResolver {
         root: project.name().to_string(),
-        targets: nodes
-            .values()
-            .filter(|n| n.resource_type.is_built())
-            .map(|n| match opts.deferred.get(&n.unique_id) {
-                Some(other) => (n.unique_id.clone(), RelationValue { relation: other.clone(), cte: None }),
-                None => (n.unique_id.clone(), ref_target(n)),
-            })
-            .collect(),
+        targets: Arc::new(
+            nodes
+                .values()
+                .filter(|n| n.resource_type.is_built())
+                .map(|n| match opts.deferred.get(&n.unique_id) {
+                    Some(other) => (n.unique_id.clone(), RelationValue { relation: other.clone(), cte: None }),
+                    None => (n.unique_id.clone(), ref_target(n)),
+                })
+                .collect(),
+        ),
         refs: refs.clone(),
-        sources: by_source.iter().filter_map(|(key, id)| Some((key.clone(), nodes[id].relation.clone()?))).collect(),
+        sources: Arc::new(
+            by_source.iter().filter_map(|(key, id)| Some((key.clone(), nodes[id].relation.clone()?))).collect(),
+        ),
         columns: BTreeMap::new(),
         querier: opts.querier.map(|make| make(&project)),
     };
@@ -751,8 +755,9 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     }
     diags.extend(column_problems);
     diags.extend(pending.into_values());
-    let columns: Arc<dyn Resolver> =
-        Arc::new(NodeResolver { columns: relation_columns(&nodes, &lineage), ..base_resolver.clone() });
+    // Unit tests see the columns lineage found (only worked out when there are any).
+    let known = if project.unit_tests.is_empty() { BTreeMap::new() } else { relation_columns(&nodes, &lineage) };
+    let columns: Arc<dyn Resolver> = Arc::new(NodeResolver { columns: known, ..base_resolver.clone() });
     let cx = unit_tests::Context {
         project: &project,
         nodes: &nodes,
@@ -1225,9 +1230,9 @@ fn sql_type(lineage_type: &str) -> String {
 struct NodeResolver {
     root: String,
     /// What `ref()` renders as, by node id.
-    targets: BTreeMap<String, RelationValue>,
-    refs: refs::RefIndex,
-    sources: BTreeMap<(String, String), Relation>,
+    targets: Arc<BTreeMap<String, RelationValue>>,
+    refs: Arc<refs::RefIndex>,
+    sources: Arc<BTreeMap<(String, String), Relation>>,
     /// What `adapter.get_columns_in_relation` answers.
     columns: BTreeMap<Relation, Vec<(String, Option<String>)>>,
     querier: Option<Arc<dyn crate::template::Querier>>,
