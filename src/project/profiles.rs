@@ -34,6 +34,16 @@ impl EngineKind {
             EngineKind::Postgres => "postgres",
         }
     }
+
+    /// The prefixes `adapter.dispatch` tries, in order (dbt's adapter and its parents, then
+    /// `default`). The embedded engine's SQL is DataFusion's, which reads Postgres'
+    /// spellings, so a package's `postgres__` variant serves it when it has no `local__`.
+    pub fn dispatch_prefixes(self) -> &'static [&'static str] {
+        match self {
+            EngineKind::Local => &["local", "postgres", "default"],
+            EngineKind::Postgres => &["postgres", "default"],
+        }
+    }
 }
 
 /// The active target.

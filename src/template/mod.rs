@@ -253,7 +253,7 @@ impl Renderer {
             root: root.to_string(),
             search_order: project.settings.dispatch.clone(),
             packages: namespaces.packages,
-            prefixes: vec![project.target.engine.as_str().to_string(), "default".into()],
+            prefixes: project.target.engine.dispatch_prefixes().iter().map(|p| p.to_string()).collect(),
         });
         register_globals(&mut env, project, settings, dispatch.clone());
         let package_locals =

@@ -100,6 +100,7 @@
 {% macro type_string() %}{{ adapter.dispatch('type_string', 'dbt')() }}{% endmacro %}
 {% macro default__type_string() %}varchar{% endmacro %}
 {% macro postgres__type_string() %}text{% endmacro %}
+{% macro local__type_string() %}varchar{% endmacro %}
 {% macro type_timestamp() %}{{ adapter.dispatch('type_timestamp', 'dbt')() }}{% endmacro %}
 {% macro default__type_timestamp() %}timestamp{% endmacro %}
 {% macro type_int() %}{{ adapter.dispatch('type_int', 'dbt')() }}{% endmacro %}
