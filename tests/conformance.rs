@@ -341,6 +341,12 @@ mod cases {
         let (_tmp, dir) = b.project("packages");
         ok(&dir, &["deps"]);
         let out = ok(&dir, &["build"]);
+        assert!(
+            out.contains(
+                "1 models query relations while compiling that are not built yet: building what they read first"
+            ),
+            "the seed `order_ids_wide` queries is loaded first: {out}"
+        );
         assert!(out.contains("PASS   test toolkit_is_positive_orders_priced_price"), "{out}");
         assert!(out.contains("PASS   test is_positive_orders_priced_id"), "{out}");
         assert!(out.contains(&format!("table {}.toolkit_rates", b.schema())), "the root's config wins: {out}");
@@ -370,6 +376,11 @@ mod cases {
             table(&["lo", "hi", "n"], &[&["2", "5", "7"]]),
             "`statement`, `load_result` and `run_query` ran on the target while compiling"
         );
+        let wide = table(&["id_1", "id_2", "id_3"], &[&["1", "2", "3"]]);
+        assert_eq!(b.rows(&dir, "select * from {schema}.order_ids_wide"), wide);
+        let again = ok(&dir, &["build"]);
+        assert!(!again.contains("building what they read first"), "the seed exists now: {again}");
+        assert_eq!(b.rows(&dir, "select * from {schema}.order_ids_wide"), wide);
     }
 }
 

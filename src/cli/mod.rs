@@ -211,6 +211,9 @@ struct ForRun {
     deferred: BTreeMap<String, crate::relation::Relation>,
     /// The command, as dbt's `flags.WHICH` (`compile` when empty).
     which: &'static str,
+    /// Leave models whose compile-time query failed unrendered (see
+    /// `CompileOptions::defer_failed_queries`).
+    defer_failed_queries: bool,
 }
 
 /// Compiles for a command that builds: the target is asked which relations exist.
@@ -242,6 +245,7 @@ fn compile(
         existing: Some(existing),
         deferred: run.deferred.clone(),
         querier: Some(querier::for_project),
+        defer_failed_queries: run.defer_failed_queries,
         build: build_id(),
     };
     compile_project(&opts, sources).map_err(|d| d.0)

@@ -1,6 +1,7 @@
 //! `etlm seed`, `etlm run` and `etlm build`: compile, open the target, run the selected
 //! nodes in DAG order, write target/run_results.json and the run history.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{GlobalArgs, Outcome};
@@ -107,12 +108,92 @@ fn run_periods(
     sources: &SourceMap,
     out: &Output,
 ) -> Result<Outcome, Vec<Diagnostic>> {
+    let for_run = |deferred| super::ForRun {
+        full_refresh: args.full_refresh,
+        deferred,
+        which: command.as_str(),
+        defer_failed_queries: true,
+    };
+    let mut compiled = super::compile_for_run(global, env.clone(), sources, for_run(Default::default()))?;
+    // Models whose compile-time queries (`run_query`, `dbt_utils.get_column_values`) read
+    // what has not been built yet: as dbt builds a model's parents before it renders it,
+    // what they read is built first, and the project compiled again.
+    if !compiled.unrendered.is_empty() && matches!(command, Command::Run | Command::Build) {
+        let mut first = read_by_unrendered(&compiled);
+        // `build` loads its seeds first too: a query may find tables by name
+        // (`dbt_utils.get_relations_by_pattern`) rather than through `ref()`.
+        if command == Command::Build {
+            let seeds = super::selected(global, &compiled)?;
+            first.extend(seeds.into_iter().filter(|id| compiled.nodes[id].resource_type == ResourceType::Seed));
+        }
+        if !first.is_empty() {
+            out.lines(&[format!(
+                "{} models query relations while compiling that are not built yet: building what they read first",
+                compiled.unrendered.len()
+            )]);
+            let outcome =
+                run_compiled(command, global, args, periods.clone(), env.clone(), sources, out, compiled, Some(first))?;
+            if outcome != Outcome::Success {
+                return Ok(outcome);
+            }
+            compiled = super::compile_for_run(global, env.clone(), sources, for_run(Default::default()))?;
+        }
+    }
+    run_compiled(command, global, args, periods, env, sources, out, compiled, None)
+}
+
+/// What the unrendered models of `compiled` read (their ancestors), less what waits on
+/// them.
+fn read_by_unrendered(compiled: &crate::compile::CompiledProject) -> BTreeSet<String> {
+    let waiting: BTreeSet<String> = compiled
+        .unrendered
+        .keys()
+        .flat_map(|id| compiled.dag.descendants(id, None).into_iter().chain([id.clone()]))
+        .collect();
+    compiled
+        .unrendered
+        .keys()
+        .flat_map(|id| compiled.dag.ancestors(id, None))
+        .filter(|id| !waiting.contains(id))
+        .collect()
+}
+
+/// Runs the compiled project: the nodes `only` names, else the command line's selection.
+/// A selected node left unrendered is an error (exit 2).
+#[allow(clippy::too_many_arguments)]
+fn run_compiled(
+    command: Command,
+    global: &GlobalArgs,
+    args: &RunArgs,
+    periods: Periods,
+    env: Env,
+    sources: &SourceMap,
+    out: &Output,
+    compiled: crate::compile::CompiledProject,
+    only: Option<BTreeSet<String>>,
+) -> Result<Outcome, Vec<Diagnostic>> {
     let failpoints = Failpoints::parse(env.get("ETLM_FAILPOINT").map(String::as_str))
         .map_err(|m| vec![Diagnostic::error("invalid-failpoint", m)])?;
-    let for_run = |deferred| super::ForRun { full_refresh: args.full_refresh, deferred, which: command.as_str() };
-    let compiled = super::compile_for_run(global, env.clone(), sources, for_run(Default::default()))?;
+    let for_run = |deferred| super::ForRun {
+        full_refresh: args.full_refresh,
+        deferred,
+        which: command.as_str(),
+        defer_failed_queries: false,
+    };
     print_diagnostics(out, &compiled.warnings, sources);
-    let selected = super::selected(global, &compiled)?;
+    let selected = match only {
+        Some(ids) => ids,
+        None => super::selected(global, &compiled)?,
+    };
+    let blocked: Vec<Diagnostic> = compiled
+        .unrendered
+        .iter()
+        .filter(|(id, _)| selected.contains(*id) && command.builds(&compiled.nodes[*id]))
+        .map(|(_, d)| d.clone())
+        .collect();
+    if !blocked.is_empty() {
+        return Err(blocked);
+    }
     let (compiled, deferred) = match args.defer {
         false => (compiled, None),
         // One database holds both builds: `ref()` names the other build's relation.

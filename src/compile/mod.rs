@@ -50,6 +50,11 @@ pub struct CompileOptions {
     /// Makes what runs `run_query` / `statement` while rendering (the command's target,
     /// opened only when a query runs); `None`: such a call is an error.
     pub querier: Option<fn(&Project) -> Arc<dyn crate::template::Querier>>,
+    /// A model whose compile-time query failed (it reads a relation this run has yet to
+    /// build) is left unrendered (`CompiledProject::unrendered`) rather than failing the
+    /// compile; what else fails to check then is left to the next compile, once the run
+    /// built what the query reads.
+    pub defer_failed_queries: bool,
     /// The etlm build compiling (an id that changes whenever the binary does): what that
     /// build cached in the target folder (`lineage::cache`) is reused. `None` computes
     /// everything afresh.
@@ -163,6 +168,9 @@ pub struct CompiledProject {
     pub run_hooks: Hooks,
     /// What the next compile may reuse (`target/compile.cache`).
     pub cache: Cache,
+    /// Models left unrendered because a query they run while compiling failed (with
+    /// `CompileOptions::defer_failed_queries`), with why.
+    pub unrendered: BTreeMap<String, Diagnostic>,
 }
 
 /// Compiles the project: every error of a phase is collected before it stops.
@@ -619,6 +627,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let mut introspecting: Vec<&(&String, &str, &str)> = Vec::new();
     // Renders that failed before the columns they ask for were known: tried again too.
     let mut pending: BTreeMap<String, Diagnostic> = BTreeMap::new();
+    let mut unrendered: BTreeMap<String, Diagnostic> = BTreeMap::new();
+    let deferrable = |d: &Diagnostic| opts.defer_failed_queries && d.code == crate::template::QUERY_FAILED;
     for (id, result) in rendered {
         match result {
             Ok((rendered, hooks)) => {
@@ -637,12 +647,17 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 introspecting.extend(jobs.iter().find(|j| *j.0 == id));
                 pending.insert(id, d);
             }
+            Err(d) if deferrable(&d) => {
+                unrendered.insert(id, d);
+            }
             Err(d) => diags.push(d),
         }
     }
     if diags.has_errors() {
         return Err(finish(diags, sources));
     }
+    // Once a model is left unrendered, what fails to check is left to the next compile.
+    let deferring = !unrendered.is_empty();
     ephemeral::inline_ephemerals(&mut nodes, &dag);
     for (id, result) in render_generic_tests(&nodes, &renderer, &resolver, sources, |_| true) {
         match result {
@@ -654,6 +669,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
                 pending.insert(id, d);
             }
+            Err(_) if deferring => {}
             Err(d) => diags.push(d),
         }
     }
@@ -706,6 +722,11 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                     pending.insert(id, d);
                     continue;
                 }
+                Err(d) if deferrable(&d) => {
+                    pending.remove(&id);
+                    unrendered.insert(id, d);
+                    continue;
+                }
                 Err(d) => return Err(Diagnostics::sorted(vec![d], sources)),
             };
             pending.remove(&id);
@@ -746,6 +767,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
                     pending.insert(id, d);
                 }
+                Err(_) if deferring || !unrendered.is_empty() => {}
                 Err(d) => diags.push(d),
             }
         }
@@ -753,8 +775,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             (lineage, column_problems, cache) = analyze(&nodes, &cache);
         }
     }
-    diags.extend(column_problems);
-    diags.extend(pending.into_values());
+    let deferring = !unrendered.is_empty();
+    let checked = |d: &Diagnostic| !deferring || d.severity != crate::diagnostics::Severity::Error;
+    diags.extend(column_problems.into_iter().filter(checked));
+    diags.extend(pending.into_values().filter(checked));
     // Unit tests see the columns lineage found (only worked out when there are any).
     let known = if project.unit_tests.is_empty() { BTreeMap::new() } else { relation_columns(&nodes, &lineage) };
     let columns: Arc<dyn Resolver> = Arc::new(NodeResolver { columns: known, ..base_resolver.clone() });
@@ -767,7 +791,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         sources,
     };
     let (unit_nodes, unit_problems) = unit_tests::unit_test_nodes(&cx);
-    diags.extend(unit_problems);
+    diags.extend(unit_problems.into_iter().filter(checked));
     for node in unit_nodes {
         dag.add_node(graph_info(&node));
         dag.add_edges(&[(node.depends_on[0].as_str(), node.unique_id.as_str())]);
@@ -777,7 +801,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     let macro_texts = renderer.macro_texts(sources);
     let run_hooks =
         render_run_hooks(&project, &nodes, &renderer, &resolver).map_err(|d| Diagnostics::sorted(vec![d], sources))?;
-    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts, run_hooks, cache })
+    Ok(CompiledProject { project, nodes, dag, dialect, warnings, lineage, macro_texts, run_hooks, cache, unrendered })
 }
 
 /// Where a project's compile cache lives: `<target>/compile.cache`.

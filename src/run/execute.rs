@@ -49,7 +49,7 @@ impl Command {
     }
 
     /// True if the command builds `node` (seeds, snapshots and non-ephemeral models).
-    fn builds(self, node: &Node) -> bool {
+    pub fn builds(self, node: &Node) -> bool {
         match node.resource_type {
             ResourceType::Seed => matches!(self, Command::Seed | Command::Build),
             ResourceType::Snapshot => matches!(self, Command::Snapshot | Command::Build),

@@ -276,9 +276,10 @@ fn query(state: &State<'_, '_>, what: &str, sql: &str) -> Result<Value, Error> {
     let Mode::Compile { resolver, .. } = &recorder.mode else { return Ok(Value::from(())) };
     let querier = resolver.querier().ok_or_else(|| needs_database(what))?;
     recorder.record(|r| r.introspected = true);
-    let table = querier
-        .query(sql)
-        .map_err(|m| Error::new(ErrorKind::InvalidOperation, format!("`{what}` failed while compiling: {m}")))?;
+    let table = querier.query(sql).map_err(|m| {
+        recorder.record(|r| r.query_failed = true);
+        Error::new(ErrorKind::InvalidOperation, format!("`{what}` failed while compiling: {m}"))
+    })?;
     Ok(Value::from_object(Table(Arc::new(table))))
 }
 
@@ -363,11 +364,12 @@ impl Object for Table {
     }
 }
 
-/// The column `key` names: by position (`[0]`) or by name (`['id']`).
+/// The column `key` names: by position (`[0]`) or by name (`['id']`). A result with no
+/// rows may come without its columns: any position is then an empty column.
 fn column_at(table: &QueryTable, key: &Value) -> Option<usize> {
     match key.as_str() {
         Some(name) => table.columns.iter().position(|c| c == name),
-        None => usize::try_from(key.clone()).ok().filter(|i| *i < table.columns.len()),
+        None => usize::try_from(key.clone()).ok().filter(|i| *i < table.columns.len() || table.columns.is_empty()),
     }
 }
 
@@ -443,7 +445,7 @@ struct TableColumn {
 impl Object for TableColumn {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
-            "name" => Some(Value::from(self.table.columns[self.index].clone())),
+            "name" => Some(Value::from(self.table.columns.get(self.index).cloned().unwrap_or_default())),
             _ => None,
         }
     }

@@ -38,6 +38,9 @@ use crate::relation::Relation;
 /// compile renders it again once lineage knows more, and reports it if it never does.
 pub const UNKNOWN_COLUMNS: &str = "unknown-columns";
 
+/// The code of a render whose `run_query` / `statement` failed on the target.
+pub const QUERY_FAILED: &str = "query-failed-compiling";
+
 /// Options that are the same for every render of a run.
 #[derive(Clone, Debug)]
 pub struct RenderSettings {
@@ -301,6 +304,11 @@ impl Renderer {
         let recorded = std::mem::take(&mut *recorder.recorded.lock().expect("recorder lock poisoned"));
         match result {
             Ok(sql) => Ok(Rendered { sql, recorded }),
+            Err(e) if recorded.query_failed => {
+                let mut d = fail(e);
+                d.code = QUERY_FAILED;
+                Err(d)
+            }
             Err(e) if recorded.unknown_columns => {
                 let mut d = fail(e).with_note(
                     "it asked for the columns of a relation etlm does not know while compiling: a source without \

@@ -139,6 +139,8 @@ pub struct Recorded {
     pub unknown_columns: bool,
     /// `statement` results by name, for `load_result`.
     pub statements: BTreeMap<String, Value>,
+    /// Whether a query it ran failed on the target.
+    pub query_failed: bool,
 }
 
 /// Resolves `ref` and `source` to relations during the compile pass.
