@@ -497,6 +497,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             .map(|(k, v)| (config::normalize_key(k), ConfigEntry { value: v.clone(), span: Span::file_start(t.file) }))
             .collect();
         match NodeConfig::from_layer(&config::merge(&[&layer, &in_file]), ConfigFor::Test) {
+            // `{{ config(enabled=false) }}` in the file, or its folder's config.
+            Ok(cfg) if !cfg.enabled => {}
             Ok(cfg) => {
                 let id = test_ids[i].clone();
                 nodes.insert(
@@ -592,7 +594,8 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         return Err(finish(diags, sources));
     }
 
-    // The DAG.
+    // The DAG, of the enabled nodes (a disabled singular test's calls were recorded too).
+    deps.retain(|id, _| nodes.contains_key(id));
     let mut dag = Dag::with_capacity(nodes.len());
     // What selectors read of each node (its config as JSON, say), gathered on every core.
     let infos: Vec<NodeInfo> = nodes.par_iter().map(|(_, node)| graph_info(node)).collect();
@@ -661,10 +664,11 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
     ephemeral::inline_ephemerals(&mut nodes, &dag);
     for (id, result) in render_generic_tests(&nodes, &renderer, &resolver, sources, |_| true) {
         match result {
-            Ok((sql, audit_sql)) => {
+            Ok((sql, audit_sql, config)) => {
                 let node = nodes.get_mut(&id).expect("rendered ids are nodes");
                 node.compiled_sql = Some(sql);
                 node.audit_sql = audit_sql;
+                apply_macro_config(node, config);
             }
             Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
                 pending.insert(id, d);
@@ -755,9 +759,10 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         let mut changed = false;
         for (id, result) in render_generic_tests(&nodes, &renderer, &resolver, sources, custom) {
             match result {
-                Ok((sql, audit_sql)) => {
+                Ok((sql, audit_sql, config)) => {
                     pending.remove(&id);
                     let node = nodes.get_mut(&id).expect("rendered ids are nodes");
+                    apply_macro_config(node, config);
                     if node.compiled_sql.as_deref() != Some(sql.as_str()) {
                         node.compiled_sql = Some(sql);
                         node.audit_sql = audit_sql;
@@ -848,7 +853,7 @@ fn render_generic_tests(
     resolver: &Arc<dyn Resolver>,
     sources: &SourceMap,
     only: impl Fn(&Node) -> bool,
-) -> Vec<(String, Result<(String, Option<String>), Diagnostic>)> {
+) -> Vec<(String, Result<RenderedTest, Diagnostic>)> {
     let tests: Vec<&Node> = nodes.values().map(Box::as_ref).filter(|n| n.generic_test.is_some() && only(n)).collect();
     let memo = tests::Memo::default();
     tests
@@ -869,7 +874,7 @@ fn render_generic_tests(
                 &memo,
                 sources,
             );
-            let result = rendered.map(|sql| match &attached.relation {
+            let result = rendered.map(|(sql, config)| match &attached.relation {
                 Some(relation) => {
                     let audited = attached.resource_type.is_built();
                     // Against the staged data, a test reads the staged version wherever it
@@ -878,16 +883,27 @@ fn render_generic_tests(
                         let staged = relation.audit().to_string();
                         sql.replace(&relation.to_string(), &staged).replace(MODEL, &staged)
                     });
-                    (sql.replace(MODEL, &relation.to_string()), audit)
+                    (sql.replace(MODEL, &relation.to_string()), audit, config)
                 }
                 None => {
                     let ephemeral = attached.compiled_sql.as_deref().unwrap_or_default().trim();
-                    (sql.replace(MODEL, &format!("(\n{ephemeral}\n) dbt_subquery")), None)
+                    (sql.replace(MODEL, &format!("(\n{ephemeral}\n) dbt_subquery")), None, config)
                 }
             });
             (node.unique_id.clone(), result)
         })
         .collect()
+}
+
+/// A generic test's query, against the published relation and the staged one, and the
+/// config its macro set.
+type RenderedTest = (String, Option<String>, BTreeMap<String, Json>);
+
+/// Sets the config a test's macro set (`config(fail_calc=...)`) where YAML did not.
+fn apply_macro_config(node: &mut Node, config: BTreeMap<String, Json>) {
+    for (key, value) in config {
+        node.config.raw.entry(key).or_insert(value);
+    }
 }
 
 /// The compile pass over models and singular tests: what rendering one needs.

@@ -148,7 +148,8 @@ impl Memo {
 
 /// The failing-rows query of a generic test whose model is `model_sql` (a quoted relation,
 /// or a parenthesized subquery for ephemeral models), rendered in the context `input`
-/// makes. `where` narrows the model first.
+/// makes, with the config its macro set (`config(fail_calc=...)`). `where` narrows the
+/// model first.
 pub fn render_generic_test(
     def: &TestDef,
     config: &NodeConfig,
@@ -158,7 +159,7 @@ pub fn render_generic_test(
     input: impl FnOnce() -> RenderInput,
     memo: &Memo,
     sources: &SourceMap,
-) -> Result<String, Diagnostic> {
+) -> Result<(String, BTreeMap<String, Json>), Diagnostic> {
     let Some(name) = renderer.generic_test_macro(&def.test_name) else {
         let known: Vec<String> = renderer.generic_tests().collect();
         let mut d = Diagnostic::error("unknown-test", format!("there is no generic test `{}`", def.test_name))
@@ -173,8 +174,9 @@ pub fn render_generic_test(
         return Err(d);
     };
     let key = Memo::key(&name, def, config, model_sql, renderer);
+    // Only etlm's own tests are kept in the memo, and they set no config.
     if let Some(sql) = key.as_deref().and_then(|k| memo.get(k)) {
-        return Ok(sql);
+        return Ok((sql, BTreeMap::new()));
     }
     // The context is made only for what is rendered: most tests are found in the memo.
     let input = &input();
@@ -198,14 +200,14 @@ pub fn render_generic_test(
         };
         kwargs.push((key.clone(), value));
     }
-    let sql = renderer
-        .call_macro(&name, &[Value::from(Kwargs::from_iter(kwargs))], input, sources)
+    let rendered = renderer
+        .call_macro_recorded(&name, &[Value::from(Kwargs::from_iter(kwargs))], input, sources)
         .map_err(|d| d.with_label(def.span, "the test is declared here"))?;
-    let sql = format!("{sql}\n");
+    let sql = format!("{}\n", rendered.sql);
     if let Some(key) = key {
         memo.keep(key, &sql);
     }
-    Ok(sql)
+    Ok((sql, rendered.recorded.config.into_iter().collect()))
 }
 
 #[cfg(test)]

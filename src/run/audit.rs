@@ -108,7 +108,14 @@ pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &No
         }
         None => sql,
     };
-    let failures = match engine.count(sql).await {
+    // dbt's `fail_calc` (a test macro's `config(fail_calc='sum(diff)')`): how failures
+    // are counted from the test's rows, `count(*)` unless it says otherwise.
+    let fail_calc = cfg.raw.get("fail_calc").and_then(serde_json::Value::as_str).filter(|c| c.trim() != "count(*)");
+    let counted = match fail_calc {
+        Some(calc) => calculated(engine, sql, calc).await,
+        None => engine.count(sql).await,
+    };
+    let failures = match counted {
         Ok(n) => n,
         Err(e) => {
             run.status = Status::Error;
@@ -202,3 +209,15 @@ pub fn check_anomaly(node: &Node, rows: u64, history: &[u64]) -> Option<TestRun>
 
 /// Row counts of successful past builds per node, newest first.
 pub type RowHistory = BTreeMap<String, Vec<u64>>;
+
+/// A test's failures as its `fail_calc` expression counts them over its rows (none: 0).
+async fn calculated(engine: &dyn Engine, sql: &str, calc: &str) -> Result<u64, crate::engine::EngineError> {
+    use datafusion::arrow::array::Array;
+    let query = format!("select {calc} as failures from (\n{sql}\n) dbt_internal_test");
+    let batches = engine.query(&query, 1).await?;
+    let Some(column) = batches.iter().find(|b| b.num_rows() > 0).map(|b| b.column(0).clone()) else { return Ok(0) };
+    let as_f64 = datafusion::arrow::compute::cast(&column, &datafusion::arrow::datatypes::DataType::Float64)
+        .map_err(|e| crate::engine::EngineError::Internal(format!("fail_calc `{calc}` is not a number: {e}")))?;
+    let values = as_f64.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>().expect("cast to Float64");
+    Ok(if values.is_null(0) { 0 } else { values.value(0).max(0.0).round() as u64 })
+}

@@ -32,6 +32,8 @@ pub struct MacroDef {
     pub range: std::ops::Range<usize>,
     /// The parameters it declares, in order.
     pub params: Vec<String>,
+    /// The parameters it declares without a default.
+    pub required: Vec<String>,
     /// Whether its body reads `kwargs` (keyword arguments it does not declare), as
     /// Python's Jinja lets a macro do.
     pub takes_kwargs: bool,
@@ -53,8 +55,11 @@ pub fn scan(source: &str) -> Vec<MacroDef> {
                 let name: String = rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 if !name.is_empty() {
                     let local = if !is_test && spaced { format!("_{name}") } else { name.clone() };
-                    let params = params_of(&rest.trim_start()[name.len()..]);
-                    let mut def = MacroDef { name, local, is_test, range: start..end, params, takes_kwargs: false };
+                    let declared = params_of(&rest.trim_start()[name.len()..]);
+                    let required = declared.iter().filter(|(_, d)| !d).map(|(p, _)| p.clone()).collect();
+                    let params = declared.into_iter().map(|(p, _)| p).collect();
+                    let mut def =
+                        MacroDef { name, local, is_test, range: start..end, params, required, takes_kwargs: false };
                     def.takes_kwargs = definition_text(source, &def).contains("kwargs");
                     out.push(def);
                 }
@@ -65,8 +70,9 @@ pub fn scan(source: &str) -> Vec<MacroDef> {
     out
 }
 
-/// The parameter names of a signature's `(a, b=1, c='x,y')`.
-fn params_of(signature: &str) -> Vec<String> {
+/// The parameter names of a signature's `(a, b=1, c='x,y')`, each with whether it has a
+/// default.
+fn params_of(signature: &str) -> Vec<(String, bool)> {
     let Some(open) = signature.find('(') else { return Vec::new() };
     let mut params = Vec::new();
     let (mut depth, mut quote, mut current) = (0, None, String::new());
@@ -89,7 +95,11 @@ fn params_of(signature: &str) -> Vec<String> {
         }
     }
     params.push(current);
-    params.into_iter().map(|p| p.split('=').next().unwrap_or("").trim().to_string()).filter(|p| !p.is_empty()).collect()
+    params
+        .into_iter()
+        .map(|p| (p.split('=').next().unwrap_or("").trim().to_string(), p.contains('=')))
+        .filter(|(p, _)| !p.is_empty())
+        .collect()
 }
 
 /// The text of a macro's definition: from its opening tag through the closing
@@ -201,6 +211,7 @@ pub struct MacroFn {
     /// The parameters it declares, and whether it reads undeclared keyword arguments
     /// through `kwargs`.
     pub params: Arc<[String]>,
+    pub required: Arc<[String]>,
     pub takes_kwargs: bool,
     /// For a package's macro: the package's macros by name (its local namespace, less the
     /// names the root project defines), which the macro calls without a prefix. Filled
@@ -278,7 +289,39 @@ impl MacroFn {
             }
             extra = Some(Value::from(rest));
         }
+        if self.locals.is_some() {
+            out = self.missing_as_empty(out)?;
+        }
         Ok((out, extra))
+    }
+
+    /// A package's macro called without an argument it declares with no default gets it
+    /// empty, as dbt's (lenient) Jinja makes it: it prints as nothing, and is false.
+    fn missing_as_empty(&self, mut args: Vec<Value>) -> Result<Vec<Value>, Error> {
+        let kwargs = match args.last().filter(|v| v.is_kwargs()) {
+            Some(_) => Some(Kwargs::try_from(args.pop().expect("checked")).expect("a kwargs value")),
+            None => None,
+        };
+        let named: Vec<&str> = kwargs.iter().flat_map(|k| k.args()).collect();
+        let missing: Vec<&String> = self
+            .params
+            .iter()
+            .skip(args.len())
+            .filter(|p| self.required.contains(p) && !named.contains(&p.as_str()))
+            .collect();
+        if missing.is_empty() {
+            args.extend(kwargs.map(Value::from));
+            return Ok(args);
+        }
+        let mut pairs: Vec<(String, Value)> = Vec::new();
+        if let Some(kwargs) = &kwargs {
+            for key in kwargs.args() {
+                pairs.push((key.to_string(), kwargs.get(key)?));
+            }
+        }
+        pairs.extend(missing.into_iter().map(|p| (p.clone(), Value::from(""))));
+        args.push(Value::from(Kwargs::from_iter(pairs)));
+        Ok(args)
     }
 
     /// An error inside the macro, wrapped so the caller's location is added on the way out.

@@ -217,6 +217,7 @@ impl Renderer {
                     name: def.name.clone(),
                     local: def.local.clone(),
                     params: def.params.clone().into(),
+                    required: def.required.clone().into(),
                     takes_kwargs: def.takes_kwargs,
                     locals: package.map(|p| locals[p].clone()),
                 });
@@ -439,6 +440,18 @@ impl Renderer {
         input: &RenderInput,
         sources: &SourceMap,
     ) -> Result<String, Diagnostic> {
+        self.call_macro_recorded(name, args, input, sources).map(|r| r.sql)
+    }
+
+    /// Calls a macro as `call_macro` does, with what the call recorded (a test macro's
+    /// `config(fail_calc=...)`, say).
+    pub fn call_macro_recorded(
+        &self,
+        name: &str,
+        args: &[Value],
+        input: &RenderInput,
+        sources: &SourceMap,
+    ) -> Result<Rendered, Diagnostic> {
         let recorder = Arc::new(self.recorder(input));
         let ctx = self.context(&recorder, input);
         let (file, _, f) = self.macros.get(name).expect("caller checked has_macro");
@@ -451,7 +464,8 @@ impl Renderer {
             }
             d
         })?;
-        Ok(out.to_string().trim().to_string())
+        let recorded = std::mem::take(&mut *recorder.recorded.lock().expect("recorder lock poisoned"));
+        Ok(Rendered { sql: out.to_string().trim().to_string(), recorded })
     }
 
     fn recorder(&self, input: &RenderInput) -> Recorder {
