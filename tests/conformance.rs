@@ -348,6 +348,8 @@ mod cases {
             "the seed `order_ids_wide` queries is loaded first: {out}"
         );
         assert!(out.contains("PASS   test toolkit_is_positive_orders_priced_price"), "{out}");
+        assert!(out.contains("PASS   test toolkit_rows_at_most_orders_priced_5"), "the macro's fail_calc counts: {out}");
+        assert!(!out.contains("disabled_check"), "a disabled singular test does not run: {out}");
         assert!(out.contains("PASS   test is_positive_orders_priced_id"), "{out}");
         assert!(out.contains(&format!("table {}.toolkit_rates", b.schema())), "the root's config wins: {out}");
         assert_eq!(
@@ -376,6 +378,7 @@ mod cases {
             table(&["lo", "hi", "n"], &[&["2", "5", "7"]]),
             "`statement`, `load_result` and `run_query` ran on the target while compiling"
         );
+        assert_eq!(b.rows(&dir, "select g from {schema}.greeting"), table(&["g"], &[&["hi !"]]), "a missing argument");
         let wide = table(&["id_1", "id_2", "id_3"], &[&["1", "2", "3"]]);
         assert_eq!(b.rows(&dir, "select * from {schema}.order_ids_wide"), wide);
         let again = ok(&dir, &["build"]);
