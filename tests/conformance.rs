@@ -348,7 +348,10 @@ mod cases {
             "the seed `order_ids_wide` queries is loaded first: {out}"
         );
         assert!(out.contains("PASS   test toolkit_is_positive_orders_priced_price"), "{out}");
-        assert!(out.contains("PASS   test toolkit_rows_at_most_orders_priced_5"), "the macro's fail_calc counts: {out}");
+        assert!(
+            out.contains("PASS   test toolkit_rows_at_most_orders_priced_5"),
+            "the macro's fail_calc counts: {out}"
+        );
         assert!(!out.contains("disabled_check"), "a disabled singular test does not run: {out}");
         assert!(out.contains("PASS   test is_positive_orders_priced_id"), "{out}");
         assert!(out.contains(&format!("table {}.toolkit_rates", b.schema())), "the root's config wins: {out}");

@@ -350,6 +350,21 @@ fn lineage_command_prints_both_directions_as_a_tree() {
 }
 
 #[test]
+fn the_node_argument_is_not_taken_for_the_target_of_a_profile() {
+    let (_tmp, dir) = copy_project("lineage_model_chain");
+    let name = std::fs::read_to_string(dir.join("etlm.yml")).unwrap();
+    let profile = name.lines().find_map(|l| l.strip_prefix("name:")).unwrap().trim().to_string();
+    std::fs::write(
+        dir.join("profiles.yml"),
+        format!("{profile}:\n  target: dev\n  outputs:\n    dev:\n      type: local\n      schema: main\n"),
+    )
+    .unwrap();
+    let run = etlm(&dir, &["lineage", "int.cents", "--direction", "up"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("int.cents\n  upstream\n"), "{}", run.stdout);
+}
+
+#[test]
 fn lineage_command_covers_every_column_of_a_node_and_its_usage() {
     let (_tmp, dir) = copy_project("lineage_model_chain");
     let run = etlm(&dir, &["lineage", "mart", "--direction", "up"]);

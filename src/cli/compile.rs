@@ -17,7 +17,7 @@ use crate::state::manifest::write_manifest;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let started = Instant::now();
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "compile")?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let Written { sql_files: written, manifest, lineage } = write_artifacts(&compiled, &selected)?;

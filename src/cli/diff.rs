@@ -41,7 +41,7 @@ pub fn run(
     }
     let colour = std::io::stdout().is_terminal() && !env.contains_key("NO_COLOR");
     let other = super::load_state(global)?.expect("--state was given");
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "diff")?;
     print_diagnostics(out, &compiled.warnings, sources);
     let mut diff = diff_project(&compiled, &other);
     diff.retain_selected(&super::selected(global, &compiled)?);

@@ -31,7 +31,7 @@ pub fn run(
 ) -> Result<Outcome, Vec<Diagnostic>> {
     let DocsCommand::Generate = args.command;
     let started = Instant::now();
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "generate")?;
     print_diagnostics(out, &compiled.warnings, sources);
     let target = compiled.project.root.join(&compiled.project.settings.target_path);
     let results_path = target.join("run_results.json");

@@ -9,7 +9,7 @@ use crate::project::Env;
 use crate::report::Output;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "list")?;
     let selected = super::selected(global, &compiled)?;
     let done = super::runtime()?.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Read).await?;

@@ -25,9 +25,10 @@ pub enum DirectionArg {
 
 #[derive(Debug, clap::Args)]
 pub struct LineageArgs {
+    // Not named `target`: clap would take it for the global `--target`.
     /// `model.column`, or `model` for all its columns (seeds and `source.table` work too).
     #[arg(value_name = "NODE[.COLUMN]")]
-    pub target: String,
+    pub node: String,
     /// Which way to follow edges.
     #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
     pub direction: DirectionArg,
@@ -43,10 +44,10 @@ pub fn run(
     sources: &SourceMap,
     out: &Output,
 ) -> Result<Outcome, Vec<Diagnostic>> {
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "lineage")?;
     print_diagnostics(out, &compiled.warnings, sources);
     let lineage = &compiled.lineage;
-    let (id, columns) = resolve(lineage, &args.target).map_err(|d| vec![d])?;
+    let (id, columns) = resolve(lineage, &args.node).map_err(|d| vec![d])?;
     let node = &lineage.nodes[id];
     let children = trace::children(lineage);
     let directions: &[Direction] = match args.direction {

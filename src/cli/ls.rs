@@ -37,7 +37,7 @@ pub fn run(
     sources: &SourceMap,
     out: &Output,
 ) -> Result<Outcome, Vec<Diagnostic>> {
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "list")?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let mode = if global.format == Format::Json { LsOutput::Json } else { args.output };

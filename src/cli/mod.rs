@@ -198,8 +198,14 @@ fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String
 
 /// Loads and compiles the project named by the global flags, with no server: on Postgres
 /// `is_incremental()` renders false (the embedded engine's warehouse is a folder, read).
-fn compile_with(global: &GlobalArgs, env: Env, sources: &SourceMap) -> Result<CompiledProject, Vec<Diagnostic>> {
-    compile(global, env, sources, &ForRun::default(), offline_relations)
+/// `which` is the command as dbt's `flags.WHICH` names it (`compile`, `list`, `show`...).
+fn compile_with(
+    global: &GlobalArgs,
+    env: Env,
+    sources: &SourceMap,
+    which: &'static str,
+) -> Result<CompiledProject, Vec<Diagnostic>> {
+    compile(global, env, sources, &ForRun { which, ..ForRun::default() }, offline_relations)
 }
 
 /// How a command that builds compiles.

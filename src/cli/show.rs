@@ -23,7 +23,7 @@ pub fn run(
     sources: &SourceMap,
     out: &Output,
 ) -> Result<Outcome, Vec<Diagnostic>> {
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "show")?;
     let sql = match &args.sql {
         Some(sql) => sql.clone(),
         None => {

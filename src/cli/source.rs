@@ -44,7 +44,7 @@ pub fn run(
     out: &Output,
 ) -> Result<Outcome, Vec<Diagnostic>> {
     let SourceCommand::Freshness = args.command;
-    let compiled = super::compile_with(global, env, sources)?;
+    let compiled = super::compile_with(global, env, sources, "freshness")?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
     let checks: Vec<(&Node, &Freshness)> = selected
