@@ -48,6 +48,7 @@
 //! symlink, pins a session to the versions it saw.
 
 pub mod deferred;
+mod functions;
 mod incremental;
 mod meta;
 mod seed;

@@ -83,6 +83,7 @@ pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, Ses
         .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA)
         .with_extension(Arc::new(ViewReads::default()));
     let ctx = SessionContext::new_with_config(config);
+    super::functions::register(&ctx);
     let mut relations = warehouse.relations()?;
     // Relations lent by another warehouse (`--defer`) fill in the names this one lacks.
     let lent: Vec<_> = deferred::recorded(warehouse.root())

@@ -23,6 +23,12 @@
   {%- endif -%}
 {%- endmacro %}
 
+{#- DataFusion does not add an interval to text, as Postgres does to a literal: the
+    start is cast to a timestamp, which is what Postgres gives for a date too. -#}
+{% macro local__dateadd(datepart, interval, from_date_or_timestamp) -%}
+  {{ default__dateadd(datepart, interval, "cast(" ~ from_date_or_timestamp ~ " as timestamp)") }}
+{%- endmacro %}
+
 {% macro datediff(first_date, second_date, datepart) -%}
   {{ adapter.dispatch('datediff', 'dbt')(first_date, second_date, datepart) }}
 {%- endmacro %}
