@@ -215,7 +215,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .par_iter()
         .enumerate()
         .map(|(i, m)| {
-            let compiled = renderer.compile(m.file, &names[i], &texts[i].text, sources)?;
+            let compiled = renderer.compile(m.file, &names[i], &texts[i].text);
             Ok(renderer.render(&compiled, &parse_input(&m.name, &m.package), sources)?.recorded)
         })
         .collect();
@@ -224,7 +224,7 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         .par_iter()
         .enumerate()
         .map(|(i, t)| {
-            let compiled = renderer.compile(t.file, &test_names[i], &test_texts[i].text, sources)?;
+            let compiled = renderer.compile(t.file, &test_names[i], &test_texts[i].text);
             Ok(renderer.render(&compiled, &parse_input(&t.name, &t.package), sources)?.recorded)
         })
         .collect();
@@ -948,10 +948,7 @@ impl CompilePass<'_> {
             list.iter().map(rendered).collect()
         };
         let file = node.file.expect("models and singular tests have a file");
-        let result = self
-            .renderer
-            .compile(file, name, text, self.sources)
-            .and_then(|t| self.renderer.render(&t, &input, self.sources));
+        let result = self.renderer.render(&self.renderer.compile(file, name, text), &input, self.sources);
         result.and_then(|rendered| {
             Ok((rendered, Hooks { pre: hooks(&node.config.pre_hook)?, post: hooks(&node.config.post_hook)? }))
         })

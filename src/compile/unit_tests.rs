@@ -243,8 +243,7 @@ fn unit_test_node(
     let path = model.path.display().to_string();
     let rendered = cx
         .renderer
-        .compile(file, &path, text, cx.sources)
-        .and_then(|t| cx.renderer.render(&t, &input, cx.sources))
+        .render(&cx.renderer.compile(file, &path, text), &input, cx.sources)
         .map_err(|d| vec![d.with_note(format!("while rendering `{}` for unit test `{}`", def.model, def.name))])?;
 
     let case = UnitTestCase { model: model.unique_id.clone(), sql: rendered.sql, inputs, expect, expect_columns };

@@ -279,15 +279,9 @@ impl Renderer {
         })
     }
 
-    /// Prepares the Jinja of a file for rendering.
-    pub fn compile<'env>(
-        &'env self,
-        file: FileId,
-        name: &'env str,
-        source: &'env str,
-        _sources: &SourceMap,
-    ) -> Result<Compiled<'env>, Diagnostic> {
-        Ok(Compiled { name, source: mutable::mutable_literals(source), file })
+    /// Prepares the Jinja of a file for rendering (its syntax is checked when it renders).
+    pub fn compile<'env>(&'env self, file: FileId, name: &'env str, source: &'env str) -> Compiled<'env> {
+        Compiled { name, source: mutable::mutable_literals(source), file }
     }
 
     /// Renders a prepared template; a syntax error is reported here.
