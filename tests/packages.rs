@@ -314,3 +314,21 @@ fn a_query_while_compiling_with_the_server_down_is_a_clear_error() {
     let narrow = std::fs::read_to_string(dir.join("target/compiled/models/orders_narrow.sql")).unwrap();
     assert!(narrow.starts_with("select \"id\", \"price\"\nfrom \"shop\".\"orders_priced\""), "{narrow}");
 }
+
+#[test]
+fn a_tarball_package_installs_under_its_name() {
+    let hub = Hub::start();
+    hub.publish("acme/widgets", &[("3.1.0", "[]")], |d, v| widget_package(d, v, None));
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("{}/tarballs/acme/widgets/3.1.0.tar.gz", hub.url);
+    let dir = widget_project(tmp.path(), &format!("packages:\n  - tarball: \"{url}\"\n    name: widgets\n"));
+    let out = ok(&dir, &["deps"]);
+    assert!(out.contains(&format!("installed widgets from tarball `{url}`")), "{out}");
+    assert!(dir.join("dbt_packages/widgets/dbt_project.yml").is_file(), "the archive's top folder is the package");
+    ok(&dir, &["compile"]);
+    assert!(compiled(&dir).contains("'3.1.0'"), "{}", compiled(&dir));
+    write(&dir.join("packages.yml"), &format!("packages:\n  - tarball: \"{url}\"\n"));
+    let run = etlm(&dir, &["deps"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("name:"), "a tarball needs its name: {}", run.stderr);
+}
