@@ -1,6 +1,6 @@
 //! dbt's `modules`: the Python modules its Jinja context offers, as far as packages use
-//! them: `modules.datetime` (`datetime.now()`, `utcnow()`, `strptime`, `fromisoformat`,
-//! `date.today()`) and `modules.re` (`sub`, `match`, `search`, `fullmatch`, `findall`,
+//! them: `modules.datetime` (`datetime(y, m, d)`, `datetime.now()`, `utcnow()`, `strptime`,
+//! `fromisoformat`, `date(y, m, d)`, `date.today()`) and `modules.re` (`sub`, `match`, `search`, `fullmatch`, `findall`,
 //! `split`, `escape`, `compile`, with `re.I`). Python's regular expressions are read as
 //! Rust's `regex` reads them (no look-around); a pattern it cannot read is an error.
 
@@ -28,6 +28,19 @@ fn bad(message: impl Into<String>) -> Error {
 struct DateTimeClass;
 
 impl Object for DateTimeClass {
+    /// `datetime.datetime(year, month, day, hour=0, minute=0, second=0)`.
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let parts: Vec<i64> =
+            args.iter().map(|a| i64::try_from(a.clone())).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?;
+        let part = |i: usize| parts.get(i).copied().unwrap_or(0);
+        let (y, m, d) = (part(0), part(1), part(2));
+        let at = NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32)
+            .and_then(|day| day.and_hms_opt(part(3) as u32, part(4) as u32, part(5) as u32))
+            .filter(|_| parts.len() >= 3)
+            .ok_or_else(|| bad(format!("{parts:?} is not a date and time")))?;
+        Ok(Value::from_object(Timestamp(at.and_utc())))
+    }
+
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         let at = |t: chrono::DateTime<Utc>| Ok(Value::from_object(Timestamp(t)));
         match method {
@@ -64,6 +77,13 @@ impl Object for DateTimeClass {
 struct DateClass;
 
 impl Object for DateClass {
+    /// `datetime.date(year, month, day)`.
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (y, m, d): (i32, u32, u32) = from_args(args)?;
+        let day = NaiveDate::from_ymd_opt(y, m, d).ok_or_else(|| bad(format!("{y}-{m}-{d} is not a date")))?;
+        Ok(Value::from_object(Day(day)))
+    }
+
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "today" => Ok(Value::from_object(Day(Utc::now().date_naive()))),
@@ -281,7 +301,8 @@ mod tests {
                     {{ modules.re.match('a(b)', 'abc').group(1) }} {{ modules.re.match('b', 'abc') is none }} \
                     {{ modules.re.search('B', 'abc', modules.re.I).group(0) }} {{ modules.re.findall('[0-9]', 'a1b2') }} \
                     {{ modules.datetime.datetime.strptime('2024-01-31', '%Y-%m-%d').strftime('%d/%m') }} \
-                    {{ modules.datetime.date.fromisoformat('2024-02-01').isoformat() }}";
-        assert_eq!(env.render_str(text, ()).unwrap(), "a_b_c n1x b True b ['1', '2'] 31/01 2024-02-01");
+                    {{ modules.datetime.date.fromisoformat('2024-02-01').isoformat() }} \
+                    {{ modules.datetime.date(1997, 9, 29) }} {{ modules.datetime.datetime(2024, 1, 2, 3).strftime('%H') }}";
+        assert_eq!(env.render_str(text, ()).unwrap(), "a_b_c n1x b True b ['1', '2'] 31/01 2024-02-01 1997-09-29 03");
     }
 }
