@@ -16,6 +16,7 @@ pub mod docs;
 pub mod engine;
 pub mod graph;
 pub mod hex;
+pub mod history;
 pub mod lineage;
 pub mod project;
 pub mod quality;

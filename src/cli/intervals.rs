@@ -13,7 +13,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     let selected = super::selected(global, &compiled)?;
     let done = super::runtime()?.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Read).await?;
-        engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])
+        engine.history().intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])
     })?;
     let now = chrono::Utc::now().naive_utc();
     let mut lines = Vec::new();

@@ -13,7 +13,8 @@ use crate::engine::local::deferred::Deferred;
 use crate::graph::ResourceType;
 use crate::project::Env;
 use crate::relation::Relation;
-use crate::report::progress::{Progress, Status};
+use crate::history::Status;
+use crate::report::progress::Progress;
 use crate::report::{Output, print_diagnostics, write_atomic};
 use crate::run::execute::{Command, Periods, RunOptions, execute, plan};
 use crate::run::seeds::read_seeds;
@@ -238,11 +239,12 @@ fn run_compiled(
         }
         let progress = Progress::new(global.format, total, command.as_str());
         let history = engine
+            .history()
             .row_count_history()
             .await
             .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         let intervals =
-            engine.intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+            engine.history().intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         run_hooks(engine.as_ref(), "on-run-start", &compiled.run_hooks.pre).await?;
         let run = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, &progress);
         let summary = tokio::select! {
@@ -257,6 +259,7 @@ fn run_compiled(
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }
         engine
+            .history()
             .record_run(&summary, &compiled.project.vars)
             .await
             .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;

@@ -3,6 +3,7 @@
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
+use crate::history::{Listing, listing_query};
 use crate::project::Env;
 use crate::report::Output;
 
@@ -36,28 +37,12 @@ pub fn run(
     let runtime = super::runtime()?;
     let batches = runtime.block_on(async {
         let engine = super::open_engine(&project, Access::Read).await?;
-        let h = crate::relation::quote_ident(engine.history_schema());
-        let sql = if args.models {
-            format!(
-                "select m.run_id, m.unique_id, m.status, m.rows, cast(m.duration_s as decimal(12, 3)) as duration_s, m.error \
-                 from {h}.\"model_runs\" m join (select run_id from {h}.\"runs\" order by started_at desc limit {}) r \
-                 on m.run_id = r.run_id order by m.started_at desc, m.unique_id",
-                args.limit
-            )
-        } else if args.tests {
-            format!(
-                "select t.run_id, t.unique_id, t.model, t.column_name, t.severity, t.status, t.failures, t.threshold, \
-                 t.observed from {h}.\"test_results\" t join (select run_id from {h}.\"runs\" \
-                 order by started_at desc limit {}) r on t.run_id = r.run_id order by t.started_at desc, t.unique_id",
-                args.limit
-            )
-        } else {
-            format!(
-                "select run_id, command, status, started_at, cast(duration_s as decimal(12, 3)) as duration_s, ok, error, skipped \
-                 from {h}.\"runs\" order by started_at desc limit {}",
-                args.limit
-            )
+        let listing = match (args.models, args.tests) {
+            (true, _) => Listing::Models,
+            (_, true) => Listing::Tests,
+            _ => Listing::Runs,
         };
+        let sql = listing_query(&engine.history().schema(), listing, args.limit);
         engine.query(&sql, usize::MAX).await.map_err(|e| {
             vec![
                 Diagnostic::error("no-history", format!("could not read the run history: {e}"))

@@ -21,12 +21,10 @@ use super::local::{
     open_session, register_audit, register_relation, register_table_dir, stage_snapshot, table_columns,
     write_dataframe, write_query,
 };
-use super::{Access, Build, Engine, EngineError, Staged, handle};
+use super::{Access, Build, Engine, EngineError, HistoryStore, Staged, handle};
 use crate::compile::window::Period;
+use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Value};
 use crate::relation::Relation;
-use crate::report::progress::Status;
-use crate::run::audit::{RowHistory, TestRun};
-use crate::run::execute::{Intervals, NodeResult, RunSummary};
 
 /// What `stage` leaves for `publish` or `discard`.
 struct StagedVersion {
@@ -87,7 +85,7 @@ impl DataFusionEngine {
     fn rewrite_intervals(&self, parts: &[PathBuf], name: &str, drop: Option<&str>) -> Result<(), EngineError> {
         use datafusion::arrow::array::{AsArray, BooleanArray};
         use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let schema = Arc::new(intervals_schema());
+        let schema = Arc::new(arrow_schema(&history::INTERVALS));
         let mut batches = Vec::new();
         for part in parts {
             // Read with the plain Parquet reader: thousands of tiny files through a
@@ -142,26 +140,79 @@ impl DataFusionEngine {
 
     /// Registers the history tables (empty until the first run).
     fn register_history(&self) -> Result<(), EngineError> {
-        let tables = [
-            ("model_runs", model_runs_schema()),
-            ("test_results", test_results_schema()),
-            ("runs", runs_schema()),
-            ("intervals", intervals_schema()),
-        ];
-        for (table, schema) in tables {
-            let dir = self.history_dir(table);
+        for table in history::TABLES {
+            let dir = self.history_dir(table.name);
             std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(dir.clone(), e))?;
-            let meta = RelationMeta::table(table_columns(&schema, &[]), Vec::new());
-            register_table_dir(&self.ctx, HISTORY_SCHEMA, table, &dir, &meta)?;
+            let meta = RelationMeta::table(table_columns(&arrow_schema(table), &[]), Vec::new());
+            register_table_dir(&self.ctx, HISTORY_SCHEMA, table.name, &dir, &meta)?;
         }
         Ok(())
     }
 }
 
 #[async_trait::async_trait]
+impl HistoryStore for DataFusionEngine {
+    fn schema(&self) -> String {
+        crate::relation::quote_ident(HISTORY_SCHEMA)
+    }
+
+    /// Appends the run, its node results and its test results to the history
+    /// (`_etlm.runs`, `_etlm.model_runs`, `_etlm.test_results`): each a new Parquet
+    /// file, renamed into place whole.
+    async fn record_run(
+        &self,
+        summary: &RunSummary,
+        vars: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), EngineError> {
+        let models = history_batch(&history::MODEL_RUNS, &history::model_run_rows(summary))?;
+        let tests = history_batch(&history::TEST_RESULTS, &history::test_result_rows(summary))?;
+        let runs = history_batch(&history::RUNS, &[history::run_row(summary, vars)])?;
+        // `runs` last: a run listed there has all its rows in the other two.
+        for (table, batch) in [(&history::MODEL_RUNS, models), (&history::TEST_RESULTS, tests), (&history::RUNS, runs)] {
+            let dir = self.history_dir(table.name);
+            append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
+        }
+        self.compact_intervals(&summary.run_id)?;
+        self.register_history()
+    }
+
+    /// Records that `unique_id`'s batch for `period` is published (`_etlm.intervals`):
+    /// called only after the publish, so the record never claims unpublished data.
+    async fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError> {
+        let row = history::interval_row(unique_id, period, run_id, chrono::Utc::now());
+        let batch = history_batch(&history::INTERVALS, &[row])?;
+        let name = format!("{run_id}-{unique_id}-{}.parquet", chrono::Utc::now().timestamp_micros());
+        append_parquet(&self.history_dir("intervals"), &name, &batch)
+    }
+
+    /// Drops every interval recorded for `unique_id` (a full refresh starts it anew).
+    /// Call it before the refresh publishes anything: a crash in between leaves the
+    /// model claiming less than it has, never more.
+    async fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError> {
+        let parts = self.interval_files(|_| true)?;
+        if !parts.is_empty() {
+            self.rewrite_intervals(&parts, &format!("{run_id}-reset.parquet"), Some(unique_id))?;
+        }
+        Ok(())
+    }
+
+    /// The periods recorded as done, per node, in order.
+    async fn intervals(&self) -> Result<Intervals, EngineError> {
+        let batches = self.ctx.sql(&history::intervals_query(&self.schema())).await?.collect().await?;
+        Ok(history::intervals_from(&batches)?)
+    }
+
+    /// Row counts of every node's successful builds, newest first (for anomaly checks).
+    async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
+        let batches = self.ctx.sql(&history::row_counts_query(&self.schema())).await?.collect().await?;
+        Ok(history::row_history_from(&batches)?)
+    }
+}
+
+#[async_trait::async_trait]
 impl Engine for DataFusionEngine {
-    fn history_schema(&self) -> &'static str {
-        HISTORY_SCHEMA
+    fn history(&self) -> &dyn HistoryStore {
+        self
     }
 
     /// Registers each deferred relation, read-only from its own warehouse, under the
@@ -297,238 +348,59 @@ impl Engine for DataFusionEngine {
         Ok(df.schema().fields().iter().map(|f| (f.name().clone(), cast_type(f.data_type()))).collect())
     }
 
-    /// Appends the run, its node results and its test results to the history
-    /// (`_etlm.runs`, `_etlm.model_runs`, `_etlm.test_results`): each a new Parquet
-    /// file, renamed into place whole.
-    async fn record_run(
-        &self,
-        summary: &RunSummary,
-        vars: &std::collections::BTreeMap<String, serde_json::Value>,
-    ) -> Result<(), EngineError> {
-        let models = model_runs_batch(summary)?;
-        let tests = test_results_batch(summary)?;
-        let runs = runs_batch(summary, vars)?;
-        // `runs` last: a run listed there has all its rows in the other two.
-        for (table, batch) in [("model_runs", models), ("test_results", tests), ("runs", runs)] {
-            let dir = self.history_dir(table);
-            append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
-        }
-        self.compact_intervals(&summary.run_id)?;
-        self.register_history()
-    }
-
-    /// Records that `unique_id`'s batch for `period` is published (`_etlm.intervals`):
-    /// called only after the publish, so the record never claims unpublished data.
-    async fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError> {
-        let t = |v: chrono::NaiveDateTime| v.and_utc().timestamp_micros();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(vec![unique_id])),
-            Arc::new(TimestampMicrosecondArray::from(vec![t(period.start)])),
-            Arc::new(TimestampMicrosecondArray::from(vec![t(period.end)])),
-            Arc::new(StringArray::from(vec![run_id])),
-            Arc::new(TimestampMicrosecondArray::from(vec![micros(chrono::Utc::now())]).with_timezone("UTC")),
-        ];
-        let batch = RecordBatch::try_new(Arc::new(intervals_schema()), columns)?;
-        let name = format!("{run_id}-{unique_id}-{}.parquet", chrono::Utc::now().timestamp_micros());
-        append_parquet(&self.history_dir("intervals"), &name, &batch)
-    }
-
-    /// Drops every interval recorded for `unique_id` (a full refresh starts it anew).
-    /// Call it before the refresh publishes anything: a crash in between leaves the
-    /// model claiming less than it has, never more.
-    async fn forget_intervals(&self, unique_id: &str, run_id: &str) -> Result<(), EngineError> {
-        let parts = self.interval_files(|_| true)?;
-        if !parts.is_empty() {
-            self.rewrite_intervals(&parts, &format!("{run_id}-reset.parquet"), Some(unique_id))?;
-        }
-        Ok(())
-    }
-
-    /// The periods recorded as done, per node, in order.
-    async fn intervals(&self) -> Result<Intervals, EngineError> {
-        use datafusion::arrow::array::AsArray;
-        use datafusion::arrow::datatypes::TimestampMicrosecondType;
-        let sql = format!(
-            "select distinct unique_id, period_start, period_end from \"{HISTORY_SCHEMA}\".\"intervals\" order by 1, 2"
-        );
-        let mut out = Intervals::new();
-        for batch in self.ctx.sql(&sql).await?.collect().await? {
-            let ids = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
-            let ids = ids.as_string::<i32>();
-            let starts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-            let ends = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-            for i in 0..batch.num_rows() {
-                let time = |v: i64| chrono::DateTime::from_timestamp_micros(v).map(|d| d.naive_utc());
-                if let (Some(start), Some(end)) = (time(starts.value(i)), time(ends.value(i))) {
-                    out.entry(ids.value(i).to_string()).or_default().push(Period { start, end });
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Row counts of every node's successful builds, newest first (for anomaly checks).
-    async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
-        let sql = format!(
-            "select unique_id, rows from \"{HISTORY_SCHEMA}\".\"model_runs\" \
-             where status = 'success' and rows is not null order by started_at desc"
-        );
-        let mut history = RowHistory::new();
-        for batch in self.ctx.sql(&sql).await?.collect().await? {
-            use datafusion::arrow::array::AsArray;
-            let ids = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
-            let ids = ids.as_string::<i32>();
-            let rows = datafusion::arrow::compute::cast(batch.column(1), &DataType::Int64)?;
-            let rows = rows.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            for i in 0..batch.num_rows() {
-                history.entry(ids.value(i).to_string()).or_default().push(rows.value(i).max(0) as u64);
-            }
-        }
-        Ok(history)
-    }
 }
 
-fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+/// A history table's Arrow schema, from its declaration.
+fn arrow_schema(table: &history::Table) -> Schema {
+    let fields = table.columns.iter().map(|c| {
+        let ty = match c.ty {
+            ColumnType::Text => DataType::Utf8,
+            ColumnType::Int => DataType::Int64,
+            ColumnType::Float => DataType::Float64,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Time => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::LocalTime => DataType::Timestamp(TimeUnit::Microsecond, None),
+        };
+        Field::new(c.name, ty, c.nullable)
+    });
+    Schema::new(fields.collect::<Vec<_>>())
 }
 
-fn model_runs_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("run_id", DataType::Utf8, false),
-        Field::new("unique_id", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("relation", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("rows", DataType::Int64, true),
-        Field::new("started_at", ts(), false),
-        Field::new("duration_s", DataType::Float64, false),
-        Field::new("query_s", DataType::Float64, true),
-        Field::new("error", DataType::Utf8, true),
-    ])
-}
-
-fn test_results_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("run_id", DataType::Utf8, false),
-        Field::new("unique_id", DataType::Utf8, false),
-        Field::new("test", DataType::Utf8, false),
-        Field::new("model", DataType::Utf8, true),
-        Field::new("column_name", DataType::Utf8, true),
-        Field::new("severity", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("failures", DataType::Int64, true),
-        Field::new("audit", DataType::Boolean, false),
-        Field::new("threshold", DataType::Utf8, false),
-        Field::new("observed", DataType::Float64, true),
-        Field::new("failures_relation", DataType::Utf8, true),
-        Field::new("started_at", ts(), false),
-        Field::new("duration_s", DataType::Float64, false),
-        Field::new("message", DataType::Utf8, true),
-    ])
-}
-
-fn intervals_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("unique_id", DataType::Utf8, false),
-        Field::new("period_start", DataType::Timestamp(TimeUnit::Microsecond, None), false),
-        Field::new("period_end", DataType::Timestamp(TimeUnit::Microsecond, None), false),
-        Field::new("run_id", DataType::Utf8, false),
-        Field::new("recorded_at", ts(), false),
-    ])
-}
-
-fn runs_schema() -> Schema {
-    Schema::new(vec![
-        Field::new("run_id", DataType::Utf8, false),
-        Field::new("command", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("started_at", ts(), false),
-        Field::new("finished_at", ts(), false),
-        Field::new("duration_s", DataType::Float64, false),
-        Field::new("ok", DataType::Int64, false),
-        Field::new("error", DataType::Int64, false),
-        Field::new("skipped", DataType::Int64, false),
-        Field::new("vars", DataType::Utf8, false),
-        Field::new("etlm_version", DataType::Utf8, false),
-    ])
-}
-
-fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn model_runs_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
-    let r: Vec<&NodeResult> = summary.results.iter().filter(|n| n.test.is_none()).collect();
-    let text = |f: &dyn Fn(&NodeResult) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from(r.iter().map(|n| f(n)).collect::<Vec<_>>()))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(&|_| Some(summary.run_id.clone())),
-        text(&|n| Some(n.line.unique_id.clone())),
-        text(&|n| Some(n.line.kind.clone())),
-        text(&|n| Some(n.line.name.clone())),
-        text(&|n| Some(n.line.status.as_str().to_string())),
-        Arc::new(Int64Array::from(r.iter().map(|n| n.line.rows.map(|x| x as i64)).collect::<Vec<_>>())),
-        Arc::new(
-            TimestampMicrosecondArray::from(r.iter().map(|n| micros(n.started_at)).collect::<Vec<_>>())
+/// History rows as one batch of `table`'s schema.
+fn history_batch(table: &history::Table, rows: &[Vec<Value>]) -> Result<RecordBatch, EngineError> {
+    let columns = table.columns.iter().enumerate().map(|(i, c)| -> ArrayRef {
+        let values = rows.iter().map(move |r| &r[i]);
+        match c.ty {
+            ColumnType::Text => Arc::new(StringArray::from_iter(values.map(|v| match v {
+                Value::Text(t) => t.clone(),
+                _ => None,
+            }))),
+            ColumnType::Int => Arc::new(Int64Array::from_iter(values.map(|v| match v {
+                Value::Int(n) => *n,
+                _ => None,
+            }))),
+            ColumnType::Float => Arc::new(Float64Array::from_iter(values.map(|v| match v {
+                Value::Float(x) => *x,
+                _ => None,
+            }))),
+            ColumnType::Bool => Arc::new(BooleanArray::from_iter(values.map(|v| match v {
+                Value::Bool(b) => Some(*b),
+                _ => None,
+            }))),
+            ColumnType::Time => Arc::new(
+                TimestampMicrosecondArray::from_iter(values.map(|v| match v {
+                    Value::Time(t) => Some(t.timestamp_micros()),
+                    _ => None,
+                }))
                 .with_timezone("UTC"),
-        ),
-        Arc::new(Float64Array::from(r.iter().map(|n| n.line.seconds).collect::<Vec<_>>())),
-        Arc::new(Float64Array::from(r.iter().map(|n| n.query_seconds).collect::<Vec<_>>())),
-        text(&|n| if n.line.status == Status::Error { n.line.message.clone() } else { None }),
-    ];
-    Ok(RecordBatch::try_new(Arc::new(model_runs_schema()), columns)?)
-}
-
-fn test_results_batch(summary: &RunSummary) -> Result<RecordBatch, EngineError> {
-    let t: Vec<&TestRun> = summary.results.iter().filter_map(|n| n.test.as_ref()).collect();
-    let text = |f: &dyn Fn(&TestRun) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from(t.iter().map(|x| f(x)).collect::<Vec<_>>()))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        text(&|_| Some(summary.run_id.clone())),
-        text(&|x| Some(x.unique_id.clone())),
-        text(&|x| Some(x.test.clone())),
-        text(&|x| x.attached.clone()),
-        text(&|x| x.column.clone()),
-        text(&|x| Some(x.severity.to_string())),
-        text(&|x| Some(x.status.as_str().to_string())),
-        Arc::new(Int64Array::from(t.iter().map(|x| x.failures.map(|f| f as i64)).collect::<Vec<_>>())),
-        Arc::new(BooleanArray::from(t.iter().map(|x| x.audit).collect::<Vec<_>>())),
-        text(&|x| Some(x.threshold.clone())),
-        Arc::new(Float64Array::from(t.iter().map(|x| x.observed).collect::<Vec<_>>())),
-        text(&|x| x.failures_relation.clone()),
-        Arc::new(
-            TimestampMicrosecondArray::from(t.iter().map(|x| micros(x.started_at)).collect::<Vec<_>>())
-                .with_timezone("UTC"),
-        ),
-        Arc::new(Float64Array::from(t.iter().map(|x| x.seconds).collect::<Vec<_>>())),
-        text(&|x| x.message.clone()),
-    ];
-    Ok(RecordBatch::try_new(Arc::new(test_results_schema()), columns)?)
-}
-
-fn runs_batch(
-    summary: &RunSummary,
-    vars: &std::collections::BTreeMap<String, serde_json::Value>,
-) -> Result<RecordBatch, EngineError> {
-    let status = if summary.failed() { "error" } else { "success" };
-    let duration = (summary.finished_at - summary.started_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
-    let count = |s| summary.count(s) as i64;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![summary.run_id.clone()])),
-        Arc::new(StringArray::from(vec![summary.command.as_str()])),
-        Arc::new(StringArray::from(vec![status])),
-        Arc::new(TimestampMicrosecondArray::from(vec![micros(summary.started_at)]).with_timezone("UTC")),
-        Arc::new(TimestampMicrosecondArray::from(vec![micros(summary.finished_at)]).with_timezone("UTC")),
-        Arc::new(Float64Array::from(vec![duration])),
-        Arc::new(Int64Array::from(vec![count(Status::Success)])),
-        Arc::new(Int64Array::from(vec![count(Status::Error)])),
-        Arc::new(Int64Array::from(vec![count(Status::Skipped)])),
-        Arc::new(StringArray::from(vec![serde_json::to_string(vars).expect("vars serialize")])),
-        Arc::new(StringArray::from(vec![env!("CARGO_PKG_VERSION")])),
-    ];
-    Ok(RecordBatch::try_new(Arc::new(runs_schema()), columns)?)
+            ),
+            ColumnType::LocalTime => Arc::new(TimestampMicrosecondArray::from_iter(values.map(|v| match v {
+                Value::LocalTime(t) => Some(t.and_utc().timestamp_micros()),
+                _ => None,
+            }))),
+        }
+    });
+    Ok(RecordBatch::try_new(Arc::new(arrow_schema(table)), columns.collect())?)
 }
 
 /// Writes `batch` to `dir/name` through a temporary file and a rename, so readers see the

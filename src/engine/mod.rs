@@ -11,8 +11,10 @@ pub mod incremental;
 pub mod local;
 pub mod postgres;
 pub mod snapshot;
+mod sql_history;
 
 use std::any::Any;
+use std::collections::BTreeMap;
 
 use ::datafusion::arrow::array::RecordBatch;
 
@@ -20,9 +22,8 @@ pub use self::error::EngineError;
 use self::failpoint::Failpoints;
 use self::incremental::IncrementalSpec;
 use crate::compile::window::Period;
+use crate::history::{Intervals, RowHistory, RunSummary};
 use crate::relation::Relation;
-use crate::run::audit::RowHistory;
-use crate::run::execute::{Intervals, RunSummary};
 
 /// Whether a command writes (and so takes the target's run lock) or only reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +79,8 @@ pub struct Staged {
 /// engine's metadata store.
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync {
-    /// The schema of the metadata store (`runs`, `model_runs`, `test_results`,
-    /// `intervals`), as SQL on this engine names it.
-    fn history_schema(&self) -> &'static str;
+    /// The engine's metadata store: run history and intervals.
+    fn history(&self) -> &dyn HistoryStore;
 
     /// Writes `build` where no reader sees it and makes it readable under
     /// `relation.audit()`, passing the `after-stage` failpoint.
@@ -116,12 +116,28 @@ pub trait Engine: Send + Sync {
     /// them (`bigint`, `numeric`, `date`); the query is planned, not run.
     async fn column_types(&self, sql: &str) -> Result<Vec<(String, String)>, EngineError>;
 
+    /// `--defer`: reads `relations` (models and seeds this run does not build) from
+    /// another build. Only the embedded engine lends relations across warehouses.
+    async fn defer(&self, _relations: &[local::deferred::Deferred]) -> Result<usize, EngineError> {
+        Err(EngineError::Internal("`--defer` is available on the embedded engine only".into()))
+    }
+
+    /// Cancels the statements running on the engine (Ctrl-C); their transactions roll
+    /// back. Engines that run in-process have nothing to cancel.
+    async fn cancel(&self) {}
+}
+
+/// Where an engine keeps the run history and the intervals of windowed models, in the
+/// tables `crate::history` declares.
+#[async_trait::async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// The schema holding the tables, quoted as the engine's SQL names it: `etlm runs`
+    /// reads them through [`Engine::query`].
+    fn schema(&self) -> String;
+
     /// Appends a run, its node results and its test results to the history.
-    async fn record_run(
-        &self,
-        summary: &RunSummary,
-        vars: &std::collections::BTreeMap<String, serde_json::Value>,
-    ) -> Result<(), EngineError>;
+    async fn record_run(&self, summary: &RunSummary, vars: &BTreeMap<String, serde_json::Value>)
+    -> Result<(), EngineError>;
 
     /// Records that `unique_id`'s batch for `period` is published: called only after
     /// the publish, so the record never claims unpublished data.
@@ -136,16 +152,6 @@ pub trait Engine: Send + Sync {
 
     /// Row counts of every node's successful builds, newest first (anomaly checks).
     async fn row_count_history(&self) -> Result<RowHistory, EngineError>;
-
-    /// `--defer`: reads `relations` (models and seeds this run does not build) from
-    /// another build. Only the embedded engine lends relations across warehouses.
-    async fn defer(&self, _relations: &[local::deferred::Deferred]) -> Result<usize, EngineError> {
-        Err(EngineError::Internal("`--defer` is available on the embedded engine only".into()))
-    }
-
-    /// Cancels the statements running on the engine (Ctrl-C); their transactions roll
-    /// back. Engines that run in-process have nothing to cancel.
-    async fn cancel(&self) {}
 }
 
 /// Takes the engine's handle out of staged data it made.

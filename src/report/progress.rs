@@ -8,61 +8,19 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-
 use crate::cli::Format;
+use crate::history::{ResultLine, Status};
 
-/// How a node ended, as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Success,
-    Error,
-    Skipped,
-    /// A quality test found failing rows (error severity).
-    Fail,
-    /// A warn-severity test found failing rows.
-    Warn,
-    Pass,
-}
-
-impl Status {
-    /// The lowercase name the history and run_results.json use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Success => "success",
-            Status::Error => "error",
-            Status::Skipped => "skipped",
-            Status::Fail => "fail",
-            Status::Warn => "warn",
-            Status::Pass => "pass",
-        }
+/// The word a result line shows for a status.
+fn label(status: Status) -> &'static str {
+    match status {
+        Status::Success => "OK",
+        Status::Error => "ERROR",
+        Status::Skipped => "SKIP",
+        Status::Fail => "FAIL",
+        Status::Warn => "WARN",
+        Status::Pass => "PASS",
     }
-
-    fn label(self) -> &'static str {
-        match self {
-            Status::Success => "OK",
-            Status::Error => "ERROR",
-            Status::Skipped => "SKIP",
-            Status::Fail => "FAIL",
-            Status::Warn => "WARN",
-            Status::Pass => "PASS",
-        }
-    }
-}
-
-/// One finished node, as shown to the user.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResultLine {
-    pub unique_id: String,
-    pub status: Status,
-    /// `table`, `view`, `seed`, `test`...
-    pub kind: String,
-    /// `main.customers`, or the test's name.
-    pub name: String,
-    pub rows: Option<u64>,
-    pub seconds: f64,
-    pub message: Option<String>,
 }
 
 /// Prints results as they come.
@@ -139,7 +97,7 @@ impl Progress {
     fn human(&self, n: usize, line: &ResultLine) -> String {
         let total = self.total.load(std::sync::atomic::Ordering::SeqCst);
         let width = total.to_string().len();
-        let mut text = format!("{n:>width$} of {total}  {:<5}  {} {}", line.status.label(), line.kind, line.name);
+        let mut text = format!("{n:>width$} of {total}  {:<5}  {} {}", label(line.status), line.kind, line.name);
         if let Some(rows) = line.rows {
             text.push_str(&format!("  {} rows", thousands(rows)));
         }

@@ -2,14 +2,13 @@
 //! write-audit-publish), and on published relations (`etlm test`, and the tests `build`
 //! runs once every node they read is published). Also the row-count anomaly check.
 
-use std::collections::BTreeMap;
 
 use crate::compile::{CompiledProject, Node};
 use crate::engine::Engine;
 use crate::project::TestSeverity;
 use crate::quality::{Verdict, check_row_count, judge};
 use crate::relation::Relation;
-use crate::report::progress::Status;
+use crate::history::{Status, TestRun};
 
 /// Failing rows printed under a failed test.
 const SAMPLE_ROWS: usize = 5;
@@ -22,61 +21,29 @@ pub enum Against {
     Published,
 }
 
-/// What one test found.
-#[derive(Clone, Debug)]
-pub struct TestRun {
-    pub unique_id: String,
-    pub status: Status,
-    /// The model or seed the test is attached to (generic tests), or tests (unit tests).
-    pub attached: Option<String>,
-    pub column: Option<String>,
-    /// `unique`, `not_null`..., `singular`, `unit`, or `row_count_anomaly`.
-    pub test: String,
-    pub severity: &'static str,
-    pub failures: Option<u64>,
-    /// True if it ran on staged data before the publish (an audit).
-    pub audit: bool,
-    /// The condition that decided the status, e.g. `error_if != 0`.
-    pub threshold: String,
-    /// The measured value: the failing-row count, or the row count for anomalies.
-    pub observed: Option<f64>,
-    /// Where the failing rows were stored.
-    pub failures_relation: Option<String>,
-    pub message: Option<String>,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub seconds: f64,
-}
-
-impl TestRun {
-    /// A passing result of `test`, to be filled in.
-    pub fn new(test: &Node, started_at: chrono::DateTime<chrono::Utc>) -> TestRun {
-        let generic = test.generic_test.as_ref();
-        let unit = test.unit_test.as_ref();
-        TestRun {
-            unique_id: test.unique_id.clone(),
-            status: Status::Pass,
-            attached: generic.map(|g| g.attached_to.clone()).or_else(|| Some(unit?.model.clone())),
-            column: generic.and_then(|g| g.def.column.clone()),
-            test: match (generic, unit) {
-                (Some(g), _) => g.def.test_name.clone(),
-                (None, Some(_)) => "unit".to_string(),
-                (None, None) => "singular".to_string(),
-            },
-            severity: test.config.severity.as_str(),
-            failures: None,
-            audit: false,
-            threshold: String::new(),
-            observed: None,
-            failures_relation: None,
-            message: None,
-            started_at,
-            seconds: 0.0,
-        }
-    }
-
-    /// True if this result stops the model it audits from being published.
-    pub fn blocks(&self) -> bool {
-        matches!(self.status, Status::Fail | Status::Error)
+/// A passing result of `test`, to be filled in.
+pub fn test_run(test: &Node, started_at: chrono::DateTime<chrono::Utc>) -> TestRun {
+    let generic = test.generic_test.as_ref();
+    let unit = test.unit_test.as_ref();
+    TestRun {
+        unique_id: test.unique_id.clone(),
+        status: Status::Pass,
+        attached: generic.map(|g| g.attached_to.clone()).or_else(|| Some(unit?.model.clone())),
+        column: generic.and_then(|g| g.def.column.clone()),
+        test: match (generic, unit) {
+            (Some(g), _) => g.def.test_name.clone(),
+            (None, Some(_)) => "unit".to_string(),
+            (None, None) => "singular".to_string(),
+        },
+        severity: test.config.severity.as_str(),
+        failures: None,
+        audit: false,
+        threshold: String::new(),
+        observed: None,
+        failures_relation: None,
+        message: None,
+        started_at,
+        seconds: 0.0,
     }
 }
 
@@ -93,7 +60,7 @@ pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &No
     let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
     let cfg = &test.config;
-    let mut run = TestRun::new(test, started_at);
+    let mut run = test_run(test, started_at);
     run.audit = against == Against::Staged;
     let sql = match against {
         Against::Staged => test.audit_sql.as_deref(),
@@ -206,9 +173,6 @@ pub fn check_anomaly(node: &Node, rows: u64, history: &[u64]) -> Option<TestRun>
         seconds: 0.0,
     })
 }
-
-/// Row counts of successful past builds per node, newest first.
-pub type RowHistory = BTreeMap<String, Vec<u64>>;
 
 /// A test's failures as its `fail_calc` expression counts them over its rows (none: 0).
 async fn calculated(engine: &dyn Engine, sql: &str, calc: &str) -> Result<u64, crate::engine::EngineError> {

@@ -7,20 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::compile::window::{self, Period};
+use crate::compile::window;
 use crate::compile::{CompiledProject, Node};
 use crate::engine::failpoint::Failpoints;
 use crate::engine::incremental::{IncrementalSpec, Window};
 use crate::engine::{Build, Engine};
 use crate::graph::ResourceType;
 use crate::project::{IncrementalStrategy, Materialization};
-use crate::report::progress::{Progress, ResultLine, Status};
+use crate::history::{Intervals, NodeResult, ResultLine, RowHistory, RunSummary, Status, TestRun};
+use crate::report::progress::Progress;
 
-use super::audit::{Against, RowHistory, TestRun, check_anomaly, run_test};
+use super::audit::{Against, check_anomaly, run_test, test_run};
 use super::unit::run_unit_test;
 
-/// Periods done per windowed model (from the run history).
-pub type Intervals = BTreeMap<String, Vec<Period>>;
 use super::schedule::{Job, JobStatus, run_jobs};
 
 /// Which nodes a command runs.
@@ -87,38 +86,6 @@ pub enum Periods {
     /// `backfill`: every period from `start` to `end` (inclusive), or only those not
     /// done yet.
     Range { start: chrono::NaiveDateTime, end: chrono::NaiveDateTime, missing: bool },
-}
-
-/// One reported result: a node, or a test (then `test` holds what it found).
-#[derive(Debug, Clone)]
-pub struct NodeResult {
-    pub line: ResultLine,
-    /// For built nodes: time spent in the engine's query (staging and audits), the rest
-    /// of `line.seconds` being etlm's own work.
-    pub query_seconds: Option<f64>,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub test: Option<TestRun>,
-}
-
-/// What a run did.
-#[derive(Debug, Clone)]
-pub struct RunSummary {
-    pub run_id: String,
-    pub command: Command,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub finished_at: chrono::DateTime<chrono::Utc>,
-    pub results: Vec<NodeResult>,
-}
-
-impl RunSummary {
-    pub fn count(&self, status: Status) -> usize {
-        self.results.iter().filter(|r| r.line.status == status).count()
-    }
-
-    /// True if any node failed or an error-severity test failed (exit code 1).
-    pub fn failed(&self) -> bool {
-        self.results.iter().any(|r| matches!(r.line.status, Status::Error | Status::Fail))
-    }
 }
 
 /// What a command runs: jobs in dependency order, each with the run's jobs it waits
@@ -324,7 +291,7 @@ pub async fn execute(
     .await;
     RunSummary {
         run_id: opts.run_id.clone(),
-        command: opts.command,
+        command: opts.command.as_str(),
         started_at,
         finished_at: chrono::Utc::now(),
         results,
@@ -462,6 +429,7 @@ impl JobContext {
         let partition_by: Vec<String> = cfg.partition_by.iter().cloned().collect();
         if refresh {
             self.engine
+                .history()
                 .forget_intervals(&node.unique_id, &self.run_id)
                 .await
                 .map_err(|e| Failed::from(self.located(node, &e.to_string())))?;
@@ -496,7 +464,7 @@ impl JobContext {
             let written = self.engine.publish(staged, &self.failpoints, &node.name).await.map_err(in_batch)?;
             rows += written.unwrap_or(0);
             self.failpoints.hit("before-state-write", &node.name);
-            self.engine.record_interval(&node.unique_id, period, &self.run_id).await.map_err(in_batch)?;
+            self.engine.history().record_interval(&node.unique_id, period, &self.run_id).await.map_err(in_batch)?;
             tests.retain(|t| t.status != Status::Pass);
         }
         Ok(Done { rows: Some(rows), query_seconds, tests })
@@ -602,7 +570,7 @@ fn test_line(node: &Node, test: &TestRun) -> ResultLine {
 
 /// A test that did not run because the node it tests (or reads) did not build.
 fn skipped_test(node: &Node, why: &str) -> TestRun {
-    let mut test = TestRun::new(node, chrono::Utc::now());
+    let mut test = test_run(node, chrono::Utc::now());
     test.status = Status::Skipped;
     test.message = Some(why.to_string());
     test

@@ -11,12 +11,11 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::Value as Json;
 
-use super::audit::TestRun;
 use crate::compile::{GivenRows, Node, UnitInput, UnitTestCase, prepend_ctes};
 use crate::engine::Engine;
 use crate::project::unit_tests::Row;
 use crate::relation::quote_ident;
-use crate::report::progress::Status;
+use crate::history::{Status, TestRun};
 
 /// The column telling actual rows from expected ones in the comparison query.
 const SIDE: &str = "__etlm_actual_or_expected";
@@ -27,7 +26,7 @@ type Cells = Vec<Option<String>>;
 /// Runs one unit test on the engine.
 pub async fn run_unit_test(engine: &dyn Engine, test: &Node) -> TestRun {
     let case = test.unit_test.as_ref().expect("unit test nodes carry their case");
-    let mut run = TestRun::new(test, chrono::Utc::now());
+    let mut run = super::audit::test_run(test, chrono::Utc::now());
     let clock = std::time::Instant::now();
     run.threshold = "actual = expected".into();
     match compare(engine, case).await {

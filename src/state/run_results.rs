@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use crate::report::progress::Status;
-use crate::run::execute::RunSummary;
+use crate::history::{RunSummary, Status};
 
 #[derive(Serialize)]
 struct RunResults<'a> {
@@ -42,7 +41,7 @@ pub fn run_results_json(summary: &RunSummary) -> String {
         metadata: Metadata {
             etlm_version: env!("CARGO_PKG_VERSION"),
             run_id: &summary.run_id,
-            command: summary.command.as_str(),
+            command: summary.command,
             started_at: summary.started_at.to_rfc3339(),
             finished_at: summary.finished_at.to_rfc3339(),
         },

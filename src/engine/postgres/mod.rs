@@ -14,42 +14,42 @@
 //!    the staging; a failure, a killed connection or a crash rolls it back whole.
 //!
 //! Connections come from a small pool, one per running model. Run history and
-//! intervals live in the schema `etlm_meta` (`meta.rs`).
+//! intervals live in the schema `etlm_meta` (`engine::sql_history`).
 
 mod connect;
-mod meta;
+mod pool;
 mod publish;
 mod rows;
 mod seed;
 mod snapshot;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ::datafusion::arrow::array::RecordBatch;
-use tokio_postgres::{CancelToken, Client, GenericClient};
+use tokio_postgres::{Client, GenericClient};
 
 pub use self::connect::{PgSettings, SslMode, redact};
 use super::failpoint::Failpoints;
 use super::incremental::{Combine, IncrementalError, IncrementalSpec, duplicate_key_sql, null_key_sql, target_columns};
 use super::local::ColumnMeta;
-use super::{Access, Build, Engine, EngineError, Staged, handle};
-use crate::compile::window::Period;
+use self::pool::{Pool, Pooled};
+use super::sql_history::SqlHistory;
+use super::{Access, Build, Engine, EngineError, HistoryStore, Staged, handle};
 use crate::project::{IncrementalStrategy, Target};
 use crate::relation::{AUDIT_SCHEMA, Relation, quote_ident};
-use crate::run::audit::RowHistory;
-use crate::run::execute::{Intervals, RunSummary};
+
+/// The schema of the metadata store: run history and intervals.
+pub const META_SCHEMA: &str = "etlm_meta";
 
 /// Where staged tables live until they are published or dropped.
 pub const STAGING_SCHEMA: &str = "_etlm_staging";
 
 /// The Postgres engine, connected to one target.
 pub struct PostgresEngine {
-    settings: PgSettings,
-    /// Idle connections.
-    pool: Mutex<Vec<Client>>,
-    /// Cancel tokens of every connection opened, for Ctrl-C.
-    cancels: Mutex<Vec<CancelToken>>,
+    pool: Arc<Pool>,
+    /// The run history and intervals, in schema `etlm_meta`.
+    history: SqlHistory<Arc<Pool>>,
     /// The connection holding the run lock (writers only).
     _lock: Option<Client>,
     /// Makes staging names unique to this run.
@@ -114,16 +114,19 @@ impl PostgresEngine {
                     }
                 }
                 sweep(&control).await?;
-                meta::migrate(&control).await?;
                 Some(control)
             }
             Access::Read => None,
         };
+        let pool = Arc::new(Pool::new(settings));
+        let history = SqlHistory::new(pool.clone(), META_SCHEMA);
+        if lock.is_some() {
+            history.migrate().await?;
+        }
         let tag = format!("{:x}", chrono::Utc::now().timestamp_micros() % 0xffff_ffff);
         Ok(PostgresEngine {
-            settings,
-            pool: Mutex::default(),
-            cancels: Mutex::default(),
+            pool,
+            history,
             _lock: lock,
             tag,
             schemas: Mutex::default(),
@@ -131,18 +134,9 @@ impl PostgresEngine {
         })
     }
 
-    /// A connection from the pool (a new one when none is idle).
+    /// A connection from the pool.
     async fn client(&self) -> Result<Pooled<'_>, EngineError> {
-        let idle = self.pool.lock().expect("pool").pop();
-        let client = match idle {
-            Some(c) if !c.is_closed() => c,
-            _ => {
-                let c = connect::connect(&self.settings).await?;
-                self.cancels.lock().expect("cancel tokens").push(c.cancel_token());
-                c
-            }
-        };
-        Ok(Pooled { engine: self, client: Some(client) })
+        self.pool.client().await
     }
 
     /// Creates `schema` unless it exists. Outside any transaction: two models creating
@@ -159,14 +153,6 @@ impl PostgresEngine {
         }
         self.schemas.lock().expect("schemas").insert(schema.to_string());
         Ok(())
-    }
-
-    /// Cancels every running statement (Ctrl-C); their transactions roll back.
-    pub async fn cancel_all(&self) {
-        let tokens: Vec<CancelToken> = self.cancels.lock().expect("cancel tokens").clone();
-        for token in tokens {
-            connect::cancel(&self.settings, &token).await;
-        }
     }
 
     /// A run-unique table name in the staging schema for `relation` (`suffix` tells a
@@ -268,37 +254,10 @@ impl IncrementalPlan {
     }
 }
 
-/// A pooled connection, back to the pool when dropped (unless it died).
-struct Pooled<'e> {
-    engine: &'e PostgresEngine,
-    client: Option<Client>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("a pooled client until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("a pooled client until dropped")
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {
-            self.engine.pool.lock().expect("pool").push(client);
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl Engine for PostgresEngine {
-    fn history_schema(&self) -> &'static str {
-        meta::META_SCHEMA
+    fn history(&self) -> &dyn HistoryStore {
+        &self.history
     }
 
     async fn stage(
@@ -410,37 +369,8 @@ impl Engine for PostgresEngine {
         rows::column_types(&client, sql).await
     }
 
-    async fn record_run(
-        &self,
-        summary: &RunSummary,
-        vars: &std::collections::BTreeMap<String, serde_json::Value>,
-    ) -> Result<(), EngineError> {
-        let mut client = self.client().await?;
-        meta::record_run(&mut client, summary, vars).await
-    }
-
-    async fn record_interval(&self, unique_id: &str, period: &Period, run_id: &str) -> Result<(), EngineError> {
-        let client = self.client().await?;
-        meta::record_interval(&*client, unique_id, period, run_id).await
-    }
-
-    async fn forget_intervals(&self, unique_id: &str, _run_id: &str) -> Result<(), EngineError> {
-        let client = self.client().await?;
-        meta::forget_intervals(&*client, unique_id).await
-    }
-
-    async fn intervals(&self) -> Result<Intervals, EngineError> {
-        let client = self.client().await?;
-        meta::intervals(&*client).await
-    }
-
-    async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
-        let client = self.client().await?;
-        meta::row_count_history(&*client).await
-    }
-
     async fn cancel(&self) {
-        self.cancel_all().await;
+        self.pool.cancel_all().await;
     }
 }
 
