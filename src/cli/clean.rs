@@ -15,8 +15,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     };
     let project = load_project(&opts, sources).map_err(|d| d.0)?;
     let target = project.root.join(&project.settings.target_path);
-    let warehouse = super::warehouse_dir(&project);
-    if warehouse.starts_with(&target) {
+    if let Some(warehouse) = crate::engine::warehouse_path(&project.target).filter(|w| w.starts_with(&target)) {
         return Err(vec![Diagnostic::error(
             "invalid-config",
             format!("the warehouse `{}` is inside the target folder; refusing to delete it", warehouse.display()),

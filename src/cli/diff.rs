@@ -4,7 +4,8 @@
 
 use std::io::IsTerminal;
 
-use super::{Format, GlobalArgs, Outcome};
+use super::{GlobalArgs, Outcome};
+use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
 use crate::report::diff::{Palette, human, json, markdown};

@@ -4,7 +4,8 @@
 use clap::ValueEnum;
 use serde_json::json;
 
-use super::{Format, GlobalArgs, Outcome};
+use super::{GlobalArgs, Outcome};
+use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap, nearest};
 use crate::lineage::trace::{self, Direction, Step};
 use crate::lineage::{Lineage, NodeLineage};

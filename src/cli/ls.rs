@@ -2,7 +2,8 @@
 
 use clap::ValueEnum;
 
-use super::{Format, GlobalArgs, Outcome};
+use super::{GlobalArgs, Outcome};
+use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::ResourceType;
 use crate::project::Env;

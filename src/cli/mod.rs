@@ -18,16 +18,15 @@ mod source;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use serde_json::Value as Json;
 
 use crate::compile::{CompileOptions, CompiledProject, compile_project};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::engine::local::warehouse_dir;
 use crate::graph::{self, PriorState};
 use crate::project::yaml::Yaml;
 use crate::project::{Env, LoadOptions};
-use crate::report::{Output, print_diagnostics};
+use crate::report::{Format, Output, print_diagnostics};
 use crate::run::execute::Command as RunCommand;
 use crate::state::artifacts::{PreviousRun, State};
 use crate::state::diff::{diff_project, state_sets};
@@ -52,16 +51,6 @@ impl Outcome {
             Outcome::Error => 2,
         }
     }
-}
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
-    #[default]
-    Human,
-    Json,
-    /// Markdown, for a pull request comment (`etlm diff` only).
-    Markdown,
 }
 
 /// etlm: dbt-like transformations in one binary.
@@ -269,26 +258,12 @@ fn build_id() -> Option<String> {
 /// every incremental model is built in full, and the run reports why it cannot reach
 /// the target).
 fn target_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
-    match project.target.engine {
-        crate::project::EngineKind::Postgres => crate::engine::postgres::existing_relations(&project.target),
-        crate::project::EngineKind::Local => offline_relations(project),
-    }
+    crate::engine::existing_relations(&project.target)
 }
 
 /// The relations known without a server: the embedded engine's warehouse folder.
 fn offline_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
-    if project.target.engine != crate::project::EngineKind::Local {
-        return Default::default();
-    }
-    let dir = warehouse_dir(project);
-    if !dir.is_dir() {
-        return Default::default();
-    }
-    let Ok(warehouse) = crate::engine::local::Warehouse::open(&dir) else { return Default::default() };
-    warehouse
-        .relations()
-        .map(|list| list.into_iter().map(|r| crate::relation::Relation::new(r.schema, r.name)).collect())
-        .unwrap_or_default()
+    crate::engine::offline_relations(&project.target)
 }
 
 /// The node ids chosen by `--select` and `--exclude`.
@@ -356,57 +331,19 @@ async fn open_engine(
     project: &crate::project::Project,
     access: crate::engine::Access,
 ) -> Result<std::sync::Arc<dyn crate::engine::Engine>, Vec<Diagnostic>> {
-    open_engine_at(&project.target, &warehouse_dir(project), access).await
-}
-
-/// Opens `target` (`warehouse` is the embedded engine's folder).
-async fn open_engine_at(
-    target: &crate::project::Target,
-    warehouse: &std::path::Path,
-    access: crate::engine::Access,
-) -> Result<std::sync::Arc<dyn crate::engine::Engine>, Vec<Diagnostic>> {
-    use crate::engine::{datafusion::DataFusionEngine, postgres::PostgresEngine};
-    use crate::project::EngineKind;
-    let engine: std::sync::Arc<dyn crate::engine::Engine> = match target.engine {
-        EngineKind::Local => {
-            let engine =
-                DataFusionEngine::open(warehouse, access).await.map_err(|e| vec![engine_diagnostic(e, target)])?;
-            std::sync::Arc::new(engine)
-        }
-        EngineKind::Postgres => {
-            let engine = PostgresEngine::open(target, access).await.map_err(|e| vec![engine_diagnostic(e, target)])?;
-            std::sync::Arc::new(engine)
-        }
-    };
-    Ok(engine)
+    crate::engine::open(&project.target, access).await.map_err(|e| vec![engine_diagnostic(e, &project.target)])
 }
 
 /// An engine error that stops the command (exit code 2), naming the target (never its
 /// credentials).
 fn engine_diagnostic(e: crate::engine::EngineError, target: &crate::project::Target) -> Diagnostic {
     let d = Diagnostic::error(e.code(), e.to_string());
-    if let crate::engine::EngineError::Locked(_) = e {
+    if e.kind == crate::engine::ErrorKind::Locked {
         return d.with_help("wait for it to finish, or pass `--wait-for-lock` to queue behind it");
     }
-    let d = d.with_note(format!("target: {}", describe_target(target)));
-    match e {
-        crate::engine::EngineError::Connect { help, .. } => d.with_help(help),
-        _ => d,
-    }
-}
-
-/// `local warehouse at <dir>` or `postgres at host:port/db`, for messages.
-fn describe_target(target: &crate::project::Target) -> String {
-    use crate::project::EngineKind;
-    match target.engine {
-        EngineKind::Local => format!(
-            "`{}`, the embedded warehouse at {}",
-            target.name,
-            target.settings.get("path").and_then(Json::as_str).unwrap_or("warehouse")
-        ),
-        EngineKind::Postgres => match crate::engine::postgres::PgSettings::from_target(target) {
-            Ok(s) => format!("`{}`, postgres at {}", target.name, s.describe()),
-            Err(_) => format!("`{}`, postgres", target.name),
-        },
+    let d = d.with_note(format!("target: {}", crate::engine::describe(target)));
+    match e.help {
+        Some(help) => d.with_help(help),
+        None => d,
     }
 }

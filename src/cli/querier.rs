@@ -2,7 +2,6 @@
 //! command's target, opened (for reading) the first time a query runs, so a project whose
 //! templates never query never connects.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, RecordBatch};
@@ -17,13 +16,12 @@ use crate::template::{Querier, QueryTable};
 /// The target to query and, once a query ran, the open engine.
 pub struct TargetQuerier {
     target: Target,
-    warehouse: PathBuf,
     open: Mutex<Option<(tokio::runtime::Runtime, Arc<dyn Engine>)>>,
 }
 
 impl std::fmt::Debug for TargetQuerier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TargetQuerier({})", super::describe_target(&self.target))
+        write!(f, "TargetQuerier({})", crate::engine::describe(&self.target))
     }
 }
 
@@ -31,7 +29,6 @@ impl std::fmt::Debug for TargetQuerier {
 pub fn for_project(project: &Project) -> Arc<dyn Querier> {
     Arc::new(TargetQuerier {
         target: project.target.clone(),
-        warehouse: crate::engine::local::warehouse_dir(project),
         open: Mutex::new(None),
     })
 }
@@ -41,11 +38,9 @@ impl Querier for TargetQuerier {
         let mut open = self.open.lock().map_err(|_| "the query connection broke".to_string())?;
         if open.is_none() {
             let runtime = super::runtime().map_err(|d| d.first().map(|d| d.message.clone()).unwrap_or_default())?;
-            let engine =
-                runtime.block_on(super::open_engine_at(&self.target, &self.warehouse, Access::Read)).map_err(|d| {
-                    let first = d.into_iter().next().map(|d| d.message).unwrap_or_default();
-                    format!("could not open {} to run it: {first}", super::describe_target(&self.target))
-                })?;
+            let engine = runtime.block_on(crate::engine::open(&self.target, Access::Read)).map_err(|e| {
+                format!("could not open {} to run it: {e}", crate::engine::describe(&self.target))
+            })?;
             *open = Some((runtime, engine));
         }
         let (runtime, engine) = open.as_ref().expect("opened above");

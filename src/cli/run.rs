@@ -2,6 +2,7 @@
 //! nodes in DAG order, write target/run_results.json and the run history.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{GlobalArgs, Outcome};
@@ -9,10 +10,9 @@ use crate::compile::window;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::engine::failpoint::Failpoints;
-use crate::engine::local::deferred::Deferred;
+use crate::engine::{DeferMode, Deferred};
 use crate::graph::ResourceType;
 use crate::project::Env;
-use crate::relation::Relation;
 use crate::history::Status;
 use crate::report::progress::Progress;
 use crate::report::{Output, print_diagnostics, write_atomic};
@@ -195,16 +195,16 @@ fn run_compiled(
     if !blocked.is_empty() {
         return Err(blocked);
     }
-    let (compiled, deferred) = match args.defer {
-        false => (compiled, None),
+    let (compiled, deferred) = match (args.defer, crate::engine::defer_mode(&compiled.project.target)) {
+        (false, _) => (compiled, None),
         // One database holds both builds: `ref()` names the other build's relation.
-        true if compiled.project.target.engine.shares_relations_across_builds() => {
+        (true, DeferMode::ByName) => {
             let other = deferred_relations(global, &compiled, &selected)?;
-            let reads = other.into_iter().map(|(id, _, stored)| (id, stored)).collect();
+            let reads = other.into_iter().map(|(id, d)| (id, d.stored)).collect();
             (super::compile_for_run(global, env, sources, for_run(reads))?, None)
         }
-        true => {
-            let deferred = deferred(global, &compiled, &selected)?;
+        (true, DeferMode::Lend) => {
+            let deferred = lent(global, &compiled, &selected)?;
             (compiled, Some(deferred))
         }
     };
@@ -234,8 +234,8 @@ fn run_compiled(
     let runtime = super::runtime()?;
     let summary = runtime.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Write { wait: args.wait_for_lock }).await?;
-        if let Some(deferred) = &deferred {
-            engine.defer(deferred).await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        if let Some((other, deferred)) = &deferred {
+            engine.defer(other, deferred).await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         }
         let progress = Progress::new(global.format, total, command.as_str());
         let history = engine
@@ -313,7 +313,7 @@ fn deferred_relations(
     global: &GlobalArgs,
     compiled: &crate::compile::CompiledProject,
     selected: &std::collections::BTreeSet<String>,
-) -> Result<Vec<(String, Relation, Relation)>, Vec<Diagnostic>> {
+) -> Result<Vec<(String, Deferred)>, Vec<Diagnostic>> {
     let state = other_build(global)?;
     Ok(compiled
         .dag
@@ -325,8 +325,8 @@ fn deferred_relations(
             if !matches!(node.resource_type, ResourceType::Model | ResourceType::Seed) {
                 return None;
             }
-            let stored_as = state.manifest.node(id)?.relation()?;
-            Some((id.to_string(), node.relation.clone()?, stored_as))
+            let stored = state.manifest.node(id)?.relation()?;
+            Some((id.to_string(), Deferred { relation: node.relation.clone()?, stored }))
         })
         .collect())
 }
@@ -341,13 +341,13 @@ fn other_build(global: &GlobalArgs) -> Result<crate::state::artifacts::State, Ve
     })
 }
 
-/// `--defer` on the embedded engine: the deferred relations, read from the `--state`
-/// build's warehouse.
-fn deferred(
+/// `--defer` on an engine that lends relations: the folder of the `--state` build's
+/// data, and the deferred relations to read from it.
+fn lent(
     global: &GlobalArgs,
     compiled: &crate::compile::CompiledProject,
     selected: &std::collections::BTreeSet<String>,
-) -> Result<Vec<Deferred>, Vec<Diagnostic>> {
+) -> Result<(PathBuf, Vec<Deferred>), Vec<Diagnostic>> {
     let state = other_build(global)?;
     let warehouse = state.manifest.metadata.warehouse_path.clone().filter(|w| w.is_dir()).ok_or_else(|| {
         vec![
@@ -359,14 +359,6 @@ fn deferred(
             .with_help("run that build (`etlm build`) so its warehouse exists, then try again"),
         ]
     })?;
-    Ok(deferred_relations(global, compiled, selected)?
-        .into_iter()
-        .map(|(_, relation, stored)| Deferred {
-            schema: relation.schema,
-            name: relation.identifier,
-            warehouse: warehouse.clone(),
-            stored_schema: stored.schema,
-            stored_name: stored.identifier,
-        })
-        .collect())
+    let relations = deferred_relations(global, compiled, selected)?.into_iter().map(|(_, d)| d).collect();
+    Ok((warehouse, relations))
 }

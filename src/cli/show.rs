@@ -1,6 +1,7 @@
 //! `etlm show "SQL"` and `etlm show -s model`: query the target and print a table.
 
-use super::{Format, GlobalArgs, Outcome};
+use super::{GlobalArgs, Outcome};
+use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::graph::ResourceType;

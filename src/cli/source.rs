@@ -2,7 +2,8 @@
 //! its `freshness` rule; results in `target/sources.json`. Exit 1 when one is too old
 //! (past `error_after`), empty, or cannot be read.
 
-use super::{Format, GlobalArgs, Outcome};
+use super::{GlobalArgs, Outcome};
+use crate::report::Format;
 use crate::compile::Node;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::{Access, Engine};

@@ -15,13 +15,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::prelude::SessionContext;
 
 use super::failpoint::Failpoints;
-use super::local::deferred::{self, Deferred};
+use super::local::deferred::{self, Lent};
 use super::local::{
     OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
     open_session, register_audit, register_relation, register_table_dir, stage_snapshot, table_columns,
     write_dataframe, write_query,
 };
-use super::{Access, Build, Engine, EngineError, HistoryStore, Staged, handle};
+use super::{Access, Build, Deferred, Engine, EngineError, HistoryStore, Staged, handle};
 use crate::compile::window::Period;
 use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Value};
 use crate::relation::Relation;
@@ -56,7 +56,7 @@ impl DataFusionEngine {
                 let mode = if wait { OnContention::Wait } else { OnContention::Fail };
                 let lock = tokio::task::spawn_blocking(move || w.lock(mode))
                     .await
-                    .map_err(|e| EngineError::Internal(e.to_string()))??;
+                    .map_err(|e| EngineError::internal(e.to_string()))??;
                 warehouse.sweep(&lock)?;
                 Some(lock)
             }
@@ -90,7 +90,7 @@ impl DataFusionEngine {
         for part in parts {
             // Read with the plain Parquet reader: thousands of tiny files through a
             // DataFusion session cost far more time and memory.
-            let file = std::fs::File::open(part).map_err(|e| EngineError::Io(part.clone(), e))?;
+            let file = std::fs::File::open(part).map_err(|e| EngineError::io(&part, e))?;
             for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
                 let batch = batch?;
                 // Parquet reads strings back as views; the table's schema says Utf8.
@@ -116,7 +116,7 @@ impl DataFusionEngine {
         let dir = self.history_dir("intervals");
         append_parquet(&dir, name, &all)?;
         for part in parts.iter().filter(|p| p.file_name().is_some_and(|n| n != name)) {
-            std::fs::remove_file(part).map_err(|e| EngineError::Io(part.clone(), e))?;
+            std::fs::remove_file(part).map_err(|e| EngineError::io(&part, e))?;
         }
         Ok(())
     }
@@ -124,7 +124,7 @@ impl DataFusionEngine {
     fn interval_files(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, EngineError> {
         let dir = self.history_dir("intervals");
         let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| EngineError::Io(dir.clone(), e))?
+            .map_err(|e| EngineError::io(&dir, e))?
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
@@ -142,7 +142,7 @@ impl DataFusionEngine {
     fn register_history(&self) -> Result<(), EngineError> {
         for table in history::TABLES {
             let dir = self.history_dir(table.name);
-            std::fs::create_dir_all(&dir).map_err(|e| EngineError::Io(dir.clone(), e))?;
+            std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
             let meta = RelationMeta::table(table_columns(&arrow_schema(table), &[]), Vec::new());
             register_table_dir(&self.ctx, HISTORY_SCHEMA, table.name, &dir, &meta)?;
         }
@@ -221,9 +221,19 @@ impl Engine for DataFusionEngine {
     /// later sessions read them where this warehouse has none of its own. A relation the
     /// other build never published is left to this warehouse. Returns how many were
     /// registered.
-    async fn defer(&self, relations: &[Deferred]) -> Result<usize, EngineError> {
-        deferred::record(self.warehouse.root(), relations)?;
-        let mut found = deferred::resolve(relations)?;
+    async fn defer(&self, other: &Path, relations: &[Deferred]) -> Result<usize, EngineError> {
+        let lent: Vec<Lent> = relations
+            .iter()
+            .map(|d| Lent {
+                schema: d.relation.schema.clone(),
+                name: d.relation.identifier.clone(),
+                warehouse: other.to_path_buf(),
+                stored_schema: d.stored.schema.clone(),
+                stored_name: d.stored.identifier.clone(),
+            })
+            .collect();
+        deferred::record(self.warehouse.root(), &lent)?;
+        let mut found = deferred::resolve(&lent)?;
         // Tables first (a stable sort keeps the views in dependency order).
         found.sort_by_key(|r| r.meta.kind == RelationKind::View);
         for stored in &found {
@@ -409,7 +419,7 @@ fn append_parquet(dir: &Path, name: &str, batch: &RecordBatch) -> Result<(), Eng
     let tmp = dir.join(format!(".{name}.tmp"));
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |e| EngineError::Io(p, e)
+        move |e| EngineError::io(&p, e)
     };
     let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None)?;

@@ -3,6 +3,11 @@
 //! any warehouse speaking its protocol). Both implement [`Engine`]: the runner, the
 //! audits and the history never ask which one they talk to. `failpoint` lets
 //! crash-safety tests stop a run at named points.
+//!
+//! The functions at the top of this file ([`open`], [`existing_relations`],
+//! [`describe`]...) are the only places that look at which engine a target names; every
+//! other difference is a method of [`Engine`] or of the SQL dialect. A new engine is a
+//! folder here and one arm in each of them.
 
 pub mod datafusion;
 mod error;
@@ -14,16 +19,100 @@ pub mod snapshot;
 mod sql_history;
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ::datafusion::arrow::array::RecordBatch;
 
-pub use self::error::EngineError;
+pub use self::error::{EngineError, ErrorKind};
 use self::failpoint::Failpoints;
 use self::incremental::IncrementalSpec;
 use crate::compile::window::Period;
+use self::datafusion::DataFusionEngine;
+use self::postgres::PostgresEngine;
 use crate::history::{Intervals, RowHistory, RunSummary};
+use crate::project::{EngineKind, Target};
 use crate::relation::Relation;
+
+/// Opens the target's engine: a writer takes the target's run lock (failing at once when
+/// another run holds it, unless `wait`).
+pub async fn open(target: &Target, access: Access) -> Result<Arc<dyn Engine>, EngineError> {
+    Ok(match target.engine {
+        EngineKind::Local => Arc::new(DataFusionEngine::open(&local::warehouse_dir(target), access).await?),
+        EngineKind::Postgres => Arc::new(PostgresEngine::open(target, access).await?),
+    })
+}
+
+/// The relations on the target, asking a server when it has one (none when they cannot
+/// be listed: then every incremental model is built in full).
+pub fn existing_relations(target: &Target) -> BTreeSet<Relation> {
+    match target.engine {
+        EngineKind::Local => offline_relations(target),
+        EngineKind::Postgres => postgres::existing_relations(target),
+    }
+}
+
+/// The relations known without a server: those in the embedded engine's warehouse
+/// folder (none for a server).
+pub fn offline_relations(target: &Target) -> BTreeSet<Relation> {
+    match target.engine {
+        EngineKind::Local => local::relations_in(&local::warehouse_dir(target)),
+        EngineKind::Postgres => BTreeSet::new(),
+    }
+}
+
+/// The target for messages, never with its credentials: `` `dev`, the embedded
+/// warehouse at warehouse `` or `` `prod`, postgres at host:5432/db ``.
+pub fn describe(target: &Target) -> String {
+    match target.engine {
+        EngineKind::Local => format!(
+            "`{}`, the embedded warehouse at {}",
+            target.name,
+            target.settings.get("path").and_then(serde_json::Value::as_str).unwrap_or("warehouse")
+        ),
+        EngineKind::Postgres => match postgres::PgSettings::from_target(target) {
+            Ok(s) => format!("`{}`, postgres at {}", target.name, s.describe()),
+            Err(_) => format!("`{}`, postgres", target.name),
+        },
+    }
+}
+
+/// The folder the target's data lives in, when it is one on this machine (the embedded
+/// engine's warehouse), recorded in the manifest so `--defer` can find it.
+pub fn warehouse_path(target: &Target) -> Option<PathBuf> {
+    match target.engine {
+        EngineKind::Local => Some(local::warehouse_dir(target)),
+        EngineKind::Postgres => None,
+    }
+}
+
+/// How `--defer` reads the relations a run does not build from another build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferMode {
+    /// Both builds live in one database: `ref()` names the other build's relation.
+    ByName,
+    /// The engine lends the other build's stored relations under this build's names
+    /// ([`Engine::defer`]), from the folder its manifest records.
+    Lend,
+}
+
+/// How `--defer` works on the target.
+pub fn defer_mode(target: &Target) -> DeferMode {
+    match target.engine {
+        EngineKind::Local => DeferMode::Lend,
+        EngineKind::Postgres => DeferMode::ByName,
+    }
+}
+
+/// A relation a run reads from another build instead of building it (`--defer`).
+#[derive(Debug, Clone)]
+pub struct Deferred {
+    /// As this project names it.
+    pub relation: Relation,
+    /// As the other build recorded it.
+    pub stored: Relation,
+}
 
 /// Whether a command writes (and so takes the target's run lock) or only reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,10 +205,11 @@ pub trait Engine: Send + Sync {
     /// them (`bigint`, `numeric`, `date`); the query is planned, not run.
     async fn column_types(&self, sql: &str) -> Result<Vec<(String, String)>, EngineError>;
 
-    /// `--defer`: reads `relations` (models and seeds this run does not build) from
-    /// another build. Only the embedded engine lends relations across warehouses.
-    async fn defer(&self, _relations: &[local::deferred::Deferred]) -> Result<usize, EngineError> {
-        Err(EngineError::Internal("`--defer` is available on the embedded engine only".into()))
+    /// `--defer` on an engine whose [`defer_mode`] is [`DeferMode::Lend`]: reads
+    /// `relations` (models and seeds this run does not build) from the other build's
+    /// data at `other` (its manifest's warehouse path). Returns how many were found.
+    async fn defer(&self, _other: &Path, _relations: &[Deferred]) -> Result<usize, EngineError> {
+        Err(EngineError::internal("this engine reads deferred relations by name"))
     }
 
     /// Cancels the statements running on the engine (Ctrl-C); their transactions roll
@@ -159,6 +249,6 @@ pub(crate) fn handle<T: Any>(staged: Staged) -> Result<(Relation, Option<u64>, T
     let Staged { relation, rows, handle, .. } = staged;
     match handle.downcast::<T>() {
         Ok(h) => Ok((relation, rows, *h)),
-        Err(_) => Err(EngineError::Internal("staged data of another engine".into())),
+        Err(_) => Err(EngineError::internal("staged data of another engine")),
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use datafusion::arrow::array::RecordBatch;
 
-use super::{EngineError, HistoryStore};
+use super::{EngineError, ErrorKind, HistoryStore};
 use crate::compile::window::Period;
 use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Table, Value};
 use crate::relation::quote_ident;
@@ -90,7 +90,7 @@ impl<S: SqlSession> SqlHistory<S> {
         let version = first_int(&batches).unwrap_or(0).max(0) as usize;
         let migrations = migrations(self.schema, &self.session);
         if version > migrations.len() {
-            return Err(EngineError::Internal(format!(
+            return Err(EngineError::new(ErrorKind::Failed, format!(
                 "the metadata store `{}` is at version {version}, newer than this etlm knows ({}); upgrade etlm",
                 self.schema,
                 migrations.len()

@@ -21,13 +21,6 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    /// True if builds of different targets share one database (Postgres), so `--defer`
-    /// reads the other build's relations by their names; the embedded engine instead
-    /// lends the other warehouse's files under this build's names.
-    pub fn shares_relations_across_builds(self) -> bool {
-        matches!(self, EngineKind::Postgres)
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Local => "local",
@@ -58,6 +51,9 @@ pub struct Target {
     pub settings: BTreeMap<String, Json>,
     /// Where the target came from, for messages.
     pub origin: Option<PathBuf>,
+    /// The project directory: relative settings (the embedded warehouse's `path`)
+    /// resolve against it.
+    pub project_dir: PathBuf,
 }
 
 /// Shows the names of the settings, never their values (a password is one of them).
@@ -71,13 +67,14 @@ impl std::fmt::Debug for Target {
             .field("threads", &self.threads)
             .field("settings", &self.settings.keys().collect::<Vec<_>>())
             .field("origin", &self.origin)
+            .field("project_dir", &self.project_dir)
             .finish()
     }
 }
 
 impl Target {
     /// The embedded engine's default target, used when no profile exists.
-    pub fn embedded(name: Option<&str>) -> Target {
+    pub fn embedded(name: Option<&str>, project_dir: &Path) -> Target {
         Target {
             name: name.unwrap_or("dev").to_string(),
             engine: EngineKind::Local,
@@ -86,6 +83,7 @@ impl Target {
             threads: None,
             settings: BTreeMap::new(),
             origin: None,
+            project_dir: project_dir.to_path_buf(),
         }
     }
 }
@@ -106,7 +104,7 @@ pub fn load_target(
         candidates.push(Path::new(home).join(".etlm").join("profiles.yml"));
     }
     let Some(path) = candidates.into_iter().find(|p| p.is_file()) else {
-        return Ok(Target::embedded(target_name));
+        return Ok(Target::embedded(target_name, project_dir));
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| vec![Diagnostic::error("io", format!("could not read `{}`: {e}", path.display()))])?;
@@ -155,7 +153,8 @@ pub fn load_target(
         .unwrap_or_else(|| if engine == EngineKind::Local { "main".into() } else { "public".into() });
     let database = settings.get("dbname").or(settings.get("database")).and_then(Json::as_str).map(str::to_string);
     let threads = settings.remove("threads").and_then(|t| t.as_u64()).map(|t| t as usize);
-    Ok(Target { name, engine, schema, database, threads, settings, origin: Some(shown) })
+    let project_dir = project_dir.to_path_buf();
+    Ok(Target { name, engine, schema, database, threads, settings, origin: Some(shown), project_dir })
 }
 
 /// Renders `{{ env_var('NAME') }}` and `{{ env_var('NAME', 'default') }}` in profile strings.

@@ -8,8 +8,17 @@ pub mod progress;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::Format;
 use crate::diagnostics::{Diagnostic, SourceMap, render_human, render_json};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+    /// Markdown, for a pull request comment (`etlm diff` only).
+    Markdown,
+}
 
 /// Where command output goes, in the chosen format.
 pub struct Output {

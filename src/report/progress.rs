@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use crate::cli::Format;
+use super::Format;
 use crate::history::{ResultLine, Status};
 
 /// The word a result line shows for a status.

@@ -181,7 +181,7 @@ async fn calculated(engine: &dyn Engine, sql: &str, calc: &str) -> Result<u64, c
     let batches = engine.query(&query, 1).await?;
     let Some(column) = batches.iter().find(|b| b.num_rows() > 0).map(|b| b.column(0).clone()) else { return Ok(0) };
     let as_f64 = datafusion::arrow::compute::cast(&column, &datafusion::arrow::datatypes::DataType::Float64)
-        .map_err(|e| crate::engine::EngineError::Internal(format!("fail_calc `{calc}` is not a number: {e}")))?;
+        .map_err(|e| crate::engine::EngineError::new(crate::engine::ErrorKind::Failed, format!("fail_calc `{calc}` is not a number: {e}")))?;
     let values = as_f64.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>().expect("cast to Float64");
     Ok(if values.is_null(0) { 0 } else { values.value(0).max(0.0).round() as u64 })
 }

@@ -17,10 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::compile::GivenRows;
 use crate::compile::{ColumnDoc, CompiledProject, Node};
-use crate::engine::local::warehouse_dir;
 use crate::graph::ResourceType;
 use crate::lineage::NodeLineage;
-use crate::project::EngineKind;
 use crate::project::unit_tests::{Fixture, Row, Rows, UnitTestDef};
 
 /// `text` (compiled SQL, a relation name) with the target's schema as a placeholder:
@@ -313,9 +311,9 @@ pub fn write_manifest(compiled: &CompiledProject, out: &mut dyn Write) -> std::i
         target_name: &project.target.name,
         target_schema: &project.target.schema,
         adapter_type: project.target.engine.as_str(),
-        warehouse_path: (project.target.engine == EngineKind::Local)
-            .then(|| std::path::absolute(warehouse_dir(project)).map(|p| p.display().to_string()).ok())
-            .flatten(),
+        warehouse_path: crate::engine::warehouse_path(&project.target)
+            .and_then(|dir| std::path::absolute(dir).ok())
+            .map(|p| p.display().to_string()),
     };
     let macros: BTreeMap<String, ManifestMacro> = project
         .macros

@@ -18,7 +18,7 @@ pub const DEFERRED_FILE: &str = ".deferred.json";
 
 /// A relation read from another warehouse under the name this project uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deferred {
+pub struct Lent {
     /// Schema this project's SQL reads it in.
     pub schema: String,
     /// Name this project's SQL reads it by.
@@ -33,7 +33,7 @@ pub struct Deferred {
 
 /// Replaces the list of lent relations of the warehouse at `root` (a write under the
 /// writer lock: a temporary file renamed over the old list).
-pub fn record(root: &Path, relations: &[Deferred]) -> Result<(), StorageError> {
+pub fn record(root: &Path, relations: &[Lent]) -> Result<(), StorageError> {
     let path = root.join(DEFERRED_FILE);
     let tmp = root.join(format!("{DEFERRED_FILE}.tmp"));
     let text = serde_json::to_string_pretty(relations).expect("deferred relations serialize");
@@ -47,7 +47,7 @@ pub fn record(root: &Path, relations: &[Deferred]) -> Result<(), StorageError> {
 
 /// The relations recorded for the warehouse at `root` (none without the file; an
 /// unreadable list counts as none, since it only lends, never owns, data).
-pub fn recorded(root: &Path) -> Vec<Deferred> {
+pub fn recorded(root: &Path) -> Vec<Lent> {
     std::fs::read(root.join(DEFERRED_FILE))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -57,7 +57,7 @@ pub fn recorded(root: &Path) -> Vec<Deferred> {
 /// Each deferred relation as published in its warehouse now, named as this project reads
 /// it, in the order given. One the other warehouse does not have (or a warehouse that is
 /// gone) is left out.
-pub fn resolve(relations: &[Deferred]) -> Result<Vec<StoredRelation>, StorageError> {
+pub fn resolve(relations: &[Lent]) -> Result<Vec<StoredRelation>, StorageError> {
     let mut found = Vec::new();
     for d in relations.iter().filter(|d| d.warehouse.is_dir()) {
         let other = Warehouse::open(&d.warehouse)?;
@@ -79,7 +79,7 @@ mod tests {
     fn recorded_relations_round_trip_and_a_missing_list_is_empty() {
         let (_temp, wh) = test_warehouse();
         assert!(recorded(wh.root()).is_empty());
-        let list = vec![Deferred {
+        let list = vec![Lent {
             schema: "main".into(),
             name: "orders".into(),
             warehouse: "/elsewhere/warehouse".into(),

@@ -69,11 +69,23 @@ pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepRepo
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
 
 /// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.
-pub fn warehouse_dir(project: &crate::project::Project) -> std::path::PathBuf {
-    match project.target.settings.get("path").and_then(serde_json::Value::as_str) {
-        Some(p) => project.root.join(p),
-        None => project.root.join("warehouse"),
+pub fn warehouse_dir(target: &crate::project::Target) -> std::path::PathBuf {
+    match target.settings.get("path").and_then(serde_json::Value::as_str) {
+        Some(p) => target.project_dir.join(p),
+        None => target.project_dir.join("warehouse"),
     }
+}
+
+/// The relations published in the warehouse at `dir` (none when there is none).
+pub fn relations_in(dir: &std::path::Path) -> std::collections::BTreeSet<crate::relation::Relation> {
+    if !dir.is_dir() {
+        return Default::default();
+    }
+    let Ok(warehouse) = Warehouse::open(dir) else { return Default::default() };
+    warehouse
+        .relations()
+        .map(|list| list.into_iter().map(|r| crate::relation::Relation::new(r.schema, r.name)).collect())
+        .unwrap_or_default()
 }
 
 /// A warehouse in a fresh temp dir, for unit tests.
@@ -82,4 +94,36 @@ pub(crate) fn test_warehouse() -> (tempfile::TempDir, Warehouse) {
     let temp = tempfile::tempdir().expect("temp dir");
     let wh = Warehouse::open(temp.path().join("warehouse")).expect("a warehouse in a temp dir opens");
     (temp, wh)
+}
+
+/// The embedded engine's errors as engine errors: a held warehouse lock is
+/// [`ErrorKind::Locked`](crate::engine::ErrorKind::Locked), everything else a failure
+/// with its cause.
+mod errors {
+    use datafusion::error::DataFusionError;
+    use datafusion::parquet::errors::ParquetError;
+
+    use super::{CombineError, SessionError, StorageError, WriteError};
+    use crate::engine::{EngineError, ErrorKind};
+
+    impl From<StorageError> for EngineError {
+        fn from(e: StorageError) -> EngineError {
+            match e {
+                StorageError::Locked { .. } => EngineError::new(ErrorKind::Locked, e.to_string()),
+                other => EngineError::failed(other),
+            }
+        }
+    }
+
+    macro_rules! failed_from {
+        ($($t:ty),*) => {$(
+            impl From<$t> for EngineError {
+                fn from(e: $t) -> EngineError {
+                    EngineError::failed(e)
+                }
+            }
+        )*};
+    }
+
+    failed_from!(SessionError, WriteError, CombineError, DataFusionError, ParquetError);
 }

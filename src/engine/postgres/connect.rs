@@ -24,7 +24,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, Client, Config, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, ErrorKind};
 use crate::project::Target;
 
 /// How a connection uses TLS (`sslmode`, as libpq spells it).
@@ -101,14 +101,13 @@ impl PgSettings {
     /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `connect_timeout` (seconds),
     /// `application_name`; fields win over the URL.
     pub fn from_target(target: &Target) -> Result<PgSettings, EngineError> {
-        let invalid = |reason: String| EngineError::Connect {
-            target: format!("target `{}`", target.name),
-            reason,
-            help: format!(
+        let invalid = |reason: String| {
+            let help = format!(
                 "check the settings of target `{}` in {}",
                 target.name,
                 target.origin.as_ref().map_or("profiles.yml".into(), |p| format!("`{}`", p.display()))
-            ),
+            );
+            refused(&format!("target `{}`", target.name), &reason, help)
         };
         let mut settings = PgSettings {
             host: "localhost".into(),
@@ -404,11 +403,12 @@ fn connect_error(settings: &PgSettings, e: &tokio_postgres::Error) -> EngineErro
         )
     };
     let secrets = settings.secrets();
-    EngineError::Connect {
-        target: settings.describe(),
-        reason: redact(&reason, &secrets),
-        help: redact(&help, &secrets),
-    }
+    refused(&settings.describe(), &redact(&reason, &secrets), redact(&help, &secrets))
+}
+
+/// `could not connect to postgres at <target>: <reason>`, with what to change.
+fn refused(target: &str, reason: &str, help: String) -> EngineError {
+    EngineError::new(ErrorKind::Connect, format!("could not connect to postgres at {target}: {reason}")).with_help(help)
 }
 
 /// Whether the server declined TLS that the `sslmode` requires (tokio-postgres reports
@@ -483,14 +483,14 @@ mod tests {
             threads: None,
             settings: map.into_iter().collect(),
             origin: None,
+            project_dir: PathBuf::new(),
         }
     }
 
     fn reason(e: EngineError) -> String {
-        match e {
-            EngineError::Connect { reason, .. } => reason,
-            other => panic!("expected a connection error, got {other}"),
-        }
+        assert_eq!(e.kind, ErrorKind::Connect, "expected a connection error, got {e}");
+        let message = e.to_string();
+        message.split_once(": ").map(|(_, reason)| reason.to_string()).unwrap_or(message)
     }
 
     #[test]

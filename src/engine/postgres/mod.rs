@@ -35,7 +35,7 @@ use super::incremental::{Combine, IncrementalError, IncrementalSpec, duplicate_k
 use super::local::ColumnMeta;
 use self::pool::{Pool, Pooled};
 use super::sql_history::SqlHistory;
-use super::{Access, Build, Engine, EngineError, HistoryStore, Staged, handle};
+use super::{Access, Build, Engine, EngineError, ErrorKind, HistoryStore, Staged, handle};
 use crate::project::{IncrementalStrategy, Target};
 use crate::relation::{AUDIT_SCHEMA, Relation, quote_ident};
 
@@ -106,7 +106,7 @@ impl PostgresEngine {
                         .await
                         .map_err(|e| pg_error(&e))?;
                     if !row.get::<_, bool>(0) {
-                        return Err(EngineError::Locked(format!(
+                        return Err(EngineError::new(ErrorKind::Locked, format!(
                             "another etlm run holds the run lock on postgres {} (schema `{}`)",
                             settings.describe(),
                             target.schema
@@ -497,5 +497,5 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
 }
 
 fn pg_error(e: &tokio_postgres::Error) -> EngineError {
-    EngineError::Postgres(error_text(e))
+    EngineError::new(ErrorKind::Failed, error_text(e))
 }

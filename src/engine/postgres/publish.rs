@@ -11,7 +11,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::snapshot::SnapshotPlan;
 use super::{IncrementalPlan, RelKind, StagedKind, StagedPg, pg_error};
-use crate::engine::EngineError;
+use crate::engine::{EngineError, ErrorKind};
 use crate::engine::failpoint::Failpoints;
 use crate::engine::local::ColumnMeta;
 use crate::project::IncrementalStrategy;
@@ -278,7 +278,7 @@ async fn dependents(tx: &Transaction<'_>, relation: &Relation) -> Result<Vec<Str
 }
 
 fn blocked(relation: &Relation, dependents: &[String], why: &str) -> EngineError {
-    EngineError::Dependents(format!(
+    EngineError::new(ErrorKind::Dependents, format!(
         "cannot publish {}.{} without breaking what is built on it ({why}); dependent: {}\n\
          = help: etlm never drops dependent views: change or drop them first",
         relation.schema,
