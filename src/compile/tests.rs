@@ -196,7 +196,7 @@ pub fn render_generic_test(
         let value = match value.as_str().map(str::trim) {
             Some(text) if is_relation_call(text) => renderer.eval_inline(text, input, def.span)?,
             Some(text) if is_jinja(text) => Value::from_safe_string(renderer.render_inline(text, input, def.span)?),
-            _ => crate::template::to_value(value),
+            _ => crate::project::jinja::to_value(value),
         };
         kwargs.push((key.clone(), value));
     }

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 use super::threshold::Threshold;
 use super::yaml::Yaml;
 use crate::diagnostics::{Diagnostic, Span, nearest};
-use crate::template::ConfigJinja;
+use crate::project::jinja::ConfigJinja;
 
 /// Keys etlm acts on.
 const ETLM_KEYS: &[&str] = &[

@@ -9,6 +9,7 @@ pub mod config;
 mod docs_blocks;
 mod files;
 pub mod packages;
+pub mod jinja;
 mod profiles;
 pub mod properties;
 mod settings;
@@ -35,7 +36,7 @@ pub use self::threshold::Threshold;
 pub use self::unit_tests::UnitTestDef;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::graph::ResourceType;
-use crate::template::ConfigJinja;
+use self::jinja::ConfigJinja;
 
 /// Environment variables, passed in rather than read, so library code stays pure.
 pub type Env = BTreeMap<String, String>;

@@ -161,7 +161,7 @@ pub fn load_target(
 fn render_env_vars(value: Json, env: &Env, span: Span) -> Result<Json, Vec<Diagnostic>> {
     match value {
         Json::String(s) if s.contains("{{") => {
-            let rendered = crate::template::profile_jinja(env).render_str(&s, ()).map_err(|e| {
+            let rendered = super::jinja::profile_jinja(env).render_str(&s, ()).map_err(|e| {
                 vec![
                     Diagnostic::error(
                         "profile-render",

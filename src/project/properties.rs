@@ -10,7 +10,7 @@ use super::config::{self, ConfigEntry, ConfigLayer, is_known_key, normalize_key}
 use super::unit_tests::{self, UnitTestDef};
 use super::yaml::{Yaml, YamlValue};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
-use crate::template::ConfigJinja;
+use crate::project::jinja::ConfigJinja;
 
 /// A description as written; it may hold Jinja (`{{ doc('orders') }}`), rendered later.
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use super::config::{self, ConfigLayer, entry_from_yaml, is_old_style_config, normalize_key};
 use super::yaml::{Yaml, YamlValue};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
-use crate::template::ConfigJinja;
+use crate::project::jinja::ConfigJinja;
 
 /// Folder-scoped config from the project file (`models: shop: staging: +materialized: view`).
 #[derive(Clone, Debug, Default)]

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 
-use super::objects::{Mode, Recorder, RelationValue, map_value, to_value};
+use super::objects::{Mode, Recorder, RelationValue};
+use crate::project::jinja::{map_value, to_value};
 use crate::relation::Relation;
 
 /// What `adapter.dispatch` searches, as dbt does: for a namespace, the packages of the
@@ -105,7 +106,7 @@ impl Adapter {
         });
         let columns = known.unwrap_or_default();
         let list = columns.into_iter().map(|(name, data_type)| Value::from_object(Column { name, data_type }));
-        Ok(super::mutable::MutList::new(list.collect()))
+        Ok(crate::project::jinja::mutable::MutList::new(list.collect()))
     }
 }
 
@@ -513,7 +514,7 @@ impl Object for Adapter {
                     .try_iter()?
                     .filter(|c| c.get_attr("name").is_ok_and(|n| !names.contains(&n.to_string().to_lowercase())))
                     .collect();
-                Ok(super::mutable::MutList::new(missing))
+                Ok(crate::project::jinja::mutable::MutList::new(missing))
             }
             "get_relation" => {
                 let (database, schema, identifier): (Option<Value>, Value, Value) = from_args(args)?;

@@ -271,7 +271,7 @@ impl MacroFn {
     /// list by reference, and package macros append to the ones they are given), and the
     /// keyword arguments it does not declare set apart as `kwargs` when it reads them.
     fn arguments(&self, args: &[Value]) -> Result<(Vec<Value>, Option<Value>), Error> {
-        let mut out: Vec<Value> = args.iter().map(super::mutable::changeable).collect();
+        let mut out: Vec<Value> = args.iter().map(crate::project::jinja::mutable::changeable).collect();
         let mut extra = None;
         if self.takes_kwargs && out.last().is_some_and(Value::is_kwargs) {
             let kwargs = Kwargs::try_from(out.pop().expect("checked")).expect("a kwargs value");
@@ -342,7 +342,7 @@ mod tests {
             out,
             "{% macro m(a) %}[{{a|default('')}}|{{ b|default('') }}|{{- c|default('') -}}|{{ a.x }}]{% endmacro %}{{ m(1) }}"
         );
-        let env = super::super::python::environment();
+        let env = crate::project::jinja::python::environment();
         assert_eq!(env.render_str(&out.replace("{{ a.x }}", ""), ()).unwrap(), "[1|||]");
     }
 

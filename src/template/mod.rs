@@ -12,9 +12,7 @@ mod builtin;
 mod errors;
 mod macros;
 mod modules;
-mod mutable;
 mod objects;
-mod python;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -27,11 +25,12 @@ use self::adapter::Adapter;
 pub use self::adapter::{Querier, QueryTable};
 pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
-use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp, map_value};
-pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver, to_value};
+use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp};
+pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver};
+use crate::project::jinja::{target_value, to_value, var_value};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
 use crate::project::unit_tests::Overrides;
-use crate::project::{Env, Project, Target, env_var};
+use crate::project::{Env, Project, env_var};
 use crate::relation::Relation;
 
 /// The code of a render that failed while the columns it asked for were unknown: the
@@ -150,7 +149,7 @@ impl Renderer {
     /// macros are reached through its namespace (`dbt_utils.star`), and without a prefix
     /// from its own nodes and macros; `adapter.dispatch` searches the `dispatch:` order.
     pub fn new(project: &Project, settings: &RenderSettings, sources: &SourceMap) -> Result<Renderer, Vec<Diagnostic>> {
-        let mut env = python::environment();
+        let mut env = crate::project::jinja::python::environment();
         env.set_recursion_limit(200);
         let mut errors = Vec::new();
         let root = project.name();
@@ -187,7 +186,7 @@ impl Renderer {
             project.packages.iter().map(|p| (p.name.as_str(), macros::PackageLocals::default())).collect();
         for (index, (name, file_id, package)) in files.into_iter().enumerate() {
             let file = sources.file(file_id);
-            let mut text = mutable::mutable_literals(&macros::rewrite_blocks(&file.text)).into_owned();
+            let mut text = crate::project::jinja::mutable::mutable_literals(&macros::rewrite_blocks(&file.text)).into_owned();
             if package.is_some() {
                 text = macros::lenient_prints(&text);
             }
@@ -281,7 +280,7 @@ impl Renderer {
 
     /// Prepares the Jinja of a file for rendering (its syntax is checked when it renders).
     pub fn compile<'env>(&'env self, file: FileId, name: &'env str, source: &'env str) -> Compiled<'env> {
-        Compiled { name, source: mutable::mutable_literals(source), file }
+        Compiled { name, source: crate::project::jinja::mutable::mutable_literals(source), file }
     }
 
     /// Renders a prepared template; a syntax error is reported here.
@@ -521,36 +520,6 @@ impl Renderer {
     }
 }
 
-/// The `target` global: the active target's name, schema, type, database, threads, user
-/// and profile name.
-fn target_value(target: &Target, profile: Option<&str>) -> Value {
-    let setting = |key: &str| target.settings.get(key).and_then(Json::as_str).map_or(Value::from(()), Value::from);
-    map_value([
-        ("name", Value::from(target.name.clone())),
-        ("schema", Value::from(target.schema.clone())),
-        ("type", Value::from(target.engine.as_str())),
-        ("database", target.database.clone().map_or(Value::from(()), Value::from)),
-        ("threads", Value::from(target.threads.unwrap_or(1))),
-        ("user", setting("user")),
-        ("host", setting("host")),
-        ("profile_name", Value::from(profile.unwrap_or_default().to_string())),
-    ])
-}
-
-/// `var(name, default)`: the var, else the default, else an error.
-fn var_value(vars: &BTreeMap<String, Json>, name: &str, default: Option<Value>) -> Result<Value, Error> {
-    match (vars.get(name), default) {
-        (Some(v), _) => Ok(to_value(v)),
-        (None, Some(d)) => Ok(d),
-        (None, None) => Err(Error::new(
-            ErrorKind::UndefinedError,
-            format!(
-                "required var `{name}` is not set; pass it with --vars or set it under `vars:` in the project file"
-            ),
-        )),
-    }
-}
-
 fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
     let vars = Arc::new(vars.clone());
     env.add_function("env_var", move |state: &State, name: String, default: Option<String>| -> Result<String, Error> {
@@ -561,59 +530,6 @@ fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
             None => env_var(&vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m)),
         }
     });
-}
-
-/// The environment `profiles.yml` values render in: only `env_var` is known there.
-pub fn profile_jinja(vars: &Env) -> Environment<'static> {
-    let mut env = python::environment();
-    add_env_var(&mut env, vars);
-    env
-}
-
-/// Renders the Jinja in config values of the project file and YAML properties
-/// (`+enabled: "{{ target.name != 'prod' }}"`) when they are read, as dbt does: `target`,
-/// `var` and `env_var` are known there, nothing about a node.
-pub struct ConfigJinja {
-    env: Environment<'static>,
-}
-
-impl ConfigJinja {
-    pub fn new(target: &Target, profile: Option<&str>, vars: &BTreeMap<String, Json>, env_vars: &Env) -> ConfigJinja {
-        let mut env = python::environment();
-        env.add_global("target", target_value(target, profile));
-        let vars = Arc::new(vars.clone());
-        env.add_function("var", move |name: String, default: Option<Value>| var_value(&vars, &name, default));
-        add_env_var(&mut env, env_vars);
-        ConfigJinja { env }
-    }
-
-    /// Whether `text` has Jinja to render.
-    pub fn holds_jinja(text: &str) -> bool {
-        text.contains("{{") || text.contains("{%")
-    }
-
-    /// The value `text` renders to, read as dbt reads a rendered config value: `true` /
-    /// `false` (any case) and numbers become themselves, `none` and nothing become null,
-    /// anything else stays text. `text` without Jinja is returned as it is.
-    pub fn render(&self, text: &str) -> Result<Json, String> {
-        if !Self::holds_jinja(text) {
-            return Ok(Json::String(text.to_string()));
-        }
-        let rendered = self.env.render_str(text, ()).map_err(|e| match e.detail() {
-            Some(detail) => format!("{}: {detail}", e.kind()),
-            None => e.kind().to_string(),
-        })?;
-        let trimmed = rendered.trim();
-        Ok(match trimmed.to_ascii_lowercase().as_str() {
-            "true" => Json::Bool(true),
-            "false" => Json::Bool(false),
-            "none" | "" => Json::Null,
-            _ => match serde_json::from_str::<serde_json::Number>(trimmed) {
-                Ok(n) => Json::Number(n),
-                Err(_) => Json::String(rendered),
-            },
-        })
-    }
 }
 
 fn register_globals(
@@ -726,6 +642,6 @@ fn register_globals(
             serde_json::from_str(&text).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
         Ok(to_value(&json))
     });
-    env.add_function("tojson", python::tojson);
-    env.add_function("zip", python::zip);
+    env.add_function("tojson", crate::project::jinja::python::tojson);
+    env.add_function("zip", crate::project::jinja::python::zip);
 }

@@ -10,7 +10,8 @@ use chrono::{NaiveDate, NaiveDateTime, Utc};
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 
-use super::objects::{Timestamp, map_value};
+use super::objects::Timestamp;
+use crate::project::jinja::map_value;
 
 /// The `modules` global.
 pub fn modules() -> Value {
@@ -295,7 +296,7 @@ impl Object for Match {
 mod tests {
     #[test]
     fn re_and_datetime_work_as_packages_use_them() {
-        let mut env = super::super::python::environment();
+        let mut env = crate::project::jinja::python::environment();
         env.add_global("modules", super::modules());
         let text = "{{ modules.re.sub('[ -]+', '_', 'a b-c') }} {{ modules.re.sub('^([0-9])', 'n\\\\1', '1x') }} \
                     {{ modules.re.match('a(b)', 'abc').group(1) }} {{ modules.re.match('b', 'abc') is none }} \

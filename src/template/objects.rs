@@ -1,6 +1,7 @@
 //! The objects models see in Jinja: relations (`this`, `ref()` results), the per-render
 //! recorder, `config`, `run_started_at`, `exceptions` and `adapter`.
 
+use crate::project::jinja::map_value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -247,7 +248,7 @@ impl Object for ConfigObject {
             rec.config.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
         });
         match (method, found) {
-            ("get", Some(v)) | ("require", Some(v)) => Ok(to_value(&v)),
+            ("get", Some(v)) | ("require", Some(v)) => Ok(crate::project::jinja::to_value(&v)),
             ("get", None) => Ok(default.unwrap_or(Value::from(()))),
             ("require", None) => {
                 Err(Error::new(ErrorKind::InvalidOperation, format!("required config `{key}` is not set")))
@@ -351,14 +352,4 @@ impl Object for OverriddenNamespace {
             (None, None) => Err(Error::new(ErrorKind::InvalidOperation, format!("no macro `{method}`"))),
         }
     }
-}
-
-/// A plain map value for `target`, `model`, `flags`.
-pub fn map_value(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
-    Value::from(pairs.into_iter().collect::<BTreeMap<&str, Value>>())
-}
-
-/// Any serializable value as a Jinja value.
-pub fn to_value<T: serde::Serialize>(value: T) -> Value {
-    Value::from(minijinja::value::Serde(value))
 }

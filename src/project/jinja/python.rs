@@ -8,7 +8,7 @@ use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 /// An environment with strict undefined and the Python methods dbt's Jinja has on
 /// strings, mappings and lists (`'a'.upper()`, `d.items()`, `d.get(k)`, `s.split(',')`,
 /// `l.index(x)`...), and `local_md5(text)`.
-pub(super) fn environment() -> Environment<'static> {
+pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_unknown_method_callback(python_method);
@@ -77,7 +77,7 @@ fn python_method(state: &mut State, value: &Value, method: &str, args: &[Value])
 
 /// dbt's `tojson(value)`: Python's `json.dumps`, so `{"a": 1, "b": [1, 2]}` with its
 /// spaces after `:` and `,` (a hash of the text matches dbt's).
-pub(super) fn tojson(value: Value) -> Result<String, Error> {
+pub fn tojson(value: Value) -> Result<String, Error> {
     struct PythonStyle;
     impl serde_json::ser::Formatter for PythonStyle {
         fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
@@ -99,7 +99,7 @@ pub(super) fn tojson(value: Value) -> Result<String, Error> {
 
 /// Python's `zip(a, b, ...)`, which dbt's context has: tuples of the lists' items, as
 /// long as the shortest list (rendered `(1, 3)`, as dbt does).
-pub(super) fn zip(lists: minijinja::value::Rest<Value>) -> Result<Value, Error> {
+pub fn zip(lists: minijinja::value::Rest<Value>) -> Result<Value, Error> {
     let lists: Vec<Vec<Value>> = lists.iter().map(|l| Ok(l.try_iter()?.collect())).collect::<Result<_, Error>>()?;
     let len = lists.iter().map(Vec::len).min().unwrap_or(0);
     let tuple =

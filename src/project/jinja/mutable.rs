@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn lists_and_dicts_change_in_place_inside_loops() {
-        let mut env = super::super::python::environment();
+        let mut env = crate::project::jinja::python::environment();
         env.add_template_owned(
             "t",
             mutable_literals(
