@@ -8,7 +8,8 @@ use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::docs::{docs_data, render_site};
 use crate::project::Env;
-use crate::report::{Output, print_diagnostics, write_atomic};
+use crate::disk::write_atomic;
+use crate::report::{Output, print_diagnostics};
 
 #[derive(Debug, clap::Args)]
 pub struct DocsArgs {

@@ -11,9 +11,9 @@ use crate::report::Output;
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let compiled = super::compile_with(global, env, sources, "list")?;
     let selected = super::selected(global, &compiled)?;
-    let done = super::runtime()?.block_on(async {
+    let done = crate::run::invocation::runtime()?.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Read).await?;
-        engine.history().intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])
+        engine.history().intervals().await.map_err(|e| vec![crate::run::invocation::engine_diagnostic(e, &compiled.project.target)])
     })?;
     let now = chrono::Utc::now().naive_utc();
     let mut lines = Vec::new();

@@ -8,29 +8,26 @@ mod docs;
 mod intervals;
 mod lineage;
 mod ls;
-mod querier;
 mod retry;
 mod run;
 mod runs;
 mod show;
 mod source;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value as Json;
 
-use crate::compile::{CompileOptions, CompiledProject, compile_project};
+use crate::compile::CompiledProject;
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::graph::{self, PriorState};
 use crate::project::yaml::Yaml;
 use crate::project::{Env, LoadOptions};
 use crate::report::{Format, Output, print_diagnostics};
 use crate::run::execute::Command as RunCommand;
-use crate::state::artifacts::{PreviousRun, State};
-use crate::state::diff::{diff_project, state_sets};
-use crate::template::RenderSettings;
+use crate::run::invocation::{Compile, Invocation};
+use crate::state::artifacts::State;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,12 +144,12 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         Command::Ls(args) => ls::run(&cli.global, &args, env, &sources, &out),
         Command::Lineage(args) => lineage::run(&cli.global, &args, env, &sources, &out),
         Command::Docs(args) => docs::run(&cli.global, &args, env, &sources, &out),
-        Command::Seed(args) => run::run(RunCommand::Seed, &cli.global, &args, env, &sources, &out),
-        Command::Run(args) => run::run(RunCommand::Run, &cli.global, &args, env, &sources, &out),
-        Command::Build(args) => run::run(RunCommand::Build, &cli.global, &args, env, &sources, &out),
-        Command::Test(args) => run::run(RunCommand::Test, &cli.global, &args, env, &sources, &out),
-        Command::Snapshot(args) => run::run(RunCommand::Snapshot, &cli.global, &args, env, &sources, &out),
-        Command::Backfill(args) => run::backfill(&cli.global, &args, env, &sources, &out),
+        Command::Seed(args) => run::run(RunCommand::Seed, &cli.global, &args, env, &sources),
+        Command::Run(args) => run::run(RunCommand::Run, &cli.global, &args, env, &sources),
+        Command::Build(args) => run::run(RunCommand::Build, &cli.global, &args, env, &sources),
+        Command::Test(args) => run::run(RunCommand::Test, &cli.global, &args, env, &sources),
+        Command::Snapshot(args) => run::run(RunCommand::Snapshot, &cli.global, &args, env, &sources),
+        Command::Backfill(args) => run::backfill(&cli.global, &args, env, &sources),
         Command::Intervals => intervals::run(&cli.global, env, &sources, &out),
         Command::Show(args) => show::run(&cli.global, &args, env, &sources, &out),
         Command::Runs(args) => runs::run(&cli.global, &args, env, &sources, &out),
@@ -185,6 +182,25 @@ fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String
     }
 }
 
+/// The invocation the global flags describe.
+fn invocation(global: &GlobalArgs, env: Env, sources: &SourceMap) -> Result<Invocation, Vec<Diagnostic>> {
+    let vars = parse_vars(global.vars.as_deref(), sources)?;
+    Ok(Invocation {
+        load: LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars, env },
+        ..selection(global)
+    })
+}
+
+/// The selection of the global flags, for commands that compile through another way.
+fn selection(global: &GlobalArgs) -> Invocation {
+    Invocation {
+        load: LoadOptions::default(),
+        select: global.select.clone(),
+        exclude: global.exclude.clone(),
+        state: global.state.clone(),
+    }
+}
+
 /// Loads and compiles the project named by the global flags, with no server: on Postgres
 /// `is_incremental()` renders false (the embedded engine's warehouse is a folder, read).
 /// `which` is the command as dbt's `flags.WHICH` names it (`compile`, `list`, `show`...).
@@ -194,136 +210,17 @@ fn compile_with(
     sources: &SourceMap,
     which: &'static str,
 ) -> Result<CompiledProject, Vec<Diagnostic>> {
-    compile(global, env, sources, &ForRun { which, ..ForRun::default() }, offline_relations)
-}
-
-/// How a command that builds compiles.
-#[derive(Debug, Default)]
-struct ForRun {
-    /// `--full-refresh`: incremental models render as rebuilt.
-    full_refresh: bool,
-    /// `--defer` on a server engine: `ref()`s to these nodes read these relations.
-    deferred: BTreeMap<String, crate::relation::Relation>,
-    /// The command, as dbt's `flags.WHICH` (`compile` when empty).
-    which: &'static str,
-    /// Leave models whose compile-time query failed unrendered (see
-    /// `CompileOptions::defer_failed_queries`).
-    defer_failed_queries: bool,
-}
-
-/// Compiles for a command that builds: the target is asked which relations exist.
-fn compile_for_run(
-    global: &GlobalArgs,
-    env: Env,
-    sources: &SourceMap,
-    run: ForRun,
-) -> Result<CompiledProject, Vec<Diagnostic>> {
-    compile(global, env, sources, &run, target_relations)
-}
-
-fn compile(
-    global: &GlobalArgs,
-    env: Env,
-    sources: &SourceMap,
-    run: &ForRun,
-    existing: fn(&crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation>,
-) -> Result<CompiledProject, Vec<Diagnostic>> {
-    let vars = parse_vars(global.vars.as_deref(), sources)?;
-    let opts = CompileOptions {
-        load: LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars, env },
-        render: RenderSettings {
-            run_started_at: chrono::Utc::now(),
-            invocation_id: format!("{:x}", chrono::Utc::now().timestamp_micros()),
-            full_refresh: run.full_refresh,
-            which: if run.which.is_empty() { "compile" } else { run.which },
-        },
-        existing: Some(existing),
-        deferred: run.deferred.clone(),
-        querier: Some(querier::for_project),
-        defer_failed_queries: run.defer_failed_queries,
-        build: build_id(),
-    };
-    compile_project(&opts, sources).map_err(|d| d.0)
-}
-
-/// This etlm binary: its version, size and modification time, so results cached by
-/// another build (even of the same version) are never reused. `None` if it cannot be read.
-fn build_id() -> Option<String> {
-    let meta = std::env::current_exe().and_then(std::fs::metadata).ok()?;
-    let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some(format!("etlm {} {} {}", env!("CARGO_PKG_VERSION"), meta.len(), modified.as_nanos()))
-}
-
-/// The relations on the target, asking a server (none when they cannot be listed: then
-/// every incremental model is built in full, and the run reports why it cannot reach
-/// the target).
-fn target_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
-    crate::engine::existing_relations(&project.target)
-}
-
-/// The relations known without a server: the embedded engine's warehouse folder.
-fn offline_relations(project: &crate::project::Project) -> std::collections::BTreeSet<crate::relation::Relation> {
-    crate::engine::offline_relations(&project.target)
+    invocation(global, env, sources)?.compile(sources, Compile { which, ..Compile::default() })
 }
 
 /// The node ids chosen by `--select` and `--exclude`.
-fn selected(
-    global: &GlobalArgs,
-    compiled: &CompiledProject,
-) -> Result<std::collections::BTreeSet<String>, Vec<Diagnostic>> {
-    let to_diag = |e: graph::SelectError| {
-        vec![Diagnostic::error("invalid-selector", e.to_string()).with_help("see docs/selectors.md for the syntax")]
-    };
-    let select = graph::parse_selectors(&global.select).map_err(to_diag)?;
-    let exclude = graph::parse_selectors(&global.exclude).map_err(to_diag)?;
-    let prior = prior_state(global, compiled)?;
-    graph::select(&compiled.dag, &select, &exclude, &prior).map_err(to_diag)
+fn selected(global: &GlobalArgs, compiled: &CompiledProject) -> Result<BTreeSet<String>, Vec<Diagnostic>> {
+    selection(global).selected(compiled)
 }
 
-/// The other build named by `--state`, if any; a missing or unreadable one stops the
-/// command (exit code 2).
+/// The other build named by `--state`, if any.
 fn load_state(global: &GlobalArgs) -> Result<Option<State>, Vec<Diagnostic>> {
-    global.state.as_deref().map(State::load).transpose().map_err(|d| vec![d])
-}
-
-/// What `state:` and `result:` selectors match: the comparison with `--state`, and the
-/// last run's results (from `--state` when given, else this project's target folder).
-fn prior_state(global: &GlobalArgs, compiled: &CompiledProject) -> Result<PriorState, Vec<Diagnostic>> {
-    let state = load_state(global)?;
-    // run_results.json is read only when a selector asks for it.
-    let uses_results = global.select.iter().chain(&global.exclude).any(|w| w.contains("result:"));
-    let results = if uses_results {
-        PreviousRun::load(&results_dir(global, &compiled.project)).map(|run| run.statuses())
-    } else {
-        Ok(Default::default())
-    };
-    Ok(PriorState {
-        state: state.map(|s| state_sets(&diff_project(compiled, &s))),
-        results: results.map_err(|d| d.message),
-    })
-}
-
-/// Where the last run's `run_results.json` is read from: the `--state` folder when
-/// given, else this project's target folder.
-fn results_dir(global: &GlobalArgs, project: &crate::project::Project) -> PathBuf {
-    match &global.state {
-        Some(dir) => dir.clone(),
-        None => project.root.join(&project.settings.target_path),
-    }
-}
-
-/// A new run id: sortable by time, unique enough across processes.
-fn new_run_id() -> String {
-    let now = chrono::Utc::now();
-    format!("{}-{:05}", now.format("%Y%m%dT%H%M%S%.6f"), std::process::id() % 100_000)
-}
-
-/// The async runtime engines run on.
-fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| vec![Diagnostic::error("runtime", format!("could not start the async runtime: {e}"))])
+    selection(global).other_build()
 }
 
 /// Opens the active target's engine: the embedded warehouse, or a Postgres server.
@@ -331,19 +228,5 @@ async fn open_engine(
     project: &crate::project::Project,
     access: crate::engine::Access,
 ) -> Result<std::sync::Arc<dyn crate::engine::Engine>, Vec<Diagnostic>> {
-    crate::engine::open(&project.target, access).await.map_err(|e| vec![engine_diagnostic(e, &project.target)])
-}
-
-/// An engine error that stops the command (exit code 2), naming the target (never its
-/// credentials).
-fn engine_diagnostic(e: crate::engine::EngineError, target: &crate::project::Target) -> Diagnostic {
-    let d = Diagnostic::error(e.code(), e.to_string());
-    if e.kind == crate::engine::ErrorKind::Locked {
-        return d.with_help("wait for it to finish, or pass `--wait-for-lock` to queue behind it");
-    }
-    let d = d.with_note(format!("target: {}", crate::engine::describe(target)));
-    match e.help {
-        Some(help) => d.with_help(help),
-        None => d,
-    }
+    crate::run::invocation::open_engine(&project.target, access).await
 }

@@ -36,7 +36,7 @@ pub fn run(
         env: env.clone(),
     };
     let project = load_project(&opts, sources).map_err(|d| d.0)?;
-    let last = PreviousRun::load(&super::results_dir(global, &project)).map_err(|d| vec![d])?;
+    let last = PreviousRun::load(&super::selection(global).results_dir(&project)).map_err(|d| vec![d])?;
     let command = match last.metadata.command.as_str() {
         "seed" => Command::Seed,
         "run" => Command::Run,
@@ -67,5 +67,5 @@ pub fn run(
     }
     let mut retry = global.clone();
     retry.select = RETRIED.iter().map(|s| format!("result:{s}")).collect();
-    super::run::run(command, &retry, args, env, sources, out)
+    super::run::run(command, &retry, args, env, sources)
 }

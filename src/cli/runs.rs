@@ -34,7 +34,7 @@ pub fn run(
         env,
     };
     let project = crate::project::load_project(&opts, sources).map_err(|d| d.0)?;
-    let runtime = super::runtime()?;
+    let runtime = crate::run::invocation::runtime()?;
     let batches = runtime.block_on(async {
         let engine = super::open_engine(&project, Access::Read).await?;
         let listing = match (args.models, args.tests) {

@@ -49,7 +49,7 @@ pub fn run(
             }
         }
     };
-    let runtime = super::runtime()?;
+    let runtime = crate::run::invocation::runtime()?;
     let batches = runtime.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Read).await?;
         engine.query(&sql, args.limit).await.map_err(|e| {

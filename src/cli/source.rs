@@ -10,7 +10,8 @@ use crate::engine::{Access, Engine};
 use crate::graph::ResourceType;
 use crate::project::{Env, Freshness};
 use crate::quality::freshness::{FreshnessStatus, judge, parse_loaded_at};
-use crate::report::{Output, print_diagnostics, write_atomic};
+use crate::disk::write_atomic;
+use crate::report::{Output, print_diagnostics};
 
 #[derive(Debug, clap::Args)]
 pub struct SourceArgs {
@@ -61,7 +62,7 @@ pub fn run(
         ]);
     }
     let snapshotted_at = chrono::Utc::now();
-    let results = super::runtime()?.block_on(async {
+    let results = crate::run::invocation::runtime()?.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Read).await?;
         let mut results = Vec::new();
         for (node, rule) in &checks {

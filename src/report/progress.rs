@@ -8,8 +8,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use super::Format;
-use crate::history::{ResultLine, Status};
+use super::{Format, Output, print_diagnostics};
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::history::{ResultLine, RunSummary, Status};
+use crate::run::reporter::Reporter;
 
 /// The word a result line shows for a status.
 fn label(status: Status) -> &'static str {
@@ -120,6 +122,75 @@ impl Progress {
         match self.format {
             Format::Human | Format::Markdown => println!("{summary}"),
             Format::Json => println!("{json}"),
+        }
+    }
+}
+
+/// A run's progress on the terminal (or as JSON lines): result lines with a bar, and the
+/// closing summary.
+pub struct RunReport<'s> {
+    format: Format,
+    sources: &'s SourceMap,
+    /// The progress of the pass running now (a run may build in two passes).
+    progress: Mutex<Option<Progress>>,
+}
+
+impl<'s> RunReport<'s> {
+    /// Reports in `format`; diagnostics point into `sources`.
+    pub fn new(format: Format, sources: &'s SourceMap) -> RunReport<'s> {
+        RunReport { format, sources, progress: Mutex::new(None) }
+    }
+
+    fn with_progress(&self, f: impl FnOnce(&Progress)) {
+        if let Some(progress) = self.progress.lock().expect("progress lock poisoned").as_ref() {
+            f(progress);
+        }
+    }
+}
+
+impl Reporter for RunReport<'_> {
+    fn warnings(&self, diagnostics: &[Diagnostic]) {
+        print_diagnostics(&Output::new(self.format), diagnostics, self.sources);
+    }
+
+    fn note(&self, text: &str) {
+        Output::new(self.format).lines(&[text.to_string()]);
+    }
+
+    fn start(&self, total: usize, verb: &str) {
+        *self.progress.lock().expect("progress lock poisoned") = Some(Progress::new(self.format, total, verb));
+    }
+
+    fn add_total(&self, n: usize) {
+        self.with_progress(|p| p.add_total(n));
+    }
+
+    fn result(&self, line: &ResultLine) {
+        self.with_progress(|p| p.report(line));
+    }
+
+    fn finish(&self, summary: &RunSummary) {
+        let count = |s| summary.count(s);
+        let (ok, errors, skipped) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
+        let (pass, warn, fail) = (count(Status::Pass), count(Status::Warn), count(Status::Fail));
+        let elapsed = (summary.finished_at - summary.started_at).num_milliseconds() as f64 / 1000.0;
+        let mut parts = vec![format!("{ok} OK")];
+        if pass + warn + fail > 0 {
+            parts.push(format!("{pass} passed, {warn} warned, {fail} failed"));
+        }
+        parts.push(format!("{errors} error{}, {skipped} skipped", if errors == 1 { "" } else { "s" }));
+        let text = format!(
+            "\n{}: {} in {elapsed:.2} s",
+            if summary.failed() { "Finished with errors" } else { "Done" },
+            parts.join(", ")
+        );
+        let json = serde_json::json!({"summary": {
+            "run_id": summary.run_id, "ok": ok, "error": errors, "skipped": skipped,
+            "pass": pass, "warn": warn, "fail": fail, "elapsed_s": elapsed,
+        }});
+        match self.progress.lock().expect("progress lock poisoned").take() {
+            Some(progress) => progress.finish(&text, json),
+            None => Progress::new(self.format, 0, summary.command).finish(&text, json),
         }
     }
 }

@@ -15,9 +15,9 @@ use crate::engine::{Build, Engine};
 use crate::graph::ResourceType;
 use crate::project::{IncrementalStrategy, Materialization};
 use crate::history::{Intervals, NodeResult, ResultLine, RowHistory, RunSummary, Status, TestRun};
-use crate::report::progress::Progress;
 
 use super::audit::{Against, check_anomaly, run_test, test_run};
+use super::reporter::Reporter;
 use super::unit::run_unit_test;
 
 use super::schedule::{Job, JobStatus, run_jobs};
@@ -205,7 +205,7 @@ pub async fn execute(
     plan: Plan,
     history: RowHistory,
     intervals: Intervals,
-    progress: &Progress,
+    reporter: &dyn Reporter,
 ) -> RunSummary {
     let started_at = chrono::Utc::now();
     // When each running node started: wall clock for the history, monotonic for durations.
@@ -258,12 +258,12 @@ pub async fn execute(
             for test in tests {
                 if !compiled.nodes.contains_key(&test.unique_id) {
                     // An anomaly verdict: a line the plan could not count ahead.
-                    progress.add_total(1);
+                    reporter.add_total(1);
                 }
                 let subject =
                     compiled.nodes.get(&test.unique_id).or_else(|| Some(&compiled.nodes[test.attached.as_ref()?]));
                 let line = test_line(subject.expect("a test result is about a test or a model"), &test);
-                progress.report(&line);
+                reporter.result(&line);
                 results.push(NodeResult { line, started_at: test.started_at, query_seconds: None, test: Some(test) });
             }
             // A test job's own result is its test line, reported above.
@@ -278,12 +278,12 @@ pub async fn execute(
                     seconds: if status == Status::Skipped { 0.0 } else { seconds },
                     message,
                 };
-                progress.report(&line);
+                reporter.result(&line);
                 results.push(NodeResult { line, started_at: started, query_seconds, test: None });
             } else if let JobStatus::Skipped(why) = status {
                 let test = skipped_test(node, why);
                 let line = test_line(node, &test);
-                progress.report(&line);
+                reporter.result(&line);
                 results.push(NodeResult { line, started_at: started, query_seconds: None, test: Some(test) });
             }
         },

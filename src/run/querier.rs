@@ -37,7 +37,7 @@ impl Querier for TargetQuerier {
     fn query(&self, sql: &str) -> Result<QueryTable, String> {
         let mut open = self.open.lock().map_err(|_| "the query connection broke".to_string())?;
         if open.is_none() {
-            let runtime = super::runtime().map_err(|d| d.first().map(|d| d.message.clone()).unwrap_or_default())?;
+            let runtime = super::invocation::runtime().map_err(|d| d.first().map(|d| d.message.clone()).unwrap_or_default())?;
             let engine = runtime.block_on(crate::engine::open(&self.target, Access::Read)).map_err(|e| {
                 format!("could not open {} to run it: {e}", crate::engine::describe(&self.target))
             })?;

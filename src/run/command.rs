@@ -1,0 +1,277 @@
+//! The use case of `seed`, `run`, `build`, `test`, `snapshot` and `backfill`: compile,
+//! select, write the artifacts, open the target, run the plan, record the history and
+//! write `run_results.json`. [`run_command`] is the whole of it; the CLI turns flags
+//! into a [`RunRequest`] and the returned summary into an exit code.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::execute::{Command, Periods, RunOptions, execute, plan};
+use super::invocation::{Compile, Invocation, engine_diagnostic, open_engine, runtime};
+use super::reporter::Reporter;
+use super::seeds::read_seeds;
+use crate::compile::CompiledProject;
+use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::engine::failpoint::Failpoints;
+use crate::engine::{Access, DeferMode, Deferred, Engine};
+use crate::graph::ResourceType;
+use crate::history::RunSummary;
+use crate::state::artifacts::State;
+
+/// What to run, beyond the project and selection.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub command: Command,
+    /// How many nodes build at once (default: the target's `threads`, else the cores).
+    pub threads: Option<usize>,
+    /// Stop at the first failure; nodes not started are skipped.
+    pub fail_fast: bool,
+    /// Rebuild incremental models and reload seeds from scratch.
+    pub full_refresh: bool,
+    /// Wait for another run on the target instead of failing at once.
+    pub wait_for_lock: bool,
+    /// Read unselected models and seeds from the `--state` build.
+    pub defer: bool,
+    /// The periods windowed models process.
+    pub periods: Periods,
+    /// Points where crash-safety tests stop the run (`ETLM_FAILPOINT`).
+    pub failpoints: Failpoints,
+}
+
+/// Runs a command. Returns what ran (a failed node or test is in the summary, not an
+/// error); an `Err` is a command that could not do its job (exit code 2).
+pub fn run_command(
+    invocation: &Invocation,
+    request: &RunRequest,
+    sources: &SourceMap,
+    reporter: &dyn Reporter,
+) -> Result<RunSummary, Vec<Diagnostic>> {
+    let command = request.command;
+    let compile = |deferred| Compile {
+        which: command.as_str(),
+        full_refresh: request.full_refresh,
+        ask_target: true,
+        deferred,
+        defer_failed_queries: true,
+    };
+    let mut compiled = invocation.compile(sources, compile(Default::default()))?;
+    // Models whose compile-time queries (`run_query`, `dbt_utils.get_column_values`) read
+    // what has not been built yet: as dbt builds a model's parents before it renders it,
+    // what they read is built first, and the project compiled again.
+    if !compiled.unrendered.is_empty() && matches!(command, Command::Run | Command::Build) {
+        let mut first = read_by_unrendered(&compiled);
+        // `build` loads its seeds first too: a query may find tables by name
+        // (`dbt_utils.get_relations_by_pattern`) rather than through `ref()`.
+        if command == Command::Build {
+            let seeds = invocation.selected(&compiled)?;
+            first.extend(seeds.into_iter().filter(|id| compiled.nodes[id].resource_type == ResourceType::Seed));
+        }
+        if !first.is_empty() {
+            reporter.note(&format!(
+                "{} models query relations while compiling that are not built yet: building what they read first",
+                compiled.unrendered.len()
+            ));
+            let summary = run_compiled(invocation, request, sources, reporter, compiled, Some(first))?;
+            if summary.failed() {
+                return Ok(summary);
+            }
+            compiled = invocation.compile(sources, compile(Default::default()))?;
+        }
+    }
+    run_compiled(invocation, request, sources, reporter, compiled, None)
+}
+
+/// What the unrendered models of `compiled` read (their ancestors), less what waits on
+/// them.
+fn read_by_unrendered(compiled: &CompiledProject) -> BTreeSet<String> {
+    let waiting: BTreeSet<String> = compiled
+        .unrendered
+        .keys()
+        .flat_map(|id| compiled.dag.descendants(id, None).into_iter().chain([id.clone()]))
+        .collect();
+    compiled
+        .unrendered
+        .keys()
+        .flat_map(|id| compiled.dag.ancestors(id, None))
+        .filter(|id| !waiting.contains(id))
+        .collect()
+}
+
+/// Runs the compiled project: the nodes `only` names, else the selection. A selected
+/// node left unrendered is an error (exit 2).
+fn run_compiled(
+    invocation: &Invocation,
+    request: &RunRequest,
+    sources: &SourceMap,
+    reporter: &dyn Reporter,
+    compiled: CompiledProject,
+    only: Option<BTreeSet<String>>,
+) -> Result<RunSummary, Vec<Diagnostic>> {
+    let command = request.command;
+    reporter.warnings(&compiled.warnings);
+    let selected = match only {
+        Some(ids) => ids,
+        None => invocation.selected(&compiled)?,
+    };
+    let blocked: Vec<Diagnostic> = compiled
+        .unrendered
+        .iter()
+        .filter(|(id, _)| selected.contains(*id) && command.builds(&compiled.nodes[*id]))
+        .map(|(_, d)| d.clone())
+        .collect();
+    if !blocked.is_empty() {
+        return Err(blocked);
+    }
+    let (compiled, lent) = match (request.defer, crate::engine::defer_mode(&compiled.project.target)) {
+        (false, _) => (compiled, None),
+        // One database holds both builds: `ref()` names the other build's relation.
+        (true, DeferMode::ByName) => {
+            let other = deferred_relations(invocation, &compiled, &selected)?;
+            let reads = other.into_iter().map(|(id, d)| (id, d.stored)).collect();
+            let how = Compile {
+                which: command.as_str(),
+                full_refresh: request.full_refresh,
+                ask_target: true,
+                deferred: reads,
+                defer_failed_queries: false,
+            };
+            (invocation.compile(sources, how)?, None)
+        }
+        (true, DeferMode::Lend) => {
+            let lent = lent(invocation, &compiled, &selected)?;
+            (compiled, Some(lent))
+        }
+    };
+    // After `--state` is read: it may be this very target folder.
+    crate::state::write::write_artifacts(&compiled, &selected)?;
+    let threads = request
+        .threads
+        .or(compiled.project.target.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let run_id = new_run_id();
+    let plan = plan(&compiled, command, &selected);
+    let job_ids: Vec<String> = plan.jobs.iter().map(|j| j.id.clone()).collect();
+    let seeds = read_seeds(&compiled, &job_ids, sources)?;
+    let opts = RunOptions {
+        command,
+        threads,
+        fail_fast: request.fail_fast,
+        full_refresh: request.full_refresh,
+        failpoints: request.failpoints.clone(),
+        selected,
+        run_id,
+        seeds,
+        periods: request.periods.clone(),
+    };
+    let total = plan.lines();
+    let compiled = Arc::new(compiled);
+    let target = &compiled.project.target;
+    let fail = |e| vec![engine_diagnostic(e, target)];
+    let summary = runtime()?.block_on(async {
+        let engine = open_engine(target, Access::Write { wait: request.wait_for_lock }).await?;
+        if let Some((other, deferred)) = &lent {
+            engine.defer(other, deferred).await.map_err(fail)?;
+        }
+        let history = engine.history().row_count_history().await.map_err(fail)?;
+        let intervals = engine.history().intervals().await.map_err(fail)?;
+        reporter.start(total, command.as_str());
+        run_hooks(engine.as_ref(), "on-run-start", &compiled.run_hooks.pre).await?;
+        let run = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, reporter);
+        let summary = tokio::select! {
+            summary = run => summary,
+            _ = tokio::signal::ctrl_c() => {
+                engine.cancel().await;
+                return Err(vec![Diagnostic::error("interrupted", "interrupted: running statements were cancelled")
+                    .with_note("nothing half-built was published; the next run picks up from here")]);
+            }
+        };
+        for r in &summary.results {
+            opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
+        }
+        engine.history().record_run(&summary, &compiled.project.vars).await.map_err(fail)?;
+        run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post).await?;
+        reporter.finish(&summary);
+        Ok::<_, Vec<Diagnostic>>(summary)
+    })?;
+    crate::state::write::write_run_results(&compiled.project, &summary).map_err(|d| vec![d])?;
+    Ok(summary)
+}
+
+/// A new run id: sortable by time, unique enough across processes.
+fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    format!("{}-{:05}", now.format("%Y%m%dT%H%M%S%.6f"), std::process::id() % 100_000)
+}
+
+/// Runs the project's `on-run-start` or `on-run-end` statements; the first that fails
+/// stops the command.
+async fn run_hooks(engine: &dyn Engine, kind: &str, hooks: &[String]) -> Result<(), Vec<Diagnostic>> {
+    for hook in hooks {
+        engine.execute(hook).await.map_err(|e| {
+            vec![
+                Diagnostic::error("hook-failed", format!("{kind} failed: {e}"))
+                    .with_note(format!("statement: {}", hook.trim()))
+                    .with_help(format!("`{kind}` in the project file")),
+            ]
+        })?;
+    }
+    Ok(())
+}
+
+/// With `--defer`: every model and seed that is built but not selected, with the
+/// relation this project names it by and the one the `--state` build recorded for it,
+/// in dependency order.
+fn deferred_relations(
+    invocation: &Invocation,
+    compiled: &CompiledProject,
+    selected: &BTreeSet<String>,
+) -> Result<Vec<(String, Deferred)>, Vec<Diagnostic>> {
+    let state = other_build(invocation)?;
+    Ok(compiled
+        .dag
+        .topological()
+        .into_iter()
+        .filter(|id| !selected.contains(*id))
+        .filter_map(|id| {
+            let node = compiled.nodes.get(id)?;
+            if !matches!(node.resource_type, ResourceType::Model | ResourceType::Seed) {
+                return None;
+            }
+            let stored = state.manifest.node(id)?.relation()?;
+            Some((id.to_string(), Deferred { relation: node.relation.clone()?, stored }))
+        })
+        .collect())
+}
+
+/// The `--state` build `--defer` reads from.
+fn other_build(invocation: &Invocation) -> Result<State, Vec<Diagnostic>> {
+    invocation.other_build()?.ok_or_else(|| {
+        vec![
+            Diagnostic::error("missing-state", "`--defer` needs `--state DIR`, the target folder of another build")
+                .with_help("e.g. `etlm build -s state:modified+ --defer --state ../main/target`"),
+        ]
+    })
+}
+
+/// `--defer` on an engine that lends relations: the folder of the `--state` build's
+/// data, and the deferred relations to read from it.
+fn lent(
+    invocation: &Invocation,
+    compiled: &CompiledProject,
+    selected: &BTreeSet<String>,
+) -> Result<(PathBuf, Vec<Deferred>), Vec<Diagnostic>> {
+    let state = other_build(invocation)?;
+    let warehouse = state.manifest.metadata.warehouse_path.clone().filter(|w| w.is_dir()).ok_or_else(|| {
+        vec![
+            Diagnostic::error(
+                "defer-unavailable",
+                format!("the build in `{}` has no embedded-engine warehouse to defer to", state.dir.display()),
+            )
+            .with_note(format!("its adapter is `{}`", state.manifest.metadata.adapter_type))
+            .with_help("run that build (`etlm build`) so its warehouse exists, then try again"),
+        ]
+    })?;
+    let relations = deferred_relations(invocation, compiled, selected)?.into_iter().map(|(_, d)| d).collect();
+    Ok((warehouse, relations))
+}
