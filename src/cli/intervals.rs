@@ -2,11 +2,11 @@
 //! and those missing between its `begin` and now.
 
 use super::{GlobalArgs, Outcome};
-use crate::compile::window::{self, Period};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::project::Env;
 use crate::report::Output;
+use crate::window::{self, Period};
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let compiled = super::compile_with(global, env, sources, "list")?;
@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
 }
 
 /// Consecutive periods folded into `first..last` ranges of their start times.
-fn ranges(periods: &[Period], size: crate::project::BatchSize) -> String {
+fn ranges(periods: &[Period], size: window::BatchSize) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut iter = periods.iter().peekable();
     while let Some(first) = iter.next() {

@@ -27,10 +27,7 @@ impl std::fmt::Debug for TargetQuerier {
 
 /// The querier of `project`'s target (for `CompileOptions::querier`).
 pub fn for_project(project: &Project) -> Arc<dyn Querier> {
-    Arc::new(TargetQuerier {
-        target: project.target.clone(),
-        open: Mutex::new(None),
-    })
+    Arc::new(TargetQuerier { target: project.target.clone(), open: Mutex::new(None) })
 }
 
 impl Querier for TargetQuerier {
@@ -38,9 +35,9 @@ impl Querier for TargetQuerier {
         let mut open = self.open.lock().map_err(|_| "the query connection broke".to_string())?;
         if open.is_none() {
             let runtime = super::runtime().map_err(|d| d.first().map(|d| d.message.clone()).unwrap_or_default())?;
-            let engine = runtime.block_on(crate::engine::open(&self.target, Access::Read)).map_err(|e| {
-                format!("could not open {} to run it: {e}", crate::engine::describe(&self.target))
-            })?;
+            let engine = runtime
+                .block_on(crate::engine::open(&self.target, Access::Read))
+                .map_err(|e| format!("could not open {} to run it: {e}", crate::engine::describe(&self.target)))?;
             *open = Some((runtime, engine));
         }
         let (runtime, engine) = open.as_ref().expect("opened above");

@@ -6,19 +6,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{GlobalArgs, Outcome};
-use crate::compile::window;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::engine::failpoint::Failpoints;
 use crate::engine::{DeferMode, Deferred};
 use crate::graph::ResourceType;
-use crate::project::Env;
 use crate::history::Status;
+use crate::project::Env;
 use crate::report::progress::Progress;
 use crate::report::{Output, print_diagnostics, write_atomic};
 use crate::run::execute::{Command, Periods, RunOptions, execute, plan};
 use crate::run::seeds::read_seeds;
 use crate::state::run_results::run_results_json;
+use crate::window;
 
 /// Flags of the commands that build.
 #[derive(Debug, clap::Args, Clone)]
@@ -235,7 +235,10 @@ fn run_compiled(
     let summary = runtime.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Write { wait: args.wait_for_lock }).await?;
         if let Some((other, deferred)) = &deferred {
-            engine.defer(other, deferred).await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+            engine
+                .defer(other, deferred)
+                .await
+                .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         }
         let progress = Progress::new(global.format, total, command.as_str());
         let history = engine
@@ -243,8 +246,11 @@ fn run_compiled(
             .row_count_history()
             .await
             .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
-        let intervals =
-            engine.history().intervals().await.map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
+        let intervals = engine
+            .history()
+            .intervals()
+            .await
+            .map_err(|e| vec![super::engine_diagnostic(e, &compiled.project.target)])?;
         run_hooks(engine.as_ref(), "on-run-start", &compiled.run_hooks.pre).await?;
         let run = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, &progress);
         let summary = tokio::select! {

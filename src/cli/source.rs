@@ -3,13 +3,13 @@
 //! (past `error_after`), empty, or cannot be read.
 
 use super::{GlobalArgs, Outcome};
-use crate::report::Format;
-use crate::compile::Node;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::{Access, Engine};
 use crate::graph::ResourceType;
+use crate::node::Node;
 use crate::project::{Env, Freshness};
 use crate::quality::freshness::{FreshnessStatus, judge, parse_loaded_at};
+use crate::report::Format;
 use crate::report::{Output, print_diagnostics, write_atomic};
 
 #[derive(Debug, clap::Args)]

@@ -12,10 +12,8 @@ mod refs;
 mod spans;
 mod tests;
 mod unit_tests;
-pub mod window;
 
 pub use self::ephemeral::prepend_ctes;
-pub use self::unit_tests::{ExpectedRows, GivenRows, UnitInput, UnitTestCase};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -27,12 +25,14 @@ use serde_json::Value as Json;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::graph::{Dag, NodeInfo, ResourceType};
 use crate::lineage::Cache;
+use crate::node::{ColumnDoc, GenericTest, Hooks, Node, Nodes, ephemeral_cte};
 use crate::project::config::{self, ConfigEntry, ConfigFor, ConfigLayer};
 use crate::project::snapshot::SnapshotConfig;
-use crate::project::{EngineKind, LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
+use crate::project::{LoadOptions, Materialization, NodeConfig, Project, TestDef, load_project};
 use crate::relation::Relation;
 use crate::sql::SqlDialect;
 use crate::template::{Mode, RefCall, RelationValue, RenderInput, RenderSettings, Renderer, Resolver};
+use crate::window;
 
 /// What to compile.
 #[derive(Clone, Debug)]
@@ -61,98 +61,6 @@ pub struct CompileOptions {
     pub build: Option<String>,
 }
 
-/// A column as documented in YAML.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ColumnDoc {
-    pub name: String,
-    pub description: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_type: Option<String>,
-}
-
-/// A generic test's definition, resolved.
-#[derive(Clone, Debug)]
-pub struct GenericTest {
-    pub def: TestDef,
-    /// The node the test is attached to.
-    pub attached_to: String,
-}
-
-/// One node of the compiled project.
-#[derive(Clone, Debug)]
-pub struct Node {
-    pub unique_id: String,
-    pub resource_type: ResourceType,
-    pub name: String,
-    pub fqn: Vec<String>,
-    /// Defining file, relative to the project.
-    pub path: PathBuf,
-    pub file: Option<FileId>,
-    /// Where the node is built or read; `None` for ephemeral models and tests.
-    pub relation: Option<Relation>,
-    pub config: NodeConfig,
-    pub raw_sql: Option<Arc<str>>,
-    pub compiled_sql: Option<String>,
-    /// For generic tests: the same query against the attached node's audit relation,
-    /// where a run stages new data before publishing it.
-    pub audit_sql: Option<String>,
-    pub depends_on: Vec<String>,
-    pub description: String,
-    pub columns: Vec<ColumnDoc>,
-    pub vars_used: BTreeSet<String>,
-    pub macros_used: BTreeSet<String>,
-    pub generic_test: Option<GenericTest>,
-    /// For sources: the source's name.
-    pub source_name: Option<String>,
-    /// `pre_hook` / `post_hook` statements, rendered in the node's context.
-    pub hooks: Hooks,
-    /// For unit tests: the model's SQL over given rows, and the rows expected.
-    pub unit_test: Option<Box<UnitTestCase>>,
-}
-
-/// A model's hooks: SQL run on the target before it is built and after it is published.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Hooks {
-    pub pre: Vec<String>,
-    pub post: Vec<String>,
-}
-
-impl Node {
-    /// True for an incremental model built in time windows (`event_time` and
-    /// `batch_size`): every run and backfill processes it one batch at a time.
-    pub fn is_windowed(&self) -> bool {
-        self.resource_type == ResourceType::Model
-            && self.config.materialized == Materialization::Incremental
-            && self.config.event_time.is_some()
-            && self.config.batch_size.is_some()
-    }
-
-    /// Where its compiled SQL goes under `target/compiled/`: its file's path, or for a
-    /// generic test `<yaml path>/<alias or name>.sql`, as dbt writes it; for a snapshot
-    /// (a file may hold several) `<file>/<name>.sql`.
-    pub fn compiled_path(&self) -> PathBuf {
-        match (&self.generic_test, self.resource_type) {
-            (Some(_), _) => self.path.join(format!("{}.sql", self.alias())),
-            (None, ResourceType::Snapshot) => self.path.join(format!("{}.sql", self.name)),
-            (None, _) => self.path.clone(),
-        }
-    }
-
-    /// The project or package the node belongs to (the first part of its fqn).
-    pub fn package(&self) -> &str {
-        self.fqn.first().map_or("", String::as_str)
-    }
-
-    /// The name its relation or stored failures take: the `alias` config, else its name.
-    pub fn alias(&self) -> &str {
-        self.config.alias.as_deref().unwrap_or(&self.name)
-    }
-}
-
-/// Nodes by unique id. Boxed: a node is over 1 KB, and a B-tree moves its values about
-/// as it grows (inserting 33,000 unboxed nodes was a tenth of a compile's serial time).
-pub type Nodes = BTreeMap<String, Box<Node>>;
-
 /// The result of compiling: the project, its nodes and the DAG.
 pub struct CompiledProject {
     pub project: Project,
@@ -177,10 +85,7 @@ pub struct CompiledProject {
 pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<CompiledProject, Diagnostics> {
     let project = load_project(&opts.load, sources)?;
     let renderer = Renderer::new(&project, &opts.render, sources).map_err(|d| Diagnostics::sorted(d, sources))?;
-    let dialect = match project.target.engine {
-        EngineKind::Local => SqlDialect::DataFusion,
-        EngineKind::Postgres => SqlDialect::Postgres,
-    };
+    let dialect = project.target.engine.dialect();
     let mut diags = Collector::default();
     let mut warnings = project.warnings.clone();
 
@@ -293,27 +198,15 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
             let (description, columns, described) =
                 describe(m.props.as_ref().map(|p| (&p.description, &p.columns)), &renderer);
             problems.extend(described);
+            let unique_id = format!("{}.{}.{}", m.resource_type.as_str(), m.package, m.name);
             let node = Node {
-                unique_id: format!("{}.{}.{}", m.resource_type.as_str(), m.package, m.name),
-                resource_type: m.resource_type,
-                name: m.name.clone(),
-                fqn: m.fqn.clone(),
-                path: m.path.clone(),
                 file: Some(m.file),
-                relation: None,
-                config,
                 raw_sql: Some(texts[i].text.clone()),
-                compiled_sql: None,
-                audit_sql: None,
-                depends_on: Vec::new(),
                 description,
                 columns,
                 vars_used: recorded[i].vars.clone(),
                 macros_used: recorded[i].macros.clone(),
-                generic_test: None,
-                source_name: None,
-                hooks: Hooks::default(),
-                unit_test: None,
+                ..Node::new(unique_id, m.resource_type, m.name.clone(), m.fqn.clone(), m.path.clone(), config)
             };
             (problems, Some(Box::new(node)))
         })
@@ -333,26 +226,16 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         nodes.insert(
             unique_id.clone(),
             Box::new(Node {
-                unique_id,
-                resource_type: ResourceType::Seed,
-                name: seed.name.clone(),
-                fqn: seed.fqn.clone(),
-                path: seed.path.clone(),
-                file: None,
-                relation: None,
-                config: seed.config.clone(),
-                raw_sql: None,
-                compiled_sql: None,
-                audit_sql: None,
-                depends_on: Vec::new(),
                 description,
                 columns,
-                vars_used: BTreeSet::new(),
-                macros_used: BTreeSet::new(),
-                generic_test: None,
-                source_name: None,
-                hooks: Hooks::default(),
-                unit_test: None,
+                ..Node::new(
+                    unique_id,
+                    ResourceType::Seed,
+                    seed.name.clone(),
+                    seed.fqn.clone(),
+                    seed.path.clone(),
+                    seed.config.clone(),
+                )
             }),
         );
     }
@@ -363,30 +246,22 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
         nodes.insert(
             unique_id.clone(),
             Box::new(Node {
-                unique_id,
-                resource_type: ResourceType::Source,
-                name: src.table.name.clone(),
-                fqn: vec![src.package.clone(), src.source_name.clone(), src.table.name.clone()],
-                path: src.path.clone(),
-                file: None,
                 relation: Some(Relation {
                     database: src.database.clone(),
                     schema: src.schema.clone(),
                     identifier: src.identifier().to_string(),
                 }),
-                config: src.config.clone(),
-                raw_sql: None,
-                compiled_sql: None,
-                audit_sql: None,
-                depends_on: Vec::new(),
                 description,
                 columns,
-                vars_used: BTreeSet::new(),
-                macros_used: BTreeSet::new(),
-                generic_test: None,
                 source_name: Some(src.source_name.clone()),
-                hooks: Hooks::default(),
-                unit_test: None,
+                ..Node::new(
+                    unique_id,
+                    ResourceType::Source,
+                    src.table.name.clone(),
+                    vec![src.package.clone(), src.source_name.clone(), src.table.name.clone()],
+                    src.path.clone(),
+                    src.config.clone(),
+                )
             }),
         );
     }
@@ -504,26 +379,11 @@ pub fn compile_project(opts: &CompileOptions, sources: &SourceMap) -> Result<Com
                 nodes.insert(
                     id.clone(),
                     Box::new(Node {
-                        unique_id: id,
-                        resource_type: ResourceType::Test,
-                        name: t.name.clone(),
-                        fqn: t.fqn.clone(),
-                        path: t.path.clone(),
                         file: Some(t.file),
-                        relation: None,
-                        config: cfg,
                         raw_sql: Some(test_texts[i].text.clone()),
-                        compiled_sql: None,
-                        audit_sql: None,
-                        depends_on: Vec::new(),
-                        description: String::new(),
-                        columns: Vec::new(),
                         vars_used: test_recorded[i].vars.clone(),
                         macros_used: test_recorded[i].macros.clone(),
-                        generic_test: None,
-                        source_name: None,
-                        hooks: Hooks::default(),
-                        unit_test: None,
+                        ..Node::new(id, ResourceType::Test, t.name.clone(), t.fqn.clone(), t.path.clone(), cfg)
                     }),
                 );
             }
@@ -1047,28 +907,12 @@ fn generic_test_nodes(
                     None => problems.push(problems::unknown_source(&unique_id, &s, &t, def.span, by_source)),
                 }
             }
+            let fqn = test_fqn(&nodes[&attached].fqn, &name);
+            // A generic test lives in the YAML file that declares it.
+            let path = sources.file(def.span.file).path.clone();
             let node = Node {
-                unique_id,
-                resource_type: ResourceType::Test,
-                fqn: test_fqn(&nodes[&attached].fqn, &name),
-                name,
-                // A generic test lives in the YAML file that declares it.
-                path: sources.file(def.span.file).path.clone(),
-                file: None,
-                relation: None,
-                config,
-                raw_sql: None,
-                compiled_sql: None,
-                audit_sql: None,
-                depends_on: Vec::new(),
-                description: String::new(),
-                columns: Vec::new(),
-                vars_used: BTreeSet::new(),
-                macros_used: BTreeSet::new(),
                 generic_test: Some(GenericTest { def, attached_to: attached }),
-                source_name: None,
-                hooks: Hooks::default(),
-                unit_test: None,
+                ..Node::new(unique_id, ResourceType::Test, name, fqn, path, config)
             };
             (Box::new(node), list, problems)
         })
@@ -1212,11 +1056,6 @@ fn ref_target(node: &Node) -> RelationValue {
         Some(relation) => RelationValue { relation: relation.clone(), cte: None },
         None => RelationValue { relation: Relation::new("", node.name.clone()), cte: Some(ephemeral_cte(&node.name)) },
     }
-}
-
-/// The CTE name an ephemeral model is inlined under (dbt's spelling).
-pub fn ephemeral_cte(name: &str) -> String {
-    format!("__dbt__cte__{name}")
 }
 
 /// How many times models that introspect render again (see `relation_columns`).

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde_json::Value as Json;
 
 pub use self::config::{
-    AnomalyConfig, BatchSize, ConfigLayer, Freshness, IncrementalStrategy, Materialization, NodeConfig, OnSchemaChange,
+    AnomalyConfig, ConfigLayer, Freshness, IncrementalStrategy, Materialization, NodeConfig, OnSchemaChange,
     TestSeverity,
 };
 pub use self::docs_blocks::DocBlock;

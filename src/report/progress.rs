@@ -7,9 +7,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use super::Format;
 use crate::history::{ResultLine, Status};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// The word a result line shows for a status.
 fn label(status: Status) -> &'static str {
