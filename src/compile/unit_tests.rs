@@ -6,15 +6,21 @@
 //! it casts to are the engine's own when the input's relation exists, as dbt reads them
 //! from the warehouse; the compile-time schema (seed CSVs, source YAML, upstream models'
 //! planned output) fills in when it does not, so no warehouse table has to exist.
+//!
+//! The compile's last stage: takes the nodes, the DAG and the lineage; adds the unit
+//! test nodes to both, each after the model it tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::compile_input;
-use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
-use crate::graph::ResourceType;
+use super::Compiler;
+use super::analyze::relation_columns;
+use super::dag::graph_info;
+use super::render::{Rendering, Resolution, compile_input};
+use crate::diagnostics::{Collector, Diagnostic, SourceMap, Span, nearest};
+use crate::graph::{Dag, ResourceType};
 use crate::lineage::Lineage;
 use crate::node::{GivenRows, Node, Nodes, UnitInput, UnitTestCase, ephemeral_cte};
 use crate::project::config::{ConfigFor, merge};
@@ -96,7 +102,7 @@ impl Resolver for GivenResolver {
 }
 
 /// What compiling the unit tests needs of the rest of the compile.
-pub(super) struct Context<'a> {
+struct Context<'a> {
     pub project: &'a Project,
     pub nodes: &'a Nodes,
     pub lineage: &'a Lineage,
@@ -106,8 +112,37 @@ pub(super) struct Context<'a> {
     pub sources: &'a SourceMap,
 }
 
+/// Adds the enabled unit tests to `nodes` and `dag`, with the problems that stand.
+pub(super) fn add_unit_tests(
+    c: &Compiler,
+    nodes: &mut Nodes,
+    dag: &mut Dag,
+    lineage: &Lineage,
+    resolution: &Resolution,
+    rendering: &Rendering,
+    diags: &mut Collector,
+) {
+    // Unit tests see the columns lineage found (only worked out when there are any).
+    let known = if c.project.unit_tests.is_empty() { BTreeMap::new() } else { relation_columns(nodes, lineage) };
+    let cx = Context {
+        project: c.project,
+        nodes,
+        lineage,
+        renderer: c.renderer,
+        columns: resolution.with_columns(known),
+        sources: c.sources,
+    };
+    let (unit_nodes, unit_problems) = unit_test_nodes(&cx);
+    diags.extend(unit_problems.into_iter().filter(|d| rendering.keeps(d)));
+    for node in unit_nodes {
+        dag.add_node(graph_info(&node));
+        dag.add_edges(&[(node.depends_on[0].as_str(), node.unique_id.as_str())]);
+        nodes.insert(node.unique_id.clone(), node);
+    }
+}
+
 /// The enabled unit tests as nodes, or every problem found in them.
-pub(super) fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
+fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
     if cx.project.unit_tests.is_empty() {
         return (Vec::new(), Vec::new());
     }
