@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::error::ArrowError;
 use serde::Serialize;
 
-use crate::compile::window::Period;
+use crate::window::Period;
 
 /// How a node ended, as reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -402,10 +402,14 @@ pub fn listing_query(schema: &str, listing: Listing, limit: usize) -> String {
     let list = |table: &Table, prefix: &str, names: &[&str]| {
         names.iter().map(|n| format!("{prefix}{}", table.col(n))).collect::<Vec<_>>().join(", ")
     };
-    let seconds = |table: &Table, prefix: &str| format!("cast({prefix}{0} as decimal(12, 3)) as {0}", table.col("duration_s"));
+    let seconds =
+        |table: &Table, prefix: &str| format!("cast({prefix}{0} as decimal(12, 3)) as {0}", table.col("duration_s"));
     let run_id = RUNS.col("run_id");
-    let last_runs =
-        format!("select {run_id} from {schema}.\"{}\" order by {} desc limit {limit}", RUNS.name, RUNS.col("started_at"));
+    let last_runs = format!(
+        "select {run_id} from {schema}.\"{}\" order by {} desc limit {limit}",
+        RUNS.name,
+        RUNS.col("started_at")
+    );
     match listing {
         Listing::Runs => format!(
             "select {}, {}, {} from {schema}.\"{}\" order by {} desc limit {limit}",
@@ -430,7 +434,17 @@ pub fn listing_query(schema: &str, listing: Listing, limit: usize) -> String {
             list(
                 &TEST_RESULTS,
                 "t.",
-                &["run_id", "unique_id", "model", "column_name", "severity", "status", "failures", "threshold", "observed"]
+                &[
+                    "run_id",
+                    "unique_id",
+                    "model",
+                    "column_name",
+                    "severity",
+                    "status",
+                    "failures",
+                    "threshold",
+                    "observed"
+                ]
             ),
             TEST_RESULTS.name,
             list(&TEST_RESULTS, "t.", &["started_at"]),
@@ -514,8 +528,18 @@ mod tests {
             started_at: at,
             finished_at: at + chrono::Duration::seconds(2),
             results: vec![
-                NodeResult { line: line("model.p.m", Status::Error), query_seconds: Some(0.2), started_at: at, test: None },
-                NodeResult { line: line("test.p.t", Status::Fail), query_seconds: None, started_at: at, test: Some(test) },
+                NodeResult {
+                    line: line("model.p.m", Status::Error),
+                    query_seconds: Some(0.2),
+                    started_at: at,
+                    test: None,
+                },
+                NodeResult {
+                    line: line("test.p.t", Status::Fail),
+                    query_seconds: None,
+                    started_at: at,
+                    test: Some(test),
+                },
             ],
         }
     }

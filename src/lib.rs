@@ -18,13 +18,16 @@ pub mod graph;
 pub mod hex;
 pub mod history;
 pub mod lineage;
+pub mod node;
 pub mod project;
 pub mod quality;
 pub mod relation;
 pub mod report;
 pub mod run;
+pub mod seed_csv;
 pub mod sql;
 pub mod state;
 pub mod template;
 #[cfg(test)]
 mod testing;
+pub mod window;

@@ -5,9 +5,9 @@
 use std::io::IsTerminal;
 
 use super::{GlobalArgs, Outcome};
-use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::project::Env;
+use crate::report::Format;
 use crate::report::diff::{Palette, human, json, markdown};
 use crate::report::{Output, print_diagnostics};
 use crate::state::diff::diff_project;

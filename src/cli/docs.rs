@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::disk::write_atomic;
 use crate::docs::{docs_data, render_site};
 use crate::project::Env;
-use crate::disk::write_atomic;
 use crate::report::{Output, print_diagnostics};
 
 #[derive(Debug, clap::Args)]

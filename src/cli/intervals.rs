@@ -2,18 +2,22 @@
 //! and those missing between its `begin` and now.
 
 use super::{GlobalArgs, Outcome};
-use crate::compile::window::{self, Period};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::project::Env;
 use crate::report::Output;
+use crate::window::{self, Period};
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let compiled = super::compile_with(global, env, sources, "list")?;
     let selected = super::selected(global, &compiled)?;
     let done = crate::run::invocation::runtime()?.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Read).await?;
-        engine.history().intervals().await.map_err(|e| vec![crate::run::invocation::engine_diagnostic(e, &compiled.project.target)])
+        engine
+            .history()
+            .intervals()
+            .await
+            .map_err(|e| vec![crate::run::invocation::engine_diagnostic(e, &compiled.project.target)])
     })?;
     let now = chrono::Utc::now().naive_utc();
     let mut lines = Vec::new();
@@ -44,7 +48,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
 }
 
 /// Consecutive periods folded into `first..last` ranges of their start times.
-fn ranges(periods: &[Period], size: crate::project::BatchSize) -> String {
+fn ranges(periods: &[Period], size: window::BatchSize) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut iter = periods.iter().peekable();
     while let Some(first) = iter.next() {

@@ -5,11 +5,11 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use super::{GlobalArgs, Outcome};
-use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap, nearest};
 use crate::lineage::trace::{self, Direction, Step};
 use crate::lineage::{Lineage, NodeLineage};
 use crate::project::Env;
+use crate::report::Format;
 use crate::report::{Output, print_diagnostics};
 
 /// Which way to follow lineage edges.

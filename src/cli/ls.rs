@@ -3,10 +3,10 @@
 use clap::ValueEnum;
 
 use super::{GlobalArgs, Outcome};
-use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::ResourceType;
 use crate::project::Env;
+use crate::report::Format;
 use crate::report::{Output, print_diagnostics};
 
 /// What each line shows.

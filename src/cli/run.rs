@@ -2,15 +2,14 @@
 //! into one `run::command::run_command` call (which compiles, runs the selected nodes in
 //! DAG order and records the run), and its summary into an exit code.
 
-
 use super::{GlobalArgs, Outcome};
-use crate::compile::window;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::failpoint::Failpoints;
 use crate::project::Env;
 use crate::report::progress::RunReport;
 use crate::run::command::{RunRequest, run_command};
 use crate::run::execute::{Command, Periods};
+use crate::window;
 
 /// Flags of the commands that build.
 #[derive(Debug, clap::Args, Clone)]

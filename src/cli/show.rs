@@ -1,11 +1,11 @@
 //! `etlm show "SQL"` and `etlm show -s model`: query the target and print a table.
 
 use super::{GlobalArgs, Outcome};
-use crate::report::Format;
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::graph::ResourceType;
 use crate::project::Env;
+use crate::report::Format;
 use crate::report::Output;
 
 #[derive(Debug, clap::Args)]

@@ -3,14 +3,14 @@
 //! (past `error_after`), empty, or cannot be read.
 
 use super::{GlobalArgs, Outcome};
-use crate::report::Format;
-use crate::compile::Node;
 use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::disk::write_atomic;
 use crate::engine::{Access, Engine};
 use crate::graph::ResourceType;
+use crate::node::Node;
 use crate::project::{Env, Freshness};
 use crate::quality::freshness::{FreshnessStatus, judge, parse_loaded_at};
-use crate::disk::write_atomic;
+use crate::report::Format;
 use crate::report::{Output, print_diagnostics};
 
 #[derive(Debug, clap::Args)]

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Node, Nodes, ephemeral_cte};
 use crate::graph::{Dag, ResourceType};
+use crate::node::{Node, Nodes, ephemeral_cte};
 use crate::project::Materialization;
 
 /// Prepends the CTEs of the ephemeral models a node reads (directly or through other

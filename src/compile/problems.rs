@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Node, Nodes};
 use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
+use crate::node::{Node, Nodes};
 use crate::sql::PositionMap;
 
 pub(super) fn unknown_ref(

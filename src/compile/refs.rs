@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Nodes;
+use crate::node::Nodes;
 use crate::template::RefCall;
 
 /// Models, seeds and snapshots by (package, name), and by name alone.

@@ -4,17 +4,31 @@
 //! Each test is rendered once, with a placeholder for its model, which is then spelled as
 //! the published relation (`etlm test`) and as the model's audit relation, where a run
 //! puts the staged data before publishing it.
+//!
+//! Two stages: [`generic_test_nodes`] takes the nodes of the project's files and hands
+//! on the tests as nodes with their dependencies (during the compile pass, on other
+//! cores); [`render_tests`] takes the nodes once ephemeral models are inlined and sets
+//! every test's SQL. Lineage's stage renders the tests of the project's own macros again
+//! with the columns it found.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Kwargs, Value};
+use rayon::prelude::*;
 use serde_json::Value as Json;
 
-use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::project::{NodeConfig, TestDef};
+use super::deps::{Dependencies, SourceIndex};
+use super::refs::RefIndex;
+use super::render::{Rendering, compile_input};
+use super::{Compiler, problems};
+use crate::diagnostics::{Collector, Diagnostic, SourceMap, Span};
+use crate::graph::ResourceType;
+use crate::node::{GenericTest, Node, Nodes};
+use crate::project::config::{self, ConfigEntry, ConfigFor};
+use crate::project::{ColumnProps, NodeConfig, TestDef};
 use crate::relation::Relation;
-use crate::template::{RefCall, RelationValue, RenderInput, Renderer};
+use crate::template::{RefCall, RelationValue, RenderInput, Renderer, Resolver};
 
 /// dbt's names for a generic test: the full name `{test}_{model}_{args...}` (args sorted
 /// by argument name, flattened, every run of other characters than letters, digits and
@@ -208,6 +222,225 @@ pub fn render_generic_test(
         memo.keep(key, &sql);
     }
     Ok((sql, rendered.recorded.config.into_iter().collect()))
+}
+
+/// A generic test node: the node, what it depends on (with where each is named) and the
+/// problems found building it.
+type BuiltTest = (Box<Node>, Vec<(String, Span)>, Vec<Diagnostic>);
+
+/// The generic tests declared in YAML (on models, seeds and sources) as nodes, with the
+/// problems of their configs.
+pub(super) fn generic_test_nodes(
+    c: &Compiler,
+    nodes: &Nodes,
+    refs: &RefIndex,
+    by_source: &SourceIndex,
+) -> (Vec<BuiltTest>, Vec<Diagnostic>) {
+    let Compiler { project, sources, .. } = *c;
+    let mut problems = Vec::new();
+    let mut generic: Vec<(String, TestDef, String)> = project
+        .models
+        .par_iter()
+        .flat_map_iter(|m| {
+            let id = format!("{}.{}.{}", m.resource_type.as_str(), m.package, m.name);
+            let props = m.props.as_ref().filter(|_| nodes.contains_key(&id));
+            let tests = props.into_iter().flat_map(|p| all_tests(&p.tests, &p.columns));
+            tests.map(move |t| (id.clone(), t, m.name.clone()))
+        })
+        .collect();
+    for s in &project.seeds {
+        if let Some(p) = &s.props {
+            let id = format!("seed.{}.{}", s.package, s.name);
+            generic.extend(all_tests(&p.tests, &p.columns).map(|t| (id.clone(), t, s.name.clone())));
+        }
+    }
+    for src in &project.sources {
+        let id = format!("source.{}.{}.{}", src.package, src.source_name, src.table.name);
+        let label = format!("{}_{}", src.source_name, src.table.name);
+        generic.extend(all_tests(&src.table.tests, &src.table.columns).map(|t| (id.clone(), t, label.clone())));
+    }
+    let test_folder = project.settings.tests.resolve(&[project.name().to_string()]);
+    let test_configs: Vec<(String, Result<NodeConfig, Vec<Diagnostic>>)> = generic
+        .par_iter()
+        .map(|(attached, def, label)| {
+            let (name, short) = test_names(def, label, attached.starts_with("source."));
+            let mut layer = config::merge(&[&test_folder, &def.config]);
+            // As dbt: a long name's compiled file and stored failures take the short one.
+            if short != name {
+                layer.entry("alias".into()).or_insert(ConfigEntry { value: Json::String(short), span: def.span });
+            }
+            (name, NodeConfig::from_layer(&layer, ConfigFor::Test))
+        })
+        .collect();
+    // Ids first, in order (a repeated name takes a suffix), then the nodes on every core.
+    let existing: HashSet<&str> = nodes.keys().map(String::as_str).collect();
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut enabled = Vec::new();
+    for ((attached, def, _), (name, config)) in generic.into_iter().zip(test_configs) {
+        let config = match config {
+            Ok(c) if c.enabled => c,
+            Ok(_) => continue,
+            Err(e) => {
+                problems.extend(e);
+                continue;
+            }
+        };
+        let package = nodes[&attached].package();
+        let mut unique_id = format!("test.{package}.{name}");
+        let mut n = 2;
+        while existing.contains(unique_id.as_str()) || taken.contains(&unique_id) {
+            unique_id = format!("test.{package}.{name}_{n}");
+            n += 1;
+        }
+        taken.insert(unique_id.clone());
+        enabled.push((unique_id, attached, def, name, config));
+    }
+    let built: Vec<BuiltTest> = enabled
+        .into_par_iter()
+        .map(|(unique_id, attached, def, name, config)| {
+            let mut problems = Vec::new();
+            let mut list = vec![(attached.clone(), def.span)];
+            let (referenced, srcs) = referenced_in_args(&def);
+            let package = nodes[&attached].package();
+            for call in referenced {
+                match refs.resolve(package, &call) {
+                    Some(dep) => list.push((dep.to_string(), def.span)),
+                    None => {
+                        problems.push(problems::unknown_ref(&unique_id, &call.name, def.span, refs.by_name(), nodes))
+                    }
+                }
+            }
+            for (s, t) in srcs {
+                match by_source.get(&(s.clone(), t.clone())) {
+                    Some(dep) => list.push((dep.to_string(), def.span)),
+                    None => problems.push(problems::unknown_source(&unique_id, &s, &t, def.span, by_source)),
+                }
+            }
+            let fqn = test_fqn(&nodes[&attached].fqn, &name);
+            // A generic test lives in the YAML file that declares it.
+            let path = sources.file(def.span.file).path.clone();
+            let node = Node {
+                generic_test: Some(GenericTest { def, attached_to: attached }),
+                ..Node::new(unique_id, ResourceType::Test, name, fqn, path, config)
+            };
+            (Box::new(node), list, problems)
+        })
+        .collect();
+    (built, problems)
+}
+
+/// Adds the generic test nodes and their dependencies, with the problems found building
+/// them.
+pub(super) fn add_generic_tests(
+    (tests, problems): (Vec<BuiltTest>, Vec<Diagnostic>),
+    nodes: &mut Nodes,
+    deps: &mut Dependencies,
+    diags: &mut Collector,
+) {
+    for (node, list, problems) in tests {
+        diags.extend(problems);
+        deps.insert(node.unique_id.clone(), list);
+        nodes.insert(node.unique_id.clone(), node);
+    }
+    diags.extend(problems);
+}
+
+/// Sets every generic test's SQL; a test that asks for columns not known yet waits for
+/// lineage (`rendering.pending`).
+pub(super) fn render_tests(
+    c: &Compiler,
+    nodes: &mut Nodes,
+    resolver: &Arc<dyn Resolver>,
+    rendering: &mut Rendering,
+    diags: &mut Collector,
+) {
+    let deferring = rendering.deferring();
+    for (id, result) in render_generic_tests(c, nodes, resolver, |_| true) {
+        match result {
+            Ok((sql, audit_sql, config)) => {
+                let node = nodes.get_mut(&id).expect("rendered ids are nodes");
+                node.compiled_sql = Some(sql);
+                node.audit_sql = audit_sql;
+                apply_macro_config(node, config);
+            }
+            Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
+                rendering.pending.insert(id, d);
+            }
+            Err(_) if deferring => {}
+            Err(d) => diags.push(d),
+        }
+    }
+}
+
+/// Each generic test's failing-rows query against the published relation, and against
+/// the audit relation where the attached node is built (seeds and non-ephemeral models).
+pub(super) fn render_generic_tests(
+    c: &Compiler,
+    nodes: &Nodes,
+    resolver: &Arc<dyn Resolver>,
+    only: impl Fn(&Node) -> bool,
+) -> Vec<(String, Result<RenderedTest, Diagnostic>)> {
+    let tests: Vec<&Node> = nodes.values().map(Box::as_ref).filter(|n| n.generic_test.is_some() && only(n)).collect();
+    let memo = Memo::default();
+    tests
+        .par_iter()
+        .map(|node| {
+            let test = node.generic_test.as_ref().expect("filtered on generic tests");
+            let attached = &nodes[&test.attached_to];
+            let input = || compile_input(node, resolver.clone(), false);
+            // Rendered once with a placeholder for the model, then spelled both ways.
+            const MODEL: &str = "__etlm_test_model__";
+            let rendered = render_generic_test(
+                &test.def,
+                &node.config,
+                MODEL,
+                attached.relation.as_ref(),
+                c.renderer,
+                input,
+                &memo,
+                c.sources,
+            );
+            let result = rendered.map(|(sql, config)| match &attached.relation {
+                Some(relation) => {
+                    let audited = attached.resource_type.is_built();
+                    // Against the staged data, a test reads the staged version wherever it
+                    // names the model (a package test's `compare_model: ref('itself')`, say).
+                    let audit = audited.then(|| {
+                        let staged = relation.audit().to_string();
+                        sql.replace(&relation.to_string(), &staged).replace(MODEL, &staged)
+                    });
+                    (sql.replace(MODEL, &relation.to_string()), audit, config)
+                }
+                None => {
+                    let ephemeral = attached.compiled_sql.as_deref().unwrap_or_default().trim();
+                    (sql.replace(MODEL, &format!("(\n{ephemeral}\n) dbt_subquery")), None, config)
+                }
+            });
+            (node.unique_id.clone(), result)
+        })
+        .collect()
+}
+
+/// A generic test's query, against the published relation and the staged one, and the
+/// config its macro set.
+pub(super) type RenderedTest = (String, Option<String>, BTreeMap<String, Json>);
+
+/// Sets the config a test's macro set (`config(fail_calc=...)`) where YAML did not.
+pub(super) fn apply_macro_config(node: &mut Node, config: BTreeMap<String, Json>) {
+    for (key, value) in config {
+        node.config.raw.entry(key).or_insert(value);
+    }
+}
+
+fn all_tests<'a>(tests: &'a [TestDef], columns: &'a [ColumnProps]) -> impl Iterator<Item = TestDef> + 'a {
+    tests.iter().cloned().chain(columns.iter().flat_map(|c| c.tests.iter().cloned()))
+}
+
+/// A generic test's fqn: its attached node's package and folders, then the test's name.
+fn test_fqn(attached: &[String], name: &str) -> Vec<String> {
+    let mut fqn: Vec<String> = attached[..attached.len().saturating_sub(1)].to_vec();
+    fqn.push(name.to_string());
+    fqn
 }
 
 #[cfg(test)]

@@ -6,60 +6,28 @@
 //! it casts to are the engine's own when the input's relation exists, as dbt reads them
 //! from the warehouse; the compile-time schema (seed CSVs, source YAML, upstream models'
 //! planned output) fills in when it does not, so no warehouse table has to exist.
+//!
+//! The compile's last stage: takes the nodes, the DAG and the lineage; adds the unit
+//! test nodes to both, each after the model it tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use super::{Node, Nodes, compile_input};
-use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
-use crate::graph::ResourceType;
+use super::Compiler;
+use super::analyze::relation_columns;
+use super::dag::graph_info;
+use super::render::{Rendering, Resolution, compile_input};
+use crate::diagnostics::{Collector, Diagnostic, SourceMap, Span, nearest};
+use crate::graph::{Dag, ResourceType};
 use crate::lineage::Lineage;
+use crate::node::{GivenRows, Node, Nodes, UnitInput, UnitTestCase, ephemeral_cte};
 use crate::project::config::{ConfigFor, merge};
 use crate::project::unit_tests::{Fixture, FixtureFormat, Row, Rows, UnitTestDef};
 use crate::project::{Materialization, NodeConfig, Project};
 use crate::relation::Relation;
 use crate::template::{RefCall, RelationValue, Renderer, Resolver};
-
-/// A unit test, compiled: what `run::unit` needs to run it on an engine.
-#[derive(Clone, Debug)]
-pub struct UnitTestCase {
-    /// The tested model's unique id.
-    pub model: String,
-    /// The model's SQL with each input rendered as its CTE name.
-    pub sql: String,
-    pub inputs: Vec<UnitInput>,
-    pub expect: ExpectedRows,
-    /// The columns compared: the expected rows' columns, in order (all of the model's
-    /// columns when the expected rows name none).
-    pub expect_columns: Vec<String>,
-}
-
-/// Rows standing in for one input of the tested model.
-#[derive(Clone, Debug)]
-pub struct UnitInput {
-    /// `ref('stg_orders')`, `source('raw', 'orders')` or `this`, as written.
-    pub label: String,
-    /// The CTE name the model's SQL reads the rows under.
-    pub cte: String,
-    /// Where the input lives in the warehouse (its columns' types are read from there
-    /// when it exists); `None` for ephemeral models.
-    pub relation: Option<Relation>,
-    /// What the compile knows of its columns: names and, when known, SQL types.
-    pub columns: Vec<(String, Option<String>)>,
-    pub rows: GivenRows,
-}
-
-/// Given rows: values (the `dict` and `csv` formats) or a query (`sql`).
-#[derive(Clone, Debug)]
-pub enum GivenRows {
-    Values(Vec<Row>),
-    Sql(String),
-}
-
-/// Expected rows, in the same two shapes.
-pub type ExpectedRows = GivenRows;
 
 /// An input as written: `this`, `ref([package,] name)` or `source(source, table)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,8 +61,8 @@ fn parse_input(text: &str) -> Option<InputRef> {
 /// The CTE name of an input, as dbt names the ephemeral models it stands in with.
 fn cte_name(input: &InputRef, model: &str) -> String {
     match input {
-        InputRef::This => format!("__dbt__cte__{model}"),
-        InputRef::Ref(name) => format!("__dbt__cte__{name}"),
+        InputRef::This => ephemeral_cte(model),
+        InputRef::Ref(name) => ephemeral_cte(name),
         InputRef::Source(s, t) => format!("__dbt__cte__{s}__{t}"),
     }
 }
@@ -134,7 +102,7 @@ impl Resolver for GivenResolver {
 }
 
 /// What compiling the unit tests needs of the rest of the compile.
-pub(super) struct Context<'a> {
+struct Context<'a> {
     pub project: &'a Project,
     pub nodes: &'a Nodes,
     pub lineage: &'a Lineage,
@@ -144,8 +112,37 @@ pub(super) struct Context<'a> {
     pub sources: &'a SourceMap,
 }
 
+/// Adds the enabled unit tests to `nodes` and `dag`, with the problems that stand.
+pub(super) fn add_unit_tests(
+    c: &Compiler,
+    nodes: &mut Nodes,
+    dag: &mut Dag,
+    lineage: &Lineage,
+    resolution: &Resolution,
+    rendering: &Rendering,
+    diags: &mut Collector,
+) {
+    // Unit tests see the columns lineage found (only worked out when there are any).
+    let known = if c.project.unit_tests.is_empty() { BTreeMap::new() } else { relation_columns(nodes, lineage) };
+    let cx = Context {
+        project: c.project,
+        nodes,
+        lineage,
+        renderer: c.renderer,
+        columns: resolution.with_columns(known),
+        sources: c.sources,
+    };
+    let (unit_nodes, unit_problems) = unit_test_nodes(&cx);
+    diags.extend(unit_problems.into_iter().filter(|d| rendering.keeps(d)));
+    for node in unit_nodes {
+        dag.add_node(graph_info(&node));
+        dag.add_edges(&[(node.depends_on[0].as_str(), node.unique_id.as_str())]);
+        nodes.insert(node.unique_id.clone(), node);
+    }
+}
+
 /// The enabled unit tests as nodes, or every problem found in them.
-pub(super) fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
+fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
     if cx.project.unit_tests.is_empty() {
         return (Vec::new(), Vec::new());
     }
@@ -230,7 +227,7 @@ fn unit_test_node(
     let mut input = compile_input(model, resolver, is_incremental);
     if model.is_windowed() {
         // A batch's window is what the test's vars say (`etlm_start`, `etlm_end`, `ds`).
-        input.extra = super::window::variables();
+        input.extra = crate::window::variables();
         for (key, value) in input.extra.iter_mut() {
             if let Some(given) = def.overrides.vars.get(*key) {
                 *value = given.clone();
@@ -248,26 +245,12 @@ fn unit_test_node(
 
     let case = UnitTestCase { model: model.unique_id.clone(), sql: rendered.sql, inputs, expect, expect_columns };
     Ok(Some(Box::new(Node {
-        unique_id,
-        resource_type: ResourceType::UnitTest,
-        name: def.name.clone(),
-        fqn,
-        path: def.path.clone(),
-        file: None,
-        relation: None,
-        config,
-        raw_sql: None,
-        compiled_sql: None,
-        audit_sql: None,
         depends_on: vec![model.unique_id.clone()],
         description: def.description.as_ref().map(|d| d.text.clone()).unwrap_or_default(),
-        columns: Vec::new(),
         vars_used: rendered.recorded.vars,
         macros_used: rendered.recorded.macros,
-        generic_test: None,
-        source_name: None,
-        hooks: Default::default(),
         unit_test: Some(Box::new(case)),
+        ..Node::new(unique_id, ResourceType::UnitTest, def.name.clone(), fqn, def.path.clone(), config)
     })))
 }
 

@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 
-use crate::compile::{CompiledProject, Node};
+use crate::compile::CompiledProject;
 use crate::graph::ResourceType;
+use crate::node::Node;
 
 /// The page template, embedded in the binary.
 const TEMPLATE: &str = include_str!("../../templates/docs/index.html");
@@ -84,7 +85,7 @@ fn node_data(
     run: Option<&Json>,
 ) -> Json {
     let lineage = compiled.lineage.nodes.get(&node.unique_id);
-    let documented: BTreeMap<&str, &crate::compile::ColumnDoc> =
+    let documented: BTreeMap<&str, &crate::node::ColumnDoc> =
         node.columns.iter().map(|c| (c.name.as_str(), c)).collect();
     // Lineage's columns first (the real output, in order), then documented-only ones.
     let mut columns: Vec<Json> = Vec::new();

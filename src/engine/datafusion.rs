@@ -22,9 +22,9 @@ use super::local::{
     write_dataframe, write_query,
 };
 use super::{Access, Build, Deferred, Engine, EngineError, HistoryStore, Staged, handle};
-use crate::compile::window::Period;
 use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Value};
 use crate::relation::Relation;
+use crate::window::Period;
 
 /// What `stage` leaves for `publish` or `discard`.
 struct StagedVersion {
@@ -168,7 +168,8 @@ impl HistoryStore for DataFusionEngine {
         let tests = history_batch(&history::TEST_RESULTS, &history::test_result_rows(summary))?;
         let runs = history_batch(&history::RUNS, &[history::run_row(summary, vars)])?;
         // `runs` last: a run listed there has all its rows in the other two.
-        for (table, batch) in [(&history::MODEL_RUNS, models), (&history::TEST_RESULTS, tests), (&history::RUNS, runs)] {
+        for (table, batch) in [(&history::MODEL_RUNS, models), (&history::TEST_RESULTS, tests), (&history::RUNS, runs)]
+        {
             let dir = self.history_dir(table.name);
             append_parquet(&dir, &format!("{}.parquet", summary.run_id), &batch)?;
         }
@@ -357,7 +358,6 @@ impl Engine for DataFusionEngine {
         let df = self.ctx.sql(sql).await?;
         Ok(df.schema().fields().iter().map(|f| (f.name().clone(), cast_type(f.data_type()))).collect())
     }
-
 }
 
 /// A history table's Arrow schema, from its declaration.

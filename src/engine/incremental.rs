@@ -44,7 +44,7 @@ impl Window {
     /// `"ev" >= cast('…' as timestamp) and "ev" < cast('…' as timestamp)`.
     pub fn condition(&self) -> String {
         let ev = quote_ident(&self.event_time);
-        let (start, end) = (crate::compile::window::timestamp(self.start), crate::compile::window::timestamp(self.end));
+        let (start, end) = (crate::window::timestamp(self.start), crate::window::timestamp(self.end));
         format!("{ev} >= cast('{start}' as timestamp) and {ev} < cast('{end}' as timestamp)")
     }
 }

@@ -25,15 +25,15 @@ use std::sync::Arc;
 
 use ::datafusion::arrow::array::RecordBatch;
 
+use self::datafusion::DataFusionEngine;
 pub use self::error::{EngineError, ErrorKind};
 use self::failpoint::Failpoints;
 use self::incremental::IncrementalSpec;
-use crate::compile::window::Period;
-use self::datafusion::DataFusionEngine;
 use self::postgres::PostgresEngine;
 use crate::history::{Intervals, RowHistory, RunSummary};
 use crate::project::{EngineKind, Target};
 use crate::relation::Relation;
+use crate::window::Period;
 
 /// Opens the target's engine: a writer takes the target's run lock (failing at once when
 /// another run holds it, unless `wait`).
@@ -226,8 +226,11 @@ pub trait HistoryStore: Send + Sync {
     fn schema(&self) -> String;
 
     /// Appends a run, its node results and its test results to the history.
-    async fn record_run(&self, summary: &RunSummary, vars: &BTreeMap<String, serde_json::Value>)
-    -> Result<(), EngineError>;
+    async fn record_run(
+        &self,
+        summary: &RunSummary,
+        vars: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), EngineError>;
 
     /// Records that `unique_id`'s batch for `period` is published: called only after
     /// the publish, so the record never claims unpublished data.

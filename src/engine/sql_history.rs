@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use datafusion::arrow::array::RecordBatch;
 
 use super::{EngineError, ErrorKind, HistoryStore};
-use crate::compile::window::Period;
 use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Table, Value};
 use crate::relation::quote_ident;
+use crate::window::Period;
 
 /// What the SQL history store needs of an engine.
 #[async_trait::async_trait]
@@ -90,11 +90,14 @@ impl<S: SqlSession> SqlHistory<S> {
         let version = first_int(&batches).unwrap_or(0).max(0) as usize;
         let migrations = migrations(self.schema, &self.session);
         if version > migrations.len() {
-            return Err(EngineError::new(ErrorKind::Failed, format!(
-                "the metadata store `{}` is at version {version}, newer than this etlm knows ({}); upgrade etlm",
-                self.schema,
-                migrations.len()
-            )));
+            return Err(EngineError::new(
+                ErrorKind::Failed,
+                format!(
+                    "the metadata store `{}` is at version {version}, newer than this etlm knows ({}); upgrade etlm",
+                    self.schema,
+                    migrations.len()
+                ),
+            ));
         }
         for (i, mut statements) in migrations.into_iter().enumerate().skip(version) {
             statements.push(format!("insert into {version_table} (version) values ({})", i + 1));
@@ -134,7 +137,8 @@ impl<S: SqlSession> SqlHistory<S> {
 fn first_int(batches: &[RecordBatch]) -> Option<i64> {
     use datafusion::arrow::array::AsArray;
     let batch = batches.iter().find(|b| b.num_rows() > 0)?;
-    let column = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Int64).ok()?;
+    let column =
+        datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Int64).ok()?;
     Some(column.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0))
 }
 

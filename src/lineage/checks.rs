@@ -3,8 +3,8 @@
 
 use super::Problem;
 use super::walk::ProblemKind;
-use crate::compile::Node;
 use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
+use crate::node::Node;
 use crate::sql::PositionMap;
 
 pub(super) fn diagnostic(node: &Node, problem: &Problem, sources: &SourceMap, target_path: &str) -> Diagnostic {

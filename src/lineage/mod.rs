@@ -33,9 +33,9 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::compile::{Node, Nodes};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::{Dag, ResourceType};
+use crate::node::{Node, Nodes, ephemeral_cte};
 use crate::project::{Materialization, Project};
 use crate::sql::{SqlDialect, SqlError, parse_query};
 
@@ -227,7 +227,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             catalog.relations.entry(name).or_insert_with(|| id.clone());
         }
         if is_ephemeral(node) {
-            catalog.ephemerals.insert(crate::compile::ephemeral_cte(&node.name).to_lowercase(), id.clone());
+            catalog.ephemerals.insert(ephemeral_cte(&node.name).to_lowercase(), id.clone());
         }
         let schema = match node.resource_type {
             ResourceType::Seed => schema::seed(root, node),

@@ -5,16 +5,12 @@
 use std::path::Path;
 
 use super::{ColumnLineage, NodeLineage, Schema};
-use crate::compile::Node;
+use crate::node::Node;
 
 /// A seed's columns and inferred types; unknown when the CSV cannot be read (`etlm seed`
 /// reports why).
 pub(super) fn seed(root: &Path, node: &Node) -> Schema {
-    match crate::engine::local::read_seed_csv(
-        &root.join(&node.path),
-        &node.config.column_types,
-        node.config.quote_columns,
-    ) {
+    match crate::seed_csv::read_seed_csv(&root.join(&node.path), &node.config.column_types, node.config.quote_columns) {
         Ok(batch) => Schema {
             columns: batch
                 .schema()

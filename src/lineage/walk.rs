@@ -16,8 +16,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::cache::Reads;
 use super::scope::{Col, Lookup, Origin, Rel, Scope, merge};
 use super::{Catalog, ColumnLineage, ColumnRef, Edge, EdgeKind, NodeLineage, Role};
-use crate::compile::Node;
-use crate::sql::SqlDialect;
+use crate::node::Node;
 
 /// A name the walk could not resolve, at its 1-based line and column in the compiled SQL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -316,7 +315,7 @@ impl<'a> Walker<'a> {
         match e {
             Expr::Identifier(i) => norm(i),
             Expr::CompoundIdentifier(parts) => parts.last().map(norm).unwrap_or_default(),
-            _ if self.catalog.dialect == SqlDialect::DataFusion => e.to_string(),
+            _ if self.catalog.dialect.names_unaliased_columns_by_expression_text() => e.to_string(),
             Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => self.column_name(inner),
             Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(norm).unwrap_or_default(),
             _ => "?column?".into(),

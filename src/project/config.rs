@@ -13,6 +13,7 @@ use super::threshold::Threshold;
 use super::yaml::Yaml;
 use crate::diagnostics::{Diagnostic, Span, nearest};
 use crate::project::jinja::ConfigJinja;
+use crate::window::BatchSize;
 
 /// Keys etlm acts on.
 const ETLM_KEYS: &[&str] = &[
@@ -270,16 +271,6 @@ pub enum OnSchemaChange {
     Fail,
     AppendNewColumns,
     SyncAllColumns,
-}
-
-/// The period of one batch of a time-windowed model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BatchSize {
-    Hour,
-    Day,
-    Month,
-    Year,
 }
 
 /// Severity of a quality test.

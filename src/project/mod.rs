@@ -8,8 +8,8 @@
 pub mod config;
 mod docs_blocks;
 mod files;
-pub mod packages;
 pub mod jinja;
+pub mod packages;
 mod profiles;
 pub mod properties;
 mod settings;
@@ -25,10 +25,11 @@ use rayon::prelude::*;
 use serde_json::Value as Json;
 
 pub use self::config::{
-    AnomalyConfig, BatchSize, ConfigLayer, Freshness, IncrementalStrategy, Materialization, NodeConfig, OnSchemaChange,
+    AnomalyConfig, ConfigLayer, Freshness, IncrementalStrategy, Materialization, NodeConfig, OnSchemaChange,
     TestSeverity,
 };
 pub use self::docs_blocks::DocBlock;
+use self::jinja::ConfigJinja;
 pub use self::profiles::{EngineKind, Target};
 pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps, TestDef};
 pub use self::settings::ProjectFile;
@@ -36,7 +37,6 @@ pub use self::threshold::Threshold;
 pub use self::unit_tests::UnitTestDef;
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::graph::ResourceType;
-use self::jinja::ConfigJinja;
 
 /// Environment variables, passed in rather than read, so library code stays pure.
 pub type Env = BTreeMap<String, String>;

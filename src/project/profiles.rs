@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use super::Env;
 use super::yaml::Yaml;
 use crate::diagnostics::{Diagnostic, SourceMap, Span};
+use crate::sql::SqlDialect;
 
 /// Which engine a target runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +36,14 @@ impl EngineKind {
         match self {
             EngineKind::Local => &["local", "postgres", "default"],
             EngineKind::Postgres => &["postgres", "default"],
+        }
+    }
+
+    /// The SQL dialect the target's compiled SQL is parsed and typed in.
+    pub fn dialect(self) -> SqlDialect {
+        match self {
+            EngineKind::Local => SqlDialect::DataFusion,
+            EngineKind::Postgres => SqlDialect::Postgres,
         }
     }
 }

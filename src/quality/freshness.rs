@@ -42,7 +42,7 @@ pub fn parse_loaded_at(text: &str) -> Option<NaiveDateTime> {
                 .iter()
                 .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
         })
-        .or_else(|| crate::compile::window::parse_time(t))
+        .or_else(|| crate::window::parse_time(t))
 }
 
 #[cfg(test)]

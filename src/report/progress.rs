@@ -7,11 +7,11 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use super::{Format, Output, print_diagnostics};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::history::{ResultLine, RunSummary, Status};
 use crate::run::reporter::Reporter;
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// The word a result line shows for a status.
 fn label(status: Status) -> &'static str {

@@ -2,13 +2,13 @@
 //! write-audit-publish), and on published relations (`etlm test`, and the tests `build`
 //! runs once every node they read is published). Also the row-count anomaly check.
 
-
-use crate::compile::{CompiledProject, Node};
+use crate::compile::CompiledProject;
 use crate::engine::Engine;
+use crate::history::{Status, TestRun};
+use crate::node::Node;
 use crate::project::TestSeverity;
 use crate::quality::{Verdict, check_row_count, judge};
 use crate::relation::Relation;
-use crate::history::{Status, TestRun};
 
 /// Failing rows printed under a failed test.
 const SAMPLE_ROWS: usize = 5;
@@ -180,8 +180,13 @@ async fn calculated(engine: &dyn Engine, sql: &str, calc: &str) -> Result<u64, c
     let query = format!("select {calc} as failures from (\n{sql}\n) dbt_internal_test");
     let batches = engine.query(&query, 1).await?;
     let Some(column) = batches.iter().find(|b| b.num_rows() > 0).map(|b| b.column(0).clone()) else { return Ok(0) };
-    let as_f64 = datafusion::arrow::compute::cast(&column, &datafusion::arrow::datatypes::DataType::Float64)
-        .map_err(|e| crate::engine::EngineError::new(crate::engine::ErrorKind::Failed, format!("fail_calc `{calc}` is not a number: {e}")))?;
+    let as_f64 =
+        datafusion::arrow::compute::cast(&column, &datafusion::arrow::datatypes::DataType::Float64).map_err(|e| {
+            crate::engine::EngineError::new(
+                crate::engine::ErrorKind::Failed,
+                format!("fail_calc `{calc}` is not a number: {e}"),
+            )
+        })?;
     let values = as_f64.as_any().downcast_ref::<datafusion::arrow::array::Float64Array>().expect("cast to Float64");
     Ok(if values.is_null(0) { 0 } else { values.value(0).max(0.0).round() as u64 })
 }

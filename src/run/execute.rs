@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::compile::window;
-use crate::compile::{CompiledProject, Node};
+use crate::compile::CompiledProject;
 use crate::engine::failpoint::Failpoints;
 use crate::engine::incremental::{IncrementalSpec, Window};
 use crate::engine::{Build, Engine};
 use crate::graph::ResourceType;
-use crate::project::{IncrementalStrategy, Materialization};
 use crate::history::{Intervals, NodeResult, ResultLine, RowHistory, RunSummary, Status, TestRun};
+use crate::node::Node;
+use crate::project::{IncrementalStrategy, Materialization};
+use crate::window;
 
 use super::audit::{Against, check_anomaly, run_test, test_run};
 use super::reporter::Reporter;

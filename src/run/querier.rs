@@ -27,20 +27,18 @@ impl std::fmt::Debug for TargetQuerier {
 
 /// The querier of `project`'s target (for `CompileOptions::querier`).
 pub fn for_project(project: &Project) -> Arc<dyn Querier> {
-    Arc::new(TargetQuerier {
-        target: project.target.clone(),
-        open: Mutex::new(None),
-    })
+    Arc::new(TargetQuerier { target: project.target.clone(), open: Mutex::new(None) })
 }
 
 impl Querier for TargetQuerier {
     fn query(&self, sql: &str) -> Result<QueryTable, String> {
         let mut open = self.open.lock().map_err(|_| "the query connection broke".to_string())?;
         if open.is_none() {
-            let runtime = super::invocation::runtime().map_err(|d| d.first().map(|d| d.message.clone()).unwrap_or_default())?;
-            let engine = runtime.block_on(crate::engine::open(&self.target, Access::Read)).map_err(|e| {
-                format!("could not open {} to run it: {e}", crate::engine::describe(&self.target))
-            })?;
+            let runtime =
+                super::invocation::runtime().map_err(|d| d.first().map(|d| d.message.clone()).unwrap_or_default())?;
+            let engine = runtime
+                .block_on(crate::engine::open(&self.target, Access::Read))
+                .map_err(|e| format!("could not open {} to run it: {e}", crate::engine::describe(&self.target)))?;
             *open = Some((runtime, engine));
         }
         let (runtime, engine) = open.as_ref().expect("opened above");

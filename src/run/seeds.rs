@@ -8,8 +8,8 @@ use rayon::prelude::*;
 
 use crate::compile::CompiledProject;
 use crate::diagnostics::{Diagnostic, SourceMap, Span};
-use crate::engine::local::{SeedError, read_seed_csv};
 use crate::graph::ResourceType;
+use crate::seed_csv::{SeedError, read_seed_csv};
 
 /// Reads every seed among `ids`, in parallel. Returns batches by unique id.
 pub fn read_seeds(

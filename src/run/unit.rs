@@ -11,11 +11,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::Value as Json;
 
-use crate::compile::{GivenRows, Node, UnitInput, UnitTestCase, prepend_ctes};
+use crate::compile::prepend_ctes;
 use crate::engine::Engine;
+use crate::history::{Status, TestRun};
+use crate::node::{GivenRows, Node, UnitInput, UnitTestCase};
 use crate::project::unit_tests::Row;
 use crate::relation::quote_ident;
-use crate::history::{Status, TestRun};
 
 /// The column telling actual rows from expected ones in the comparison query.
 const SIDE: &str = "__etlm_actual_or_expected";

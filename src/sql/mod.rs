@@ -21,6 +21,16 @@ pub enum SqlDialect {
 }
 
 impl SqlDialect {
+    /// True if an unaliased expression's output column is named by the expression's SQL
+    /// text (DataFusion: `count(*)`, `a + 1`); false if named as Postgres does, by the
+    /// function or cast inside it, else `?column?`.
+    pub fn names_unaliased_columns_by_expression_text(self) -> bool {
+        match self {
+            SqlDialect::DataFusion => true,
+            SqlDialect::Postgres => false,
+        }
+    }
+
     fn parser_dialect(self) -> &'static dyn Dialect {
         match self {
             SqlDialect::DataFusion => &GenericDialect {},

@@ -15,10 +15,10 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use crate::compile::GivenRows;
-use crate::compile::{ColumnDoc, CompiledProject, Node};
+use crate::compile::CompiledProject;
 use crate::graph::ResourceType;
 use crate::lineage::NodeLineage;
+use crate::node::{ColumnDoc, GivenRows, Node};
 use crate::project::unit_tests::{Fixture, Row, Rows, UnitTestDef};
 
 /// `text` (compiled SQL, a relation name) with the target's schema as a placeholder:

@@ -25,10 +25,7 @@ pub struct Written {
 /// Writes target/compiled/<path>.sql for the selected nodes, and target/manifest.json and
 /// target/lineage.json for the whole project (so any build's target folder can serve as
 /// `--state` for another).
-pub fn write_artifacts(
-    compiled: &CompiledProject,
-    selected: &BTreeSet<String>,
-) -> Result<Written, Vec<Diagnostic>> {
+pub fn write_artifacts(compiled: &CompiledProject, selected: &BTreeSet<String>) -> Result<Written, Vec<Diagnostic>> {
     let target = compiled.project.root.join(&compiled.project.settings.target_path);
     let files: Vec<(PathBuf, &[u8])> = selected
         .par_iter()

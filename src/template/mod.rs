@@ -27,8 +27,8 @@ pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
 use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp};
 pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver};
-use crate::project::jinja::{target_value, to_value, var_value};
 use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::project::jinja::{target_value, to_value, var_value};
 use crate::project::unit_tests::Overrides;
 use crate::project::{Env, Project, env_var};
 use crate::relation::Relation;
@@ -186,7 +186,8 @@ impl Renderer {
             project.packages.iter().map(|p| (p.name.as_str(), macros::PackageLocals::default())).collect();
         for (index, (name, file_id, package)) in files.into_iter().enumerate() {
             let file = sources.file(file_id);
-            let mut text = crate::project::jinja::mutable::mutable_literals(&macros::rewrite_blocks(&file.text)).into_owned();
+            let mut text =
+                crate::project::jinja::mutable::mutable_literals(&macros::rewrite_blocks(&file.text)).into_owned();
             if package.is_some() {
                 text = macros::lenient_prints(&text);
             }

@@ -149,7 +149,7 @@ async fn replace_window(
 fn partition_overlaps(partition: &str, window: &Window) -> bool {
     let first = partition.split('/').next().unwrap_or_default();
     let value = first.split_once('=').map_or("", |(_, v)| v).replace("%3A", ":").replace("%20", " ");
-    match crate::compile::window::parse_time(&value) {
+    match crate::window::parse_time(&value) {
         Some(t) if value.len() == 10 => t < window.end && t + chrono::Duration::days(1) > window.start,
         Some(t) => t >= window.start && t < window.end,
         None => true,

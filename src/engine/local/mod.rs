@@ -51,7 +51,6 @@ pub mod deferred;
 mod functions;
 mod incremental;
 mod meta;
-mod seed;
 mod session;
 mod snapshot;
 mod storage;
@@ -59,7 +58,6 @@ mod write;
 
 pub use incremental::{CombineError, combine};
 pub use meta::{ColumnMeta, META_FILE, RelationKind, RelationMeta, table_columns};
-pub use seed::{SeedError, declared_type, read_seed_csv};
 pub use session::{
     BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, open_session,
     register_audit, register_relation, register_table_dir,

@@ -175,7 +175,8 @@ mod tests {
 
     use super::*;
     use crate::engine::local::test_warehouse as warehouse;
-    use crate::engine::local::{RelationMeta, Warehouse, open_session, read_seed_csv, register_relation};
+    use crate::engine::local::{RelationMeta, Warehouse, open_session, register_relation};
+    use crate::seed_csv::read_seed_csv;
 
     async fn write(wh: &Warehouse, sql: &str, partition_by: &[&str]) -> Result<WriteOutcome, WriteError> {
         let ctx = SessionContext::new();

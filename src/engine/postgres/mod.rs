@@ -30,10 +30,10 @@ use ::datafusion::arrow::array::RecordBatch;
 use tokio_postgres::{Client, GenericClient};
 
 pub use self::connect::{PgSettings, SslMode, redact};
+use self::pool::{Pool, Pooled};
 use super::failpoint::Failpoints;
 use super::incremental::{Combine, IncrementalError, IncrementalSpec, duplicate_key_sql, null_key_sql, target_columns};
 use super::local::ColumnMeta;
-use self::pool::{Pool, Pooled};
 use super::sql_history::SqlHistory;
 use super::{Access, Build, Engine, EngineError, ErrorKind, HistoryStore, Staged, handle};
 use crate::project::{IncrementalStrategy, Target};
@@ -106,11 +106,14 @@ impl PostgresEngine {
                         .await
                         .map_err(|e| pg_error(&e))?;
                     if !row.get::<_, bool>(0) {
-                        return Err(EngineError::new(ErrorKind::Locked, format!(
-                            "another etlm run holds the run lock on postgres {} (schema `{}`)",
-                            settings.describe(),
-                            target.schema
-                        )));
+                        return Err(EngineError::new(
+                            ErrorKind::Locked,
+                            format!(
+                                "another etlm run holds the run lock on postgres {} (schema `{}`)",
+                                settings.describe(),
+                                target.schema
+                            ),
+                        ));
                     }
                 }
                 sweep(&control).await?;
@@ -124,14 +127,7 @@ impl PostgresEngine {
             history.migrate().await?;
         }
         let tag = format!("{:x}", chrono::Utc::now().timestamp_micros() % 0xffff_ffff);
-        Ok(PostgresEngine {
-            pool,
-            history,
-            _lock: lock,
-            tag,
-            schemas: Mutex::default(),
-            server_version,
-        })
+        Ok(PostgresEngine { pool, history, _lock: lock, tag, schemas: Mutex::default(), server_version })
     }
 
     /// A connection from the pool.

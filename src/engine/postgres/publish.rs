@@ -11,9 +11,9 @@ use tokio_postgres::{Client, Transaction};
 
 use super::snapshot::SnapshotPlan;
 use super::{IncrementalPlan, RelKind, StagedKind, StagedPg, pg_error};
-use crate::engine::{EngineError, ErrorKind};
 use crate::engine::failpoint::Failpoints;
 use crate::engine::local::ColumnMeta;
+use crate::engine::{EngineError, ErrorKind};
 use crate::project::IncrementalStrategy;
 use crate::relation::{Relation, quote_ident};
 
@@ -278,13 +278,16 @@ async fn dependents(tx: &Transaction<'_>, relation: &Relation) -> Result<Vec<Str
 }
 
 fn blocked(relation: &Relation, dependents: &[String], why: &str) -> EngineError {
-    EngineError::new(ErrorKind::Dependents, format!(
-        "cannot publish {}.{} without breaking what is built on it ({why}); dependent: {}\n\
+    EngineError::new(
+        ErrorKind::Dependents,
+        format!(
+            "cannot publish {}.{} without breaking what is built on it ({why}); dependent: {}\n\
          = help: etlm never drops dependent views: change or drop them first",
-        relation.schema,
-        relation.identifier,
-        dependents.join(", ")
-    ))
+            relation.schema,
+            relation.identifier,
+            dependents.join(", ")
+        ),
+    )
 }
 
 /// A column change Postgres refused because a view reads the column.

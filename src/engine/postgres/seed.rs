@@ -11,8 +11,8 @@ use tokio_postgres::Client;
 
 use super::pg_error;
 use crate::engine::EngineError;
-use crate::engine::local::declared_type;
 use crate::relation::{Relation, quote_ident};
+use crate::seed_csv::declared_type;
 
 /// Creates `relation` (in an existing schema) with the batch's columns and copies its
 /// rows in. A column named in `column_types` gets that type as written (as dbt does);

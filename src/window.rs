@@ -7,7 +7,15 @@
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 
-use crate::project::BatchSize;
+/// The period of one batch of a time-windowed model (its `batch_size` config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchSize {
+    Hour,
+    Day,
+    Month,
+    Year,
+}
 
 /// Placeholders a windowed model is compiled with.
 pub const START: &str = "__etlm_window_start__";

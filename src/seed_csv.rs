@@ -1,4 +1,7 @@
 //! Reading a seed CSV into one Arrow batch, inferring or overriding column types.
+//!
+//! A base module: compile-time lineage reads a seed's columns with it, and every engine
+//! loads a seed from the batch it returns, so a seed is typed the same way everywhere.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -94,8 +97,8 @@ pub enum SeedError {
 /// ```no_run
 /// # use std::collections::BTreeMap;
 /// let types = BTreeMap::from([("zip".to_string(), "text".to_string())]);
-/// let batch = etlm::engine::local::read_seed_csv("seeds/customers.csv".as_ref(), &types, false)?;
-/// # Ok::<(), etlm::engine::local::SeedError>(())
+/// let batch = etlm::seed_csv::read_seed_csv("seeds/customers.csv".as_ref(), &types, false)?;
+/// # Ok::<(), etlm::seed_csv::SeedError>(())
 /// ```
 pub fn read_seed_csv(
     path: &Path,
