@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Code, Diagnostic};
 
 /// Threads that work on files at once.
 const THREADS: usize = 8;
@@ -77,7 +77,7 @@ pub fn stage_with(
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Diagnostic {
-    Diagnostic::error("io", format!("could not write `{}`: {e}", path.display()))
+    Diagnostic::error(Code::Io, format!("could not write `{}`: {e}", path.display()))
 }
 
 /// Writes many files, many at a time, creating each directory once and leaving files

@@ -2,7 +2,7 @@
 //! the warehouse.
 
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::project::{Env, LoadOptions, load_project};
 use crate::report::Output;
 
@@ -17,13 +17,13 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     let target = project.root.join(&project.settings.target_path);
     if let Some(warehouse) = crate::engine::warehouse_path(&project.target).filter(|w| w.starts_with(&target)) {
         return Err(vec![Diagnostic::error(
-            "invalid-config",
+            Code::InvalidConfig,
             format!("the warehouse `{}` is inside the target folder; refusing to delete it", warehouse.display()),
         )]);
     }
     if target.exists() {
         std::fs::remove_dir_all(&target)
-            .map_err(|e| vec![Diagnostic::error("io", format!("could not remove `{}`: {e}", target.display()))])?;
+            .map_err(|e| vec![Diagnostic::error(Code::Io, format!("could not remove `{}`: {e}", target.display()))])?;
     }
     out.summary(
         &format!("removed {}", project.settings.target_path),

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::project::Env;
 use crate::report::Format;
 use crate::report::diff::{Palette, human, json, markdown};
@@ -36,7 +36,7 @@ pub fn run(
 ) -> Result<Outcome, Vec<Diagnostic>> {
     if global.state.is_none() {
         return Err(vec![
-            Diagnostic::error("missing-state", "`etlm diff` needs `--state DIR`, the target folder of another build")
+            Diagnostic::error(Code::MissingState, "`etlm diff` needs `--state DIR`, the target folder of another build")
                 .with_help("build main or production first, e.g. `etlm compile --project-dir ../main`, then pass `--state ../main/target`"),
         ]);
     }

@@ -5,7 +5,7 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap, nearest};
+use crate::diagnostics::{Code, Diagnostic, SourceMap, nearest};
 use crate::lineage::trace::{self, Direction, Step};
 use crate::lineage::{Lineage, NodeLineage};
 use crate::project::Env;
@@ -74,7 +74,7 @@ fn resolve<'a>(lineage: &'a Lineage, target: &'a str) -> Result<(&'a str, Vec<&'
         return Ok((id, cols));
     }
     let unknown = |what: String, candidates: Vec<&str>| {
-        let mut d = Diagnostic::error("unknown-lineage-target", what);
+        let mut d = Diagnostic::error(Code::UnknownLineageTarget, what);
         if let Some(near) = nearest(target.rsplit('.').next().unwrap_or(target), candidates) {
             d = d.with_help(format!("did you mean `{near}`?"));
         }

@@ -21,7 +21,7 @@ use clap::{Parser, Subcommand};
 use serde_json::Value as Json;
 
 use crate::compile::CompiledProject;
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::project::yaml::Yaml;
 use crate::project::{Env, LoadOptions};
 use crate::report::{Format, Output, print_diagnostics};
@@ -133,7 +133,7 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
     let out = Output::new(cli.global.format);
     let sources = SourceMap::default();
     if cli.global.format == Format::Markdown && !matches!(cli.command, Command::Diff(_)) {
-        let d = Diagnostic::error("invalid-argument", "`--format markdown` is only for `etlm diff`")
+        let d = Diagnostic::error(Code::InvalidArgument, "`--format markdown` is only for `etlm diff`")
             .with_help("use `--format human` or `--format json`");
         print_diagnostics(&out, &[d], &sources);
         return Outcome::Error;
@@ -176,7 +176,7 @@ fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String
         Json::Object(map) => Ok(map.into_iter().collect()),
         Json::Null => Ok(BTreeMap::new()),
         _ => Err(vec![
-            Diagnostic::error("invalid-vars", "`--vars` must be a mapping, like `{key: value}`")
+            Diagnostic::error(Code::InvalidVars, "`--vars` must be a mapping, like `{key: value}`")
                 .with_label(yaml.span, "not a mapping"),
         ]),
     }

@@ -4,7 +4,7 @@
 
 use super::run::RunArgs;
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::project::{Env, LoadOptions, load_project};
 use crate::report::Output;
 use crate::run::execute::Command;
@@ -23,7 +23,7 @@ pub fn run(
     if !global.select.is_empty() || !global.exclude.is_empty() {
         return Err(vec![
             Diagnostic::error(
-                "invalid-argument",
+                Code::InvalidArgument,
                 "`etlm retry` chooses its own nodes; it takes no `--select` or `--exclude`",
             )
             .with_help("to pick nodes by their last result, use e.g. `etlm run -s result:error+`"),
@@ -45,15 +45,16 @@ pub fn run(
         "snapshot" => Command::Snapshot,
         "backfill" => {
             return Err(vec![
-                Diagnostic::error("retry-unsupported", "the last run was a backfill, which `etlm retry` cannot repeat")
-                    .with_help(
-                        "run the same `etlm backfill --start .. --end ..` with `--missing` to do the periods left",
-                    ),
+                Diagnostic::error(
+                    Code::RetryUnsupported,
+                    "the last run was a backfill, which `etlm retry` cannot repeat",
+                )
+                .with_help("run the same `etlm backfill --start .. --end ..` with `--missing` to do the periods left"),
             ]);
         }
         other => {
             return Err(vec![Diagnostic::error(
-                "invalid-state",
+                Code::InvalidState,
                 format!("the last run's command `{other}` is not one etlm runs"),
             )]);
         }

@@ -3,7 +3,7 @@
 //! DAG order and records the run), and its summary into an exit code.
 
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::engine::failpoint::Failpoints;
 use crate::project::Env;
 use crate::report::progress::RunReport;
@@ -53,7 +53,7 @@ impl BackfillArgs {
     fn periods(&self) -> Result<Periods, Vec<Diagnostic>> {
         let parse = |flag: &str, text: &str| {
             window::parse_time(text).ok_or_else(|| {
-                vec![Diagnostic::error("invalid-argument", format!("`{flag} {text}` is not a date like 2024-01-31"))]
+                vec![Diagnostic::error(Code::InvalidArgument, format!("`{flag} {text}` is not a date like 2024-01-31"))]
             })
         };
         let start = parse("--start", &self.start)?;
@@ -62,7 +62,7 @@ impl BackfillArgs {
             end += chrono::Duration::days(1) - chrono::Duration::seconds(1);
         }
         if end < start {
-            return Err(vec![Diagnostic::error("invalid-argument", "`--end` is before `--start`")]);
+            return Err(vec![Diagnostic::error(Code::InvalidArgument, "`--end` is before `--start`")]);
         }
         Ok(Periods::Range { start, end, missing: self.missing })
     }
@@ -98,7 +98,7 @@ fn run_periods(
     sources: &SourceMap,
 ) -> Result<Outcome, Vec<Diagnostic>> {
     let failpoints = Failpoints::parse(env.get("ETLM_FAILPOINT").map(String::as_str))
-        .map_err(|m| vec![Diagnostic::error("invalid-failpoint", m)])?;
+        .map_err(|m| vec![Diagnostic::error(Code::InvalidFailpoint, m)])?;
     let request = RunRequest {
         command,
         threads: args.threads,

@@ -1,7 +1,7 @@
 //! `etlm runs`: the last runs from the run history (`runs` in the metadata store), newest first.
 
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::history::{Listing, listing_query};
 use crate::project::Env;
@@ -45,13 +45,13 @@ pub fn run(
         let sql = listing_query(&engine.history().schema(), listing, args.limit);
         engine.query(&sql, usize::MAX).await.map_err(|e| {
             vec![
-                Diagnostic::error("no-history", format!("could not read the run history: {e}"))
+                Diagnostic::error(Code::NoHistory, format!("could not read the run history: {e}"))
                     .with_help("the history exists after the first `etlm run`, `seed` or `build`"),
             ]
         })
     })?;
     let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-        .map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
+        .map_err(|e| vec![Diagnostic::error(Code::QueryFailed, e.to_string())])?;
     out.lines(&[table.to_string()]);
     Ok(Outcome::Success)
 }

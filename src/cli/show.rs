@@ -1,7 +1,7 @@
 //! `etlm show "SQL"` and `etlm show -s model`: query the target and print a table.
 
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::engine::Access;
 use crate::graph::ResourceType;
 use crate::project::Env;
@@ -40,7 +40,7 @@ pub fn run(
                 _ => {
                     return Err(vec![
                         Diagnostic::error(
-                            "invalid-arguments",
+                            Code::InvalidArgument,
                             format!("`etlm show` needs a query or `-s` naming one model; {} selected", relations.len()),
                         )
                         .with_help("try `etlm show \"select * from main.orders\"` or `etlm show -s orders`"),
@@ -53,20 +53,23 @@ pub fn run(
     let batches = runtime.block_on(async {
         let engine = super::open_engine(&compiled.project, Access::Read).await?;
         engine.query(&sql, args.limit).await.map_err(|e| {
-            vec![Diagnostic::error("query-failed", format!("the query failed: {e}")).with_note(format!("query: {sql}"))]
+            vec![
+                Diagnostic::error(Code::QueryFailed, format!("the query failed: {e}"))
+                    .with_note(format!("query: {sql}")),
+            ]
         })
     })?;
     match global.format {
         Format::Human | Format::Markdown => {
             let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                .map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
+                .map_err(|e| vec![Diagnostic::error(Code::QueryFailed, e.to_string())])?;
             out.lines(&[table.to_string()]);
         }
         Format::Json => {
             let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
             let refs: Vec<_> = batches.iter().collect();
-            writer.write_batches(&refs).map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
-            writer.finish().map_err(|e| vec![Diagnostic::error("query-failed", e.to_string())])?;
+            writer.write_batches(&refs).map_err(|e| vec![Diagnostic::error(Code::QueryFailed, e.to_string())])?;
+            writer.finish().map_err(|e| vec![Diagnostic::error(Code::QueryFailed, e.to_string())])?;
             out.lines(&[String::from_utf8_lossy(&writer.into_inner()).trim_end().to_string()]);
         }
     }

@@ -3,7 +3,7 @@
 //! (past `error_after`), empty, or cannot be read.
 
 use super::{GlobalArgs, Outcome};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::disk::write_atomic;
 use crate::engine::{Access, Engine};
 use crate::graph::ResourceType;
@@ -57,7 +57,7 @@ pub fn run(
         .collect();
     if checks.is_empty() {
         return Err(vec![
-            Diagnostic::error("nothing-to-check", "no selected source has a `freshness` rule")
+            Diagnostic::error(Code::NothingToCheck, "no selected source has a `freshness` rule")
                 .with_help("give a source `loaded_at_field` and `freshness: {warn_after: {count: 12, period: hour}}`"),
         ]);
     }

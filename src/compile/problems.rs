@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
+use crate::diagnostics::{Code, Diagnostic, SourceMap, Span, nearest};
 use crate::node::{Node, Nodes};
 use crate::sql::PositionMap;
 
@@ -16,8 +16,9 @@ pub(super) fn unknown_ref(
 ) -> Diagnostic {
     let kind = from.split('.').next().unwrap_or("node");
     let short = from.split('.').next_back().unwrap_or(from);
-    let mut d = Diagnostic::error("unknown-ref", format!("{kind} `{short}` refers to `{name}`, which does not exist"))
-        .with_label(span, "no model, seed or source has this name");
+    let mut d =
+        Diagnostic::error(Code::UnknownRef, format!("{kind} `{short}` refers to `{name}`, which does not exist"))
+            .with_label(span, "no model, seed or source has this name");
     if let Some(near) = nearest(name, by_name.keys().map(String::as_str)) {
         let path = nodes.get(&by_name[near]).map(|n| n.path.display().to_string()).unwrap_or_default();
         d = d.with_help(format!("did you mean `{near}` ({path})?"));
@@ -33,8 +34,9 @@ pub(super) fn unknown_source(
     by_source: &BTreeMap<(String, String), String>,
 ) -> Diagnostic {
     let short = from.split('.').next_back().unwrap_or(from);
-    let mut d = Diagnostic::error("unknown-source", format!("`{short}` reads source `{s}.{t}`, which is not declared"))
-        .with_label(span, "no source table has this name");
+    let mut d =
+        Diagnostic::error(Code::UnknownSource, format!("`{short}` reads source `{s}.{t}`, which is not declared"))
+            .with_label(span, "no source table has this name");
     let all: Vec<String> = by_source.keys().map(|(a, b)| format!("{a}.{b}")).collect();
     if let Some(near) = nearest(&format!("{s}.{t}"), all.iter().map(String::as_str)) {
         d = d.with_help(format!("did you mean `{near}`?"));
@@ -52,7 +54,7 @@ pub(super) fn cycle_diagnostic(
     let name = |id: &str| nodes.get(id).map_or(id.to_string(), |n| n.name.clone());
     let mut path: Vec<String> = cycle.iter().map(|id| format!("`{}`", name(id))).collect();
     path.push(format!("`{}`", name(&cycle[0])));
-    let mut d = Diagnostic::error("dependency-cycle", format!("dependency cycle: {}", path.join(" -> ")));
+    let mut d = Diagnostic::error(Code::DependencyCycle, format!("dependency cycle: {}", path.join(" -> ")));
     // Each member's label sits where it refers to the previous member of the cycle.
     for (i, id) in cycle.iter().enumerate() {
         let prev = &cycle[(i + cycle.len() - 1) % cycle.len()];
@@ -80,9 +82,12 @@ pub(super) fn sql_diagnostic(
     let Some(file) = node.file else {
         // A generic test: its SQL comes from a macro; point at its YAML declaration.
         let test = node.generic_test.as_ref().expect("nodes with SQL and no file are generic tests");
-        return Diagnostic::error("sql-syntax", format!("SQL syntax error in test `{}`: {}", node.name, err.message))
-            .with_label(test.def.span, "the test declared here renders SQL that does not parse")
-            .with_note(format!("rendered SQL, line {}, column {}:\n{sql}", err.line, err.column));
+        return Diagnostic::error(
+            Code::SqlSyntax,
+            format!("SQL syntax error in test `{}`: {}", node.name, err.message),
+        )
+        .with_label(test.def.span, "the test declared here renders SQL that does not parse")
+        .with_note(format!("rendered SQL, line {}, column {}:\n{sql}", err.line, err.column));
     };
     let raw = sources.file(file);
     let compiled_map = crate::diagnostics::SourceMap::default();
@@ -90,7 +95,7 @@ pub(super) fn sql_diagnostic(
     let offset = compiled_map.file(cid).offset(err.line, err.column);
     let src_offset = PositionMap::new(&raw.text, sql).to_source(offset);
     let end = raw.text[src_offset..].find(|c: char| c.is_whitespace()).map_or(raw.text.len(), |e| src_offset + e);
-    Diagnostic::error("sql-syntax", format!("SQL syntax error in `{}`: {}", node.name, err.message))
+    Diagnostic::error(Code::SqlSyntax, format!("SQL syntax error in `{}`: {}", node.name, err.message))
         .with_label(
             Span::new(file, src_offset..end.max(src_offset + 1).min(raw.text.len())),
             "the SQL parser stopped here",

@@ -22,7 +22,7 @@ use super::deps::{Dependencies, SourceIndex};
 use super::refs::RefIndex;
 use super::render::{Rendering, compile_input};
 use super::{Compiler, problems};
-use crate::diagnostics::{Collector, Diagnostic, SourceMap, Span};
+use crate::diagnostics::{Code, Collector, Diagnostic, SourceMap, Span};
 use crate::graph::ResourceType;
 use crate::node::{GenericTest, Node, Nodes};
 use crate::project::config::{self, ConfigEntry, ConfigFor};
@@ -176,7 +176,7 @@ pub fn render_generic_test(
 ) -> Result<(String, BTreeMap<String, Json>), Diagnostic> {
     let Some(name) = renderer.generic_test_macro(&def.test_name) else {
         let known: Vec<String> = renderer.generic_tests().collect();
-        let mut d = Diagnostic::error("unknown-test", format!("there is no generic test `{}`", def.test_name))
+        let mut d = Diagnostic::error(Code::UnknownTest, format!("there is no generic test `{}`", def.test_name))
             .with_label(def.span, "used here");
         d = match crate::diagnostics::nearest(&def.test_name, known.iter().map(String::as_str)) {
             Some(near) => d.with_help(format!("did you mean `{near}`?")),

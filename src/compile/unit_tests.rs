@@ -19,7 +19,7 @@ use super::Compiler;
 use super::analyze::relation_columns;
 use super::dag::graph_info;
 use super::render::{Rendering, Resolution, compile_input};
-use crate::diagnostics::{Collector, Diagnostic, SourceMap, Span, nearest};
+use crate::diagnostics::{Code, Collector, Diagnostic, SourceMap, Span, nearest};
 use crate::graph::{Dag, ResourceType};
 use crate::lineage::Lineage;
 use crate::node::{GivenRows, Node, Nodes, UnitInput, UnitTestCase, ephemeral_cte};
@@ -163,7 +163,7 @@ fn unit_test_nodes(cx: &Context<'_>) -> (Vec<Box<Node>>, Vec<Diagnostic>) {
         if let Some(prev) = seen.insert(unique_id.clone(), def.span) {
             problems.push(
                 Diagnostic::error(
-                    "duplicate-unit-test",
+                    Code::DuplicateUnitTest,
                     format!("model `{}` has two unit tests named `{}`", def.model, def.name),
                 )
                 .with_label(def.span, "defined again here")
@@ -210,7 +210,7 @@ fn unit_test_node(
     if is_incremental && resolver.this.is_none() {
         errors.push(
             Diagnostic::error(
-                "invalid-unit-test",
+                Code::InvalidUnitTest,
                 format!("unit test `{}` of incremental model `{}` must give rows for `this`", def.name, def.model),
             )
             .with_label(def.span, "with `is_incremental: true`")
@@ -265,7 +265,7 @@ fn tested_model<'a>(cx: &Context<'a>, def: &UnitTestDef) -> Result<Option<&'a No
     }
     let models = cx.nodes.values().filter(|n| n.resource_type == ResourceType::Model).map(|n| n.name.as_str());
     let mut d = Diagnostic::error(
-        "invalid-unit-test",
+        Code::InvalidUnitTest,
         format!("unit test `{}` tests `{}`, which is no model", def.name, def.model),
     )
     .with_label(def.model_span, "no model has this name");
@@ -284,7 +284,7 @@ fn incremental_branch(def: &UnitTestDef, model: &Node, errors: &mut Vec<Diagnost
         _ if calls && model.config.materialized == Materialization::Incremental => {
             errors.push(
                 Diagnostic::error(
-                    "invalid-unit-test",
+                    Code::InvalidUnitTest,
                     format!("unit test `{}` of incremental model `{}` must set `is_incremental`", def.name, def.model),
                 )
                 .with_label(def.span, "in this unit test")
@@ -319,7 +319,7 @@ fn given_inputs(
             Some(InputRef::Source(s, t)) => names.sources.get(&(s.as_str(), t.as_str())).copied(),
             None => {
                 errors.push(
-                    Diagnostic::error("invalid-unit-test", format!("`{}` is not an input", given.input))
+                    Diagnostic::error(Code::InvalidUnitTest, format!("`{}` is not an input", given.input))
                         .with_label(given.input_span, "expected `ref('name')`, `source('source', 'table')` or `this`"),
                 );
                 continue;
@@ -328,7 +328,7 @@ fn given_inputs(
         let (Some(parsed), Some(node)) = (parsed, found) else {
             unresolved = true;
             let mut d = Diagnostic::error(
-                "invalid-unit-test",
+                Code::InvalidUnitTest,
                 format!("unit test `{}` gives rows for `{}`, which does not exist", def.name, given.input.trim()),
             )
             .with_label(given.input_span, "no model, seed or source by this name");
@@ -379,7 +379,7 @@ fn given_inputs(
         let spelled = input_spelling(&cx.nodes[dep]);
         errors.push(
             Diagnostic::error(
-                "invalid-unit-test",
+                Code::InvalidUnitTest,
                 format!("unit test `{}` gives no rows for `{spelled}`, which `{}` reads", def.name, def.model),
             )
             .with_label(def.span, "in this unit test")
@@ -441,14 +441,14 @@ fn given_rows(
         Rows::Absent if node.resource_type == ResourceType::Seed && fixture.format == FixtureFormat::Dict => {
             let path = cx.project.root.join(&node.path);
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| Diagnostic::error("io", format!("could not read `{}`: {e}", node.path.display())))?;
+                .map_err(|e| Diagnostic::error(Code::Io, format!("could not read `{}`: {e}", node.path.display())))?;
             let rows = crate::project::unit_tests::parse_csv(&text).map_err(|m| {
-                Diagnostic::error("invalid-unit-test", m).with_label(fixture.span, "rows from this seed")
+                Diagnostic::error(Code::InvalidUnitTest, m).with_label(fixture.span, "rows from this seed")
             })?;
             Ok(GivenRows::Values(rows))
         }
         Rows::Absent => {
-            Err(Diagnostic::error("invalid-unit-test", format!("unit test `{}` gives `{label}` no rows", def.name))
+            Err(Diagnostic::error(Code::InvalidUnitTest, format!("unit test `{}` gives `{label}` no rows", def.name))
                 .with_label(fixture.span, "add `rows:` (`rows: []` for none)"))
         }
         Rows::Fixture(_) => unreachable!("fixture files are attached when the project loads"),
@@ -467,7 +467,7 @@ fn unknown_columns(rows: &[Row], columns: &[(String, Option<String>)], of: &str,
         let names: Vec<String> = columns.iter().map(|(c, _)| format!("`{c}`")).collect();
         let span = fixture.keys.iter().find(|(k, _)| k == column).map_or(fixture.span, |(_, s)| *s);
         out.push(
-            Diagnostic::error("unknown-column", format!("`{column}` is not a column of {}", backticked(of)))
+            Diagnostic::error(Code::UnknownColumn, format!("`{column}` is not a column of {}", backticked(of)))
                 .with_label(span, "no such column")
                 .with_help(format!("{} has {}", backticked(of), names.join(", "))),
         );

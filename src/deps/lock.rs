@@ -9,7 +9,7 @@ use sha1::{Digest, Sha1};
 
 use super::spec::Spec;
 use super::version::VersionReq;
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::project::yaml::Yaml;
 
 pub const FILE_NAME: &str = "package-lock.yml";
@@ -60,7 +60,7 @@ pub fn read(dir: &Path, hash: &str, sources: &SourceMap) -> Result<Option<Vec<Pi
         let text = |key: &str| item.get(key).and_then(|v| v.expect_string(key).ok());
         let broken = || {
             vec![
-                Diagnostic::error("invalid-lock", "this lock entry is not one etlm or dbt writes")
+                Diagnostic::error(Code::InvalidLock, "this lock entry is not one etlm or dbt writes")
                     .with_label(item.span, "this entry")
                     .with_help(format!(
                         "delete `{FILE_NAME}` or run `etlm deps --upgrade` to resolve the packages again"

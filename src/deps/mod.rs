@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use self::lock::Pinned;
 use self::spec::Spec;
 use self::version::VersionReq;
-use crate::diagnostics::{Diagnostic, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, SourceMap, Span};
 use crate::project::{Env, ProjectFile};
 
 /// What to install.
@@ -88,7 +88,7 @@ pub fn install(opts: &DepsOptions, sources: &SourceMap) -> Result<DepsReport, Ve
 
 fn project_settings(root: &Path, sources: &SourceMap) -> Result<ProjectFile, Vec<Diagnostic>> {
     let path = ["etlm.yml", "dbt_project.yml"].iter().map(|n| root.join(n)).find(|p| p.is_file()).ok_or_else(|| {
-        vec![Diagnostic::error("no-project", format!("no `etlm.yml` or `dbt_project.yml` in `{}`", root.display()))]
+        vec![Diagnostic::error(Code::NoProject, format!("no `etlm.yml` or `dbt_project.yml` in `{}`", root.display()))]
     })?;
     let text = std::fs::read_to_string(&path).map_err(|e| vec![io_error(&path, e)])?;
     let file = sources.add(path.strip_prefix(root).unwrap_or(&path), text);
@@ -133,7 +133,7 @@ fn swap(stage: &Path, install_dir: &Path) -> std::io::Result<()> {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Diagnostic {
-    Diagnostic::error("io", format!("`{}`: {e}", path.display()))
+    Diagnostic::error(Code::Io, format!("`{}`: {e}", path.display()))
 }
 
 /// A package asked for, by whom (the chain of projects that led to it), from where.
@@ -260,7 +260,7 @@ impl Fetcher<'_> {
         match installed.get(&fetched.name) {
             Some((prev, prev_chain)) if *prev != fetched.pinned => {
                 let mut d = Diagnostic::error(
-                    "package-conflict",
+                    Code::PackageConflict,
                     format!(
                         "package `{}` is asked for twice, from different places: {} (by {}) and {} (by {})",
                         fetched.name,
@@ -295,7 +295,7 @@ impl Fetcher<'_> {
     ) -> Result<hub::Release, Vec<Diagnostic>> {
         let releases = hub::releases(self.hub, package).map_err(|m| {
             let mut d =
-                Diagnostic::error("package-fetch", format!("could not read the hub's index of `{package}`: {m}"))
+                Diagnostic::error(Code::PackageFetch, format!("could not read the hub's index of `{package}`: {m}"))
                     .with_help("check the package name and the network; `ETLM_PACKAGE_HUB_URL` names another hub");
             if let Some(span) = span {
                 d = d.with_label(span, "asked for here");
@@ -309,11 +309,11 @@ impl Fetcher<'_> {
                     let who: Vec<String> =
                         asks.iter().map(|(_, v, chain, _)| format!("{v} asked by {}", chain.join(" → "))).collect();
                     Diagnostic::error(
-                        "package-conflict",
+                        Code::PackageConflict,
                         format!("no version of `{package}` meets every range: {}", who.join("; ")),
                     )
                 } else {
-                    Diagnostic::error("package-fetch", format!("the hub has no version of `{package}` in {version}"))
+                    Diagnostic::error(Code::PackageFetch, format!("the hub has no version of `{package}` in {version}"))
                 };
                 let mut listed: Vec<String> = releases.iter().map(|r| r.version.to_string()).collect();
                 listed.sort();
@@ -337,7 +337,7 @@ impl Fetcher<'_> {
         self.count += 1;
         let tmp = self.stage.join(format!(".fetch-{}", self.count));
         let fail = |m: String| {
-            let mut d = Diagnostic::error("package-fetch", format!("could not install {}: {m}", spec.label()));
+            let mut d = Diagnostic::error(Code::PackageFetch, format!("could not install {}: {m}", spec.label()));
             if let Some(span) = span {
                 d = d.with_label(span, "asked for here");
             }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::version::VersionReq;
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 use crate::project::yaml::Yaml;
 
 /// One entry of `packages:`.
@@ -54,7 +54,7 @@ pub fn read(dir: &Path, sources: &SourceMap) -> Result<Option<(FileId, Vec<Entry
             continue;
         }
         let text = std::fs::read_to_string(&path)
-            .map_err(|e| vec![Diagnostic::error("io", format!("could not read `{}`: {e}", path.display()))])?;
+            .map_err(|e| vec![Diagnostic::error(Code::Io, format!("could not read `{}`: {e}", path.display()))])?;
         let file = sources.add(path, text);
         return Ok(Some((file, parse(file, sources)?)));
     }
@@ -97,19 +97,19 @@ fn entry(item: &Yaml) -> Result<Spec, Diagnostic> {
             Some(v) => {
                 let parts = v.expect_strings("version")?;
                 VersionReq::parse(&parts).map_err(|m| {
-                    Diagnostic::error("invalid-package", format!("`{package}`: {m}"))
+                    Diagnostic::error(Code::InvalidPackage, format!("`{package}`: {m}"))
                         .with_label(v.span, "this version")
                         .with_help("write an exact version (`1.1.1`) or ranges (`[\">=1.0.0\", \"<2.0.0\"]`)")
                 })?
             }
             None => {
-                return Err(Diagnostic::error("invalid-package", format!("`{package}` has no `version:`"))
+                return Err(Diagnostic::error(Code::InvalidPackage, format!("`{package}` has no `version:`"))
                     .with_label(item.span, "add `version:` here")
                     .with_help("the hub needs a version or range, e.g. `version: [\">=1.0.0\", \"<2.0.0\"]`"));
             }
         };
         return Ok(Spec::Hub { package, version });
     }
-    Err(Diagnostic::error("invalid-package", "a package entry needs `local:`, `git:`, `tarball:` or `package:`")
+    Err(Diagnostic::error(Code::InvalidPackage, "a package entry needs `local:`, `git:`, `tarball:` or `package:`")
         .with_label(item.span, "this entry"))
 }

@@ -5,6 +5,7 @@
 //! computed when rendering, so a diagnostic can be built cheaply wherever a problem is
 //! found and sorted by file and position before the phase stops.
 
+mod codes;
 mod render;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+pub use codes::Code;
 pub use render::{render_human, render_json};
 
 /// Index of a file in a [`SourceMap`].
@@ -144,7 +146,7 @@ pub struct Label {
 #[derive(Clone, Debug)]
 pub struct Diagnostic {
     pub severity: Severity,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     /// The first label is the primary location.
     pub labels: Vec<Label>,
@@ -153,8 +155,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// An error with a code (kebab-case, never reused) and a message (lowercase, no period).
-    pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+    /// An error with a code and a message (lowercase, no period).
+    pub fn error(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -166,7 +168,7 @@ impl Diagnostic {
     }
 
     /// A warning: reported, but does not stop the phase.
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn warning(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
     }
 

@@ -99,7 +99,7 @@ pub fn render_json(d: &Diagnostic, sources: &SourceMap) -> serde_json::Value {
     let first = labels.first();
     let json = JsonDiagnostic {
         severity: d.severity,
-        code: d.code,
+        code: d.code.as_str(),
         message: &d.message,
         file: first.map(|l| l.file.clone()),
         line: first.map(|l| l.line),
@@ -114,7 +114,7 @@ pub fn render_json(d: &Diagnostic, sources: &SourceMap) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnostics::Span;
+    use crate::diagnostics::{Code, Span};
 
     #[test]
     fn renders_like_rustc() {
@@ -123,7 +123,7 @@ mod tests {
         let id = map.add("models/orders.sql", text);
         let start = text.find("{{").unwrap();
         let end = text.find("}}").unwrap() + 2;
-        let d = Diagnostic::error("unknown-ref", "model `orders` refers to `stg_ordrs`")
+        let d = Diagnostic::error(Code::UnknownRef, "model `orders` refers to `stg_ordrs`")
             .with_label(Span::new(id, start..end), "no model, seed or source has this name")
             .with_help("did you mean `stg_orders`?");
         let expected = "error[unknown-ref]: model `orders` refers to `stg_ordrs`

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use datafusion::arrow::error::ArrowError;
 
+use crate::diagnostics::Code;
+
 use super::incremental::IncrementalError;
 use super::snapshot::SnapshotError;
 
@@ -65,12 +67,12 @@ impl EngineError {
     }
 
     /// The diagnostic code when this error stops a command.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self.kind {
-            ErrorKind::Locked => "warehouse-locked",
-            ErrorKind::Connect => "connection-failed",
-            ErrorKind::Dependents => "dependent-relations",
-            ErrorKind::Failed | ErrorKind::Internal => "engine-error",
+            ErrorKind::Locked => Code::WarehouseLocked,
+            ErrorKind::Connect => Code::ConnectionFailed,
+            ErrorKind::Dependents => Code::DependentRelations,
+            ErrorKind::Failed | ErrorKind::Internal => Code::EngineError,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::Problem;
 use super::walk::ProblemKind;
-use crate::diagnostics::{Diagnostic, SourceMap, Span, nearest};
+use crate::diagnostics::{Code, Diagnostic, SourceMap, Span, nearest};
 use crate::node::Node;
 use crate::sql::PositionMap;
 
@@ -45,7 +45,7 @@ fn unknown(name: &str, qualifier: Option<&str>, available: &[(String, Vec<String
         (_, [one]) => format!("`{name}` is not a column of {one}"),
         (_, many) => format!("`{name}` is not a column of {}", or_list(many, "or")),
     };
-    let mut d = Diagnostic::error("unknown-column", message);
+    let mut d = Diagnostic::error(Code::UnknownColumn, message);
     let all = available.iter().flat_map(|(_, cols)| cols.iter().map(String::as_str));
     if let Some(near) = nearest(name, all) {
         d = d.with_help(format!("did you mean `{near}`?"));
@@ -65,7 +65,7 @@ fn ambiguous(name: &str, relations: &[(String, String)]) -> Diagnostic {
     let rels: Vec<String> = relations.iter().map(|(r, _)| format!("`{r}`")).collect();
     let quals: Vec<String> = relations.iter().map(|(_, q)| format!("`{q}.{name}`")).collect();
     let verb = if rels.len() == 2 { "both have it" } else { "all have it" };
-    Diagnostic::error("ambiguous-column", format!("`{name}` is ambiguous: {} {verb}", or_list(&rels, "and")))
+    Diagnostic::error(Code::AmbiguousColumn, format!("`{name}` is ambiguous: {} {verb}", or_list(&rels, "and")))
         .with_help(format!("qualify it with the relation it should come from: {}", or_list(&quals, "or")))
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::threshold::Threshold;
 use super::yaml::Yaml;
-use crate::diagnostics::{Diagnostic, Span, nearest};
+use crate::diagnostics::{Code, Diagnostic, Span, nearest};
 use crate::project::jinja::ConfigJinja;
 use crate::window::BatchSize;
 
@@ -127,7 +127,7 @@ pub type ConfigLayer = BTreeMap<String, ConfigEntry>;
 
 /// The `unknown-config` diagnostic for a key, with the nearest known key as help.
 pub fn unknown_key(key: &str, span: Span) -> Diagnostic {
-    let mut d = Diagnostic::error("unknown-config", format!("unknown config key `{key}`"))
+    let mut d = Diagnostic::error(Code::UnknownConfig, format!("unknown config key `{key}`"))
         .with_label(span, "etlm does not know this key");
     let known = ETLM_KEYS.iter().chain(IGNORED_DBT_KEYS).copied();
     if let Some(near) = nearest(&normalize_key(key), known) {
@@ -148,7 +148,7 @@ pub fn render_layer(layer: &mut ConfigLayer, jinja: &ConfigJinja) -> Vec<Diagnos
         let rendered = render_json(&mut entry.value, jinja);
         if let Err(message) = &rendered {
             errors.push(
-                Diagnostic::error("config-render", format!("could not render config `{key}`: {message}"))
+                Diagnostic::error(Code::ConfigRender, format!("could not render config `{key}`: {message}"))
                     .with_label(entry.span, "in this value"),
             );
         }
@@ -385,7 +385,7 @@ impl Checker<'_> {
             Json::String(s) => format!("`{s}`"),
             other => format!("`{other}`"),
         };
-        let mut d = Diagnostic::error("invalid-config", format!("invalid value {shown} for config `{key}`"))
+        let mut d = Diagnostic::error(Code::InvalidConfig, format!("invalid value {shown} for config `{key}`"))
             .with_label(entry.span, format!("expected {expected}"));
         if let Json::String(s) = &entry.value
             && let Some(near) = nearest(s, choices.iter().copied())

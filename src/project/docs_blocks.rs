@@ -1,6 +1,6 @@
 //! `{% docs name %} ... {% enddocs %}` blocks in Markdown files, used by `doc('name')`.
 
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 
 /// One docs block.
 #[derive(Clone, Debug)]
@@ -18,11 +18,11 @@ pub fn parse(file: FileId, sources: &SourceMap) -> Result<Vec<DocBlock>, Diagnos
     while let Some(open) = find_tag(&text, rest, "docs") {
         let (tag_start, tag_end, name) = open;
         let Some((close_start, close_end, _)) = find_tag(&text, tag_end, "enddocs") else {
-            return Err(Diagnostic::error("docs-block", format!("docs block `{name}` has no `{{% enddocs %}}`"))
+            return Err(Diagnostic::error(Code::DocsBlock, format!("docs block `{name}` has no `{{% enddocs %}}`"))
                 .with_label(Span::new(file, tag_start..tag_end), "opened here"));
         };
         if name.is_empty() {
-            return Err(Diagnostic::error("docs-block", "a docs block needs a name")
+            return Err(Diagnostic::error(Code::DocsBlock, "a docs block needs a name")
                 .with_label(Span::new(file, tag_start..tag_end), "expected `{% docs name %}`"));
         }
         blocks.push(DocBlock {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use walkdir::WalkDir;
 
 use super::settings::ProjectFile;
-use crate::diagnostics::{Collector, Diagnostic, FileId, SourceMap};
+use crate::diagnostics::{Code, Collector, Diagnostic, FileId, SourceMap};
 
 /// A file read into the source map.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl Unsupported {
     /// The warning that says the file is not built.
     pub fn warning(&self) -> Diagnostic {
         let (code, path, what) = match self {
-            Unsupported::PythonModel(p) => ("python-model", p, "is a Python model; etlm builds SQL models only"),
+            Unsupported::PythonModel(p) => (Code::PythonModel, p, "is a Python model; etlm builds SQL models only"),
         };
         Diagnostic::warning(code, format!("`{}` {what}: it is not built", path.display()))
             .with_note("a model that refs it gets an `unknown-ref` error")
@@ -62,7 +62,7 @@ impl Unsupported {
 /// Reads a file as UTF-8, or explains why it could not.
 pub fn read(path: &Path) -> Result<String, Diagnostic> {
     std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::error("io", format!("could not read `{}`: {e}", path.display())))
+        .map_err(|e| Diagnostic::error(Code::Io, format!("could not read `{}`: {e}", path.display())))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

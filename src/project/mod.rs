@@ -35,7 +35,7 @@ pub use self::properties::{ColumnProps, Description, NodeProps, SourceTableProps
 pub use self::settings::ProjectFile;
 pub use self::threshold::Threshold;
 pub use self::unit_tests::UnitTestDef;
-use crate::diagnostics::{Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Collector, Diagnostic, Diagnostics, FileId, SourceMap, Span};
 use crate::graph::ResourceType;
 
 /// Environment variables, passed in rather than read, so library code stays pure.
@@ -189,8 +189,11 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let project_path =
         ["etlm.yml", "dbt_project.yml"].iter().map(|n| root.join(n)).find(|p| p.is_file()).ok_or_else(|| {
             fail(vec![
-                Diagnostic::error("no-project", format!("no `etlm.yml` or `dbt_project.yml` in `{}`", root.display()))
-                    .with_help("run etlm in a project directory or pass `--project-dir`"),
+                Diagnostic::error(
+                    Code::NoProject,
+                    format!("no `etlm.yml` or `dbt_project.yml` in `{}`", root.display()),
+                )
+                .with_help("run etlm in a project directory or pass `--project-dir`"),
             ])
         })?;
     let text = files::read(&project_path).map_err(|d| fail(vec![d]))?;
@@ -329,7 +332,7 @@ fn load_resources(
                         if let Some(prev) = target_map.get(&props.name) {
                             diags.push(
                                 Diagnostic::error(
-                                    "duplicate-properties",
+                                    Code::DuplicateProperties,
                                     format!("{kind} `{}` is described twice", props.name),
                                 )
                                 .with_label(props.span, "described again here")
@@ -401,8 +404,11 @@ fn load_resources(
         let yaml = sources.file(span.file);
         let Some(body) = snapshot::relation_body(&yaml.text, &relation, span) else {
             diags.push(
-                Diagnostic::error("yaml-shape", format!("snapshot `{name}`: `relation` must be a block-style value"))
-                    .with_label(span, "write `relation: ref('name')` on a line of its own"),
+                Diagnostic::error(
+                    Code::YamlShape,
+                    format!("snapshot `{name}`: `relation` must be a block-style value"),
+                )
+                .with_label(span, "write `relation: ref('name')` on a line of its own"),
             );
             continue;
         };
@@ -424,7 +430,7 @@ fn load_resources(
     for (name, props) in &snapshot_props {
         warnings.push(
             Diagnostic::warning(
-                "unmatched-properties",
+                Code::UnmatchedProperties,
                 format!("properties for snapshot `{name}`, but none has that name"),
             )
             .with_label(props.span, "no `{% snapshot %}` block defines it"),
@@ -435,8 +441,11 @@ fn load_resources(
             continue;
         }
         warnings.push(
-            Diagnostic::warning("unmatched-properties", format!("properties for `{name}`, but no model has that name"))
-                .with_label(props.span, "no `.sql` file defines this model"),
+            Diagnostic::warning(
+                Code::UnmatchedProperties,
+                format!("properties for `{name}`, but no model has that name"),
+            )
+            .with_label(props.span, "no `.sql` file defines this model"),
         );
     }
     check_duplicates(&models, &tree.seeds, diags);
@@ -522,7 +531,7 @@ fn load_resources(
                         let prev: &DocBlock = prev;
                         diags.push(
                             Diagnostic::error(
-                                "duplicate-docs",
+                                Code::DuplicateDocs,
                                 format!("docs block `{}` is defined twice", block.name),
                             )
                             .with_label(block.span, "defined again here")
@@ -553,7 +562,7 @@ fn check_duplicates(models: &[Model], seeds: &[files::SeedFound], diags: &mut Co
     for m in models {
         if let Some((prev_path, prev_span)) = seen.get(m.name.as_str()) {
             diags.push(
-                Diagnostic::error("duplicate-model", format!("two models are named `{}`", m.name))
+                Diagnostic::error(Code::DuplicateModel, format!("two models are named `{}`", m.name))
                     .with_label(Span::file_start(m.file), "defined here")
                     .with_label(*prev_span, "and here")
                     .with_note(format!("`{}` and `{}` both define it", prev_path.display(), m.path.display()))
@@ -566,7 +575,7 @@ fn check_duplicates(models: &[Model], seeds: &[files::SeedFound], diags: &mut Co
     for (name, seed) in &seed_names {
         if let Some((prev_path, prev_span)) = seen.get(name.as_str()) {
             diags.push(
-                Diagnostic::error("duplicate-model", format!("a model and a seed are both named `{name}`"))
+                Diagnostic::error(Code::DuplicateModel, format!("a model and a seed are both named `{name}`"))
                     .with_label(*prev_span, "this model")
                     .with_note(format!("`{}` and `{}` both define it", prev_path.display(), seed.path.display()))
                     .with_help("`ref()` could not tell them apart: rename one"),

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::settings::{ProjectFile, scoped_vars};
 use super::{Package, files};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 
 /// The packages installed in the project at `root`, sorted by folder. A folder without a
 /// `dbt_project.yml` is not a package and is passed over; a package's `require-dbt-version`
@@ -39,14 +39,14 @@ pub fn installed(root: &Path, settings: &ProjectFile, sources: &SourceMap) -> Re
             // A package's own file speaks of dbt settings etlm does not read: no warnings.
             Ok((own, _)) if own.name == settings.name => errors.push(
                 Diagnostic::error(
-                    "duplicate-package",
+                    Code::DuplicatePackage,
                     format!("the package in `{}` has the root project's name `{}`", dir.display(), own.name),
                 )
                 .with_help("remove it from the packages folder, or rename one of the projects"),
             ),
             Ok((own, _)) => match packages.iter().find(|p| p.name == own.name) {
                 Some(prev) => errors.push(Diagnostic::error(
-                    "duplicate-package",
+                    Code::DuplicatePackage,
                     format!(
                         "two installed packages are named `{}`: `{}` and `{}`",
                         own.name,

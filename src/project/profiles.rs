@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::Env;
 use super::yaml::Yaml;
-use crate::diagnostics::{Diagnostic, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, SourceMap, Span};
 use crate::sql::SqlDialect;
 
 /// Which engine a target runs on.
@@ -116,14 +116,14 @@ pub fn load_target(
         return Ok(Target::embedded(target_name, project_dir));
     };
     let text = std::fs::read_to_string(&path)
-        .map_err(|e| vec![Diagnostic::error("io", format!("could not read `{}`: {e}", path.display()))])?;
+        .map_err(|e| vec![Diagnostic::error(Code::Io, format!("could not read `{}`: {e}", path.display()))])?;
     let shown = path.strip_prefix(project_dir).map_or(path.clone(), Path::to_path_buf);
     let file = sources.add(shown.clone(), text);
     let yaml = Yaml::parse(file, sources).map_err(|d| vec![d])?;
     let Some(profile) = yaml.get(profile_name) else {
         let names: Vec<String> = yaml.as_map().unwrap_or(&[]).iter().map(|(k, _)| k.name.clone()).collect();
         return Err(vec![
-            Diagnostic::error("unknown-profile", format!("`{}` has no profile `{profile_name}`", shown.display()))
+            Diagnostic::error(Code::UnknownProfile, format!("`{}` has no profile `{profile_name}`", shown.display()))
                 .with_label(yaml.span, "profiles are the top-level keys of this file")
                 .with_help(format!("profiles here: {}; the project file's `profile:` picks one", names.join(", "))),
         ]);
@@ -135,7 +135,7 @@ pub fn load_target(
     let Some(output) = outputs.get(&name) else {
         let names: Vec<String> = outputs.as_map().unwrap_or(&[]).iter().map(|(k, _)| format!("`{}`", k.name)).collect();
         return Err(vec![
-            Diagnostic::error("unknown-target", format!("profile `{profile_name}` has no target `{name}`"))
+            Diagnostic::error(Code::UnknownTarget, format!("profile `{profile_name}` has no target `{name}`"))
                 .with_label(outputs.span, "targets are listed here")
                 .with_help(format!("targets: {}", names.join(", "))),
         ]);
@@ -151,7 +151,7 @@ pub fn load_target(
         Some(other) => {
             let span = output.get("type").map_or(output.span, |t| t.span);
             return Err(vec![
-                Diagnostic::error("invalid-target", format!("unknown target type `{other}`"))
+                Diagnostic::error(Code::InvalidTarget, format!("unknown target type `{other}`"))
                     .with_label(span, "expected `local` or `postgres`"),
             ]);
         }
@@ -173,7 +173,7 @@ fn render_env_vars(value: Json, env: &Env, span: Span) -> Result<Json, Vec<Diagn
             let rendered = super::jinja::profile_jinja(env).render_str(&s, ()).map_err(|e| {
                 vec![
                     Diagnostic::error(
-                        "profile-render",
+                        Code::ProfileRender,
                         format!("could not render a profile value: {}", e.detail().unwrap_or("error")),
                     )
                     .with_label(span, "in this value"),

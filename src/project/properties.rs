@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use super::config::{self, ConfigEntry, ConfigLayer, is_known_key, normalize_key};
 use super::unit_tests::{self, UnitTestDef};
 use super::yaml::{Yaml, YamlValue};
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 use crate::project::jinja::ConfigJinja;
 
 /// A description as written; it may hold Jinja (`{{ doc('orders') }}`), rendered later.
@@ -107,7 +107,7 @@ fn render_name(name: &mut Option<String>, jinja: &ConfigJinja, span: Span, error
         Ok(Json::Null) => *name = None,
         Ok(other) => *name = Some(other.to_string()),
         Err(message) => errors.push(
-            Diagnostic::error("config-render", format!("could not render `{text}`: {message}"))
+            Diagnostic::error(Code::ConfigRender, format!("could not render `{text}`: {message}"))
                 .with_label(span, "in this source"),
         ),
     }
@@ -146,7 +146,7 @@ impl PropertyFile {
                 "models" | "seeds" | "snapshots" | "sources" | "unit_tests" => continue,
                 name if METADATA_KEYS.contains(&name) => continue,
                 other => Diagnostic::warning(
-                    "unknown-property-key",
+                    Code::UnknownPropertyKey,
                     format!("`{other}` is not a key of property files; it is ignored"),
                 )
                 .with_label(key.span, "ignored"),
@@ -232,7 +232,7 @@ fn name_of(item: &Yaml, context: &str) -> Result<(String, Span), Vec<Diagnostic>
     match item.get("name") {
         Some(n) => Ok((n.expect_string("name").map_err(|d| vec![d])?, n.span)),
         None => Err(vec![
-            Diagnostic::error("yaml-shape", format!("an entry of `{context}` has no `name`"))
+            Diagnostic::error(Code::YamlShape, format!("an entry of `{context}` has no `name`"))
                 .with_label(item.span, "add `name:` to this entry"),
         ]),
     }
@@ -270,7 +270,7 @@ fn tests_of(item: &Yaml, column: Option<&str>) -> Result<Vec<TestDef>, Vec<Diagn
         // dbt refuses both: the same tests are usually listed under each.
         return Err(vec![
             Diagnostic::error(
-                "yaml-shape",
+                Code::YamlShape,
                 "`tests` and `data_tests` are both given; keep one (`data_tests` is the newer name)",
             )
             .with_label(new.span, "`data_tests` here")
@@ -392,7 +392,7 @@ fn test_def(item: &Yaml, column: Option<&str>) -> Result<TestDef, Vec<Diagnostic
         (None, [(key, body)]) => (key.name.clone(), body, key.span),
         _ => {
             return Err(vec![
-                Diagnostic::error("yaml-shape", "a test must be a name or a mapping with exactly one test name")
+                Diagnostic::error(Code::YamlShape, "a test must be a name or a mapping with exactly one test name")
                     .with_label(item.span, "expected `- unique` or `- accepted_values: {...}`"),
             ]);
         }

@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 
 use super::config::{self, ConfigLayer, entry_from_yaml, is_old_style_config, normalize_key};
 use super::yaml::{Yaml, YamlValue};
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 use crate::project::jinja::ConfigJinja;
 
 /// Folder-scoped config from the project file (`models: shop: staging: +materialized: view`).
@@ -157,7 +157,7 @@ impl ProjectFile {
             if KNOWN_TOP_LEVEL.binary_search(&key.name.as_str()).is_err() {
                 warnings.push(
                     Diagnostic::warning(
-                        "unknown-project-key",
+                        Code::UnknownProjectKey,
                         format!("`{}` is not a project setting etlm knows; it is ignored", key.name),
                     )
                     .with_label(key.span, "ignored"),
@@ -168,7 +168,7 @@ impl ProjectFile {
             Some(v) => v.expect_string("name").map_err(|d| vec![d])?,
             None => {
                 return Err(vec![
-                    Diagnostic::error("invalid-project", "the project file has no `name`")
+                    Diagnostic::error(Code::InvalidProject, "the project file has no `name`")
                         .with_label(yaml.span, "add `name: my_project` here"),
                 ]);
             }

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::config::{Checker, ConfigLayer};
 use super::docs_blocks::find_tag;
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 
 /// One snapshot block of a file.
 #[derive(Clone, Debug)]
@@ -29,11 +29,14 @@ pub fn blocks(file: FileId, sources: &SourceMap) -> Result<Vec<SnapshotBlock>, D
     while let Some((tag_start, tag_end, name)) = find_tag(&text, rest, "snapshot") {
         let tag = Span::new(file, tag_start..tag_end);
         let Some((close_start, close_end, _)) = find_tag(&text, tag_end, "endsnapshot") else {
-            return Err(Diagnostic::error("snapshot-block", format!("snapshot `{name}` has no `{{% endsnapshot %}}`"))
-                .with_label(tag, "opened here"));
+            return Err(Diagnostic::error(
+                Code::SnapshotBlock,
+                format!("snapshot `{name}` has no `{{% endsnapshot %}}`"),
+            )
+            .with_label(tag, "opened here"));
         };
         if name.is_empty() {
-            return Err(Diagnostic::error("snapshot-block", "a snapshot block needs a name")
+            return Err(Diagnostic::error(Code::SnapshotBlock, "a snapshot block needs a name")
                 .with_label(tag, "expected `{% snapshot name %}`"));
         }
         let body: String = text
@@ -158,7 +161,7 @@ impl SnapshotConfig {
     pub fn from_layer(layer: &ConfigLayer, span: Span) -> Result<SnapshotConfig, Vec<Diagnostic>> {
         let mut c = Checker { layer, errors: Vec::new() };
         let missing = |key: &str, why: &str| {
-            Diagnostic::error("invalid-config", format!("snapshot config `{key}` is missing"))
+            Diagnostic::error(Code::InvalidConfig, format!("snapshot config `{key}` is missing"))
                 .with_label(span, why.to_string())
                 .with_help(format!("add `{key}` to the snapshot's `config(...)` or its YAML `config:`"))
         };
@@ -209,9 +212,12 @@ impl SnapshotConfig {
         let hard_deletes = match (legacy, hard_deletes) {
             (Some(_), Some(_)) if layer.contains_key("hard_deletes") => {
                 errors.push(
-                    Diagnostic::error("invalid-config", "`invalidate_hard_deletes` and `hard_deletes` are both given")
-                        .with_label(layer["hard_deletes"].span, "keep this one")
-                        .with_label(layer["invalidate_hard_deletes"].span, "the older spelling"),
+                    Diagnostic::error(
+                        Code::InvalidConfig,
+                        "`invalidate_hard_deletes` and `hard_deletes` are both given",
+                    )
+                    .with_label(layer["hard_deletes"].span, "keep this one")
+                    .with_label(layer["invalidate_hard_deletes"].span, "the older spelling"),
                 );
                 HardDeletes::Ignore
             }

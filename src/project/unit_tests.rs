@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use super::config::{self, ConfigLayer};
 use super::properties::Description;
 use super::yaml::{Yaml, YamlValue};
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 
 /// How fixture rows are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +116,7 @@ pub fn parse_list(list: &Yaml, file: FileId, sources: &SourceMap) -> Result<Vec<
 
 fn required<'a>(item: &'a Yaml, key: &str, what: &str) -> Result<&'a Yaml, Vec<Diagnostic>> {
     item.get(key).filter(|v| !v.is_null()).ok_or_else(|| {
-        one(Diagnostic::error("yaml-shape", format!("{what} has no `{key}`"))
+        one(Diagnostic::error(Code::YamlShape, format!("{what} has no `{key}`"))
             .with_label(item.span, format!("add `{key}:` to this entry")))
     })
 }
@@ -135,7 +135,7 @@ fn parse_one(item: &Yaml, path: &std::path::Path) -> Result<UnitTestDef, Vec<Dia
             "name" | "model" | "description" | "given" | "expect" | "overrides" | "config" | "versions"
         ) {
             errors.push(
-                Diagnostic::error("yaml-shape", format!("`{}` is not a key of unit tests", key.name)).with_label(
+                Diagnostic::error(Code::YamlShape, format!("`{}` is not a key of unit tests", key.name)).with_label(
                     key.span,
                     "expected `model`, `given`, `expect`, `overrides`, `config` or `description`",
                 ),
@@ -176,7 +176,7 @@ fn parse_one(item: &Yaml, path: &std::path::Path) -> Result<UnitTestDef, Vec<Dia
     if let Some(Fixture { rows: Rows::Absent, span, .. }) = &expect {
         errors.push(
             Diagnostic::error(
-                "invalid-unit-test",
+                Code::InvalidUnitTest,
                 format!("unit test `{name}` expects no rows: `expect` needs `rows`"),
             )
             .with_label(*span, "add `rows:` (`rows: []` for none)"),
@@ -192,7 +192,7 @@ fn parse_one(item: &Yaml, path: &std::path::Path) -> Result<UnitTestDef, Vec<Dia
                 for (key, entry) in &layer {
                     if !CONFIG_KEYS.contains(&key.as_str()) {
                         errors.push(
-                            Diagnostic::error("invalid-config", format!("`{key}` is not a config of unit tests"))
+                            Diagnostic::error(Code::InvalidConfig, format!("`{key}` is not a config of unit tests"))
                                 .with_label(entry.span, "unit tests take `tags`, `enabled` and `meta`"),
                         );
                     }
@@ -243,8 +243,11 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
             "csv" => FixtureFormat::Csv,
             "sql" => FixtureFormat::Sql,
             other => {
-                return Err(one(Diagnostic::error("invalid-unit-test", format!("`{other}` is not a fixture format"))
-                    .with_label(f.span, "use `dict`, `csv` or `sql`")));
+                return Err(one(Diagnostic::error(
+                    Code::InvalidUnitTest,
+                    format!("`{other}` is not a fixture format"),
+                )
+                .with_label(f.span, "use `dict`, `csv` or `sql`")));
             }
         },
     };
@@ -253,7 +256,7 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
     let span = rows.or(file).map_or(item.span, |y| y.span);
     let mismatch = |y: &Yaml, expected: &str| {
         one(Diagnostic::error(
-            "invalid-unit-test",
+            Code::InvalidUnitTest,
             format!("rows do not match format `{}`: expected {expected}, found {}", format.as_str(), y.kind()),
         )
         .with_label(y.span, format!("expected {expected}")))
@@ -262,13 +265,13 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
     let mut fixture_name = None;
     let rows = match (rows, file, format) {
         (Some(r), Some(f), _) => {
-            return Err(one(Diagnostic::error("invalid-unit-test", "`rows` and `fixture` are both given; keep one")
+            return Err(one(Diagnostic::error(Code::InvalidUnitTest, "`rows` and `fixture` are both given; keep one")
                 .with_label(f.span, "`fixture` here")
                 .with_label(r.span, "`rows` here")));
         }
         (None, Some(f), FixtureFormat::Dict) => {
             return Err(one(Diagnostic::error(
-                "invalid-unit-test",
+                Code::InvalidUnitTest,
                 "a `fixture` file needs `format: csv` or `format: sql`",
             )
             .with_label(f.span, "fixture files hold CSV or SQL")));
@@ -281,7 +284,7 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
         (None, None, FixtureFormat::Dict) => Rows::Absent,
         (None, None, _) => {
             return Err(one(Diagnostic::error(
-                "invalid-unit-test",
+                Code::InvalidUnitTest,
                 format!("format `{}` needs `rows` or `fixture`", format.as_str()),
             )
             .with_label(item.span, "add `rows:` or `fixture:`")));
@@ -306,8 +309,9 @@ fn fixture(item: &Yaml, context: &str) -> Result<Fixture, Vec<Diagnostic>> {
         (Some(r), None, FixtureFormat::Csv) => {
             let text = r.as_str().ok_or_else(|| mismatch(r, "a string"))?;
             Rows::Values(
-                parse_csv(text)
-                    .map_err(|m| one(Diagnostic::error("invalid-unit-test", m).with_label(r.span, "in these rows")))?,
+                parse_csv(text).map_err(|m| {
+                    one(Diagnostic::error(Code::InvalidUnitTest, m).with_label(r.span, "in these rows"))
+                })?,
             )
         }
         (Some(r), None, FixtureFormat::Sql) => {
@@ -330,7 +334,7 @@ fn overrides_of(item: &Yaml) -> Result<Overrides, Vec<Diagnostic>> {
                 }
             }
             other => {
-                return Err(one(Diagnostic::error("yaml-shape", format!("`{other}` is not a key of `overrides`"))
+                return Err(one(Diagnostic::error(Code::YamlShape, format!("`{other}` is not a key of `overrides`"))
                     .with_label(key.span, "expected `vars`, `env_vars` or `macros`")));
             }
         }
@@ -374,7 +378,7 @@ pub fn attach_fixtures(
             };
             let Some(&file) = fixtures.get(&format!("{name}.{ext}")) else {
                 errors.push(
-                    Diagnostic::error("missing-fixture", format!("no fixture file `{name}.{ext}`"))
+                    Diagnostic::error(Code::MissingFixture, format!("no fixture file `{name}.{ext}`"))
                         .with_label(fixture.span, format!("unit test `{}` names it here", def.name))
                         .with_help("fixture files live in a `fixtures` folder under a test path (`tests/fixtures/`)"),
                 );
@@ -386,7 +390,7 @@ pub fn attach_fixtures(
                     Ok(rows) => Rows::Values(rows),
                     Err(message) => {
                         errors.push(
-                            Diagnostic::error("invalid-unit-test", message)
+                            Diagnostic::error(Code::InvalidUnitTest, message)
                                 .with_label(Span::file_start(file), "in this fixture file"),
                         );
                         continue;

@@ -12,7 +12,7 @@ use super::invocation::{Compile, Invocation, engine_diagnostic, open_engine, run
 use super::reporter::Reporter;
 use super::seeds::read_seeds;
 use crate::compile::CompiledProject;
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::engine::failpoint::Failpoints;
 use crate::engine::{Access, DeferMode, Deferred, Engine};
 use crate::graph::ResourceType;
@@ -182,7 +182,7 @@ fn run_compiled(
             summary = run => summary,
             _ = tokio::signal::ctrl_c() => {
                 engine.cancel().await;
-                return Err(vec![Diagnostic::error("interrupted", "interrupted: running statements were cancelled")
+                return Err(vec![Diagnostic::error(Code::Interrupted, "interrupted: running statements were cancelled")
                     .with_note("nothing half-built was published; the next run picks up from here")]);
             }
         };
@@ -210,7 +210,7 @@ async fn run_hooks(engine: &dyn Engine, kind: &str, hooks: &[String]) -> Result<
     for hook in hooks {
         engine.execute(hook).await.map_err(|e| {
             vec![
-                Diagnostic::error("hook-failed", format!("{kind} failed: {e}"))
+                Diagnostic::error(Code::HookFailed, format!("{kind} failed: {e}"))
                     .with_note(format!("statement: {}", hook.trim()))
                     .with_help(format!("`{kind}` in the project file")),
             ]
@@ -248,7 +248,7 @@ fn deferred_relations(
 fn other_build(invocation: &Invocation) -> Result<State, Vec<Diagnostic>> {
     invocation.other_build()?.ok_or_else(|| {
         vec![
-            Diagnostic::error("missing-state", "`--defer` needs `--state DIR`, the target folder of another build")
+            Diagnostic::error(Code::MissingState, "`--defer` needs `--state DIR`, the target folder of another build")
                 .with_help("e.g. `etlm build -s state:modified+ --defer --state ../main/target`"),
         ]
     })
@@ -265,7 +265,7 @@ fn lent(
     let warehouse = state.manifest.metadata.warehouse_path.clone().filter(|w| w.is_dir()).ok_or_else(|| {
         vec![
             Diagnostic::error(
-                "defer-unavailable",
+                Code::DeferUnavailable,
                 format!("the build in `{}` has no embedded-engine warehouse to defer to", state.dir.display()),
             )
             .with_note(format!("its adapter is `{}`", state.manifest.metadata.adapter_type))

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::compile::{CompileOptions, CompiledProject, compile_project};
-use crate::diagnostics::{Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::engine::EngineError;
 use crate::graph::{self, PriorState};
 use crate::project::{LoadOptions, Project, Target};
@@ -70,7 +70,10 @@ impl Invocation {
     /// The node ids `--select` and `--exclude` choose.
     pub fn selected(&self, compiled: &CompiledProject) -> Result<BTreeSet<String>, Vec<Diagnostic>> {
         let to_diag = |e: graph::SelectError| {
-            vec![Diagnostic::error("invalid-selector", e.to_string()).with_help("see docs/selectors.md for the syntax")]
+            vec![
+                Diagnostic::error(Code::InvalidSelector, e.to_string())
+                    .with_help("see docs/selectors.md for the syntax"),
+            ]
         };
         let select = graph::parse_selectors(&self.select).map_err(to_diag)?;
         let exclude = graph::parse_selectors(&self.exclude).map_err(to_diag)?;
@@ -136,7 +139,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Vec<Diagnostic>> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| vec![Diagnostic::error("runtime", format!("could not start the async runtime: {e}"))])
+        .map_err(|e| vec![Diagnostic::error(Code::Runtime, format!("could not start the async runtime: {e}"))])
 }
 
 /// Opens the target's engine; failing, the diagnostic that stops the command.

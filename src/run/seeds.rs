@@ -7,7 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use rayon::prelude::*;
 
 use crate::compile::CompiledProject;
-use crate::diagnostics::{Diagnostic, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, SourceMap, Span};
 use crate::graph::ResourceType;
 use crate::seed_csv::{SeedError, read_seed_csv};
 
@@ -55,6 +55,6 @@ fn seed_diagnostic(compiled: &CompiledProject, id: &str, e: &SeedError, sources:
         }
         None => Span::file_start(file),
     };
-    let code = if line.is_some() { "seed-malformed" } else { "seed-invalid" };
+    let code = if line.is_some() { Code::SeedMalformed } else { Code::SeedInvalid };
     Diagnostic::error(code, format!("seed `{}` cannot be loaded: {e}", node.name)).with_label(span, "here")
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Code, Diagnostic};
 
 /// A manifest, as change detection reads it.
 #[derive(Clone, Debug, Deserialize)]
@@ -168,12 +168,12 @@ impl State {
         let help = "build the other project first (`etlm compile`, `etlm run` or `etlm build` write \
                     target/manifest.json) and pass its target folder, e.g. `--state ../main/target`";
         if !dir.is_dir() {
-            return Err(Diagnostic::error("state-not-found", format!("`--state {}` is not a folder", dir.display()))
+            return Err(Diagnostic::error(Code::StateNotFound, format!("`--state {}` is not a folder", dir.display()))
                 .with_help(help));
         }
         let manifest_path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-            Diagnostic::error("state-not-found", format!("cannot read `{}`: {e}", manifest_path.display()))
+            Diagnostic::error(Code::StateNotFound, format!("cannot read `{}`: {e}", manifest_path.display()))
                 .with_help(help)
         })?;
         let manifest = parse_manifest(&text).map_err(|e| invalid_state(&manifest_path, &e))?;
@@ -192,7 +192,7 @@ impl State {
 }
 
 fn invalid_state(path: &Path, e: &serde_json::Error) -> Diagnostic {
-    Diagnostic::error("invalid-state", format!("`{}` is not an etlm artifact: {e}", path.display()))
+    Diagnostic::error(Code::InvalidState, format!("`{}` is not an etlm artifact: {e}", path.display()))
         .with_help("rebuild the other project with this version of etlm")
 }
 
@@ -231,7 +231,7 @@ impl PreviousRun {
     pub fn load(dir: &Path) -> Result<PreviousRun, Diagnostic> {
         let path = dir.join("run_results.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            Diagnostic::error("no-previous-run", format!("cannot read `{}`: {e}", path.display()))
+            Diagnostic::error(Code::NoPreviousRun, format!("cannot read `{}`: {e}", path.display()))
                 .with_help("`result:` selectors and `etlm retry` need a run first (`etlm run`, `etlm build`)")
         })?;
         serde_json::from_str(&text).map_err(|e| invalid_state(&path, &e))

@@ -1,7 +1,7 @@
 //! Jinja errors as diagnostics: the innermost location is the primary label; each macro
 //! call on the way out adds a "called from here" label.
 
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 
 /// Converts a render or syntax error of the template in `file` into a diagnostic.
 pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) -> Diagnostic {
@@ -16,12 +16,12 @@ pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) 
     }
     let innermost = *chain.last().expect("chain has the error itself");
     let code = match innermost.kind() {
-        minijinja::ErrorKind::SyntaxError => "jinja-syntax",
-        minijinja::ErrorKind::UndefinedError => "undefined-variable",
-        minijinja::ErrorKind::UnknownFunction => "unknown-function",
-        minijinja::ErrorKind::UnknownFilter => "unknown-filter",
-        minijinja::ErrorKind::TemplateNotFound => "template-not-found",
-        _ => "jinja-render",
+        minijinja::ErrorKind::SyntaxError => Code::JinjaSyntax,
+        minijinja::ErrorKind::UndefinedError => Code::UndefinedVariable,
+        minijinja::ErrorKind::UnknownFunction => Code::UnknownFunction,
+        minijinja::ErrorKind::UnknownFilter => Code::UnknownFilter,
+        minijinja::ErrorKind::TemplateNotFound => Code::TemplateNotFound,
+        _ => Code::JinjaRender,
     };
     let kind_text = innermost.kind().to_string();
     let detail = innermost.detail().unwrap_or(&kind_text);
@@ -30,7 +30,7 @@ pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) 
         _ => detail.to_string(),
     };
     let mut d = Diagnostic::error(code, message);
-    if code == "undefined-variable" && d.message == "undefined value" {
+    if code == Code::UndefinedVariable && d.message == "undefined value" {
         // Inside macros minijinja cannot name the variable; the source text can.
         if let Some(span) = span_of(innermost, file, sources) {
             let text = sources.file(span.file).text[span.start..span.end].trim().to_string();
@@ -49,7 +49,7 @@ pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) 
     if d.labels.is_empty() {
         d = d.with_label(Span::file_start(file), "in this file");
     }
-    if code == "undefined-variable" {
+    if code == Code::UndefinedVariable {
         d = d.with_help("define it with `{% set %}`, pass it with `--vars`, or check the spelling");
     }
     d

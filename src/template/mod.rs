@@ -27,7 +27,7 @@ pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
 use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp};
 pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver};
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 use crate::project::jinja::{target_value, to_value, var_value};
 use crate::project::unit_tests::Overrides;
 use crate::project::{Env, Project, env_var};
@@ -35,10 +35,10 @@ use crate::relation::Relation;
 
 /// The code of a render that failed while the columns it asked for were unknown: the
 /// compile renders it again once lineage knows more, and reports it if it never does.
-pub const UNKNOWN_COLUMNS: &str = "unknown-columns";
+pub const UNKNOWN_COLUMNS: Code = Code::UnknownColumns;
 
 /// The code of a render whose `run_query` / `statement` failed on the target.
-pub const QUERY_FAILED: &str = "query-failed-compiling";
+pub const QUERY_FAILED: Code = Code::QueryFailedCompiling;
 
 /// Options that are the same for every render of a run.
 #[derive(Clone, Debug)]
@@ -206,7 +206,7 @@ impl Renderer {
                 }
                 if let Some((prev_file, prev, _)) = macros.get(&key) {
                     errors.push(
-                        Diagnostic::error("duplicate-macro", format!("macro `{key}` is defined twice"))
+                        Diagnostic::error(Code::DuplicateMacro, format!("macro `{key}` is defined twice"))
                             .with_label(Span::new(file_id, def.range.clone()), "defined again here")
                             .with_label(Span::new(*prev_file, prev.range.clone()), "first defined here"),
                     );
@@ -339,7 +339,7 @@ impl Renderer {
         let recorder = Arc::new(self.recorder(input));
         self.env.render_str(text, self.context(&recorder, input)).map_err(|e| {
             let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
-            Diagnostic::error("jinja-render", format!("could not render `{}`: {detail}", text.trim()))
+            Diagnostic::error(Code::JinjaRender, format!("could not render `{}`: {detail}", text.trim()))
                 .with_label(span, "written here")
         })
     }
@@ -350,7 +350,7 @@ impl Renderer {
         let recorder = Arc::new(self.recorder(input));
         let fail = |e: Error| {
             let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
-            Diagnostic::error("jinja-render", format!("could not render `{}`: {detail}", expr.trim()))
+            Diagnostic::error(Code::JinjaRender, format!("could not render `{}`: {detail}", expr.trim()))
                 .with_label(span, "written here")
         };
         self.env.compile_expression(expr).map_err(fail)?.eval(self.context(&recorder, input)).map_err(fail)

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::diagnostics::{Diagnostic, FileId, SourceMap, Span};
+use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 
 mod block;
 
@@ -58,7 +58,7 @@ impl Yaml {
                     let offset = sources.file(file).offset(loc.line() as usize, loc.column() as usize);
                     Span::new(file, offset..offset + 1)
                 });
-                Err(Diagnostic::error("yaml-syntax", format!("invalid YAML: {message}")).with_label(span, "here"))
+                Err(Diagnostic::error(Code::YamlSyntax, format!("invalid YAML: {message}")).with_label(span, "here"))
             }
         }
     }
@@ -100,7 +100,7 @@ impl Yaml {
 
     /// A shape error at this value: `expected {what}, found {kind}`.
     pub fn shape_error(&self, what: &str, context: &str) -> Diagnostic {
-        Diagnostic::error("yaml-shape", format!("{context}: expected {what}, found {}", self.kind()))
+        Diagnostic::error(Code::YamlShape, format!("{context}: expected {what}, found {}", self.kind()))
             .with_label(self.span, format!("expected {what}"))
     }
 
