@@ -1,10 +1,11 @@
 //! etlm: a single-binary, dbt-like ELT tool.
 //!
-//! Data flows one way: `project` (files, YAML) -> `template` (Jinja, parse pass) ->
-//! `graph` (DAG, selection) -> `template` (compile pass) -> `sql` (parse, checks) ->
-//! `lineage` (schemas, column checks, column lineage) -> `state` (manifest) and `docs`
-//! (the docs site); `compile` runs that pipeline, `cli` drives it and `report` prints.
-//! Compiling never needs a database.
+//! Modules sit in layers, each importing only its own or those below (docs/contributing.md,
+//! "Architecture"; `tests/architecture.rs` keeps it so): the base (`diagnostics`, `sql`,
+//! `graph`, `relation`, `window`, `seed_csv`, `history`, `disk`, `hex`); loading
+//! (`project`); rendering (`template`, `node`); understanding without a database
+//! (`compile`, `lineage`, `quality`); the engines (`engine`); the use cases (`run`,
+//! `state`, `docs`, `deps`); the output (`report`); and the shell (`cli`).
 #![deny(clippy::print_stdout)]
 
 pub mod cli;
