@@ -186,6 +186,22 @@ fn the_engine_kind_and_the_dialect_are_decided_only_in_engine_sql_and_the_profil
     );
 }
 
+#[test]
+fn nothing_outside_engine_reaches_into_one_engine() {
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        if path.starts_with("src/engine/") {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            if ["engine::local", "engine::postgres", "engine::datafusion"].iter().any(|e| line.contains(e)) {
+                found.push(format!("{path}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "reach into one engine; use the `engine` seam instead:\n{}", found.join("\n"));
+}
+
 /// The checks above read the real tree: a module they do not see would pass unchecked.
 #[test]
 fn the_checks_see_every_top_level_module() {

@@ -12,7 +12,7 @@
 //! `on_schema_change` decides the new version's columns; a side that lacks a column
 //! gives NULL.
 
-use super::local::ColumnMeta;
+use super::ColumnMeta;
 use crate::project::{IncrementalStrategy, OnSchemaChange};
 use crate::relation::{Relation, quote_ident};
 

@@ -9,6 +9,7 @@
 //! other difference is a method of [`Engine`] or of the SQL dialect. A new engine is a
 //! folder here and one arm in each of them.
 
+mod column;
 pub mod datafusion;
 mod error;
 pub mod failpoint;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use ::datafusion::arrow::array::RecordBatch;
 
 use self::datafusion::DataFusionEngine;
+pub use self::column::ColumnMeta;
 pub use self::error::{EngineError, ErrorKind};
 use self::failpoint::Failpoints;
 use self::incremental::IncrementalSpec;

@@ -4,6 +4,8 @@ use chrono::{SecondsFormat, Utc};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::ColumnMeta;
+
 /// The metadata file inside every version directory.
 pub const META_FILE: &str = "_etlm.json";
 
@@ -15,24 +17,6 @@ pub enum RelationKind {
     Table,
     /// Stored SQL, registered as a view when a session opens.
     View,
-}
-
-/// One column of a relation as readers see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ColumnMeta {
-    /// Column name, exactly as written in the Parquet files.
-    pub name: String,
-    /// Arrow `DataType` in its `Display` form (`Int64`, `Date32`, `Timestamp(µs)`),
-    /// which `DataType::from_str` parses back.
-    #[serde(rename = "type")]
-    pub data_type: String,
-}
-
-impl ColumnMeta {
-    /// A column from an Arrow field.
-    pub fn from_field(field: &Field) -> ColumnMeta {
-        ColumnMeta { name: field.name().clone(), data_type: field.data_type().to_string() }
-    }
 }
 
 /// The content of `_etlm.json`.

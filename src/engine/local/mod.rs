@@ -57,7 +57,7 @@ mod storage;
 mod write;
 
 pub use incremental::{CombineError, combine};
-pub use meta::{ColumnMeta, META_FILE, RelationKind, RelationMeta, table_columns};
+pub use meta::{META_FILE, RelationKind, RelationMeta, table_columns};
 pub use session::{
     BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, open_session,
     register_audit, register_relation, register_table_dir,

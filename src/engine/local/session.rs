@@ -366,7 +366,7 @@ mod tests {
     use datafusion::arrow::util::display::array_value_to_string;
 
     use super::*;
-    use crate::engine::local::meta::ColumnMeta;
+    use crate::engine::ColumnMeta;
     use crate::engine::local::test_warehouse as warehouse;
     use crate::engine::local::write::write_query;
 

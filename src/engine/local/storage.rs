@@ -603,7 +603,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-    use crate::engine::local::meta::ColumnMeta;
+    use crate::engine::ColumnMeta;
     use crate::engine::local::test_warehouse as warehouse;
 
     fn meta(partition_by: &[&str]) -> RelationMeta {

@@ -12,7 +12,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 
-use super::meta::{ColumnMeta, table_columns};
+use super::meta::table_columns;
+use crate::engine::ColumnMeta;
 use super::storage::Staging;
 
 /// The name of the only file of an unpartitioned table.

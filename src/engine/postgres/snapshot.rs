@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 
 use super::{RelKind, StagedKind, columns_of, create_table_as, pg_error};
 use crate::engine::EngineError;
-use crate::engine::local::ColumnMeta;
+use crate::engine::ColumnMeta;
 use crate::engine::snapshot::{Snapshot, SnapshotError, Spelling};
 use crate::project::snapshot::SnapshotConfig;
 use crate::relation::Relation;
