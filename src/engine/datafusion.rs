@@ -90,7 +90,7 @@ impl DataFusionEngine {
         for part in parts {
             // Read with the plain Parquet reader: thousands of tiny files through a
             // DataFusion session cost far more time and memory.
-            let file = std::fs::File::open(part).map_err(|e| EngineError::io(&part, e))?;
+            let file = std::fs::File::open(part).map_err(|e| EngineError::io(part, e))?;
             for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
                 let batch = batch?;
                 // Parquet reads strings back as views; the table's schema says Utf8.
@@ -116,7 +116,7 @@ impl DataFusionEngine {
         let dir = self.history_dir("intervals");
         append_parquet(&dir, name, &all)?;
         for part in parts.iter().filter(|p| p.file_name().is_some_and(|n| n != name)) {
-            std::fs::remove_file(part).map_err(|e| EngineError::io(&part, e))?;
+            std::fs::remove_file(part).map_err(|e| EngineError::io(part, e))?;
         }
         Ok(())
     }
