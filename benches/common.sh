@@ -1,15 +1,22 @@
 # Shared by the benchmarks: builds etlm and the generator in release mode, and defines
 # `measure` (wall time and peak RSS of a command) and `generate` (a generated project,
 # reused while the generator source and seed are unchanged). Sourced, not run.
-# Expects: root, SEED, BENCH_DIR, target_dir.
+# Expects: root, SEED, BENCH_DIR, target_dir; ETLM_BIN is optional.
 
 if ! command -v python3 >/dev/null 2>&1; then
     echo "benches: python3 is required (it times runs and reads peak RSS)" >&2
     exit 1
 fi
 
-cargo build --release --bin etlm --example gen_project
-etlm="$target_dir/release/etlm"
+# ETLM_BIN: measure that etlm binary (e.g. an earlier commit's, to compare) instead of
+# building this checkout's.
+if [[ -n "${ETLM_BIN:-}" ]]; then
+    cargo build --release --example gen_project
+    etlm="$ETLM_BIN"
+else
+    cargo build --release --bin etlm --example gen_project
+    etlm="$target_dir/release/etlm"
+fi
 gen="$target_dir/release/examples/gen_project"
 
 # Runs a command; prints "<wall seconds> <peak RSS in KiB>" of it on stdout. The command's

@@ -20,7 +20,8 @@
 # render every model and test, and write every artifact.
 #
 # Environment knobs: SIZES (default "1000 10000"), RUNS (5), SEED (42),
-# BENCH_DIR (default $TMPDIR/etlm-bench or /tmp/etlm-bench), CARGO_TARGET_DIR.
+# BENCH_DIR (default $TMPDIR/etlm-bench or /tmp/etlm-bench), CARGO_TARGET_DIR, ETLM_BIN
+# (a binary to measure instead of this checkout's, e.g. to compare two commits).
 # Exits non-zero if a build, the generator or any `etlm compile` fails.
 set -euo pipefail
 
