@@ -2,7 +2,8 @@
 //! over Parquet in a warehouse directory, `local/`), `postgres` a Postgres server (or
 //! any warehouse speaking its protocol). Both implement [`Engine`]: the runner, the
 //! audits and the history never ask which one they talk to. `failpoint` lets
-//! crash-safety tests stop a run at named points.
+//! crash-safety tests stop a run at named points; `recording` (tests only) is an engine
+//! that records what the runner asks for, for the runner's unit tests.
 //!
 //! The functions at the top of this file ([`open`], [`existing_relations`],
 //! [`describe`]...) are the only places that look at which engine a target names; every
@@ -17,6 +18,8 @@ pub mod incremental;
 pub mod local;
 pub mod postgres;
 pub mod snapshot;
+#[cfg(test)]
+pub mod recording;
 mod sql_history;
 
 use std::any::Any;
