@@ -13,3 +13,5 @@ pub mod reporter;
 pub mod schedule;
 pub mod seeds;
 pub mod unit;
+#[cfg(test)]
+mod tests;
