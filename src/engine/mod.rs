@@ -17,9 +17,9 @@ pub mod failpoint;
 pub mod incremental;
 pub mod local;
 pub mod postgres;
-pub mod snapshot;
 #[cfg(test)]
 pub mod recording;
+pub mod snapshot;
 mod sql_history;
 
 use std::any::Any;
@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use ::datafusion::arrow::array::RecordBatch;
 
-use self::datafusion::DataFusionEngine;
 pub use self::column::ColumnMeta;
+use self::datafusion::DataFusionEngine;
 pub use self::error::{EngineError, ErrorKind};
 use self::failpoint::Failpoints;
 use self::incremental::IncrementalSpec;

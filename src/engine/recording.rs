@@ -36,7 +36,10 @@ pub enum Event {
     ColumnTypes(String),
     /// `record_run`, by run id.
     RecordRun(String),
-    RecordInterval { unique_id: String, period: Period },
+    RecordInterval {
+        unique_id: String,
+        period: Period,
+    },
     ForgetIntervals(String),
     Intervals,
     RowCountHistory,
@@ -136,7 +139,12 @@ impl Engine for RecordingEngine {
         Ok(Staged { relation: relation.clone(), rows, query_seconds: 0.0, handle: Box::new(Handle(relation.clone())) })
     }
 
-    async fn publish(&self, staged: Staged, _failpoints: &Failpoints, _model: &str) -> Result<Option<u64>, EngineError> {
+    async fn publish(
+        &self,
+        staged: Staged,
+        _failpoints: &Failpoints,
+        _model: &str,
+    ) -> Result<Option<u64>, EngineError> {
         let (_, rows, Handle(relation)) = super::handle::<Handle>(staged)?;
         self.record(Event::Publish(relation));
         Ok(rows)

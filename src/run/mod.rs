@@ -12,6 +12,6 @@ pub mod querier;
 pub mod reporter;
 pub mod schedule;
 pub mod seeds;
-pub mod unit;
 #[cfg(test)]
 mod tests;
+pub mod unit;

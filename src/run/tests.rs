@@ -250,8 +250,8 @@ async fn two_threads_build_independent_models_at_once_but_never_before_their_par
     // `a` and `u` have no parents: both start at once; so do `b` and `c` once `a` is out.
     assert_eq!(staged(&events[..2]), ["a", "u"], "{events:?}");
     let (b, c) = (position(&events, &Event::Stage(relation("b"))), position(&events, &Event::Stage(relation("c"))));
-    let first_published = position(&events, &Event::Publish(relation("b")))
-        .min(position(&events, &Event::Publish(relation("c"))));
+    let first_published =
+        position(&events, &Event::Publish(relation("b"))).min(position(&events, &Event::Publish(relation("c"))));
     assert!(b.max(c) < first_published, "`b` and `c` are staged together: {events:?}");
 }
 

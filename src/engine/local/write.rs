@@ -13,8 +13,8 @@ use datafusion::logical_expr::{
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 
 use super::meta::table_columns;
-use crate::engine::ColumnMeta;
 use super::storage::Staging;
+use crate::engine::ColumnMeta;
 
 /// The name of the only file of an unpartitioned table.
 const SINGLE_FILE: &str = "part-0.parquet";

@@ -31,9 +31,9 @@ use tokio_postgres::{Client, GenericClient};
 
 pub use self::connect::{PgSettings, SslMode, redact};
 use self::pool::{Pool, Pooled};
+use super::ColumnMeta;
 use super::failpoint::Failpoints;
 use super::incremental::{Combine, IncrementalError, IncrementalSpec, duplicate_key_sql, null_key_sql, target_columns};
-use super::ColumnMeta;
 use super::sql_history::SqlHistory;
 use super::{Access, Build, Engine, EngineError, ErrorKind, HistoryStore, Staged, handle};
 use crate::project::{IncrementalStrategy, Target};

@@ -11,8 +11,8 @@ use tokio_postgres::{Client, Transaction};
 
 use super::snapshot::SnapshotPlan;
 use super::{IncrementalPlan, RelKind, StagedKind, StagedPg, pg_error};
-use crate::engine::failpoint::Failpoints;
 use crate::engine::ColumnMeta;
+use crate::engine::failpoint::Failpoints;
 use crate::engine::{EngineError, ErrorKind};
 use crate::project::IncrementalStrategy;
 use crate::relation::{Relation, quote_ident};

@@ -6,8 +6,8 @@
 use tokio_postgres::Client;
 
 use super::{RelKind, StagedKind, columns_of, create_table_as, pg_error};
-use crate::engine::EngineError;
 use crate::engine::ColumnMeta;
+use crate::engine::EngineError;
 use crate::engine::snapshot::{Snapshot, SnapshotError, Spelling};
 use crate::project::snapshot::SnapshotConfig;
 use crate::relation::Relation;
