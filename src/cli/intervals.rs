@@ -12,7 +12,7 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
     let compiled = super::compile_with(global, env, sources, "list")?;
     let selected = super::selected(global, &compiled)?;
     let done = crate::run::invocation::runtime()?.block_on(async {
-        let engine = super::open_engine(&compiled.project, Access::Read).await?;
+        let engine = crate::run::invocation::open_engine(&compiled.project.target, Access::Read).await?;
         engine
             .history()
             .intervals()

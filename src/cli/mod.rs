@@ -222,11 +222,3 @@ fn selected(global: &GlobalArgs, compiled: &CompiledProject) -> Result<BTreeSet<
 fn load_state(global: &GlobalArgs) -> Result<Option<State>, Vec<Diagnostic>> {
     selection(global).other_build()
 }
-
-/// Opens the active target's engine: the embedded warehouse, or a Postgres server.
-async fn open_engine(
-    project: &crate::project::Project,
-    access: crate::engine::Access,
-) -> Result<std::sync::Arc<dyn crate::engine::Engine>, Vec<Diagnostic>> {
-    crate::run::invocation::open_engine(&project.target, access).await
-}

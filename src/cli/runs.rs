@@ -36,7 +36,7 @@ pub fn run(
     let project = crate::project::load_project(&opts, sources).map_err(|d| d.0)?;
     let runtime = crate::run::invocation::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = super::open_engine(&project, Access::Read).await?;
+        let engine = crate::run::invocation::open_engine(&project.target, Access::Read).await?;
         let listing = match (args.models, args.tests) {
             (true, _) => Listing::Models,
             (_, true) => Listing::Tests,

@@ -51,7 +51,7 @@ pub fn run(
     };
     let runtime = crate::run::invocation::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = super::open_engine(&compiled.project, Access::Read).await?;
+        let engine = crate::run::invocation::open_engine(&compiled.project.target, Access::Read).await?;
         engine.query(&sql, args.limit).await.map_err(|e| {
             vec![
                 Diagnostic::error(Code::QueryFailed, format!("the query failed: {e}"))

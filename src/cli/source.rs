@@ -63,7 +63,7 @@ pub fn run(
     }
     let snapshotted_at = chrono::Utc::now();
     let results = crate::run::invocation::runtime()?.block_on(async {
-        let engine = super::open_engine(&compiled.project, Access::Read).await?;
+        let engine = crate::run::invocation::open_engine(&compiled.project.target, Access::Read).await?;
         let mut results = Vec::new();
         for (node, rule) in &checks {
             results.push(check(engine.as_ref(), node, rule, snapshotted_at.naive_utc()).await);

@@ -173,7 +173,7 @@ impl Reporter for RunReport<'_> {
         let count = |s| summary.count(s);
         let (ok, errors, skipped) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
         let (pass, warn, fail) = (count(Status::Pass), count(Status::Warn), count(Status::Fail));
-        let elapsed = (summary.finished_at - summary.started_at).num_milliseconds() as f64 / 1000.0;
+        let elapsed = summary.seconds();
         let mut parts = vec![format!("{ok} OK")];
         if pass + warn + fail > 0 {
             parts.push(format!("{pass} passed, {warn} warned, {fail} failed"));
