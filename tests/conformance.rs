@@ -254,6 +254,12 @@ mod cases {
             &["month", "2024-02-15"],
         ];
         assert_eq!(b.rows(&dir, spines), table(&["part", "period_start"], expected), "end excluded, as dbt's");
+        let idioms = "select open_end, ordered, rounds_equal from {schema}.postgres_idioms";
+        assert_eq!(
+            b.rows(&dir, idioms),
+            table(&["open_end", "ordered", "rounds_equal"], &[&["2099-01-01", "true", "true"]]),
+            "a text literal in coalesce is a date; a rounded decimal equals an integer"
+        );
     }
 
     pub fn source_freshness(b: &Backend) {
