@@ -255,3 +255,51 @@ fn tests_alike_share_a_query_and_each_names_its_model() {
     );
     assert_eq!(sql("memo_a_stored").trim(), "select *\nfrom \"main\".\"memo_a\"\nwhere id is null");
 }
+
+#[test]
+fn profiles_are_found_where_dbt_looks_and_an_undefined_target_is_an_error() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    let schemas = |dir: &Path| -> Vec<String> {
+        let nodes = manifest(dir)["nodes"].as_object().unwrap().clone();
+        let mut schemas: Vec<String> =
+            nodes.values().filter_map(|n| n["schema"].as_str().map(str::to_string)).collect();
+        schemas.dedup();
+        schemas
+    };
+
+    let run = etlm(&dir, &["compile", "--target", "prod"]);
+    assert_eq!(run.code, 2, "a target no profile defines must not build on the embedded engine");
+    assert!(
+        run.stderr.contains("error[unknown-target]: `--target prod` is defined by no profiles.yml"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("profiles.yml`, "), "the places looked in are named: {}", run.stderr);
+    assert!(!dir.join("target/manifest.json").exists(), "nothing is written");
+
+    // ~/.dbt/profiles.yml (HOME is the project in tests) holding only other projects' profiles
+    // is passed over: the embedded default.
+    std::fs::create_dir_all(dir.join(".dbt")).unwrap();
+    std::fs::write(dir.join(".dbt/profiles.yml"), "other:\n  outputs:\n    dev: {type: postgres}\n").unwrap();
+    assert_eq!(etlm(&dir, &["compile"]).code, 0);
+    assert_eq!(schemas(&dir), ["main"]);
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(
+        elsewhere.path().join("profiles.yml"),
+        "dbt_style:\n  target: dev\n  outputs:\n    dev: {type: local}\n    ci: {type: local, schema: ci_schema}\n",
+    )
+    .unwrap();
+    let profiles = elsewhere.path().display().to_string();
+    let run = etlm(&dir, &["compile", "--target", "ci", "--profiles-dir", &profiles]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(schemas(&dir), ["ci_schema"]);
+    let run = support::etlm_with(&dir, &["compile", "--target", "ci"], &[("DBT_PROFILES_DIR", &profiles)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(schemas(&dir), ["ci_schema"]);
+
+    // In ~/.dbt/ a file that defines the profile is used.
+    std::fs::copy(elsewhere.path().join("profiles.yml"), dir.join(".dbt/profiles.yml")).unwrap();
+    assert_eq!(etlm(&dir, &["compile", "-t", "ci"]).code, 0);
+    assert_eq!(schemas(&dir), ["ci_schema"]);
+}

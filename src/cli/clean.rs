@@ -3,16 +3,11 @@
 
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Code, Diagnostic, SourceMap};
-use crate::project::{Env, LoadOptions, load_project};
+use crate::project::{Env, load_project};
 use crate::report::Output;
 
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
-    let opts = LoadOptions {
-        project_dir: global.project_dir.clone(),
-        target: global.target.clone(),
-        vars: Default::default(),
-        env,
-    };
+    let opts = global.load_options(Default::default(), env);
     let project = load_project(&opts, sources).map_err(|d| d.0)?;
     let target = project.root.join(&project.settings.target_path);
     if let Some(warehouse) = crate::engine::warehouse_path(&project.target).filter(|w| w.starts_with(&target)) {

@@ -69,6 +69,10 @@ pub struct GlobalArgs {
     /// The target (a profiles.yml output) to use.
     #[arg(long, short = 't', global = true)]
     pub target: Option<String>,
+    /// The directory holding profiles.yml, looked in alone (default: the project
+    /// directory, `$ETLM_PROFILES_DIR`, `$DBT_PROFILES_DIR`, `~/.etlm/`, `~/.dbt/`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
     /// Variables as a YAML or JSON mapping, e.g. `{start: 2024-01-01}`.
     #[arg(long, global = true)]
     pub vars: Option<String>,
@@ -85,6 +89,19 @@ pub struct GlobalArgs {
     /// `state:` selectors, `etlm diff` and `--defer`.
     #[arg(long, global = true, value_name = "DIR")]
     pub state: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// What to load: the project, target and profiles of the flags, with `vars`.
+    pub fn load_options(&self, vars: BTreeMap<String, Json>, env: Env) -> LoadOptions {
+        LoadOptions {
+            project_dir: self.project_dir.clone(),
+            target: self.target.clone(),
+            profiles_dir: self.profiles_dir.clone(),
+            vars,
+            env,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,10 +202,7 @@ fn parse_vars(text: Option<&str>, sources: &SourceMap) -> Result<BTreeMap<String
 /// The invocation the global flags describe.
 fn invocation(global: &GlobalArgs, env: Env, sources: &SourceMap) -> Result<Invocation, Vec<Diagnostic>> {
     let vars = parse_vars(global.vars.as_deref(), sources)?;
-    Ok(Invocation {
-        load: LoadOptions { project_dir: global.project_dir.clone(), target: global.target.clone(), vars, env },
-        ..selection(global)
-    })
+    Ok(Invocation { load: global.load_options(vars, env), ..selection(global) })
 }
 
 /// The selection of the global flags, for commands that compile through another way.

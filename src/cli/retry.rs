@@ -5,7 +5,7 @@
 use super::run::RunArgs;
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Code, Diagnostic, SourceMap};
-use crate::project::{Env, LoadOptions, load_project};
+use crate::project::{Env, load_project};
 use crate::report::Output;
 use crate::run::execute::Command;
 use crate::state::artifacts::PreviousRun;
@@ -29,12 +29,7 @@ pub fn run(
             .with_help("to pick nodes by their last result, use e.g. `etlm run -s result:error+`"),
         ]);
     }
-    let opts = LoadOptions {
-        project_dir: global.project_dir.clone(),
-        target: global.target.clone(),
-        vars: Default::default(),
-        env: env.clone(),
-    };
+    let opts = global.load_options(Default::default(), env.clone());
     let project = load_project(&opts, sources).map_err(|d| d.0)?;
     let last = PreviousRun::load(&super::selection(global).results_dir(&project)).map_err(|d| vec![d])?;
     let command = match last.metadata.command.as_str() {

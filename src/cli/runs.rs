@@ -27,12 +27,7 @@ pub fn run(
     sources: &SourceMap,
     out: &Output,
 ) -> Result<Outcome, Vec<Diagnostic>> {
-    let opts = crate::project::LoadOptions {
-        project_dir: global.project_dir.clone(),
-        target: global.target.clone(),
-        vars: Default::default(),
-        env,
-    };
+    let opts = global.load_options(Default::default(), env);
     let project = crate::project::load_project(&opts, sources).map_err(|d| d.0)?;
     let runtime = crate::run::invocation::runtime()?;
     let batches = runtime.block_on(async {

@@ -56,6 +56,8 @@ pub struct LoadOptions {
     pub project_dir: PathBuf,
     /// `--target`.
     pub target: Option<String>,
+    /// `--profiles-dir`: the only place `profiles.yml` is looked for when given.
+    pub profiles_dir: Option<PathBuf>,
     /// `--vars`, overriding the project file's vars.
     pub vars: BTreeMap<String, Json>,
     pub env: Env,
@@ -200,7 +202,15 @@ pub fn load_project(opts: &LoadOptions, sources: &SourceMap) -> Result<Project, 
     let project_file = sources.add(project_path.strip_prefix(&root).unwrap_or(&project_path), text);
     let (mut settings, mut warnings) = ProjectFile::parse(project_file, sources).map_err(fail)?;
     let profile = settings.profile.clone().unwrap_or_else(|| settings.name.clone());
-    let target = profiles::load_target(&root, &profile, opts.target.as_deref(), &opts.env, sources).map_err(fail)?;
+    let target = profiles::load_target(
+        &root,
+        &profile,
+        opts.target.as_deref(),
+        opts.profiles_dir.as_deref(),
+        &opts.env,
+        sources,
+    )
+    .map_err(fail)?;
     let mut packages = packages::installed(&root, &settings, sources).map_err(fail)?;
 
     let mut diags = Collector::default();

@@ -1,6 +1,6 @@
-//! Targets: where models are built. `profiles.yml` is looked up in the project
-//! directory, then `$ETLM_PROFILES_DIR`, then `~/.etlm/`; without one, the target is the
-//! embedded engine (DataFusion over Parquet in `warehouse/`, schema `main`).
+//! Targets: where models are built. `profiles.yml` is looked up as dbt does (see
+//! `profile_candidates`); without one, the target is the embedded engine (DataFusion over
+//! Parquet in `warehouse/`, schema `main`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,9 +83,9 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// The embedded engine's default target, used when no profile exists.
-    pub fn embedded(name: Option<&str>, project_dir: &Path) -> Target {
+    pub fn embedded(project_dir: &Path) -> Target {
         Target {
-            name: name.unwrap_or("dev").to_string(),
+            name: "dev".to_string(),
             engine: EngineKind::Local,
             schema: "main".into(),
             database: None,
@@ -97,26 +97,68 @@ impl Target {
     }
 }
 
-/// Finds `profiles.yml` and picks the target. `target_name` is `--target`.
+/// Where `profiles.yml` is looked for, in order: `--profiles-dir` alone when given;
+/// else the project directory, `$ETLM_PROFILES_DIR`, `$DBT_PROFILES_DIR`, then the home
+/// folders `~/.etlm/` and `~/.dbt/`. A home file is used only when it defines the profile
+/// (it may hold other projects' profiles).
+fn profile_candidates(project_dir: &Path, profiles_dir: Option<&Path>, env: &Env) -> Vec<(PathBuf, bool)> {
+    if let Some(dir) = profiles_dir {
+        return vec![(dir.join("profiles.yml"), false)];
+    }
+    let mut candidates = vec![(project_dir.join("profiles.yml"), false)];
+    for var in ["ETLM_PROFILES_DIR", "DBT_PROFILES_DIR"] {
+        if let Some(dir) = env.get(var) {
+            candidates.push((Path::new(dir).join("profiles.yml"), false));
+        }
+    }
+    if let Some(home) = env.get("HOME") {
+        for dir in [".etlm", ".dbt"] {
+            candidates.push((Path::new(home).join(dir).join("profiles.yml"), true));
+        }
+    }
+    candidates
+}
+
+/// Whether the YAML text of a profiles file has `profile_name` as a top-level key.
+fn defines_profile(text: &str, profile_name: &str) -> bool {
+    text.lines().any(|line| {
+        let key = line.split(':').next().unwrap_or("");
+        !line.starts_with([' ', '\t', '#', '-']) && key.trim().trim_matches(['"', '\'']) == profile_name
+    })
+}
+
+/// Finds `profiles.yml` and picks the target. `target_name` is `--target`; without a
+/// profiles file it must be absent (the embedded default), since a target nobody defines
+/// must not build somewhere else.
 pub fn load_target(
     project_dir: &Path,
     profile_name: &str,
     target_name: Option<&str>,
+    profiles_dir: Option<&Path>,
     env: &Env,
     sources: &SourceMap,
 ) -> Result<Target, Vec<Diagnostic>> {
-    let mut candidates = vec![project_dir.join("profiles.yml")];
-    if let Some(dir) = env.get("ETLM_PROFILES_DIR") {
-        candidates.push(Path::new(dir).join("profiles.yml"));
-    }
-    if let Some(home) = env.get("HOME") {
-        candidates.push(Path::new(home).join(".etlm").join("profiles.yml"));
-    }
-    let Some(path) = candidates.into_iter().find(|p| p.is_file()) else {
-        return Ok(Target::embedded(target_name, project_dir));
+    let candidates = profile_candidates(project_dir, profiles_dir, env);
+    let found = candidates.iter().find_map(|(path, needs_profile)| {
+        let text = std::fs::read_to_string(path).ok()?;
+        (!needs_profile || defines_profile(&text, profile_name)).then(|| (path.clone(), text))
+    });
+    let Some((path, text)) = found else {
+        if let Some(name) = target_name {
+            let looked: Vec<String> = candidates.iter().map(|(p, _)| format!("`{}`", p.display())).collect();
+            return Err(vec![
+                Diagnostic::error(
+                    Code::UnknownTarget,
+                    format!("`--target {name}` is defined by no profiles.yml: no profile `{profile_name}` was found"),
+                )
+                .with_help(format!(
+                    "looked in {}; without `--target` (and without a profiles.yml) etlm builds on the embedded engine",
+                    looked.join(", ")
+                )),
+            ]);
+        }
+        return Ok(Target::embedded(project_dir));
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| vec![Diagnostic::error(Code::Io, format!("could not read `{}`: {e}", path.display()))])?;
     let shown = path.strip_prefix(project_dir).map_or(path.clone(), Path::to_path_buf);
     let file = sources.add(shown.clone(), text);
     let yaml = Yaml::parse(file, sources).map_err(|d| vec![d])?;

@@ -57,12 +57,7 @@ fn compile(files: &[(&str, &str)]) -> (tempfile::TempDir, Arc<CompiledProject>) 
         std::fs::write(path, text).expect("project file");
     }
     let opts = CompileOptions {
-        load: crate::project::LoadOptions {
-            project_dir: dir.path().to_path_buf(),
-            target: None,
-            vars: Default::default(),
-            env: Default::default(),
-        },
+        load: crate::project::LoadOptions { project_dir: dir.path().to_path_buf(), ..Default::default() },
         render: crate::template::RenderSettings {
             run_started_at: chrono::Utc::now(),
             invocation_id: "test".into(),

@@ -25,7 +25,7 @@ use self::adapter::Adapter;
 pub use self::adapter::{Querier, QueryTable};
 pub use self::errors::to_diagnostic;
 pub use self::macros::MacroDef;
-use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder, Timestamp};
+use self::objects::{ConfigObject, Exceptions, RECORDER, RETURN_SENTINEL, Recorder};
 pub use self::objects::{Mode, Recorded, RefCall, RelationValue, Resolver};
 use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 use crate::project::jinja::{target_value, to_value, var_value};
@@ -540,7 +540,7 @@ fn register_globals(
     dispatch: Arc<adapter::Dispatch>,
 ) {
     env.add_global("target", target_value(&project.target, project.settings.profile.as_deref()));
-    env.add_global("run_started_at", Value::from_object(Timestamp(settings.run_started_at)));
+    env.add_global("run_started_at", modules::DateTime::utc(settings.run_started_at).into_value());
     env.add_global("invocation_id", Value::from(settings.invocation_id.clone()));
     env.add_global("project_name", Value::from(project.name().to_string()));
     env.add_global("flags", adapter::flags(settings.full_refresh, settings.which));

@@ -1,27 +1,123 @@
 //! dbt's `modules`: the Python modules its Jinja context offers, as far as packages use
-//! them: `modules.datetime` (`datetime(y, m, d)`, `datetime.now()`, `utcnow()`, `strptime`,
-//! `fromisoformat`, `date(y, m, d)`, `date.today()`) and `modules.re` (`sub`, `match`, `search`, `fullmatch`, `findall`,
-//! `split`, `escape`, `compile`, with `re.I`). Python's regular expressions are read as
-//! Rust's `regex` reads them (no look-around); a pattern it cannot read is an error.
+//! them:
+//! - `modules.datetime`: `datetime(y, m, d, ...)` (positional or keyword, `tzinfo=`),
+//!   `datetime.now()`, `utcnow()`, `strptime`, `fromisoformat`, `date(y, m, d)`,
+//!   `date.today()`; a datetime renders as Python's `str()` does.
+//! - `modules.pytz`: `timezone(name)` (the IANA database), `utc`; `tz.localize(dt)`.
+//! - `modules.re`: `sub`, `match`, `search`, `fullmatch`, `findall`, `split`, `escape`,
+//!   `compile`, with `re.I`. Python's regular expressions are read as Rust's `regex` reads
+//!   them (no look-around); a pattern it cannot read is an error.
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, NaiveDateTime, Utc};
+use chrono::{Datelike, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 
-use super::objects::Timestamp;
 use crate::project::jinja::map_value;
 
 /// The `modules` global.
 pub fn modules() -> Value {
     let datetime =
         map_value([("datetime", Value::from_object(DateTimeClass)), ("date", Value::from_object(DateClass))]);
-    map_value([("datetime", datetime), ("re", Value::from_object(Re))])
+    map_value([("datetime", datetime), ("re", Value::from_object(Re)), ("pytz", Value::from_object(Pytz))])
 }
 
 fn bad(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
+}
+
+/// A Python `datetime`: a wall-clock time, with a UTC offset when it is aware.
+#[derive(Debug, Clone, Copy)]
+pub struct DateTime {
+    local: NaiveDateTime,
+    offset: Option<FixedOffset>,
+}
+
+impl DateTime {
+    /// An aware datetime in UTC (`run_started_at`).
+    pub fn utc(at: chrono::DateTime<Utc>) -> DateTime {
+        DateTime { local: at.naive_utc(), offset: Some(Utc.fix()) }
+    }
+
+    fn naive(local: NaiveDateTime) -> DateTime {
+        DateTime { local, offset: None }
+    }
+
+    pub fn into_value(self) -> Value {
+        Value::from_object(self)
+    }
+
+    /// Python's `str()` (`sep` ' ') and `isoformat()` (`sep` 'T').
+    fn python(&self, sep: char) -> String {
+        let micros = self.local.nanosecond() / 1000;
+        let mut text = self.local.format(&format!("%Y-%m-%d{sep}%H:%M:%S")).to_string();
+        if micros != 0 {
+            text.push_str(&format!(".{micros:06}"));
+        }
+        if let Some(offset) = self.offset {
+            let seconds = offset.local_minus_utc();
+            let sign = if seconds < 0 { '-' } else { '+' };
+            let seconds = seconds.unsigned_abs();
+            text.push_str(&format!("{sign}{:02}:{:02}", seconds / 3600, seconds / 60 % 60));
+            if seconds % 60 != 0 {
+                text.push_str(&format!(":{:02}", seconds % 60));
+            }
+        }
+        text
+    }
+
+    /// The instant in UTC; a naive datetime is taken as UTC (the machine time of a server).
+    fn instant(&self) -> chrono::DateTime<Utc> {
+        self.local.and_utc() - chrono::Duration::seconds(self.offset.map_or(0, |o| o.local_minus_utc()).into())
+    }
+}
+
+const PARTS: [&str; 7] = ["year", "month", "day", "hour", "minute", "second", "microsecond"];
+
+/// `datetime.datetime(year, month, day, hour=0, minute=0, second=0, microsecond=0, tzinfo=None)`,
+/// positional or keyword.
+fn construct(args: &[Value]) -> Result<DateTime, Error> {
+    let (positional, kwargs) = match args.split_last() {
+        Some((last, rest)) if last.is_kwargs() => (rest, Some(Kwargs::try_from(last.clone())?)),
+        _ => (args, None),
+    };
+    let mut parts = [0i64; 7];
+    for (i, value) in positional.iter().enumerate().take(7) {
+        parts[i] = i64::try_from(value.clone()).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut given = positional.len();
+    let mut tzinfo = None;
+    if let Some(kwargs) = &kwargs {
+        for (i, name) in PARTS.iter().enumerate() {
+            if let Some(v) = kwargs.get::<Option<i64>>(name)? {
+                parts[i] = v;
+                given = given.max(i + 1);
+            }
+        }
+        tzinfo = kwargs.get::<Option<Value>>("tzinfo")?;
+        kwargs.assert_all_used()?;
+    }
+    if given < 3 {
+        return Err(bad("datetime() needs a year, a month and a day"));
+    }
+    let offset = match tzinfo.filter(|v| !v.is_none()) {
+        None => None,
+        Some(tz) => {
+            Some(tz.downcast_object_ref::<Zone>().ok_or_else(|| bad("tzinfo must be a pytz timezone"))?.attached())
+        }
+    };
+    from_parts(parts, offset)
+}
+
+fn from_parts(parts: [i64; 7], offset: Option<FixedOffset>) -> Result<DateTime, Error> {
+    let part = |i: usize| u32::try_from(parts[i]).ok();
+    let local = i32::try_from(parts[0])
+        .ok()
+        .and_then(|year| NaiveDate::from_ymd_opt(year, part(1)?, part(2)?))
+        .and_then(|day| day.and_hms_micro_opt(part(3)?, part(4)?, part(5)?, part(6)?))
+        .ok_or_else(|| bad(format!("{parts:?} is not a date and time")))?;
+    Ok(DateTime { local, offset })
 }
 
 /// `datetime.datetime`.
@@ -29,23 +125,21 @@ fn bad(message: impl Into<String>) -> Error {
 struct DateTimeClass;
 
 impl Object for DateTimeClass {
-    /// `datetime.datetime(year, month, day, hour=0, minute=0, second=0)`.
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let parts: Vec<i64> =
-            args.iter().map(|a| i64::try_from(a.clone())).collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?;
-        let part = |i: usize| parts.get(i).copied().unwrap_or(0);
-        let (y, m, d) = (part(0), part(1), part(2));
-        let at = NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32)
-            .and_then(|day| day.and_hms_opt(part(3) as u32, part(4) as u32, part(5) as u32))
-            .filter(|_| parts.len() >= 3)
-            .ok_or_else(|| bad(format!("{parts:?} is not a date and time")))?;
-        Ok(Value::from_object(Timestamp(at.and_utc())))
+        Ok(construct(args)?.into_value())
     }
 
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        let at = |t: chrono::DateTime<Utc>| Ok(Value::from_object(Timestamp(t)));
+        let naive = |t: NaiveDateTime| Ok(DateTime::naive(t).into_value());
         match method {
-            "now" | "utcnow" => at(Utc::now()),
+            "now" => {
+                let (tz,): (Option<Value>,) = from_args(args)?;
+                match tz.as_ref().and_then(|tz| tz.downcast_object_ref::<Zone>()) {
+                    Some(zone) => Ok(zone.at_instant(Utc::now()).into_value()),
+                    None => naive(Utc::now().naive_utc()),
+                }
+            }
+            "utcnow" => naive(Utc::now().naive_utc()),
             "strptime" => {
                 let (text, format): (String, String) = from_args(args)?;
                 let parsed = NaiveDateTime::parse_from_str(&text, &format)
@@ -53,22 +147,194 @@ impl Object for DateTimeClass {
                         NaiveDate::parse_from_str(&text, &format).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
                     })
                     .map_err(|e| bad(format!("`{text}` does not match `{format}`: {e}")))?;
-                at(parsed.and_utc())
+                naive(parsed)
             }
             "fromisoformat" => {
                 let (text,): (String,) = from_args(args)?;
-                let parsed = chrono::DateTime::parse_from_rfc3339(&text)
-                    .map(|t| t.with_timezone(&Utc))
-                    .or_else(|_| NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc()))
-                    .or_else(|_| NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc()))
+                if let Ok(aware) = chrono::DateTime::parse_from_rfc3339(&text)
+                    .or_else(|_| chrono::DateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f%:z"))
+                {
+                    return Ok(DateTime { local: aware.naive_local(), offset: Some(*aware.offset()) }.into_value());
+                }
+                let parsed = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .or_else(|_| NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f"))
                     .or_else(|_| {
-                        NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                            .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+                        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
                     })
                     .map_err(|_| bad(format!("`{text}` is not an ISO date or time")))?;
-                at(parsed)
+                naive(parsed)
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetime.datetime has no `{method}` in etlm"))),
+        }
+    }
+}
+
+impl Object for DateTime {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let t = &self.local;
+        match key.as_str()? {
+            "year" => Some(Value::from(t.year())),
+            "month" => Some(Value::from(t.month())),
+            "day" => Some(Value::from(t.day())),
+            "hour" => Some(Value::from(t.hour())),
+            "minute" => Some(Value::from(t.minute())),
+            "second" => Some(Value::from(t.second())),
+            "microsecond" => Some(Value::from(t.nanosecond() / 1000)),
+            "tzinfo" => Some(self.offset.map_or(Value::from(()), |o| Value::from_object(Zone::Fixed(o)))),
+            _ => None,
+        }
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let (fmt,): (String,) = from_args(args)?;
+                let offset = self.offset.unwrap_or(Utc.fix());
+                let at = offset.from_local_datetime(&self.local).single().ok_or_else(|| bad("no such local time"))?;
+                let fmt = if self.offset.is_none() { fmt.replace("%z", "").replace("%Z", "") } else { fmt };
+                Ok(Value::from(at.format(&fmt).to_string()))
+            }
+            "isoformat" => Ok(Value::from(self.python('T'))),
+            "date" => Ok(Value::from_object(Day(self.local.date()))),
+            "timestamp" => Ok(Value::from(self.instant().timestamp_micros() as f64 / 1e6)),
+            "astimezone" => {
+                let (tz,): (Value,) = from_args(args)?;
+                let zone = tz.downcast_object_ref::<Zone>().ok_or_else(|| bad("astimezone takes a pytz timezone"))?;
+                Ok(zone.at_instant(self.instant()).into_value())
+            }
+            "replace" => {
+                let (kwargs,): (Kwargs,) = from_args(args)?;
+                let t = &self.local;
+                let mut parts = [
+                    t.year().into(),
+                    t.month().into(),
+                    t.day().into(),
+                    t.hour().into(),
+                    t.minute().into(),
+                    t.second().into(),
+                    (t.nanosecond() / 1000).into(),
+                ];
+                for (i, name) in PARTS.iter().enumerate() {
+                    if let Some(v) = kwargs.get::<Option<i64>>(name)? {
+                        parts[i] = v;
+                    }
+                }
+                let offset = match kwargs.get::<Option<Value>>("tzinfo")? {
+                    Some(tz) if tz.is_none() => None,
+                    Some(tz) => Some(
+                        tz.downcast_object_ref::<Zone>()
+                            .ok_or_else(|| bad("tzinfo must be a pytz timezone"))?
+                            .attached(),
+                    ),
+                    None => self.offset,
+                };
+                kwargs.assert_all_used()?;
+                Ok(from_parts(parts, offset)?.into_value())
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetimes have no method `{method}`"))),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.python(' '))
+    }
+}
+
+/// `modules.pytz`.
+#[derive(Debug)]
+struct Pytz;
+
+impl Object for Pytz {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "utc" | "UTC" => Some(Value::from_object(Zone::Named(chrono_tz::UTC))),
+            _ => None,
+        }
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "timezone" => {
+                let (name,): (String,) = from_args(args)?;
+                let zone: chrono_tz::Tz = name.parse().map_err(|_| bad(format!("unknown time zone `{name}`")))?;
+                Ok(Value::from_object(Zone::Named(zone)))
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("pytz has no `{method}` in etlm"))),
+        }
+    }
+}
+
+/// A pytz time zone, or the fixed offset of an aware datetime's `tzinfo`.
+#[derive(Debug)]
+enum Zone {
+    Named(chrono_tz::Tz),
+    Fixed(FixedOffset),
+}
+
+impl Zone {
+    /// The offset a pytz zone gives when passed as `tzinfo=` to the constructor: its first
+    /// entry (local mean time), in whole minutes, as pytz has it. `localize` is the right way.
+    fn attached(&self) -> FixedOffset {
+        match self {
+            Zone::Fixed(offset) => *offset,
+            Zone::Named(zone) => {
+                let earliest =
+                    NaiveDate::from_ymd_opt(1800, 1, 1).unwrap_or_default().and_hms_opt(0, 0, 0).unwrap_or_default();
+                let seconds = zone.offset_from_utc_datetime(&earliest).fix().local_minus_utc();
+                let minutes = (f64::from(seconds) / 60.0).round() as i32;
+                FixedOffset::east_opt(minutes * 60).unwrap_or(Utc.fix())
+            }
+        }
+    }
+
+    fn at_instant(&self, instant: chrono::DateTime<Utc>) -> DateTime {
+        let offset = match self {
+            Zone::Fixed(offset) => *offset,
+            Zone::Named(zone) => zone.offset_from_utc_datetime(&instant.naive_utc()).fix(),
+        };
+        DateTime { local: instant.with_timezone(&offset).naive_local(), offset: Some(offset) }
+    }
+}
+
+impl Object for Zone {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match (key.as_str()?, self.as_ref()) {
+            ("zone", Zone::Named(zone)) => Some(Value::from(zone.name())),
+            _ => None,
+        }
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "localize" => {
+                let (at,): (Value,) = from_args(args)?;
+                let at = at.downcast_object_ref::<DateTime>().ok_or_else(|| bad("localize takes a datetime"))?;
+                let offset = match self.as_ref() {
+                    Zone::Fixed(offset) => *offset,
+                    Zone::Named(zone) => zone
+                        .offset_from_local_datetime(&at.local)
+                        .earliest()
+                        .ok_or_else(|| bad(format!("{} does not exist in {}", at.python(' '), zone.name())))?
+                        .fix(),
+                };
+                Ok(DateTime { local: at.local, offset: Some(offset) }.into_value())
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("time zones have no method `{method}`"))),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_ref() {
+            Zone::Named(zone) => f.write_str(zone.name()),
+            Zone::Fixed(offset) => write!(f, "{offset}"),
         }
     }
 }
@@ -305,5 +571,36 @@ mod tests {
                     {{ modules.datetime.date.fromisoformat('2024-02-01').isoformat() }} \
                     {{ modules.datetime.date(1997, 9, 29) }} {{ modules.datetime.datetime(2024, 1, 2, 3).strftime('%H') }}";
         assert_eq!(env.render_str(text, ()).unwrap(), "a_b_c n1x b True b ['1', '2'] 31/01 2024-02-01 1997-09-29 03");
+    }
+
+    #[test]
+    fn datetimes_render_as_python_and_pytz_zones_offset_them() {
+        let mut env = crate::project::jinja::python::environment();
+        env.add_global("modules", super::modules());
+        let render = |text: &str| env.render_str(text, ()).unwrap();
+        assert_eq!(render("{{ modules.datetime.datetime(1997, 9, 29, 6, 14) }}"), "1997-09-29 06:14:00");
+        assert_eq!(
+            render("{{ modules.datetime.datetime(year=2024, month=1, day=2, microsecond=5).isoformat() }}"),
+            "2024-01-02T00:00:00.000005"
+        );
+        // pytz's zone passed as tzinfo= is its local mean time (-07:53 in Los Angeles), as in Python.
+        let la = "modules.pytz.timezone('America/Los_Angeles')";
+        assert_eq!(
+            render(&format!("{{{{ modules.datetime.datetime(1997, 9, 29, 6, 14, 0, tzinfo={la}) }}}}")),
+            "1997-09-29 06:14:00-07:53"
+        );
+        assert_eq!(
+            render(&format!("{{{{ {la}.localize(modules.datetime.datetime(1997, 9, 29, 6, 14)) }}}}")),
+            "1997-09-29 06:14:00-07:00"
+        );
+        assert_eq!(
+            render(&format!(
+                "{{{{ modules.datetime.datetime(2024, 1, 15, 12, tzinfo=modules.pytz.utc).astimezone({la}).strftime('%H:%M %z') }}}}"
+            )),
+            "04:00 -0800"
+        );
+        assert_eq!(render("{{ modules.datetime.datetime(2024, 3, 1).replace(day=5).date() }}"), "2024-03-05");
+        let err = env.render_str("{{ modules.pytz.timezone('Mars/Olympus') }}", ()).unwrap_err();
+        assert!(err.to_string().contains("unknown time zone `Mars/Olympus`"), "{err}");
     }
 }

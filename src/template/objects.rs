@@ -1,5 +1,5 @@
 //! The objects models see in Jinja: relations (`this`, `ref()` results), the per-render
-//! recorder, `config`, `run_started_at`, `exceptions` and `adapter`.
+//! recorder, `config`, `exceptions` and `adapter`.
 
 use crate::project::jinja::map_value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -255,31 +255,6 @@ impl Object for ConfigObject {
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("config has no method `{method}`"))),
         }
-    }
-}
-
-/// `run_started_at`: renders as ISO-8601, with `strftime` and `isoformat`.
-#[derive(Debug)]
-pub struct Timestamp(pub chrono::DateTime<chrono::Utc>);
-
-impl Object for Timestamp {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "strftime" => {
-                let (fmt,): (String,) = minijinja::value::from_args(args)?;
-                Ok(Value::from(self.0.format(&fmt).to_string()))
-            }
-            "isoformat" => Ok(Value::from(self.0.to_rfc3339())),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("timestamps have no method `{method}`"))),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
     }
 }
 

@@ -85,6 +85,7 @@ pub fn etlm_command(dir: &Path, args: &[&str]) -> Command {
         .arg("--project-dir")
         .arg(dir)
         .env_remove("ETLM_PROFILES_DIR")
+        .env_remove("DBT_PROFILES_DIR")
         .env("HOME", dir)
         .env("NO_COLOR", "1")
         .env("ETLM_TEST_PGPASSWORD", postgres::password());

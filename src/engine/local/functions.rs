@@ -1,13 +1,16 @@
 //! SQL functions the embedded engine adds to DataFusion's, or retypes, for SQL written for
 //! Postgres (packages' `postgres__` macros and projects' own SQL): `mod(a, b)`; `coalesce`
 //! typing a text literal as its other arguments; `round` of a decimal typed the same at
-//! every planning stage.
+//! every planning stage; `to_char` reading Postgres' patterns (`'FMDay'`, `'YYYY-MM'`) as
+//! well as chrono's (`'%Y-%m'`).
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{AsArray, StringArray};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::numeric::rem;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::Result;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
@@ -16,6 +19,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+use super::pg_format;
+
 /// Registers the functions on `ctx`, replacing DataFusion's `coalesce` and `round`.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(Mod { signature: Signature::user_defined(Volatility::Immutable) }));
@@ -23,6 +28,64 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(Retyped { inner: coalesce, rule: Rule::TextTakesOtherType }));
     let round = datafusion::functions::math::round();
     ctx.register_udf(ScalarUDF::from(Retyped { inner: round, rule: Rule::DecimalKeepsScale }));
+    ctx.register_udf(ScalarUDF::from(ToChar { inner: datafusion::functions::datetime::to_char() }));
+}
+
+/// `to_char(date or timestamp, pattern)`: a pattern without `%` is Postgres'; one with `%`
+/// is chrono's, as DataFusion's own `to_char` reads it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToChar {
+    inner: Arc<ScalarUDF>,
+}
+
+impl ScalarUDFImpl for ToChar {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let postgres = match args.args.get(1) {
+            Some(ColumnarValue::Scalar(ScalarValue::Utf8(Some(pattern)))) if !pattern.contains('%') => {
+                Some(pg_format::parse(pattern))
+            }
+            _ => None,
+        };
+        let (Some(tokens), Some(value)) = (postgres, args.args.first()) else {
+            return self.inner.invoke_with_args(args);
+        };
+        if !matches!(value.data_type(), DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)) {
+            return self.inner.invoke_with_args(args);
+        }
+        let array = value.to_array(args.number_rows)?;
+        let micros = cast(&array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+        let micros = micros.as_primitive::<TimestampMicrosecondType>();
+        let text: StringArray = micros
+            .iter()
+            .map(|v| {
+                v.and_then(chrono::DateTime::from_timestamp_micros).map(|t| pg_format::format(&t.naive_utc(), &tokens))
+            })
+            .collect();
+        Ok(match value {
+            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&text, 0)?),
+            ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(text)),
+        })
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
 }
 
 /// Postgres' `mod(a, b)`: the remainder of `a / b`, with the sign of `a` (as `%`).
@@ -188,6 +251,16 @@ mod tests {
         )
         .await;
         assert!(text.contains("| true | Date32 | 8 | a |"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn to_char_reads_postgres_and_chrono_patterns() {
+        let text = one_row(
+            "select to_char(date '2020-11-29', 'FMDay') as a, to_char(timestamp '2020-11-29 14:05:00', 'WW HH24:MI') as b, \
+             to_char(date '2020-11-29', '%Y/%m') as c, to_char(cast(null as date), 'Mon') as d",
+        )
+        .await;
+        assert!(text.contains("| Sunday | 48 14:05 | 2020/11 |   |"), "{text}");
     }
 
     #[tokio::test]

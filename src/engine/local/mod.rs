@@ -51,6 +51,7 @@ pub mod deferred;
 mod functions;
 mod incremental;
 mod meta;
+mod pg_format;
 mod session;
 mod snapshot;
 mod storage;
