@@ -349,10 +349,11 @@ mod cases {
         let out = ok(&dir, &["build"]);
         assert!(
             out.contains(
-                "1 models query relations while compiling that are not built yet: building what they read first"
+                "2 nodes query relations while compiling that are not built yet: building what they read first"
             ),
-            "the seed `order_ids_wide` queries is loaded first: {out}"
+            "the seed `order_ids_wide` queries and the model a test queries are built first: {out}"
         );
+        assert!(out.contains("PASS   test toolkit_at_most_observed_max_orders_priced_price"), "{out}");
         assert!(out.contains("PASS   test toolkit_is_positive_orders_priced_price"), "{out}");
         assert!(
             out.contains("PASS   test toolkit_rows_at_most_orders_priced_5"),

@@ -123,6 +123,10 @@ pub(super) fn analyze(
                 Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
                     rendering.pending.insert(id, d);
                 }
+                Err(d) if deferrable(c, &d) => {
+                    rendering.pending.remove(&id);
+                    rendering.unrendered.insert(id, d);
+                }
                 Err(_) if rendering.deferring() => {}
                 Err(d) => diags.push(d),
             }

@@ -366,6 +366,9 @@ pub(super) fn render_tests(
             Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
                 rendering.pending.insert(id, d);
             }
+            Err(d) if super::render::deferrable(c, &d) => {
+                rendering.unrendered.insert(id, d);
+            }
             Err(_) if deferring => {}
             Err(d) => diags.push(d),
         }
@@ -388,12 +391,21 @@ pub(super) fn render_generic_tests(
             let test = node.generic_test.as_ref().expect("filtered on generic tests");
             let attached = &nodes[&test.attached_to];
             let input = || compile_input(node, resolver.clone(), false);
-            // Rendered once with a placeholder for the model, then spelled both ways.
+            // etlm's own tests render once with a placeholder for the model (tests alike
+            // share the query), then it is spelled both ways. Other tests may query the
+            // model while they render (`run_query`), so they see its published name, which the
+            // audit version replaces with the staged one.
             const MODEL: &str = "__etlm_test_model__";
+            let own = c.renderer.generic_test_macro(&test.def.test_name).is_some_and(|m| c.renderer.is_builtin(&m));
+            let published = attached.relation.as_ref().map(Relation::to_string);
+            let model_sql = match published.as_deref() {
+                Some(name) if !own => name,
+                _ => MODEL,
+            };
             let rendered = render_generic_test(
                 &test.def,
                 &node.config,
-                MODEL,
+                model_sql,
                 attached.relation.as_ref(),
                 c.renderer,
                 input,

@@ -68,9 +68,11 @@ pub fn run_command(
             first.extend(seeds.into_iter().filter(|id| compiled.nodes[id].resource_type == ResourceType::Seed));
         }
         if !first.is_empty() {
+            let n = compiled.unrendered.len();
             reporter.note(&format!(
-                "{} models query relations while compiling that are not built yet: building what they read first",
-                compiled.unrendered.len()
+                "{n} {} relations while compiling that are not built yet: building what {} first",
+                if n == 1 { "node queries" } else { "nodes query" },
+                if n == 1 { "it reads" } else { "they read" },
             ));
             let summary = run_compiled(invocation, request, sources, reporter, compiled, Some(first))?;
             if summary.failed() {

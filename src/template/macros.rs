@@ -169,10 +169,11 @@ pub fn rewrite_blocks(source: &str) -> String {
     out
 }
 
-/// In a package's macros, `{{ name }}` of a plain variable prints nothing when it is
-/// undefined, as in dbt (packages print optional pieces, `{{ select_gb_cols }}`, that
-/// only some branches set); the project's own templates stay strict. The expression is
-/// rewritten `{{ name|default('') }}`.
+/// In a package's macros, `{{ name }}` of a plain variable, or of a path into one
+/// (`{{ props["min_time"] }}`, `{{ a.b }}`), prints nothing when it is undefined, as in dbt
+/// (packages print optional pieces, `{{ select_gb_cols }}`, that only some branches set);
+/// the project's own templates stay strict. The expression is rewritten
+/// `{{ name|default('') }}`.
 pub fn lenient_prints(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut pos = 0;
@@ -183,11 +184,7 @@ pub fn lenient_prints(source: &str) -> String {
         let inner = &source[start + 2..end - 2];
         let bare = inner.trim_matches(['-', ' ', '\t']);
         out.push_str(&source[pos..start]);
-        let is_name = !bare.is_empty()
-            && bare.chars().all(|c| c.is_alphanumeric() || c == '_')
-            && !bare.starts_with(|c: char| c.is_ascii_digit())
-            && !matches!(bare, "none" | "true" | "false" | "None" | "True" | "False");
-        if is_name {
+        if is_path(bare) {
             out.push_str(&source[start..end - 2].replacen(bare, &format!("{bare}|default('')"), 1));
             out.push_str("}}");
         } else {
@@ -197,6 +194,42 @@ pub fn lenient_prints(source: &str) -> String {
     }
     out.push_str(&source[pos..]);
     out
+}
+
+/// A name, then any `.attr`, `["key"]`, `['key']` or `[0]`: what `lenient_prints` makes
+/// lenient. Literals (`none`, `true`, numbers) are not names.
+fn is_path(text: &str) -> bool {
+    let ident_len = |t: &str| t.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(t.len());
+    let first = ident_len(text);
+    if first == 0
+        || text.starts_with(|c: char| c.is_ascii_digit())
+        || matches!(&text[..first], "none" | "true" | "false" | "None" | "True" | "False")
+    {
+        return false;
+    }
+    let mut rest = &text[first..];
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let n = ident_len(after);
+            if n == 0 {
+                return false;
+            }
+            rest = &after[n..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let Some(close) = after.find(']') else { return false };
+            let key = &after[..close];
+            let quoted = key.len() >= 2
+                && (key.starts_with('"') && key.ends_with('"') || key.starts_with('\'') && key.ends_with('\''))
+                && !key[1..key.len() - 1].contains(['"', '\'']);
+            if !quoted && !(!key.is_empty() && key.chars().all(|c| c.is_ascii_digit())) {
+                return false;
+            }
+            rest = &after[close + 1..];
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// A macro exposed as a global function.
@@ -336,14 +369,18 @@ mod tests {
 
     #[test]
     fn package_prints_of_undefined_names_are_empty() {
-        let src = "{% macro m(a) %}[{{a}}|{{ b }}|{{- c -}}|{{ a.x }}]{% endmacro %}{{ m(1) }}";
+        let src = "{% macro m(a) %}[{{a}}|{{ b }}|{{- c -}}|{{ a.x }}|{{ d['k'] }}|{{ a + 1 }}|{{ none }}]{% endmacro %}\
+                   {{ m(1) }}";
         let out = lenient_prints(src);
         assert_eq!(
             out,
-            "{% macro m(a) %}[{{a|default('')}}|{{ b|default('') }}|{{- c|default('') -}}|{{ a.x }}]{% endmacro %}{{ m(1) }}"
+            "{% macro m(a) %}[{{a|default('')}}|{{ b|default('') }}|{{- c|default('') -}}|{{ a.x|default('') }}|\
+             {{ d['k']|default('') }}|{{ a + 1 }}|{{ none }}]{% endmacro %}{{ m(1) }}"
         );
         let env = crate::project::jinja::python::environment();
-        assert_eq!(env.render_str(&out.replace("{{ a.x }}", ""), ()).unwrap(), "[1|||]");
+        let out = out.replace("{{ d['k']|default('') }}", "{{ {}['k']|default('') }}");
+        assert_eq!(env.render_str(&out, ()).unwrap(), "[1|||||2|None]");
+        assert!(!super::is_path("a[b]") && !super::is_path("1x") && super::is_path("a.b[0][\"c\"]"));
     }
 
     #[test]

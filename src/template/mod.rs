@@ -121,10 +121,11 @@ impl Namespaces {
             .chain([root.to_string(), "dbt".to_string()])
             .map(|p| (p, BTreeMap::new()))
             .collect();
-        for (key, (_, def, value)) in macros.iter().filter(|(_, (_, def, _))| !def.is_test) {
+        // A `{% test x %}` block is the macro `test_x`, as in dbt (`dbt_expectations.test_x(...)`).
+        for (key, (_, _, value)) in macros {
             match key.split_once('.') {
-                Some((package, _)) => {
-                    by_package.entry(package.to_string()).or_default().insert(def.name.clone(), value.clone());
+                Some((package, global)) => {
+                    by_package.entry(package.to_string()).or_default().insert(global.to_string(), value.clone());
                 }
                 None => {
                     flat.insert(key.clone(), value.clone());
@@ -139,6 +140,21 @@ impl Namespaces {
     fn of(&self, package: &str) -> Option<&BTreeMap<String, Value>> {
         self.packages.get(package)
     }
+}
+
+/// A failed render's diagnostic, coded by what the render recorded: a compile-time query
+/// that failed (`QUERY_FAILED`), or columns asked for that are not known (`UNKNOWN_COLUMNS`).
+fn classified(mut d: Diagnostic, recorded: &Recorded) -> Diagnostic {
+    if recorded.query_failed {
+        d.code = QUERY_FAILED;
+    } else if recorded.unknown_columns {
+        d = d.with_note(
+            "it asked for the columns of a relation etlm does not know while compiling: a source without \
+             `columns:` in its YAML, or a relation etlm does not build",
+        );
+        d.code = UNKNOWN_COLUMNS;
+    }
+    d
 }
 
 impl Renderer {
@@ -299,20 +315,7 @@ impl Renderer {
         let recorded = std::mem::take(&mut *recorder.recorded.lock().expect("recorder lock poisoned"));
         match result {
             Ok(sql) => Ok(Rendered { sql, recorded }),
-            Err(e) if recorded.query_failed => {
-                let mut d = fail(e);
-                d.code = QUERY_FAILED;
-                Err(d)
-            }
-            Err(e) if recorded.unknown_columns => {
-                let mut d = fail(e).with_note(
-                    "it asked for the columns of a relation etlm does not know while compiling: a source without \
-                     `columns:` in its YAML, or a relation etlm does not build",
-                );
-                d.code = UNKNOWN_COLUMNS;
-                Err(d)
-            }
-            Err(e) => Err(fail(e)),
+            Err(e) => Err(classified(fail(e), &recorded)),
         }
     }
 
@@ -452,11 +455,7 @@ impl Renderer {
         let template = self.env.template_from_str("").expect("empty template compiles");
         let mut captured = template.render_captured(ctx).map_err(|e| to_diagnostic(&e, *file, sources))?;
         let out = captured.with_state_mut(|st| f.call(st, args)).map_err(|e| {
-            let mut d = to_diagnostic(&e, *file, sources);
-            if recorder.recorded.lock().expect("recorder lock poisoned").unknown_columns {
-                d.code = UNKNOWN_COLUMNS;
-            }
-            d
+            classified(to_diagnostic(&e, *file, sources), &recorder.recorded.lock().expect("recorder lock poisoned"))
         })?;
         let recorded = std::mem::take(&mut *recorder.recorded.lock().expect("recorder lock poisoned"));
         Ok(Rendered { sql: out.to_string().trim().to_string(), recorded })

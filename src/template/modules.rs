@@ -1,7 +1,7 @@
 //! dbt's `modules`: the Python modules its Jinja context offers, as far as packages use
 //! them:
 //! - `modules.datetime`: `datetime(y, m, d, ...)` (positional or keyword, `tzinfo=`),
-//!   `datetime.now()`, `utcnow()`, `strptime`, `fromisoformat`, `date(y, m, d)`,
+//!   `datetime.now()`, `utcnow()`, `today()`, `strptime`, `fromisoformat`, `date(y, m, d)`,
 //!   `date.today()`; a datetime renders as Python's `str()` does.
 //! - `modules.pytz`: `timezone(name)` (the IANA database), `utc`; `tz.localize(dt)`.
 //! - `modules.re`: `sub`, `match`, `search`, `fullmatch`, `findall`, `split`, `escape`,
@@ -139,7 +139,7 @@ impl Object for DateTimeClass {
                     None => naive(Utc::now().naive_utc()),
                 }
             }
-            "utcnow" => naive(Utc::now().naive_utc()),
+            "utcnow" | "today" => naive(Utc::now().naive_utc()),
             "strptime" => {
                 let (text, format): (String, String) = from_args(args)?;
                 let parsed = NaiveDateTime::parse_from_str(&text, &format)

@@ -93,6 +93,18 @@ impl Object for RelationValue {
                 }
                 Ok(Value::from_object(RelationValue { relation, cte: self.cte.clone() }))
             }
+            // dbt's `information_schema('columns')`: the catalog view in the relation's database.
+            "information_schema" => {
+                let (view,): (Option<String>,) = minijinja::value::from_args(args)?;
+                let mut name = match &self.relation.database {
+                    Some(db) => format!("{}.information_schema", crate::relation::quote_ident(db)),
+                    None => "information_schema".to_string(),
+                };
+                if let Some(view) = view {
+                    name = format!("{name}.{view}");
+                }
+                Ok(Value::from_safe_string(name))
+            }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("relations have no method `{method}`"))),
         }
     }
