@@ -303,3 +303,23 @@ fn profiles_are_found_where_dbt_looks_and_an_undefined_target_is_an_error() {
     assert_eq!(etlm(&dir, &["compile", "-t", "ci"]).code, 0);
     assert_eq!(schemas(&dir), ["ci_schema"]);
 }
+
+#[test]
+fn a_selector_that_matches_nothing_is_a_warning_or_with_the_flag_an_error() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    let run = etlm(&dir, &["seed", "-s", "raw_paymnets"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("warning[empty-selection]: `--select raw_paymnets` matches no node"), "{all}");
+    assert!(all.contains("did you mean `raw_payments`?"), "{all}");
+    assert!(!dir.join("warehouse/main").exists(), "nothing was selected, so nothing is built");
+
+    let run = etlm(&dir, &["seed", "-s", "raw_paymnets", "raw_orders", "--fail-on-empty-selection"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("error[empty-selection]"), "{}", run.stderr);
+    assert!(!dir.join("warehouse/main").exists(), "an error before anything runs");
+
+    let run = etlm(&dir, &["seed", "-s", "raw_orders", "--fail-on-empty-selection"]);
+    assert_eq!(run.code, 0, "a selector that matches is fine: {}", run.stderr);
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains("empty-selection"));
+}

@@ -89,6 +89,9 @@ pub struct GlobalArgs {
     /// `state:` selectors, `etlm diff` and `--defer`.
     #[arg(long, global = true, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// A `--select` selector that matches no node is an error (exit 2), not a warning.
+    #[arg(long, global = true)]
+    pub fail_on_empty_selection: bool,
 }
 
 impl GlobalArgs {
@@ -212,6 +215,7 @@ fn selection(global: &GlobalArgs) -> Invocation {
         select: global.select.clone(),
         exclude: global.exclude.clone(),
         state: global.state.clone(),
+        fail_on_empty_selection: global.fail_on_empty_selection,
     }
 }
 

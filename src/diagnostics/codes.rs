@@ -101,6 +101,9 @@ codes! {
     UnknownLineageTarget = "unknown-lineage-target",
     /// A `--select` / `--exclude` that cannot be read.
     InvalidSelector = "invalid-selector",
+    /// A `--select` selector that matches no node (a warning; an error with
+    /// `--fail-on-empty-selection`).
+    EmptySelection = "empty-selection",
     /// `--vars` that is not a mapping.
     InvalidVars = "invalid-vars",
     /// A command-line argument etlm cannot use.

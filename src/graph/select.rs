@@ -49,16 +49,20 @@ struct Atom {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selector {
     union: Vec<Vec<Atom>>,
+    /// Each member of the union as written.
+    words: Vec<String>,
 }
 
 /// Parses the words given to `--select` (each may hold several space-separated selectors).
 pub fn parse_selectors(words: &[String]) -> Result<Selector, SelectError> {
     let mut union = Vec::new();
+    let mut written = Vec::new();
     for word in words.iter().flat_map(|w| w.split_whitespace()) {
         let atoms = word.split(',').map(|a| parse_atom(a, word)).collect::<Result<Vec<_>, _>>()?;
         union.push(atoms);
+        written.push(word.to_string());
     }
-    Ok(Selector { union })
+    Ok(Selector { union, words: written })
 }
 
 fn parse_atom(text: &str, whole: &str) -> Result<Atom, SelectError> {
@@ -276,6 +280,36 @@ impl Selector {
                 });
             }
             out.extend(acc.unwrap_or_default());
+        }
+        Ok(out)
+    }
+}
+
+impl Selector {
+    /// The selectors as written that match no node, with the nearest node name for a
+    /// plain name. `state:` and `result:` are left out: matching nothing is their usual
+    /// answer (nothing changed, nothing failed).
+    pub fn unmatched(
+        &self,
+        dag: &Dag,
+        external: &dyn ExternalMethods,
+    ) -> Result<Vec<(String, Option<String>)>, SelectError> {
+        let mut out = Vec::new();
+        for (intersection, word) in self.union.iter().zip(&self.words) {
+            if intersection.iter().any(|a| matches!(a.method, Method::External(..))) {
+                continue;
+            }
+            let one = Selector { union: vec![intersection.clone()], words: Vec::new() };
+            if one.matches(dag, external)?.is_empty() {
+                let name = intersection.iter().find_map(|a| match &a.method {
+                    Method::Default(name) => Some(name.as_str()),
+                    _ => None,
+                });
+                let near = name.and_then(|name| {
+                    crate::diagnostics::nearest(name, dag.nodes().map(|n| n.name.as_str())).map(str::to_string)
+                });
+                out.push((word.clone(), near));
+            }
         }
         Ok(out)
     }

@@ -114,7 +114,10 @@ fn run_compiled(
     reporter.warnings(&compiled.warnings);
     let selected = match only {
         Some(ids) => ids,
-        None => invocation.selected(&compiled)?,
+        None => {
+            reporter.warnings(&invocation.empty_selectors(&compiled)?);
+            invocation.selected(&compiled)?
+        }
     };
     let blocked: Vec<Diagnostic> = compiled
         .unrendered

@@ -27,6 +27,8 @@ pub struct Invocation {
     pub exclude: Vec<String>,
     /// `--state`: the target folder of another build.
     pub state: Option<PathBuf>,
+    /// `--fail-on-empty-selection`: a selector that matches nothing is an error.
+    pub fail_on_empty_selection: bool,
 }
 
 /// How a command compiles.
@@ -79,6 +81,36 @@ impl Invocation {
         let exclude = graph::parse_selectors(&self.exclude).map_err(to_diag)?;
         let prior = self.prior_state(compiled)?;
         graph::select(&compiled.dag, &select, &exclude, &prior).map_err(to_diag)
+    }
+
+    /// A warning for each `--select` selector that matches no node (a misspelt name runs
+    /// nothing and would pass silently), naming the nearest node; with
+    /// `--fail-on-empty-selection` they are errors.
+    pub fn empty_selectors(&self, compiled: &CompiledProject) -> Result<Vec<Diagnostic>, Vec<Diagnostic>> {
+        let to_diag = |e: graph::SelectError| vec![Diagnostic::error(Code::InvalidSelector, e.to_string())];
+        let select = graph::parse_selectors(&self.select).map_err(to_diag)?;
+        let prior = self.prior_state(compiled)?;
+        let found: Vec<Diagnostic> = select
+            .unmatched(&compiled.dag, &prior)
+            .map_err(to_diag)?
+            .into_iter()
+            .map(|(selector, near)| {
+                let message = format!("`--select {selector}` matches no node");
+                let d = if self.fail_on_empty_selection {
+                    Diagnostic::error(Code::EmptySelection, message)
+                } else {
+                    Diagnostic::warning(Code::EmptySelection, message)
+                };
+                match near {
+                    Some(near) => d.with_help(format!("did you mean `{near}`?")),
+                    None => d.with_help("`etlm ls` lists the nodes; see docs/selectors.md"),
+                }
+            })
+            .collect();
+        if self.fail_on_empty_selection && !found.is_empty() {
+            return Err(found);
+        }
+        Ok(found)
     }
 
     /// The other build named by `--state`, if any; a missing or unreadable one stops the

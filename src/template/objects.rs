@@ -340,3 +340,25 @@ impl Object for OverriddenNamespace {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use minijinja::value::Value;
+
+    use super::RelationValue;
+    use crate::relation::Relation;
+
+    #[test]
+    fn a_relation_names_its_information_schema() {
+        let mut env = minijinja::Environment::new();
+        let mut relation = Relation::new("shop", "orders");
+        env.add_global("plain", Value::from_object(RelationValue { relation: relation.clone(), cte: None }));
+        relation.database = Some("warehouse".into());
+        env.add_global("in_db", Value::from_object(RelationValue { relation, cte: None }));
+        let text = "{{ plain.information_schema('columns') }} {{ in_db.information_schema('tables') }}";
+        assert_eq!(
+            env.render_str(text, ()).unwrap(),
+            "information_schema.columns \"warehouse\".information_schema.tables"
+        );
+    }
+}

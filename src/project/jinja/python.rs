@@ -111,6 +111,16 @@ pub fn zip(lists: minijinja::value::Rest<Value>) -> Result<Value, Error> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn an_undefined_name_is_false_in_a_truth_test_and_an_error_when_printed() {
+        let env = super::environment();
+        assert_eq!(env.render_str("{% if not_set %}yes{% else %}no{% endif %}", ()).unwrap(), "no");
+        let err = env.render_str("{{ not_set }}", ()).unwrap_err();
+        assert_eq!(err.kind(), minijinja::ErrorKind::UndefinedError, "{err}");
+        assert!(env.render_str("{{ not_set.x }}", ()).is_err());
+        assert!(env.render_str("{% for x in not_set %}{% endfor %}", ()).is_err());
+    }
+
+    #[test]
     fn zip_pairs_items_up_to_the_shortest_list() {
         let mut env = minijinja::Environment::new();
         env.add_function("zip", super::zip);
