@@ -13,6 +13,23 @@ pub struct Relation {
     pub identifier: String,
 }
 
+/// Why `name` cannot name a schema, relation or test, or `None` when it can. Such names
+/// become file and folder names (the embedded warehouse, `target/compiled/`, stored
+/// failures), so a separator or `..` would write outside them.
+pub fn unsafe_name(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("it is empty")
+    } else if name.contains(['/', '\\']) {
+        Some("it holds a path separator")
+    } else if name == "." || name == ".." {
+        Some("it names a folder")
+    } else if name.contains('\0') {
+        Some("it holds a NUL character")
+    } else {
+        None
+    }
+}
+
 impl Relation {
     pub fn new(schema: impl Into<String>, identifier: impl Into<String>) -> Relation {
         Relation { database: None, schema: schema.into(), identifier: identifier.into() }

@@ -323,3 +323,33 @@ fn a_selector_that_matches_nothing_is_a_warning_or_with_the_flag_an_error() {
     assert_eq!(run.code, 0, "a selector that matches is fine: {}", run.stderr);
     assert!(!format!("{}{}", run.stdout, run.stderr).contains("empty-selection"));
 }
+
+#[test]
+fn names_that_would_be_paths_outside_the_warehouse_are_rejected_at_load() {
+    let (tmp, dir) = copy_project("dbt_style");
+    let orders = dir.join("models/marts/orders.sql");
+    let sql = std::fs::read_to_string(&orders).unwrap();
+    std::fs::write(&orders, format!("{{{{ config(alias='../../escaped') }}}}\n{sql}")).unwrap();
+    let run = etlm(&dir, &["build"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("error[invalid-config]: `model.dbt_style.orders` cannot be built with the name `../../escaped`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("models/marts/orders.sql"), "the file is named: {}", run.stderr);
+    assert!(!tmp.path().join("escaped").exists() && !dir.join("warehouse").exists(), "nothing is written");
+    std::fs::write(&orders, sql).unwrap();
+
+    let schema = dir.join("models/schema.yml");
+    let yaml = std::fs::read_to_string(&schema).unwrap();
+    let named = yaml.replacen("- unique\n", "- unique:\n              name: ../../../stolen\n", 1);
+    assert_ne!(named, yaml, "the fixture has a unique test to rename");
+    std::fs::write(&schema, named).unwrap();
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("`../../../stolen` cannot name a test: it holds a path separator"), "{}", run.stderr);
+    assert!(run.stderr.contains("models/schema.yml:"), "{}", run.stderr);
+    assert!(!dir.join("target/manifest.json").exists());
+}

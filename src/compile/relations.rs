@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::Compiler;
 use super::render::model_value;
-use crate::diagnostics::{Collector, Diagnostic, SourceMap};
+use crate::diagnostics::{Code, Collector, Diagnostic, SourceMap, Span};
 use crate::node::{Node, Nodes};
 use crate::project::{Materialization, Project};
 use crate::relation::Relation;
@@ -29,11 +29,29 @@ pub(super) fn name_relations(c: &Compiler, nodes: &mut Nodes, diags: &mut Collec
         })
         .collect();
     for (id, relation) in relations {
-        match relation {
+        match relation.and_then(|rel| checked(&nodes[&id], rel)) {
             Ok(rel) => nodes.get_mut(&id).expect("id from nodes").relation = Some(rel),
             Err(d) => diags.push(d),
         }
     }
+}
+
+/// A relation whose schema or name would be a path outside the warehouse is an error.
+fn checked(node: &Node, relation: Relation) -> Result<Relation, Diagnostic> {
+    for (what, name) in [("schema", &relation.schema), ("name", &relation.identifier)] {
+        if let Some(why) = crate::relation::unsafe_name(name) {
+            let mut d = Diagnostic::error(
+                Code::InvalidConfig,
+                format!("`{}` cannot be built with the {what} `{name}`: {why}", node.unique_id),
+            )
+            .with_help("a schema and an alias become folder and file names; use letters, digits and `_`");
+            if let Some(file) = node.file {
+                d = d.with_label(Span::new(file, 0..0), "the node's file");
+            }
+            return Err(d);
+        }
+    }
+    Ok(relation)
 }
 
 fn relation_for(

@@ -404,7 +404,17 @@ fn test_def(item: &Yaml, column: Option<&str>) -> Result<TestDef, Vec<Diagnostic
     for (key, value) in body.expect_map(&test_name).map_err(|e| vec![e])? {
         match key.name.as_str() {
             "test_name" => {}
-            "name" => custom_name = Some(value.expect_string("name").map_err(|e| vec![e])?),
+            "name" => {
+                let name = value.expect_string("name").map_err(|e| vec![e])?;
+                if let Some(why) = crate::relation::unsafe_name(&name) {
+                    errors.push(
+                        Diagnostic::error(Code::InvalidConfig, format!("`{name}` cannot name a test: {why}"))
+                            .with_label(value.span, "this name")
+                            .with_help("a test's name becomes a file name; use letters, digits and `_`"),
+                    );
+                }
+                custom_name = Some(name);
+            }
             "arguments" => {
                 for (k, v) in value.expect_map("arguments").map_err(|e| vec![e])? {
                     args.insert(k.name.clone(), v.to_json());
