@@ -139,3 +139,25 @@ fn full_refresh_starts_a_windowed_model_anew() {
     assert!(intervals.contains("done:    2024-01-01 00:00:00..2024-01-05 00:00:00 (5 periods)"), "{intervals}");
     assert!(intervals.contains("missing: 2024-01-06 00:00:00.."), "the refresh forgot the old periods: {intervals}");
 }
+
+#[test]
+fn a_batch_that_returns_rows_outside_its_window_is_an_error_and_writes_nothing() {
+    let (_tmp, dir) = prepared();
+    ok(&dir, &["backfill", "--start", "2024-01-01", "--end", "2024-01-03", "-s", "daily"]);
+    let before = daily(&dir, "daily");
+    // Reads the unfiltered view: every batch would return every day.
+    std::fs::write(
+        dir.join("models/daily.sql"),
+        "{{ config(materialized='incremental', event_time='dt', batch_size='day', begin='2024-01-01', \
+         partition_by='dt') }}\nselect dt, count(*) as events, sum(amount) as amount from {{ ref('all_events') }} group by dt\n",
+    )
+    .unwrap();
+    let run = etlm(&dir, &["backfill", "--start", "2024-01-02", "--end", "2024-01-02", "-s", "daily"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("batch 2024-01-02: the model returned 9 rows outside the batch's window [2024-01-02 00:00:00, 2024-01-03 00:00:00) of `dt`"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(daily(&dir, "daily"), before, "nothing of the batch is written");
+}

@@ -47,6 +47,14 @@ impl Window {
         let (start, end) = (crate::window::timestamp(self.start), crate::window::timestamp(self.end));
         format!("{ev} >= cast('{start}' as timestamp) and {ev} < cast('{end}' as timestamp)")
     }
+
+    /// The rows of a batch's query (`sql`) that are not in the window: outside
+    /// [start, end), or with no `event_time`. Replacing the window with them would add
+    /// rows to other windows on every run.
+    pub fn outside(&self, sql: &str) -> String {
+        let ev = quote_ident(&self.event_time);
+        format!("select 1 from (\n{sql}\n) batch_rows where {ev} is null or not ({})", self.condition())
+    }
 }
 
 /// Why new rows cannot be combined with the table.

@@ -438,18 +438,36 @@ impl JobContext {
         let (mut rows, mut query_seconds, mut tests) = (0, 0.0, Vec::new());
         for (i, period) in periods.iter().enumerate() {
             let mut spec = incremental_spec(node, partition_by.clone());
-            spec.window = Some(Window {
+            let window = Window {
                 event_time: cfg.event_time.clone().expect("windowed models have an event time"),
                 start: period.start,
                 end: period.end,
-            });
-            let build = match refresh && i == 0 {
-                // The first batch of a full refresh replaces the table.
-                true => Build::Table { sql: period.spell(sql), partition_by: partition_by.clone() },
-                false => Build::Incremental { sql: period.spell(sql), spec },
             };
             let in_batch = |e: crate::engine::EngineError| {
                 Failed::from(self.located(node, &format!("batch {}: {e}", period.ds())))
+            };
+            let batch_sql = period.spell(sql);
+            // A batch replaces its window: rows it returns outside it would pile up in
+            // other windows, so they are an error before anything is written.
+            let outside = self.engine.count(&window.outside(&batch_sql)).await.map_err(in_batch)?;
+            if outside > 0 {
+                let message = format!(
+                    "batch {}: the model returned {outside} rows outside the batch's window [{}, {}) of `{}` \
+                     (or with no `{}`); nothing of this batch is written. Filter on the window: read models \
+                     and seeds that declare `event_time` through `ref()`, or compare with `etlm_start` and `etlm_end`",
+                    period.ds(),
+                    window::timestamp(window.start),
+                    window::timestamp(window.end),
+                    window.event_time,
+                    window.event_time,
+                );
+                return Err(Failed { message: self.located(node, &message), tests });
+            }
+            spec.window = Some(window);
+            let build = match refresh && i == 0 {
+                // The first batch of a full refresh replaces the table.
+                true => Build::Table { sql: batch_sql, partition_by: partition_by.clone() },
+                false => Build::Incremental { sql: batch_sql, spec },
             };
             let staged = self.engine.stage(relation, build, &self.failpoints, &node.name).await.map_err(in_batch)?;
             tests.extend(self.audit(node).await);
