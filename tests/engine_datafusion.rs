@@ -241,3 +241,22 @@ fn hooks_run_read_only_on_the_embedded_engine() {
     assert!(run.stdout.contains("published, then post_hook failed"), "{}", run.stdout);
     assert!(run.stdout.contains("DML not supported"), "the versioned warehouse refuses writes: {}", run.stdout);
 }
+
+#[test]
+fn corrupt_metadata_is_an_error_with_what_to_do_and_nothing_changes() {
+    let (_tmp, dir) = copy_project("dbt_style");
+    assert_eq!(build(&dir, &[]).code, 0);
+    let link = dir.join("warehouse/main/orders");
+    let version = std::fs::read_link(&link).unwrap();
+    let meta = link.join("_etlm.json");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, &text[..text.len() / 2]).unwrap();
+
+    let run = build(&dir, &[]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("the metadata of `main.orders` is corrupt"), "{}", run.stderr);
+    assert!(run.stderr.contains("_etlm.json` does not parse"), "{}", run.stderr);
+    assert!(run.stderr.contains("remove the link"), "the way out is named: {}", run.stderr);
+    assert_eq!(std::fs::read_link(&link).unwrap(), version, "the relation is not rebuilt");
+    assert_eq!(std::fs::read_to_string(&meta).unwrap(), text[..text.len() / 2], "nothing is rewritten");
+}

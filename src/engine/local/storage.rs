@@ -36,6 +36,23 @@ pub enum StorageError {
         /// What the holder wrote into the lock file: `pid 1234, started 2026-...`.
         holder: String,
     },
+    /// A published version's `_etlm.json` does not parse: the relation is neither taken
+    /// as absent (an incremental model would be rebuilt over its history) nor read.
+    #[error(
+        "the metadata of `{relation}` is corrupt: `{path}` does not parse ({reason}); etlm changed nothing. \
+         Restore the file from a backup, or remove the link `{link}` so the next run rebuilds `{relation}` \
+         from scratch (an incremental model then loses its history)"
+    )]
+    CorruptMeta {
+        /// `schema.name`.
+        relation: String,
+        /// The metadata file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        reason: String,
+        /// The relation's link in its schema folder.
+        link: PathBuf,
+    },
     /// A schema or relation name that cannot be a directory name.
     #[error("`{name}` cannot name a schema or relation in the warehouse: {reason}")]
     InvalidName {
@@ -259,8 +276,8 @@ impl Warehouse {
     }
 
     /// Every published relation, sorted by schema and name. Dot-directories, plain
-    /// directories and symlinks that do not lead to a version with a readable
-    /// `_etlm.json` are skipped.
+    /// directories and symlinks that do not lead to a version with an `_etlm.json` are
+    /// skipped; one whose `_etlm.json` does not parse is an error.
     pub fn relations(&self) -> Result<Vec<StoredRelation>, StorageError> {
         let mut found = Vec::new();
         for schema in visible_entries(&self.root)? {
@@ -440,7 +457,12 @@ impl Warehouse {
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(None),
             Err(e) => return Err(io_err("read", &meta_path)(e)),
         };
-        let Ok(meta) = serde_json::from_slice::<RelationMeta>(&bytes) else { return Ok(None) };
+        let meta = serde_json::from_slice::<RelationMeta>(&bytes).map_err(|e| StorageError::CorruptMeta {
+            relation: format!("{schema}.{name}"),
+            path: meta_path.clone(),
+            reason: e.to_string(),
+            link: schema_dir.join(name),
+        })?;
         Ok(Some(StoredRelation { schema: schema.into(), name: name.into(), version, dir, meta }))
     }
 }
