@@ -101,13 +101,16 @@ fn construct(args: &[Value]) -> Result<DateTime, Error> {
     if given < 3 {
         return Err(bad("datetime() needs a year, a month and a day"));
     }
-    let offset = match tzinfo.filter(|v| !v.is_none()) {
-        None => None,
-        Some(tz) => {
-            Some(tz.downcast_object_ref::<Zone>().ok_or_else(|| bad("tzinfo must be a pytz timezone"))?.attached())
-        }
-    };
-    from_parts(parts, offset)
+    from_parts(parts, tzinfo.map_or(Ok(None), |tz| offset_of(&tz))?)
+}
+
+/// The offset a `tzinfo=` argument gives: none for `None`, else its pytz zone's.
+fn offset_of(tzinfo: &Value) -> Result<Option<FixedOffset>, Error> {
+    if tzinfo.is_none() {
+        return Ok(None);
+    }
+    let zone = tzinfo.downcast_object_ref::<Zone>().ok_or_else(|| bad("tzinfo must be a pytz timezone"))?;
+    Ok(Some(zone.attached()))
 }
 
 fn from_parts(parts: [i64; 7], offset: Option<FixedOffset>) -> Result<DateTime, Error> {
@@ -224,12 +227,7 @@ impl Object for DateTime {
                     }
                 }
                 let offset = match kwargs.get::<Option<Value>>("tzinfo")? {
-                    Some(tz) if tz.is_none() => None,
-                    Some(tz) => Some(
-                        tz.downcast_object_ref::<Zone>()
-                            .ok_or_else(|| bad("tzinfo must be a pytz timezone"))?
-                            .attached(),
-                    ),
+                    Some(tz) => offset_of(&tz)?,
                     None => self.offset,
                 };
                 kwargs.assert_all_used()?;
