@@ -11,9 +11,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use datafusion::arrow::array::Array;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::arrow::error::ArrowError;
 use serde::Serialize;
 
@@ -384,6 +385,39 @@ pub fn row_counts_query(schema: &str) -> String {
         c("rows"),
         c("started_at"),
     )
+}
+
+/// The query reading when each node's last successful build started, as seconds since
+/// the epoch (`unique_id`, `at`), for [`last_successes_from`].
+pub fn last_successes_query(schema: &str) -> String {
+    let c = |n| MODEL_RUNS.col(n);
+    format!(
+        "select {}, cast(extract(epoch from max({})) as double precision) as at from {schema}.\"{}\" \
+         where {} = '{}' group by {} order by 1",
+        c("unique_id"),
+        c("started_at"),
+        MODEL_RUNS.name,
+        c("status"),
+        Status::Success.as_str(),
+        c("unique_id"),
+    )
+}
+
+/// When each node's last successful build started, from the rows of
+/// [`last_successes_query`].
+pub fn last_successes_from(batches: &[RecordBatch]) -> Result<BTreeMap<String, f64>, ArrowError> {
+    let mut out = BTreeMap::new();
+    for batch in batches {
+        let ids = cast(batch.column(0), &DataType::Utf8)?;
+        let at = cast(batch.column(1), &DataType::Float64)?;
+        let (ids, at) = (ids.as_string::<i32>(), at.as_primitive::<Float64Type>());
+        for i in 0..batch.num_rows() {
+            if !at.is_null(i) {
+                out.insert(ids.value(i).to_string(), at.value(i));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What `etlm runs` lists.

@@ -2,10 +2,10 @@
 //!
 //! Modules sit in layers, each importing only its own or those below (docs/contributing.md,
 //! "Architecture"; `tests/architecture.rs` keeps it so): the base (`diagnostics`, `sql`,
-//! `graph`, `relation`, `window`, `seed_csv`, `history`, `disk`, `hex`); loading
+//! `graph`, `relation`, `window`, `seed_csv`, `history`, `disk`, `hex`, `http`); loading
 //! (`project`); rendering (`template`, `node`); understanding without a database
 //! (`compile`, `lineage`, `quality`); the engines (`engine`); the use cases (`run`,
-//! `state`, `docs`, `deps`); the output (`report`); and the shell (`cli`).
+//! `openlineage`, `state`, `docs`, `deps`); the output (`report`); and the shell (`cli`).
 #![deny(clippy::print_stdout)]
 
 pub mod cli;
@@ -18,8 +18,10 @@ pub mod engine;
 pub mod graph;
 pub mod hex;
 pub mod history;
+pub mod http;
 pub mod lineage;
 pub mod node;
+pub mod openlineage;
 pub mod project;
 pub mod quality;
 pub mod relation;

@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, from the base up. A module imports only its own layer or
 /// those below it (and no cycle forms within a layer).
 const LAYERS: &[(&str, &[&str])] = &[
-    ("base", &["diagnostics", "sql", "graph", "relation", "window", "seed_csv", "history", "disk", "hex", "testing"]),
+    (
+        "base",
+        &["diagnostics", "sql", "graph", "relation", "window", "seed_csv", "history", "disk", "hex", "http", "testing"],
+    ),
     ("load", &["project"]),
     ("render", &["template", "node"]),
     ("understand", &["compile", "lineage", "quality"]),
     ("engines", &["engine"]),
-    ("use cases", &["run", "state", "docs", "deps"]),
+    ("use cases", &["run", "openlineage", "state", "docs", "deps"]),
     ("output", &["report"]),
     ("shell", &["cli"]),
 ];

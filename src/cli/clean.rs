@@ -9,7 +9,7 @@ use crate::report::Output;
 pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> Result<Outcome, Vec<Diagnostic>> {
     let opts = global.load_options(Default::default(), env);
     let project = load_project(&opts, sources).map_err(|d| d.0)?;
-    let target = project.root.join(&project.settings.target_path);
+    let target = project.target_dir();
     if let Some(warehouse) = crate::engine::warehouse_path(&project.target).filter(|w| w.starts_with(&target)) {
         return Err(vec![Diagnostic::error(
             Code::InvalidConfig,

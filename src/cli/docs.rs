@@ -34,7 +34,7 @@ pub fn run(
     let started = Instant::now();
     let compiled = super::compile_with(global, env, sources, "generate")?;
     print_diagnostics(out, &compiled.warnings, sources);
-    let target = compiled.project.root.join(&compiled.project.settings.target_path);
+    let target = compiled.project.target_dir();
     let results_path = target.join("run_results.json");
     // A missing or unreadable run_results.json only means the page shows no run.
     let results: Option<serde_json::Value> =

@@ -30,6 +30,9 @@ pub struct RunArgs {
     /// build (e.g. production's warehouse) instead of this target.
     #[arg(long)]
     pub defer: bool,
+    /// Where to write the run's Prometheus figures (default: target/metrics.prom).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// Flags of `etlm backfill`.
@@ -108,6 +111,7 @@ fn run_periods(
         defer: args.defer,
         periods,
         failpoints,
+        metrics_file: args.metrics_file.clone(),
     };
     let invocation = super::invocation(global, env, sources)?;
     let summary = run_command(&invocation, &request, sources, &RunReport::new(global.format, sources))?;

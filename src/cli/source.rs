@@ -1,17 +1,20 @@
 //! `etlm source freshness`: how old each selected source table's newest row is, against
 //! its `freshness` rule; results in `target/sources.json`. Exit 1 when one is too old
-//! (past `error_after`), empty, or cannot be read.
+//! (past `error_after`), empty, or cannot be read. The figures also go to
+//! `target/metrics.prom`.
 
 use super::{GlobalArgs, Outcome};
 use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::disk::write_atomic;
-use crate::engine::{Access, Engine};
+use crate::engine::Access;
 use crate::graph::ResourceType;
 use crate::node::Node;
 use crate::project::{Env, Freshness};
-use crate::quality::freshness::{FreshnessStatus, judge, parse_loaded_at};
+use crate::quality::freshness::SourceCheck;
 use crate::report::Format;
 use crate::report::{Output, print_diagnostics};
+use crate::run::freshness::check_source;
+use crate::state::metrics::write_source_metrics;
 
 #[derive(Debug, clap::Args)]
 pub struct SourceArgs {
@@ -22,20 +25,11 @@ pub struct SourceArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum SourceCommand {
     /// Check that each selected source with a `freshness` rule has recent rows.
-    Freshness,
-}
-
-/// One source table's check.
-#[derive(Debug, serde::Serialize)]
-struct Checked {
-    unique_id: String,
-    relation: String,
-    status: &'static str,
-    max_loaded_at: Option<String>,
-    age_s: Option<i64>,
-    warn_after_s: Option<i64>,
-    error_after_s: Option<i64>,
-    error: Option<String>,
+    Freshness {
+        /// Where to write the Prometheus figures (default: target/metrics.prom).
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<std::path::PathBuf>,
+    },
 }
 
 pub fn run(
@@ -45,7 +39,7 @@ pub fn run(
     sources: &SourceMap,
     out: &Output,
 ) -> Result<Outcome, Vec<Diagnostic>> {
-    let SourceCommand::Freshness = args.command;
+    let SourceCommand::Freshness { metrics_file } = &args.command;
     let compiled = super::compile_with(global, env, sources, "freshness")?;
     print_diagnostics(out, &compiled.warnings, sources);
     let selected = super::selected(global, &compiled)?;
@@ -66,7 +60,7 @@ pub fn run(
         let engine = crate::run::invocation::open_engine(&compiled.project.target, Access::Read).await?;
         let mut results = Vec::new();
         for (node, rule) in &checks {
-            results.push(check(engine.as_ref(), node, rule, snapshotted_at.naive_utc()).await);
+            results.push(check_source(engine.as_ref(), node, rule, snapshotted_at.naive_utc()).await);
         }
         Ok::<_, Vec<Diagnostic>>(results)
     })?;
@@ -75,63 +69,21 @@ pub fn run(
         _ => results.iter().map(describe).collect(),
     };
     out.lines(&lines);
-    let target = compiled.project.root.join(&compiled.project.settings.target_path);
+    let target = compiled.project.target_dir();
     let json = serde_json::json!({
         "metadata": {"generated_at": snapshotted_at.to_rfc3339(), "etlm_version": env!("CARGO_PKG_VERSION")},
         "results": results,
     });
     let text = serde_json::to_string_pretty(&json).expect("sources.json serializes");
     write_atomic(&target.join("sources.json"), text.as_bytes()).map_err(|d| vec![d])?;
+    let metrics = metrics_file.clone().unwrap_or_else(|| target.join("metrics.prom"));
+    let checked_at = snapshotted_at.timestamp_millis() as f64 / 1000.0;
+    write_source_metrics(&metrics, &results, checked_at).map_err(|d| vec![d])?;
     Ok(if results.iter().any(|r| r.status == "error") { Outcome::Failure } else { Outcome::Success })
 }
 
-async fn check(engine: &dyn Engine, node: &Node, rule: &Freshness, now: chrono::NaiveDateTime) -> Checked {
-    let relation = node.relation.as_ref().expect("sources have a relation");
-    let filter = rule.filter.as_deref().map_or_else(String::new, |f| format!(" where {f}"));
-    let sql = format!("select cast(max({}) as varchar) as latest from {relation}{filter}", rule.loaded_at_field);
-    let seconds = |d: Option<chrono::Duration>| d.map(|d| d.num_seconds());
-    let mut checked = Checked {
-        unique_id: node.unique_id.clone(),
-        relation: format!("{}.{}", relation.schema, relation.identifier),
-        status: "error",
-        max_loaded_at: None,
-        age_s: None,
-        warn_after_s: seconds(rule.warn_after),
-        error_after_s: seconds(rule.error_after),
-        error: None,
-    };
-    let latest = match engine.query(&sql, 1).await {
-        Ok(batches) => first_value(&batches),
-        Err(e) => {
-            checked.error = Some(format!("could not read `{}`: {e}", rule.loaded_at_field));
-            return checked;
-        }
-    };
-    let parsed = latest.as_deref().and_then(parse_loaded_at);
-    if latest.is_some() && parsed.is_none() {
-        checked.error =
-            Some(format!("`{}` is not a date or time: {}", rule.loaded_at_field, latest.unwrap_or_default()));
-        return checked;
-    }
-    checked.max_loaded_at = latest;
-    checked.age_s = parsed.map(|t| (now - t).num_seconds());
-    checked.status = match judge(parsed, now, rule) {
-        FreshnessStatus::Pass => "pass",
-        FreshnessStatus::Warn => "warn",
-        FreshnessStatus::Error => "error",
-    };
-    checked
-}
-
-/// The first column of the first row, as text.
-fn first_value(batches: &[datafusion::arrow::array::RecordBatch]) -> Option<String> {
-    let batch = batches.iter().find(|b| b.num_rows() > 0)?;
-    let column = batch.column(0);
-    (!column.is_null(0)).then(|| datafusion::arrow::util::display::array_value_to_string(column, 0).ok()).flatten()
-}
-
 /// `WARN   source raw.orders  newest 2024-01-01 10:00:00, 26.0 h old (warn after 12.0 h)`.
-fn describe(r: &Checked) -> String {
+fn describe(r: &SourceCheck) -> String {
     let hours = |s: i64| format!("{:.1} h", s as f64 / 3600.0);
     let label = match r.status {
         "pass" => "PASS ",

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use super::http;
 use super::spec::Spec;
 use super::version::{Version, VersionReq};
+use crate::http;
 
 /// The hub etlm asks when the environment names none (`ETLM_PACKAGE_HUB_URL` or
 /// `DBT_PACKAGE_HUB_URL`).

@@ -7,7 +7,6 @@
 //! install as it was, never half of a new one.
 
 mod git;
-mod http;
 mod hub;
 pub mod lock;
 mod spec;

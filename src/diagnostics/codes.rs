@@ -108,6 +108,10 @@ codes! {
     InvalidVars = "invalid-vars",
     /// A command-line argument etlm cannot use.
     InvalidArgument = "invalid-argument",
+    /// OpenLineage settings (project file or environment) etlm cannot use.
+    InvalidOpenLineage = "invalid-openlineage",
+    /// OpenLineage events that could not be delivered (a warning: the run's result stands).
+    OpenLineageUndelivered = "openlineage-undelivered",
     /// `ETLM_FAILPOINT` that cannot be read.
     InvalidFailpoint = "invalid-failpoint",
     /// `profiles.yml` has no such profile.

@@ -5,6 +5,7 @@
 //! staging version that is published by one atomic symlink swap. `show` and `runs` open it
 //! without the lock: readers never block and always see complete versions.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -207,6 +208,12 @@ impl HistoryStore for DataFusionEngine {
     async fn row_count_history(&self) -> Result<RowHistory, EngineError> {
         let batches = self.ctx.sql(&history::row_counts_query(&self.schema())).await?.collect().await?;
         Ok(history::row_history_from(&batches)?)
+    }
+
+    /// When each node's last successful build started (for `metrics.prom`).
+    async fn last_successes(&self) -> Result<BTreeMap<String, f64>, EngineError> {
+        let batches = self.ctx.sql(&history::last_successes_query(&self.schema())).await?.collect().await?;
+        Ok(history::last_successes_from(&batches)?)
     }
 }
 

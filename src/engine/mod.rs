@@ -92,6 +92,49 @@ pub fn warehouse_path(target: &Target) -> Option<PathBuf> {
     }
 }
 
+/// How the OpenLineage naming spec names the target's datasets: one namespace for the
+/// target, and a name per relation in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetNames {
+    /// `postgres://host:port`, or `file` for the embedded engine.
+    pub namespace: String,
+    /// What precedes `schema<sep>table`: `db.` on Postgres, the warehouse folder and `/`
+    /// on the embedded engine.
+    prefix: String,
+    separator: char,
+}
+
+impl DatasetNames {
+    /// The target's naming: Postgres datasets are `db.schema.table` in
+    /// `postgres://host:port`; the embedded engine's are their folders (`file`,
+    /// `/abs/warehouse/main/orders`).
+    pub fn of(target: &Target) -> DatasetNames {
+        match target.engine {
+            EngineKind::Local => {
+                let dir = local::warehouse_dir(target);
+                let dir = std::path::absolute(&dir).unwrap_or(dir);
+                DatasetNames { namespace: "file".into(), prefix: format!("{}/", dir.display()), separator: '/' }
+            }
+            EngineKind::Postgres => {
+                let (host, port, db) = match postgres::PgSettings::from_target(target) {
+                    Ok(s) => (s.host, s.port, s.dbname),
+                    Err(_) => ("localhost".into(), 5432, target.database.clone().unwrap_or_default()),
+                };
+                DatasetNames {
+                    namespace: format!("postgres://{host}:{port}"),
+                    prefix: format!("{db}."),
+                    separator: '.',
+                }
+            }
+        }
+    }
+
+    /// The dataset name of `relation` in [`DatasetNames::namespace`].
+    pub fn name(&self, relation: &Relation) -> String {
+        format!("{}{}{}{}", self.prefix, relation.schema, self.separator, relation.identifier)
+    }
+}
+
 /// How `--defer` reads the relations a run does not build from another build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeferMode {
@@ -250,6 +293,10 @@ pub trait HistoryStore: Send + Sync {
 
     /// Row counts of every node's successful builds, newest first (anomaly checks).
     async fn row_count_history(&self) -> Result<RowHistory, EngineError>;
+
+    /// When each node's last successful build started, in seconds since the epoch
+    /// (`metrics.prom`).
+    async fn last_successes(&self) -> Result<BTreeMap<String, f64>, EngineError>;
 }
 
 /// Takes the engine's handle out of staged data it made.

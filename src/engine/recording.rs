@@ -216,4 +216,8 @@ impl HistoryStore for RecordingEngine {
         self.record(Event::RowCountHistory);
         Ok(RowHistory::new())
     }
+
+    async fn last_successes(&self) -> Result<BTreeMap<String, f64>, EngineError> {
+        Ok(BTreeMap::new())
+    }
 }

@@ -186,4 +186,9 @@ impl<S: SqlSession> HistoryStore for SqlHistory<S> {
         let batches = self.session.rows(&history::row_counts_query(&self.schema())).await?;
         Ok(history::row_history_from(&batches)?)
     }
+
+    async fn last_successes(&self) -> Result<BTreeMap<String, f64>, EngineError> {
+        let batches = self.session.rows(&history::last_successes_query(&self.schema())).await?;
+        Ok(history::last_successes_from(&batches)?)
+    }
 }

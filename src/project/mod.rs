@@ -9,6 +9,7 @@ pub mod config;
 mod docs_blocks;
 mod files;
 pub mod jinja;
+pub mod openlineage;
 pub mod packages;
 mod profiles;
 pub mod properties;
@@ -164,6 +165,11 @@ pub struct Project {
 impl Project {
     pub fn name(&self) -> &str {
         &self.settings.name
+    }
+
+    /// The folder artifacts are written to (`target-path`, under the project).
+    pub fn target_dir(&self) -> PathBuf {
+        self.root.join(&self.settings.target_path)
     }
 
     /// The vars a node of `package` sees (the root project's for its own nodes).

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use super::config::{self, ConfigLayer, entry_from_yaml, is_old_style_config, normalize_key};
+use super::openlineage::OpenLineageFile;
 use super::yaml::{Yaml, YamlValue};
 use crate::diagnostics::{Code, Diagnostic, FileId, SourceMap, Span};
 use crate::project::jinja::ConfigJinja;
@@ -101,6 +102,8 @@ pub struct ProjectFile {
     /// `seed`, `test` and `backfill`, each with the span it was written at.
     pub on_run_start: Vec<(String, Span)>,
     pub on_run_end: Vec<(String, Span)>,
+    /// `openlineage:`: where runs send their events (the environment can override it).
+    pub openlineage: Option<OpenLineageFile>,
 }
 
 const KNOWN_TOP_LEVEL: &[&str] = &[
@@ -123,6 +126,7 @@ const KNOWN_TOP_LEVEL: &[&str] = &[
     "name",
     "on-run-end",
     "on-run-start",
+    "openlineage",
     "packages-install-path",
     "profile",
     "query-comment",
@@ -246,6 +250,7 @@ impl ProjectFile {
         };
         let on_run_start = run_hooks("on-run-start", &mut errors);
         let on_run_end = run_hooks("on-run-end", &mut errors);
+        let openlineage = yaml.get("openlineage").map(|v| OpenLineageFile::parse(v, &mut errors));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -273,6 +278,7 @@ impl ProjectFile {
                 sources: source_tree,
                 on_run_start,
                 on_run_end,
+                openlineage,
             },
             warnings,
         ))

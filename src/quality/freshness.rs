@@ -14,6 +14,21 @@ pub enum FreshnessStatus {
     Error,
 }
 
+/// One source table's check, as `target/sources.json` and `metrics.prom` record it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SourceCheck {
+    pub unique_id: String,
+    /// `schema.table`.
+    pub relation: String,
+    /// `pass`, `warn` or `error`.
+    pub status: &'static str,
+    pub max_loaded_at: Option<String>,
+    pub age_s: Option<i64>,
+    pub warn_after_s: Option<i64>,
+    pub error_after_s: Option<i64>,
+    pub error: Option<String>,
+}
+
 /// Judges the newest `loaded_at` value (`None`: the table has no row) at `now`.
 pub fn judge(latest: Option<NaiveDateTime>, now: NaiveDateTime, rule: &Freshness) -> FreshnessStatus {
     let Some(latest) = latest else { return FreshnessStatus::Error };

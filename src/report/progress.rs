@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{Format, Output, print_diagnostics};
 use crate::diagnostics::{Diagnostic, SourceMap};
-use crate::history::{ResultLine, RunSummary, Status};
+use crate::history::{NodeResult, ResultLine, RunSummary, Status};
 use crate::run::reporter::Reporter;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -165,8 +165,8 @@ impl Reporter for RunReport<'_> {
         self.with_progress(|p| p.add_total(n));
     }
 
-    fn result(&self, line: &ResultLine) {
-        self.with_progress(|p| p.report(line));
+    fn result(&self, result: &NodeResult) {
+        self.with_progress(|p| p.report(&result.line));
     }
 
     fn finish(&self, summary: &RunSummary) {

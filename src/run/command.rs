@@ -16,8 +16,11 @@ use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::engine::failpoint::Failpoints;
 use crate::engine::{Access, DeferMode, Deferred, Engine};
 use crate::graph::ResourceType;
-use crate::history::RunSummary;
+use crate::history::{NodeResult, RunSummary};
+use crate::openlineage::Emitter;
+use crate::project::openlineage;
 use crate::state::artifacts::State;
+use crate::state::metrics::write_run_metrics;
 
 /// What to run, beyond the project and selection.
 #[derive(Debug, Clone)]
@@ -37,6 +40,8 @@ pub struct RunRequest {
     pub periods: Periods,
     /// Points where crash-safety tests stop the run (`ETLM_FAILPOINT`).
     pub failpoints: Failpoints,
+    /// Where the run's Prometheus figures go (default `target/metrics.prom`).
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Runs a command. Returns what ran (a failed node or test is in the summary, not an
@@ -170,10 +175,20 @@ fn run_compiled(
         periods: request.periods.clone(),
     };
     let total = plan.lines();
+    let events = openlineage::resolve(
+        compiled.project.settings.openlineage.as_ref(),
+        &compiled.project.env,
+        &compiled.project.root,
+    )
+    .map_err(|d| vec![d])?;
     let compiled = Arc::new(compiled);
+    let emitter = events.map(|config| Emitter::start(&config, compiled.clone(), command.as_str()));
+    let caller = reporter;
+    let observed = Observed { inner: caller, events: emitter.as_ref() };
+    let reporter: &dyn Reporter = &observed;
     let target = &compiled.project.target;
     let fail = |e| vec![engine_diagnostic(e, target)];
-    let summary = runtime()?.block_on(async {
+    let outcome = runtime()?.block_on(async {
         let engine = open_engine(target, Access::Write { wait: request.wait_for_lock }).await?;
         if let Some((other, deferred)) = &lent {
             engine.defer(other, deferred).await.map_err(fail)?;
@@ -195,12 +210,65 @@ fn run_compiled(
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }
         engine.history().record_run(&summary, &compiled.project.vars).await.map_err(fail)?;
+        let last_success = engine.history().last_successes().await.map_err(fail)?;
         run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post).await?;
         reporter.finish(&summary);
-        Ok::<_, Vec<Diagnostic>>(summary)
-    })?;
+        Ok::<_, Vec<Diagnostic>>((summary, last_success))
+    });
+    if let Some(emitter) = emitter {
+        let error = outcome.as_ref().err().and_then(|d| d.first()).map(|d| d.message.clone());
+        if let Some(warning) = emitter.end(outcome.as_ref().ok().map(|(s, _)| s), error.as_deref()) {
+            caller.warnings(&[warning]);
+        }
+    }
+    let (summary, last_success) = outcome?;
     crate::state::write::write_run_results(&compiled.project, &summary).map_err(|d| vec![d])?;
+    let metrics = request.metrics_file.clone().unwrap_or_else(|| compiled.project.target_dir().join("metrics.prom"));
+    write_run_metrics(&metrics, &compiled, &summary, &last_success).map_err(|d| vec![d])?;
     Ok(summary)
+}
+
+/// The caller's reporter, with each node's start and result also sent as OpenLineage
+/// events when they are on.
+struct Observed<'a> {
+    inner: &'a dyn Reporter,
+    events: Option<&'a Emitter>,
+}
+
+impl Reporter for Observed<'_> {
+    fn warnings(&self, diagnostics: &[Diagnostic]) {
+        self.inner.warnings(diagnostics);
+    }
+
+    fn note(&self, text: &str) {
+        self.inner.note(text);
+    }
+
+    fn start(&self, total: usize, verb: &str) {
+        self.inner.start(total, verb);
+    }
+
+    fn add_total(&self, n: usize) {
+        self.inner.add_total(n);
+    }
+
+    fn began(&self, unique_id: &str) {
+        if let Some(events) = self.events {
+            events.began(unique_id);
+        }
+        self.inner.began(unique_id);
+    }
+
+    fn result(&self, result: &NodeResult) {
+        self.inner.result(result);
+        if let Some(events) = self.events {
+            events.finished(result);
+        }
+    }
+
+    fn finish(&self, summary: &RunSummary) {
+        self.inner.finish(summary);
+    }
 }
 
 /// A new run id: sortable by time, unique enough across processes.

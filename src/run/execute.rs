@@ -231,6 +231,7 @@ pub async fn execute(
         opts.threads,
         opts.fail_fast,
         move |id| {
+            reporter.began(&id);
             let ctx = ctx.clone();
             let starts = work_starts.clone();
             async move {
@@ -264,8 +265,9 @@ pub async fn execute(
                 let subject =
                     compiled.nodes.get(&test.unique_id).or_else(|| Some(&compiled.nodes[test.attached.as_ref()?]));
                 let line = test_line(subject.expect("a test result is about a test or a model"), &test);
-                reporter.result(&line);
-                results.push(NodeResult { line, started_at: test.started_at, query_seconds: None, test: Some(test) });
+                let result = NodeResult { line, started_at: test.started_at, query_seconds: None, test: Some(test) };
+                reporter.result(&result);
+                results.push(result);
             }
             // A test job's own result is its test line, reported above.
             if !matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) {
@@ -279,13 +281,15 @@ pub async fn execute(
                     seconds: if status == Status::Skipped { 0.0 } else { seconds },
                     message,
                 };
-                reporter.result(&line);
-                results.push(NodeResult { line, started_at: started, query_seconds, test: None });
+                let result = NodeResult { line, started_at: started, query_seconds, test: None };
+                reporter.result(&result);
+                results.push(result);
             } else if let JobStatus::Skipped(why) = status {
                 let test = skipped_test(node, why);
                 let line = test_line(node, &test);
-                reporter.result(&line);
-                results.push(NodeResult { line, started_at: started, query_seconds: None, test: Some(test) });
+                let result = NodeResult { line, started_at: started, query_seconds: None, test: Some(test) };
+                reporter.result(&result);
+                results.push(result);
             }
         },
     )

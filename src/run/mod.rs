@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod command;
 pub mod execute;
+pub mod freshness;
 pub mod invocation;
 pub mod querier;
 pub mod reporter;

@@ -3,9 +3,9 @@
 //! The runner never prints.
 
 use crate::diagnostics::Diagnostic;
-use crate::history::{ResultLine, RunSummary};
+use crate::history::{NodeResult, RunSummary};
 
-/// Receives a run's progress, in order: `warnings`, `note`s, `start`, then a `result`
+/// Receives a run's progress, in order: `warnings`, `note`s, `start`, then `began` and a `result`
 /// per node and test (more than `start` said when a test is added while running), then
 /// `finish`. A run that builds what compile-time queries read first starts twice.
 pub trait Reporter: Send + Sync {
@@ -21,8 +21,11 @@ pub trait Reporter: Send + Sync {
     /// `n` more results will be reported than `start` said.
     fn add_total(&self, n: usize);
 
+    /// A node's job begins (audits run inside their model's job and only end).
+    fn began(&self, _unique_id: &str) {}
+
     /// One finished node or test.
-    fn result(&self, line: &ResultLine);
+    fn result(&self, result: &NodeResult);
 
     /// The run ended (its history is recorded).
     fn finish(&self, summary: &RunSummary);

@@ -12,7 +12,7 @@ use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::engine::failpoint::Failpoints;
 use crate::engine::recording::{Event, Failure, RecordingEngine};
 use crate::graph::{self, PriorState};
-use crate::history::{ResultLine, RunSummary, Status};
+use crate::history::{NodeResult, ResultLine, RunSummary, Status};
 use crate::relation::Relation;
 
 /// A diamond, `a` -> `b`, `c` -> `d`, and `u`, which reads nothing of it. `b` has a
@@ -90,8 +90,8 @@ impl Reporter for Lines {
     fn note(&self, _: &str) {}
     fn start(&self, _: usize, _: &str) {}
     fn add_total(&self, _: usize) {}
-    fn result(&self, line: &ResultLine) {
-        self.0.lock().expect("lines").push(line.clone());
+    fn result(&self, result: &NodeResult) {
+        self.0.lock().expect("lines").push(result.line.clone());
     }
     fn finish(&self, _: &RunSummary) {}
 }

@@ -26,7 +26,7 @@ pub struct Written {
 /// target/lineage.json for the whole project (so any build's target folder can serve as
 /// `--state` for another).
 pub fn write_artifacts(compiled: &CompiledProject, selected: &BTreeSet<String>) -> Result<Written, Vec<Diagnostic>> {
-    let target = compiled.project.root.join(&compiled.project.settings.target_path);
+    let target = compiled.project.target_dir();
     let files: Vec<(PathBuf, &[u8])> = selected
         .par_iter()
         .filter_map(|id| {
@@ -66,6 +66,6 @@ pub fn write_artifacts(compiled: &CompiledProject, selected: &BTreeSet<String>) 
 
 /// Writes target/run_results.json for a finished run.
 pub fn write_run_results(project: &Project, summary: &RunSummary) -> Result<(), Diagnostic> {
-    let target = project.root.join(&project.settings.target_path);
+    let target = project.target_dir();
     write_atomic(&target.join("run_results.json"), run_results_json(summary).as_bytes())
 }

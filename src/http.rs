@@ -1,30 +1,51 @@
-//! A small blocking HTTP/1.1 GET for the package hub's index and tarballs: `http://`
-//! (tests serve a local hub) and `https://` through rustls with the web's root
-//! certificates. Redirects are followed (at most five); a response is read whole.
+//! A small blocking HTTP/1.1 client: `GET` for the package hub's index and tarballs
+//! (redirects followed, at most five) and `POST` for OpenLineage events. `http://`
+//! (tests serve a local server) and `https://` through rustls with the web's root
+//! certificates; a response is read whole. Every connect, write and read has a timeout.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long connecting and each read may take.
-const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting and each read of a `GET` may take.
+const GET_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The body of `url`, or why it could not be fetched.
 pub fn get(url: &str) -> Result<Vec<u8>, String> {
     let mut url = url.to_string();
     for _ in 0..6 {
-        match get_once(&url)? {
-            Response::Body(body) => return Ok(body),
-            Response::Redirect(to) => url = absolute(&url, &to),
+        let request = Request { method: "GET", url: &url, headers: &[], body: &[], timeout: GET_TIMEOUT };
+        let response = send(&request)?;
+        match (response.code, response.location) {
+            (300..400, Some(to)) => url = absolute(&url, &to),
+            (300..400, None) => return Err(format!("`{url}`: redirect without a location")),
+            (200, _) => return Ok(response.body),
+            (code, _) => return Err(format!("`{url}` answered HTTP {code}")),
         }
     }
     Err(format!("`{url}`: too many redirects"))
 }
 
-enum Response {
-    Body(Vec<u8>),
-    Redirect(String),
+/// Posts `body` to `url` with the extra `headers` (name, value); `Ok` with the status
+/// code of any answer, `Err` when there was none within `timeout` (per step: connect,
+/// write, each read). An error names the URL, never a header's value.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8], timeout: Duration) -> Result<u16, String> {
+    send(&Request { method: "POST", url, headers, body, timeout }).map(|r| r.code)
+}
+
+struct Request<'a> {
+    method: &'static str,
+    url: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+    timeout: Duration,
+}
+
+struct Response {
+    code: u16,
+    location: Option<String>,
+    body: Vec<u8>,
 }
 
 struct Url<'a> {
@@ -60,21 +81,31 @@ fn absolute(from: &str, to: &str) -> String {
     format!("{}{}", &from[..host_end], to)
 }
 
-fn get_once(raw: &str) -> Result<Response, String> {
+fn send(request: &Request) -> Result<Response, String> {
+    let raw = request.url;
     let url = parse(raw)?;
     let fail = |e: std::io::Error| format!("`{raw}`: {e}");
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(url.host, url.port))
         .map_err(fail)?
         .next()
         .ok_or_else(|| format!("`{raw}`: the host has no address"))?;
-    let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(fail)?;
-    tcp.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: etlm/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    let tcp = TcpStream::connect_timeout(&addr, request.timeout).map_err(fail)?;
+    tcp.set_read_timeout(Some(request.timeout)).map_err(fail)?;
+    tcp.set_write_timeout(Some(request.timeout)).map_err(fail)?;
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: etlm/{}\r\nAccept: */*\r\nConnection: close\r\n",
+        request.method,
         url.path,
         url.host,
         env!("CARGO_PKG_VERSION")
     );
+    for (name, value) in request.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if request.method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", request.body.len()));
+    }
+    head.push_str("\r\n");
     let stream: Box<dyn ReadWrite> = if url.tls {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
@@ -91,7 +122,8 @@ fn get_once(raw: &str) -> Result<Response, String> {
         Box::new(tcp)
     };
     let mut reader = BufReader::new(stream);
-    reader.get_mut().write_all(request.as_bytes()).map_err(fail)?;
+    reader.get_mut().write_all(head.as_bytes()).map_err(fail)?;
+    reader.get_mut().write_all(request.body).map_err(fail)?;
     let mut status = String::new();
     reader.read_line(&mut status).map_err(fail)?;
     let code: u16 = status
@@ -117,9 +149,6 @@ fn get_once(raw: &str) -> Result<Response, String> {
             }
         }
     }
-    if (300..400).contains(&code) {
-        return location.map(Response::Redirect).ok_or_else(|| format!("`{raw}`: redirect without a location"));
-    }
     let body = if chunked {
         read_chunked(&mut reader).map_err(fail)?
     } else {
@@ -130,10 +159,7 @@ fn get_once(raw: &str) -> Result<Response, String> {
         };
         body
     };
-    if code != 200 {
-        return Err(format!("`{raw}` answered HTTP {code}"));
-    }
-    Ok(Response::Body(body))
+    Ok(Response { code, location, body })
 }
 
 fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
