@@ -198,7 +198,9 @@ pub fn resolve(
         }
         "console" => Transport::Console,
         other => {
-            return Err(env_error(format!("`OPENLINEAGE__TRANSPORT__TYPE={other}` is not `http`, `file` or `console`")));
+            return Err(env_error(format!(
+                "`OPENLINEAGE__TRANSPORT__TYPE={other}` is not `http`, `file` or `console`"
+            )));
         }
     };
     let namespace = var("OPENLINEAGE_NAMESPACE")
