@@ -341,3 +341,82 @@ fn metrics_prom_holds_results_a_failing_test_and_a_stale_source() {
     assert!(lag > find("etlm_source_freshness_error_after_seconds", &source).unwrap(), "{text}");
     assert_eq!(find("etlm_source_freshness_error_after_seconds", &source), Some(86_400.0));
 }
+
+#[test]
+fn init_writes_a_project_that_builds_at_once_and_never_overwrites_silently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("my-shop");
+    let init = etlm_with(tmp.path(), &["init", dir.to_str().unwrap()], &[]);
+    assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    assert!(init.stdout.contains("created the project `my_shop`"), "{}", init.stdout);
+    let build = etlm_with(&dir, &["build"], &[]);
+    assert_eq!(build.code, 0, "{}\n{}", build.stdout, build.stderr);
+    assert!(build.stdout.contains("Done: 4 OK, 9 passed, 0 warned, 0 failed, 0 errors"), "{}", build.stdout);
+    let rows = support::rows(&dir, "select count(*) as n, sum(orders) as orders from main.daily_revenue");
+    assert_eq!(rows, vec![serde_json::json!({"n": 4, "orders": 7})], "8 orders, one cancelled, on 4 days");
+    // The incremental model merges only what is new: a second build adds nothing.
+    let again = etlm_with(&dir, &["build"], &[]);
+    assert_eq!(again.code, 0);
+    assert!(again.stdout.contains("incremental main.orders  0 rows"), "{}", again.stdout);
+
+    // Again into the same folder: refused without a terminal, nothing changed.
+    let edited = "-- mine\n";
+    std::fs::write(dir.join("models/marts/orders.sql"), edited).unwrap();
+    let refused = etlm_with(tmp.path(), &["init", dir.to_str().unwrap()], &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("error[project-exists]") && refused.stderr.contains("nothing was written"));
+    let refused = etlm_with(tmp.path(), &["init", "--non-interactive", dir.to_str().unwrap()], &[]);
+    assert_eq!(refused.code, 2);
+    assert_eq!(std::fs::read_to_string(dir.join("models/marts/orders.sql")).unwrap(), edited);
+    let forced = etlm_with(tmp.path(), &["init", "--force", dir.to_str().unwrap()], &[]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_ne!(std::fs::read_to_string(dir.join("models/marts/orders.sql")).unwrap(), edited);
+
+    // A folder holding a dbt project is not taken over either.
+    let dbt = tmp.path().join("dbt");
+    std::fs::create_dir(&dbt).unwrap();
+    std::fs::write(dbt.join("dbt_project.yml"), "name: x\n").unwrap();
+    let refused = etlm_with(tmp.path(), &["init", dbt.to_str().unwrap()], &[]);
+    assert_eq!(refused.code, 2);
+    assert!(!dbt.join("etlm.yml").exists());
+}
+
+#[test]
+fn the_starter_project_builds_on_postgres_and_names_datasets_as_openlineage_does() {
+    let Some(db) = support::postgres::database("init") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("starter");
+    assert_eq!(etlm_with(tmp.path(), &["init", dir.to_str().unwrap()], &[]).code, 0);
+    let port = db.server.port.to_string();
+    let events = dir.join("events.jsonl");
+    let envs = [
+        ("PGHOST", db.server.host.as_str()),
+        ("PGPORT", port.as_str()),
+        ("PGUSER", db.server.user.as_str()),
+        ("PGPASSWORD", db.server.password.as_str()),
+        ("PGDATABASE", db.name.as_str()),
+        ("ETLM_SCHEMA", "starter"),
+        ("OPENLINEAGE__TRANSPORT__TYPE", "file"),
+        ("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", events.to_str().unwrap()),
+    ];
+    let build = etlm_with(&dir, &["build", "--target", "pg"], &envs);
+    assert_eq!(build.code, 0, "{}\n{}", build.stdout, build.stderr);
+    assert!(build.stdout.contains("Done: 4 OK, 9 passed"), "{}", build.stdout);
+    let rows = db.rows("select count(*), sum(orders) from starter.daily_revenue");
+    assert_eq!(rows, vec![vec!["4".to_string(), "7".to_string()]]);
+    let metrics = std::fs::read_to_string(dir.join("target/metrics.prom")).unwrap();
+    assert!(
+        metrics.contains("etlm_model_last_success_timestamp_seconds{model=\"daily_revenue\",schema=\"starter\""),
+        "the history on Postgres gives each node's last success: {metrics}"
+    );
+    let text = std::fs::read_to_string(&events).unwrap();
+    assert!(!text.contains(&db.server.password), "no password in events");
+    let outputs: BTreeSet<(String, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .flat_map(|e| e["outputs"].as_array().unwrap().clone())
+        .map(|o| (o["namespace"].as_str().unwrap().to_string(), o["name"].as_str().unwrap().to_string()))
+        .collect();
+    let namespace = format!("postgres://{}:{}", db.server.host, db.server.port);
+    assert!(outputs.contains(&(namespace, format!("{}.starter.daily_revenue", db.name))), "{outputs:?}");
+}

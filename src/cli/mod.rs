@@ -5,6 +5,7 @@ mod compile;
 mod deps;
 mod diff;
 mod docs;
+mod init;
 mod intervals;
 mod lineage;
 mod ls;
@@ -109,6 +110,8 @@ impl GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a starter project (a seed, models, tests, a profile) that builds at once.
+    Init(init::InitArgs),
     /// Install the packages of packages.yml into dbt_packages/ and write package-lock.yml.
     Deps(deps::DepsArgs),
     /// Render, parse and check every model; write target/compiled and target/manifest.json.
@@ -159,6 +162,7 @@ pub fn run(cli: Cli, env: Env) -> Outcome {
         return Outcome::Error;
     }
     let result = match cli.command {
+        Command::Init(args) => init::run(&cli.global, &args, &out),
         Command::Deps(args) => deps::run(&cli.global, &args, env, &sources, &out),
         Command::Compile => compile::run(&cli.global, env, &sources, &out),
         Command::Ls(args) => ls::run(&cli.global, &args, env, &sources, &out),

@@ -108,6 +108,8 @@ codes! {
     InvalidVars = "invalid-vars",
     /// A command-line argument etlm cannot use.
     InvalidArgument = "invalid-argument",
+    /// `etlm init` would overwrite files (nothing is written).
+    ProjectExists = "project-exists",
     /// OpenLineage settings (project file or environment) etlm cannot use.
     InvalidOpenLineage = "invalid-openlineage",
     /// OpenLineage events that could not be delivered (a warning: the run's result stands).

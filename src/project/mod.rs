@@ -15,6 +15,7 @@ mod profiles;
 pub mod properties;
 mod settings;
 pub mod snapshot;
+pub mod starter;
 mod threshold;
 pub mod unit_tests;
 pub mod yaml;

@@ -86,6 +86,8 @@ pub fn etlm_command(dir: &Path, args: &[&str]) -> Command {
         .arg(dir)
         .env_remove("ETLM_PROFILES_DIR")
         .env_remove("DBT_PROFILES_DIR")
+        .env_remove("OPENLINEAGE_URL")
+        .env_remove("OPENLINEAGE__TRANSPORT__TYPE")
         .env("HOME", dir)
         .env("NO_COLOR", "1")
         .env("ETLM_TEST_PGPASSWORD", postgres::password());
