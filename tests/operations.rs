@@ -420,3 +420,35 @@ fn the_starter_project_builds_on_postgres_and_names_datasets_as_openlineage_does
     let namespace = format!("postgres://{}:{}", db.server.host, db.server.port);
     assert!(outputs.contains(&(namespace, format!("{}.starter.daily_revenue", db.name))), "{outputs:?}");
 }
+
+#[test]
+fn the_project_file_sets_the_transport_and_a_bad_one_is_a_diagnostic() {
+    let (_tmp, dir) = copy_project(Path::new(env!("CARGO_MANIFEST_DIR")).join("example_project").to_str().unwrap());
+    let project = std::fs::read_to_string(dir.join("etlm.yml")).unwrap();
+    let with = |block: &str| std::fs::write(dir.join("etlm.yml"), format!("{project}\n{block}")).unwrap();
+    with("openlineage:\n  namespace: nightly\n  transport:\n    type: file\n    path: target/events.jsonl\n");
+    let run = etlm_with(&dir, &["seed"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let events = std::fs::read_to_string(dir.join("target/events.jsonl")).unwrap();
+    let first: Json = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["job"]["namespace"].as_str(), first["job"]["name"].as_str()),
+        (Some("nightly"), Some("shop.seed"))
+    );
+    assert_eq!(events.lines().count(), 2 + 2 * 4, "the invocation and four seeds, START and COMPLETE each");
+
+    with("openlineage:\n  transport:\n    type: kafka\n");
+    let bad = etlm_with(&dir, &["seed"], &[]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("error[invalid-openlineage]: `kafka` is not an OpenLineage transport"),
+        "{}",
+        bad.stderr
+    );
+    let line = project.lines().count() + 4;
+    assert!(bad.stderr.contains(&format!("etlm.yml:{line}:")), "points at the value: {}", bad.stderr);
+    with("openlineage:\n  transport:\n    type: http\n    timeout: soon\n");
+    let bad = etlm_with(&dir, &["seed"], &[]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("openlineage.transport.timeout"), "{}", bad.stderr);
+}
