@@ -238,7 +238,7 @@ mod tests {
         let file = OpenLineageFile {
             namespace: Some("nightly".into()),
             path: Some("events.jsonl".into()),
-            kind: Some(("file".into(), Span::default())),
+            kind: Some(("file".into(), Span::file_start(crate::diagnostics::FileId::default()))),
             ..Default::default()
         };
         let from_file = resolve(Some(&file), &env(&[]), root).unwrap().unwrap();
