@@ -14,7 +14,6 @@ use crate::lineage::{EdgeKind, Role};
 use crate::node::Node;
 use crate::project::Materialization;
 use crate::relation::Relation;
-use crate::sql::SqlDialect;
 
 /// The `producer` of every event and facet.
 pub const PRODUCER: &str = concat!("https://github.com/etlm/etlm/tree/v", env!("CARGO_PKG_VERSION"));
@@ -142,10 +141,7 @@ impl Context<'_> {
         let mut job_facets = Map::new();
         job_facets.insert("jobType".into(), job_type(job_kind(node)));
         if let Some(sql) = node.and_then(|n| n.compiled_sql.as_deref()) {
-            let dialect = match self.compiled.dialect {
-                SqlDialect::Postgres => "postgres",
-                SqlDialect::DataFusion => "datafusion",
-            };
+            let dialect = self.compiled.dialect.name();
             job_facets.insert(
                 "sql".into(),
                 facet("1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet", json!({"query": sql, "dialect": dialect})),

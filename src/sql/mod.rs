@@ -21,6 +21,14 @@ pub enum SqlDialect {
 }
 
 impl SqlDialect {
+    /// The dialect's name as lineage tools spell it (OpenLineage's `sql` facet).
+    pub fn name(self) -> &'static str {
+        match self {
+            SqlDialect::DataFusion => "datafusion",
+            SqlDialect::Postgres => "postgres",
+        }
+    }
+
     /// True if an unaliased expression's output column is named by the expression's SQL
     /// text (DataFusion: `count(*)`, `a + 1`); false if named as Postgres does, by the
     /// function or cast inside it, else `?column?`.
