@@ -268,9 +268,11 @@ fn a_receiver_that_is_down_or_silent_changes_neither_result_nor_exit_code() {
     );
 }
 
-/// The metric families of a Prometheus text file, by the official Python client's parser:
-/// `name -> [(labels, value)]`.
-fn parse_metrics(path: &Path) -> BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>> {
+/// The samples of one metric family: (labels, value).
+type Samples = Vec<(BTreeMap<String, String>, f64)>;
+
+/// The metric families of a Prometheus text file, by the official Python client's parser.
+fn parse_metrics(path: &Path) -> BTreeMap<String, Samples> {
     let script = "import json, sys\n\
         from prometheus_client.parser import text_string_to_metric_families\n\
         out = {}\n\
