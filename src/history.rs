@@ -105,6 +105,33 @@ pub struct NodeResult {
     pub test: Option<TestRun>,
 }
 
+/// A signal that stopped a run: nothing new started, running statements were cancelled,
+/// and what finished is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM (a scheduler stopping the task).
+    Terminate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// The exit code a shell gives a process the signal stopped: 128 + its number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
@@ -114,6 +141,8 @@ pub struct RunSummary {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub results: Vec<NodeResult>,
+    /// The signal that stopped the run early, if one did.
+    pub interrupted: Option<Signal>,
 }
 
 impl RunSummary {
@@ -293,7 +322,11 @@ pub fn run_row(summary: &RunSummary, vars: &BTreeMap<String, serde_json::Value>)
     vec![
         text(&summary.run_id),
         text(summary.command),
-        text(if summary.failed() { "error" } else { "success" }),
+        text(match (summary.interrupted, summary.failed()) {
+            (Some(_), _) => "interrupted",
+            (None, true) => "error",
+            (None, false) => "success",
+        }),
         Value::Time(summary.started_at),
         Value::Time(summary.finished_at),
         Value::Float(Some(summary.seconds())),
@@ -575,6 +608,7 @@ mod tests {
                     test: Some(test),
                 },
             ],
+            interrupted: None,
         }
     }
 

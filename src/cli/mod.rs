@@ -39,6 +39,8 @@ pub enum Outcome {
     Failure,
     /// etlm could not do its job: bad project, bad arguments, no connection.
     Error,
+    /// A signal stopped the run (130 for SIGINT, 143 for SIGTERM); what finished is recorded.
+    Interrupted(crate::history::Signal),
 }
 
 impl Outcome {
@@ -47,6 +49,7 @@ impl Outcome {
             Outcome::Success => 0,
             Outcome::Failure => 1,
             Outcome::Error => 2,
+            Outcome::Interrupted(signal) => signal.exit_code(),
         }
     }
 }

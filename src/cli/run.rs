@@ -115,5 +115,9 @@ fn run_periods(
     };
     let invocation = super::invocation(global, env, sources)?;
     let summary = run_command(&invocation, &request, sources, &RunReport::new(global.format, sources))?;
-    Ok(if summary.failed() { Outcome::Failure } else { Outcome::Success })
+    Ok(match summary.interrupted {
+        Some(signal) => Outcome::Interrupted(signal),
+        None if summary.failed() => Outcome::Failure,
+        None => Outcome::Success,
+    })
 }

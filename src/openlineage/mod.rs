@@ -104,8 +104,14 @@ impl Emitter {
     /// events could not be delivered.
     pub fn end(self, summary: Option<&RunSummary>, error: Option<&str>) -> Option<Diagnostic> {
         let failed = summary.is_none_or(RunSummary::failed) || error.is_some();
-        let kind = if failed { EventType::Fail } else { EventType::Complete };
-        let error = error.or(failed.then_some("a node or test failed"));
+        let signal = summary.and_then(|s| s.interrupted);
+        let kind = match (signal, failed) {
+            (Some(_), _) => EventType::Abort,
+            (None, true) => EventType::Fail,
+            (None, false) => EventType::Complete,
+        };
+        let stopped = signal.map(|s| format!("interrupted by {}", s.name()));
+        let error = stopped.as_deref().or(error).or(failed.then_some("a node or test failed"));
         self.queue(&event::invocation(&self.parent, kind, chrono::Utc::now(), error));
         let delivery = self.outbox.finish();
         (delivery.undelivered() > 0).then(|| {

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use super::execute::{Command, Periods, RunOptions, execute, plan};
 use super::invocation::{Compile, Invocation, engine_diagnostic, open_engine, runtime};
 use super::reporter::Reporter;
+use super::schedule::Interrupt;
 use super::seeds::read_seeds;
 use crate::compile::CompiledProject;
 use crate::diagnostics::{Code, Diagnostic, SourceMap};
 use crate::engine::failpoint::Failpoints;
 use crate::engine::{Access, DeferMode, Deferred, Engine};
 use crate::graph::ResourceType;
-use crate::history::{NodeResult, RunSummary};
+use crate::history::{NodeResult, RunSummary, Signal, Status};
 use crate::openlineage::Emitter;
 use crate::project::openlineage;
 use crate::state::artifacts::State;
@@ -173,6 +174,7 @@ fn run_compiled(
         run_id,
         seeds,
         periods: request.periods.clone(),
+        interrupt: Interrupt::default(),
     };
     let total = plan.lines();
     let events = openlineage::resolve(
@@ -197,22 +199,22 @@ fn run_compiled(
         let intervals = engine.history().intervals().await.map_err(fail)?;
         reporter.start(total, command.as_str());
         run_hooks(engine.as_ref(), "on-run-start", &compiled.run_hooks.pre).await?;
-        let run = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, reporter);
-        let summary = tokio::select! {
-            summary = run => summary,
-            _ = tokio::signal::ctrl_c() => {
-                engine.cancel().await;
-                return Err(vec![Diagnostic::error(Code::Interrupted, "interrupted: running statements were cancelled")
-                    .with_note("nothing half-built was published; the next run picks up from here")]);
-            }
-        };
+        let signals = tokio::spawn(listen_for_signals(opts.interrupt.clone(), engine.clone()));
+        let summary = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, reporter).await;
         for r in &summary.results {
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }
         engine.history().record_run(&summary, &compiled.project.vars).await.map_err(fail)?;
         let last_success = engine.history().last_successes().await.map_err(fail)?;
-        run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post).await?;
+        // An interrupted run ends as soon as its record is kept.
+        if summary.interrupted.is_none() {
+            run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post).await?;
+        }
+        signals.abort();
         reporter.finish(&summary);
+        if let Some(signal) = summary.interrupted {
+            reporter.warnings(&[interrupted(&summary, signal)]);
+        }
         Ok::<_, Vec<Diagnostic>>((summary, last_success))
     });
     if let Some(emitter) = emitter {
@@ -269,6 +271,60 @@ impl Reporter for Observed<'_> {
     fn finish(&self, summary: &RunSummary) {
         self.inner.finish(summary);
     }
+}
+
+/// Turns the first SIGINT or SIGTERM into an interrupt of the run and cancels the
+/// engine's running statements. A second signal ends the process at once, as its user
+/// asks: that is safe, since every publish is atomic (what was not published is at its
+/// old version, and the next run sweeps the leftovers), but nothing more is recorded.
+async fn listen_for_signals(interrupt: Interrupt, engine: Arc<dyn Engine>) {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    loop {
+        let signal = tokio::select! {
+            got = tokio::signal::ctrl_c() => match got {
+                Ok(()) => Signal::Interrupt,
+                Err(_) => return,
+            },
+            Some(()) = async {
+                match terminate.as_mut() {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Signal::Terminate,
+        };
+        if interrupt.signal().is_some() {
+            std::process::exit(signal.exit_code().into());
+        }
+        interrupt.trigger(signal);
+        engine.cancel().await;
+    }
+}
+
+/// The warning an interrupted run ends with: what finished, what was stopped, what
+/// never started.
+fn interrupted(summary: &RunSummary, signal: Signal) -> Diagnostic {
+    let message = |r: &&NodeResult| r.line.message.as_deref().unwrap_or_default().to_string();
+    let stopped = summary
+        .results
+        .iter()
+        .filter(|r| r.line.status == Status::Error)
+        .filter(|r| ["interrupted", "cancel"].iter().any(|w| message(r).contains(w)))
+        .count();
+    let not_started = summary
+        .results
+        .iter()
+        .filter(|r| r.line.status == Status::Skipped && message(r).starts_with("the run was interrupted"))
+        .count();
+    let finished = summary.results.len() - stopped - not_started;
+    Diagnostic::warning(
+        Code::Interrupted,
+        format!(
+            "interrupted by {}: {finished} results finished, {stopped} stopped while running, {not_started} not started",
+            signal.name()
+        ),
+    )
+    .with_note("what was not published is at its old version; the run is recorded in run_results.json and the history")
+    .with_help("`etlm retry` runs what did not finish")
 }
 
 /// A new run id: sortable by time, unique enough across processes.

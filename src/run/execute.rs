@@ -21,7 +21,7 @@ use super::audit::{Against, check_anomaly, run_test, test_run};
 use super::reporter::Reporter;
 use super::unit::run_unit_test;
 
-use super::schedule::{Job, JobStatus, run_jobs};
+use super::schedule::{Interrupt, Job, JobStatus, run_jobs};
 
 /// Which nodes a command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,8 @@ pub struct RunOptions {
     pub seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
     /// Which periods windowed models process.
     pub periods: Periods,
+    /// Set by a signal: the run stops starting nodes (see `schedule.rs`).
+    pub interrupt: Interrupt,
 }
 
 /// The periods windowed models process.
@@ -230,6 +232,7 @@ pub async fn execute(
         plan.jobs,
         opts.threads,
         opts.fail_fast,
+        &opts.interrupt,
         move |id| {
             reporter.began(&id);
             let ctx = ctx.clone();
@@ -300,6 +303,7 @@ pub async fn execute(
         started_at,
         finished_at: chrono::Utc::now(),
         results,
+        interrupted: opts.interrupt.signal(),
     }
 }
 

@@ -117,6 +117,7 @@ async fn run(
         run_id: "run".into(),
         seeds: BTreeMap::new(),
         periods: Periods::Resume { now: chrono::Utc::now() },
+        interrupt: Default::default(),
     };
     let reporter = Lines::default();
     let summary =
