@@ -17,6 +17,17 @@ pub enum BatchSize {
     Year,
 }
 
+impl BatchSize {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchSize::Hour => "hour",
+            BatchSize::Day => "day",
+            BatchSize::Month => "month",
+            BatchSize::Year => "year",
+        }
+    }
+}
+
 /// Placeholders a windowed model is compiled with.
 pub const START: &str = "__etlm_window_start__";
 pub const END: &str = "__etlm_window_end__";
@@ -54,7 +65,8 @@ pub fn timestamp(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// Parses `2024-01-01` or `2024-01-01 05:00:00` (also with `T`).
+/// Parses `2024-01-01` or `2024-01-01 05:00:00` (also with `T`), in years 1 to 9999 (so
+/// period arithmetic on it never overflows).
 pub fn parse_time(text: &str) -> Option<NaiveDateTime> {
     let t = text.trim();
     NaiveDate::parse_from_str(t, "%Y-%m-%d")
@@ -62,6 +74,30 @@ pub fn parse_time(text: &str) -> Option<NaiveDateTime> {
         .ok()
         .or_else(|| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").ok())
         .or_else(|| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").ok())
+        .filter(|t| (1..=9999).contains(&t.year()))
+}
+
+/// The most periods one run or backfill of a model processes: an hourly model over a
+/// century is 876,600 batches, never what was meant.
+pub const MAX_PERIODS: i64 = 100_000;
+
+/// Why processing `from` through `to` in periods of `size` is too many batches, if it is.
+pub fn too_many_periods(from: NaiveDateTime, to: NaiveDateTime, size: BatchSize) -> Option<String> {
+    let span = to - from;
+    let count = match size {
+        BatchSize::Hour => span.num_hours(),
+        BatchSize::Day => span.num_days(),
+        BatchSize::Month => span.num_days() / 28,
+        BatchSize::Year => span.num_days() / 365,
+    };
+    (count > MAX_PERIODS).then(|| {
+        format!(
+            "{} to {} is about {count} batches of a {}, more than the {MAX_PERIODS} one run processes",
+            from.date(),
+            to.date(),
+            size.as_str()
+        )
+    })
 }
 
 /// The start of the period holding `t`.
@@ -157,6 +193,11 @@ mod tests {
         assert_eq!(months.iter().map(Period::ds).collect::<Vec<_>>(), ["2024-11-01", "2024-12-01", "2025-01-01"]);
         assert_eq!(periods(t("2024-01-01 22:30:00"), t("2024-01-02 01:00:00"), BatchSize::Hour).len(), 4);
         assert_eq!(periods(t("2024-01-01"), t("2024-12-31 23:00:00"), BatchSize::Hour).len(), 366 * 24);
+        assert!(
+            too_many_periods(t("1900-01-01"), t("2024-01-01"), BatchSize::Hour).is_some_and(|m| m.contains("hour"))
+        );
+        assert_eq!(too_many_periods(t("1900-01-01"), t("2024-01-01"), BatchSize::Day), None);
+        assert_eq!(parse_time("+12345-01-01"), None, "years past 9999 are not dates etlm takes");
     }
 
     #[test]

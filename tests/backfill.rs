@@ -161,3 +161,17 @@ fn a_batch_that_returns_rows_outside_its_window_is_an_error_and_writes_nothing()
     );
     assert_eq!(daily(&dir, "daily"), before, "nothing of the batch is written");
 }
+
+#[test]
+fn extreme_ranges_are_diagnostics_not_panics_or_endless_batch_lists() {
+    let (_tmp, dir) = prepared();
+    // A year no date type here holds: a bad argument (exit 2), never an overflow.
+    let far = etlm(&dir, &["backfill", "--start", "+12345-01-01", "--end", "+12345-01-02", "-s", "daily"]);
+    assert_eq!(far.code, 2, "{}\n{}", far.stdout, far.stderr);
+    assert!(far.stderr.contains("error[invalid-argument]") && !far.stderr.contains("panicked"), "{}", far.stderr);
+    // Day batches over eight millennia: the model fails with the count, nothing runs.
+    let huge = etlm(&dir, &["backfill", "--start", "0001-01-01", "--end", "9999-12-31", "-s", "daily"]);
+    assert_eq!(huge.code, 1, "{}\n{}", huge.stdout, huge.stderr);
+    assert!(huge.stdout.contains("batches of a day, more than the 100000 one run processes"), "{}", huge.stdout);
+    assert!(!huge.stderr.contains("error[internal]"), "{}", huge.stderr);
+}

@@ -26,7 +26,10 @@ pub fn run(global: &GlobalArgs, env: Env, sources: &SourceMap, out: &Output) -> 
         let size = node.config.batch_size.expect("windowed models have a batch size");
         let finished = done.get(&node.unique_id).cloned().unwrap_or_default();
         let begin = node.config.begin.as_deref().and_then(window::parse_time);
-        let expected = begin.map(|b| window::periods(b, now, size)).unwrap_or_default();
+        let expected = begin
+            .filter(|b| window::too_many_periods(*b, now, size).is_none())
+            .map(|b| window::periods(b, now, size))
+            .unwrap_or_default();
         let missing: Vec<Period> = expected.into_iter().filter(|p| !finished.contains(p)).collect();
         lines.push(format!(
             "{}\n  done:    {}\n  missing: {}",

@@ -9,6 +9,7 @@ mod init;
 mod intervals;
 mod lineage;
 mod ls;
+pub mod panic;
 mod retry;
 mod run;
 mod runs;

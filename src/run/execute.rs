@@ -423,14 +423,21 @@ impl JobContext {
             true => &[][..],
             false => self.intervals.get(&node.unique_id).map_or(&[][..], Vec::as_slice),
         };
+        let too_many = |from, to| match window::too_many_periods(from, to, size) {
+            Some(why) => Err(Failed::from(self.located(node, &why))),
+            None => Ok(()),
+        };
         let periods = match &self.periods {
             Periods::Resume { now } => {
                 let begin = cfg.begin.as_deref().and_then(window::parse_time).ok_or_else(|| {
                     Failed::from(self.located(node, "a model with `event_time` and `batch_size` needs `begin` (a date), where its first batch starts"))
                 })?;
+                let from = done.iter().map(|p| p.start).max().unwrap_or(begin);
+                too_many(from, now.naive_utc())?;
                 window::run_periods(begin, done, cfg.lookback, size, *now)
             }
             Periods::Range { start, end, missing } => {
+                too_many(*start, *end)?;
                 window::periods(*start, *end, size).into_iter().filter(|p| !missing || !done.contains(p)).collect()
             }
         };

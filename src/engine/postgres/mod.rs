@@ -90,11 +90,11 @@ impl PostgresEngine {
     pub async fn open(target: &Target, access: Access) -> Result<PostgresEngine, EngineError> {
         let settings = PgSettings::from_target(target)?;
         let control = connect::connect(&settings).await?;
-        let version = control
-            .query_one("select current_setting('server_version_num')::int", &[])
-            .await
-            .map_err(|e| pg_error(&e))?;
-        let server_version = version.get::<_, i32>(0) as u32;
+        // As text: servers that speak the protocol type `int` differently (64-bit).
+        let version =
+            control.query_one("select current_setting('server_version_num')", &[]).await.map_err(|e| pg_error(&e))?;
+        let server_version =
+            version.try_get::<_, String>(0).ok().and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(0);
         let lock = match access {
             Access::Write { wait } => {
                 let key = lock_key(&target.schema);
