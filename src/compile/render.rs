@@ -154,7 +154,7 @@ impl CompilePass<'_> {
         let hooks = |list: &[String]| -> Result<Vec<String>, Diagnostic> {
             let rendered = |hook: &String| {
                 let span = Span::file_start(node.file.expect("a node with hooks has a file"));
-                self.c.renderer.render_inline(hook, &input, span)
+                self.c.renderer.render_hook(hook, &input, span)
             };
             list.iter().map(rendered).collect()
         };

@@ -31,7 +31,7 @@ pub(super) fn render_run_hooks(c: &Compiler, nodes: &Nodes, resolver: &Arc<dyn R
         overrides: None,
     };
     let render = |hooks: &[(String, Span)]| -> Result<Vec<String>, Diagnostic> {
-        hooks.iter().map(|(text, span)| renderer.render_inline(text, &input, *span)).collect()
+        hooks.iter().map(|(text, span)| renderer.render_hook(text, &input, *span)).collect()
     };
     Ok(Hooks { pre: render(&project.settings.on_run_start)?, post: render(&project.settings.on_run_end)? })
 }

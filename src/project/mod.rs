@@ -52,6 +52,22 @@ pub fn env_var(env: &Env, name: &str, default: Option<&str>) -> Result<String, S
     }
 }
 
+/// True for the variables dbt treats as secrets (`DBT_ENV_SECRET_*`, and etlm's
+/// `ETLM_SECRET_*`): `env_var()` of them is allowed only in profiles and hooks, and
+/// their values are masked in what etlm prints and records.
+pub fn is_secret_var(name: &str) -> bool {
+    name.starts_with("DBT_ENV_SECRET_") || name.starts_with("ETLM_SECRET_")
+}
+
+/// `text` with the value of every secret variable of `env` replaced by `*****`.
+pub fn mask_secrets(env: &Env, text: &str) -> String {
+    let mut out = text.to_string();
+    for value in env.iter().filter(|(k, v)| is_secret_var(k) && !v.is_empty()).map(|(_, v)| v) {
+        out = out.replace(value.as_str(), "*****");
+    }
+    out
+}
+
 /// What to load.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {

@@ -19,7 +19,7 @@ use crate::engine::{Access, DeferMode, Deferred, Engine};
 use crate::graph::ResourceType;
 use crate::history::{NodeResult, RunSummary, Signal, Status};
 use crate::openlineage::Emitter;
-use crate::project::openlineage;
+use crate::project::{Env, mask_secrets, openlineage};
 use crate::state::artifacts::State;
 use crate::state::metrics::write_run_metrics;
 
@@ -186,7 +186,8 @@ fn run_compiled(
     let compiled = Arc::new(compiled);
     let emitter = events.map(|config| Emitter::start(&config, compiled.clone(), command.as_str()));
     let caller = reporter;
-    let observed = Observed { inner: caller, events: emitter.as_ref() };
+    let env = &compiled.project.env;
+    let observed = Observed { inner: caller, events: emitter.as_ref(), env };
     let reporter: &dyn Reporter = &observed;
     let target = &compiled.project.target;
     let fail = |e| vec![engine_diagnostic(e, target)];
@@ -198,9 +199,10 @@ fn run_compiled(
         let history = engine.history().row_count_history().await.map_err(fail)?;
         let intervals = engine.history().intervals().await.map_err(fail)?;
         reporter.start(total, command.as_str());
-        run_hooks(engine.as_ref(), "on-run-start", &compiled.run_hooks.pre).await?;
+        run_hooks(engine.as_ref(), "on-run-start", &compiled.run_hooks.pre, env).await?;
         let signals = tokio::spawn(listen_for_signals(opts.interrupt.clone(), engine.clone()));
-        let summary = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, reporter).await;
+        let mut summary = execute(compiled.clone(), engine.clone(), &opts, plan, history, intervals, reporter).await;
+        summary.results.iter_mut().for_each(|r| mask_result(r, env));
         for r in &summary.results {
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }
@@ -208,7 +210,7 @@ fn run_compiled(
         let last_success = engine.history().last_successes().await.map_err(fail)?;
         // An interrupted run ends as soon as its record is kept.
         if summary.interrupted.is_none() {
-            run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post).await?;
+            run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post, env).await?;
         }
         signals.abort();
         reporter.finish(&summary);
@@ -235,6 +237,8 @@ fn run_compiled(
 struct Observed<'a> {
     inner: &'a dyn Reporter,
     events: Option<&'a Emitter>,
+    /// Whose secret values are masked in every message.
+    env: &'a Env,
 }
 
 impl Reporter for Observed<'_> {
@@ -262,14 +266,29 @@ impl Reporter for Observed<'_> {
     }
 
     fn result(&self, result: &NodeResult) {
-        self.inner.result(result);
+        let mut result = result.clone();
+        mask_result(&mut result, self.env);
+        self.inner.result(&result);
         if let Some(events) = self.events {
-            events.finished(result);
+            events.finished(&result);
         }
     }
 
     fn finish(&self, summary: &RunSummary) {
         self.inner.finish(summary);
+    }
+}
+
+/// Masks secret values in a result's messages (a failed hook's SQL, a database error).
+fn mask_result(result: &mut NodeResult, env: &Env) {
+    let mask = |m: &mut Option<String>| {
+        if let Some(text) = m.as_mut() {
+            *text = mask_secrets(env, text);
+        }
+    };
+    mask(&mut result.line.message);
+    if let Some(test) = result.test.as_mut() {
+        mask(&mut test.message);
     }
 }
 
@@ -335,12 +354,12 @@ fn new_run_id() -> String {
 
 /// Runs the project's `on-run-start` or `on-run-end` statements; the first that fails
 /// stops the command.
-async fn run_hooks(engine: &dyn Engine, kind: &str, hooks: &[String]) -> Result<(), Vec<Diagnostic>> {
+async fn run_hooks(engine: &dyn Engine, kind: &str, hooks: &[String], env: &Env) -> Result<(), Vec<Diagnostic>> {
     for hook in hooks {
         engine.execute(hook).await.map_err(|e| {
             vec![
-                Diagnostic::error(Code::HookFailed, format!("{kind} failed: {e}"))
-                    .with_note(format!("statement: {}", hook.trim()))
+                Diagnostic::error(Code::HookFailed, mask_secrets(env, &format!("{kind} failed: {e}")))
+                    .with_note(mask_secrets(env, &format!("statement: {}", hook.trim())))
                     .with_help(format!("`{kind}` in the project file")),
             ]
         })?;

@@ -339,7 +339,17 @@ impl Renderer {
     /// Renders a snippet of Jinja written inside YAML (a description, a test argument);
     /// errors point at `span`, where the snippet was written.
     pub fn render_inline(&self, text: &str, input: &RenderInput, span: Span) -> Result<String, Diagnostic> {
-        let recorder = Arc::new(self.recorder(input));
+        self.render_snippet(text, input, span, false)
+    }
+
+    /// Renders a hook (`pre_hook`, `post_hook`, `on-run-start`, `on-run-end`): like
+    /// [`Renderer::render_inline`], and secret environment variables may be read.
+    pub fn render_hook(&self, text: &str, input: &RenderInput, span: Span) -> Result<String, Diagnostic> {
+        self.render_snippet(text, input, span, true)
+    }
+
+    fn render_snippet(&self, text: &str, input: &RenderInput, span: Span, hook: bool) -> Result<String, Diagnostic> {
+        let recorder = Arc::new(Recorder { hook, ..self.recorder(input) });
         self.env.render_str(text, self.context(&recorder, input)).map_err(|e| {
             let detail = e.detail().map_or_else(|| e.kind().to_string(), str::to_string);
             Diagnostic::error(Code::JinjaRender, format!("could not render `{}`: {detail}", text.trim()))
@@ -469,6 +479,7 @@ impl Renderer {
             returned: Mutex::new(None),
             default_schema: self.default_schema.clone(),
             overrides: input.overrides.clone(),
+            hook: false,
         }
     }
 
@@ -524,7 +535,17 @@ fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
     let vars = Arc::new(vars.clone());
     env.add_function("env_var", move |state: &State, name: String, default: Option<String>| -> Result<String, Error> {
         // A unit test's `overrides: env_vars:` win inside a model render.
-        let overridden = Recorder::of(state).ok().and_then(|r| r.overrides.as_ref()?.env_vars.get(&name).cloned());
+        let recorder = Recorder::of(state).ok();
+        if crate::project::is_secret_var(&name) && !recorder.as_ref().is_some_and(|r| r.hook) {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "`{name}` is a secret: `env_var()` of it is allowed only in profiles.yml and hooks, \
+                     never in SQL etlm writes to target/"
+                ),
+            ));
+        }
+        let overridden = recorder.and_then(|r| r.overrides.as_ref()?.env_vars.get(&name).cloned());
         match overridden {
             Some(v) => Ok(v),
             None => env_var(&vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m)),

@@ -204,6 +204,8 @@ pub struct Recorder {
     pub default_schema: String,
     /// A unit test's overrides of vars, env vars and macros.
     pub overrides: Option<Arc<crate::project::unit_tests::Overrides>>,
+    /// Rendering a hook, where secret environment variables may be read.
+    pub hook: bool,
 }
 
 impl Object for Recorder {}

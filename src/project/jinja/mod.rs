@@ -56,10 +56,14 @@ pub fn map_value(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Valu
     Value::from(pairs.into_iter().collect::<BTreeMap<&str, Value>>())
 }
 
-/// `env_var(name, default)` over `vars`.
-fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
+/// `env_var(name, default)` over `vars`; secret variables only where `secrets` allows.
+fn add_env_var(env: &mut Environment<'static>, vars: &Env, secrets: bool) {
     let vars = Arc::new(vars.clone());
     env.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, Error> {
+        if !secrets && super::is_secret_var(&name) {
+            let message = format!("`{name}` is a secret: `env_var()` of it is allowed only in profiles.yml and hooks");
+            return Err(Error::new(ErrorKind::InvalidOperation, message));
+        }
         env_var(&vars, &name, default.as_deref()).map_err(|m| Error::new(ErrorKind::InvalidOperation, m))
     });
 }
@@ -67,7 +71,7 @@ fn add_env_var(env: &mut Environment<'static>, vars: &Env) {
 /// The environment `profiles.yml` values render in: only `env_var` is known there.
 pub fn profile_jinja(vars: &Env) -> Environment<'static> {
     let mut env = python::environment();
-    add_env_var(&mut env, vars);
+    add_env_var(&mut env, vars, true);
     env
 }
 
@@ -84,7 +88,7 @@ impl ConfigJinja {
         env.add_global("target", target_value(target, profile));
         let vars = Arc::new(vars.clone());
         env.add_function("var", move |name: String, default: Option<Value>| var_value(&vars, &name, default));
-        add_env_var(&mut env, env_vars);
+        add_env_var(&mut env, env_vars, false);
         ConfigJinja { env }
     }
 
