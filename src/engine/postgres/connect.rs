@@ -84,6 +84,11 @@ pub struct PgSettings {
     pub sslcert: Option<PathBuf>,
     pub sslkey: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// How long a statement waits for a lock (`lock_timeout`), e.g. a publish's swap
+    /// while a reader holds the table; zero waits forever.
+    pub lock_timeout: Duration,
+    /// How long one statement may run (`statement_timeout`); zero is no limit.
+    pub statement_timeout: Duration,
     pub application_name: String,
     /// The TLS connector, built once from the settings above; `None` for `disable`.
     tls: Option<MakeRustlsConnect>,
@@ -98,8 +103,8 @@ impl std::fmt::Debug for PgSettings {
 impl PgSettings {
     /// Reads the target's settings: `url` (`postgres://user:pass@host:port/db?sslmode=...`)
     /// and/or the fields `host`, `port`, `user`, `password`, `dbname` (or `database`),
-    /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `connect_timeout` (seconds),
-    /// `application_name`; fields win over the URL.
+    /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `connect_timeout`, `lock_timeout`,
+    /// `statement_timeout` (seconds), `application_name`; fields win over the URL.
     pub fn from_target(target: &Target) -> Result<PgSettings, EngineError> {
         let invalid = |reason: String| {
             let help = format!(
@@ -120,6 +125,8 @@ impl PgSettings {
             sslcert: None,
             sslkey: None,
             connect_timeout: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(60),
+            statement_timeout: Duration::ZERO,
             application_name: "etlm".into(),
             tls: None,
         };
@@ -159,9 +166,19 @@ impl PgSettings {
                 *slot = Some(path.into());
             }
         }
-        if let Some(t) = get("connect_timeout").and_then(text) {
-            let secs: u64 = t.parse().map_err(|_| invalid(format!("`connect_timeout` must be seconds, got `{t}`")))?;
-            settings.connect_timeout = Duration::from_secs(secs);
+        for (key, slot) in [
+            ("connect_timeout", &mut settings.connect_timeout),
+            ("lock_timeout", &mut settings.lock_timeout),
+            ("statement_timeout", &mut settings.statement_timeout),
+        ] {
+            if let Some(t) = get(key).and_then(text) {
+                let secs: f64 = t
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+                    .ok_or_else(|| invalid(format!("`{key}` must be seconds (0 to 86400), got `{t}`")))?;
+                *slot = Duration::from_secs_f64(secs);
+            }
         }
         if let Some(name) = get("application_name").and_then(text) {
             settings.application_name = name;
@@ -232,6 +249,11 @@ impl PgSettings {
             .user(&self.user)
             .dbname(&self.dbname)
             .connect_timeout(self.connect_timeout)
+            .options(&format!(
+                "-c lock_timeout={} -c statement_timeout={}",
+                self.lock_timeout.as_millis(),
+                self.statement_timeout.as_millis()
+            ))
             .application_name(&self.application_name)
             .ssl_mode(match self.sslmode {
                 SslMode::Disable => WireSslMode::Disable,
@@ -348,11 +370,22 @@ impl ServerCertVerifier for Verifier {
 /// dropped.
 pub async fn connect(settings: &PgSettings) -> Result<Client, EngineError> {
     let config = settings.config();
-    let opened = match &settings.tls {
-        None => open(&config, NoTls).await,
-        Some(tls) => open(&config, tls.clone()).await,
+    let opened = async {
+        match &settings.tls {
+            None => open(&config, NoTls).await,
+            Some(tls) => open(&config, tls.clone()).await,
+        }
     };
-    opened.map_err(|e| connect_error(settings, &e))
+    // `connect_timeout` covers the whole start-up: TCP, TLS and authentication, so a
+    // server that accepts and never answers cannot hang the run.
+    match tokio::time::timeout(settings.connect_timeout, opened).await {
+        Ok(opened) => opened.map_err(|e| connect_error(settings, &e)),
+        Err(_) => Err(refused(
+            &settings.describe(),
+            &format!("no answer within {:.0} s (`connect_timeout`)", settings.connect_timeout.as_secs_f64()),
+            "check that the host and port are a Postgres server that is up, or raise `connect_timeout`".into(),
+        )),
+    }
 }
 
 async fn open<T>(config: &Config, tls: T) -> Result<Client, tokio_postgres::Error>

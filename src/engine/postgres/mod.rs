@@ -493,5 +493,12 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
 }
 
 fn pg_error(e: &tokio_postgres::Error) -> EngineError {
-    EngineError::new(ErrorKind::Failed, error_text(e))
+    let error = EngineError::new(ErrorKind::Failed, error_text(e));
+    match e.code() {
+        Some(c) if *c == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => error.with_help(
+            "another session held a lock on the relation longer than the target's `lock_timeout` \
+             (default 60 s); nothing was changed",
+        ),
+        _ => error,
+    }
 }
