@@ -99,7 +99,10 @@ impl PostgresEngine {
             Access::Write { wait } => {
                 let key = lock_key(&target.schema);
                 if wait {
+                    // `--wait-for-lock` waits as long as the other run takes, not `lock_timeout`.
+                    control.batch_execute("set lock_timeout = 0").await.map_err(|e| pg_error(&e))?;
                     control.execute("select pg_advisory_lock($1)", &[&key]).await.map_err(|e| pg_error(&e))?;
+                    control.batch_execute("reset lock_timeout").await.map_err(|e| pg_error(&e))?;
                 } else {
                     let row = control
                         .query_one("select pg_try_advisory_lock($1)", &[&key])
