@@ -68,7 +68,7 @@ fn kill_publishing_connection(db: &Database) {
 fn staging_left(db: &Database) -> Vec<Vec<String>> {
     db.rows(
         "select table_schema, table_name from information_schema.tables \
-         where table_schema in ('_etlm_staging', '_etlm_audit') order by 1, 2",
+         where table_schema like '\\_etlm\\_staging%' or table_schema = '_etlm_audit' order by 1, 2",
     )
 }
 
@@ -389,4 +389,71 @@ fn seeds_load_with_dbt_types_and_values() {
     let expected =
         [["1", "7", "0.5", "10.01", "NULL"], ["2", "8", "1.25", "0.13", "x"], ["3", "9", "2", "2.68", "NULL"]];
     assert_eq!(rows, expected.map(|r| r.map(String::from).to_vec()).to_vec());
+}
+
+/// A project building one table in `schema` of `db`, whose audit takes `audit_seconds`.
+fn schema_project(db: &Database, schema: &str, audit_seconds: u32) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(schema);
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    std::fs::create_dir_all(dir.join("macros")).unwrap();
+    std::fs::write(
+        dir.join("etlm.yml"),
+        format!("name: {schema}\nprofile: p\nmodels:\n  {schema}:\n    +materialized: table\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("models/m.sql"), "select 1 as id\n").unwrap();
+    // A generic test on the model: an audit of its staged data, before the publish.
+    std::fs::write(
+        dir.join("macros/slow.sql"),
+        format!("{{% test slow(model) %}}select * from {{{{ model }}}} where pg_sleep({audit_seconds}) is null{{% endtest %}}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("models/m.yml"), "version: 2\nmodels:\n  - name: m\n    data_tests: [slow]\n").unwrap();
+    db.write_profile(&dir, "p", "");
+    let profile = std::fs::read_to_string(dir.join("profiles.yml"))
+        .unwrap()
+        .replace("schema: public", &format!("schema: {schema}"));
+    std::fs::write(dir.join("profiles.yml"), profile).unwrap();
+    (tmp, dir)
+}
+
+#[test]
+fn runs_on_two_schemas_of_one_database_leave_each_others_staging_alone() {
+    let Some(b) = Backend::postgres("two_schemas") else { return };
+    let Backend::Postgres(db) = &b else { unreachable!() };
+    // `prod`'s model is staged and audited for 4 s; `ci` starts (and sweeps) meanwhile.
+    let (_p, prod) = schema_project(db, "prod", 4);
+    let (_c, ci) = schema_project(db, "ci_42", 0);
+    let first = etlm_command(&prod, &["build"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let clock = Instant::now();
+    let auditing = "select count(*) from pg_stat_activity where query like '%pg_sleep(4)%' and state = 'active' and pid <> pg_backend_pid()";
+    while db.rows(auditing)[0][0] == "0" {
+        assert!(clock.elapsed() < Duration::from_secs(30), "prod's audit never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = etlm(&ci, &["build"]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    // `ci` neither dropped nor waited on `prod`'s staging: prod is still auditing it.
+    assert_eq!(db.rows(auditing), vec![vec!["1".to_string()]], "ci's start waited for or broke prod's audit");
+    let staged =
+        "select count(*) from information_schema.views where table_schema = '_etlm_audit' and table_name = 'prod__m'";
+    assert_eq!(db.rows(staged), vec![vec!["1".to_string()]], "prod's audit view is still there");
+    let out = first.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "prod's staging survived ci's start: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(db.rows("select id from prod.m"), vec![vec!["1".to_string()]]);
+    assert_eq!(db.rows("select id from ci_42.m"), vec![vec!["1".to_string()]]);
+    // A killed run's staging is swept by the next run once its connection is gone.
+    db.execute("create schema _etlm_staging_999999; create table _etlm_staging_999999.left_over (x int)");
+    assert_eq!(etlm(&ci, &["build"]).code, 0);
+    assert_eq!(
+        db.rows("select count(*) from pg_namespace where nspname = '_etlm_staging_999999'"),
+        vec![vec!["0".to_string()]]
+    );
 }

@@ -60,7 +60,7 @@ impl Backend {
             Backend::DataFusion => Vec::new(),
             Backend::Postgres(db) => db.rows(
                 "select table_schema, table_name from information_schema.tables \
-                 where table_schema in ('_etlm_staging', '_etlm_audit') order by 1, 2",
+                 where table_schema like '\\_etlm\\_staging%' or table_schema = '_etlm_audit' order by 1, 2",
             ),
         }
     }

@@ -1,11 +1,13 @@
 //! The Postgres engine: models built on a Postgres server (or any warehouse speaking its
 //! protocol) through tokio-postgres.
 //!
-//! A run holds a session-level advisory lock on one connection for its whole length
-//! (a second run fails at once), sweeps what a killed run left in `_etlm_staging` and
-//! `_etlm_audit`, and builds each model in three steps:
+//! A run holds a session-level advisory lock on its target schema on one connection for
+//! its whole length (a second run there fails at once), stages in a schema of its own,
+//! `_etlm_staging_<pid>` (the backend pid of that connection), and sweeps the staging
+//! schemas of runs whose connection is gone: runs on other schemas of the database are
+//! alive, and their staging is left alone. It builds each model in three steps:
 //!
-//! 1. stage: new rows go to a run-unique table in `_etlm_staging` (a view's SQL to its
+//! 1. stage: new rows go to a run-unique table in its staging schema (a view's SQL to its
 //!    audit view; a snapshot's changes, `snapshot.rs`), committed but read by nobody else;
 //! 2. audit: the view `"_etlm_audit"."<schema>__<name>"` shows the new version (for an
 //!    incremental model, the current rows combined with the new ones, see
@@ -42,8 +44,9 @@ use crate::relation::{AUDIT_SCHEMA, Relation, quote_ident};
 /// The schema of the metadata store: run history and intervals.
 pub const META_SCHEMA: &str = "etlm_meta";
 
-/// Where staged tables live until they are published or dropped.
-pub const STAGING_SCHEMA: &str = "_etlm_staging";
+/// Where staged tables live until they are published or dropped: this prefix and the
+/// backend pid of the run's lock connection, one schema per run.
+pub const STAGING_PREFIX: &str = "_etlm_staging_";
 
 /// The Postgres engine, connected to one target.
 pub struct PostgresEngine {
@@ -54,6 +57,8 @@ pub struct PostgresEngine {
     _lock: Option<Client>,
     /// Makes staging names unique to this run.
     tag: String,
+    /// This run's staging schema.
+    staging: String,
     /// Schemas known to exist.
     schemas: Mutex<BTreeSet<String>>,
     /// `server_version_num`, e.g. 150018: MERGE needs 150000.
@@ -95,7 +100,7 @@ impl PostgresEngine {
             control.query_one("select current_setting('server_version_num')", &[]).await.map_err(|e| pg_error(&e))?;
         let server_version =
             version.try_get::<_, String>(0).ok().and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(0);
-        let lock = match access {
+        let (lock, staging) = match access {
             Access::Write { wait } => {
                 let key = lock_key(&target.schema);
                 if wait {
@@ -119,10 +124,14 @@ impl PostgresEngine {
                         ));
                     }
                 }
-                sweep(&control).await?;
-                Some(control)
+                let pid: i32 =
+                    control.query_one("select pg_backend_pid()", &[]).await.map_err(|e| pg_error(&e))?.get(0);
+                let staging = format!("{STAGING_PREFIX}{pid}");
+                sweep(&control, &staging).await?;
+                (Some(control), staging)
             }
-            Access::Read => None,
+            // A reader stages nothing.
+            Access::Read => (None, format!("{STAGING_PREFIX}0")),
         };
         let pool = Arc::new(Pool::new(settings));
         let history = SqlHistory::new(pool.clone(), META_SCHEMA);
@@ -130,7 +139,7 @@ impl PostgresEngine {
             history.migrate().await?;
         }
         let tag = format!("{:x}", chrono::Utc::now().timestamp_micros() % 0xffff_ffff);
-        Ok(PostgresEngine { pool, history, _lock: lock, tag, schemas: Mutex::default(), server_version })
+        Ok(PostgresEngine { pool, history, _lock: lock, tag, staging, schemas: Mutex::default(), server_version })
     }
 
     /// A connection from the pool.
@@ -160,7 +169,7 @@ impl PostgresEngine {
         let full = format!("{}.{}", relation.schema, relation.identifier);
         let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
         let short: String = relation.identifier.chars().take(30).collect();
-        Relation::new(STAGING_SCHEMA, format!("{short}_{:08x}_{}{suffix}", hash as u32, self.tag))
+        Relation::new(&self.staging, format!("{short}_{:08x}_{}{suffix}", hash as u32, self.tag))
     }
 
     /// Drops staged relations, on a fresh connection: the one that staged them may be
@@ -429,16 +438,23 @@ async fn check_keys(client: &Client, delta: &Relation, keys: &[String]) -> Resul
     Ok(())
 }
 
-/// Drops what killed runs left: staged tables and audit views. Runs under the run lock.
-async fn sweep(client: &Client) -> Result<(), EngineError> {
+/// Drops what killed runs left: the staging schemas of runs whose lock connection is
+/// gone (their audit views, which read the staged tables, go with them), and the one
+/// shared staging schema of etlm before 0.2; then makes `own` and the audit schema. A
+/// run alive on another schema of the database keeps its staging.
+async fn sweep(client: &Client, own: &str) -> Result<(), EngineError> {
+    let pattern = format!("^{STAGING_PREFIX}[0-9]+$");
+    let start = STAGING_PREFIX.len() + 1;
     client
         .batch_execute(&format!(
-            "drop schema if exists {} cascade; create schema {}; \
-             drop schema if exists {} cascade; create schema {}",
-            quote_ident(STAGING_SCHEMA),
-            quote_ident(STAGING_SCHEMA),
-            quote_ident(AUDIT_SCHEMA),
-            quote_ident(AUDIT_SCHEMA)
+            "do $$ declare s text; begin \
+               for s in select nspname from pg_namespace where nspname = '_etlm_staging' \
+                 or (nspname ~ '{pattern}' and substr(nspname, {start})::int not in (select pid from pg_stat_activity)) \
+               loop execute format('drop schema %I cascade', s); end loop; \
+             end $$; \
+             drop schema if exists {own_q} cascade; create schema {own_q}; create schema if not exists {audit}",
+            own_q = quote_ident(own),
+            audit = quote_ident(AUDIT_SCHEMA),
         ))
         .await
         .map_err(|e| pg_error(&e))

@@ -269,7 +269,7 @@ async fn dependents(tx: &Transaction<'_>, relation: &Relation) -> Result<Vec<Str
              join pg_rewrite r on r.oid = d.objid join pg_class dc on dc.oid = r.ev_class \
              join pg_namespace dn on dn.oid = dc.relnamespace \
              where d.classid = 'pg_rewrite'::regclass and d.refobjid = to_regclass($1) \
-             and dc.oid <> d.refobjid and dn.nspname not in ('_etlm_audit', '_etlm_staging') order by 1",
+             and dc.oid <> d.refobjid and dn.nspname <> '_etlm_audit' and dn.nspname not like '\\_etlm\\_staging%' order by 1",
             &[&relation.to_string()],
         )
         .await
