@@ -108,6 +108,11 @@ impl Node {
         }
     }
 
+    /// True for an ephemeral model: a CTE inlined into what reads it, never a relation.
+    pub fn is_ephemeral(&self) -> bool {
+        self.resource_type == ResourceType::Model && self.config.materialized == Materialization::Ephemeral
+    }
+
     /// True for an incremental model built in time windows (`event_time` and
     /// `batch_size`): every run and backfill processes it one batch at a time.
     pub fn is_windowed(&self) -> bool {

@@ -2,7 +2,7 @@
 //! values of secret-looking environment variables (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`,
 //! `*KEY*`, `DBT_ENV_SECRET_*`) masked wherever they appear in the message.
 
-use crate::project::Env;
+use crate::project::{Env, mask_env};
 
 /// Names whose values are masked in a panic's report.
 fn is_secret(name: &str) -> bool {
@@ -12,10 +12,8 @@ fn is_secret(name: &str) -> bool {
 
 /// The report a panic prints, `message` with the secrets of `env` masked.
 fn report(message: &str, location: &str, env: &Env) -> String {
-    let mut text = message.to_string();
-    for value in env.iter().filter(|(k, v)| is_secret(k) && v.len() >= 4).map(|(_, v)| v) {
-        text = text.replace(value.as_str(), "*****");
-    }
+    // Short values (`KEY=1`) would mask every digit of the report.
+    let text = mask_env(env, message, |name, value| is_secret(name) && value.len() >= 4);
     format!(
         "error[internal]: etlm hit a bug: {text}\n  --> {location}\n  = note: nothing half-built was published; every relation is at its old or its new version\n  = help: please report it with the command you ran and this message (etlm {})",
         env!("CARGO_PKG_VERSION")

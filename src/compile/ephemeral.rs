@@ -3,18 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::graph::{Dag, ResourceType};
-use crate::node::{Node, Nodes, ephemeral_cte};
-use crate::project::Materialization;
+use crate::graph::Dag;
+use crate::node::{Nodes, ephemeral_cte};
 
 /// Prepends the CTEs of the ephemeral models a node reads (directly or through other
 /// ephemeral models), dependencies first, as dbt does.
 pub(super) fn inline_ephemerals(nodes: &mut Nodes, dag: &Dag) {
-    let is_ephemeral =
-        |n: &Node| n.resource_type == ResourceType::Model && n.config.materialized == Materialization::Ephemeral;
     let bare: BTreeMap<String, String> = nodes
         .values()
-        .filter(|n| is_ephemeral(n))
+        .filter(|n| n.is_ephemeral())
         .filter_map(|n| Some((n.unique_id.clone(), n.compiled_sql.clone()?)))
         .collect();
     if bare.is_empty() {

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::{Dag, ResourceType};
 use crate::node::{Node, Nodes, ephemeral_cte};
-use crate::project::{Materialization, Project};
+use crate::project::Project;
 use crate::sql::{SqlDialect, SqlError, parse_query};
 
 pub use self::cache::Cache;
@@ -226,7 +226,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             let name = format!("{}.{}", rel.schema, rel.identifier).to_lowercase();
             catalog.relations.entry(name).or_insert_with(|| id.clone());
         }
-        if is_ephemeral(node) {
+        if node.is_ephemeral() {
             catalog.ephemerals.insert(ephemeral_cte(&node.name).to_lowercase(), id.clone());
         }
         let schema = match node.resource_type {
@@ -349,10 +349,6 @@ fn copied_type(catalog: &Catalog, origin: &scope::Origin) -> Option<String> {
     let (Some((from, EdgeKind::Copy)), None) = (edges.next(), edges.next()) else { return None };
     let schema = catalog.schemas.get(&from.node)?;
     schema.columns.iter().find(|(name, _)| name.eq_ignore_ascii_case(&from.column))?.1.clone()
-}
-
-fn is_ephemeral(node: &Node) -> bool {
-    node.resource_type == ResourceType::Model && node.config.materialized == Materialization::Ephemeral
 }
 
 /// True for the nodes whose SQL is walked for columns and lineage: models, and

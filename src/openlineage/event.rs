@@ -12,7 +12,6 @@ use crate::graph::ResourceType;
 use crate::history::NodeResult;
 use crate::lineage::{EdgeKind, Role};
 use crate::node::Node;
-use crate::project::Materialization;
 use crate::relation::Relation;
 
 /// The `producer` of every event and facet.
@@ -178,7 +177,7 @@ impl Context<'_> {
             if !seen.insert(id) {
                 continue;
             }
-            if is_ephemeral(parent) {
+            if parent.is_ephemeral() {
                 stack.extend(parent.depends_on.iter().map(String::as_str));
             } else if let Some(relation) = &parent.relation {
                 inputs.push(self.dataset(parent, relation, Map::new()));
@@ -344,7 +343,7 @@ impl Context<'_> {
         depth: usize,
     ) {
         let Some(n) = self.compiled.nodes.get(node) else { return };
-        if !is_ephemeral(n) {
+        if !n.is_ephemeral() {
             if let Some(relation) = &n.relation {
                 out.push((self.names.name(relation), column.to_string(), kind));
             }
@@ -368,10 +367,6 @@ impl Context<'_> {
             "transformations": [{"type": kind, "subtype": subtype}],
         })
     }
-}
-
-fn is_ephemeral(node: &Node) -> bool {
-    node.resource_type == ResourceType::Model && node.config.materialized == Materialization::Ephemeral
 }
 
 /// The `jobType` of a node's job.

@@ -61,8 +61,14 @@ pub fn is_secret_var(name: &str) -> bool {
 
 /// `text` with the value of every secret variable of `env` replaced by `*****`.
 pub fn mask_secrets(env: &Env, text: &str) -> String {
+    mask_env(env, text, |name, _| is_secret_var(name))
+}
+
+/// `text` with the value of every variable of `env` that `secret(name, value)` picks
+/// (and that is not empty) replaced by `*****`.
+pub fn mask_env(env: &Env, text: &str, secret: impl Fn(&str, &str) -> bool) -> String {
     let mut out = text.to_string();
-    for value in env.iter().filter(|(k, v)| is_secret_var(k) && !v.is_empty()).map(|(_, v)| v) {
+    for value in env.iter().filter(|(k, v)| !v.is_empty() && secret(k, v)).map(|(_, v)| v) {
         out = out.replace(value.as_str(), "*****");
     }
     out
