@@ -85,6 +85,7 @@ fn a_day_whose_result_is_empty_becomes_empty() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_backfill_killed_midway_then_rerun_with_missing_equals_a_clean_backfill() {
     let (_tmp, clean) = prepared();
     ok(&clean, &["backfill", "--start", "2024-01-01", "--end", "2024-01-10", "-s", "daily"]);

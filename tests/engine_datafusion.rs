@@ -72,11 +72,14 @@ fn builds_the_fixture_and_answers_queries() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_crash_at_any_failpoint_leaves_old_or_new_versions_and_a_rerun_equals_a_clean_run() {
     let (_tmp, clean_dir) = copy_project("shop_basic");
     assert_eq!(build(&clean_dir, &["--vars", "{min_amount: 10}"]).code, 0);
     let expected_new = snapshot(&clean_dir);
-    for point in ["after-stage", "before-publish", "after-publish", "before-state-write"] {
+    for point in
+        ["after-stage", "before-publish", "before-rename", "before-swap", "after-publish", "before-state-write"]
+    {
         let (_tmp, dir) = copy_project("shop_basic");
         assert_eq!(build(&dir, &[]).code, 0);
         let old = snapshot(&dir);

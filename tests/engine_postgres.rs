@@ -102,6 +102,7 @@ fn killed_mid_publish(
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_connection_killed_in_the_middle_of_a_table_publish_leaves_the_table_unchanged() {
     let Some(b) = Backend::postgres("kill_table") else { return };
     let query = "select * from {schema}.customer_totals order by customer_id";
@@ -113,6 +114,7 @@ fn a_connection_killed_in_the_middle_of_a_table_publish_leaves_the_table_unchang
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_connection_killed_in_the_middle_of_an_insert_overwrite_leaves_the_table_unchanged() {
     let Some(b) = Backend::postgres("kill_overwrite") else { return };
     let query = "select cast(dt as varchar) as dt, n, total from {schema}.inc_overwrite order by dt";
@@ -132,6 +134,7 @@ fn a_connection_killed_in_the_middle_of_an_insert_overwrite_leaves_the_table_unc
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_second_concurrent_run_fails_at_once_with_the_lock_message() {
     let Some((_b, _tmp, dir)) = project("lock", "conformance") else { return };
     ok(&dir, &["seed"]);

@@ -84,9 +84,10 @@ fn a_duplicated_or_null_unique_key_in_new_rows_is_an_error_and_the_table_stays()
 }
 
 #[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn a_crash_while_combining_leaves_the_old_version_and_a_rerun_equals_a_clean_run() {
     let (_tmp, clean) = built_twice();
-    for point in ["after-stage", "before-publish", "after-publish"] {
+    for point in ["after-stage", "before-publish", "before-rename", "before-swap", "after-publish"] {
         let (_tmp, dir) = copy_project("incremental");
         build(&dir, &[]);
         let old = table(&dir, "inc_merge");

@@ -335,6 +335,7 @@ macro_rules! engine_suite {
             }
 
             #[test]
+            #[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
             fn a_crash_at_any_failpoint_keeps_the_history() {
                 cases::a_crash_at_any_failpoint_keeps_the_history(Backend::$engine);
             }

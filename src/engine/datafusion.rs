@@ -316,7 +316,7 @@ impl Engine for DataFusionEngine {
         let (relation, rows, version) = handle::<StagedVersion>(staged)?;
         deregister_audit(&self.ctx, &relation.audit())?;
         failpoints.hit("before-publish", model);
-        let stored = self.warehouse.publish(version.staging, version.meta)?;
+        let stored = self.warehouse.publish(version.staging, version.meta, &|point| failpoints.hit(point, model))?;
         failpoints.hit("after-publish", model);
         register_relation(&self.ctx, &stored).await?;
         if let Some(lock) = &self.lock {

@@ -5,16 +5,22 @@
 //! `PAUSE` (printing `failpoint ... pausing` on stderr), so a test can act meanwhile, e.g.
 //! kill etlm's database connection in the middle of a publish. Points: `after-stage`,
 //! `before-publish` (on Postgres: inside the publishing transaction, before its
-//! commit), `after-publish`, `before-state-write`.
+//! commit), `before-rename` and `before-swap` (embedded engine: after the new version's
+//! fsync, and after its rename, before the symlink swap), `after-publish`,
+//! `before-state-write`.
+//!
+//! Only builds with the cargo feature `failpoints` (the test suite's) have them: in any
+//! other build a set `ETLM_FAILPOINT` is an error, and `hit` compiles to nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 /// The armed failpoint, if any.
 #[derive(Clone, Debug, Default)]
 pub struct Failpoints {
     armed: Option<(String, String, usize)>,
     action: Action,
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
     hits: Arc<AtomicUsize>,
 }
 
@@ -36,12 +42,19 @@ impl PartialEq for Failpoints {
 }
 
 /// The points a run passes through for each model, in order.
-pub const POINTS: &[&str] = &["after-stage", "before-publish", "after-publish", "before-state-write"];
+pub const POINTS: &[&str] =
+    &["after-stage", "before-publish", "before-rename", "before-swap", "after-publish", "before-state-write"];
 
 impl Failpoints {
     /// Parses `<point>:<model>[:<n>]`; `None` or an empty string arms nothing.
     pub fn parse(spec: Option<&str>) -> Result<Failpoints, String> {
         let Some(spec) = spec.filter(|s| !s.is_empty()) else { return Ok(Failpoints::default()) };
+        if !cfg!(feature = "failpoints") {
+            return Err(format!(
+                "ETLM_FAILPOINT is set (`{spec}`), but this etlm was built without failpoints; \
+                 they exist only in test builds (`cargo build --features failpoints`). Unset it."
+            ));
+        }
         let usage = || format!("ETLM_FAILPOINT must be `<point>:<model>[:<n>][:pause]`, got `{spec}`");
         let (spec_points, action) = match spec.strip_suffix(":pause") {
             Some(rest) => (rest, Action::Pause),
@@ -64,11 +77,13 @@ impl Failpoints {
 
     /// Aborts the process (no cleanup, like `kill -9`), or pauses it, if this point is
     /// armed for `model` and this is its `n`th hit.
+    #[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
     pub fn hit(&self, point: &str, model: &str) {
+        #[cfg(feature = "failpoints")]
         if let Some((p, m, nth)) = &self.armed
             && p == point
             && m == model
-            && self.hits.fetch_add(1, Ordering::SeqCst) + 1 == *nth
+            && self.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == *nth
         {
             match self.action {
                 Action::Abort => {
@@ -89,6 +104,16 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(not(feature = "failpoints"))]
+    fn a_build_without_the_feature_refuses_to_arm_any() {
+        assert_eq!(Failpoints::parse(None).unwrap(), Failpoints::default());
+        assert_eq!(Failpoints::parse(Some("")).unwrap(), Failpoints::default());
+        let err = Failpoints::parse(Some("before-publish:orders")).unwrap_err();
+        assert!(err.contains("built without failpoints"), "{err}");
+    }
+
+    #[test]
+    #[cfg(feature = "failpoints")]
     fn parses_point_and_model() {
         assert_eq!(Failpoints::parse(None).unwrap(), Failpoints::default());
         let f = Failpoints::parse(Some("before-publish:orders")).unwrap();

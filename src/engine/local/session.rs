@@ -396,7 +396,7 @@ mod tests {
         let partition_by: Vec<String> = partition_by.iter().map(|p| p.to_string()).collect();
         let staging = wh.stage(schema, name).unwrap();
         let outcome = write_query(ctx, sql, &staging, &partition_by).await.unwrap();
-        let relation = wh.publish(staging, RelationMeta::table(outcome.columns, partition_by)).unwrap();
+        let relation = wh.publish(staging, RelationMeta::table(outcome.columns, partition_by), &|_| ()).unwrap();
         assert!(register_relation(ctx, &relation).await.unwrap().is_empty());
         relation
     }
@@ -409,7 +409,7 @@ mod tests {
         sql: &str,
     ) -> Vec<BrokenView> {
         let columns = ctx.sql(sql).await.unwrap().schema().fields().iter().map(|f| ColumnMeta::from_field(f)).collect();
-        let relation = wh.publish(wh.stage(schema, name).unwrap(), RelationMeta::view(columns, sql)).unwrap();
+        let relation = wh.publish(wh.stage(schema, name).unwrap(), RelationMeta::view(columns, sql), &|_| ()).unwrap();
         register_relation(ctx, &relation).await.unwrap()
     }
 
@@ -513,7 +513,7 @@ mod tests {
 
         let staging = wh.stage("main", "orders").unwrap();
         let outcome = write_query(&ctx, "SELECT 1 AS id", &staging, &[]).await.unwrap();
-        let orders = wh.publish(staging, RelationMeta::table(outcome.columns, vec![])).unwrap();
+        let orders = wh.publish(staging, RelationMeta::table(outcome.columns, vec![]), &|_| ()).unwrap();
         let broken = register_relation(&ctx, &orders).await.unwrap();
         assert_eq!(broken.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["amounts"]);
 

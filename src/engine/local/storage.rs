@@ -325,18 +325,26 @@ impl Warehouse {
     /// Makes `staging` the current version of its relation: writes `meta` as
     /// `_etlm.json`, syncs everything, renames the directory to its final version name
     /// and atomically swaps the relation's symlink to it. The previous version stays on
-    /// disk (open readers keep working) until `sweep`.
-    pub fn publish(&self, mut staging: Staging, meta: RelationMeta) -> Result<StoredRelation, StorageError> {
+    /// disk (open readers keep working) until `sweep`. `passing` is called at the
+    /// `before-rename` and `before-swap` failpoints.
+    pub fn publish(
+        &self,
+        mut staging: Staging,
+        meta: RelationMeta,
+        passing: &dyn Fn(&str),
+    ) -> Result<StoredRelation, StorageError> {
         let meta_path = staging.dir.join(META_FILE);
         let json = serde_json::to_vec_pretty(&meta).expect("metadata always serializes");
         write_synced(&meta_path, &json)?;
         sync_tree(&staging.dir)?;
+        passing("before-rename");
 
         let versions = self.versions_dir(&staging.schema, &staging.name);
         let final_dir = versions.join(&staging.version);
         fs::rename(&staging.dir, &final_dir).map_err(io_err("rename", &staging.dir))?;
         staging.published = true;
         sync_dir(&versions)?;
+        passing("before-swap");
 
         let schema_dir = self.root.join(&staging.schema);
         let target = Path::new(VERSIONS_DIR).join(&staging.name).join(&staging.version);
@@ -642,7 +650,7 @@ mod tests {
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(path, content).unwrap();
         }
-        wh.publish(staging, meta(partition_by)).unwrap()
+        wh.publish(staging, meta(partition_by), &|_| ()).unwrap()
     }
 
     #[test]

@@ -232,7 +232,7 @@ mod tests {
         let staging = wh.stage("main", "customers").unwrap();
         let outcome = write_dataframe(ctx.read_batch(batch).unwrap(), &staging, &[]).await.unwrap();
         assert_eq!(outcome.rows, 2);
-        let relation = wh.publish(staging, RelationMeta::table(outcome.columns, vec![])).unwrap();
+        let relation = wh.publish(staging, RelationMeta::table(outcome.columns, vec![]), &|_| ()).unwrap();
         register_relation(&ctx, &relation).await.unwrap();
         let df = ctx.sql("SELECT id FROM customers WHERE vip AND signup = DATE '2024-01-01'").await.unwrap();
         assert_eq!(df.count().await.unwrap(), 1);
