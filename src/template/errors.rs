@@ -27,6 +27,11 @@ pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) 
     let detail = innermost.detail().unwrap_or(&kind_text);
     let message = match innermost.kind() {
         minijinja::ErrorKind::SyntaxError => format!("Jinja syntax error: {detail}"),
+        minijinja::ErrorKind::OutOfFuel => format!(
+            "the template did not finish within {} million steps, etlm's limit for one render: \
+             a loop or a recursion that never ends?",
+            crate::project::jinja::python::FUEL / 1_000_000
+        ),
         _ => detail.to_string(),
     };
     let mut d = Diagnostic::error(code, message);

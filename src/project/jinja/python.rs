@@ -5,12 +5,18 @@
 use minijinja::value::Value;
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 
+/// How many steps one render may take: a loop or recursion that never ends stops with
+/// an error in seconds, far above what any real model or macro takes (the heaviest
+/// package macros measured take under a million).
+pub const FUEL: u64 = 20_000_000;
+
 /// An environment with strict undefined (printing, iterating or looking into an undefined
 /// name fails; `{% if name %}` of one is false, as in dbt) and the Python methods dbt's Jinja has on
 /// strings, mappings and lists (`'a'.upper()`, `d.items()`, `d.get(k)`, `s.split(',')`,
 /// `l.index(x)`...), and `local_md5(text)`.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_unknown_method_callback(python_method);
     env.add_function("local_md5", |text: String| crate::hex::md5_hex(&text));
