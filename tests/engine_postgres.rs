@@ -460,3 +460,57 @@ fn runs_on_two_schemas_of_one_database_leave_each_others_staging_alone() {
         vec![vec!["0".to_string()]]
     );
 }
+
+#[test]
+fn a_role_without_create_is_told_which_grants_it_needs_before_anything_changes() {
+    let Some(b) = Backend::postgres("privileges") else { return };
+    let db = database(&b);
+    let (_tmp, dir) = b.project("shop_basic");
+    let role = format!("limited_{}", std::process::id());
+    let password = support::postgres::password();
+    db.execute(&format!("create role {role} login password '{password}'"));
+    let profile = std::fs::read_to_string(dir.join("profiles.yml")).unwrap();
+    let profile = profile.replace(&format!("user: {}", db.server.user), &format!("user: {role}"));
+    std::fs::write(dir.join("profiles.yml"), profile).unwrap();
+    let nothing_changed = || {
+        let made = db.rows(
+            "select nspname from pg_namespace where nspname like '%etlm%' \
+             union all select table_name from information_schema.tables where table_schema = 'public'",
+        );
+        assert_eq!(made, Vec::<Vec<String>>::new(), "nothing was created");
+    };
+
+    let run = etlm(&dir, &["build"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("error[permission-denied]"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("role `{role}` needs USAGE and CREATE on schema `public`")), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("CREATE on database `{}`", db.name)), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("grant create on database \"{}\" to \"{role}\"", db.name)), "{}", run.stderr);
+    nothing_changed();
+
+    db.execute(&format!("grant create on database \"{}\" to \"{role}\"", db.name));
+    let run = etlm(&dir, &["build"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("needs USAGE and CREATE on schema `public`; nothing was changed"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("grant usage, create on schema \"public\" to \"{role}\"")), "{}", run.stderr);
+    nothing_changed();
+
+    // A model in a schema the role may not write stops the run before its first model.
+    db.execute(&format!("grant usage, create on schema public to {role}; create schema locked"));
+    std::fs::write(dir.join("models/elsewhere.sql"), "{{ config(schema='x') }}\nselect 1 as one\n").unwrap();
+    std::fs::create_dir_all(dir.join("macros")).unwrap();
+    std::fs::write(
+        dir.join("macros/generate_schema_name.sql"),
+        "{% macro generate_schema_name(custom, node) %}{{ 'locked' if custom else target.schema }}{% endmacro %}\n",
+    )
+    .unwrap();
+    let run = etlm(&dir, &["build"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("needs USAGE and CREATE on schema `locked`"), "{}", run.stderr);
+    let tables = db.rows("select table_name from information_schema.tables where table_schema = 'public'");
+    assert_eq!(tables, Vec::<Vec<String>>::new(), "no model was published");
+
+    std::fs::remove_file(dir.join("models/elsewhere.sql")).unwrap();
+    let run = etlm(&dir, &["build"]);
+    assert_eq!(run.code, 0, "with the grants the build runs: {}\n{}", run.stdout, run.stderr);
+}

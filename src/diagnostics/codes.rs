@@ -144,6 +144,8 @@ codes! {
     WarehouseLocked = "warehouse-locked",
     /// The target could not be reached, or refused the connection.
     ConnectionFailed = "connection-failed",
+    /// The target cannot be written by this user: a missing privilege, a read-only folder.
+    PermissionDenied = "permission-denied",
     /// A rebuild would break relations built on it.
     DependentRelations = "dependent-relations",
     /// The engine could not do what the run asked.

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Locked,
     /// The target could not be reached, or refused the connection.
     Connect,
+    /// The run may not write where it must (a privilege, a read-only folder): found
+    /// before anything is written.
+    Permission,
     /// A rebuild would break relations built on top of it.
     Dependents,
     /// A statement, a read or a write failed.
@@ -72,6 +75,7 @@ impl EngineError {
             ErrorKind::Locked => Code::WarehouseLocked,
             ErrorKind::Connect => Code::ConnectionFailed,
             ErrorKind::Dependents => Code::DependentRelations,
+            ErrorKind::Permission => Code::PermissionDenied,
             ErrorKind::Failed | ErrorKind::Internal => Code::EngineError,
         }
     }

@@ -260,6 +260,12 @@ pub trait Engine: Send + Sync {
         Err(EngineError::internal("this engine reads deferred relations by name"))
     }
 
+    /// Checks, before anything is written, that the run may create relations in each of
+    /// `schemas` (an `ErrorKind::Permission` error naming what is missing otherwise).
+    async fn check_writable(&self, _schemas: &BTreeSet<String>) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// Cancels the statements running on the engine (Ctrl-C); their transactions roll
     /// back. Engines that run in-process have nothing to cancel.
     async fn cancel(&self) {}

@@ -193,6 +193,7 @@ fn run_compiled(
     let fail = |e| vec![engine_diagnostic(e, target)];
     let outcome = runtime()?.block_on(async {
         let engine = open_engine(target, Access::Write { wait: request.wait_for_lock }).await?;
+        engine.check_writable(&written_schemas(&compiled, &job_ids)).await.map_err(fail)?;
         if let Some((other, deferred)) = &lent {
             engine.defer(other, deferred).await.map_err(fail)?;
         }
@@ -370,6 +371,19 @@ async fn run_hooks(engine: &dyn Engine, kind: &str, hooks: &[String], env: &Env)
 /// With `--defer`: every model and seed that is built but not selected, with the
 /// relation this project names it by and the one the `--state` build recorded for it,
 /// in dependency order.
+/// The schemas a run of `jobs` creates relations in: those of the nodes it builds, and
+/// where its tests store failing rows.
+fn written_schemas(compiled: &CompiledProject, jobs: &[String]) -> BTreeSet<String> {
+    let schema = |id: &String| {
+        let n = compiled.nodes.get(id)?;
+        match n.resource_type {
+            ResourceType::Test => Some(super::audit::failures_relation(compiled, n).schema),
+            _ => n.relation.as_ref().map(|r| r.schema.clone()),
+        }
+    };
+    jobs.iter().filter_map(schema).collect()
+}
+
 fn deferred_relations(
     invocation: &Invocation,
     compiled: &CompiledProject,

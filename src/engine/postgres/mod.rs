@@ -20,6 +20,7 @@
 
 mod connect;
 mod pool;
+mod privileges;
 mod publish;
 mod rows;
 mod seed;
@@ -127,6 +128,8 @@ impl PostgresEngine {
                 let pid: i32 =
                     control.query_one("select pg_backend_pid()", &[]).await.map_err(|e| pg_error(&e))?.get(0);
                 let staging = format!("{STAGING_PREFIX}{pid}");
+                let schemas = [&target.schema, &staging, META_SCHEMA, AUDIT_SCHEMA];
+                privileges::check(&control, &schemas.iter().map(|s| s.to_string()).collect()).await?;
                 sweep(&control, &staging).await?;
                 (Some(control), staging)
             }
@@ -266,6 +269,11 @@ impl IncrementalPlan {
 impl Engine for PostgresEngine {
     fn history(&self) -> &dyn HistoryStore {
         &self.history
+    }
+
+    async fn check_writable(&self, schemas: &BTreeSet<String>) -> Result<(), EngineError> {
+        let client = self.client().await?;
+        privileges::check(&client, schemas).await
     }
 
     async fn stage(
