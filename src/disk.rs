@@ -105,7 +105,11 @@ pub fn write_all(files: &[(PathBuf, &[u8])]) -> Vec<Diagnostic> {
         let written = match found {
             Holds::Same => Ok(()),
             Holds::Other => write_in_existing_dir(path, bytes),
-            Holds::Nothing => std::fs::write(path, bytes),
+            // No reader expects a file in a folder made now: no rename is needed, but a
+            // failed write (a full disk) must not leave part of one.
+            Holds::Nothing => std::fs::write(path, bytes).inspect_err(|_| {
+                let _ = std::fs::remove_file(path);
+            }),
         };
         written.err().map(|e| fail(path, e))
     });

@@ -19,8 +19,7 @@ pub enum ErrorKind {
     Locked,
     /// The target could not be reached, or refused the connection.
     Connect,
-    /// The run may not write where it must (a privilege, a read-only folder): found
-    /// before anything is written.
+    /// The run may not write where it must (a missing privilege, a read-only folder).
     Permission,
     /// A rebuild would break relations built on top of it.
     Dependents,

@@ -109,6 +109,15 @@ mod errors {
         fn from(e: StorageError) -> EngineError {
             match e {
                 StorageError::Locked { .. } => EngineError::new(ErrorKind::Locked, e.to_string()),
+                StorageError::Io { ref source, .. }
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+                {
+                    EngineError::new(ErrorKind::Permission, e.to_string())
+                        .with_help("the warehouse folder must be writable by the user running etlm")
+                }
                 other => EngineError::failed(other),
             }
         }

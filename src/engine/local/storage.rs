@@ -53,6 +53,18 @@ pub enum StorageError {
         /// The relation's link in its schema folder.
         link: PathBuf,
     },
+    /// A warehouse folder whose parent does not exist either: a mistyped path or an
+    /// unmounted disk, never created silently.
+    #[error(
+        "the warehouse folder `{path}` does not exist, and neither does its parent folder `{parent}`: \
+         create it, or fix the `path:` of the target"
+    )]
+    MissingParent {
+        /// The warehouse root as given.
+        path: PathBuf,
+        /// Its parent.
+        parent: PathBuf,
+    },
     /// A schema or relation name that cannot be a directory name.
     #[error("`{name}` cannot name a schema or relation in the warehouse: {reason}")]
     InvalidName {
@@ -219,7 +231,8 @@ pub struct SweepReport {
 }
 
 impl Warehouse {
-    /// Opens the warehouse at `root`, creating the directory if missing.
+    /// Opens the warehouse at `root`, creating the directory if it is missing and its
+    /// parent exists (a missing parent is a mistyped path, or a disk not mounted).
     ///
     /// The root must be valid UTF-8 without glob characters (`*`, `?`, `[`), because
     /// DataFusion addresses tables by path strings.
@@ -230,7 +243,14 @@ impl Warehouse {
         if text.contains(['*', '?', '[']) {
             return Err(unsupported("it contains a glob character (`*`, `?` or `[`)"));
         }
-        fs::create_dir_all(root).map_err(io_err("create directory", root))?;
+        let parent = root.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !root.exists() && !parent.is_dir() {
+            return Err(StorageError::MissingParent { path: root.to_path_buf(), parent: parent.to_path_buf() });
+        }
+        match fs::create_dir(root) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(io_err("create directory", root)(e)),
+            _ => {}
+        }
         let root = root.canonicalize().map_err(io_err("resolve", root))?;
         if root.to_str().is_none_or(|t| t.contains(['*', '?', '['])) {
             return Err(StorageError::UnsupportedPath { path: root, reason: "its resolved path is not plain UTF-8" });
