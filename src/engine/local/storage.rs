@@ -406,7 +406,9 @@ impl Warehouse {
     }
 
     /// Deletes staging directories, temporary symlinks and versions no relation points
-    /// at. Taking the lock guard proves no other run is staging or publishing.
+    /// at, but for the one before each relation's current version (readers that resolved
+    /// the link just before the last publish may still be reading it). Taking the lock
+    /// guard proves no other run is staging or publishing.
     pub fn sweep(&self, lock: &WarehouseLock) -> Result<SweepReport, StorageError> {
         debug_assert_eq!(lock.root, self.root, "the lock must belong to this warehouse");
         let mut report = SweepReport::default();
@@ -430,8 +432,14 @@ impl Warehouse {
             for name in dir_entries(&versions_root)? {
                 let current = current_version(&schema_dir, &name);
                 let versions = versions_root.join(&name);
-                for version in dir_entries(&versions)? {
-                    if current.as_deref() == Some(version.as_str()) {
+                let entries = dir_entries(&versions)?;
+                // The version before the current one stays, as `prune` keeps it: a reader
+                // that resolved the link a moment before the last publish still reads it.
+                let previous = current
+                    .as_ref()
+                    .and_then(|c| entries.iter().filter(|v| !v.ends_with(STAGING_SUFFIX) && *v < c).max().cloned());
+                for version in entries {
+                    if current.as_deref() == Some(version.as_str()) || previous.as_deref() == Some(version.as_str()) {
                         continue;
                     }
                     remove_any(&versions.join(&version))?;
@@ -726,9 +734,10 @@ mod tests {
     }
 
     #[test]
-    fn sweep_removes_leftovers_and_superseded_versions_but_never_the_current_one() {
+    fn sweep_removes_leftovers_and_superseded_versions_but_never_the_current_or_previous_one() {
         let (_temp, wh) = warehouse();
         let old = publish_files(&wh, "orders", &[("a.parquet", "v1")], &[]);
+        let previous = publish_files(&wh, "orders", &[("p.parquet", "v1.5")], &[]);
         let current = publish_files(&wh, "orders", &[("b.parquet", "v2")], &[]);
         let gone = publish_files(&wh, "gone", &[("g.parquet", "g")], &[]);
         assert!(wh.drop_relation("main", "gone").unwrap());
@@ -743,6 +752,7 @@ mod tests {
         let report = wh.sweep(&lock).unwrap();
         assert_eq!(report, SweepReport { staging_dirs: 1, temp_links: 1, old_versions: 2 });
         assert!(!old.dir.exists() && !gone.dir.exists() && !crashed_dir.exists());
+        assert!(previous.dir.exists(), "the version before the current one stays for readers");
         assert!(!wh.root().join("main/.versions/gone").exists());
         assert_eq!(wh.relations().unwrap(), vec![current.clone()]);
         assert_eq!(fs::read_to_string(current.dir.join("b.parquet")).unwrap(), "v2");
