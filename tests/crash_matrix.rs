@@ -1,0 +1,234 @@
+//! kill -9 at every publish failpoint, for every kind of node, on both engines (#18,
+//! matrix rows 1, 2, 9 and 16). A project with a seed, a table, a view, an incremental
+//! model per strategy and a snapshot is built on input A; then a build on input B is
+//! aborted (`std::process::abort`, as `kill -9` would) when one node reaches one
+//! failpoint. Afterwards every relation holds exactly its A rows or its B rows, no
+//! Postgres backend is left `idle in transaction`, and a re-run equals a clean build of A
+//! then B, row for row (which also proves no row was lost or duplicated between the
+//! delete and the insert of delete+insert, merge and partition overwrite). A killed
+//! `--full-refresh` leaves the old table, and a view a user made on it answers.
+
+#![cfg_attr(not(feature = "failpoints"), allow(dead_code, unused_imports))]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::engines::{Backend, Row};
+use support::{etlm, etlm_with};
+
+/// Each node and the query that reads it back, in a stable order (the snapshot without
+/// its timestamps, which differ from run to run).
+const RELATIONS: &[(&str, &str)] = &[
+    ("events", "select * from {schema}.events order by id"),
+    ("daily", "select * from {schema}.daily order by dt"),
+    ("daily_view", "select * from {schema}.daily_view order by dt"),
+    ("inc_merge", "select * from {schema}.inc_merge order by id"),
+    ("inc_delete_insert", "select * from {schema}.inc_delete_insert order by id"),
+    ("inc_overwrite", "select * from {schema}.inc_overwrite order by dt"),
+    ("inc_append", "select * from {schema}.inc_append order by id"),
+    (
+        "history",
+        "select id, amount, case when dbt_valid_to is null then 'current' else 'closed' end as state \
+         from {schema}.history order by id, state, amount",
+    ),
+];
+
+const INPUT_A: &str = "id,dt,amount\n1,2024-01-01,10\n2,2024-01-01,20\n3,2024-01-02,30\n4,2024-01-03,40\n";
+const INPUT_B: &str = "id,dt,amount\n1,2024-01-01,10\n2,2024-01-01,25\n3,2024-01-02,35\n4,2024-01-03,40\n\
+                       5,2024-01-03,50\n6,2024-01-04,60\n";
+
+fn project(b: &Backend) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("crashes");
+    let write = |path: &str, text: &str| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("etlm.yml", "name: crashes\nmodels:\n  crashes:\n    +materialized: table\n");
+    write("seeds/events.csv", INPUT_A);
+    write("models/daily.sql", "select dt, count(*) as n, sum(amount) as total from {{ ref('events') }} group by dt\n");
+    write("models/daily_view.sql", "{{ config(materialized='view') }}\nselect dt, total from {{ ref('daily') }}\n");
+    let incremental = |strategy: &str, extra: &str, select: &str| {
+        format!(
+            "{{{{ config(materialized='incremental', incremental_strategy='{strategy}'{extra}) }}}}\n{select}\n\
+             {{% if is_incremental() %}}where dt >= cast('2024-01-02' as date){{% endif %}}\n"
+        )
+    };
+    let rows = "select id, dt, amount from {{ ref('events') }}";
+    write("models/inc_merge.sql", &incremental("merge", ", unique_key='id'", rows));
+    write("models/inc_delete_insert.sql", &incremental("delete+insert", ", unique_key='id'", rows));
+    let by_day = "select dt, count(*) as n, sum(amount) as total from {{ ref('events') }}";
+    write(
+        "models/inc_overwrite.sql",
+        &incremental("insert_overwrite", ", partition_by='dt'", by_day).replace("{% endif %}\n", "{% endif %}\ngroup by dt\n"),
+    );
+    write(
+        "models/inc_append.sql",
+        "{{ config(materialized='incremental', incremental_strategy='append') }}\nselect id, dt, amount from \
+         {{ ref('events') }}\n{% if is_incremental() %}where id > (select max(id) from {{ this }}){% endif %}\n",
+    );
+    write(
+        "snapshots/history.sql",
+        "{% snapshot history %}\n{{ config(unique_key='id', strategy='check', check_cols=['amount']) }}\n\
+         select id, amount from {{ ref('events') }}\n{% endsnapshot %}\n",
+    );
+    if let Backend::Postgres(db) = b {
+        db.write_profile(&dir, "crashes", "");
+    }
+    (tmp, dir)
+}
+
+fn tables(b: &Backend, dir: &Path) -> Vec<Vec<Row>> {
+    RELATIONS.iter().map(|(_, sql)| b.rows(dir, sql)).collect()
+}
+
+fn build(dir: &Path, args: &[&str]) {
+    let mut all = vec!["build", "--threads", "1"];
+    all.extend_from_slice(args);
+    let run = etlm(dir, &all);
+    assert_eq!(run.code, 0, "{all:?}: {}\n{}", run.stdout, run.stderr);
+}
+
+/// Postgres backends of this database left in a transaction (none once the server has
+/// seen the killed client's socket close; it is given two seconds).
+fn idle_in_transaction(b: &Backend) -> Vec<Vec<String>> {
+    let Backend::Postgres(db) = b else { return Vec::new() };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = db.rows(&format!(
+            "select pid::text, state from pg_stat_activity where datname = '{}' and state like 'idle in transaction%'",
+            db.name
+        ));
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn points(b: &Backend) -> &'static [&'static str] {
+    match b {
+        Backend::DataFusion => {
+            &["after-stage", "before-publish", "before-rename", "before-swap", "after-publish", "before-state-write"]
+        }
+        Backend::Postgres(_) => &["after-stage", "before-publish", "after-publish", "before-state-write"],
+    }
+}
+
+/// Builds A, then B with `args` aborted at `point` of `node`; checks old-or-new, then
+/// that a re-run gives `expected`. Returns the project for more checks.
+fn crash_and_rerun(
+    b: &Backend,
+    point: &str,
+    node: &str,
+    args: &[&str],
+    expected: &[Vec<Row>],
+) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = project(b);
+    build(&dir, &[]);
+    let old = tables(b, &dir);
+    std::fs::write(dir.join("seeds/events.csv"), INPUT_B).unwrap();
+    let mut all = vec!["build", "--threads", "1"];
+    all.extend_from_slice(args);
+    let run = etlm_with(&dir, &all, &[("ETLM_FAILPOINT", &format!("{point}:{node}"))]);
+    assert!(run.stderr.contains("failpoint") && run.code != 0, "{point}:{node} must abort: {}\n{}", run.stdout, run.stderr);
+    let after = tables(b, &dir);
+    for (((name, _), now), (before, new)) in RELATIONS.iter().zip(&after).zip(old.iter().zip(expected)) {
+        assert!(now == before || now == new, "{point}:{node}: `{name}` is neither old nor new: {now:?}");
+    }
+    assert_eq!(idle_in_transaction(b), Vec::<Vec<String>>::new(), "{point}:{node}: a backend was left in a transaction");
+    let mut rerun = args.to_vec();
+    rerun.retain(|a| *a != "--full-refresh");
+    build(&dir, &rerun);
+    assert_eq!(tables(b, &dir), expected, "{point}:{node}: the re-run equals a clean build");
+    assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "{point}:{node}: staging left behind");
+    (tmp, dir)
+}
+
+fn a_kill_at_any_failpoint_of_any_node_leaves_old_or_new_and_a_rerun_equals_a_clean_build(
+    backend: fn(&str) -> Option<Backend>,
+) {
+    let Some(b) = backend("crash_matrix") else { return };
+    let (_tmp, clean) = project(&b);
+    build(&clean, &[]);
+    let a = tables(&b, &clean);
+    std::fs::write(clean.join("seeds/events.csv"), INPUT_B).unwrap();
+    build(&clean, &[]);
+    let expected = tables(&b, &clean);
+    for (i, (name, _)) in RELATIONS.iter().enumerate() {
+        assert_ne!(a[i], expected[i], "`{name}` changes from A to B, so a crash's outcome is visible");
+    }
+    let mut combinations = 0;
+    for point in points(&b) {
+        for (node, _) in RELATIONS {
+            let b = backend("crash_matrix").expect("the engine is there");
+            crash_and_rerun(&b, point, node, &[], &expected);
+            combinations += 1;
+        }
+    }
+    eprintln!("{combinations} crashes checked");
+}
+
+fn a_killed_full_refresh_keeps_the_old_table_and_the_views_on_it(backend: fn(&str) -> Option<Backend>) {
+    let Some(b) = backend("crash_refresh") else { return };
+    // A full refresh of B is what a clean build of B gives.
+    let (_tmp, clean) = project(&b);
+    std::fs::write(clean.join("seeds/events.csv"), INPUT_B).unwrap();
+    build(&clean, &[]);
+    let refreshed = tables(&b, &clean);
+    for node in ["inc_merge", "inc_overwrite", "inc_append"] {
+        for point in ["after-stage", "before-publish"] {
+            let b = backend("crash_refresh").expect("the engine is there");
+            let (_tmp, dir) = project(&b);
+            build(&dir, &[]);
+            let old = tables(&b, &dir);
+            if let Backend::Postgres(db) = &b {
+                db.execute(&format!("create view public.users_view as select count(*) as n from public.{node}"));
+            }
+            std::fs::write(dir.join("seeds/events.csv"), INPUT_B).unwrap();
+            let failpoint = format!("{point}:{node}");
+            let run = etlm_with(&dir, &["build", "--threads", "1", "--full-refresh"], &[("ETLM_FAILPOINT", &failpoint)]);
+            assert!(run.code != 0 && run.stderr.contains("failpoint"), "{failpoint}: {}", run.stderr);
+            let i = RELATIONS.iter().position(|(n, _)| *n == node).unwrap();
+            assert_eq!(tables(&b, &dir)[i], old[i], "{failpoint}: the old table is intact");
+            if let Backend::Postgres(db) = &b {
+                let n = db.rows("select n::text from public.users_view");
+                assert_eq!(n, vec![vec![old[i].len().to_string()]], "{failpoint}: the user's view answers");
+            }
+            build(&dir, &["--full-refresh"]);
+            assert_eq!(tables(&b, &dir)[i], refreshed[i], "{failpoint}: the re-run refreshes");
+            if let Backend::Postgres(db) = &b {
+                let n = db.rows("select n::text from public.users_view");
+                assert_eq!(n, vec![vec![refreshed[i].len().to_string()]], "the user's view reads the refreshed table");
+            }
+        }
+    }
+}
+
+macro_rules! engine_suite {
+    ($engine:ident) => {
+        mod $engine {
+            use super::*;
+
+            #[test]
+            #[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+            fn a_kill_at_any_failpoint_of_any_node_leaves_old_or_new_and_a_rerun_equals_a_clean_build() {
+                super::a_kill_at_any_failpoint_of_any_node_leaves_old_or_new_and_a_rerun_equals_a_clean_build(
+                    Backend::$engine,
+                );
+            }
+
+            #[test]
+            #[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+            fn a_killed_full_refresh_keeps_the_old_table_and_the_views_on_it() {
+                super::a_killed_full_refresh_keeps_the_old_table_and_the_views_on_it(Backend::$engine);
+            }
+        }
+    };
+}
+
+engine_suite!(datafusion);
+engine_suite!(postgres);
