@@ -7,6 +7,10 @@
 //! then B, row for row (which also proves no row was lost or duplicated between the
 //! delete and the insert of delete+insert, merge and partition overwrite). A killed
 //! `--full-refresh` leaves the old table, and a view a user made on it answers.
+//!
+//! The soak test (acceptance 3 of #18) kills a build with SIGKILL at random moments,
+//! for `ETLM_SOAK_SECONDS` (default 90) per engine, and checks every relation after
+//! each kill and each re-run; it prints its seed and how many rounds it ran.
 
 #![cfg_attr(not(feature = "failpoints"), allow(dead_code, unused_imports))]
 
@@ -208,6 +212,106 @@ fn a_killed_full_refresh_keeps_the_old_table_and_the_views_on_it(backend: fn(&st
     }
 }
 
+/// Input B with new amounts for the ids the incremental models read again (dt >= 01-02):
+/// after A, B, B' and B again, every relation but the snapshot is as after A and B.
+const INPUT_B2: &str = "id,dt,amount\n1,2024-01-01,10\n2,2024-01-01,25\n3,2024-01-02,36\n4,2024-01-03,41\n\
+                        5,2024-01-03,51\n6,2024-01-04,61\n";
+
+/// The rows a reference build leaves, but for the snapshot's (which grows every round).
+fn without_history(tables: Vec<Vec<Row>>) -> Vec<Vec<Row>> {
+    tables.into_iter().take(RELATIONS.len() - 1).collect()
+}
+
+/// The snapshot's current rows: `id` and `amount` of the input.
+fn history_current(b: &Backend, dir: &Path) -> Vec<Row> {
+    b.rows(dir, "select id, amount from {schema}.history where dbt_valid_to is null order by id")
+}
+
+fn input_rows(input: &str) -> Vec<Row> {
+    input
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            [("id".to_string(), f[0].to_string()), ("amount".to_string(), f[2].to_string())].into_iter().collect()
+        })
+        .collect()
+}
+
+/// Seconds each engine's soak runs: `ETLM_SOAK_SECONDS`, default 90.
+fn soak_seconds() -> u64 {
+    std::env::var("ETLM_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(90)
+}
+
+/// A build killed (SIGKILL) at a random moment, again and again on one warehouse, its
+/// input alternating between B and B'. After each kill every relation is at the state
+/// of the previous input or the new one; after each re-run, at the new one exactly.
+fn a_build_killed_at_random_moments_always_reruns_to_a_clean_builds_rows(b: &Backend) {
+    let (_tmp, clean) = project(b);
+    build(&clean, &[]);
+    let inputs = [INPUT_B, INPUT_B2];
+    let mut expected = Vec::new();
+    let mut build_time = Duration::ZERO;
+    for input in inputs {
+        std::fs::write(clean.join("seeds/events.csv"), input).unwrap();
+        let clock = Instant::now();
+        build(&clean, &[]);
+        build_time += clock.elapsed() / 2;
+        expected.push(without_history(tables(b, &clean)));
+    }
+    std::fs::write(clean.join("seeds/events.csv"), INPUT_B).unwrap();
+    build(&clean, &[]);
+    assert_eq!(without_history(tables(b, &clean)), expected[0], "the states depend on the input only");
+    assert_ne!(expected[0], expected[1]);
+
+    let (_tmp, dir) = project(b);
+    build(&dir, &[]);
+    std::fs::write(dir.join("seeds/events.csv"), INPUT_B).unwrap();
+    build(&dir, &[]);
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("soak seed {seed}, a clean build takes {build_time:?}");
+    let mut random = move |below: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % below.max(1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(soak_seconds());
+    let (mut rounds, mut killed) = (0, 0);
+    let mut current = 0;
+    while Instant::now() < deadline {
+        let next = 1 - current;
+        std::fs::write(dir.join("seeds/events.csv"), inputs[next]).unwrap();
+        let mut child = support::etlm_command(&dir, &["build"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait = Duration::from_millis(random(build_time.as_millis() as u64));
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        let seen = without_history(tables(b, &dir));
+        for (i, now) in seen.iter().enumerate() {
+            let name = RELATIONS[i].0;
+            assert!(
+                *now == expected[current][i] || *now == expected[next][i],
+                "round {rounds}, killed after {wait:?}: `{name}` is neither old nor new: {now:?}"
+            );
+        }
+        build(&dir, &[]);
+        assert_eq!(without_history(tables(b, &dir)), expected[next], "round {rounds}: the re-run equals a clean build");
+        assert_eq!(history_current(b, &dir), input_rows(inputs[next]), "round {rounds}: the snapshot's current rows");
+        assert_eq!(idle_in_transaction(b), Vec::<Vec<String>>::new(), "round {rounds}");
+        assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "round {rounds}: staging left behind");
+        current = next;
+        rounds += 1;
+    }
+    eprintln!("soak: {rounds} rounds, {killed} builds killed mid-way");
+    assert!(killed > 0, "at least one build was killed mid-way");
+}
+
 macro_rules! engine_suite {
     ($engine:ident) => {
         mod $engine {
@@ -219,6 +323,13 @@ macro_rules! engine_suite {
                 super::a_kill_at_any_failpoint_of_any_node_leaves_old_or_new_and_a_rerun_equals_a_clean_build(
                     Backend::$engine,
                 );
+            }
+
+            #[test]
+            fn a_build_killed_at_random_moments_always_reruns_to_a_clean_builds_rows() {
+                if let Some(b) = Backend::$engine("soak") {
+                    super::a_build_killed_at_random_moments_always_reruns_to_a_clean_builds_rows(&b);
+                }
             }
 
             #[test]
