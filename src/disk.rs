@@ -66,7 +66,10 @@ pub fn stage_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<Staged, Diagnostic> {
-    let dir = path.parent().expect("artifact paths have a parent");
+    // A path given by the user (`--metrics-file ""`, `/`) may name no file in a folder.
+    let Some(dir) = path.parent().filter(|_| path.file_name().is_some()) else {
+        return Err(io_error(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")));
+    };
     std::fs::create_dir_all(dir).map_err(|e| io_error(path, e))?;
     let staged = Staged { tmp: Some(tmp_path(path)), path: path.to_path_buf() };
     let tmp = staged.tmp.as_deref().expect("just set");
@@ -152,7 +155,7 @@ fn write_in_existing_dir(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The temporary sibling a file is written to before it is renamed into place.
 fn tmp_path(path: &Path) -> PathBuf {
-    let dir = path.parent().expect("artifact paths have a parent");
+    let dir = path.parent().unwrap_or(Path::new(""));
     dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()))
 }
 
@@ -196,5 +199,14 @@ mod tests {
             .filter(|n| n.contains(".tmp-"))
             .collect();
         assert!(names.is_empty(), "{names:?}");
+    }
+
+    // Regression: #18, `--metrics-file ""` (or `/`) panicked on a path without a parent.
+    #[test]
+    fn a_path_that_names_no_file_is_an_error() {
+        for path in ["", "/", "a/.."] {
+            let error = write_atomic(Path::new(path), b"x").unwrap_err();
+            assert!(error.message.contains("not a file path"), "{path}: {}", error.message);
+        }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use datafusion::arrow::array::Array;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -552,10 +552,11 @@ pub fn row_history_from(batches: &[RecordBatch]) -> Result<RowHistory, ArrowErro
 }
 
 /// A period bound as Arrow (`2024-01-01T00:00:00`) or Postgres (`2024-01-01 00:00:00`)
-/// prints it.
+/// prints it, in years 1 to 9999 as `window::parse_time` reads them (a row from elsewhere
+/// near the calendar's ends would make period arithmetic overflow).
 fn local_time(text: &str) -> Option<NaiveDateTime> {
     let text = text.replacen(' ', "T", 1);
-    NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").ok()
+    NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").ok().filter(|t| (1..=9999).contains(&t.year()))
 }
 
 #[cfg(test)]
@@ -658,5 +659,26 @@ mod tests {
         assert_eq!(local_time("2024-01-01 06:00:00"), local_time("2024-01-01T06:00:00"));
         assert!(local_time("2024-01-01 06:00:00.25").is_some());
         assert_eq!(local_time("yesterday"), None);
+    }
+
+    // Regression: #18, a done period at the calendar's start made `run_periods` step
+    // before it and panic.
+    #[test]
+    fn periods_outside_years_1_to_9999_are_not_read() {
+        use crate::window::{BatchSize, parse_time, run_periods};
+        use datafusion::arrow::array::{ArrayRef, StringArray};
+        let text = |v: &str| std::sync::Arc::new(StringArray::from(vec![v])) as ArrayRef;
+        let batch = RecordBatch::try_from_iter([
+            ("unique_id", text("model.p.m")),
+            ("period_start", text("-262143-01-01 00:00:00")),
+            ("period_end", text("-262142-01-01 00:00:00")),
+        ])
+        .unwrap();
+        let done = intervals_from(&[batch]).unwrap();
+        let begin = parse_time("2024-01-01").unwrap();
+        let now = DateTime::from_timestamp(1_735_689_600, 0).unwrap();
+        let done = done.get("model.p.m").map_or(&[][..], Vec::as_slice);
+        assert_eq!(run_periods(begin, done, 3, BatchSize::Year, now).len(), 2);
+        assert_eq!(local_time("+10000-01-01 00:00:00"), None);
     }
 }

@@ -152,7 +152,8 @@ fn send(request: &Request) -> Result<Response, String> {
     let body = if chunked {
         read_chunked(&mut reader).map_err(fail)?
     } else {
-        let mut body = Vec::with_capacity(length.unwrap_or(0));
+        // The capacity is a hint: a server may announce any length.
+        let mut body = Vec::with_capacity(length.unwrap_or(0).min(1 << 20));
         match length {
             Some(n) => reader.take(n as u64).read_to_end(&mut body).map_err(fail)?,
             None => reader.read_to_end(&mut body).map_err(fail)?,
@@ -172,9 +173,11 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         if size == 0 {
             return Ok(body);
         }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..])?;
+        // Read as sent, not allocated ahead: a chunk size is whatever the server wrote.
+        let read = reader.by_ref().take(size as u64).read_to_end(&mut body)?;
+        if read < size {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the body ends inside a chunk"));
+        }
         let mut crlf = [0u8; 2];
         reader.read_exact(&mut crlf)?;
     }
@@ -194,5 +197,14 @@ mod tests {
         let url = parse("http://127.0.0.1:8080/api/v1/index.json").unwrap();
         assert_eq!((url.tls, url.host, url.port, url.path), (false, "127.0.0.1", 8080, "/api/v1/index.json"));
         assert!(parse("ftp://x").is_err());
+    }
+
+    // Regression: #18, a chunk size near `usize::MAX` panicked allocating the body.
+    #[test]
+    fn chunked_bodies_are_read_as_sent() {
+        let body = read_chunked(&mut &b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"[..]).unwrap();
+        assert_eq!(body, b"abcde");
+        assert!(read_chunked(&mut &b"ffffffffffffffff\r\nabc"[..]).is_err());
+        assert!(read_chunked(&mut &b"5\r\nab"[..]).is_err());
     }
 }

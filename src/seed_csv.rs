@@ -436,7 +436,7 @@ fn parse_decimal_rounded(value: &str, precision: u8, scale: i8) -> Option<i128> 
     digits.extend(fraction.chars().chain(std::iter::repeat('0')).take(scale));
     let mut n: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
     if fraction.as_bytes().get(scale).is_some_and(|&d| d >= b'5') {
-        n += 1;
+        n = n.checked_add(1)?;
     }
     let fits = n.checked_abs()? < 10i128.checked_pow(u32::from(precision))?;
     fits.then_some(if negative { -n } else { n })
@@ -594,6 +594,14 @@ int,float,date,ts,flag,text,empty
         assert_eq!(column(&batch, "p"), ["10.01", "-0.13", "2.68"]);
         assert_eq!(column(&batch, "q"), ["123456789012345678.12", "1.10", "25.00"]);
         let err = read("p\n1000.5\n", &[("p", "numeric(4,1)")]).unwrap_err();
+        assert!(matches!(err, SeedError::InvalidValue { line: 2, .. }), "{err}");
+    }
+
+    // Regression: #18, rounding up the largest i128 overflowed.
+    #[test]
+    fn a_decimal_too_large_to_round_is_an_invalid_value() {
+        let csv = "p\n170141183460469231731687303715884105727.5\n";
+        let err = read(csv, &[("p", "numeric(38,0)")]).unwrap_err();
         assert!(matches!(err, SeedError::InvalidValue { line: 2, .. }), "{err}");
     }
 

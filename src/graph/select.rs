@@ -317,9 +317,13 @@ impl Selector {
 
 fn atom_matches(atom: &Atom, dag: &Dag, external: &dyn ExternalMethods) -> Result<BTreeSet<String>, SelectError> {
     let base: BTreeSet<String> = match &atom.method {
-        Method::External(m, v) => {
-            external.matching(m, v).map_err(|reason| SelectError { selector: format!("{m}:{v}"), reason })?
-        }
+        // Another build's or run's ids: only those still in this DAG are nodes to select.
+        Method::External(m, v) => external
+            .matching(m, v)
+            .map_err(|reason| SelectError { selector: format!("{m}:{v}"), reason })?
+            .into_iter()
+            .filter(|id| dag.contains(id))
+            .collect(),
         method => dag.nodes().filter(|n| method_matches(n, method)).map(|n| n.unique_id.clone()).collect(),
     };
     let mut out = base.clone();
@@ -647,6 +651,17 @@ mod tests {
         assert_eq!(names_with(&["result:skipped"], &[], &p).unwrap(), ["daily"]);
         assert_eq!(names_with(&["result:fail"], &[], &p).unwrap(), ["unique_orders_id"]);
         assert_eq!(names_with(&["result:error+"], &["resource_type:test"], &p).unwrap(), ["daily", "orders", "report"]);
+    }
+
+    // Regression: #18, a node of the last run that the project no longer has was selected,
+    // and the commands looking it up panicked.
+    #[test]
+    fn result_selectors_skip_nodes_gone_from_the_project() {
+        let mut p = prior();
+        if let Ok(results) = &mut p.results {
+            results.insert("model.shop.deleted".to_string(), "error".to_string());
+        }
+        assert_eq!(names_with(&["result:error"], &["resource_type:test"], &p).unwrap(), ["orders"]);
     }
 
     #[test]

@@ -454,12 +454,14 @@ impl Checker<'_> {
         let after = |key: &str| -> Result<Option<chrono::Duration>, ()> {
             let Some(v) = rule.get(key).filter(|v| !v.is_null()) else { return Ok(None) };
             let count = v.get("count").and_then(Json::as_i64).filter(|c| *c > 0).ok_or(())?;
-            match v.get("period").and_then(Json::as_str) {
-                Some("minute") => Ok(Some(chrono::Duration::minutes(count))),
-                Some("hour") => Ok(Some(chrono::Duration::hours(count))),
-                Some("day") => Ok(Some(chrono::Duration::days(count))),
-                _ => Err(()),
-            }
+            // A count too large for a duration is as invalid as a bad period.
+            let duration = match v.get("period").and_then(Json::as_str) {
+                Some("minute") => chrono::Duration::try_minutes(count),
+                Some("hour") => chrono::Duration::try_hours(count),
+                Some("day") => chrono::Duration::try_days(count),
+                _ => None,
+            };
+            duration.map(Some).ok_or(())
         };
         let (Ok(warn_after), Ok(error_after)) = (after("warn_after"), after("error_after")) else {
             self.invalid(
@@ -715,5 +717,15 @@ pub(super) mod tests {
         let errs = NodeConfig::from_layer(&layer(&[("materialized", "tabel".into())]), ConfigFor::Model).unwrap_err();
         assert_eq!(errs[0].code, "invalid-config");
         assert_eq!(errs[0].help, vec!["did you mean `table`?"]);
+    }
+
+    // Regression: #18, a freshness count too large for a duration panicked.
+    #[test]
+    fn a_freshness_count_beyond_any_duration_is_invalid() {
+        let freshness = serde_json::json!({"warn_after": {"count": i64::MAX, "period": "day"}});
+        let layer = layer(&[("freshness", freshness), ("loaded_at_field", "at".into())]);
+        let errs = NodeConfig::from_layer(&layer, ConfigFor::Source).unwrap_err();
+        assert_eq!(errs[0].code, "invalid-config");
+        assert!(errs[0].message.contains("`freshness`"), "{}", errs[0].message);
     }
 }

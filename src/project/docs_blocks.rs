@@ -40,7 +40,8 @@ pub(super) fn find_tag(text: &str, from: usize, keyword: &str) -> Option<(usize,
     let mut pos = from;
     while let Some(i) = text[pos..].find("{%") {
         let start = pos + i;
-        let end = start + text[start..].find("%}")? + 2;
+        // The tag closes after its opening `{%` (`{%}` does not close itself).
+        let end = start + 2 + text[start + 2..].find("%}")? + 2;
         let inner = text[start + 2..end - 2].trim_matches('-').trim();
         let mut words = inner.split_whitespace();
         if words.next() == Some(keyword) {
@@ -67,5 +68,18 @@ mod tests {
         assert_eq!(blocks[0].name, "orders");
         assert_eq!(blocks[0].text, "One row per order.");
         assert_eq!(blocks[1].text, "y");
+    }
+
+    // Regression: #18, `{%}` sliced the tag backwards.
+    #[test]
+    fn a_lone_percent_brace_is_no_tag() {
+        let map = SourceMap::default();
+        let id = map.add(
+            "docs.md",
+            "50{%} off
+{% docs d %}x{% enddocs %}",
+        );
+        assert!(parse(id, &map).is_ok());
+        assert_eq!(find_tag("a {%} b", 0, "docs"), None);
     }
 }

@@ -197,8 +197,14 @@ impl SnapshotConfig {
             None => None,
         };
         let unique_key = c.strings("unique_key");
-        if unique_key.is_empty() && !layer.contains_key("unique_key") {
-            errors.push(missing("unique_key", "a snapshot needs `unique_key`"));
+        match layer.get("unique_key").map(|e| &e.value) {
+            None => errors.push(missing("unique_key", "a snapshot needs `unique_key`")),
+            // A snapshot matches rows by its key: it needs at least one column.
+            Some(Json::Null) => c.invalid("unique_key", "a column name or a list of them", &[]),
+            Some(Json::Array(items)) if items.is_empty() => {
+                c.invalid("unique_key", "a column name or a list of them", &[])
+            }
+            Some(_) => {}
         }
         let legacy = c.bool("invalidate_hard_deletes");
         let hard_deletes = c.choice(
@@ -338,5 +344,21 @@ mod tests {
         .unwrap_err();
         assert_eq!(bad[0].code, "invalid-config");
         assert_eq!(bad[0].help, vec!["did you mean `invalidate`?"]);
+    }
+
+    // Regression: #18, `unique_key: []` passed and the snapshot's SQL indexed its first key.
+    #[test]
+    fn an_empty_unique_key_is_invalid() {
+        let span = Span::file_start(FileId::default());
+        for key in [serde_json::json!([]), serde_json::Value::Null] {
+            let errs = SnapshotConfig::from_layer(
+                &layer(&[("strategy", "timestamp".into()), ("updated_at", "u".into()), ("unique_key", key)]),
+                span,
+            )
+            .unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert_eq!(errs[0].code, "invalid-config");
+            assert!(errs[0].message.ends_with("for config `unique_key`"), "{}", errs[0].message);
+        }
     }
 }

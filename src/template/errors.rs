@@ -37,8 +37,11 @@ pub fn to_diagnostic(err: &minijinja::Error, file: FileId, sources: &SourceMap) 
     let mut d = Diagnostic::error(code, message);
     if code == Code::UndefinedVariable && d.message == "undefined value" {
         // Inside macros minijinja cannot name the variable; the source text can.
-        if let Some(span) = span_of(innermost, file, sources) {
-            let text = sources.file(span.file).text[span.start..span.end].trim().to_string();
+        // The range is in the text minijinja parsed, which etlm may have rewritten, so it
+        // need not fall on the file's character boundaries.
+        let source = span_of(innermost, file, sources).map(|span| (span, sources.file(span.file)));
+        if let Some(text) = source.as_ref().and_then(|(span, f)| f.text.get(span.start..span.end)) {
+            let text = text.trim();
             if !text.is_empty() && text.len() < 80 {
                 d.message = format!("`{text}` is undefined");
             }

@@ -45,11 +45,13 @@ pub fn scan(source: &str) -> Vec<MacroDef> {
     let mut pos = 0;
     while let Some(i) = source[pos..].find("{%") {
         let start = pos + i;
-        let Some(len) = source[start..].find("%}") else { break };
-        let end = start + len + 2;
+        // The tag closes after its opening `{%` (`{%}` does not close itself).
+        let Some(len) = source[start + 2..].find("%}") else { break };
+        let end = start + 2 + len + 2;
         let open = source[start + 2..end - 2].trim_start_matches('-');
         let inner = open.trim_start();
-        let spaced = inner.len() < open.len();
+        // As `rewrite_blocks` reads it: a macro is renamed where one byte of space precedes it.
+        let spaced = inner.len() < open.len() && open.as_bytes()[open.len() - inner.len() - 1].is_ascii_whitespace();
         for (keyword, is_test) in [("macro ", false), ("test ", true)] {
             if let Some(rest) = inner.strip_prefix(keyword) {
                 let name: String = rest.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
@@ -109,8 +111,9 @@ pub fn definition_text<'a>(source: &'a str, def: &MacroDef) -> &'a str {
     let mut pos = def.range.end;
     while let Some(i) = source[pos..].find("{%") {
         let start = pos + i;
-        let Some(len) = source[start..].find("%}") else { break };
-        let end = start + len + 2;
+        // The tag closes after its opening `{%` (`{%}` does not close itself).
+        let Some(len) = source[start + 2..].find("%}") else { break };
+        let end = start + 2 + len + 2;
         let inner = source[start + 2..end - 2].trim_matches('-').trim();
         if inner == "endmacro" || inner == "endtest" {
             return &source[def.range.start..end];
@@ -130,8 +133,9 @@ pub fn rewrite_blocks(source: &str) -> String {
     let mut pos = 0;
     while let Some(i) = source[pos..].find("{%") {
         let start = pos + i;
-        let Some(len) = source[start..].find("%}") else { break };
-        let end = start + len + 2;
+        // The tag closes after its opening `{%` (`{%}` does not close itself).
+        let Some(len) = source[start + 2..].find("%}") else { break };
+        let end = start + 2 + len + 2;
         out.push_str(&source[pos..start]);
         let tag = &source[start..end];
         let open = if tag[2..].starts_with('-') { 3 } else { 2 };
@@ -143,7 +147,9 @@ pub fn rewrite_blocks(source: &str) -> String {
                 let word = from.trim_end();
                 let is_word = rest.starts_with(word)
                     && !rest[word.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
-                (is_word && keyword_at > 0).then(|| match *from {
+                // The space given up for the longer keyword is one byte (not a `\u{a0}`).
+                let room = keyword_at > 0 && inner.as_bytes()[keyword_at - 1].is_ascii_whitespace();
+                (is_word && room).then(|| match *from {
                     // `{% macro  a` keeps its spaces after the keyword; the name gets the `_`.
                     "macro " => {
                         let after = &rest[word.len()..];
@@ -424,5 +430,19 @@ mod tests {
         assert_eq!(out.len(), src.len());
         let locals: Vec<String> = scan(src).into_iter().map(|d| d.local).collect();
         assert_eq!(locals, ["_a", "_b", "c"]);
+    }
+
+    // Regression: #18, `{%}` sliced a tag backwards, and a non-ASCII space before a
+    // keyword was cut in half.
+    #[test]
+    fn odd_tags_are_read_without_panicking() {
+        let src = "{% macro a() %}1{% endmacro %} select '{%}' {% macro b() %}2";
+        let defs = scan(src);
+        assert_eq!(defs.len(), 1);
+        assert_eq!(definition_text(src, &defs[0]), "{% macro a() %}1{% endmacro %}");
+        assert_eq!(rewrite_blocks(src), src.replacen("{% macro a", "{%macro _a", 1));
+        let src = "{%\u{a0}test t(model) %}1{%\u{a0}endtest %}{%\u{a0}macro m() %}{% endmacro %}";
+        assert_eq!(rewrite_blocks(src), src);
+        assert_eq!(scan(src).into_iter().map(|d| d.local).collect::<Vec<_>>(), ["t", "m"]);
     }
 }

@@ -68,9 +68,20 @@ impl DateTime {
     }
 
     /// The instant in UTC; a naive datetime is taken as UTC (the machine time of a server).
-    fn instant(&self) -> chrono::DateTime<Utc> {
-        self.local.and_utc() - chrono::Duration::seconds(self.offset.map_or(0, |o| o.local_minus_utc()).into())
+    /// An error at the calendar's ends, where the offset would leave it.
+    fn instant(&self) -> Result<chrono::DateTime<Utc>, Error> {
+        let local = self.local.checked_sub_offset(self.offset.unwrap_or(Utc.fix()));
+        local.map(|t| t.and_utc()).ok_or_else(|| bad(format!("{} is out of range in UTC", self.python(' '))))
     }
+}
+
+/// `value` (a date or datetime's `format(fmt)`) as text, or an error for a directive
+/// chrono does not know (`%Q`) or the value lacks (`%H` of a date): `to_string` panics then.
+fn strftime(value: impl std::fmt::Display, fmt: &str) -> Result<String, Error> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    write!(out, "{value}").map_err(|_| bad(format!("`{fmt}` is not a format etlm can apply here")))?;
+    Ok(out)
 }
 
 const PARTS: [&str; 7] = ["year", "month", "day", "hour", "minute", "second", "microsecond"];
@@ -138,7 +149,7 @@ impl Object for DateTimeClass {
             "now" => {
                 let (tz,): (Option<Value>,) = from_args(args)?;
                 match tz.as_ref().and_then(|tz| tz.downcast_object_ref::<Zone>()) {
-                    Some(zone) => Ok(zone.at_instant(Utc::now()).into_value()),
+                    Some(zone) => Ok(zone.at_instant(Utc::now())?.into_value()),
                     None => naive(Utc::now().naive_utc()),
                 }
             }
@@ -199,15 +210,15 @@ impl Object for DateTime {
                 let offset = self.offset.unwrap_or(Utc.fix());
                 let at = offset.from_local_datetime(&self.local).single().ok_or_else(|| bad("no such local time"))?;
                 let fmt = if self.offset.is_none() { fmt.replace("%z", "").replace("%Z", "") } else { fmt };
-                Ok(Value::from(at.format(&fmt).to_string()))
+                Ok(Value::from(strftime(at.format(&fmt), &fmt)?))
             }
             "isoformat" => Ok(Value::from(self.python('T'))),
             "date" => Ok(Value::from_object(Day(self.local.date()))),
-            "timestamp" => Ok(Value::from(self.instant().timestamp_micros() as f64 / 1e6)),
+            "timestamp" => Ok(Value::from(self.instant()?.timestamp_micros() as f64 / 1e6)),
             "astimezone" => {
                 let (tz,): (Value,) = from_args(args)?;
                 let zone = tz.downcast_object_ref::<Zone>().ok_or_else(|| bad("astimezone takes a pytz timezone"))?;
-                Ok(zone.at_instant(self.instant()).into_value())
+                Ok(zone.at_instant(self.instant()?)?.into_value())
             }
             "replace" => {
                 let (kwargs,): (Kwargs,) = from_args(args)?;
@@ -289,12 +300,18 @@ impl Zone {
         }
     }
 
-    fn at_instant(&self, instant: chrono::DateTime<Utc>) -> DateTime {
+    /// The wall-clock time at `instant` here; an error at the calendar's ends, where the
+    /// offset would leave it.
+    fn at_instant(&self, instant: chrono::DateTime<Utc>) -> Result<DateTime, Error> {
         let offset = match self {
             Zone::Fixed(offset) => *offset,
             Zone::Named(zone) => zone.offset_from_utc_datetime(&instant.naive_utc()).fix(),
         };
-        DateTime { local: instant.with_timezone(&offset).naive_local(), offset: Some(offset) }
+        let local = instant
+            .naive_utc()
+            .checked_add_offset(offset)
+            .ok_or_else(|| bad(format!("{instant} is out of range in {offset}")))?;
+        Ok(DateTime { local, offset: Some(offset) })
     }
 }
 
@@ -386,7 +403,7 @@ impl Object for Day {
         match method {
             "strftime" => {
                 let (fmt,): (String,) = from_args(args)?;
-                Ok(Value::from(self.0.format(&fmt).to_string()))
+                Ok(Value::from(strftime(self.0.format(&fmt), &fmt)?))
             }
             "isoformat" => Ok(Value::from(self.0.to_string())),
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("dates have no method `{method}`"))),
@@ -600,5 +617,21 @@ mod tests {
         assert_eq!(render("{{ modules.datetime.datetime(2024, 3, 1).replace(day=5).date() }}"), "2024-03-05");
         let err = env.render_str("{{ modules.pytz.timezone('Mars/Olympus') }}", ()).unwrap_err();
         assert!(err.to_string().contains("unknown time zone `Mars/Olympus`"), "{err}");
+    }
+
+    // Regression: #18, an unknown strftime directive and a time zone at the calendar's
+    // ends panicked instead of failing the render.
+    #[test]
+    fn bad_formats_and_times_out_of_range_are_render_errors() {
+        let mut env = crate::project::jinja::python::environment();
+        env.add_global("modules", super::modules());
+        let error = |text: &str| env.render_str(text, ()).unwrap_err().to_string();
+        assert!(error("{{ modules.datetime.datetime(2024, 1, 2).strftime('%Q') }}").contains("`%Q`"));
+        assert!(error("{{ modules.datetime.date(2024, 1, 2).strftime('%H') }}").contains("`%H`"));
+        let tokyo = "modules.pytz.timezone('Asia/Tokyo')";
+        let late = format!("{{{{ modules.datetime.datetime(262142, 12, 31, 23).astimezone({tokyo}) }}}}");
+        assert!(error(&late).contains("out of range"), "{}", error(&late));
+        let early = format!("{{{{ modules.datetime.datetime(-262143, 1, 1, tzinfo={tokyo}).timestamp() }}}}");
+        assert!(error(&early).contains("out of range"));
     }
 }

@@ -11,7 +11,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::pg_error;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, ErrorKind};
 
 /// Runs `sql` (one statement) and returns its rows.
 pub async fn query_rows(client: &Client, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
@@ -26,6 +26,17 @@ pub async fn query_rows(client: &Client, sql: &str) -> Result<Vec<RecordBatch>, 
                 names = description.iter().map(|c| c.name().to_string()).collect();
             }
             SimpleQueryMessage::Row(row) => {
+                // The relation may have changed between the prepare and the query.
+                if row.len() != columns.len() {
+                    return Err(EngineError::new(
+                        ErrorKind::Failed,
+                        format!(
+                            "the query returned {} columns, not the {} it was prepared with",
+                            row.len(),
+                            columns.len()
+                        ),
+                    ));
+                }
                 for (i, column) in columns.iter_mut().enumerate() {
                     column.push(row.get(i).map(str::to_string));
                 }

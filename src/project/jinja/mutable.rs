@@ -262,8 +262,9 @@ pub fn mutable_literals(source: &str) -> Cow<'_, str> {
     let mut pos = 0;
     while let Some(i) = source[pos..].find("{%") {
         let start = pos + i;
-        let Some(len) = source[start..].find("%}") else { break };
-        let end = start + len;
+        // The tag closes after its opening `{%` (`{%}` does not close itself).
+        let Some(len) = source[start + 2..].find("%}") else { break };
+        let end = start + 2 + len;
         let body = &source[start + 2..end];
         let inner = body.trim_start_matches(['-', '+']).trim_end_matches(['-', '+']);
         if let Some((expr_start, expr_end)) = literal_of_set(inner) {
@@ -339,6 +340,13 @@ mod tests {
             "{%- set cols = __etlm_mut([]) -%}{% set d = __etlm_mut({'a': 1}) %}{% set n = 1 %}{% set x = [1] + [2] %}{{ [] }}"
         );
         assert!(matches!(mutable_literals("select 1"), Cow::Borrowed(_)));
+    }
+
+    // Regression: #18, `{%}` sliced the tag backwards.
+    #[test]
+    fn a_tag_closes_after_its_opening() {
+        assert_eq!(mutable_literals("select '{%}' {% set x = [] %}"), "select '{%}' {% set x = [] %}");
+        assert_eq!(mutable_literals("{% set x = [] %} '{%}'"), "{% set x = __etlm_mut([]) %} '{%}'");
     }
 
     #[test]
