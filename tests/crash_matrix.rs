@@ -67,7 +67,8 @@ fn project(b: &Backend) -> (tempfile::TempDir, PathBuf) {
     let by_day = "select dt, count(*) as n, sum(amount) as total from {{ ref('events') }}";
     write(
         "models/inc_overwrite.sql",
-        &incremental("insert_overwrite", ", partition_by='dt'", by_day).replace("{% endif %}\n", "{% endif %}\ngroup by dt\n"),
+        &incremental("insert_overwrite", ", partition_by='dt'", by_day)
+            .replace("{% endif %}\n", "{% endif %}\ngroup by dt\n"),
     );
     write(
         "models/inc_append.sql",
@@ -138,12 +139,21 @@ fn crash_and_rerun(
     let mut all = vec!["build", "--threads", "1"];
     all.extend_from_slice(args);
     let run = etlm_with(&dir, &all, &[("ETLM_FAILPOINT", &format!("{point}:{node}"))]);
-    assert!(run.stderr.contains("failpoint") && run.code != 0, "{point}:{node} must abort: {}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("failpoint") && run.code != 0,
+        "{point}:{node} must abort: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
     let after = tables(b, &dir);
     for (((name, _), now), (before, new)) in RELATIONS.iter().zip(&after).zip(old.iter().zip(expected)) {
         assert!(now == before || now == new, "{point}:{node}: `{name}` is neither old nor new: {now:?}");
     }
-    assert_eq!(idle_in_transaction(b), Vec::<Vec<String>>::new(), "{point}:{node}: a backend was left in a transaction");
+    assert_eq!(
+        idle_in_transaction(b),
+        Vec::<Vec<String>>::new(),
+        "{point}:{node}: a backend was left in a transaction"
+    );
     let mut rerun = args.to_vec();
     rerun.retain(|a| *a != "--full-refresh");
     build(&dir, &rerun);
@@ -194,7 +204,8 @@ fn a_killed_full_refresh_keeps_the_old_table_and_the_views_on_it(backend: fn(&st
             }
             std::fs::write(dir.join("seeds/events.csv"), INPUT_B).unwrap();
             let failpoint = format!("{point}:{node}");
-            let run = etlm_with(&dir, &["build", "--threads", "1", "--full-refresh"], &[("ETLM_FAILPOINT", &failpoint)]);
+            let run =
+                etlm_with(&dir, &["build", "--threads", "1", "--full-refresh"], &[("ETLM_FAILPOINT", &failpoint)]);
             assert!(run.code != 0 && run.stderr.contains("failpoint"), "{failpoint}: {}", run.stderr);
             let i = RELATIONS.iter().position(|(n, _)| *n == node).unwrap();
             assert_eq!(tables(&b, &dir)[i], old[i], "{failpoint}: the old table is intact");

@@ -540,7 +540,7 @@ fn next_version(versions: &Path) -> Result<String, StorageError> {
         .iter()
         .filter_map(|entry| entry.trim_end_matches(STAGING_SUFFIX).parse::<u128>().ok())
         .max();
-    let next = highest.map_or(0, |h| h + 1).max(now_micros());
+    let next = highest.map_or(0, |h| h.saturating_add(1)).max(now_micros());
     Ok(format!("{next:016}"))
 }
 
