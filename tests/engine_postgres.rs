@@ -514,3 +514,30 @@ fn a_role_without_create_is_told_which_grants_it_needs_before_anything_changes()
     let run = etlm(&dir, &["build"]);
     assert_eq!(run.code, 0, "with the grants the build runs: {}\n{}", run.stdout, run.stderr);
 }
+
+#[test]
+fn two_models_alike_in_their_first_60_bytes_build_in_parallel_each_audited_on_its_own_rows() {
+    let Some((b, _tmp, dir)) = project("long_names", "shop_basic") else { return };
+    let prefix = "m".repeat(60);
+    let mut tests = String::from("models:\n");
+    for which in ["one", "two"] {
+        let name = format!("{prefix}{which}");
+        assert_eq!(name.len(), 63, "as long as Postgres allows");
+        std::fs::write(
+            dir.join(format!("models/{name}.sql")),
+            format!("select '{which}' as which, pg_sleep(0.3)::text as s\n"),
+        )
+        .unwrap();
+        tests.push_str(&format!(
+            "  - name: {name}\n    columns:\n      - name: which\n        data_tests:\n          - accepted_values: {{values: ['{which}']}}\n"
+        ));
+    }
+    std::fs::write(dir.join("models/long.yml"), tests).unwrap();
+    let run = etlm(&dir, &["build", "--threads", "2", "-s", &format!("{prefix}one"), &format!("{prefix}two")]);
+    assert_eq!(run.code, 0, "each model's tests read its own staged rows: {}\n{}", run.stdout, run.stderr);
+    for which in ["one", "two"] {
+        let rows = b.rows(&dir, &format!("select which from {{schema}}.{prefix}{which}"));
+        assert_eq!(rows, support::engines::table(&["which"], &[&[which]]));
+    }
+    assert_eq!(b.leftovers(), Vec::<Vec<String>>::new());
+}

@@ -1,5 +1,7 @@
-//! kill -9 at every publish failpoint, for every kind of node, on both engines (#18,
-//! matrix rows 1, 2, 9 and 16). A project with a seed, a table, a view, an incremental
+//! Faults on the data path, on both engines, on one project (#18, matrix rows 1, 2, 9,
+//! 10, 12, 13, 14 and 16).
+//!
+//! kill -9 at every publish failpoint, for every kind of node. A project with a seed, a table, a view, an incremental
 //! model per strategy and a snapshot is built on input A; then a build on input B is
 //! aborted (`std::process::abort`, as `kill -9` would) when one node reaches one
 //! failpoint. Afterwards every relation holds exactly its A rows or its B rows, no
@@ -323,6 +325,91 @@ fn a_build_killed_at_random_moments_always_reruns_to_a_clean_builds_rows(b: &Bac
     assert!(killed > 0, "at least one build was killed mid-way");
 }
 
+/// Rows 12, 13 and 14: new rows with a duplicated or NULL key, an audit whose query
+/// fails at run time, and an empty source. Each has its documented outcome and leaves
+/// nothing half-done.
+fn bad_new_rows_failing_audits_and_empty_sources(b: &Backend) {
+    let (_tmp, dir) = project(b);
+    build(&dir, &[]);
+    let before = tables(b, &dir);
+    let index = |name: &str| RELATIONS.iter().position(|(n, _)| *n == name).unwrap();
+
+    // A duplicated key, then a NULL one, in the rows a merge or delete+insert would apply.
+    for (rows, said) in [
+        ("3,2024-01-02,31\n3,2024-01-02,32\n", "`unique_key` (id) is duplicated in the new rows, e.g. (3)"),
+        (",2024-01-02,31\n", "`unique_key` column `id` is NULL in a new row"),
+    ] {
+        std::fs::write(dir.join("seeds/events.csv"), format!("{INPUT_A}{rows}")).unwrap();
+        for model in ["inc_merge", "inc_delete_insert"] {
+            let run = etlm(&dir, &["build", "-s", "events", model]);
+            assert_eq!(run.code, 1, "{model}: {}\n{}", run.stdout, run.stderr);
+            assert!(run.stdout.contains(said), "{model}: {}", run.stdout);
+            assert_eq!(tables(b, &dir)[index(model)], before[index(model)], "{model}: the table stays");
+        }
+    }
+    std::fs::write(dir.join("seeds/events.csv"), INPUT_A).unwrap();
+    build(&dir, &[]);
+
+    // An audit whose query fails while it runs counts as a failed audit: nothing published.
+    std::fs::create_dir_all(dir.join("macros")).unwrap();
+    std::fs::write(
+        dir.join("macros/parses.sql"),
+        "{% test parses(model, column_name) %}\nselect * from {{ model }} \
+         where cast(cast({{ column_name }} as varchar) || 'x' as integer) > 0\n{% endtest %}\n",
+    )
+    .unwrap();
+    let tests = "models:\n  - name: daily\n    columns:\n      - name: total\n        data_tests: [parses]\n";
+    std::fs::write(dir.join("models/schema.yml"), tests).unwrap();
+    std::fs::write(dir.join("seeds/events.csv"), INPUT_B).unwrap();
+    let run = etlm(&dir, &["build", "-s", "events", "daily"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("ERROR") && run.stdout.contains("parses_daily_total"), "{}", run.stdout);
+    assert_eq!(tables(b, &dir)[index("daily")], before[index("daily")], "an erroring audit publishes nothing");
+    std::fs::remove_file(dir.join("models/schema.yml")).unwrap();
+
+    // An empty source: a table becomes empty; incremental models keep their rows (no
+    // new rows to apply); partition overwrite replaces only partitions in the new rows.
+    // (Typed, as a seed must be to keep its types with no rows to infer them from.)
+    let types = "seeds:\n  - name: events\n    config:\n      column_types: {id: integer, dt: date, amount: integer}\n";
+    std::fs::write(dir.join("seeds/schema.yml"), types).unwrap();
+    std::fs::write(dir.join("seeds/events.csv"), "id,dt,amount\n").unwrap();
+    let run = etlm(&dir, &["build", "--threads", "1"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let after = tables(b, &dir);
+    assert_eq!(after[index("events")], Vec::<Row>::new());
+    assert_eq!(after[index("daily")], Vec::<Row>::new(), "a table of an empty source is empty");
+    for model in ["inc_merge", "inc_delete_insert", "inc_overwrite", "inc_append"] {
+        assert_eq!(after[index(model)], before[index(model)], "{model}: no new rows, nothing changes");
+    }
+}
+
+/// Row 10, as a property: for random inputs A and B, building B a second time changes
+/// nothing (`run B; run B` == `run B`), whatever A left.
+fn building_the_same_input_again_changes_nothing(b: &Backend) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    let rows = prop::collection::vec((0u32..4, 0u32..100), 1..12).prop_map(|rows| {
+        let mut csv = String::from("id,dt,amount\n");
+        for (i, (day, amount)) in rows.iter().enumerate() {
+            csv.push_str(&format!("{},2024-01-0{},{amount}\n", i + 1, day + 1));
+        }
+        csv
+    });
+    let mut runner = proptest::test_runner::TestRunner::default();
+    for case in 0..6 {
+        let a = rows.new_tree(&mut runner).unwrap().current();
+        let bb = rows.new_tree(&mut runner).unwrap().current();
+        let (_tmp, dir) = project(b);
+        std::fs::write(dir.join("seeds/events.csv"), &a).unwrap();
+        build(&dir, &[]);
+        std::fs::write(dir.join("seeds/events.csv"), &bb).unwrap();
+        build(&dir, &[]);
+        let once = tables(b, &dir);
+        build(&dir, &[]);
+        assert_eq!(tables(b, &dir), once, "case {case}: A =\n{a}B =\n{bb}");
+    }
+}
+
 macro_rules! engine_suite {
     ($engine:ident) => {
         mod $engine {
@@ -334,6 +421,20 @@ macro_rules! engine_suite {
                 super::a_kill_at_any_failpoint_of_any_node_leaves_old_or_new_and_a_rerun_equals_a_clean_build(
                     Backend::$engine,
                 );
+            }
+
+            #[test]
+            fn bad_new_rows_failing_audits_and_empty_sources() {
+                if let Some(b) = Backend::$engine("bad_rows") {
+                    super::bad_new_rows_failing_audits_and_empty_sources(&b);
+                }
+            }
+
+            #[test]
+            fn building_the_same_input_again_changes_nothing() {
+                if let Some(b) = Backend::$engine("idempotent") {
+                    super::building_the_same_input_again_changes_nothing(&b);
+                }
             }
 
             #[test]
