@@ -179,6 +179,38 @@ mod cases {
         }
     }
 
+    /// A column that keeps its name but changes its type (integer to text) under each
+    /// policy: as dbt, `fail` stops, `sync_all_columns` retypes the column, and `ignore`
+    /// and `append_new_columns` keep the table's type.
+    pub fn on_schema_change_of_a_type_only(b: &Backend) {
+        let type_sql = match b {
+            Backend::DataFusion => "select distinct arrow_typeof(amount) as t from {schema}.inc_schema",
+            Backend::Postgres(_) => "select distinct pg_typeof(amount)::text as t from {schema}.inc_schema",
+        };
+        for (policy, code, text) in
+            [("fail", 1, false), ("sync_all_columns", 0, true), ("ignore", 0, false), ("append_new_columns", 0, false)]
+        {
+            let (_tmp, dir) = b.project("incremental");
+            ok(&dir, &["build", "-s", "events", "inc_schema", "--full-refresh"]);
+            let before_type = b.rows(&dir, type_sql);
+            let query = "select id, amount from {schema}.inc_schema order by id";
+            let before = b.rows(&dir, query);
+            std::fs::write(dir.join("seeds/events.csv"), CHANGED).unwrap();
+            let vars = format!("{{on_schema_change: {policy}, amount_as_text: true}}");
+            let run = etlm(&dir, &["build", "-s", "events", "inc_schema", "--vars", &vars]);
+            assert_eq!(run.code, code, "{policy}: {}\n{}", run.stdout, run.stderr);
+            let after_type = b.rows(&dir, type_sql);
+            assert_eq!(after_type != before_type, text, "{policy}: {before_type:?} then {after_type:?}");
+            if policy == "fail" {
+                assert!(run.stdout.contains("retyped `amount ("), "{}", run.stdout);
+                assert_eq!(b.rows(&dir, query), before, "fail: nothing changed");
+            } else {
+                let amounts: Vec<String> = b.rows(&dir, query).iter().map(|r| r["amount"].clone()).collect();
+                assert_eq!(amounts, ["10", "25", "30", "40"], "{policy}: the new rows are merged");
+            }
+        }
+    }
+
     pub fn a_failing_audit_publishes_nothing(b: &Backend) {
         let (_tmp, dir) = b.project("quality_wap");
         ok(&dir, &["build", "--exclude", "events"]);
@@ -421,6 +453,13 @@ macro_rules! engine_suite {
             fn on_schema_change_policies() {
                 if let Some(b) = Backend::$engine("schema") {
                     cases::on_schema_change(&b);
+                }
+            }
+
+            #[test]
+            fn on_schema_change_of_a_type_only() {
+                if let Some(b) = Backend::$engine("retype") {
+                    cases::on_schema_change_of_a_type_only(&b);
                 }
             }
 

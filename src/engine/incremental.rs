@@ -65,10 +65,15 @@ pub enum IncrementalError {
     #[error("`unique_key` ({key}) is duplicated in the new rows, e.g. {sample}; merge would duplicate it")]
     DuplicateKey { key: String, sample: String },
     #[error(
-        "the columns changed and `on_schema_change` is `fail`: added {added}, removed {removed}; \
+        "the columns changed and `on_schema_change` is `fail`: added {added}, removed {removed}, retyped {retyped}; \
          run with --full-refresh or choose append_new_columns or sync_all_columns"
     )]
-    SchemaChanged { added: String, removed: String },
+    SchemaChanged { added: String, removed: String, retyped: String },
+    #[error(
+        "no columns were read for the {which}; rather than drop every column, nothing was changed \
+         (can the target's role read its catalog?)"
+    )]
+    NoColumns { which: &'static str },
     #[error("the partition columns changed from ({old}) to ({new}); run with --full-refresh")]
     PartitionsChanged { old: String, new: String },
 }
@@ -102,18 +107,39 @@ pub struct Combine<'a> {
     pub current_columns: &'a [ColumnMeta],
     pub delta_columns: &'a [ColumnMeta],
     pub spec: &'a IncrementalSpec,
+    /// Cast a side's column to the new version's type where the two differ (`column
+    /// types` are the engine's SQL spellings): Postgres does not unify `integer` and
+    /// `text` in a union; DataFusion does, and its types are not SQL spellings.
+    pub cast_to_target: bool,
 }
 
 impl Combine<'_> {
     /// The current rows kept, in the new version's columns, under `filter` (over `o`).
     pub fn kept(&self, filter: &str) -> String {
-        let kept = select_list("o", self.columns, |c| has(self.current_columns, c));
+        let kept = self.side_list("o", self.current_columns);
         format!("select {kept} from {} o where {filter}", self.current)
     }
 
     /// The delta's rows in the new version's columns.
     pub fn new_rows(&self) -> String {
-        format!("select {} from {} d", select_list("d", self.columns, |c| has(self.delta_columns, c)), self.delta)
+        format!("select {} from {} d", self.side_list("d", self.delta_columns), self.delta)
+    }
+
+    /// The new version's columns read from one side (`alias` with `side` columns).
+    fn side_list(&self, alias: &str, side: &[ColumnMeta]) -> String {
+        self.columns.iter().map(|c| self.side_expr(alias, side, c)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Column `c` of the new version from one side: `null` where the side lacks it, cast
+    /// to its type where the side's differs and `cast_to_target` says so.
+    fn side_expr(&self, alias: &str, side: &[ColumnMeta], c: &ColumnMeta) -> String {
+        match side.iter().find(|s| s.name == c.name) {
+            Some(s) if self.cast_to_target && !s.data_type.eq_ignore_ascii_case(&c.data_type) => {
+                let q = quote_ident(&c.name);
+                format!("cast({alias}.{q} as {}) as {q}", c.data_type)
+            }
+            found => column_expr(alias, &c.name, found.is_some()),
+        }
     }
 
     /// The rows of the merged table (`merge`, `delete+insert`).
@@ -128,11 +154,11 @@ impl Combine<'_> {
             .columns
             .iter()
             .map(|c| match self.spec.takes_new(&c.name) && has(self.delta_columns, &c.name) {
-                true => column_expr("d", &c.name, true),
-                false => column_expr("o", &c.name, has(self.current_columns, &c.name)),
+                true => self.side_expr("d", self.delta_columns, c),
+                false => self.side_expr("o", self.current_columns, c),
             })
             .collect();
-        let new = select_list("d", self.columns, |c| has(self.delta_columns, c));
+        let new = self.side_list("d", self.delta_columns);
         format!(
             "{kept}\nunion all\nselect {} from {} o join {} d on {on}\nunion all\n\
              select {new} from {} d where not exists (select 1 from {} o where {on})",
@@ -155,12 +181,7 @@ fn has(list: &[ColumnMeta], name: &str) -> bool {
     list.iter().any(|c| c.name == name)
 }
 
-/// `alias."c" as "c"` for each column, or `null as "c"` where `present` says the
-/// relation lacks it.
-pub fn select_list(alias: &str, columns: &[ColumnMeta], present: impl Fn(&str) -> bool) -> String {
-    columns.iter().map(|c| column_expr(alias, &c.name, present(&c.name))).collect::<Vec<_>>().join(", ")
-}
-
+/// `alias."c" as "c"`, or `null as "c"` where the relation lacks the column.
 fn column_expr(alias: &str, name: &str, present: bool) -> String {
     let q = quote_ident(name);
     if present { format!("{alias}.{q} as {q}") } else { format!("null as {q}") }
@@ -172,14 +193,32 @@ pub fn target_columns(
     new: &[ColumnMeta],
     policy: OnSchemaChange,
 ) -> Result<Vec<ColumnMeta>, IncrementalError> {
+    // An empty column list is a catalog that could not be read, never a table without
+    // columns: taken at its word, `sync_all_columns` would drop them all.
+    if old.is_empty() || new.is_empty() {
+        return Err(IncrementalError::NoColumns { which: if old.is_empty() { "current table" } else { "new rows" } });
+    }
     let added: Vec<&str> = new.iter().filter(|c| !has(old, &c.name)).map(|c| c.name.as_str()).collect();
     let removed: Vec<&str> = old.iter().filter(|c| !has(new, &c.name)).map(|c| c.name.as_str()).collect();
+    // As dbt's `check_for_schema_changes`: a column whose type changed is a change too.
+    let retyped: Vec<String> = old
+        .iter()
+        .filter_map(|o| {
+            let n = new.iter().find(|n| n.name == o.name)?;
+            (!n.data_type.eq_ignore_ascii_case(&o.data_type))
+                .then(|| format!("{} ({} to {})", o.name, o.data_type, n.data_type))
+        })
+        .collect();
     Ok(match policy {
         OnSchemaChange::Ignore => old.to_vec(),
-        OnSchemaChange::Fail if added.is_empty() && removed.is_empty() => old.to_vec(),
+        OnSchemaChange::Fail if added.is_empty() && removed.is_empty() && retyped.is_empty() => old.to_vec(),
         OnSchemaChange::Fail => {
-            let list = |l: &[&str]| if l.is_empty() { "none".to_string() } else { format!("`{}`", l.join("`, `")) };
-            return Err(IncrementalError::SchemaChanged { added: list(&added), removed: list(&removed) });
+            let list = |l: Vec<&str>| if l.is_empty() { "none".to_string() } else { format!("`{}`", l.join("`, `")) };
+            return Err(IncrementalError::SchemaChanged {
+                added: list(added),
+                removed: list(removed),
+                retyped: list(retyped.iter().map(String::as_str).collect()),
+            });
         }
         OnSchemaChange::AppendNewColumns => {
             old.iter().cloned().chain(new.iter().filter(|c| !has(old, &c.name)).cloned()).collect()
@@ -226,8 +265,17 @@ mod tests {
         );
         assert_eq!(names(&target_columns(&old, &new, OnSchemaChange::SyncAllColumns).unwrap()), ["id", "b", "c"]);
         let err = target_columns(&old, &new, OnSchemaChange::Fail).unwrap_err().to_string();
-        assert!(err.contains("added `c`, removed `a`"), "{err}");
+        assert!(err.contains("added `c`, removed `a`, retyped none"), "{err}");
         assert!(target_columns(&old, &old, OnSchemaChange::Fail).is_ok());
+        let mut retyped = old.clone();
+        retyped[1].data_type = "Utf8".into();
+        let err = target_columns(&old, &retyped, OnSchemaChange::Fail).unwrap_err().to_string();
+        assert!(err.contains("added none, removed none, retyped `a (Int64 to Utf8)`"), "{err}");
+        for policy in [OnSchemaChange::Ignore, OnSchemaChange::SyncAllColumns, OnSchemaChange::AppendNewColumns] {
+            let err = target_columns(&[], &new, policy).unwrap_err().to_string();
+            assert!(err.contains("no columns were read for the current table"), "{err}");
+            assert!(target_columns(&old, &[], policy).is_err());
+        }
     }
 
     #[test]
@@ -250,6 +298,7 @@ mod tests {
             current_columns: &columns,
             delta_columns: &columns,
             spec: &spec,
+            cast_to_target: false,
         };
         let sql = c.merged();
         assert!(sql.contains("where not exists (select 1 from \"x\".\"d\" d where o.\"id\" = d.\"id\")"), "{sql}");

@@ -260,6 +260,10 @@ pub trait Engine: Send + Sync {
         Err(EngineError::internal("this engine reads deferred relations by name"))
     }
 
+    /// Ends a run that wrote: removes what only this run used (its staging). Best
+    /// effort; what is left is swept by the next run.
+    async fn finish(&self) {}
+
     /// Checks, before anything is written, that the run may create relations in each of
     /// `schemas` (an `ErrorKind::Permission` error naming what is missing otherwise).
     async fn check_writable(&self, _schemas: &BTreeSet<String>) -> Result<(), EngineError> {

@@ -213,6 +213,7 @@ fn run_compiled(
         if summary.interrupted.is_none() {
             run_hooks(engine.as_ref(), "on-run-end", &compiled.run_hooks.post, env).await?;
         }
+        engine.finish().await;
         signals.abort();
         reporter.finish(&summary);
         if let Some(signal) = summary.interrupted {

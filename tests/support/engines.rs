@@ -53,14 +53,17 @@ impl Backend {
             .collect()
     }
 
-    /// The relations etlm left in its staging and audit schemas (always none on the
-    /// embedded engine, whose staging is directories swept by the next run).
+    /// The relations etlm left in its staging and audit schemas, and staging schemas left
+    /// by a run that finished (always none on the embedded engine, whose staging is
+    /// directories swept by the next run).
     pub fn leftovers(&self) -> Vec<Vec<String>> {
         match self {
             Backend::DataFusion => Vec::new(),
             Backend::Postgres(db) => db.rows(
                 "select table_schema, table_name from information_schema.tables \
-                 where table_schema like '\\_etlm\\_staging%' or table_schema = '_etlm_audit' order by 1, 2",
+                 where table_schema like '\\_etlm\\_staging%' or table_schema = '_etlm_audit' \
+                 union all select nspname, '(schema)' from pg_namespace where nspname like '\\_etlm\\_staging%' \
+                 order by 1, 2",
             ),
         }
     }

@@ -70,6 +70,7 @@ pub async fn combine(
         current_columns: &current.meta.columns,
         delta_columns: &delta_out.columns,
         spec,
+        cast_to_target: false,
     };
     let result = async {
         if let Some(window) = &spec.window {

@@ -55,7 +55,7 @@ pub struct PostgresEngine {
     /// The run history and intervals, in schema `etlm_meta`.
     history: SqlHistory<Arc<Pool>>,
     /// The connection holding the run lock (writers only).
-    _lock: Option<Client>,
+    lock: Option<Client>,
     /// Makes staging names unique to this run.
     tag: String,
     /// This run's staging schema.
@@ -142,7 +142,7 @@ impl PostgresEngine {
             history.migrate().await?;
         }
         let tag = format!("{:x}", chrono::Utc::now().timestamp_micros() % 0xffff_ffff);
-        Ok(PostgresEngine { pool, history, _lock: lock, tag, staging, schemas: Mutex::default(), server_version })
+        Ok(PostgresEngine { pool, history, lock, tag, staging, schemas: Mutex::default(), server_version })
     }
 
     /// A connection from the pool.
@@ -202,14 +202,31 @@ impl PostgresEngine {
         let delta = self.staging_name(relation, "_d");
         let rows = create_table_as(client, &delta, sql).await?;
         let current_columns = columns_of(client, relation).await?;
-        let delta_columns = columns_of(client, &delta).await?;
+        let mut delta_columns = columns_of(client, &delta).await?;
         let checked = async {
             if matches!(spec.strategy, IncrementalStrategy::Merge | IncrementalStrategy::DeleteInsert)
                 && spec.window.is_none()
             {
                 check_keys(client, &delta, &spec.unique_key).await?;
             }
-            Ok::<_, EngineError>(target_columns(&current_columns, &delta_columns, spec.on_schema_change)?)
+            let columns = target_columns(&current_columns, &delta_columns, spec.on_schema_change)?;
+            // A column the table keeps at its type (`ignore`, `append_new_columns`) is cast
+            // in the delta, so every statement after reads one type.
+            let retype: Vec<String> = columns
+                .iter()
+                .filter(|c| {
+                    delta_columns.iter().any(|d| d.name == c.name && !d.data_type.eq_ignore_ascii_case(&c.data_type))
+                })
+                .map(|c| format!("alter column {0} type {1} using {0}::{1}", quote_ident(&c.name), c.data_type))
+                .collect();
+            if !retype.is_empty() {
+                client
+                    .batch_execute(&format!("alter table {delta} {}", retype.join(", ")))
+                    .await
+                    .map_err(|e| pg_error(&e))?;
+                delta_columns = columns_of(client, &delta).await?;
+            }
+            Ok::<_, EngineError>(columns)
         };
         let columns = match checked.await {
             Ok(columns) => columns,
@@ -233,6 +250,7 @@ impl IncrementalPlan {
             current_columns: &self.current_columns,
             delta_columns: &self.delta_columns,
             spec: &self.spec,
+            cast_to_target: true,
         }
     }
 
@@ -269,6 +287,14 @@ impl IncrementalPlan {
 impl Engine for PostgresEngine {
     fn history(&self) -> &dyn HistoryStore {
         &self.history
+    }
+
+    /// Drops this run's staging schema (empty by now), on the lock connection: a finished
+    /// run leaves nothing behind. A run that dies before leaves it to the next one's sweep.
+    async fn finish(&self) {
+        if let Some(lock) = &self.lock {
+            let _ = lock.batch_execute(&format!("drop schema if exists {} cascade", quote_ident(&self.staging))).await;
+        }
     }
 
     async fn check_writable(&self, schemas: &BTreeSet<String>) -> Result<(), EngineError> {

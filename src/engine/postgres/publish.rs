@@ -150,7 +150,7 @@ async fn apply_incremental(
     plan: &IncrementalPlan,
     server_version: u32,
 ) -> Result<(), EngineError> {
-    align_columns(tx, relation, &plan.current_columns, &plan.columns, &plan.delta_columns).await?;
+    align_columns(tx, relation, &plan.current_columns, &plan.columns, &plan.columns).await?;
     let delta = &plan.delta;
     let spec = &plan.spec;
     let inserted: Vec<ColumnMeta> =
