@@ -292,6 +292,11 @@ mod cases {
             table(&["open_end", "ordered", "rounds_equal"], &[&["2099-01-01", "true", "true"]]),
             "a text literal in coalesce is a date; a rounded decimal equals an integer"
         );
+        assert_eq!(
+            b.rows(&dir, "select n, nulls_equal, one_is_two, depth, blank_int from {schema}.arrays"),
+            table(&["n", "nulls_equal", "one_is_two", "depth", "blank_int"], &[&["4", "yes", "no", "-1", "0"]]),
+            "array_construct, array_append, array_concat, cast and equals; a var rendered when read; Jinja2's int"
+        );
     }
 
     pub fn source_freshness(b: &Backend) {

@@ -46,13 +46,8 @@ const INPUT_B: &str = "id,dt,amount\n1,2024-01-01,10\n2,2024-01-01,25\n3,2024-01
                        5,2024-01-03,50\n6,2024-01-04,60\n";
 
 fn project(b: &Backend) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("crashes");
-    let write = |path: &str, text: &str| {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let (tmp, dir) = support::empty_project("crashes");
+    let write = |path: &str, text: &str| support::write_file(&dir, path, text);
     write("etlm.yml", "name: crashes\nmodels:\n  crashes:\n    +materialized: table\n");
     write("seeds/events.csv", INPUT_A);
     write("models/daily.sql", "select dt, count(*) as n, sum(amount) as total from {{ ref('events') }} group by dt\n");

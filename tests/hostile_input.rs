@@ -14,13 +14,8 @@ use support::etlm;
 /// SQL: inside a string literal, as a bare expression, as a test's `where`, and as a
 /// schema name.
 fn project(b: &Backend) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("hostile");
-    let write = |path: &str, text: &str| {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let (tmp, dir) = support::empty_project("hostile");
+    let write = |path: &str, text: &str| support::write_file(&dir, path, text);
     write("etlm.yml", "name: hostile\nvars:\n  label: ok\n  n: 1\n  w: '1 = 1'\n  s: extra\n");
     write("seeds/canary.csv", "id,word\n1,alive\n2,alive\n");
     write("models/literal.sql", "select '{{ var(\"label\") }}' as label, id from {{ ref('canary') }}\n");

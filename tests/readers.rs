@@ -22,13 +22,8 @@ const RELATIONS: &[&str] = &["numbers", "by_group", "overwritten", "history"];
 type State = (i64, i64);
 
 fn project(b: &Backend) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("readers");
-    let write = |path: &str, text: &str| {
-        let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let (tmp, dir) = support::empty_project("readers");
+    let write = |path: &str, text: &str| support::write_file(&dir, path, text);
     write("etlm.yml", "name: readers\nmodels:\n  readers:\n    +materialized: table\n");
     write("models/by_group.sql", "select grp, count(*) as n, sum(id) as id from {{ ref('numbers') }} group by grp\n");
     write(
@@ -48,15 +43,14 @@ fn project(b: &Backend) -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
-/// Round `k`'s seed: ids 1..=100+25k (every other round shorter again), `grp` = id % 4.
+/// Round `k`'s seed: ids 1..=100 in even rounds, 1..=150+k in odd ones; `grp` = id % 4.
 fn seed(dir: &Path, round: usize) {
     let n = if round % 2 == 0 { 100 } else { 150 + round };
     let mut csv = String::from("id,grp\n");
     for id in 1..=n {
         csv.push_str(&format!("{id},{}\n", id % 4));
     }
-    std::fs::create_dir_all(dir.join("seeds")).unwrap();
-    std::fs::write(dir.join("seeds/numbers.csv"), csv).unwrap();
+    support::write_file(dir, "seeds/numbers.csv", &csv);
 }
 
 fn checksum_sql(schema: &str, relation: &str) -> String {

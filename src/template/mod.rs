@@ -589,7 +589,15 @@ fn register_globals(
         }
         let package = state.lookup("model").and_then(|m| m.get_attr("package_name").ok());
         let scoped = package.as_ref().and_then(|p| package_vars.get(p.as_str()?));
-        var_value(scoped.unwrap_or(&vars), &name, default)
+        let value = var_value(scoped.unwrap_or(&vars), &name, default)?;
+        // As dbt, a var's text is rendered when it is read:
+        // `max_depth: "{{ 9 if target.type == 'bigquery' else -1 }}"` reads `-1`.
+        match value.as_str() {
+            Some(text) if text.contains("{{") || text.contains("{%") => {
+                state.env().render_str(text, minijinja::context! {}).map(Value::from)
+            }
+            _ => Ok(value),
+        }
     });
     add_env_var(env, &project.env);
     let docs: Arc<BTreeMap<String, String>> =

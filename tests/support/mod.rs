@@ -22,6 +22,22 @@ pub fn copy_project(name_or_path: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dest)
 }
 
+/// An empty project folder `name/` in a fresh temp dir, for a test that writes its files
+/// with [`write_file`].
+pub fn empty_project(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join(name);
+    std::fs::create_dir_all(&dir).expect("project folder");
+    (tmp, dir)
+}
+
+/// Writes `text` to `dir/path`, creating its folders.
+pub fn write_file(dir: &Path, path: &str, text: &str) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().expect("a file path")).expect("folders");
+    std::fs::write(path, text).expect("write file");
+}
+
 /// Applies a change from `tests/fixtures/diff/<change>/` to a project copy: its files
 /// replace or add to the project's, and the paths listed in its `REMOVE` file are deleted.
 pub fn apply_change(dir: &Path, change: &str) {

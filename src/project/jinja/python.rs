@@ -10,6 +10,17 @@ use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 /// package macros measured take under a million).
 pub const FUEL: u64 = 20_000_000;
 
+/// A value read as a number as Python's `float()` would: numbers, booleans, and text
+/// that parses after trimming.
+fn number_of(v: &Value) -> Option<f64> {
+    match v.kind() {
+        minijinja::value::ValueKind::Number => f64::try_from(v.clone()).ok(),
+        minijinja::value::ValueKind::Bool => Some(if v.is_true() { 1.0 } else { 0.0 }),
+        minijinja::value::ValueKind::String => v.as_str()?.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
 /// An environment with strict undefined (printing, iterating or looking into an undefined
 /// name fails; `{% if name %}` of one is false, as in dbt) and the Python methods dbt's Jinja has on
 /// strings, mappings and lists (`'a'.upper()`, `d.items()`, `d.get(k)`, `s.split(',')`,
@@ -23,6 +34,21 @@ pub fn environment() -> Environment<'static> {
     env.add_function(super::mutable::MAKE, super::mutable::make);
     env.add_function("set", super::mutable::set);
     env.add_function("set_strict", super::mutable::set);
+    // Jinja2's `int` and `float`, which dbt has: what does not read as a number is the
+    // default (0), never an error (`'' | int` is 0, `'3.9' | int` is 3).
+    env.add_filter("int", |v: Value, default: Option<Value>| -> Value {
+        let fallback = || default.clone().unwrap_or(Value::from(0));
+        match v.as_i64() {
+            Some(n) if v.is_integer() => Value::from(n),
+            _ => match number_of(&v) {
+                Some(f) if f.is_finite() && f.abs() < 9.2e18 => Value::from(f.trunc() as i64),
+                _ => fallback(),
+            },
+        }
+    });
+    env.add_filter("float", |v: Value, default: Option<Value>| -> Value {
+        number_of(&v).map(Value::from).unwrap_or_else(|| default.unwrap_or(Value::from(0.0)))
+    });
     // dbt's type filters: text read as a number, a boolean, or any literal.
     env.add_filter("as_text", |v: Value| v.to_string());
     env.add_filter("as_number", |v: Value| -> Result<Value, Error> {
@@ -116,6 +142,19 @@ pub fn zip(lists: minijinja::value::Rest<Value>) -> Result<Value, Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn int_and_float_read_numbers_as_jinja2_does() {
+        let env = super::environment();
+        let render = |t: &str| env.render_str(t, ()).unwrap();
+        assert_eq!(
+            render("{{ '' | int }} {{ 'x' | int(5) }} {{ '-1' | int }} {{ ' 3.9 ' | int }} {{ 2.7 | int }}"),
+            "0 5 -1 3 2"
+        );
+        assert_eq!(render("{{ true | int }} {{ none | int }} {{ '1e3' | int }} {{ 7 | int }}"), "1 0 1000 7");
+        assert_eq!(render("{{ '1.5' | float }} {{ 'no' | float }} {{ 2 | float }}"), "1.5 0.0 2.0");
+        assert_eq!(render("{% if '4' | int > 0 %}yes{% endif %}"), "yes");
+    }
+
     #[test]
     fn an_undefined_name_is_false_in_a_truth_test_and_an_error_when_printed() {
         let env = super::environment();

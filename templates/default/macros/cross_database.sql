@@ -202,6 +202,54 @@
   bool_or({{ expression }})
 {%- endmacro %}
 
+{# Arrays (dbt's array_construct, array_append, array_concat): Postgres arrays; on the
+   embedded engine, DataFusion lists. #}
+{% macro array_construct(inputs=[], data_type=none) -%}
+  {{ adapter.dispatch('array_construct', 'dbt')(inputs, data_type if data_type is not none else type_int()) }}
+{%- endmacro %}
+{% macro default__array_construct(inputs, data_type) -%}
+  {%- if inputs | length > 0 -%} array[{{ inputs | join(', ') }}]
+  {%- else -%} array[]::{{ data_type }}[]
+  {%- endif -%}
+{%- endmacro %}
+{% macro local__array_construct(inputs, data_type) -%}
+  {%- if inputs | length > 0 -%} make_array({{ inputs | join(', ') }})
+  {%- else -%} cast(make_array() as {{ data_type }}[])
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro array_append(array, new_element) -%}
+  {{ adapter.dispatch('array_append', 'dbt')(array, new_element) }}
+{%- endmacro %}
+{% macro default__array_append(array, new_element) -%}
+  array_append({{ array }}, {{ new_element }})
+{%- endmacro %}
+
+{% macro array_concat(array_1, array_2) -%}
+  {{ adapter.dispatch('array_concat', 'dbt')(array_1, array_2) }}
+{%- endmacro %}
+{% macro default__array_concat(array_1, array_2) -%}
+  array_cat({{ array_1 }}, {{ array_2 }})
+{%- endmacro %}
+{% macro local__array_concat(array_1, array_2) -%}
+  array_concat({{ array_1 }}, {{ array_2 }})
+{%- endmacro %}
+
+{# dbt.cast (dbt 1.8) and dbt.equals (dbt 1.9: NULL equals NULL). #}
+{% macro cast(field, type) -%}
+  {{ adapter.dispatch('cast', 'dbt')(field, type) }}
+{%- endmacro %}
+{% macro default__cast(field, type) -%}
+  cast({{ field }} as {{ type }})
+{%- endmacro %}
+
+{% macro equals(expr1, expr2) -%}
+  {{ adapter.dispatch('equals', 'dbt')(expr1, expr2) }}
+{%- endmacro %}
+{% macro default__equals(expr1, expr2) -%}
+  case when (({{ expr1 }} = {{ expr2 }}) or ({{ expr1 }} is null and {{ expr2 }} is null)) then 0 else 1 end = 0
+{%- endmacro %}
+
 {% macro listagg(measure, delimiter_text="','", order_by_clause=none, limit_num=none) -%}
   {{ adapter.dispatch('listagg', 'dbt')(measure, delimiter_text, order_by_clause, limit_num) }}
 {%- endmacro %}
