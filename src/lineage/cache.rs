@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use super::scope::Col;
 use super::walk::ModelResult;
 use super::{Catalog, ColumnRef, EdgeKind, Role, Schema};
+use crate::sql::types::Type;
 
 /// The file name under the target folder.
 pub const FILE_NAME: &str = "compile.cache";
@@ -84,11 +85,14 @@ impl Reads {
     }
 }
 
-/// A hash of what a walk reads of a schema: its column names, in order, and completeness.
+/// A hash of what a walk reads of a schema: its column names and types, in order, and
+/// completeness.
 fn schema_hash(schema: &Schema) -> String {
     let mut hasher = Sha256::new();
-    for (name, _) in &schema.columns {
+    for (name, ty) in &schema.columns {
         hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(format!("{ty:?}").as_bytes());
         hasher.update([0]);
     }
     hasher.update([u8::from(schema.complete)]);
@@ -104,9 +108,10 @@ pub(super) fn sql_key(sql: &str) -> String {
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
     reads: Vec<Read>,
-    columns: Vec<(String, Vec<(ColumnRef, EdgeKind)>)>,
+    columns: Vec<(String, Vec<(ColumnRef, EdgeKind)>, Type, u64)>,
     complete: bool,
     usage: BTreeMap<Role, BTreeSet<ColumnRef>>,
+    rows: u64,
 }
 
 /// Walk results and syntax checks of one compile, for the next.
@@ -190,10 +195,11 @@ impl Cache {
             columns: entry
                 .columns
                 .into_iter()
-                .map(|(name, origin)| Col { name, origin: origin.into_iter().collect() })
+                .map(|(name, origin, ty, fp)| Col { name, origin: origin.into_iter().collect(), ty, fp })
                 .collect(),
             complete: entry.complete,
             usage: entry.usage,
+            rows: entry.rows,
             problems: Vec::new(),
             syntax: None,
             reads: Reads(entry.reads.into_iter().collect()),
@@ -212,10 +218,14 @@ impl Cache {
             columns: result
                 .columns
                 .iter()
-                .map(|c| (c.name.clone(), c.origin.iter().map(|(r, k)| (r.clone(), *k)).collect()))
+                .map(|c| {
+                    let origin = c.origin.iter().map(|(r, k)| (r.clone(), *k)).collect();
+                    (c.name.clone(), origin, c.ty.clone(), c.fp)
+                })
                 .collect(),
             complete: result.complete,
             usage: result.usage.clone(),
+            rows: result.rows,
         };
         Some(serde_json::to_string(&entry).expect("cache entries serialize"))
     }
@@ -246,7 +256,7 @@ mod tests {
         Catalog {
             relations: HashMap::from([("main.stg".to_string(), stg.clone())]),
             ephemerals: HashMap::new(),
-            schemas: HashMap::from([(stg, Schema { columns: vec![("id".into(), None)], complete: true })]),
+            schemas: HashMap::from([(stg, Schema { columns: vec![("id".into(), Type::Unknown)], complete: true })]),
             dialect: SqlDialect::DataFusion,
         }
     }
@@ -262,10 +272,11 @@ mod tests {
         let holds = |c: &Catalog| reads.0.iter().all(|r| r.holds(c));
         assert!(holds(&catalog));
 
-        // A type is not read by the walk; a column name is.
-        catalog.schemas.get_mut(&stg).unwrap().columns[0].1 = Some("bigint".into());
-        assert!(holds(&catalog));
-        catalog.schemas.get_mut(&stg).unwrap().columns.push(("amount".into(), None));
+        // Column names and types are read by the walk (types decide the types it infers).
+        catalog.schemas.get_mut(&stg).unwrap().columns[0].1 = Type::Int64;
+        assert!(!holds(&catalog));
+        let mut catalog = self::catalog();
+        catalog.schemas.get_mut(&stg).unwrap().columns.push(("amount".into(), Type::Unknown));
         assert!(!holds(&catalog));
         let mut catalog = self::catalog();
         catalog.schemas.get_mut(&stg).unwrap().complete = false;

@@ -127,6 +127,7 @@ impl ExprVisitor<'_, '_> {
 
     fn query(&mut self, q: &Query) {
         let out = self.w.query(q);
+        self.w.subquery_ref(q, &out);
         for c in &out.cols {
             merge(&mut self.out, &c.origin, self.floor.max(EdgeKind::Transform));
         }
@@ -158,12 +159,12 @@ impl Visitor for ExprVisitor<'_, '_> {
         }
         match e {
             Expr::Identifier(i) => {
-                let o = self.w.column(std::slice::from_ref(i), self.aliases);
-                merge(&mut self.out, &o, self.floor);
+                let c = self.w.column(std::slice::from_ref(i), self.aliases);
+                merge(&mut self.out, &c.origin, self.floor);
             }
             Expr::CompoundIdentifier(parts) => {
-                let o = self.w.column(parts, self.aliases);
-                merge(&mut self.out, &o, self.floor);
+                let c = self.w.column(parts, self.aliases);
+                merge(&mut self.out, &c.origin, self.floor);
             }
             Expr::Function(f) => {
                 self.function(f);

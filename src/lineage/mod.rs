@@ -37,6 +37,7 @@ use crate::diagnostics::{Diagnostic, SourceMap};
 use crate::graph::{Dag, ResourceType};
 use crate::node::{Node, Nodes, ephemeral_cte};
 use crate::project::Project;
+use crate::sql::types::Type;
 use crate::sql::{SqlDialect, SqlError, parse_query};
 
 pub use self::cache::Cache;
@@ -100,8 +101,13 @@ pub struct Edge {
 /// An output column of a node and the upstream columns it derives from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ColumnLineage {
+    /// The type as the target's engine names it; left out when unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_type: Option<String>,
+    /// A hash of how the model derives the column (its expression and the CTE columns
+    /// it reads): when it changes, the column's values may change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     pub name: String,
     /// Sorted by node, then column.
     pub upstream: Vec<Edge>,
@@ -117,6 +123,10 @@ pub struct NodeLineage {
     pub columns_complete: bool,
     pub name: String,
     pub resource_type: &'static str,
+    /// A hash of what decides which rows the model returns (`FROM`, joins, filters,
+    /// grouping, `DISTINCT`, `LIMIT`, set operations); models only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_fingerprint: Option<String>,
     /// Upstream columns per clause role, each list sorted; empty roles are left out.
     pub usage: BTreeMap<Role, Vec<ColumnRef>>,
 }
@@ -163,11 +173,46 @@ impl Lineage {
     }
 }
 
+/// A stable 64-bit hash (FNV-1a, the same in every build), for fingerprints that are
+/// compared across builds.
+#[derive(Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The stable hash of a value.
+pub(crate) fn fingerprint(value: &impl std::hash::Hash) -> u64 {
+    let mut h = Fnv::default();
+    value.hash(&mut h);
+    std::hash::Hasher::finish(&h)
+}
+
+/// A fingerprint as written in `lineage.json`.
+fn fingerprint_text(fp: u64) -> String {
+    format!("{fp:016x}")
+}
+
 /// The schema of a node as seen by downstream models.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Schema {
-    /// Column names and, when known, types.
-    pub columns: Vec<(String, Option<String>)>,
+    /// Column names and types.
+    pub columns: Vec<(String, Type)>,
     /// Whether `columns` is the whole list.
     pub complete: bool,
 }
@@ -230,11 +275,11 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             catalog.ephemerals.insert(ephemeral_cte(&node.name).to_lowercase(), id.clone());
         }
         let schema = match node.resource_type {
-            ResourceType::Seed => schema::seed(root, node),
-            ResourceType::Source => schema::source(node),
+            ResourceType::Seed => schema::seed(root, node, dialect),
+            ResourceType::Source => schema::source(node, dialect),
             _ => continue,
         };
-        lineage.nodes.insert(node.unique_id.clone(), schema::base_lineage(node, &schema));
+        lineage.nodes.insert(node.unique_id.clone(), schema::base_lineage(node, &schema, dialect));
         catalog.schemas.insert(id, schema);
     }
 
@@ -295,16 +340,11 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
                     }
                     // A model with unresolved names may not build as written: downstream
                     // models see its known columns but relax, so one mistake is reported once.
-                    let types: Vec<Option<String>> =
-                        result.columns.iter().map(|c| copied_type(&catalog, &c.origin)).collect();
                     let mut schema = Schema {
-                        columns: result.columns.iter().zip(&types).map(|(c, t)| (c.name.clone(), t.clone())).collect(),
+                        columns: result.columns.iter().map(|c| (c.name.clone(), c.ty.clone())).collect(),
                         complete: result.complete && result.problems.is_empty(),
                     };
-                    let mut entry = walk::node_lineage(node, result);
-                    for (col, t) in entry.columns.iter_mut().zip(types) {
-                        col.data_type = t;
-                    }
+                    let mut entry = walk::node_lineage(node, result, dialect);
                     schema::add_snapshot_columns(node, &mut schema, &mut entry);
                     Some(Walked { node, key, cached, found, entry, schema })
                 })
@@ -341,14 +381,6 @@ struct Walked<'a> {
     found: Vec<Diagnostic>,
     entry: NodeLineage,
     schema: Schema,
-}
-
-/// The type of a column that is a plain copy of one upstream column of known type.
-fn copied_type(catalog: &Catalog, origin: &scope::Origin) -> Option<String> {
-    let mut edges = origin.iter();
-    let (Some((from, EdgeKind::Copy)), None) = (edges.next(), edges.next()) else { return None };
-    let schema = catalog.schemas.get(&from.node)?;
-    schema.columns.iter().find(|(name, _)| name.eq_ignore_ascii_case(&from.column))?.1.clone()
 }
 
 /// True for the nodes whose SQL is walked for columns and lineage: models, and

@@ -6,17 +6,19 @@ use std::path::Path;
 
 use super::{ColumnLineage, NodeLineage, Schema};
 use crate::node::Node;
+use crate::sql::SqlDialect;
+use crate::sql::types::Type;
 
 /// A seed's columns and inferred types; unknown when the CSV cannot be read (`etlm seed`
 /// reports why).
-pub(super) fn seed(root: &Path, node: &Node) -> Schema {
+pub(super) fn seed(root: &Path, node: &Node, dialect: SqlDialect) -> Schema {
     match crate::seed_csv::read_seed_csv(&root.join(&node.path), &node.config.column_types, node.config.quote_columns) {
         Ok(batch) => Schema {
             columns: batch
                 .schema()
                 .fields()
                 .iter()
-                .map(|f| (f.name().clone(), Some(f.data_type().to_string().to_lowercase())))
+                .map(|f| (f.name().clone(), seed_type(node, f.name(), f.data_type(), dialect)))
                 .collect(),
             complete: true,
         },
@@ -27,18 +29,30 @@ pub(super) fn seed(root: &Path, node: &Node) -> Schema {
 /// A source's declared columns, never taken as the whole list: in dbt they document the
 /// table, and projects often list a few of its columns. A column a model reads that is
 /// not declared is not an error, and lineage still names it.
-pub(super) fn source(node: &Node) -> Schema {
-    Schema { columns: node.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(), complete: false }
+pub(super) fn source(node: &Node, dialect: SqlDialect) -> Schema {
+    let declared = |t: &Option<String>| t.as_deref().map_or(Type::Unknown, |t| Type::parse(t, dialect));
+    Schema {
+        columns: node.columns.iter().map(|c| (c.name.clone(), declared(&c.data_type))).collect(),
+        complete: false,
+    }
+}
+
+/// A seed column's type on the target: its `column_types` entry, else what the CSV
+/// values read as.
+fn seed_type(node: &Node, column: &str, read: &datafusion::arrow::datatypes::DataType, dialect: SqlDialect) -> Type {
+    let declared = crate::seed_csv::declared_type(&node.config.column_types, column);
+    Type::of_seed(read, declared.map(String::as_str), dialect)
 }
 
 /// The lineage entry of a node without SQL: its columns, with no upstream.
-pub(super) fn base_lineage(node: &Node, schema: &Schema) -> NodeLineage {
+pub(super) fn base_lineage(node: &Node, schema: &Schema, dialect: SqlDialect) -> NodeLineage {
     NodeLineage {
         columns: schema
             .columns
             .iter()
-            .map(|(name, data_type)| ColumnLineage {
-                data_type: data_type.clone(),
+            .map(|(name, ty)| ColumnLineage {
+                data_type: ty.render(dialect),
+                fingerprint: None,
                 name: name.clone(),
                 upstream: Vec::new(),
             })
@@ -46,6 +60,7 @@ pub(super) fn base_lineage(node: &Node, schema: &Schema) -> NodeLineage {
         columns_complete: schema.complete,
         name: node.name.clone(),
         resource_type: node.resource_type.as_str(),
+        rows_fingerprint: None,
         usage: Default::default(),
     }
 }
@@ -55,7 +70,12 @@ pub(super) fn base_lineage(node: &Node, schema: &Schema) -> NodeLineage {
 pub(super) fn add_snapshot_columns(node: &Node, schema: &mut Schema, entry: &mut NodeLineage) {
     let Some(snapshot) = &node.config.snapshot else { return };
     for name in snapshot.meta.names(snapshot.hard_deletes) {
-        schema.columns.push((name.to_string(), None));
-        entry.columns.push(ColumnLineage { data_type: None, name: name.to_string(), upstream: Vec::new() });
+        schema.columns.push((name.to_string(), Type::Unknown));
+        entry.columns.push(ColumnLineage {
+            data_type: None,
+            fingerprint: None,
+            name: name.to_string(),
+            upstream: Vec::new(),
+        });
     }
 }

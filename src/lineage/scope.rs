@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{ColumnRef, EdgeKind};
+use super::{ColumnRef, EdgeKind, fingerprint};
+use crate::sql::types::Type;
 
 /// Where a value comes from: upstream columns and the strongest edge kind to each.
 pub(super) type Origin = BTreeMap<ColumnRef, EdgeKind>;
@@ -22,6 +23,28 @@ pub(super) fn merge(into: &mut Origin, from: &Origin, floor: EdgeKind) {
 pub(super) struct Col {
     pub name: String,
     pub origin: Origin,
+    pub ty: Type,
+    /// How the value is derived within the model: changes when the expression, or a CTE
+    /// or subquery column it reads, changes (see `walk.rs`).
+    pub fp: u64,
+}
+
+impl Col {
+    /// A column read as it is from an upstream node.
+    pub fn upstream(node: &Arc<str>, name: &str, ty: Type) -> Col {
+        Col {
+            name: name.to_string(),
+            origin: Origin::from([(ColumnRef { column: name.to_string(), node: node.clone() }, EdgeKind::Copy)]),
+            ty,
+            fp: fingerprint(&(&**node, name.to_lowercase())),
+        }
+    }
+
+    /// A value of unknown type derived from `origin`.
+    pub fn untyped(name: &str, origin: Origin) -> Col {
+        let fp = fingerprint(&(name.to_lowercase(), origin.keys().collect::<Vec<_>>()));
+        Col { name: name.to_string(), origin, ty: Type::Unknown, fp }
+    }
 }
 
 /// A relation in a `FROM` clause: a node, a CTE or a derived table.
@@ -46,17 +69,9 @@ pub(super) struct Rel {
 
 impl Rel {
     /// A relation read from a node with a known or unknown schema.
-    pub fn node(id: &Arc<str>, display: &str, qualifier: &str, columns: Option<&[(String, Option<String>)]>) -> Rel {
+    pub fn node(id: &Arc<str>, display: &str, qualifier: &str, columns: Option<&[(String, Type)]>) -> Rel {
         let (cols, complete) = match columns {
-            Some(cols) => (
-                cols.iter()
-                    .map(|(name, _)| Col {
-                        name: name.clone(),
-                        origin: Origin::from([(ColumnRef { column: name.clone(), node: id.clone() }, EdgeKind::Copy)]),
-                    })
-                    .collect(),
-                true,
-            ),
+            Some(cols) => (cols.iter().map(|(name, ty)| Col::upstream(id, name, ty.clone())).collect(), true),
             None => (Vec::new(), false),
         };
         let passthrough = if complete { Vec::new() } else { vec![id.clone()] };
@@ -96,6 +111,11 @@ impl Rel {
             .collect()
     }
 
+    /// A column this relation may have but does not list, of unknown type.
+    pub fn passthrough_col(&self, name: &str) -> Col {
+        Col::untyped(name, self.passthrough_origin(name))
+    }
+
     /// Renames columns by position (`alias(a, b)`); extra names are ignored.
     pub fn rename(&mut self, names: &[String]) {
         for (col, name) in self.cols.iter_mut().zip(names) {
@@ -106,12 +126,22 @@ impl Rel {
 
 /// The outcome of looking a name up in one scope.
 pub(super) enum Lookup {
-    Found(Origin),
+    Found(Col),
     /// In more than one relation: their display names and qualifiers.
-    Ambiguous(Vec<(String, String)>, Origin),
+    Ambiguous(Vec<(String, String)>, Col),
     /// Not in the known columns, but a relation with an unknown schema may have it.
-    Relaxed(Origin),
+    Relaxed(Col),
     Missing,
+}
+
+impl Lookup {
+    /// The column found, whatever the outcome; `None` when missing.
+    pub fn col(self) -> Option<Col> {
+        match self {
+            Lookup::Found(c) | Lookup::Ambiguous(_, c) | Lookup::Relaxed(c) => Some(c),
+            Lookup::Missing => None,
+        }
+    }
 }
 
 /// The relations of one `FROM` clause plus the output aliases of its `SELECT`.
@@ -128,7 +158,7 @@ impl Scope {
     /// Looks up an unqualified column name.
     pub fn lookup(&self, name: &str) -> Lookup {
         if let Some(c) = self.merged.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
-            return Lookup::Found(c.origin.clone());
+            return Lookup::Found(c.clone());
         }
         let hits: Vec<(&Rel, &Col)> = self
             .rels
@@ -138,14 +168,14 @@ impl Scope {
             .collect();
         match hits.len() {
             0 => {}
-            1 => return Lookup::Found(hits[0].1.origin.clone()),
+            1 => return Lookup::Found(hits[0].1.clone()),
             _ => {
                 let mut origin = Origin::new();
                 for (_, c) in &hits {
                     merge(&mut origin, &c.origin, EdgeKind::Copy);
                 }
                 let rels = hits.iter().map(|(r, _)| (r.display.clone(), r.qualifier.clone())).collect();
-                return Lookup::Ambiguous(rels, origin);
+                return Lookup::Ambiguous(rels, Col::untyped(name, origin));
             }
         }
         let open: Vec<&Rel> = self.rels.iter().filter(|r| !r.complete).collect();
@@ -153,7 +183,11 @@ impl Scope {
             return Lookup::Missing;
         }
         // Attribute only when exactly one relation could hold it.
-        if open.len() == 1 { Lookup::Relaxed(open[0].passthrough_origin(name)) } else { Lookup::Relaxed(Origin::new()) }
+        if open.len() == 1 {
+            Lookup::Relaxed(open[0].passthrough_col(name))
+        } else {
+            Lookup::Relaxed(Col::untyped(name, Origin::new()))
+        }
     }
 
     /// The relation a qualifier names, if it is in this scope.
@@ -172,7 +206,7 @@ mod tests {
     use super::*;
 
     fn rel(node: &str, q: &str, cols: &[&str]) -> Rel {
-        let cols: Vec<(String, Option<String>)> = cols.iter().map(|c| (c.to_string(), None)).collect();
+        let cols: Vec<(String, Type)> = cols.iter().map(|c| (c.to_string(), Type::Unknown)).collect();
         Rel::node(&Arc::from(node), node, q, Some(&cols))
     }
 
@@ -185,7 +219,7 @@ mod tests {
         );
         assert!(matches!(scope.lookup("y"), Lookup::Found(_)));
         assert!(matches!(scope.lookup("z"), Lookup::Missing));
-        scope.merged.push(Col { name: "id".into(), origin: Origin::new() });
+        scope.merged.push(Col::untyped("id", Origin::new()));
         assert!(matches!(scope.lookup("ID"), Lookup::Found(_)));
     }
 
@@ -196,8 +230,8 @@ mod tests {
             ..Default::default()
         };
         match scope.lookup("whatever") {
-            Lookup::Relaxed(o) => {
-                assert_eq!(o.keys().map(|c| (&*c.node, c.column.as_str())).collect::<Vec<_>>(), [("src", "whatever")])
+            Lookup::Relaxed(c) => {
+                assert_eq!(c.origin.keys().map(|c| (&*c.node, c.column.as_str())).collect::<Vec<_>>(), [("src", "whatever")])
             }
             _ => panic!("expected a relaxed lookup"),
         }

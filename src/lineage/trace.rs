@@ -113,6 +113,7 @@ mod tests {
                 .iter()
                 .map(|(c, ups)| ColumnLineage {
                     data_type: None,
+                    fingerprint: None,
                     name: c.to_string(),
                     upstream: ups
                         .iter()
@@ -123,6 +124,7 @@ mod tests {
             columns_complete: true,
             name: name.into(),
             resource_type: "model",
+            rows_fingerprint: None,
             usage: BTreeMap::new(),
         }
     }

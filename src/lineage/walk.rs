@@ -5,6 +5,7 @@
 //! Expressions are walked by `expr.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{
@@ -15,8 +16,10 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::cache::Reads;
 use super::scope::{Col, Lookup, Origin, Rel, Scope, merge};
-use super::{Catalog, ColumnLineage, ColumnRef, Edge, EdgeKind, NodeLineage, Role};
+use super::{Catalog, ColumnLineage, ColumnRef, Edge, EdgeKind, Fnv, NodeLineage, Role, fingerprint_text};
 use crate::node::Node;
+use crate::sql::SqlDialect;
+use crate::sql::types::{self, Type};
 
 /// A name the walk could not resolve, at its 1-based line and column in the compiled SQL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +45,8 @@ pub(super) struct ModelResult {
     pub columns: Vec<Col>,
     pub complete: bool,
     pub usage: BTreeMap<Role, BTreeSet<ColumnRef>>,
+    /// What decides the rows the model returns (see `NodeLineage::rows_fingerprint`).
+    pub rows: u64,
     pub problems: Vec<Problem>,
     /// The syntax error that stopped the walk before it began.
     pub syntax: Option<crate::diagnostics::Diagnostic>,
@@ -66,22 +71,33 @@ pub(super) fn walk_model(stmt: &Statement, catalog: &Catalog) -> ModelResult {
         scopes: Vec::new(),
         usage: BTreeMap::new(),
         problems: Vec::new(),
+        refs: Vec::new(),
+        rows: Fnv::default(),
     };
     let out = w.query(query);
     let mut problems = w.problems;
     problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup();
-    ModelResult { columns: out.cols, complete: out.complete, usage: w.usage, problems, syntax: None, reads: w.reads }
+    ModelResult {
+        columns: out.cols,
+        complete: out.complete,
+        usage: w.usage,
+        rows: w.rows.finish(),
+        problems,
+        syntax: None,
+        reads: w.reads,
+    }
 }
 
 /// The lineage entry of a model from its walk.
-pub(super) fn node_lineage(node: &Node, result: ModelResult) -> NodeLineage {
+pub(super) fn node_lineage(node: &Node, result: ModelResult, dialect: SqlDialect) -> NodeLineage {
     NodeLineage {
         columns: result
             .columns
             .into_iter()
             .map(|c| ColumnLineage {
-                data_type: None,
+                data_type: c.ty.render(dialect),
+                fingerprint: Some(fingerprint_text(c.fp)),
                 name: c.name,
                 upstream: c.origin.into_iter().map(|(r, kind)| Edge { column: r.column, kind, node: r.node }).collect(),
             })
@@ -89,6 +105,7 @@ pub(super) fn node_lineage(node: &Node, result: ModelResult) -> NodeLineage {
         columns_complete: result.complete,
         name: node.name.clone(),
         resource_type: node.resource_type.as_str(),
+        rows_fingerprint: Some(fingerprint_text(result.rows)),
         usage: result.usage.into_iter().map(|(role, set)| (role, super::sorted_refs(set))).collect(),
     }
 }
@@ -103,6 +120,11 @@ pub(super) struct Walker<'a> {
     scopes: Vec<Scope>,
     usage: BTreeMap<Role, BTreeSet<ColumnRef>>,
     problems: Vec<Problem>,
+    /// The columns and scalar subqueries resolved while evaluating expressions, by the
+    /// address of their node in the syntax tree: what [`Walker::value`] types from.
+    refs: Vec<(usize, Type, u64)>,
+    /// Hashes what decides the rows (clauses, and the columns those clauses read).
+    rows: Fnv,
 }
 
 /// How an unqualified name that no relation has may still resolve to an output column.
@@ -144,6 +166,7 @@ impl<'a> Walker<'a> {
             }
         }
         let out = self.set_expr(&q.body, q.order_by.as_ref());
+        (&q.limit_clause, &q.fetch).hash(&mut self.rows);
         self.ctes.truncate(depth);
         out
     }
@@ -156,13 +179,16 @@ impl<'a> Walker<'a> {
                 self.order_by_outputs(&out, order_by);
                 out
             }
-            SetExpr::SetOperation { left, right, .. } => {
+            SetExpr::SetOperation { left, right, op, set_quantifier } => {
                 let l = self.set_expr(left, None);
                 let r = self.set_expr(right, None);
+                (op, set_quantifier).hash(&mut self.rows);
                 let mut cols = l.cols;
                 // Set operations match columns by position; names come from the left.
                 for (c, rc) in cols.iter_mut().zip(&r.cols) {
                     merge(&mut c.origin, &rc.origin, EdgeKind::Copy);
+                    c.ty = types::unify(&[c.ty.clone(), rc.ty.clone()], self.catalog.dialect);
+                    c.fp = super::fingerprint(&(c.fp, rc.fp));
                 }
                 let mut passthrough = l.passthrough;
                 passthrough.extend(r.passthrough);
@@ -173,13 +199,15 @@ impl<'a> Walker<'a> {
             SetExpr::Values(values) => {
                 let width = values.rows.first().map_or(0, |r| r.content.len());
                 let mut cols: Vec<Col> =
-                    (1..=width).map(|i| Col { name: format!("column{i}"), origin: Origin::new() }).collect();
+                    (1..=width).map(|i| Col::untyped(&format!("column{i}"), Origin::new())).collect();
                 for row in &values.rows {
                     for (c, e) in cols.iter_mut().zip(&row.content) {
-                        let o = self.expr(e, Aliases::No);
-                        merge(&mut c.origin, &o, EdgeKind::Transform);
+                        let v = self.value(e, Aliases::No);
+                        merge(&mut c.origin, &v.origin, EdgeKind::Transform);
+                        c.fp = super::fingerprint(&(c.fp, v.fp));
                     }
                 }
+                values.hash(&mut self.rows);
                 Output { cols, complete: true, passthrough: Vec::new() }
             }
             SetExpr::Table(t) => {
@@ -198,13 +226,14 @@ impl<'a> Walker<'a> {
         let Some(OrderBy { kind: OrderByKind::Expressions(list), .. }) = order_by else { return };
         self.scopes.push(Scope { outputs: out.cols.clone(), ..Default::default() });
         for o in list {
-            let origin = self.expr_or_position(&o.expr, Aliases::Before);
-            self.record(Role::Order, &origin);
+            let v = self.expr_or_position(&o.expr, Aliases::Before);
+            self.record(Role::Order, &v.origin);
         }
         self.scopes.pop();
     }
 
     fn select(&mut self, s: &Select, order_by: Option<&OrderBy>) -> Output {
+        (&s.from, &s.distinct, &s.top, &s.group_by).hash(&mut self.rows);
         self.scopes.push(Scope::default());
         for twj in &s.from {
             self.table_with_joins(twj);
@@ -229,8 +258,9 @@ impl<'a> Walker<'a> {
         }
         if let GroupByExpr::Expressions(list, _) = &s.group_by {
             for e in list {
-                let origin = self.expr_or_position(e, Aliases::After);
-                self.record(Role::Group, &origin);
+                let v = self.expr_or_position(e, Aliases::After);
+                v.fp.hash(&mut self.rows);
+                self.record(Role::Group, &v.origin);
             }
         }
         if let Some(e) = &s.having {
@@ -246,8 +276,8 @@ impl<'a> Walker<'a> {
         }
         if let Some(OrderBy { kind: OrderByKind::Expressions(list), .. }) = order_by {
             for o in list {
-                let origin = self.expr_or_position(&o.expr, Aliases::Before);
-                self.record(Role::Order, &origin);
+                let v = self.expr_or_position(&o.expr, Aliases::Before);
+                self.record(Role::Order, &v.origin);
             }
         }
         self.scopes.pop();
@@ -263,16 +293,16 @@ impl<'a> Walker<'a> {
         for item in items {
             match item {
                 SelectItem::UnnamedExpr(e) => {
-                    let origin = self.expr(e, Aliases::No);
-                    out.cols.push(Col { name: self.column_name(e), origin });
+                    let v = self.value(e, Aliases::No);
+                    out.cols.push(Col { name: self.column_name(e), ..v });
                 }
                 SelectItem::ExprWithAlias { expr, alias } => {
-                    let origin = self.expr(expr, Aliases::No);
-                    out.cols.push(Col { name: norm(alias), origin });
+                    let v = self.value(expr, Aliases::No);
+                    out.cols.push(Col { name: norm(alias), ..v });
                 }
                 SelectItem::ExprWithAliases { expr, aliases } => {
-                    let origin = self.expr(expr, Aliases::No);
-                    out.cols.extend(aliases.iter().map(|a| Col { name: norm(a), origin: origin.clone() }));
+                    let v = self.value(expr, Aliases::No);
+                    out.cols.extend(aliases.iter().map(|a| Col { name: norm(a), ..v.clone() }));
                 }
                 SelectItem::Wildcard(opts) => {
                     let scope = self.scopes.last().expect("a SELECT pushed its scope");
@@ -374,17 +404,22 @@ impl<'a> Walker<'a> {
             }
             return;
         };
-        let mut both = left.clone();
-        merge(&mut both, &right, EdgeKind::Copy);
+        let mut both = left.origin.clone();
+        merge(&mut both, &right.origin, EdgeKind::Copy);
         self.record(Role::Join, &both);
-        let origin = match side {
+        let col = match side {
             Side::Right => right,
-            Side::Full => both,
+            Side::Full => Col {
+                ty: types::unify(&[left.ty.clone(), right.ty.clone()], self.catalog.dialect),
+                fp: super::fingerprint(&(left.fp, right.fp)),
+                origin: both,
+                ..left
+            },
             _ => left,
         };
         let scope = self.top();
         scope.merged.retain(|c| !c.name.eq_ignore_ascii_case(&name));
-        scope.merged.push(Col { name: name.clone(), origin });
+        scope.merged.push(Col { name: name.clone(), ..col });
         for rel in &mut scope.rels {
             if rel.col(&name).is_some() {
                 rel.hidden.push(name.clone());
@@ -477,8 +512,11 @@ impl<'a> Walker<'a> {
 
     /// Resolves an expression used in a clause and records its columns under `role`.
     pub(super) fn role(&mut self, e: &Expr, role: Role, aliases: Aliases) {
-        let origin = self.expr(e, aliases);
-        self.record(role, &origin);
+        let v = self.value(e, aliases);
+        if role != Role::Order {
+            v.fp.hash(&mut self.rows);
+        }
+        self.record(role, &v.origin);
     }
 
     fn record(&mut self, role: Role, origin: &Origin) {
@@ -488,32 +526,66 @@ impl<'a> Walker<'a> {
     }
 
     /// `GROUP BY 2` / `ORDER BY 2` refer to the second output column.
-    fn expr_or_position(&mut self, e: &Expr, aliases: Aliases) -> Origin {
+    fn expr_or_position(&mut self, e: &Expr, aliases: Aliases) -> Col {
         if let Expr::Value(v) = e
             && let Value::Number(n, _) = &v.value
             && let Ok(i) = n.parse::<usize>()
         {
             let outputs = &self.scopes.last().expect("a scope is pushed").outputs;
-            return outputs.get(i.wrapping_sub(1)).map(|c| c.origin.clone()).unwrap_or_default();
+            return outputs.get(i.wrapping_sub(1)).cloned().unwrap_or_else(|| Col::untyped("", Origin::new()));
         }
-        self.expr(e, aliases)
+        self.value(e, aliases)
+    }
+
+    /// An expression's value: its origin, type and fingerprint (the expression's syntax
+    /// tree, spans aside, and the fingerprints of the columns it reads).
+    pub(super) fn value(&mut self, e: &Expr, aliases: Aliases) -> Col {
+        let start = self.refs.len();
+        let origin = self.expr(e, aliases);
+        let refs = self.refs.split_off(start);
+        let found = |x: &Expr| {
+            let key = ref_key(x)?;
+            refs.iter().find(|r| r.0 == key).map(|r| r.1.clone())
+        };
+        let ty = types::infer(e, self.catalog.dialect, &|x| found(x).unwrap_or_default());
+        let mut h = Fnv::default();
+        e.hash(&mut h);
+        for r in &refs {
+            r.2.hash(&mut h);
+        }
+        Col { name: String::new(), origin, ty, fp: h.finish() }
+    }
+
+    /// Records a scalar subquery's value for [`Walker::value`].
+    pub(super) fn subquery_ref(&mut self, q: &Query, out: &Output) {
+        let first = out.cols.first();
+        let fp = super::fingerprint(&out.cols.iter().map(|c| c.fp).collect::<Vec<_>>());
+        self.refs.push((q as *const Query as usize, first.map(|c| c.ty.clone()).unwrap_or_default(), fp));
     }
 
     /// The origin of an expression's value: a bare column keeps its kinds, anything
     /// else is at least a transform.
     fn expr(&mut self, e: &Expr, aliases: Aliases) -> Origin {
         match e {
-            Expr::Identifier(i) => self.column(std::slice::from_ref(i), aliases),
-            Expr::CompoundIdentifier(parts) => self.column(parts, aliases),
+            Expr::Identifier(i) => self.column(std::slice::from_ref(i), aliases).origin,
+            Expr::CompoundIdentifier(parts) => self.column(parts, aliases).origin,
             Expr::Nested(inner) => self.expr(inner, aliases),
             _ => super::expr::origin(self, e, EdgeKind::Transform, aliases),
         }
     }
 
-    /// Resolves a column reference, innermost scope first.
-    pub(super) fn column(&mut self, parts: &[Ident], aliases: Aliases) -> Origin {
+    /// Resolves a column reference, innermost scope first, and records it for
+    /// [`Walker::value`].
+    pub(super) fn column(&mut self, parts: &[Ident], aliases: Aliases) -> Col {
+        let col = self.resolve(parts, aliases);
+        self.refs.push((parts.as_ptr() as usize, col.ty.clone(), col.fp));
+        col
+    }
+
+    fn resolve(&mut self, parts: &[Ident], aliases: Aliases) -> Col {
+        let none = || Col::untyped("", Origin::new());
         match parts {
-            [] => Origin::new(),
+            [] => none(),
             [name] => self.unqualified(name, aliases),
             [q, name, ..] => {
                 // `alias.col[.field]`, then `schema.table.col`, then `col.field`.
@@ -521,52 +593,52 @@ impl<'a> Walker<'a> {
                     return o;
                 }
                 if let [_, t, name, ..] = parts
-                    && let Some(o) = self.qualified(t, name)
+                    && let Some(c) = self.qualified(t, name)
                 {
-                    return o;
+                    return c;
                 }
                 let first = norm(q);
                 for scope in self.scopes.iter().rev() {
-                    match scope.lookup(&first) {
-                        Lookup::Found(o) | Lookup::Ambiguous(_, o) | Lookup::Relaxed(o) => return o,
-                        Lookup::Missing => {}
+                    if let Some(c) = scope.lookup(&first).col() {
+                        // `col.field`: a part of the column, of a type not known here.
+                        return Col { ty: Type::Unknown, ..c };
                     }
                 }
                 // An unknown qualifier: leave it to the engine.
-                Origin::new()
+                none()
             }
         }
     }
 
-    fn qualified(&mut self, q: &Ident, name: &Ident) -> Option<Origin> {
+    fn qualified(&mut self, q: &Ident, name: &Ident) -> Option<Col> {
         let qualifier = norm(q);
         let col = norm(name);
         let rel = self.scopes.iter().rev().find_map(|s| s.rel(&qualifier))?;
         if let Some(c) = rel.col(&col) {
-            return Some(c.origin.clone());
+            return Some(c.clone());
         }
         if !rel.complete {
-            return Some(rel.passthrough_origin(&col));
+            return Some(rel.passthrough_col(&col));
         }
         let available = vec![(rel.display.clone(), rel.cols.iter().map(|c| c.name.clone()).collect())];
         self.problem(name, ProblemKind::Unknown { qualifier: Some(rel.qualifier.clone()), available });
-        Some(Origin::new())
+        Some(Col::untyped(&col, Origin::new()))
     }
 
-    fn unqualified(&mut self, ident: &Ident, aliases: Aliases) -> Origin {
+    fn unqualified(&mut self, ident: &Ident, aliases: Aliases) -> Col {
         let name = norm(ident);
         let innermost = self.scopes.last();
         if aliases == Aliases::Before
             && let Some(c) = innermost.and_then(|s| s.output(&name))
         {
-            return c.origin.clone();
+            return c.clone();
         }
         for scope in self.scopes.iter().rev() {
             match scope.lookup(&name) {
-                Lookup::Found(o) | Lookup::Relaxed(o) => return o,
-                Lookup::Ambiguous(relations, o) => {
+                Lookup::Found(c) | Lookup::Relaxed(c) => return c,
+                Lookup::Ambiguous(relations, c) => {
                     self.problem(ident, ProblemKind::Ambiguous { relations });
-                    return o;
+                    return c;
                 }
                 Lookup::Missing => {}
             }
@@ -574,10 +646,10 @@ impl<'a> Walker<'a> {
         if aliases == Aliases::After
             && let Some(c) = self.scopes.last().and_then(|s| s.output(&name))
         {
-            return c.origin.clone();
+            return c.clone();
         }
         if ident.quote_style.is_none() && is_keyword_value(&name) {
-            return Origin::new();
+            return Col::untyped(&name, Origin::new());
         }
         // Postgres' whole-row reference: `select t from t`.
         if let Some(rel) = self.scopes.iter().rev().find_map(|s| s.rel(&name)) {
@@ -585,11 +657,11 @@ impl<'a> Walker<'a> {
             for c in &rel.cols {
                 merge(&mut origin, &c.origin, EdgeKind::Transform);
             }
-            return origin;
+            return Col::untyped(&name, origin);
         }
         let available = self.scopes.last().map(|s| available(&s.rels)).unwrap_or_default();
         self.problem(ident, ProblemKind::Unknown { qualifier: None, available });
-        Origin::new()
+        Col::untyped(&name, Origin::new())
     }
 
     fn problem(&mut self, ident: &Ident, kind: ProblemKind) {
@@ -610,18 +682,29 @@ fn available(rels: &[Rel]) -> Vec<(String, Vec<String>)> {
 
 /// The origin of `name` on one side of a join: merged columns, then known columns, then
 /// relations with an unknown schema. `None` when no relation on that side can have it.
-fn side_lookup(scope: &Scope, rels: &[Rel], left: bool, name: &str) -> Option<Origin> {
+fn side_lookup(scope: &Scope, rels: &[Rel], left: bool, name: &str) -> Option<Col> {
     if left && let Some(c) = scope.merged.iter().find(|c| c.name.eq_ignore_ascii_case(name)) {
-        return Some(c.origin.clone());
+        return Some(c.clone());
     }
     if let Some(c) = rels.iter().find_map(|r| r.col(name)) {
-        return Some(c.origin.clone());
+        return Some(c.clone());
     }
     let open: Vec<&Rel> = rels.iter().filter(|r| !r.complete).collect();
     match open.as_slice() {
         [] => None,
-        [one] => Some(one.passthrough_origin(name)),
-        _ => Some(Origin::new()),
+        [one] => Some(one.passthrough_col(name)),
+        _ => Some(Col::untyped(name, Origin::new())),
+    }
+}
+
+/// The key [`Walker::value`] finds a column reference or scalar subquery by: the address
+/// of its first name part, or of its query.
+fn ref_key(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Identifier(i) => Some(i as *const Ident as usize),
+        Expr::CompoundIdentifier(parts) => Some(parts.as_ptr() as usize),
+        Expr::Subquery(q) => Some(&**q as *const Query as usize),
+        _ => None,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod lex;
 mod position;
+pub mod types;
 
 use datafusion::sql::sqlparser;
 use sqlparser::ast::Statement;

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::DataType;
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 
@@ -31,7 +30,7 @@ pub async fn copy_into(
             format!(
                 "{} {}",
                 quote_ident(f.name()),
-                declared_type(column_types, f.name()).cloned().unwrap_or_else(|| pg_type(f.data_type()))
+                declared_type(column_types, f.name()).cloned().unwrap_or_else(|| crate::sql::types::postgres_seed_type(f.data_type()))
             )
         })
         .collect();
@@ -56,18 +55,3 @@ pub async fn copy_into(
     sink.finish().await.map_err(|e| pg_error(&e))
 }
 
-/// The Postgres type of a seed column, as dbt names it: whole numbers `integer` (`bigint`
-/// past its range), other numbers `double precision` (dbt's `float8`).
-fn pg_type(t: &DataType) -> String {
-    match t {
-        DataType::Int8 | DataType::Int16 | DataType::Int32 => "integer".into(),
-        DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
-        DataType::Float16 | DataType::Float32 | DataType::Float64 => "double precision".into(),
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("numeric({p}, {s})"),
-        DataType::Boolean => "boolean".into(),
-        DataType::Date32 | DataType::Date64 => "date".into(),
-        DataType::Timestamp(_, None) => "timestamp".into(),
-        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
-        _ => "text".into(),
-    }
-}
