@@ -1,7 +1,10 @@
 //! `etlm diff`, `state:` and `result:` selectors, `--defer` and `etlm retry`.
 //!
 //! Each change case is the `diff_base` project ("main", compiled or built) against a copy
-//! with one change from `tests/fixtures/diff/<case>/` applied ("the pull request").
+//! with one change from `tests/fixtures/diff/<case>/` applied ("the pull request"). The
+//! impact cases change the jaffle-shaped `impact_base` (`tests/fixtures/diff/impact/`),
+//! whose marts read staging through CTEs and joins; their text and Markdown reports are
+//! snapshots.
 
 mod support;
 
@@ -20,10 +23,15 @@ struct Pair {
 impl Pair {
     /// `main` compiled (or built, with `build`), and a copy with `change` applied.
     fn new(change: &str, command: &str) -> Pair {
-        let (t1, main) = copy_project("diff_base");
+        Pair::on("diff_base", change, command)
+    }
+
+    /// Like [`Pair::new`] on another base project.
+    fn on(base: &str, change: &str, command: &str) -> Pair {
+        let (t1, main) = copy_project(base);
         let run = etlm(&main, &[command]);
         assert_eq!(run.code, 0, "{command} of main failed: {}{}", run.stdout, run.stderr);
-        let (t2, pr) = copy_project("diff_base");
+        let (t2, pr) = copy_project(base);
         apply_change(&pr, change);
         Pair { _temps: (t1, t2), main, pr }
     }
@@ -92,7 +100,7 @@ fn names(list: &Value) -> Vec<String> {
 fn sql_change_selects_the_model_and_plus_its_descendants() {
     let pair = Pair::new("sql_change", "compile");
     let diff = pair.json();
-    assert_eq!(modified(&diff), ["stg_orders: non-breaking [body]"]);
+    assert_eq!(modified(&diff), ["stg_orders: values-may-change [body]"]);
     assert_eq!(diff["modified"].as_array().unwrap().len(), 1, "tests of unchanged models are not modified");
     let sql = diff["modified"][0]["sql_diff"].as_str().unwrap();
     assert!(sql.contains("+where status <> 'cancelled'"), "{sql}");
@@ -114,7 +122,7 @@ fn config_change_selects_only_the_model_whose_config_changed() {
 fn var_change_selects_only_the_model_reading_the_var() {
     // `min_amount` is read by `orders` only; `report` reads another var.
     let pair = Pair::new("var_change", "compile");
-    assert_eq!(modified(&pair.json()), ["orders: non-breaking [body, vars(min_amount)]"]);
+    assert_eq!(modified(&pair.json()), ["orders: values-may-change [body, vars(min_amount)]"]);
     assert_eq!(pair.select("state:modified"), ["orders"]);
     assert_eq!(pair.select("state:modified.vars"), ["orders"]);
 }
@@ -123,7 +131,7 @@ fn var_change_selects_only_the_model_reading_the_var() {
 fn macro_change_selects_the_models_calling_it_and_not_for_an_unused_macro() {
     // Both macros change; only `cents_to_dollars` is called (by `orders`).
     let pair = Pair::new("macro_change", "compile");
-    assert_eq!(modified(&pair.json()), ["orders: non-breaking [body, macros(cents_to_dollars)]"]);
+    assert_eq!(modified(&pair.json()), ["orders: values-may-change [body, macros(cents_to_dollars)]"]);
     assert_eq!(pair.select("state:modified"), ["orders"]);
     assert_eq!(pair.select("state:modified.macros"), ["orders"]);
 }
@@ -180,14 +188,19 @@ fn column_retyped_and_read_downstream_is_breaking() {
     assert_eq!(
         modified(&diff),
         [
-            "customers: breaking [upstream_schema(orders)]",
-            "order_status: non-breaking [upstream_schema(orders)]",
-            "orders: breaking [upstream_schema(stg_orders)]",
-            "report: non-breaking [upstream_schema(customers)]",
-            "stg_orders: breaking [upstream_schema(raw_orders)]",
+            "customers: breaking [upstream_retyped(orders)]",
+            "order_status: non-breaking [upstream_retyped(orders)]",
+            "orders: breaking [upstream_retyped(stg_orders)]",
+            "report: non-breaking [upstream_retyped(customers)]",
+            "stg_orders: breaking [upstream_retyped(raw_orders)]",
         ]
     );
     assert_eq!(pair.select("state:modified.config"), Vec::<String>::new(), "only the seed's config changed");
+    assert_eq!(
+        pair.select("state:modified.upstream_retyped"),
+        ["customers", "order_status", "orders", "report", "stg_orders"]
+    );
+    assert_eq!(pair.select("state:modified.upstream_schema"), Vec::<String>::new(), "no column added or removed");
     assert_eq!(pair.select("state:modified"), ["customers", "order_status", "orders", "report", "stg_orders"]);
     pair.diff(&["--fail-on", "breaking"], 1);
 }
@@ -232,9 +245,103 @@ fn markdown_report_for_a_breaking_column_removal() {
 fn human_report_names_each_reason() {
     let pair = Pair::new("var_change", "compile");
     let text = pair.diff(&[], 0);
-    assert!(text.contains("~ model orders (non-breaking)"), "{text}");
+    assert!(text.contains("~ model orders (values may change)"), "{text}");
+    assert!(text.contains("its rows may change"), "{text}");
     assert!(text.contains("why: var `min_amount` changed"), "{text}");
     assert!(!text.contains("\u{1b}["), "no colour off a terminal");
+}
+
+/// The impact case `case`: its JSON, and its text and Markdown reports as snapshots.
+fn impact(case: &str) -> Value {
+    let pair = Pair::on("impact_base", &format!("impact/{case}"), "compile");
+    insta::assert_snapshot!(format!("impact_{case}_text"), pair.diff(&[], 0));
+    insta::assert_snapshot!(format!("impact_{case}_markdown"), pair.diff(&["--format", "markdown"], 0));
+    pair.json()
+}
+
+fn impact_of<'a>(diff: &'a Value, model: &str, column: &str) -> &'a Value {
+    let node = diff["modified"].as_array().unwrap().iter().find(|m| m["name"] == model).expect("modified model");
+    node["impacts"].as_array().unwrap().iter().find(|i| i["column"] == column).expect("impact on the column")
+}
+
+#[test]
+fn integer_division_turned_numeric_is_a_breaking_retype_reaching_both_marts() {
+    let diff = impact("division");
+    assert_eq!(
+        modified(&diff),
+        [
+            "customers: non-breaking [upstream_retyped(orders)]",
+            "orders: breaking [upstream_retyped(stg_payments)]",
+            "stg_payments: breaking [body]",
+        ]
+    );
+    let amount = impact_of(&diff, "stg_payments", "amount");
+    assert_eq!(amount["change"], "retyped");
+    assert_eq!(amount["detail"], "int64 -> float64");
+    let stg = diff["modified"].as_array().unwrap().iter().find(|m| m["name"] == "stg_payments").unwrap();
+    assert_eq!(stg["reaches"], serde_json::json!(["customers", "orders"]));
+    let via: Vec<&Value> =
+        amount["downstream"].as_array().unwrap().iter().filter(|u| u["model"] == "customers").collect();
+    assert_eq!(via[0]["via"], serde_json::json!(["orders.amount"]));
+}
+
+#[test]
+fn widened_cast_is_a_retype_read_by_a_join_downstream() {
+    let diff = impact("widened_cast");
+    let id = impact_of(&diff, "stg_orders", "customer_id");
+    assert_eq!((id["class"].as_str(), id["detail"].as_str()), (Some("breaking"), Some("int32 -> int64")));
+    let hows: Vec<String> = id["downstream"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            format!(
+                "{}.{}:{}",
+                u["model"].as_str().unwrap(),
+                u["column"].as_str().unwrap_or("-"),
+                u["how"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(hows, ["orders.customer_id:copy", "customers.-:group", "customers.-:join"]);
+}
+
+#[test]
+fn renamed_column_read_downstream_is_breaking_and_names_the_updated_reader() {
+    let diff = impact("renamed_column");
+    let removed = impact_of(&diff, "stg_orders", "status");
+    assert_eq!((removed["change"].as_str(), removed["class"].as_str()), (Some("removed"), Some("breaking")));
+    assert_eq!(removed["downstream"][0]["updated"], true);
+    assert_eq!(impact_of(&diff, "stg_orders", "order_status")["change"], "added");
+}
+
+#[test]
+fn changed_expression_of_the_same_type_is_values_may_change() {
+    let diff = impact("same_type");
+    assert_eq!(modified(&diff), ["stg_payments: values-may-change [body]"]);
+    let amount = impact_of(&diff, "stg_payments", "amount");
+    assert_eq!(amount["change"], "expression");
+    assert_eq!(diff["summary"]["values_may_change"], 1);
+    assert_eq!(diff["summary"]["breaking"], 0);
+}
+
+#[test]
+fn change_that_nothing_reads_is_non_breaking_and_reaches_no_model() {
+    let diff = impact("unread");
+    assert_eq!(modified(&diff), ["stg_customers: non-breaking [body]"]);
+    assert_eq!(diff["modified"][0]["reaches"], serde_json::json!([]));
+    assert_eq!(impact_of(&diff, "stg_customers", "full_name")["downstream"], serde_json::json!([]));
+}
+
+#[test]
+fn change_reaching_a_mart_through_two_ctes_and_a_join() {
+    let diff = impact("through_ctes");
+    let method = impact_of(&diff, "stg_payments", "payment_method");
+    assert_eq!(method["class"], "values-may-change");
+    assert_eq!(
+        method["downstream"],
+        serde_json::json!([{"model": "orders", "column": "coupon_amount", "how": "aggregate"}])
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::project::Env;
 use crate::report::Format;
 use crate::report::diff::{Palette, human, json, markdown};
 use crate::report::{Output, print_diagnostics};
-use crate::state::diff::diff_project;
+use crate::state::diff::{Class, diff_project};
 
 /// Flags of `etlm diff`.
 #[derive(Debug, clap::Args, Clone)]
@@ -52,6 +52,6 @@ pub fn run(
         Format::Human => human(&diff, Palette::new(colour)),
     };
     out.lines(&[text.trim_end().to_string()]);
-    let fail = args.fail_on == Some(FailOn::Breaking) && diff.breaking() > 0;
+    let fail = args.fail_on == Some(FailOn::Breaking) && diff.count(Class::Breaking) > 0;
     Ok(if fail { Outcome::Failure } else { Outcome::Success })
 }

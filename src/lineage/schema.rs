@@ -31,10 +31,7 @@ pub(super) fn seed(root: &Path, node: &Node, dialect: SqlDialect) -> Schema {
 /// not declared is not an error, and lineage still names it.
 pub(super) fn source(node: &Node, dialect: SqlDialect) -> Schema {
     let declared = |t: &Option<String>| t.as_deref().map_or(Type::Unknown, |t| Type::parse(t, dialect));
-    Schema {
-        columns: node.columns.iter().map(|c| (c.name.clone(), declared(&c.data_type))).collect(),
-        complete: false,
-    }
+    Schema { columns: node.columns.iter().map(|c| (c.name.clone(), declared(&c.data_type))).collect(), complete: false }
 }
 
 /// A seed column's type on the target: its `column_types` entry, else what the CSV

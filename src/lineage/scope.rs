@@ -231,7 +231,10 @@ mod tests {
         };
         match scope.lookup("whatever") {
             Lookup::Relaxed(c) => {
-                assert_eq!(c.origin.keys().map(|c| (&*c.node, c.column.as_str())).collect::<Vec<_>>(), [("src", "whatever")])
+                assert_eq!(
+                    c.origin.keys().map(|c| (&*c.node, c.column.as_str())).collect::<Vec<_>>(),
+                    [("src", "whatever")]
+                )
             }
             _ => panic!("expected a relaxed lookup"),
         }

@@ -16,8 +16,10 @@ fn catalog() -> Catalog {
         schemas: HashMap::new(),
         dialect: SqlDialect::Postgres,
     };
-    let known =
-        |cols: &[&str]| Schema { columns: cols.iter().map(|c| (c.to_string(), crate::sql::types::Type::Unknown)).collect(), complete: true };
+    let known = |cols: &[&str]| Schema {
+        columns: cols.iter().map(|c| (c.to_string(), crate::sql::types::Type::Unknown)).collect(),
+        complete: true,
+    };
     for (rel, id, schema) in [
         ("main.orders", "seed.p.orders", known(&["id", "customer_id", "amount", "status"])),
         ("main.customers", "seed.p.customers", known(&["id", "name"])),

@@ -23,7 +23,8 @@ fn summary_counts(diff: &Diff) -> serde_json::Value {
         "removed": diff.removed.len(),
         "renamed": diff.renamed.len(),
         "modified": diff.modified.len(),
-        "breaking": diff.breaking(),
+        "breaking": diff.count(Class::Breaking),
+        "values_may_change": diff.count(Class::ValuesMayChange),
     })
 }
 
@@ -45,6 +46,7 @@ impl Palette {
     fn class(self, class: Class) -> String {
         match class {
             Class::Breaking => self.paint("1;31", class.as_str()),
+            Class::ValuesMayChange => self.paint("33", class.as_str()),
             Class::NonBreaking => self.paint("32", class.as_str()),
         }
     }
@@ -59,8 +61,13 @@ pub fn human(diff: &Diff, palette: Palette) -> String {
     let counts = summary_counts(diff);
     let _ = writeln!(
         out,
-        "{} modified, {} added, {} removed, {} renamed; {} breaking\n",
-        counts["modified"], counts["added"], counts["removed"], counts["renamed"], counts["breaking"]
+        "{} modified, {} added, {} removed, {} renamed; {} breaking, {} values may change\n",
+        counts["modified"],
+        counts["added"],
+        counts["removed"],
+        counts["renamed"],
+        counts["breaking"],
+        counts["values_may_change"]
     );
     for n in &diff.added {
         let _ =
@@ -93,6 +100,7 @@ pub fn human(diff: &Diff, palette: Palette) -> String {
         for impact in &m.impacts {
             let _ = writeln!(out, "    {}", impact_line(impact));
         }
+        let _ = writeln!(out, "    {}", reaches(m));
         if let Some(sql) = &m.sql_diff {
             for line in sql.lines() {
                 let painted = match line.chars().next() {
@@ -119,8 +127,13 @@ pub fn markdown(diff: &Diff) -> String {
     let counts = summary_counts(diff);
     let _ = writeln!(
         out,
-        "**{} modified**, {} added, {} removed, {} renamed; **{} breaking**\n",
-        counts["modified"], counts["added"], counts["removed"], counts["renamed"], counts["breaking"]
+        "**{} modified**, {} added, {} removed, {} renamed; **{} breaking**, *{} values may change*\n",
+        counts["modified"],
+        counts["added"],
+        counts["removed"],
+        counts["renamed"],
+        counts["breaking"],
+        counts["values_may_change"]
     );
     out.push_str("| node | type | change | class | why |\n| --- | --- | --- | --- | --- |\n");
     let row = |out: &mut String, n: &NodeRef, change: &str| {
@@ -153,7 +166,7 @@ pub fn markdown(diff: &Diff) -> String {
             why.join("; ")
         );
     }
-    for m in diff.modified.iter().filter(|m| !m.impacts.is_empty() || m.sql_diff.is_some()) {
+    for m in &diff.modified {
         out.push('\n');
         out.push_str(&model_section(m));
     }
@@ -162,7 +175,7 @@ pub fn markdown(diff: &Diff) -> String {
 
 /// A model's section: its column changes and impacts, then its SQL diff, folded.
 fn model_section(m: &Modified) -> String {
-    let mut blocks = vec![format!("### `{}` ({})", m.name, m.class.as_str())];
+    let mut blocks = vec![format!("### `{}` ({})", m.name, m.class.as_str()), reaches(m)];
     if !m.impacts.is_empty() {
         blocks.push(m.impacts.iter().map(|i| format!("- {}", impact_line(i))).collect::<Vec<_>>().join("\n"));
     }
@@ -182,6 +195,7 @@ fn is_empty(diff: &Diff) -> bool {
 fn bold_class(class: Class) -> String {
     match class {
         Class::Breaking => format!("**{}**", class.as_str()),
+        Class::ValuesMayChange => format!("*{}*", class.as_str()),
         Class::NonBreaking => class.as_str().to_string(),
     }
 }
@@ -202,21 +216,58 @@ fn describe(change: &Change, resource_type: &str) -> String {
         Reason::Vars => format!("var {names} changed"),
         Reason::Macros => format!("macro {names} changed"),
         Reason::UpstreamSchema => format!("columns of upstream {names} changed"),
+        Reason::UpstreamRetyped => format!("upstream column retyped in {names}"),
+    }
+}
+
+/// The downstream models a modified node reaches, or that it reaches none.
+fn reaches(m: &Modified) -> String {
+    if m.reaches.is_empty() {
+        "reaches no model".to_string()
+    } else {
+        let models: Vec<String> = m.reaches.iter().map(|r| code(r)).collect();
+        format!("reaches {}", models.join(", "))
     }
 }
 
 fn impact_line(impact: &Impact) -> String {
-    let mut line = format!("column {} {} ({})", code(&impact.column), impact.change, impact.class.as_str());
-    if !impact.downstream.is_empty() {
+    let what = match impact.change {
+        "rows" => "its rows may change (a filter, join, grouping or its data changed)".to_string(),
+        "expression" => format!("column {} is computed differently", code(&impact.column)),
+        change => format!("column {} {change}", code(&impact.column)),
+    };
+    let mut line = match &impact.detail {
+        Some(detail) => format!("{what} {detail} ({})", impact.class.as_str()),
+        None => format!("{what} ({})", impact.class.as_str()),
+    };
+    if impact.downstream.is_empty() {
+        line.push_str(": reaches no model");
+    } else if impact.change == "rows" {
+        let models: std::collections::BTreeSet<&str> = impact.downstream.iter().map(|u| u.model.as_str()).collect();
+        let models: Vec<String> = models.into_iter().map(code).collect();
+        let _ = write!(line, ": read by {}", models.join(", "));
+    } else {
         let uses: Vec<String> = impact.downstream.iter().map(use_text).collect();
         let _ = write!(line, ": read by {}", uses.join(", "));
+    }
+    if impact.type_unknown {
+        line.push_str("; its type is unknown here, so a retype cannot be ruled out");
     }
     line
 }
 
 fn use_text(u: &Use) -> String {
-    match &u.column {
-        Some(column) => format!("{} ({})", code(&format!("{}.{column}", u.model)), u.how),
-        None => format!("{} ({})", code(&u.model), u.how),
+    let target = match &u.column {
+        Some(column) => code(&format!("{}.{column}", u.model)),
+        None => code(&u.model),
+    };
+    let mut notes = vec![u.how.clone()];
+    if !u.via.is_empty() {
+        let via: Vec<String> = u.via.iter().map(|v| code(v)).collect();
+        notes.push(format!("via {}", via.join(" -> ")));
     }
+    if u.updated {
+        notes.push("updated in this change".to_string());
+    }
+    format!("{target} ({})", notes.join(", "))
 }

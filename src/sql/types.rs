@@ -138,10 +138,7 @@ impl Type {
                 (false, ExactNumberInfo::PrecisionAndScale(p, s)) => decimal(*p as i64, *s),
             },
             DataType::Text | DataType::String(_) => Type::Text,
-            DataType::Varchar(_)
-            | DataType::CharacterVarying(_)
-            | DataType::CharVarying(_)
-            | DataType::Nvarchar(_) => {
+            DataType::Varchar(_) | DataType::CharacterVarying(_) | DataType::CharVarying(_) | DataType::Nvarchar(_) => {
                 if pg {
                     Type::Varchar
                 } else {

@@ -126,6 +126,9 @@ pub struct StateLineage {
 pub struct LineageNode {
     pub name: String,
     pub columns: Vec<LineageColumn>,
+    /// What decides the rows the node returns; models only.
+    #[serde(default)]
+    pub rows_fingerprint: Option<String>,
     /// Upstream columns per clause role (`filter`, `join`, ...).
     #[serde(default)]
     pub usage: BTreeMap<String, Vec<LineageRef>>,
@@ -135,6 +138,11 @@ pub struct LineageNode {
 #[derive(Clone, Debug, Deserialize)]
 pub struct LineageColumn {
     pub name: String,
+    #[serde(default)]
+    pub data_type: Option<String>,
+    /// How the node derives the column; models only.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     pub upstream: Vec<LineageEdge>,
 }
 

@@ -7,15 +7,19 @@
 //! can select by it. A removed model whose code reappears under another name is a rename.
 //!
 //! For modified models the output columns are compared, and the downstream columns and
-//! clauses that read a removed or retyped column are found from column lineage (the
-//! other build's lineage for removed columns, which the current one no longer has). Such
-//! a change is `breaking`; so is a removed or renamed model, whose relation disappears.
+//! clauses that read a changed column are found from column lineage (the other build's
+//! lineage for removed columns, which the current one no longer has), each with the path
+//! it takes. A removed or retyped column that something reads is `breaking` (types are
+//! inferred at compile time, `sql/types.rs`); so is a removed or renamed model, whose
+//! relation disappears. A column whose derivation changed (its lineage fingerprint), or
+//! a model whose rows may differ (its rows fingerprint, or a seed's data), makes every
+//! reader `values may change`. A change that nothing reads is `non-breaking`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
-use super::artifacts::{OutputColumn, State, StateLineage, StateManifest, StateNode};
+use super::artifacts::{LineageNode, OutputColumn, State, StateLineage, StateManifest, StateNode};
 
 /// Why a node counts as modified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -31,8 +35,10 @@ pub enum Reason {
     Vars,
     /// A macro it calls changed.
     Macros,
-    /// An upstream node's output columns changed.
+    /// An upstream node gained or lost columns.
     UpstreamSchema,
+    /// An upstream column this node reads was retyped.
+    UpstreamRetyped,
 }
 
 impl Reason {
@@ -45,12 +51,20 @@ impl Reason {
             Reason::Vars => "vars",
             Reason::Macros => "macros",
             Reason::UpstreamSchema => "upstream_schema",
+            Reason::UpstreamRetyped => "upstream_retyped",
         }
     }
 
     /// Every reason, in report order.
-    pub const ALL: [Reason; 6] =
-        [Reason::Body, Reason::Config, Reason::Relation, Reason::Vars, Reason::Macros, Reason::UpstreamSchema];
+    pub const ALL: [Reason; 7] = [
+        Reason::Body,
+        Reason::Config,
+        Reason::Relation,
+        Reason::Vars,
+        Reason::Macros,
+        Reason::UpstreamSchema,
+        Reason::UpstreamRetyped,
+    ];
 }
 
 /// One reason with what it names: vars, macros, config keys or upstream nodes.
@@ -64,7 +78,11 @@ pub struct Change {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Class {
+    /// Nothing downstream reads what changed.
     NonBreaking,
+    /// Something downstream reads a column whose derivation changed, or rows that may differ.
+    ValuesMayChange,
+    /// Something downstream reads a removed or retyped column, or a removed relation.
     Breaking,
 }
 
@@ -72,6 +90,7 @@ impl Class {
     pub fn as_str(self) -> &'static str {
         match self {
             Class::NonBreaking => "non-breaking",
+            Class::ValuesMayChange => "values may change",
             Class::Breaking => "breaking",
         }
     }
@@ -111,11 +130,10 @@ pub struct ColumnChanges {
 }
 
 impl ColumnChanges {
-    /// The names of every changed column, lowercase.
-    fn names(&self) -> BTreeSet<String> {
+    /// The names of the added and removed columns, lowercase.
+    fn shape_names(&self) -> BTreeSet<String> {
         let added = self.added.iter().map(|c| &c.name);
-        let removed = self.removed.iter().map(|c| &c.name);
-        added.chain(removed).chain(self.retyped.iter().map(|c| &c.name)).map(|n| n.to_lowercase()).collect()
+        added.chain(self.removed.iter().map(|c| &c.name)).map(|n| n.to_lowercase()).collect()
     }
 }
 
@@ -128,15 +146,30 @@ pub struct Use {
     /// The derived column; `None` for a clause.
     pub column: Option<String>,
     pub how: String,
+    /// The columns in between, `model.column`, from the changed column's first reader
+    /// to the one this use reads; empty when it reads the changed column itself.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<String>,
+    /// For a removed column: the reader was changed too and reads something else now.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub updated: bool,
 }
 
-/// A removed, retyped or added column and what reads it downstream.
+/// A changed column (or, for `rows`, the model's rows) and what reads it downstream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Impact {
+    /// The column, or `*` for `rows`.
     pub column: String,
-    /// `removed`, `retyped` or `added`.
+    /// `removed`, `retyped`, `added`, `expression` (its derivation changed) or `rows`
+    /// (a filter, join, grouping or the data changed).
     pub change: &'static str,
     pub class: Class,
+    /// For `retyped`: `from -> to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The column's type is unknown on one side, so a retype cannot be ruled out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub type_unknown: bool,
     pub downstream: Vec<Use>,
 }
 
@@ -150,6 +183,8 @@ pub struct Modified {
     pub changes: Vec<Change>,
     pub columns: ColumnChanges,
     pub impacts: Vec<Impact>,
+    /// Every downstream model that reads something that changed, sorted.
+    pub reaches: Vec<String>,
     /// Unified diff of the compiled SQL; `None` when it did not change or the other
     /// build's compiled file is not there.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,11 +201,11 @@ pub struct Diff {
 }
 
 impl Diff {
-    /// How many changes are breaking.
-    pub fn breaking(&self) -> usize {
-        let removed = self.removed.iter().filter(|n| n.class == Class::Breaking).count();
-        let renamed = self.renamed.iter().filter(|r| r.class == Class::Breaking).count();
-        removed + renamed + self.modified.iter().filter(|m| m.class == Class::Breaking).count()
+    /// How many changes are of `class`.
+    pub fn count(&self, class: Class) -> usize {
+        let removed = self.removed.iter().filter(|n| n.class == class).count();
+        let renamed = self.renamed.iter().filter(|r| r.class == class).count();
+        removed + renamed + self.modified.iter().filter(|m| m.class == class).count()
     }
 
     /// Keeps the added, renamed and modified nodes in `selected` (removed nodes, which
@@ -332,35 +367,45 @@ fn modified(
     // An upstream column change counts where it reaches this node: it reads a changed
     // column, or its own columns changed with it (`select *`).
     let own_columns_changed = new.output_columns != old.output_columns;
-    let parents: Vec<String> = new
-        .depends_on
-        .nodes
-        .iter()
-        .filter(|p| {
-            let columns = |m: &StateManifest| m.node(p).and_then(|n| n.output_columns.clone());
-            let (Some(after), Some(before)) = (columns(new_manifest), columns(old_manifest)) else { return false };
-            let changed = column_changes(Some(&before), Some(&after)).names();
-            !changed.is_empty()
-                && (own_columns_changed
-                    || reads(current.lineage, id, p, &changed)
-                    || reads(&other.lineage, id, p, &changed))
-        })
-        .map(|p| new_manifest.node(p).map_or_else(|| p.clone(), |n| n.name.clone()))
-        .collect();
-    if !parents.is_empty() {
-        changes.push(Change { reason: Reason::UpstreamSchema, names: parents });
+    let (mut reshaped, mut retyped) = (Vec::new(), Vec::new());
+    for p in &new.depends_on.nodes {
+        let columns = |m: &StateManifest| m.node(p).and_then(|n| n.output_columns.clone());
+        let (Some(after), Some(before)) = (columns(new_manifest), columns(old_manifest)) else { continue };
+        let changes = column_changes(Some(&before), Some(&after));
+        let reached = |names: &BTreeSet<String>| {
+            !names.is_empty()
+                && (own_columns_changed || reads(current.lineage, id, p, names) || reads(&other.lineage, id, p, names))
+        };
+        let name = new_manifest.node(p).map_or_else(|| p.clone(), |n| n.name.clone());
+        if reached(&changes.shape_names()) {
+            reshaped.push(name.clone());
+        }
+        if reached(&changes.retyped.iter().map(|c| c.name.to_lowercase()).collect()) {
+            retyped.push(name);
+        }
+    }
+    if !reshaped.is_empty() {
+        changes.push(Change { reason: Reason::UpstreamSchema, names: reshaped });
+    }
+    if !retyped.is_empty() {
+        changes.push(Change { reason: Reason::UpstreamRetyped, names: retyped });
     }
     if changes.is_empty() {
         return None;
     }
     let columns = column_changes(old.output_columns.as_deref(), new.output_columns.as_deref());
-    let impacts = impacts(id, &columns, readers.0, readers.1);
-    let class = impacts.iter().map(|i| i.class).max().unwrap_or(Class::NonBreaking);
+    let mut impacts = impacts(id, &columns, readers, current.lineage);
     let body_changed = changes.iter().any(|c| c.reason == Reason::Body);
+    if body_changed {
+        let sides = (other.lineage.nodes.get(id), current.lineage.nodes.get(id));
+        impacts.extend(value_impacts(id, sides, &columns, readers.1));
+    }
+    let class = impacts.iter().map(|i| i.class).max().unwrap_or(Class::NonBreaking);
     let sql_diff = match (body_changed, other.compiled_sql(old), (current.compiled_sql)(id)) {
         (true, Some(before), Some(after)) => Some(unified_diff(&before, &after, &old.original_file_path)),
         _ => None,
     };
+    let reaches: BTreeSet<String> = impacts.iter().flat_map(|i| &i.downstream).map(|u| u.model.clone()).collect();
     Some(Modified {
         unique_id: id.to_string(),
         name: new.name.clone(),
@@ -369,6 +414,7 @@ fn modified(
         changes,
         columns,
         impacts,
+        reaches: reaches.into_iter().collect(),
         sql_diff,
     })
 }
@@ -409,15 +455,89 @@ fn column_changes(old: Option<&[OutputColumn]>, new: Option<&[OutputColumn]>) ->
     }
 }
 
-fn impacts(id: &str, columns: &ColumnChanges, old: &LazyReaders<'_>, new: &LazyReaders<'_>) -> Vec<Impact> {
-    let impact = |column: &str, change, readers: &LazyReaders<'_>, breaks: bool| {
-        let downstream = readers.get().downstream(id, column);
+fn impacts(
+    id: &str,
+    columns: &ColumnChanges,
+    (old, new): (&LazyReaders<'_>, &LazyReaders<'_>),
+    current: &StateLineage,
+) -> Vec<Impact> {
+    let impact = |column: &str, change, downstream: Vec<Use>, breaks: bool| {
         let class = if breaks && !downstream.is_empty() { Class::Breaking } else { Class::NonBreaking };
-        Impact { column: column.to_string(), change, class, downstream }
+        Impact { column: column.to_string(), change, class, detail: None, type_unknown: false, downstream }
     };
-    let mut out: Vec<Impact> = columns.removed.iter().map(|c| impact(&c.name, "removed", old, true)).collect();
-    out.extend(columns.retyped.iter().map(|c| impact(&c.name, "retyped", new, true)));
-    out.extend(columns.added.iter().map(|c| impact(&c.name, "added", new, false)));
+    // A removed column that main's models read is breaking even where this change
+    // updated them: the relation lost a column something read.
+    let mut out: Vec<Impact> = columns
+        .removed
+        .iter()
+        .map(|c| impact(&c.name, "removed", updated_uses(old.get().downstream(id, &c.name), current), true))
+        .collect();
+    out.extend(columns.retyped.iter().map(|c| Impact {
+        detail: Some(format!("{} -> {}", c.from, c.to)),
+        ..impact(&c.name, "retyped", new.get().downstream(id, &c.name), true)
+    }));
+    out.extend(columns.added.iter().map(|c| impact(&c.name, "added", new.get().downstream(id, &c.name), false)));
+    out
+}
+
+/// Marks the uses of a removed column (found in the other build's lineage) that this
+/// project no longer has: their column still exists, so it reads something else now
+/// (compiling checks that no model reads a missing column).
+fn updated_uses(uses: Vec<Use>, current: &StateLineage) -> Vec<Use> {
+    uses.into_iter()
+        .map(|u| {
+            let node = current.nodes.values().find(|n| n.name == u.model);
+            let updated = match (node, &u.column) {
+                (Some(n), Some(column)) => n.columns.iter().any(|c| c.name.eq_ignore_ascii_case(column)),
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            Use { updated, ..u }
+        })
+        .collect()
+}
+
+/// What a change of a node's code does to the values it hands on: each column present on
+/// both sides, neither removed nor retyped, whose derivation changed, and the node's rows
+/// when what decides them changed (a seed's rows when its data did).
+fn value_impacts(
+    id: &str,
+    (old, new): (Option<&LineageNode>, Option<&LineageNode>),
+    columns: &ColumnChanges,
+    readers: &LazyReaders<'_>,
+) -> Vec<Impact> {
+    let (Some(old), Some(new)) = (old, new) else { return Vec::new() };
+    let class = |downstream: &[Use]| if downstream.is_empty() { Class::NonBreaking } else { Class::ValuesMayChange };
+    let mut out = Vec::new();
+    let rows_changed = match (&old.rows_fingerprint, &new.rows_fingerprint) {
+        (Some(a), Some(b)) => a != b,
+        // A node without SQL (a seed) whose code changed: its data did.
+        (None, None) => true,
+        _ => false,
+    };
+    if rows_changed {
+        let all: BTreeSet<Use> = new.columns.iter().flat_map(|c| readers.get().downstream(id, &c.name)).collect();
+        let downstream: Vec<Use> = all.into_iter().collect();
+        let (class, type_unknown) = (class(&downstream), false);
+        out.push(Impact { column: "*".into(), change: "rows", class, detail: None, type_unknown, downstream });
+    }
+    let retyped: BTreeSet<String> = columns.retyped.iter().map(|c| c.name.to_lowercase()).collect();
+    for col in &new.columns {
+        let Some(before) = old.columns.iter().find(|c| c.name.eq_ignore_ascii_case(&col.name)) else { continue };
+        let changed = matches!((&before.fingerprint, &col.fingerprint), (Some(a), Some(b)) if a != b);
+        if !changed || retyped.contains(&col.name.to_lowercase()) {
+            continue;
+        }
+        let downstream = readers.get().downstream(id, &col.name);
+        out.push(Impact {
+            column: col.name.clone(),
+            change: "expression",
+            class: class(&downstream),
+            detail: None,
+            type_unknown: before.data_type.is_none() || col.data_type.is_none(),
+            downstream,
+        });
+    }
     out
 }
 
@@ -478,25 +598,35 @@ impl Readers {
 
     /// Every downstream use of `node.column`: columns derived from it, transitively, and
     /// the clauses of models that read it or a column derived from it.
+    /// Each use comes with the shortest path to it (breadth first).
     pub fn downstream(&self, node: &str, column: &str) -> Vec<Use> {
         let name = |id: &str| self.names.get(id).cloned().unwrap_or_else(|| id.to_string());
         let start = (node.to_string(), column.to_lowercase());
         let mut seen = BTreeSet::from([start.clone()]);
-        let mut queue = VecDeque::from([start]);
-        let mut uses = BTreeSet::new();
-        while let Some(key) = queue.pop_front() {
+        // Each column reached, with the path of derived columns that led to it.
+        let mut queue = VecDeque::from([(start, Vec::<String>::new())]);
+        let mut uses: BTreeMap<(String, Option<String>, String), Vec<String>> = BTreeMap::new();
+        while let Some((key, via)) = queue.pop_front() {
             for (id, col, kind) in self.columns.get(&key).into_iter().flatten() {
-                uses.insert(Use { model: name(id), column: Some(col.clone()), how: kind.clone() });
+                uses.entry((name(id), Some(col.clone()), kind.clone())).or_insert_with(|| via.clone());
                 let next = (id.clone(), col.to_lowercase());
                 if seen.insert(next.clone()) {
-                    queue.push_back(next);
+                    let mut path = via.clone();
+                    path.push(format!("{}.{col}", name(id)));
+                    queue.push_back((next, path));
                 }
             }
             for (id, role) in self.clauses.get(&key).into_iter().flatten() {
-                uses.insert(Use { model: name(id), column: None, how: role.clone() });
+                uses.entry((name(id), None, role.clone())).or_insert_with(|| via.clone());
             }
         }
-        uses.into_iter().collect()
+        let mut uses: Vec<Use> = uses
+            .into_iter()
+            .map(|((model, column, how), via)| Use { model, column, how, via, updated: false })
+            .collect();
+        // Direct readers first.
+        uses.sort_by_key(|u| u.via.len());
+        uses
     }
 }
 

@@ -30,7 +30,9 @@ pub async fn copy_into(
             format!(
                 "{} {}",
                 quote_ident(f.name()),
-                declared_type(column_types, f.name()).cloned().unwrap_or_else(|| crate::sql::types::postgres_seed_type(f.data_type()))
+                declared_type(column_types, f.name())
+                    .cloned()
+                    .unwrap_or_else(|| crate::sql::types::postgres_seed_type(f.data_type()))
             )
         })
         .collect();
@@ -54,4 +56,3 @@ pub async fn copy_into(
     sink.send(Bytes::from(csv)).await.map_err(|e| pg_error(&e))?;
     sink.finish().await.map_err(|e| pg_error(&e))
 }
-
