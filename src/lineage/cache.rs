@@ -104,11 +104,14 @@ pub(super) fn sql_key(sql: &str) -> String {
     crate::hex::hex(&Sha256::digest(sql.as_bytes())[..16])
 }
 
+/// An output column: its name, origin, type and derivation fingerprint.
+type CachedColumn = (String, Vec<(ColumnRef, EdgeKind)>, Type, u64);
+
 /// A model's walk, as kept between compiles.
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
     reads: Vec<Read>,
-    columns: Vec<(String, Vec<(ColumnRef, EdgeKind)>, Type, u64)>,
+    columns: Vec<CachedColumn>,
     complete: bool,
     usage: BTreeMap<Role, BTreeSet<ColumnRef>>,
     rows: u64,
