@@ -232,7 +232,7 @@ fn reaches(m: &Modified) -> String {
 
 fn impact_line(impact: &Impact) -> String {
     let what = match impact.change {
-        "rows" => "its rows may change (a filter, join, grouping or its data changed)".to_string(),
+        "rows" => "its rows may change".to_string(),
         "expression" => format!("column {} is computed differently", code(&impact.column)),
         change => format!("column {} {change}", code(&impact.column)),
     };
