@@ -28,6 +28,16 @@ fn summary_counts(diff: &Diff) -> serde_json::Value {
     })
 }
 
+/// The counts line that opens a report, with Markdown emphasis when `markdown`.
+fn summary_line(diff: &Diff, markdown: bool) -> String {
+    let c = summary_counts(diff);
+    let (strong, em) = if markdown { ("**", "*") } else { ("", "") };
+    format!(
+        "{strong}{} modified{strong}, {} added, {} removed, {} renamed; {strong}{} breaking{strong}, {em}{} values may change{em}\n\n",
+        c["modified"], c["added"], c["removed"], c["renamed"], c["breaking"], c["values_may_change"]
+    )
+}
+
 /// Terminal colours, or none.
 #[derive(Clone, Copy)]
 pub struct Palette {
@@ -58,17 +68,7 @@ pub fn human(diff: &Diff, palette: Palette) -> String {
     if is_empty(diff) {
         return "no changes against the other manifest\n".to_string();
     }
-    let counts = summary_counts(diff);
-    let _ = writeln!(
-        out,
-        "{} modified, {} added, {} removed, {} renamed; {} breaking, {} values may change\n",
-        counts["modified"],
-        counts["added"],
-        counts["removed"],
-        counts["renamed"],
-        counts["breaking"],
-        counts["values_may_change"]
-    );
+    out.push_str(&summary_line(diff, false));
     for n in &diff.added {
         let _ =
             writeln!(out, "{} {} {} ({})", palette.paint("32", "+"), n.resource_type, n.name, palette.class(n.class));
@@ -124,17 +124,7 @@ pub fn markdown(diff: &Diff) -> String {
         out.push_str("No changes against the other manifest.\n");
         return out;
     }
-    let counts = summary_counts(diff);
-    let _ = writeln!(
-        out,
-        "**{} modified**, {} added, {} removed, {} renamed; **{} breaking**, *{} values may change*\n",
-        counts["modified"],
-        counts["added"],
-        counts["removed"],
-        counts["renamed"],
-        counts["breaking"],
-        counts["values_may_change"]
-    );
+    out.push_str(&summary_line(diff, true));
     out.push_str("| node | type | change | class | why |\n| --- | --- | --- | --- | --- |\n");
     let row = |out: &mut String, n: &NodeRef, change: &str| {
         let _ = writeln!(out, "| `{}` | {} | {change} | {} | |", n.name, n.resource_type, bold_class(n.class));
