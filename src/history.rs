@@ -82,6 +82,9 @@ pub struct TestRun {
     pub observed: Option<f64>,
     /// Where the failing rows were stored.
     pub failures_relation: Option<String>,
+    /// True if its count was read off one aggregate query shared with the other audits
+    /// of its relation (`sql::fold`), not from a query of its own.
+    pub folded: bool,
     pub message: Option<String>,
     pub started_at: DateTime<Utc>,
     pub seconds: f64,
@@ -586,6 +589,7 @@ mod tests {
             threshold: "error_if != 0".into(),
             observed: Some(2.0),
             failures_relation: None,
+            folded: false,
             message: None,
             started_at: at,
             seconds: 0.1,

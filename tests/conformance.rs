@@ -1,7 +1,8 @@
 //! One conformance suite, expanded per engine (STYLE §4): the same projects, built on the
 //! embedded engine and on a real Postgres, must give the same tables row for row (values
 //! compared as text). Seeds, a view, tables, an ephemeral model, each incremental
-//! strategy run twice, `on_schema_change`, a failing audit (write-audit-publish), a
+//! strategy run twice, `on_schema_change`, a failing audit (write-audit-publish), folded
+//! audits against one query per test, a
 //! backfill window, and dbt's cross-database macros.
 
 mod support;
@@ -228,6 +229,77 @@ mod cases {
             "the failing rows are stored"
         );
         assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "the rejected staging is dropped");
+    }
+
+    /// Audits answered by one folded query per relation give each test the result its
+    /// own query gives: `etlm test` runs one query per test on the published seeds, then
+    /// `build` audits the same rows staged again.
+    pub fn folded_audits_match_one_query_per_test(b: &Backend) {
+        let (_tmp, dir) = b.project("quality_kinds");
+        ok(&dir, &["seed"]);
+        let history = if b.schema() == "main" { "_etlm" } else { "etlm_meta" };
+        let latest = format!(
+            "select t.unique_id, t.status, t.failures, t.message from {history}.test_results t \
+             join (select run_id from {history}.runs order by started_at desc limit 1) r on t.run_id = r.run_id \
+             order by t.unique_id"
+        );
+        // A staged failure's rows are stored, which `etlm test` leaves alone: the
+        // message's last line says where. Failing rows come in no set order, so the
+        // sample's lines are compared sorted, and not at all where `limit` picks some.
+        let results = |dir: &Path| -> Vec<Row> {
+            let mut rows = b.rows(dir, &latest);
+            for row in &mut rows {
+                let message = row.get("message").cloned().unwrap_or_default();
+                let mut lines: Vec<&str> = message.lines().filter(|l| !l.starts_with("stored in ")).collect();
+                lines.sort_unstable();
+                let limited = row["unique_id"].ends_with("_limited");
+                row.insert("message".into(), if limited { String::new() } else { lines.join("\n") });
+            }
+            rows
+        };
+        assert_eq!(etlm(&dir, &["test"]).code, 1, "error-severity tests fail");
+        let mut one_by_one = results(&dir);
+        assert_eq!(one_by_one.len(), 22, "{one_by_one:?}");
+        let build = etlm(&dir, &["build"]);
+        assert_eq!(build.code, 1, "{}\n{}", build.stdout, build.stderr);
+        // The failing audits keep `people` unpublished, so the tests that read it with
+        // another relation are skipped; every audit has the result of its own query.
+        let (skipped, audited): (Vec<Row>, Vec<Row>) =
+            results(&dir).into_iter().partition(|r| r["status"] == "skipped");
+        let skipped: Vec<&str> = skipped.iter().map(|r| r["unique_id"].as_str()).collect();
+        let not_audits = ["test.quality_kinds.people_are_adults_or_unknown", "test.quality_kinds.relationships_fail"];
+        assert_eq!(skipped, not_audits);
+        one_by_one.retain(|r| !not_audits.contains(&r["unique_id"].as_str()));
+        assert_eq!(audited, one_by_one);
+        let run_results: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap()).unwrap();
+        let mut folded: Vec<&str> = run_results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["folded"] == true)
+            .map(|r| r["unique_id"].as_str().unwrap().rsplit('.').next().unwrap())
+            .collect();
+        folded.sort_unstable();
+        assert_eq!(
+            folded,
+            [
+                "accepted_range_fail",
+                "accepted_range_pass",
+                "accepted_range_warn",
+                "accepted_values_pass",
+                "custom_generic_fail",
+                "expression_fail",
+                "expression_pass",
+                "not_null_fail",
+                "not_null_pass",
+                "row_count_fail",
+                "row_count_pass",
+                "unique_pass",
+            ],
+            "row filters (a project's own test too) and row counts are read off the fold; a value list or \
+             uniqueness that fails is counted by its own query; relationships, combinations and `where` run alone"
+        );
     }
 
     pub fn cross_database_macros(b: &Backend) {
@@ -479,6 +551,13 @@ macro_rules! engine_suite {
             fn a_source_over_a_seed_waits_for_it() {
                 if let Some(b) = Backend::$engine("source_seed") {
                     cases::a_source_over_a_seed_waits_for_it(&b);
+                }
+            }
+
+            #[test]
+            fn folded_audits_match_one_query_per_test() {
+                if let Some(b) = Backend::$engine("folded_audits") {
+                    cases::folded_audits_match_one_query_per_test(&b);
                 }
             }
 

@@ -9,6 +9,7 @@ use crate::node::Node;
 use crate::project::TestSeverity;
 use crate::quality::{Verdict, check_row_count, judge};
 use crate::relation::Relation;
+use crate::sql::fold::{Count, Folded, fold};
 
 /// Failing rows printed under a failed test.
 const SAMPLE_ROWS: usize = 5;
@@ -41,6 +42,7 @@ pub fn test_run(test: &Node, started_at: chrono::DateTime<chrono::Utc>) -> TestR
         threshold: String::new(),
         observed: None,
         failures_relation: None,
+        folded: false,
         message: None,
         started_at,
         seconds: 0.0,
@@ -57,40 +59,141 @@ pub fn failures_relation(compiled: &CompiledProject, test: &Node) -> Relation {
 /// `store_failures` config asks for it (an empty table when it passes, as in dbt), and
 /// when it fails while auditing staged data (the rows are about to vanish).
 pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &Node, against: Against) -> TestRun {
-    let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
-    let cfg = &test.config;
-    let mut run = test_run(test, started_at);
-    run.audit = against == Against::Staged;
+    let mut run = test_run(test, chrono::Utc::now());
+    let sql = limited_sql(test, against);
+    // dbt's `fail_calc` (a test macro's `config(fail_calc='sum(diff)')`): how failures
+    // are counted from the test's rows, `count(*)` unless it says otherwise.
+    let counted = match fail_calc(test) {
+        Some(calc) => calculated(engine, &sql, calc).await,
+        None => engine.count(&sql).await,
+    };
+    match counted {
+        Ok(failures) => judged(compiled, engine, test, against, &sql, failures, run, clock).await,
+        Err(e) => {
+            run.audit = against == Against::Staged;
+            run.status = Status::Error;
+            run.message = Some(format!("the test query failed: {e}"));
+            run.seconds = clock.elapsed().as_secs_f64();
+            run
+        }
+    }
+}
+
+/// Runs the tests that audit one node on its staged data, in their order. Tests whose
+/// queries fold (`sql::fold`) are answered together by one aggregate query over the
+/// staged relation; a folded test that finds failing rows, and every test that does not
+/// fold, runs its own query as [`run_test`] does, so each result is the same as when
+/// every test runs alone. Should the folded query fail, each test runs alone.
+pub async fn run_audits(compiled: &CompiledProject, engine: &dyn Engine, tests: &[&Node]) -> Vec<TestRun> {
+    let dialect = compiled.project.target.engine.dialect();
+    let folds: Vec<Option<Folded>> = tests.iter().map(|t| foldable(t, dialect)).collect();
+    let mut counts: Vec<Option<u64>> = vec![None; tests.len()];
+    let clock = std::time::Instant::now();
+    let mut relations: Vec<&str> = folds.iter().flatten().map(|f| f.relation.as_str()).collect();
+    relations.sort_unstable();
+    relations.dedup();
+    for relation in relations {
+        let members: Vec<usize> =
+            (0..tests.len()).filter(|&i| folds[i].as_ref().is_some_and(|f| f.relation == relation)).collect();
+        // One test alone gains nothing from folding.
+        if members.len() < 2 {
+            continue;
+        }
+        let columns: Vec<String> = members
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| format!("cast({} as bigint) as f{k}", folds[i].as_ref().expect("members fold").expression))
+            .collect();
+        let query = format!("select {} from {relation}", columns.join(", "));
+        if let Ok(values) = engine.query(&query, 1).await.map(|b| first_row_counts(&b, members.len())) {
+            for (k, &i) in members.iter().enumerate() {
+                counts[i] = values.as_ref().map(|v| v[k]);
+            }
+        }
+    }
+    let shared = clock.elapsed().as_secs_f64() / counts.iter().flatten().count().max(1) as f64;
+    let mut runs = Vec::with_capacity(tests.len());
+    for (i, test) in tests.iter().enumerate() {
+        let known = match (&folds[i], counts[i]) {
+            (Some(f), Some(n)) if n == 0 || f.count == Count::Exact => Some(n),
+            _ => None,
+        };
+        let run = match known {
+            Some(failures) => {
+                let clock = std::time::Instant::now();
+                let mut run = test_run(test, chrono::Utc::now());
+                run.folded = true;
+                let sql = limited_sql(test, Against::Staged);
+                let failures = test.config.limit.map_or(failures, |l| failures.min(l as u64));
+                let mut run = judged(compiled, engine, test, Against::Staged, &sql, failures, run, clock).await;
+                run.seconds += shared;
+                run
+            }
+            None => run_test(compiled, engine, test, Against::Staged).await,
+        };
+        runs.push(run);
+    }
+    runs
+}
+
+/// The fold of a test's audit query, when its result can be read off a fold: a generic
+/// test counting its rows, storing failures only if it fails.
+fn foldable(test: &Node, dialect: crate::sql::SqlDialect) -> Option<Folded> {
+    if test.config.store_failures || fail_calc(test).is_some() {
+        return None;
+    }
+    fold(test.audit_sql.as_deref()?, dialect)
+}
+
+/// The counts in the first row of a folded query's result (`None` if one is missing).
+fn first_row_counts(batches: &[datafusion::arrow::array::RecordBatch], n: usize) -> Option<Vec<u64>> {
+    use datafusion::arrow::array::{Array, Int64Array};
+    let batch = batches.iter().find(|b| b.num_rows() > 0)?;
+    (0..n)
+        .map(|k| {
+            let column =
+                datafusion::arrow::compute::cast(batch.column(k), &datafusion::arrow::datatypes::DataType::Int64)
+                    .ok()?;
+            let values = column.as_any().downcast_ref::<Int64Array>()?;
+            (!values.is_null(0)).then(|| values.value(0).max(0) as u64)
+        })
+        .collect()
+}
+
+/// The query of `test` that runs `against` that relation, with its `limit`.
+fn limited_sql(test: &Node, against: Against) -> String {
     let sql = match against {
         Against::Staged => test.audit_sql.as_deref(),
         Against::Published => test.compiled_sql.as_deref(),
     }
     .expect("tests that run have SQL for where they run");
-    let limited;
-    let sql = match cfg.limit {
-        Some(n) => {
-            limited = format!("select * from (\n{sql}\n) limited limit {n}");
-            limited.as_str()
-        }
-        None => sql,
-    };
-    // dbt's `fail_calc` (a test macro's `config(fail_calc='sum(diff)')`): how failures
-    // are counted from the test's rows, `count(*)` unless it says otherwise.
-    let fail_calc = cfg.raw.get("fail_calc").and_then(serde_json::Value::as_str).filter(|c| c.trim() != "count(*)");
-    let counted = match fail_calc {
-        Some(calc) => calculated(engine, sql, calc).await,
-        None => engine.count(sql).await,
-    };
-    let failures = match counted {
-        Ok(n) => n,
-        Err(e) => {
-            run.status = Status::Error;
-            run.message = Some(format!("the test query failed: {e}"));
-            run.seconds = clock.elapsed().as_secs_f64();
-            return run;
-        }
-    };
+    match test.config.limit {
+        Some(n) => format!("select * from (\n{sql}\n) limited limit {n}"),
+        None => sql.to_string(),
+    }
+}
+
+/// A test's `fail_calc`, when it is not `count(*)`.
+fn fail_calc(test: &Node) -> Option<&str> {
+    test.config.raw.get("fail_calc").and_then(serde_json::Value::as_str).filter(|c| c.trim() != "count(*)")
+}
+
+/// `run` judged by its failing-row count: the threshold it met, and, when it did not
+/// pass, a sample of its failing rows; its failing rows stored where they are kept.
+#[allow(clippy::too_many_arguments)]
+async fn judged(
+    compiled: &CompiledProject,
+    engine: &dyn Engine,
+    test: &Node,
+    against: Against,
+    sql: &str,
+    failures: u64,
+    mut run: TestRun,
+    clock: std::time::Instant,
+) -> TestRun {
+    let cfg = &test.config;
+    run.audit = against == Against::Staged;
     let verdict = judge(failures, cfg.severity, &cfg.warn_if, &cfg.error_if);
     run.failures = Some(failures);
     run.observed = Some(failures as f64);
@@ -166,6 +269,7 @@ pub fn check_anomaly(node: &Node, rows: u64, history: &[u64]) -> Option<TestRun>
         threshold: band.clone(),
         observed: Some(rows as f64),
         failures_relation: None,
+        folded: false,
         message: anomaly.outside.then(|| {
             format!("row count {rows} is outside the usual {band} (mean ± {} σ of the last {runs} runs)", config.sigma)
         }),

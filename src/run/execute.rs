@@ -17,7 +17,7 @@ use crate::node::Node;
 use crate::project::{IncrementalStrategy, Materialization};
 use crate::window;
 
-use super::audit::{Against, check_anomaly, run_test, test_run};
+use super::audit::{Against, check_anomaly, run_audits, run_test, test_run};
 use super::reporter::Reporter;
 use super::unit::run_unit_test;
 
@@ -512,13 +512,9 @@ impl JobContext {
 
     /// Runs the tests that audit `node` on its staged data.
     async fn audit(&self, node: &Node) -> Vec<TestRun> {
-        let mut tests = Vec::new();
-        for test_id in self.audits.get(&node.unique_id).into_iter().flatten() {
-            tests.push(
-                run_test(&self.compiled, self.engine.as_ref(), &self.compiled.nodes[test_id], Against::Staged).await,
-            );
-        }
-        tests
+        let tests: Vec<&Node> =
+            self.audits.get(&node.unique_id).into_iter().flatten().map(|t| self.compiled.nodes[t].as_ref()).collect();
+        run_audits(&self.compiled, self.engine.as_ref(), &tests).await
     }
 
     /// The names of the results that stop a publish (`` `a`, `b` ``), if any.

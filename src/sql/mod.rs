@@ -2,6 +2,7 @@
 //! re-exports, so there is one copy), and mapping positions in compiled SQL back to the
 //! model file the user edits.
 
+pub mod fold;
 mod lex;
 mod position;
 pub mod types;

@@ -32,6 +32,10 @@ struct NodeEntry<'a> {
     rows: Option<u64>,
     /// For tests: the failing rows counted (dbt's `failures`).
     failures: Option<u64>,
+    /// For audits: true if the count came from the query shared by the audits of the
+    /// relation (`sql::fold`), left out otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    folded: bool,
     message: Option<&'a str>,
 }
 
@@ -58,6 +62,7 @@ pub fn run_results_json(summary: &RunSummary) -> String {
                 execution_time: r.line.seconds,
                 rows: r.line.rows,
                 failures: r.test.as_ref().and_then(|t| t.failures),
+                folded: r.test.as_ref().is_some_and(|t| t.folded),
                 message: r.line.message.as_deref(),
             })
             .collect(),
