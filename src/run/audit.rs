@@ -125,7 +125,7 @@ pub async fn run_audits(compiled: &CompiledProject, engine: &dyn Engine, tests: 
                 let mut run = test_run(test, chrono::Utc::now());
                 run.folded = true;
                 let sql = limited_sql(test, Against::Staged);
-                let failures = test.config.limit.map_or(failures, |l| failures.min(l as u64));
+                let failures = test.config.limit.map_or(failures, |l| failures.min(l));
                 let mut run = judged(compiled, engine, test, Against::Staged, &sql, failures, run, clock).await;
                 run.seconds += shared;
                 run
