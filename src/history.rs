@@ -32,6 +32,9 @@ pub enum Status {
     /// A warn-severity test found failing rows.
     Warn,
     Pass,
+    /// Not built or run: what it reads and is did not change since it last succeeded
+    /// (`--skip-unchanged`, `run::reuse`).
+    Reused,
 }
 
 impl Status {
@@ -44,6 +47,7 @@ impl Status {
             Status::Fail => "fail",
             Status::Warn => "warn",
             Status::Pass => "pass",
+            Status::Reused => "reused",
         }
     }
 }
@@ -60,6 +64,9 @@ pub struct ResultLine {
     pub rows: Option<u64>,
     pub seconds: f64,
     pub message: Option<String>,
+    /// For a reused node: the proof its reuse relied on (`run::reuse::Proof`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<serde_json::Value>,
 }
 
 /// What one test found.
@@ -576,6 +583,7 @@ mod tests {
             rows: Some(3),
             seconds: 0.5,
             message: Some("boom".into()),
+            proof: None,
         };
         let test = TestRun {
             unique_id: "test.p.t".into(),

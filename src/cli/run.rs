@@ -33,6 +33,14 @@ pub struct RunArgs {
     /// Where to write the run's Prometheus figures (default: target/metrics.prom).
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Reuse each node whose SQL, config and inputs are provably as at its last
+    /// successful build, instead of building it (default: the project's
+    /// `flags: {skip_unchanged: ...}`).
+    #[arg(long, overrides_with = "no_skip_unchanged")]
+    pub skip_unchanged: bool,
+    /// Build every selected node, whatever the project's `flags` say.
+    #[arg(long)]
+    pub no_skip_unchanged: bool,
 }
 
 /// Flags of `etlm backfill`.
@@ -112,6 +120,11 @@ fn run_periods(
         periods,
         failpoints,
         metrics_file: args.metrics_file.clone(),
+        skip_unchanged: match (args.skip_unchanged, args.no_skip_unchanged) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
     let invocation = super::invocation(global, env, sources)?;
     let summary = run_command(&invocation, &request, sources, &RunReport::new(global.format, sources))?;

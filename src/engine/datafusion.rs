@@ -223,6 +223,11 @@ impl Engine for DataFusionEngine {
         self
     }
 
+    /// The version directory the relation points at, with its files' sizes and times.
+    fn fingerprint(&self, relation: &Relation) -> Option<String> {
+        self.warehouse.fingerprint(&relation.schema, &relation.identifier)
+    }
+
     /// Registers each deferred relation, read-only from its own warehouse, under the
     /// name this project's SQL uses, in place of this warehouse's (`relations` in
     /// dependency order, so a deferred view finds what it reads), and records them so

@@ -219,6 +219,13 @@ pub trait Engine: Send + Sync {
     /// The engine's metadata store: run history and intervals.
     fn history(&self) -> &dyn HistoryStore;
 
+    /// A fingerprint of `relation`'s data that changes whenever its data may have
+    /// (`run::reuse`). `None` when the relation does not exist, or when the engine cannot
+    /// tell: then nothing that reads it is reused.
+    fn fingerprint(&self, _relation: &Relation) -> Option<String> {
+        None
+    }
+
     /// Writes `build` where no reader sees it and makes it readable under
     /// `relation.audit()`, passing the `after-stage` failpoint.
     async fn stage(

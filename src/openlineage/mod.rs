@@ -93,7 +93,7 @@ impl Emitter {
             self.queue(&context.node_event(id, &run, EventType::Start, at, None));
         }
         let kind = match result.line.status {
-            Status::Success | Status::Pass | Status::Warn => EventType::Complete,
+            Status::Success | Status::Pass | Status::Warn | Status::Reused => EventType::Complete,
             Status::Error | Status::Fail => EventType::Fail,
             Status::Skipped => EventType::Abort,
         };

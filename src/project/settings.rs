@@ -104,6 +104,9 @@ pub struct ProjectFile {
     pub on_run_end: Vec<(String, Span)>,
     /// `openlineage:`: where runs send their events (the environment can override it).
     pub openlineage: Option<OpenLineageFile>,
+    /// `flags: {skip_unchanged: true}`: builds reuse what provably did not change unless
+    /// `--no-skip-unchanged` says otherwise (`run::reuse`).
+    pub skip_unchanged: bool,
 }
 
 const KNOWN_TOP_LEVEL: &[&str] = &[
@@ -251,6 +254,13 @@ impl ProjectFile {
         let on_run_start = run_hooks("on-run-start", &mut errors);
         let on_run_end = run_hooks("on-run-end", &mut errors);
         let openlineage = yaml.get("openlineage").map(|v| OpenLineageFile::parse(v, &mut errors));
+        let skip_unchanged = match yaml.get("flags").and_then(|f| f.get("skip_unchanged")) {
+            Some(v) => v.to_json().as_bool().unwrap_or_else(|| {
+                errors.push(v.shape_error("true or false", "flags.skip_unchanged"));
+                false
+            }),
+            None => false,
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -279,6 +289,7 @@ impl ProjectFile {
                 on_run_start,
                 on_run_end,
                 openlineage,
+                skip_unchanged,
             },
             warnings,
         ))

@@ -22,6 +22,7 @@ fn label(status: Status) -> &'static str {
         Status::Fail => "FAIL",
         Status::Warn => "WARN",
         Status::Pass => "PASS",
+        Status::Reused => "REUSE",
     }
 }
 
@@ -179,6 +180,10 @@ impl Reporter for RunReport<'_> {
             parts.push(format!("{pass} passed, {warn} warned, {fail} failed"));
         }
         parts.push(format!("{errors} error{}, {skipped} skipped", if errors == 1 { "" } else { "s" }));
+        let reused = count(Status::Reused);
+        if reused > 0 {
+            parts.push(format!("{reused} reused"));
+        }
         let text = format!(
             "\n{}: {} in {elapsed:.2} s",
             if summary.failed() { "Finished with errors" } else { "Done" },
@@ -186,7 +191,7 @@ impl Reporter for RunReport<'_> {
         );
         let json = serde_json::json!({"summary": {
             "run_id": summary.run_id, "ok": ok, "error": errors, "skipped": skipped,
-            "pass": pass, "warn": warn, "fail": fail, "elapsed_s": elapsed,
+            "pass": pass, "warn": warn, "fail": fail, "reused": reused, "elapsed_s": elapsed,
         }});
         match self.progress.lock().expect("progress lock poisoned").take() {
             Some(progress) => progress.finish(&text, json),
@@ -217,6 +222,7 @@ mod tests {
             rows: Some(1234),
             seconds: 0.21,
             message: None,
+            proof: None,
         };
         assert_eq!(p.human(3, &line), "   3 of 12  OK     table main.customers  1,234 rows  0.21 s");
     }

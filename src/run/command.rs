@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::execute::{Command, Periods, RunOptions, execute, plan};
 use super::invocation::{Compile, Invocation, engine_diagnostic, open_engine, runtime};
 use super::reporter::Reporter;
+use super::reuse::{self, Proofs, Reuse};
 use super::schedule::Interrupt;
 use super::seeds::read_seeds;
 use crate::compile::CompiledProject;
@@ -43,6 +44,8 @@ pub struct RunRequest {
     pub failpoints: Failpoints,
     /// Where the run's Prometheus figures go (default `target/metrics.prom`).
     pub metrics_file: Option<PathBuf>,
+    /// `--skip-unchanged` (or `--no-skip-unchanged`); `None` follows the project's flags.
+    pub skip_unchanged: Option<bool>,
 }
 
 /// Runs a command. Returns what ran (a failed node or test is in the summary, not an
@@ -164,6 +167,8 @@ fn run_compiled(
     let plan = plan(&compiled, command, &selected);
     let job_ids: Vec<String> = plan.jobs.iter().map(|j| j.id.clone()).collect();
     let seeds = read_seeds(&compiled, &job_ids, sources)?;
+    let proofs = Proofs::load(&compiled);
+    let skip = request.skip_unchanged.unwrap_or(compiled.project.settings.skip_unchanged);
     let opts = RunOptions {
         command,
         threads,
@@ -175,6 +180,7 @@ fn run_compiled(
         seeds,
         periods: request.periods.clone(),
         interrupt: Interrupt::default(),
+        reuse: Reuse { proofs: skip.then(|| Arc::new(proofs.clone())), fingerprints: Default::default() },
     };
     let total = plan.lines();
     let events = openlineage::resolve(
@@ -208,6 +214,7 @@ fn run_compiled(
             opts.failpoints.hit("before-state-write", r.line.unique_id.rsplit('.').next().unwrap_or_default());
         }
         engine.history().record_run(&summary, &compiled.project.vars).await.map_err(fail)?;
+        let proofs = reuse::record(&compiled, engine.as_ref(), &opts.reuse.fingerprints, &summary, proofs);
         let last_success = engine.history().last_successes().await.map_err(fail)?;
         // An interrupted run ends as soon as its record is kept.
         if summary.interrupted.is_none() {
@@ -219,15 +226,16 @@ fn run_compiled(
         if let Some(signal) = summary.interrupted {
             reporter.warnings(&[interrupted(&summary, signal)]);
         }
-        Ok::<_, Vec<Diagnostic>>((summary, last_success))
+        Ok::<_, Vec<Diagnostic>>((summary, last_success, proofs))
     });
     if let Some(emitter) = emitter {
         let error = outcome.as_ref().err().and_then(|d| d.first()).map(|d| d.message.clone());
-        if let Some(warning) = emitter.end(outcome.as_ref().ok().map(|(s, _)| s), error.as_deref()) {
+        if let Some(warning) = emitter.end(outcome.as_ref().ok().map(|(s, _, _)| s), error.as_deref()) {
             caller.warnings(&[warning]);
         }
     }
-    let (summary, last_success) = outcome?;
+    let (summary, last_success, proofs) = outcome?;
+    reuse::save(&compiled, &proofs).map_err(|d| vec![d])?;
     crate::state::write::write_run_results(&compiled.project, &summary).map_err(|d| vec![d])?;
     let metrics = request.metrics_file.clone().unwrap_or_else(|| compiled.project.target_dir().join("metrics.prom"));
     write_run_metrics(&metrics, &compiled, &summary, &last_success).map_err(|d| vec![d])?;

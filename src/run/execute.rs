@@ -19,6 +19,7 @@ use crate::window;
 
 use super::audit::{Against, check_anomaly, run_audits, run_test, test_run};
 use super::reporter::Reporter;
+use super::reuse::{self, Proof, Reuse};
 use super::unit::run_unit_test;
 
 use super::schedule::{Interrupt, Job, JobStatus, run_jobs};
@@ -79,6 +80,8 @@ pub struct RunOptions {
     pub periods: Periods,
     /// Set by a signal: the run stops starting nodes (see `schedule.rs`).
     pub interrupt: Interrupt,
+    /// What `--skip-unchanged` reuses nodes on.
+    pub reuse: Reuse,
 }
 
 /// The periods windowed models process.
@@ -185,6 +188,8 @@ struct Done {
     rows: Option<u64>,
     query_seconds: f64,
     tests: Vec<TestRun>,
+    /// Set when the node was reused, not built: the proof that allowed it.
+    reused: Option<Proof>,
 }
 
 /// How a job failed: why, and the tests it ran on the way.
@@ -225,6 +230,7 @@ pub async fn execute(
         periods: opts.periods.clone(),
         intervals,
         run_id: opts.run_id.clone(),
+        reuse: opts.reuse.clone(),
     });
     let mut results = Vec::new();
     let work_starts = starts.clone();
@@ -252,6 +258,9 @@ pub async fn execute(
                 _ => None,
             };
             let (tests, own) = match status {
+                JobStatus::Done(Done { tests, rows, reused: Some(proof), .. }) => {
+                    (tests.clone(), (Status::Reused, *rows, Some(reuse::reason(proof))))
+                }
                 JobStatus::Done(done) => (done.tests.clone(), (Status::Success, done.rows, None)),
                 JobStatus::Failed(f) => (f.tests.clone(), (Status::Error, None, Some(f.message.clone()))),
                 JobStatus::Skipped(why) => {
@@ -259,6 +268,12 @@ pub async fn execute(
                         plan.audits.get(id).into_iter().flatten().map(|t| skipped_test(&compiled.nodes[t], why));
                     (skipped.collect(), (Status::Skipped, None, Some(why.clone())))
                 }
+            };
+            let proof = match status {
+                JobStatus::Done(Done { reused: Some(proof), .. }) => {
+                    Some(serde_json::to_value(proof).expect("proofs serialize"))
+                }
+                _ => None,
             };
             for test in tests {
                 if !compiled.nodes.contains_key(&test.unique_id) {
@@ -283,6 +298,7 @@ pub async fn execute(
                     rows,
                     seconds: if status == Status::Skipped { 0.0 } else { seconds },
                     message,
+                    proof,
                 };
                 let result = NodeResult { line, started_at: started, query_seconds, test: None };
                 reporter.result(&result);
@@ -319,6 +335,7 @@ struct JobContext {
     periods: Periods,
     intervals: Intervals,
     run_id: String,
+    reuse: Reuse,
 }
 
 impl JobContext {
@@ -328,18 +345,71 @@ impl JobContext {
             let test = run_unit_test(self.engine.as_ref(), node).await;
             return match test.blocks() {
                 true => Err(Failed { message: test.message.clone().unwrap_or_default(), tests: vec![test] }),
-                false => Ok(Done { rows: None, query_seconds: test.seconds, tests: vec![test] }),
+                false => Ok(Done { rows: None, query_seconds: test.seconds, tests: vec![test], reused: None }),
             };
         }
         if node.resource_type == ResourceType::Test {
+            if let Some(test) = self.reused_test(node) {
+                return Ok(Done { rows: None, query_seconds: 0.0, tests: vec![test], reused: None });
+            }
             let test = run_test(&self.compiled, self.engine.as_ref(), node, Against::Published).await;
             return if test.blocks() {
                 Err(Failed { message: test.message.clone().unwrap_or_default(), tests: vec![test] })
             } else {
-                Ok(Done { rows: None, query_seconds: test.seconds, tests: vec![test] })
+                Ok(Done { rows: None, query_seconds: test.seconds, tests: vec![test], reused: None })
             };
         }
-        self.build_node(node).await
+        if let Some(reused) = self.reused(node).await {
+            return reused;
+        }
+        let built = self.build_node(node).await;
+        if let Some(relation) = &node.relation {
+            self.reuse.fingerprints.forget(relation);
+        }
+        built
+    }
+
+    /// The proof `node` may be reused on: skipping is on, the node is of a kind that
+    /// may be, and its proof holds of what it is and reads now.
+    fn proven(&self, node: &Node) -> Option<Proof> {
+        let proofs = self.reuse.proofs.as_ref()?;
+        if reuse::never_reused(node, self.full_refresh).is_some() {
+            return None;
+        }
+        let old = proofs.get(&node.unique_id)?;
+        let fingerprints = &self.reuse.fingerprints;
+        let now = reuse::current(&self.compiled, self.engine.as_ref(), fingerprints, node, &self.run_id, None)?;
+        reuse::holds(old, &now).then(|| old.clone())
+    }
+
+    /// The result of a test that passed on the same data before, if it did.
+    fn reused_test(&self, test: &Node) -> Option<TestRun> {
+        let proof = self.proven(test)?;
+        let mut run = test_run(test, chrono::Utc::now());
+        run.status = Status::Reused;
+        run.failures = Some(0);
+        run.message = Some(format!("reused: passed in run {} on the same data", proof.run_id));
+        Some(run)
+    }
+
+    /// Reuses `node` instead of building it when its proof holds. Its audits pass
+    /// again where their proofs hold too; the others (a test added since, say) run on
+    /// the published data, and one that fails fails the node, as it would a build.
+    async fn reused(&self, node: &Node) -> Option<Result<Done, Failed>> {
+        let proof = self.proven(node)?;
+        let mut tests = Vec::new();
+        for id in self.audits.get(&node.unique_id).into_iter().flatten() {
+            let test = &self.compiled.nodes[id];
+            tests.push(match self.reused_test(test) {
+                Some(run) => run,
+                None => run_test(&self.compiled, self.engine.as_ref(), test, Against::Published).await,
+            });
+        }
+        if let Some(names) = self.blocking(tests.iter()) {
+            return Some(Err(Failed { message: format!("reused, but {names} failed on its data"), tests }));
+        }
+        let query_seconds = tests.iter().map(|t| t.seconds).sum();
+        Some(Ok(Done { rows: proof.rows, query_seconds, tests, reused: Some(proof) }))
     }
 
     /// Builds a node between its hooks: `pre_hook`s, then stage, audit and publish (only
@@ -408,7 +478,7 @@ impl JobContext {
         let query_seconds = staged.query_seconds + tests.iter().map(|t| t.seconds).sum::<f64>();
         let rows = self.engine.publish(staged, &self.failpoints, &node.name).await.map_err(engine_error)?;
         tests.extend(anomaly);
-        Ok(Done { rows, query_seconds, tests })
+        Ok(Done { rows, query_seconds, tests, reused: None })
     }
 
     /// Builds a windowed model one batch at a time, in order: each batch is staged,
@@ -501,7 +571,7 @@ impl JobContext {
             self.engine.history().record_interval(&node.unique_id, period, &self.run_id).await.map_err(in_batch)?;
             tests.retain(|t| t.status != Status::Pass);
         }
-        Ok(Done { rows: Some(rows), query_seconds, tests })
+        Ok(Done { rows: Some(rows), query_seconds, tests, reused: None })
     }
 
     /// True if `--full-refresh` rebuilds this incremental model (`full_refresh: false`
@@ -595,6 +665,7 @@ fn test_line(node: &Node, test: &TestRun) -> ResultLine {
         rows: None,
         seconds: test.seconds,
         message: test.message.clone(),
+        proof: None,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod freshness;
 pub mod invocation;
 pub mod querier;
 pub mod reporter;
+pub mod reuse;
 pub mod schedule;
 pub mod seeds;
 #[cfg(test)]

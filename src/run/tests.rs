@@ -118,6 +118,7 @@ async fn run(
         seeds: BTreeMap::new(),
         periods: Periods::Resume { now: chrono::Utc::now() },
         interrupt: Default::default(),
+        reuse: Default::default(),
     };
     let reporter = Lines::default();
     let summary =

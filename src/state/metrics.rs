@@ -105,7 +105,8 @@ pub fn write_run_metrics(
     let mut run_success = Family::new("etlm_run_success", "1 if the last run had no error and no failed test");
     run_success.add(command(), if summary.failed() { 0.0 } else { 1.0 });
     let mut run_results = Family::new("etlm_run_results", "results of the last run, by status");
-    for s in [Status::Success, Status::Error, Status::Skipped, Status::Pass, Status::Warn, Status::Fail] {
+    for s in [Status::Success, Status::Error, Status::Skipped, Status::Pass, Status::Warn, Status::Fail, Status::Reused]
+    {
         run_results.add([command(), vec![("status", s.as_str().to_string())]].concat(), summary.count(s) as f64);
     }
     let families = [

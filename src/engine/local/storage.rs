@@ -483,6 +483,37 @@ impl Warehouse {
     }
 
     /// Follows `<root>/<schema>/<name>` if it is a symlink to a valid version.
+    /// A fingerprint of `schema.name`'s data: the version it points at, with the path,
+    /// size and modification time of every file in it, so a version whose files another
+    /// tool rewrote in place changes it too. `None` if there is no such relation.
+    pub fn fingerprint(&self, schema: &str, name: &str) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        validate_name(schema).ok()?;
+        validate_name(name).ok()?;
+        let version = current_version(&self.root.join(schema), name)?;
+        let dir = self.versions_dir(schema, name).join(&version);
+        let mut hash = Sha256::new();
+        hash.update(self.root.to_string_lossy().as_bytes());
+        let mut files: Vec<(String, u64, u128)> = Vec::new();
+        for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
+            let entry = entry.ok()?;
+            let meta = entry.metadata().ok()?;
+            if meta.is_file() {
+                let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+                files.push((
+                    entry.path().strip_prefix(&dir).ok()?.to_string_lossy().into_owned(),
+                    meta.len(),
+                    modified,
+                ));
+            }
+        }
+        files.sort();
+        for (path, len, modified) in &files {
+            hash.update(format!("\0{path}\0{len}\0{modified}").as_bytes());
+        }
+        Some(format!("{version}:{}", crate::hex::hex(&hash.finalize()[..12])))
+    }
+
     fn resolve(&self, schema: &str, name: &str) -> Result<Option<StoredRelation>, StorageError> {
         let schema_dir = self.root.join(schema);
         let Some(version) = current_version(&schema_dir, name) else { return Ok(None) };
