@@ -217,3 +217,29 @@ fn full_refresh_the_clock_and_a_dropped_relation_build_again() {
     std::fs::remove_file(dir.join("warehouse/main/fixed")).unwrap();
     assert_eq!(run()["fixed"], "success");
 }
+
+/// A run killed after it published, before it recorded its proofs, leaves no proof that
+/// claims what is not so: the next run builds again what the killed run changed, and
+/// ends with a clean build's rows.
+#[test]
+#[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
+fn a_run_killed_before_its_proofs_are_kept_builds_again_what_it_changed() {
+    for point in ["after-publish:stg_customers", "before-state-write:customer_orders"] {
+        let (_tmp, dir) = empty_project("shop");
+        let (_loader_tmp, loader_dir) = empty_project("loader");
+        shop(&dir);
+        loader(&loader_dir, &dir.join("warehouse"), "order_id,paid\n1,true\n");
+        build(&dir);
+        let sql = dir.join("models/staging/stg_customers.sql");
+        std::fs::write(&sql, "select id, upper(name) as name from {{ ref('customers') }}\n").unwrap();
+        let killed = support::etlm_with(&dir, &["build", "--skip-unchanged"], &[("ETLM_FAILPOINT", point)]);
+        assert_ne!(killed.code, 0, "{point}: the failpoint kills the run");
+        assert_eq!(build(&dir), ["customer_names", "customer_orders", "stg_customers"], "{point}");
+        assert_eq!(
+            rows(&dir, "select name from main.customer_names order by name"),
+            [serde_json::json!({"name": "ADA"}), serde_json::json!({"name": "GRACE"})],
+            "{point}"
+        );
+        assert!(build(&dir).is_empty(), "{point}: and then nothing");
+    }
+}
