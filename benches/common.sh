@@ -1,7 +1,9 @@
 # Shared by the benchmarks: builds etlm and the generator in release mode, and defines
-# `measure` (wall time and peak RSS of a command) and `generate` (a generated project,
-# reused while the generator source and seed are unchanged). Sourced, not run.
-# Expects: root, SEED, BENCH_DIR, target_dir; ETLM_BIN is optional.
+# `measure` (wall time, peak RSS and CPU time of a command) and `generate` (a generated
+# project, reused while the generator, its flags and the seed are unchanged). Sourced,
+# not run.
+# Expects: root, SEED, BENCH_DIR, target_dir; ETLM_BIN and GEN_BIN are optional. With
+# both set, nothing is built (no cargo run at all).
 
 if ! command -v python3 >/dev/null 2>&1; then
     echo "benches: python3 is required (it times runs and reads peak RSS)" >&2
@@ -9,18 +11,27 @@ if ! command -v python3 >/dev/null 2>&1; then
 fi
 
 # ETLM_BIN: measure that etlm binary (e.g. an earlier commit's, to compare) instead of
-# building this checkout's.
-if [[ -n "${ETLM_BIN:-}" ]]; then
-    cargo build --release --example gen_project
-    etlm="$ETLM_BIN"
-else
-    cargo build --release --bin etlm --example gen_project
-    etlm="$target_dir/release/etlm"
+# building this checkout's. GEN_BIN: a prebuilt generator (e.g.
+# `rustc --edition 2024 -O examples/gen_project.rs -o /tmp/gen_project`, which needs no
+# dependency) instead of building examples/gen_project.rs with cargo.
+build_targets=()
+[[ -n "${ETLM_BIN:-}" ]] || build_targets+=(--bin etlm)
+[[ -n "${GEN_BIN:-}" ]] || build_targets+=(--example gen_project)
+if ((${#build_targets[@]})); then
+    cargo build --release "${build_targets[@]}"
 fi
-gen="$target_dir/release/examples/gen_project"
+etlm=${ETLM_BIN:-$target_dir/release/etlm}
+gen=${GEN_BIN:-$target_dir/release/examples/gen_project}
+for bin in "$etlm" "$gen"; do
+    if [[ ! -x "$bin" ]]; then
+        echo "benches: $bin is not an executable" >&2
+        exit 1
+    fi
+done
 
-# Runs a command; prints "<wall seconds> <peak RSS in KiB>" of it on stdout. The command's
-# own output goes to $log. Exits with the command's status.
+# Runs a command; prints "<wall seconds> <peak RSS in KiB> <user seconds> <system seconds>"
+# of it on stdout (CPU times of the command and its children). The command's own output
+# goes to $log. Exits with the command's status.
 measure() {
     local log=$1
     shift
@@ -32,26 +43,32 @@ with open(log, "wb") as out:
     code = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).returncode
     wall = time.perf_counter() - start
 # ru_maxrss of waited-for children: KiB on Linux (bytes on macOS).
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+rss = usage.ru_maxrss
 if sys.platform == "darwin":
     rss //= 1024
-print(f"{wall:.6f} {rss}")
+print(f"{wall:.6f} {rss} {usage.ru_utime:.3f} {usage.ru_stime:.3f}")
 sys.exit(code)
 PY
 }
 
 mkdir -p "$BENCH_DIR"
-stamp_value="seed=$SEED gen=$(cksum < examples/gen_project.rs | cut -d' ' -f1)"
+stamp_base="seed=$SEED gen=$(cksum < examples/gen_project.rs | cut -d' ' -f1) bin=$(cksum < "$gen" | cut -d' ' -f1)"
 
-
-# Generates (or reuses) a project of $1 models; prints its directory.
+# Generates (or reuses) a project of $1 models, with the generator flags that follow (e.g.
+# `--seed-rows 100000 --dbt`); prints its directory: gen_<n>, plus the flags when given
+# (gen_1000_seed_rows_100000_dbt), so each shape has a folder of its own.
 generate() {
     local n=$1
-    local dir="$BENCH_DIR/gen_$n"
+    shift
+    local suffix
+    suffix=$(printf '%s_' "$@" | tr -cs 'A-Za-z0-9' '_' | sed 's/^_*//; s/_*$//')
+    local dir="$BENCH_DIR/gen_$n${suffix:+_$suffix}"
     local stamp="$dir/.gen_stamp"
+    local stamp_value="$stamp_base flags=$*"
     if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$stamp_value" ]]; then
         rm -f "$stamp"
-        "$gen" --models "$n" --out "$dir" --seed "$SEED" >&2
+        "$gen" --models "$n" --out "$dir" --seed "$SEED" "$@" >&2
         echo "$stamp_value" > "$stamp"
     fi
     echo "$dir"

@@ -3,25 +3,29 @@
 #
 #   benches/compile.sh
 #
-# Builds etlm and the generator in release mode, generates projects of 1,000 and 10,000
-# models (kept and reused across runs while the generator source and seed are unchanged),
+# Builds etlm and the generator in release mode (unless ETLM_BIN and GEN_BIN name built
+# ones), generates projects of 1,000 and 10,000
+# models in the generator's default shape (5.4 YAML tests per model: 54,000 generic tests
+# at 10,000 models; kept and reused across runs while the generator and seed are unchanged),
 # runs `etlm compile` RUNS times per size (which includes the column checks and writes
 # target/lineage.json; the script fails if it is missing) without and then with the
 # compile cache (target/compile.cache, which `etlm compile` writes for the next one), then
 # with no target folder, and prints, per size:
 #
-#   compile 10000 models, cold cache: best 0.88 s, median 0.90 s, peak RSS 252 MB
-#   compile 10000 models, warm cache: best 0.61 s, median 0.63 s, peak RSS 265 MB
-#   compile 10000 models, no target folder: best 1.08 s, median 1.10 s, peak RSS 260 MB
+#   compile 10000 models, cold cache: best 3.21 s, median 3.31 s (user 4.51 s, sys 1.08 s), peak RSS 478 MB
+#   compile 10000 models, warm cache: best 2.75 s, median 2.86 s (user 3.42 s, sys 1.05 s), peak RSS 475 MB
+#   compile 10000 models, no target folder: best 5.68 s, median 7.47 s (user 4.34 s, sys 9.07 s), peak RSS 478 MB
 #
 # "No target folder" deletes target/ before each run (the first compile of a checkout: it
 # creates every compiled file); "cold" deletes only the cache (a compile after upgrading
 # etlm: compiled files are compared and kept); "warm" is the usual repeated compile. All
-# render every model and test, and write every artifact.
+# render every model and test, and write every artifact. User and system times are the
+# medians of the runs (the CPU time etlm spent, over all its threads).
 #
 # Environment knobs: SIZES (default "1000 10000"), RUNS (5), SEED (42),
 # BENCH_DIR (default $TMPDIR/etlm-bench or /tmp/etlm-bench), CARGO_TARGET_DIR, ETLM_BIN
-# (a binary to measure instead of this checkout's, e.g. to compare two commits).
+# (a binary to measure instead of this checkout's, e.g. to compare two commits), GEN_BIN
+# (a prebuilt generator), GEN_FLAGS (more generator flags, e.g. "--tests-per-model 1").
 # Exits non-zero if a build, the generator or any `etlm compile` fails.
 set -euo pipefail
 
@@ -37,7 +41,8 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 source "$root/benches/common.sh"
 
 for n in $SIZES; do
-    dir=$(generate "$n")
+    # shellcheck disable=SC2086 # GEN_FLAGS is a list of flags
+    dir=$(generate "$n" ${GEN_FLAGS:-})
     # "first" goes last: deleting 10,000s of files keeps the file system busy for a while.
     for cache in cold warm first; do
         results=()
@@ -65,10 +70,13 @@ for n in $SIZES; do
 import statistics, sys
 n, cache = sys.argv[1], sys.argv[2]
 rows = [line.split() for line in sys.stdin if line.strip()]
-walls = sorted(float(w) for w, _ in rows)
-rss_mb = max(int(r) for _, r in rows) / 1024
+walls = sorted(float(r[0]) for r in rows)
+rss_mb = max(int(r[1]) for r in rows) / 1024
+user = statistics.median(float(r[2]) for r in rows)
+sys_s = statistics.median(float(r[3]) for r in rows)
 label = {"first": "no target folder", "cold": "cold cache", "warm": "warm cache"}[cache]
-print(f"compile {n} models, {label}: best {walls[0]:.2f} s, median {statistics.median(walls):.2f} s, peak RSS {rss_mb:.0f} MB")
+print(f"compile {n} models, {label}: best {walls[0]:.2f} s, median {statistics.median(walls):.2f} s "
+      f"(user {user:.2f} s, sys {sys_s:.2f} s), peak RSS {rss_mb:.0f} MB")
 ' "$n" "$cache"
     done
 done

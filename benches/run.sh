@@ -14,7 +14,8 @@
 # else (start, compile, staging directories, publishing with fsync, registering,
 # scheduling, history) is etlm's overhead, divided by the number of built nodes. One
 # thread makes wall time and summed query time comparable. Environment knobs: SIZES (default "1000"), SEED (42), THREADS (2),
-# BENCH_DIR, CARGO_TARGET_DIR, ETLM_BIN (a binary to measure instead of this checkout's). Exits non-zero if a build or a run fails.
+# BENCH_DIR, CARGO_TARGET_DIR, ETLM_BIN (a binary to measure instead of this checkout's), GEN_BIN (a prebuilt
+# generator). Exits non-zero if a build or a run fails. benches/build.sh compares with dbt-duckdb on bigger seeds.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,7 +1,8 @@
 //! Generates a synthetic, dbt-compatible etlm project for benchmarks and stress tests.
 //!
 //! ```text
-//! cargo run --release --example gen_project -- --models 10000 --out /tmp/gen_10000 [--seed 42]
+//! cargo run --release --example gen_project -- --models 10000 --out /tmp/gen_10000 \
+//!     [--seed 42] [--seed-rows 50] [--tests-per-model 5.4] [--dbt]
 //! ```
 //!
 //! Layout of the generated folder:
@@ -9,24 +10,48 @@
 //! ```text
 //! etlm.yml                      name `gen`, vars, folder config (staging: view, marts: table)
 //! profiles.yml                  profile `gen`: the embedded engine (`type: local`)
-//! seeds/raw_*.csv               5 seeds of 50 rows
+//! seeds/raw_*.csv               5 seeds: orders, payments, events of `--seed-rows` rows;
+//!                               customers, products of a tenth of that (at least 50)
 //! macros/helpers.sql            safe_div(a, b) and column_list(alias)
+//! tests/generic/gen_tests.sql   generic tests in_range, is_true and row_count_between
 //! models/staging/<seed>/        ~5% of the models, one seed each (split in part_NN past 200)
 //! models/layer_1 .. layer_K-1/  intermediate layers, each model refs 1-3 earlier models
 //! models/marts/                 the last layer
 //! models/**/schema.yml          one per folder holding models: descriptions, columns, tests
+//! dbt_project.yml               with `--dbt`: the same project for dbt-core (profile `gen`)
+//! dbt_profiles/profiles.yml     with `--dbt`: profile `gen` on dbt-duckdb (`gen.duckdb`)
 //! ```
 //!
 //! Every model outputs `id bigint, dt date, amount double precision, category varchar`
 //! (plus optional extra columns), so any model can ref any earlier one, and the SQL sticks
-//! to what both DataFusion and Postgres accept (`cast(.. as ..)`, no `::`). Refs only point
-//! to earlier layers, so the graph has no cycles. `category` is always one of `high`,
-//! `mid`, `low`; a model's `id` is unique whenever the schema.yml says so.
+//! to what DataFusion, DuckDB and Postgres all accept (`cast(.. as ..)`, no `::`). Refs
+//! only point to earlier layers, so the graph has no cycles. `category` is always one of
+//! `high`, `mid`, `low`; a model's `id` is unique whenever the schema.yml says so.
 //!
-//! Output is a pure function of the arguments: the same `--models`, `--seed` give the same
-//! bytes. The generator owns `etlm.yml`, `profiles.yml`, `models/`, `seeds/` and `macros/`
-//! in the output folder and replaces them on each run; anything else there (e.g.
-//! `target/`) is kept.
+//! Tests: `--tests-per-model` (default 5.4) YAML tests per model on average, so 10,000
+//! models get exactly 54,000 generic tests (a model has at most as many as it has
+//! candidates, 9 or more). Each model has `not_null` on `id`, `unique` when `id` is
+//! unique, and a mix of `relationships` (to the seed or first parent the ids come from),
+//! `accepted_values`, `not_null` on other columns, and the project's own `in_range`
+//! (bounds every row meets), `is_true` (an expression every row meets) and
+//! `row_count_between` (1 to the biggest seed's rows). All of them pass on the generated
+//! data: a model's ids always come from its first parent, amounts are never negative
+//! or NULL, and no model has more rows than the biggest seed.
+//!
+//! `--dbt` also writes what dbt-core with dbt-duckdb needs to build the folder unchanged.
+//! etlm keeps reading `etlm.yml` and `profiles.yml` (it prefers `etlm.yml` over
+//! `dbt_project.yml`), so dbt's profile is in its own folder and dbt writes its target
+//! folder apart from etlm's; run it from the project folder:
+//!
+//! ```text
+//! cd /tmp/gen_1000 && dbt build --profiles-dir dbt_profiles --target-path dbt_target
+//! ```
+//!
+//! Output is a pure function of the arguments: the same arguments give the same bytes.
+//! The generator owns `etlm.yml`, `profiles.yml`, `dbt_project.yml`, `models/`, `seeds/`,
+//! `macros/`, `tests/` and `dbt_profiles/` in the output folder and replaces (or, without
+//! `--dbt`, removes the dbt files) on each run; anything else there (e.g. `target/`,
+//! `warehouse/`, `gen.duckdb`) is kept.
 //! Only std is used.
 
 use std::collections::BTreeMap;
@@ -38,8 +63,10 @@ use std::time::Instant;
 
 /// Maximum number of models in one folder; bigger groups are split into `part_NN`.
 const MAX_PER_FOLDER: usize = 200;
-/// Rows per seed.
-const SEED_ROWS: usize = 50;
+/// Default rows of the biggest seeds, and the fewest any seed has.
+const MIN_SEED_ROWS: usize = 50;
+/// Default YAML tests per model, in hundredths.
+const DEFAULT_TESTS_PER_MODEL: usize = 540;
 /// Every model's `category` is one of these.
 const CATEGORIES: &str = "['high', 'mid', 'low']";
 
@@ -47,14 +74,35 @@ struct Args {
     models: usize,
     out: PathBuf,
     seed: u64,
+    /// Rows of the biggest seeds.
+    seed_rows: usize,
+    /// YAML tests per model on average, in hundredths.
+    tests_per_model: usize,
+    /// Also write `dbt_project.yml` and `dbt_profiles/profiles.yml`.
+    dbt: bool,
 }
 
-const USAGE: &str = "usage: gen_project --models N --out DIR [--seed S]";
+const USAGE: &str = "usage: gen_project --models N --out DIR [--seed S] [--seed-rows N (>= 50, default 50)] \
+[--tests-per-model X (default 5.4)] [--dbt]";
+
+/// `5.4` -> 540: a non-negative decimal with at most two fraction digits, in hundredths.
+fn parse_hundredths(v: &str) -> Option<usize> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() && frac.is_empty() || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let int: usize = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac: usize = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().ok()? };
+    int.checked_mul(100)?.checked_add(frac)
+}
 
 fn parse_args() -> Result<Args, String> {
     let mut models = None;
     let mut out = None;
     let mut seed = 42u64;
+    let mut seed_rows = MIN_SEED_ROWS;
+    let mut tests_per_model = DEFAULT_TESTS_PER_MODEL;
+    let mut dbt = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -80,10 +128,35 @@ fn parse_args() -> Result<Args, String> {
                 let v = value()?;
                 seed = v.parse().map_err(|_| format!("`--seed {v}`: not a number"))?;
             }
+            "--seed-rows" => {
+                let v = value()?;
+                seed_rows = v.parse().map_err(|_| format!("`--seed-rows {v}`: not a number"))?;
+                if seed_rows < MIN_SEED_ROWS {
+                    return Err(format!("`--seed-rows` must be at least {MIN_SEED_ROWS}"));
+                }
+            }
+            "--tests-per-model" => {
+                let v = value()?;
+                tests_per_model =
+                    parse_hundredths(&v).ok_or_else(|| format!("`--tests-per-model {v}`: not a number like 5.4"))?;
+            }
+            "--dbt" => {
+                if inline.is_some() {
+                    return Err("`--dbt` takes no value".into());
+                }
+                dbt = true;
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    Ok(Args { models: models.ok_or("`--models N` is required")?, out: out.ok_or("`--out DIR` is required")?, seed })
+    Ok(Args {
+        models: models.ok_or("`--models N` is required")?,
+        out: out.ok_or("`--out DIR` is required")?,
+        seed,
+        seed_rows,
+        tests_per_model,
+        dbt,
+    })
 }
 
 /// xorshift64*: tiny, deterministic, good enough for picking parents.
@@ -140,9 +213,15 @@ struct SeedDef {
     pk: &'static str,
     /// A foreign-key column (ids repeat) that some staging models key on instead.
     fk: Option<&'static str>,
+    /// The seed (index in `SEEDS`) whose primary key `fk` holds.
+    fk_to: usize,
+    /// Whether the seed is one of the small ones (a tenth of `--seed-rows`).
+    small: bool,
     date: &'static str,
     amount: &'static str,
     label: &'static str,
+    /// Every `amount` value is in `0..max_amount`.
+    max_amount: usize,
 }
 
 const SEEDS: [SeedDef; 5] = [
@@ -152,9 +231,12 @@ const SEEDS: [SeedDef; 5] = [
         header: "customer_id,first_name,last_name,email,signup_date,lifetime_value,segment",
         pk: "customer_id",
         fk: None,
+        fk_to: 0,
+        small: true,
         date: "signup_date",
         amount: "lifetime_value",
         label: "segment",
+        max_amount: 500,
     },
     SeedDef {
         name: "raw_orders",
@@ -162,9 +244,12 @@ const SEEDS: [SeedDef; 5] = [
         header: "order_id,customer_id,order_date,amount,status",
         pk: "order_id",
         fk: Some("customer_id"),
+        fk_to: 0,
+        small: false,
         date: "order_date",
         amount: "amount",
         label: "status",
+        max_amount: 250,
     },
     SeedDef {
         name: "raw_payments",
@@ -172,9 +257,12 @@ const SEEDS: [SeedDef; 5] = [
         header: "payment_id,order_id,payment_date,amount,method",
         pk: "payment_id",
         fk: Some("order_id"),
+        fk_to: 1,
+        small: false,
         date: "payment_date",
         amount: "amount",
         label: "method",
+        max_amount: 250,
     },
     SeedDef {
         name: "raw_products",
@@ -182,9 +270,12 @@ const SEEDS: [SeedDef; 5] = [
         header: "product_id,product_name,created_date,price,product_category",
         pk: "product_id",
         fk: None,
+        fk_to: 3,
+        small: true,
         date: "created_date",
         amount: "price",
         label: "product_category",
+        max_amount: 120,
     },
     SeedDef {
         name: "raw_events",
@@ -192,9 +283,12 @@ const SEEDS: [SeedDef; 5] = [
         header: "event_id,user_id,event_date,event_value,event_type",
         pk: "event_id",
         fk: Some("user_id"),
+        fk_to: 0,
+        small: false,
         date: "event_date",
         amount: "event_value",
         label: "event_type",
+        max_amount: 60,
     },
 ];
 
@@ -220,13 +314,21 @@ fn money(rng: &mut Rng, lo: usize, hi: usize) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
-fn seed_csv(index: usize, def: &SeedDef, rng: &mut Rng) -> String {
-    let mut s = String::with_capacity(64 * SEED_ROWS);
+/// Rows of each seed: the big ones `seed_rows`, the small ones a tenth of it, at least
+/// `MIN_SEED_ROWS`. Ids of seed `i` are `1..=rows[i]`.
+fn seed_lengths(seed_rows: usize) -> [usize; 5] {
+    SEEDS.each_ref().map(|d| if d.small { (seed_rows / 10).max(MIN_SEED_ROWS) } else { seed_rows })
+}
+
+fn seed_csv(index: usize, def: &SeedDef, lengths: &[usize; 5], rng: &mut Rng) -> String {
+    let rows = lengths[index];
+    let mut s = String::with_capacity(64 * rows);
     s.push_str(def.header);
     s.push('\n');
-    for i in 1..=SEED_ROWS {
+    for i in 1..=rows {
         let day = date(i * 7 + index * 3);
-        let fk = rng.range(1, SEED_ROWS + 1);
+        // Foreign keys point to existing rows of the seed they reference.
+        let fk = rng.range(1, lengths[def.fk_to] + 1);
         let _ = match index {
             0 => {
                 let first = FIRST_NAMES[rng.below(FIRST_NAMES.len())];
@@ -277,6 +379,12 @@ struct Model {
     description: String,
     /// Extra output columns beyond id, dt, amount, category.
     extras: Vec<&'static str>,
+    /// `(relation, column)` holding every `id` of this model: `ref('x')` and `id` of the
+    /// first parent, or the seed and its key a staging model's ids come from. None when
+    /// the ids come from several parents.
+    ids_from: Option<(String, &'static str)>,
+    /// For staging models: every `amount` is in `0..max_amount`.
+    max_amount: Option<usize>,
 }
 
 /// `with` item reading the four standard columns of `parent`, sometimes through the
@@ -567,6 +675,9 @@ fn generate(n: usize, seed: u64) -> Vec<Model> {
         let k = j / SEEDS.len();
         let count = staging / SEEDS.len() + usize::from(si < staging % SEEDS.len());
         let (sql, unique, extras, description) = staging_sql(def, k, &mut rng);
+        // Keyed on the primary key, the ids are the seed's; on the foreign key, they are
+        // keys of the seed it references.
+        let from = if unique { def } else { &SEEDS[def.fk_to] };
         models.push(Model {
             name: format!("stg_{}_{:0stg_width$}", def.short, k + 1),
             layer: 0,
@@ -575,6 +686,8 @@ fn generate(n: usize, seed: u64) -> Vec<Model> {
             sql,
             description,
             extras,
+            ids_from: Some((from.name.to_string(), from.pk)),
+            max_amount: Some(def.max_amount),
         });
     }
 
@@ -639,39 +752,199 @@ fn generate(n: usize, seed: u64) -> Vec<Model> {
                 layer_sql(kind, &parents, layer, incremental, min_amount, &mut rng);
             let name =
                 if is_mart { format!("mart_{global:0width$}") } else { format!("int_l{layer:02}_{global:0width$}") };
-            models.push(Model { name, layer, dir: folder(&base, i, size), unique, sql, description, extras });
+            // Every kind keeps (a subset of) its first parent's ids, except an aggregate
+            // over the union of two parents.
+            let ids_from = (kind != Kind::Aggregate || parents.len() == 1).then(|| (parents[0].0.clone(), "id"));
+            models.push(Model {
+                name,
+                layer,
+                dir: folder(&base, i, size),
+                unique,
+                sql,
+                description,
+                extras,
+                ids_from,
+                max_amount: None,
+            });
         }
         starts.push(models.len());
     }
     models
 }
 
-fn schema_yml(models: &[&Model], rng: &mut Rng) -> String {
-    let mut s = String::with_capacity(models.len() * 600);
-    s.push_str("version: 2\n\nmodels:\n");
-    for m in models {
-        let _ = writeln!(s, "  - name: {}", m.name);
-        let _ = writeln!(s, "    description: \"{}\"", m.description);
-        s.push_str("    columns:\n");
-        s.push_str("      - name: id\n        description: \"Entity identifier shared across the project.\"\n");
-        if m.unique && rng.chance(55) {
-            s.push_str("        data_tests:\n          - unique\n          - not_null\n");
-        } else if rng.chance(25) {
-            s.push_str("        data_tests:\n          - not_null\n");
-        }
-        s.push_str("      - name: dt\n        description: \"Business date.\"\n");
-        s.push_str("      - name: amount\n        description: \"Amount in dollars.\"\n");
-        s.push_str("      - name: category\n        description: \"Amount bucket: high, mid or low.\"\n");
-        if rng.chance(20) {
-            let _ =
-                writeln!(s, "        data_tests:\n          - accepted_values:\n              values: {CATEGORIES}");
-        }
-        for extra in &m.extras {
-            let _ = writeln!(s, "      - name: {extra}");
-        }
+/// One candidate YAML test of a model: the column it is on (None: a model-level test),
+/// its list item (`- unique`, or a name with `arguments:`), and how keen the model is to
+/// have it (the highest-scored ones are kept).
+struct TestCandidate {
+    column: Option<&'static str>,
+    item: String,
+    score: usize,
+}
+
+/// A test with arguments, as a list item: `name:` then `arguments:` (dbt 1.10's place for
+/// them, which etlm reads too).
+fn test_with_args(name: &str, args: &[(&str, String)]) -> String {
+    let mut s = format!("- {name}:\n    arguments:");
+    for (k, v) in args {
+        let _ = write!(s, "\n      {k}: {v}");
     }
     s
 }
+
+/// Every test the generated data provably passes on `m`, scored with `rng`. `not_null` and
+/// `unique` on `id` come first, as in most projects.
+fn test_candidates(m: &Model, seed_rows: usize, rng: &mut Rng) -> Vec<TestCandidate> {
+    let mut c = Vec::with_capacity(16);
+    let mut add = |column: Option<&'static str>, item: String, score: usize| {
+        c.push(TestCandidate { column, item, score });
+    };
+    let dates = [
+        ("min_value", "\"cast('2024-01-01' as date)\"".to_string()),
+        ("max_value", "\"cast('2024-02-29' as date)\"".to_string()),
+    ];
+    add(Some("id"), "- not_null".into(), 10_000);
+    if m.unique {
+        add(Some("id"), "- unique".into(), 9_000);
+    }
+    if let Some((to, field)) = &m.ids_from {
+        let item = test_with_args("relationships", &[("to", format!("ref('{to}')")), ("field", field.to_string())]);
+        add(Some("id"), item, 300 + rng.below(500));
+    }
+    add(Some("dt"), "- not_null".into(), rng.below(500));
+    add(Some("dt"), test_with_args("in_range", &dates), 100 + rng.below(500));
+    add(Some("amount"), "- not_null".into(), rng.below(500));
+    if let Some(max) = m.max_amount {
+        let item = test_with_args("in_range", &[("min_value", "0".into()), ("max_value", max.to_string())]);
+        add(Some("amount"), item, 100 + rng.below(500));
+    }
+    add(Some("category"), "- not_null".into(), rng.below(500));
+    add(Some("category"), test_with_args("accepted_values", &[("values", CATEGORIES.into())]), 200 + rng.below(500));
+    for &extra in &m.extras {
+        match extra {
+            // A ratio is NULL where the joined amount is missing or zero.
+            "amount_ratio" => {}
+            "rn" => {
+                let item =
+                    test_with_args("in_range", &[("min_value", "1".into()), ("max_value", seed_rows.to_string())]);
+                add(Some(extra), item, rng.below(400));
+            }
+            "n_rows" => {
+                let item = test_with_args(
+                    "in_range",
+                    &[("min_value", "1".into()), ("max_value", (2 * seed_rows).to_string())],
+                );
+                add(Some(extra), item, rng.below(400));
+            }
+            _ => add(Some(extra), "- not_null".into(), rng.below(400)),
+        }
+    }
+    let expression = if m.extras.contains(&"n_rows") {
+        "amount >= 0 and n_rows >= 1"
+    } else if m.extras.contains(&"rn") {
+        "amount >= 0 and rn >= 1"
+    } else {
+        "amount >= 0 and id > 0"
+    };
+    add(None, test_with_args("is_true", &[("expression", format!("\"{expression}\""))]), 100 + rng.below(500));
+    // No model has more rows than the biggest seed (ids are at most its row count, and
+    // every kind keeps its first parent's row count or fewer, or groups by id).
+    let rows = [("min_value", "1".to_string()), ("max_value", seed_rows.to_string())];
+    add(None, test_with_args("row_count_between", &rows), 200 + rng.below(500));
+    c
+}
+
+/// Writes `item` (a list item whose lines are relative to its `- `) at `indent`.
+fn push_item(s: &mut String, item: &str, indent: usize) {
+    for line in item.lines() {
+        let _ = writeln!(s, "{:indent$}{line}", "");
+    }
+}
+
+/// The schema.yml of one folder. `counter` numbers the models across folders, so the
+/// test count of model `i` is `floor((i + 1) * t) - floor(i * t)` for `t` tests per model
+/// (in hundredths), and the project total is exactly `floor(models * t)` while every model
+/// has enough candidates.
+fn schema_yml(
+    models: &[&Model],
+    rng: &mut Rng,
+    counter: &mut usize,
+    tests_per_model: usize,
+    seed_rows: usize,
+) -> (String, usize) {
+    let mut s = String::with_capacity(models.len() * 1600);
+    let mut total = 0;
+    s.push_str("version: 2\n\nmodels:\n");
+    for m in models {
+        let i = *counter;
+        *counter += 1;
+        let wanted = ((i + 1) * tests_per_model) / 100 - (i * tests_per_model) / 100;
+        let candidates = test_candidates(m, seed_rows, rng);
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by_key(|&k| (std::cmp::Reverse(candidates[k].score), k));
+        let mut keep = vec![false; candidates.len()];
+        for &k in order.iter().take(wanted) {
+            keep[k] = true;
+        }
+        total += wanted.min(candidates.len());
+        let on = |column: Option<&'static str>| -> Vec<&TestCandidate> {
+            candidates.iter().zip(&keep).filter(|(t, kept)| **kept && t.column == column).map(|(t, _)| t).collect()
+        };
+        let _ = writeln!(s, "  - name: {}", m.name);
+        let _ = writeln!(s, "    description: \"{}\"", m.description);
+        let model_tests = on(None);
+        if !model_tests.is_empty() {
+            s.push_str("    data_tests:\n");
+            for t in model_tests {
+                push_item(&mut s, &t.item, 6);
+            }
+        }
+        s.push_str("    columns:\n");
+        let described: [(&'static str, &str); 4] = [
+            ("id", "Entity identifier shared across the project."),
+            ("dt", "Business date."),
+            ("amount", "Amount in dollars."),
+            ("category", "Amount bucket: high, mid or low."),
+        ];
+        let columns = described.iter().map(|&(c, d)| (c, Some(d))).chain(m.extras.iter().map(|&c| (c, None)));
+        for (column, description) in columns {
+            let _ = writeln!(s, "      - name: {column}");
+            if let Some(d) = description {
+                let _ = writeln!(s, "        description: \"{d}\"");
+            }
+            let tests = on(Some(column));
+            if !tests.is_empty() {
+                s.push_str("        data_tests:\n");
+                for t in tests {
+                    push_item(&mut s, &t.item, 10);
+                }
+            }
+        }
+    }
+    (s, total)
+}
+
+/// The project's own generic tests (`tests/generic/`). Each returns the failing rows.
+const GENERIC_TESTS: &str = "\
+{# Generic tests used by the generated schema.yml files. #}
+
+{% test in_range(model, column_name, min_value, max_value) %}
+select {{ column_name }}
+from {{ model }}
+where not ({{ column_name }} >= {{ min_value }} and {{ column_name }} <= {{ max_value }})
+{% endtest %}
+
+{% test is_true(model, expression) %}
+select *
+from {{ model }}
+where not ({{ expression }})
+{% endtest %}
+
+{% test row_count_between(model, min_value, max_value) %}
+select n
+from (select count(*) as n from {{ model }}) c
+where n < {{ min_value }} or n > {{ max_value }}
+{% endtest %}
+";
 
 const HELPERS: &str = "\
 {# Helpers used by the generated models. #}
@@ -718,35 +991,75 @@ models:
       +materialized: table
 ";
 
-fn write_project(out: &Path, models: &[Model], seed: u64) -> std::io::Result<usize> {
+/// dbt's profile (`--dbt`): dbt-duckdb, with the database file in the folder dbt runs in
+/// (the project folder), so it never meets etlm's `warehouse/`.
+const DBT_PROFILES: &str = "\
+gen:
+  target: dev
+  outputs:
+    dev:
+      type: duckdb
+      path: gen.duckdb
+      threads: 2
+";
+
+/// dbt's project file (`--dbt`): etlm.yml with the profile named, and no usage
+/// statistics sent.
+fn dbt_project() -> String {
+    let mut s = PROJECT.replacen("config-version: 2\n", "config-version: 2\nprofile: gen\n", 1);
+    s.push_str("\nflags:\n  send_anonymous_usage_stats: false\n");
+    s
+}
+
+/// What was written: files, and YAML tests.
+struct Written {
+    files: usize,
+    tests: usize,
+}
+
+fn write_project(out: &Path, models: &[Model], args: &Args) -> std::io::Result<Written> {
     fs::create_dir_all(out)?;
-    for owned in ["models", "seeds", "macros"] {
+    for owned in ["models", "seeds", "macros", "tests", "dbt_profiles"] {
         let p = out.join(owned);
         if p.exists() {
             fs::remove_dir_all(&p)?;
         }
     }
+    if out.join("dbt_project.yml").exists() {
+        fs::remove_file(out.join("dbt_project.yml"))?;
+    }
     let mut files: Vec<(PathBuf, String)> = Vec::with_capacity(models.len() + 200);
-    let mut dirs: Vec<PathBuf> = vec![out.join("macros"), out.join("seeds")];
+    let mut dirs: Vec<PathBuf> = vec![out.join("macros"), out.join("seeds"), out.join("tests/generic")];
     files.push((out.join("etlm.yml"), PROJECT.to_string()));
     files.push((out.join("profiles.yml"), PROFILES.to_string()));
+    if args.dbt {
+        dirs.push(out.join("dbt_profiles"));
+        files.push((out.join("dbt_project.yml"), dbt_project()));
+        files.push((out.join("dbt_profiles/profiles.yml"), DBT_PROFILES.to_string()));
+    }
     files.push((out.join("macros/helpers.sql"), HELPERS.to_string()));
-    let mut seed_rng = Rng::new(seed, 2);
+    files.push((out.join("tests/generic/gen_tests.sql"), GENERIC_TESTS.to_string()));
+    let mut seed_rng = Rng::new(args.seed, 2);
+    let lengths = seed_lengths(args.seed_rows);
     for (i, def) in SEEDS.iter().enumerate() {
-        files.push((out.join("seeds").join(format!("{}.csv", def.name)), seed_csv(i, def, &mut seed_rng)));
+        files.push((out.join("seeds").join(format!("{}.csv", def.name)), seed_csv(i, def, &lengths, &mut seed_rng)));
     }
     // Models, grouped by folder (folders in name order, models in generation order).
     let mut folders: BTreeMap<&str, Vec<&Model>> = BTreeMap::new();
     for m in models {
         folders.entry(m.dir.as_str()).or_default().push(m);
     }
-    let mut schema_rng = Rng::new(seed, 3);
+    let mut schema_rng = Rng::new(args.seed, 3);
+    let mut counter = 0;
+    let mut tests = 0;
     for (dir, group) in &folders {
         let path = out.join("models").join(dir);
         for m in group {
             files.push((path.join(format!("{}.sql", m.name)), m.sql.clone()));
         }
-        files.push((path.join("schema.yml"), schema_yml(group, &mut schema_rng)));
+        let (yml, n) = schema_yml(group, &mut schema_rng, &mut counter, args.tests_per_model, args.seed_rows);
+        tests += n;
+        files.push((path.join("schema.yml"), yml));
         dirs.push(path);
     }
     for d in &dirs {
@@ -762,7 +1075,7 @@ fn write_project(out: &Path, models: &[Model], seed: u64) -> std::io::Result<usi
             .collect();
         handles.into_iter().try_for_each(|h| h.join().expect("writer thread panicked"))
     })?;
-    Ok(files.len())
+    Ok(Written { files: files.len(), tests })
 }
 
 fn main() -> ExitCode {
@@ -776,13 +1089,15 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let models = generate(args.models, args.seed);
     let layers = models.last().map_or(0, |m| m.layer);
-    match write_project(&args.out, &models, args.seed) {
-        Ok(files) => {
+    match write_project(&args.out, &models, &args) {
+        Ok(Written { files, tests }) => {
             eprintln!(
-                "gen_project: {} models ({} layers after staging), {files} files in {} ({:.2} s)",
+                "gen_project: {} models ({} layers after staging), {tests} YAML tests, seeds of {} rows, {files} files in {}{} ({:.2} s)",
                 models.len(),
                 layers,
+                args.seed_rows,
                 args.out.display(),
+                if args.dbt { " (with dbt's files)" } else { "" },
                 start.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Benchmarks `etlm build` against `dbt build` on dbt-duckdb, side by side in one run, on
+# the same generated project (examples/gen_project.rs with `--seed-rows` and `--dbt`):
+# seeds, models and their YAML tests (5.4 per model) from an empty warehouse.
+#
+#   benches/build.sh
+#
+# Prints, per size (figures of f7f4dec on a 2-core machine shared with a compiler):
+#
+#   build 100 models, 540 tests, biggest seeds 100,000 rows, 2 threads
+#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 62.7 s (user 59.2 s, sys 4.4 s), peak RSS 560 MB
+#     etlm build, empty warehouse: wall 18.2 s (user 25.3 s, sys 1.9 s), peak RSS 348 MB
+#     etlm build again, nothing changed: wall 15.6 s (user 25.5 s, sys 1.7 s), peak RSS 353 MB
+#     dbt / etlm: 3.4x the wall time, etlm peak RSS 62% of dbt's
+#
+# (In the same run, 1,000 models: dbt 430.5 s and 938 MB, etlm 462.7 s and 621 MB, 0.9x:
+# 89% of etlm's DataFusion time was tests, most of them on views of views.)
+#
+# dbt runs in the project folder with dbt's own profile (`--profiles-dir dbt_profiles`:
+# dbt-duckdb on `gen.duckdb` there) and target folder (`--target-path dbt_target`), so it
+# shares nothing with etlm's `profiles.yml`, `warehouse/` and `target/`. "Empty
+# warehouse" deletes the build's database and target folder first (for dbt also its
+# partial-parse state), so each build parses, seeds, builds and tests everything. The
+# second etlm build changes nothing; when `etlm build --help` lists `--skip-unchanged`,
+# a third build runs with it. Peak RSS is the largest process's (dbt is one Python
+# process; etlm one process).
+#
+# dbt is `$DBT`, else `dbt` on PATH (e.g. `python3 -m venv /tmp/dbtvenv &&
+# /tmp/dbtvenv/bin/pip install 'dbt-core<1.12' dbt-duckdb`, then DBT=/tmp/dbtvenv/bin/dbt;
+# dbt-core 1.12 needs a parser wheel that its installer downloads outside the package
+# registry); without it only etlm's figures are printed. Each build's output is kept in
+# the project folder (.build_dbt.log, .build_etlm_*.log).
+#
+# Environment knobs: SIZES (default "1000"), SEED_ROWS (rows of the biggest seeds,
+# default 100000), THREADS (2), SEED (42), DBT, BENCH_DIR (default $TMPDIR/etlm-bench or
+# /tmp/etlm-bench), CARGO_TARGET_DIR, ETLM_BIN (a binary to measure instead of this
+# checkout's), GEN_BIN (a prebuilt generator). Exits non-zero if a cargo build, the
+# generator or any build fails (a failing test fails its build).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+SIZES=${SIZES:-"1000"}
+SEED_ROWS=${SEED_ROWS:-100000}
+THREADS=${THREADS:-2}
+SEED=${SEED:-42}
+BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/etlm-bench}
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+
+source "$root/benches/common.sh"
+# Builds run in the project folder: keep paths absolute.
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+
+dbt=${DBT:-$(command -v dbt || true)}
+if [[ -n "$dbt" && ! -x "$dbt" ]]; then
+    echo "build.sh: DBT=$dbt is not an executable" >&2
+    exit 1
+fi
+if [[ -n "$dbt" ]]; then
+    # "installed: 1.11.16" under Core, "duckdb: 1.11.1" under Plugins.
+    dbt_version=$("$dbt" --version 2>&1 | python3 -c '
+import re, sys
+text = sys.stdin.read()
+core = re.search(r"installed:\s*(\S+)", text)
+duck = re.search(r"duckdb:\s*(\S+)", text)
+core = core.group(1) if core else "?"
+duck = duck.group(1) if duck else "not installed"
+print(f"dbt-core {core}, dbt-duckdb {duck}")
+')
+    if [[ $dbt_version == *"not installed"* ]]; then
+        echo "build.sh: $dbt has no duckdb adapter (pip install dbt-duckdb)" >&2
+        exit 1
+    fi
+else
+    echo "build.sh: no dbt found (set DBT or put dbt on PATH): measuring etlm alone" >&2
+fi
+
+skip_unchanged=false
+if "$etlm" build --help 2>/dev/null | grep -q -- --skip-unchanged; then
+    skip_unchanged=true
+fi
+
+# Runs a build in the project folder $1 (so dbt's relative paths resolve there), output to
+# $1/$2; prints measure's figures. On failure prints the log's end and exits.
+timed_build() {
+    local dir=$1 log=$2 label=$3
+    shift 3
+    local result
+    if ! result=$(cd "$dir" && measure "$dir/$log" "$@"); then
+        echo "build.sh: $label failed; output ($dir/$log):" >&2
+        tail -n 40 "$dir/$log" >&2
+        exit 1
+    fi
+    echo "$result"
+}
+
+for n in $SIZES; do
+    dir=$(generate "$n" --seed-rows "$SEED_ROWS" --dbt)
+    rows=()
+    labels=()
+    if [[ -n "$dbt" ]]; then
+        rm -rf "$dir/gen.duckdb" "$dir/gen.duckdb.wal" "$dir/dbt_target" "$dir/logs"
+        sync
+        rows+=("$(timed_build "$dir" .build_dbt.log "dbt build" \
+            "$dbt" build --threads "$THREADS" --profiles-dir dbt_profiles --target-path dbt_target)")
+        labels+=("dbt build ($dbt_version), empty warehouse")
+    fi
+    rm -rf "$dir/warehouse" "$dir/target"
+    sync
+    rows+=("$(timed_build "$dir" .build_etlm_1.log "etlm build" \
+        "$etlm" build --threads "$THREADS" --project-dir "$dir")")
+    labels+=("etlm build, empty warehouse")
+    tests=$("$etlm" show --format json --project-dir "$dir" \
+        "select count(*) as n from _etlm.test_results where run_id = (select run_id from _etlm.runs order by started_at desc limit 1)" |
+        python3 -c 'import json, sys; print(json.loads(sys.stdin.readline())["n"])')
+    rows+=("$(timed_build "$dir" .build_etlm_2.log "etlm build (nothing changed)" \
+        "$etlm" build --threads "$THREADS" --project-dir "$dir")")
+    labels+=("etlm build again, nothing changed")
+    if $skip_unchanged; then
+        rows+=("$(timed_build "$dir" .build_etlm_3.log "etlm build --skip-unchanged" \
+            "$etlm" build --skip-unchanged --threads "$THREADS" --project-dir "$dir")")
+        labels+=("etlm build --skip-unchanged, nothing changed")
+    fi
+    # One "label<TAB>wall rss user sys" line per build.
+    for i in "${!rows[@]}"; do
+        printf '%s\t%s\n' "${labels[$i]}" "${rows[$i]}"
+    done | python3 -c '
+import sys
+n, tests, seed_rows, threads, with_dbt = sys.argv[1:]
+builds = []
+for line in sys.stdin:
+    label, figures = line.rstrip("\n").split("\t")
+    wall, rss, user, system = figures.split()
+    builds.append((label, float(wall), int(rss) / 1024, float(user), float(system)))
+print(f"build {n} models, {int(tests):,} tests, biggest seeds {int(seed_rows):,} rows, {threads} threads")
+for label, wall, rss, user, system in builds:
+    print(f"  {label}: wall {wall:.1f} s (user {user:.1f} s, sys {system:.1f} s), peak RSS {rss:.0f} MB")
+if with_dbt == "yes":
+    dbt, etlm = builds[0], builds[1]
+    print(f"  dbt / etlm: {dbt[1] / etlm[1]:.1f}x the wall time, etlm peak RSS {100 * etlm[2] / dbt[2]:.0f}% of dbt\x27s")
+' "$n" "$tests" "$SEED_ROWS" "$THREADS" "$([[ -n "$dbt" ]] && echo yes || echo no)"
+done
