@@ -32,7 +32,8 @@
 # the project folder (.build_dbt.log, .build_etlm_*.log).
 #
 # Environment knobs: SIZES (default "1000"), SEED_ROWS (rows of the biggest seeds,
-# default 100000), THREADS (2), SEED (42), DBT, BENCH_DIR (default $TMPDIR/etlm-bench or
+# default 100000), LAYERS (`view`, dbt's default, or `table`: how the layers between
+# staging and marts are materialized), THREADS (2), SEED (42), DBT, BENCH_DIR (default $TMPDIR/etlm-bench or
 # /tmp/etlm-bench), CARGO_TARGET_DIR, ETLM_BIN (a binary to measure instead of this
 # checkout's), GEN_BIN (a prebuilt generator). Exits non-zero if a cargo build, the
 # generator or any build fails (a failing test fails its build).
@@ -43,6 +44,7 @@ cd "$root"
 
 SIZES=${SIZES:-"1000"}
 SEED_ROWS=${SEED_ROWS:-100000}
+LAYERS=${LAYERS:-view}
 THREADS=${THREADS:-2}
 SEED=${SEED:-42}
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/etlm-bench}
@@ -96,7 +98,7 @@ timed_build() {
 }
 
 for n in $SIZES; do
-    dir=$(generate "$n" --seed-rows "$SEED_ROWS" --dbt)
+    dir=$(generate "$n" --seed-rows "$SEED_ROWS" --layers "$LAYERS" --dbt)
     rows=()
     labels=()
     if [[ -n "$dbt" ]]; then

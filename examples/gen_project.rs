@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! cargo run --release --example gen_project -- --models 10000 --out /tmp/gen_10000 \
-//!     [--seed 42] [--seed-rows 50] [--tests-per-model 5.4] [--dbt]
+//!     [--seed 42] [--seed-rows 50] [--tests-per-model 5.4] [--dbt] [--layers view]
 //! ```
 //!
 //! Layout of the generated folder:
 //!
 //! ```text
-//! etlm.yml                      name `gen`, vars, folder config (staging: view, marts: table)
+//! etlm.yml                      name `gen`, vars, folder config (staging: view, marts: table;
+//!                               the layers in between: views, or tables with `--layers table`)
 //! profiles.yml                  profile `gen`: the embedded engine (`type: local`)
 //! seeds/raw_*.csv               5 seeds: orders, payments, events of `--seed-rows` rows;
 //!                               customers, products of a tenth of that (at least 50)
@@ -80,10 +81,12 @@ struct Args {
     tests_per_model: usize,
     /// Also write `dbt_project.yml` and `dbt_profiles/profiles.yml`.
     dbt: bool,
+    /// `--layers table`: the intermediate layers are tables, not views (dbt's default).
+    layers_table: bool,
 }
 
 const USAGE: &str = "usage: gen_project --models N --out DIR [--seed S] [--seed-rows N (>= 50, default 50)] \
-[--tests-per-model X (default 5.4)] [--dbt]";
+[--tests-per-model X (default 5.4)] [--dbt] [--layers view|table (default view)]";
 
 /// `5.4` -> 540: a non-negative decimal with at most two fraction digits, in hundredths.
 fn parse_hundredths(v: &str) -> Option<usize> {
@@ -103,6 +106,7 @@ fn parse_args() -> Result<Args, String> {
     let mut seed_rows = MIN_SEED_ROWS;
     let mut tests_per_model = DEFAULT_TESTS_PER_MODEL;
     let mut dbt = false;
+    let mut layers_table = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -146,6 +150,11 @@ fn parse_args() -> Result<Args, String> {
                 }
                 dbt = true;
             }
+            "--layers" => match value()?.as_str() {
+                "view" => layers_table = false,
+                "table" => layers_table = true,
+                v => return Err(format!("`--layers {v}`: `view` or `table`")),
+            },
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -156,6 +165,7 @@ fn parse_args() -> Result<Args, String> {
         seed_rows,
         tests_per_model,
         dbt,
+        layers_table,
     })
 }
 
@@ -960,6 +970,14 @@ case when {{ b }} = 0 then null else {{ a }} / {{ b }} end
 {%- endmacro %}
 ";
 
+/// `etlm.yml`: [`PROJECT`], with the intermediate layers as tables for `--layers table`.
+fn project_yml(args: &Args) -> String {
+    match args.layers_table {
+        true => PROJECT.replacen("    staging:\n", "    +materialized: table\n    staging:\n", 1),
+        false => PROJECT.to_string(),
+    }
+}
+
 /// Pins the embedded engine, so a `~/.etlm/profiles.yml` without a `gen` profile can't
 /// change or break the benchmark.
 const PROFILES: &str = "\
@@ -1005,8 +1023,8 @@ gen:
 
 /// dbt's project file (`--dbt`): etlm.yml with the profile named, and no usage
 /// statistics sent.
-fn dbt_project() -> String {
-    let mut s = PROJECT.replacen("config-version: 2\n", "config-version: 2\nprofile: gen\n", 1);
+fn dbt_project(args: &Args) -> String {
+    let mut s = project_yml(args).replacen("config-version: 2\n", "config-version: 2\nprofile: gen\n", 1);
     s.push_str("\nflags:\n  send_anonymous_usage_stats: false\n");
     s
 }
@@ -1030,11 +1048,11 @@ fn write_project(out: &Path, models: &[Model], args: &Args) -> std::io::Result<W
     }
     let mut files: Vec<(PathBuf, String)> = Vec::with_capacity(models.len() + 200);
     let mut dirs: Vec<PathBuf> = vec![out.join("macros"), out.join("seeds"), out.join("tests/generic")];
-    files.push((out.join("etlm.yml"), PROJECT.to_string()));
+    files.push((out.join("etlm.yml"), project_yml(args)));
     files.push((out.join("profiles.yml"), PROFILES.to_string()));
     if args.dbt {
         dirs.push(out.join("dbt_profiles"));
-        files.push((out.join("dbt_project.yml"), dbt_project()));
+        files.push((out.join("dbt_project.yml"), dbt_project(args)));
         files.push((out.join("dbt_profiles/profiles.yml"), DBT_PROFILES.to_string()));
     }
     files.push((out.join("macros/helpers.sql"), HELPERS.to_string()));

@@ -19,8 +19,8 @@ use super::failpoint::Failpoints;
 use super::local::deferred::{self, Lent};
 use super::local::{
     OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
-    open_session, register_audit, register_relation, register_table_dir, stage_snapshot, table_columns,
-    write_dataframe, write_query,
+    hold_audit_rows, open_session, register_audit, register_relation, register_table_dir, stage_snapshot,
+    table_columns, write_dataframe, write_query,
 };
 use super::{Access, Build, Deferred, Engine, EngineError, HistoryStore, Staged, handle};
 use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Value};
@@ -221,6 +221,12 @@ impl HistoryStore for DataFusionEngine {
 impl Engine for DataFusionEngine {
     fn history(&self) -> &dyn HistoryStore {
         self
+    }
+
+    /// At most 64 MB of a view's rows: more is left to the view.
+    async fn hold_audit_rows(&self, audit: &Relation) -> bool {
+        const MAX_BYTES: usize = 64 << 20;
+        hold_audit_rows(&self.ctx, audit, MAX_BYTES).await.unwrap_or(false)
     }
 
     /// The version directory the relation points at, with its files' sizes and times.

@@ -219,6 +219,13 @@ pub trait Engine: Send + Sync {
     /// The engine's metadata store: run history and intervals.
     fn history(&self) -> &dyn HistoryStore;
 
+    /// Holds the rows of a staged view's audit relation in memory until it is published
+    /// or discarded, so that several audit queries compute the view once. True if it
+    /// does; an engine may decline (a big view, or no memory tables) and keep the view.
+    async fn hold_audit_rows(&self, _audit: &Relation) -> bool {
+        false
+    }
+
     /// A fingerprint of `relation`'s data that changes whenever its data may have
     /// (`run::reuse`). `None` when the relation does not exist, or when the engine cannot
     /// tell: then nothing that reads it is reused.

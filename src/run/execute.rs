@@ -584,7 +584,8 @@ impl JobContext {
     async fn audit(&self, node: &Node) -> Vec<TestRun> {
         let tests: Vec<&Node> =
             self.audits.get(&node.unique_id).into_iter().flatten().map(|t| self.compiled.nodes[t].as_ref()).collect();
-        run_audits(&self.compiled, self.engine.as_ref(), &tests).await
+        let audit = node.relation.as_ref().expect("audited nodes have a relation").audit();
+        run_audits(&self.compiled, self.engine.as_ref(), &audit, &tests).await
     }
 
     /// The names of the results that stop a publish (`` `a`, `b` ``), if any.

@@ -60,8 +60,8 @@ mod write;
 pub use incremental::{CombineError, combine};
 pub use meta::{META_FILE, RelationKind, RelationMeta, table_columns};
 pub use session::{
-    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, open_session,
-    register_audit, register_relation, register_table_dir,
+    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, hold_audit_rows,
+    open_session, register_audit, register_relation, register_table_dir,
 };
 pub use snapshot::stage_snapshot;
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};

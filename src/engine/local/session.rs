@@ -144,6 +144,35 @@ pub async fn register_audit(
     }
 }
 
+/// Replaces the view registered as `audit` by its rows, held in memory, so the queries
+/// that audit it compute the view once. Keeps the view, and returns false, when `audit`
+/// is not a view or its rows take more than `max_bytes`.
+pub async fn hold_audit_rows(ctx: &SessionContext, audit: &Relation, max_bytes: usize) -> Result<bool, SessionError> {
+    use futures_util::StreamExt;
+    let (schema, name) = (audit.schema.as_str(), audit.identifier.as_str());
+    let fail = |source| register_error(schema, name, source);
+    let view = ctx.table_provider(TableReference::partial(schema, name)).await.map_err(fail)?;
+    if view.table_type() != datafusion::logical_expr::TableType::View {
+        return Ok(false);
+    }
+    let df = ctx.read_table(view).map_err(fail)?;
+    let columns = Arc::new(df.schema().as_arrow().clone());
+    let mut stream = df.execute_stream().await.map_err(fail)?;
+    let (mut batches, mut bytes) = (Vec::new(), 0);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(fail)?;
+        bytes += batch.get_array_memory_size();
+        if bytes > max_bytes {
+            return Ok(false);
+        }
+        batches.push(batch);
+    }
+    let rows = datafusion::datasource::MemTable::try_new(columns, vec![batches]).map_err(fail)?;
+    deregister(ctx, schema, name)?;
+    ctx.register_table(TableReference::partial(schema, name), Arc::new(rows)).map_err(fail)?;
+    Ok(true)
+}
+
 /// Removes a registration made by `register_audit`.
 pub fn deregister_audit(ctx: &SessionContext, audit: &Relation) -> Result<(), SessionError> {
     deregister(ctx, &audit.schema, &audit.identifier)
@@ -471,6 +500,34 @@ mod tests {
             rows(&reader, columns).await,
             ["no_days|id|Int64", "no_days|dt|Date32", "nothing|id|Int64", "nothing|name|Utf8"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_staged_views_rows_are_held_for_its_audits_up_to_a_size() {
+        let (temp, wh) = warehouse();
+        let ctx = open_session(&wh).await.unwrap().ctx;
+        publish_table(&wh, &ctx, "main", "orders", "SELECT * FROM (VALUES (1), (2), (2)) AS t(id)", &[]).await;
+        let sql = "SELECT id * 10 AS id FROM main.orders";
+        let columns = ctx.sql(sql).await.unwrap().schema().fields().iter().map(|f| ColumnMeta::from_field(f)).collect();
+        let audit = Relation::new("main", "v").audit();
+        register_audit(&ctx, &audit, temp.path(), &RelationMeta::view(columns, sql)).await.unwrap();
+        let query = format!("SELECT id FROM {audit} ORDER BY id");
+        let table_type = |ctx: &SessionContext| {
+            let ctx = ctx.clone();
+            let audit = audit.clone();
+            async move {
+                let reference = TableReference::partial(audit.schema.as_str(), audit.identifier.as_str());
+                ctx.table_provider(reference).await.unwrap().table_type()
+            }
+        };
+        assert!(!hold_audit_rows(&ctx, &audit, 8).await.unwrap(), "more than 8 bytes: the view stays");
+        assert_eq!(table_type(&ctx).await, datafusion::logical_expr::TableType::View);
+        assert!(hold_audit_rows(&ctx, &audit, 1 << 20).await.unwrap());
+        assert_eq!(table_type(&ctx).await, datafusion::logical_expr::TableType::Base, "rows in memory");
+        assert_eq!(rows(&ctx, &query).await, ["10", "20", "20"]);
+        assert!(!hold_audit_rows(&ctx, &audit, 1 << 20).await.unwrap(), "a table is not held again");
+        deregister_audit(&ctx, &audit).unwrap();
+        assert!(ctx.sql(&query).await.is_err(), "publish and discard take the held rows away");
     }
 
     #[tokio::test]
