@@ -19,8 +19,8 @@ use super::failpoint::Failpoints;
 use super::local::deferred::{self, Lent};
 use super::local::{
     OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
-    hold_audit_rows, open_session, register_audit, register_relation, register_table_dir, stage_snapshot,
-    table_columns, write_dataframe, write_query,
+    hold_audit_rows, new_context, published_relations, register_audit, register_relation, register_relations,
+    register_table_dir, stage_snapshot, table_columns, write_dataframe, write_query,
 };
 use super::{Access, Build, Deferred, Engine, EngineError, HistoryStore, Staged, handle};
 use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Value};
@@ -43,7 +43,14 @@ pub const HISTORY_SCHEMA: &str = "_etlm";
 /// The embedded engine, open on one warehouse.
 pub struct DataFusionEngine {
     warehouse: Warehouse,
+    /// The history tables are registered at open; the warehouse's relations when the
+    /// first query needs them ([`DataFusionEngine::session`]), so a run that reuses every
+    /// node, or only reads its history, never plans the warehouse's views.
     ctx: SessionContext,
+    registered: tokio::sync::OnceCell<()>,
+    /// The relations published when it opened (read then, so corrupt metadata stops a
+    /// run before it starts), until they are registered.
+    unregistered: std::sync::Mutex<Vec<super::local::StoredRelation>>,
     lock: Option<WarehouseLock>,
 }
 
@@ -63,10 +70,22 @@ impl DataFusionEngine {
             }
             Access::Read => None,
         };
-        let session = open_session(&warehouse).await?;
-        let engine = DataFusionEngine { warehouse, ctx: session.ctx, lock };
+        let unregistered = published_relations(&warehouse)?.into();
+        let engine =
+            DataFusionEngine { warehouse, ctx: new_context(), registered: Default::default(), unregistered, lock };
         engine.register_history()?;
         Ok(engine)
+    }
+
+    /// The session with every relation of the warehouse registered.
+    async fn session(&self) -> Result<&SessionContext, EngineError> {
+        self.registered
+            .get_or_try_init(|| async {
+                let relations = std::mem::take(&mut *self.unregistered.lock().expect("relations"));
+                register_relations(&self.ctx, relations).await.map(drop)
+            })
+            .await?;
+        Ok(&self.ctx)
     }
 
     /// Folds the interval files of this run (one per batch) into one, so a year of hourly
@@ -226,7 +245,8 @@ impl Engine for DataFusionEngine {
     /// At most 64 MB of a view's rows: more is left to the view.
     async fn hold_audit_rows(&self, audit: &Relation) -> bool {
         const MAX_BYTES: usize = 64 << 20;
-        hold_audit_rows(&self.ctx, audit, MAX_BYTES).await.unwrap_or(false)
+        let Ok(ctx) = self.session().await else { return false };
+        hold_audit_rows(ctx, audit, MAX_BYTES).await.unwrap_or(false)
     }
 
     /// The version directory the relation points at, with its files' sizes and times.
@@ -256,7 +276,7 @@ impl Engine for DataFusionEngine {
         // Tables first (a stable sort keeps the views in dependency order).
         found.sort_by_key(|r| r.meta.kind == RelationKind::View);
         for stored in &found {
-            register_relation(&self.ctx, stored).await?;
+            register_relation(self.session().await?, stored).await?;
         }
         Ok(found.len())
     }
@@ -275,25 +295,26 @@ impl Engine for DataFusionEngine {
         let clock = std::time::Instant::now();
         let (meta, rows) = match build {
             Build::View(sql) => {
-                let df = self.ctx.sql(&sql).await?;
+                let df = self.session().await?.sql(&sql).await?;
                 let columns = table_columns(df.schema().as_arrow(), &[]);
                 (RelationMeta::view(columns, sql), None)
             }
             Build::Table { sql, partition_by } => {
-                let out = write_query(&self.ctx, &sql, &staging, &partition_by).await?;
+                let out = write_query(self.session().await?, &sql, &staging, &partition_by).await?;
                 (RelationMeta::table(out.columns, partition_by), Some(out.rows))
             }
             Build::Incremental { sql, spec } => {
                 match self.warehouse.relation(&relation.schema, &relation.identifier)? {
                     Some(current) if current.meta.kind == RelationKind::Table => {
                         let delta = self.warehouse.stage(&relation.schema, &relation.identifier)?;
-                        let out = write_query(&self.ctx, &sql, &delta, &spec.partition_by).await?;
+                        let out = write_query(self.session().await?, &sql, &delta, &spec.partition_by).await?;
                         let delta_name = Relation::new(DELTA_SCHEMA, relation.audit().identifier);
-                        let meta = combine(&self.ctx, &current, &delta, &out, &staging, &spec, &delta_name).await?;
+                        let meta = combine(self.session().await?, &current, &delta, &out, &staging, &spec, &delta_name)
+                            .await?;
                         (meta, Some(out.rows))
                     }
                     _ => {
-                        let out = write_query(&self.ctx, &sql, &staging, &spec.partition_by).await?;
+                        let out = write_query(self.session().await?, &sql, &staging, &spec.partition_by).await?;
                         (RelationMeta::table(out.columns, spec.partition_by), Some(out.rows))
                     }
                 }
@@ -303,19 +324,26 @@ impl Engine for DataFusionEngine {
                 let current = current.filter(|c| c.meta.kind == RelationKind::Table);
                 let changes = self.warehouse.stage(&relation.schema, &relation.identifier)?;
                 let changes_name = Relation::new(DELTA_SCHEMA, relation.audit().identifier);
-                let (meta, rows) =
-                    stage_snapshot(&self.ctx, current.as_ref(), &sql, &config, &changes, &staging, &changes_name)
-                        .await?;
+                let (meta, rows) = stage_snapshot(
+                    self.session().await?,
+                    current.as_ref(),
+                    &sql,
+                    &config,
+                    &changes,
+                    &staging,
+                    &changes_name,
+                )
+                .await?;
                 (meta, Some(rows))
             }
             Build::Seed { batch, .. } => {
-                let df = self.ctx.read_batch(batch)?;
+                let df = self.session().await?.read_batch(batch)?;
                 let out = write_dataframe(df, &staging, &[]).await?;
                 (RelationMeta::table(out.columns, Vec::new()), Some(out.rows))
             }
         };
         failpoints.hit("after-stage", model);
-        register_audit(&self.ctx, &relation.audit(), staging.dir(), &meta).await?;
+        register_audit(self.session().await?, &relation.audit(), staging.dir(), &meta).await?;
         let query_seconds = clock.elapsed().as_secs_f64();
         let handle = Box::new(StagedVersion { staging, meta });
         Ok(Staged { relation: relation.clone(), rows, query_seconds, handle })
@@ -325,11 +353,11 @@ impl Engine for DataFusionEngine {
     /// number of rows written (none for views).
     async fn publish(&self, staged: Staged, failpoints: &Failpoints, model: &str) -> Result<Option<u64>, EngineError> {
         let (relation, rows, version) = handle::<StagedVersion>(staged)?;
-        deregister_audit(&self.ctx, &relation.audit())?;
+        deregister_audit(self.session().await?, &relation.audit())?;
         failpoints.hit("before-publish", model);
         let stored = self.warehouse.publish(version.staging, version.meta, &|point| failpoints.hit(point, model))?;
         failpoints.hit("after-publish", model);
-        register_relation(&self.ctx, &stored).await?;
+        register_relation(self.session().await?, &stored).await?;
         if let Some(lock) = &self.lock {
             self.warehouse.prune(lock, &stored.schema, &stored.name)?;
         }
@@ -339,7 +367,7 @@ impl Engine for DataFusionEngine {
     /// Drops staged data that must not be published (an audit failed).
     async fn discard(&self, staged: Staged) -> Result<(), EngineError> {
         let (relation, _, version) = handle::<StagedVersion>(staged)?;
-        deregister_audit(&self.ctx, &relation.audit())?;
+        deregister_audit(self.session().await?, &relation.audit())?;
         drop(version);
         Ok(())
     }
@@ -356,24 +384,24 @@ impl Engine for DataFusionEngine {
     /// etlm's publish writes, so DDL and DML are refused here.
     async fn execute(&self, sql: &str) -> Result<(), EngineError> {
         let read_only = datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false);
-        self.ctx.sql_with_options(sql, read_only).await?.collect().await?;
+        self.session().await?.sql_with_options(sql, read_only).await?.collect().await?;
         Ok(())
     }
 
     /// The number of rows a query returns.
     async fn count(&self, sql: &str) -> Result<u64, EngineError> {
-        Ok(self.ctx.sql(sql).await?.count().await? as u64)
+        Ok(self.session().await?.sql(sql).await?.count().await? as u64)
     }
 
     /// Runs a query and returns at most `limit` rows.
     async fn query(&self, sql: &str, limit: usize) -> Result<Vec<RecordBatch>, EngineError> {
-        let df = self.ctx.sql(sql).await?;
+        let df = self.session().await?.sql(sql).await?;
         let df = if limit == usize::MAX { df } else { df.limit(0, Some(limit))? };
         Ok(df.collect().await?)
     }
 
     async fn column_types(&self, sql: &str) -> Result<Vec<(String, String)>, EngineError> {
-        let df = self.ctx.sql(sql).await?;
+        let df = self.session().await?.sql(sql).await?;
         Ok(df.schema().fields().iter().map(|f| (f.name().clone(), cast_type(f.data_type()))).collect())
     }
 }

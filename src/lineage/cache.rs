@@ -99,6 +99,16 @@ fn schema_hash(schema: &Schema) -> String {
     crate::hex::hex(&hasher.finalize()[..16])
 }
 
+/// The key of a seed's columns: the first 128 bits of the SHA-256 of how it is read
+/// (`column_types`, quoting) and its CSV's bytes, in hex.
+pub(super) fn seed_key(csv: &[u8], how: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(how.as_bytes());
+    hash.update([0]);
+    hash.update(csv);
+    crate::hex::hex(&hash.finalize()[..16])
+}
+
 /// The key of a compiled SQL text: the first 128 bits of its SHA-256, in hex.
 pub(super) fn sql_key(sql: &str) -> String {
     crate::hex::hex(&Sha256::digest(sql.as_bytes())[..16])
@@ -131,6 +141,8 @@ pub struct Cache {
     models: HashMap<String, String>,
     /// Keys of test SQL texts that parsed.
     parsed: HashSet<String>,
+    /// Seed column names and types (JSON) by a hash of the CSV's bytes and how it is read.
+    seeds: HashMap<String, String>,
 }
 
 impl Cache {
@@ -158,6 +170,11 @@ impl Cache {
                 Some(("t", key)) => {
                     cache.parsed.insert(key.to_string());
                 }
+                Some(("s", rest)) => {
+                    if let Some((key, json)) = rest.split_once(' ') {
+                        cache.seeds.insert(key.to_string(), json.to_string());
+                    }
+                }
                 _ => {}
             }
         }
@@ -182,6 +199,11 @@ impl Cache {
         parsed.sort_unstable();
         for key in parsed {
             writeln!(out, "t {key}")?;
+        }
+        let mut seeds: Vec<(&String, &String)> = self.seeds.iter().collect();
+        seeds.sort_unstable();
+        for (key, json) in seeds {
+            writeln!(out, "s {key} {json}")?;
         }
         Ok(())
     }
@@ -246,6 +268,16 @@ impl Cache {
     /// Records that test SQL with this key parsed.
     pub(super) fn keep_parsed(&mut self, key: String) {
         self.parsed.insert(key);
+    }
+
+    /// A seed's columns found before, by [`seed_key`].
+    pub(super) fn seed(&self, key: &str) -> Option<Vec<(String, Type)>> {
+        serde_json::from_str(self.seeds.get(key)?).ok()
+    }
+
+    /// Keeps a seed's columns for the next compile.
+    pub(super) fn keep_seed(&mut self, key: String, columns: &[(String, Type)]) {
+        self.seeds.insert(key, serde_json::to_string(columns).expect("seed columns serialize"));
     }
 }
 

@@ -275,7 +275,7 @@ pub fn analyze(input: &Input<'_>, sources: &SourceMap) -> (Lineage, Vec<Diagnost
             catalog.ephemerals.insert(ephemeral_cte(&node.name).to_lowercase(), id.clone());
         }
         let schema = match node.resource_type {
-            ResourceType::Seed => schema::seed(root, node, dialect),
+            ResourceType::Seed => schema::seed(root, node, dialect, cache, &mut next),
             ResourceType::Source => schema::source(node, dialect),
             _ => continue,
         };

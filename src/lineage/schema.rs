@@ -4,26 +4,34 @@
 
 use std::path::Path;
 
+use super::cache::Cache;
 use super::{ColumnLineage, NodeLineage, Schema};
 use crate::node::Node;
 use crate::sql::SqlDialect;
 use crate::sql::types::Type;
 
 /// A seed's columns and inferred types; unknown when the CSV cannot be read (`etlm seed`
-/// reports why).
-pub(super) fn seed(root: &Path, node: &Node, dialect: SqlDialect) -> Schema {
-    match crate::seed_csv::read_seed_csv(&root.join(&node.path), &node.config.column_types, node.config.quote_columns) {
-        Ok(batch) => Schema {
-            columns: batch
+/// reports why). Types need every value read: what an earlier compile found for the same
+/// bytes is taken from `cache`, and what is found now kept in `next`.
+pub(super) fn seed(root: &Path, node: &Node, dialect: SqlDialect, cache: &Cache, next: &mut Cache) -> Schema {
+    let path = root.join(&node.path);
+    let Ok(bytes) = std::fs::read(&path) else { return Schema::default() };
+    let how = format!("{:?} {}", node.config.column_types, node.config.quote_columns);
+    let key = super::cache::seed_key(&bytes, &how);
+    let columns = match cache.seed(&key) {
+        Some(columns) => columns,
+        None => match crate::seed_csv::read_seed_csv(&path, &node.config.column_types, node.config.quote_columns) {
+            Ok(batch) => batch
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| (f.name().clone(), seed_type(node, f.name(), f.data_type(), dialect)))
                 .collect(),
-            complete: true,
+            Err(_) => return Schema::default(),
         },
-        Err(_) => Schema::default(),
-    }
+    };
+    next.keep_seed(key, &columns);
+    Schema { columns, complete: true }
 }
 
 /// A source's declared columns, never taken as the whole list: in dbt they document the

@@ -166,9 +166,18 @@ fn run_compiled(
     let run_id = new_run_id();
     let plan = plan(&compiled, command, &selected);
     let job_ids: Vec<String> = plan.jobs.iter().map(|j| j.id.clone()).collect();
-    let seeds = read_seeds(&compiled, &job_ids, sources)?;
     let proofs = Proofs::load(&compiled);
     let skip = request.skip_unchanged.unwrap_or(compiled.project.settings.skip_unchanged);
+    // A seed that may be reused is read only if it turns out it must be loaded.
+    let eager: Vec<String> = match skip {
+        true => job_ids
+            .iter()
+            .filter(|id| !reuse::same_definition(&compiled, &proofs, &compiled.nodes[*id]))
+            .cloned()
+            .collect(),
+        false => job_ids.clone(),
+    };
+    let seeds = read_seeds(&compiled, &eager, sources)?;
     let opts = RunOptions {
         command,
         threads,

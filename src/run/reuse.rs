@@ -146,6 +146,12 @@ pub fn current(
     Some(Proof { run_id: run_id.to_string(), definition: definition(compiled, node)?, inputs, output, rows })
 }
 
+/// True if `node` is what its proof says it was (its definition; not yet what it reads):
+/// a seed whose file is the one it loaded need not be read before the run.
+pub fn same_definition(compiled: &CompiledProject, proofs: &Proofs, node: &Node) -> bool {
+    proofs.get(&node.unique_id).is_some_and(|p| definition(compiled, node).as_ref() == Some(&p.definition))
+}
+
 /// True if `proof` stands for the node as it is now: the same definition, inputs and
 /// relation.
 pub fn holds(proof: &Proof, now: &Proof) -> bool {

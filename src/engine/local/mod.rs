@@ -41,7 +41,7 @@
 //!
 //! # Sessions
 //!
-//! `open_session` registers every table as a `ListingTable` over its resolved version
+//! `register_relations` registers every table as a `ListingTable` over its resolved version
 //! directory (schema and partition types from `_etlm.json`, so an empty table still has
 //! columns) and every view from its SQL; relations another warehouse lends through
 //! `--defer` (`.deferred.json`, see `deferred.rs`) fill in the names this one lacks. Registering the resolved directory, not the
@@ -60,9 +60,11 @@ mod write;
 pub use incremental::{CombineError, combine};
 pub use meta::{META_FILE, RelationKind, RelationMeta, table_columns};
 pub use session::{
-    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, WarehouseSession, deregister_audit, hold_audit_rows,
-    open_session, register_audit, register_relation, register_table_dir,
+    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, deregister_audit, hold_audit_rows, new_context,
+    published_relations, register_audit, register_relation, register_relations, register_table_dir,
 };
+#[cfg(test)]
+pub use session::{WarehouseSession, open_session};
 pub use snapshot::stage_snapshot;
 pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};

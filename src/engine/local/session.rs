@@ -67,6 +67,7 @@ pub struct BrokenView {
 }
 
 /// A session over the warehouse, and the views that could not be registered.
+#[cfg(test)]
 pub struct WarehouseSession {
     /// The DataFusion context with every relation registered.
     pub ctx: SessionContext,
@@ -77,13 +78,27 @@ pub struct WarehouseSession {
 /// Opens a DataFusion session with every published relation registered as
 /// `datafusion.<schema>.<name>`, so `"main"."orders"`, `main.orders` and (default schema
 /// `main`) `orders` all resolve. `information_schema` is enabled.
+#[cfg(test)]
 pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, SessionError> {
+    let ctx = new_context();
+    let broken_views = register_relations(&ctx, published_relations(warehouse)?).await?;
+    Ok(WarehouseSession { ctx, broken_views })
+}
+
+/// A DataFusion session with etlm's functions and no relation yet.
+pub fn new_context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA)
         .with_extension(Arc::new(ViewReads::default()));
     let ctx = SessionContext::new_with_config(config);
     super::functions::register(&ctx);
+    ctx
+}
+
+/// Every published relation of `warehouse`, and those lent to it; an error when one's
+/// metadata is corrupt.
+pub fn published_relations(warehouse: &Warehouse) -> Result<Vec<StoredRelation>, SessionError> {
     let mut relations = warehouse.relations()?;
     // Relations lent by another warehouse (`--defer`) fill in the names this one lacks.
     let lent: Vec<_> = deferred::recorded(warehouse.root())
@@ -91,13 +106,21 @@ pub async fn open_session(warehouse: &Warehouse) -> Result<WarehouseSession, Ses
         .filter(|d| !relations.iter().any(|r| r.schema == d.schema && r.name == d.name))
         .collect();
     relations.extend(deferred::resolve(&lent)?);
+    Ok(relations)
+}
+
+/// Registers `relations` (from [`published_relations`]) in `ctx`; returns the views that
+/// no longer plan, which are left out.
+pub async fn register_relations(
+    ctx: &SessionContext,
+    relations: Vec<StoredRelation>,
+) -> Result<Vec<BrokenView>, SessionError> {
     let (views, tables): (Vec<_>, Vec<_>) = relations.into_iter().partition(|r| r.meta.kind == RelationKind::View);
     for table in &tables {
-        register_table_dir(&ctx, &table.schema, &table.name, &table.dir, &table.meta)?;
+        register_table_dir(ctx, &table.schema, &table.name, &table.dir, &table.meta)?;
     }
     let views = views.iter().map(PendingView::from_relation).collect::<Result<_, _>>()?;
-    let broken_views = create_views(&ctx, views).await?;
-    Ok(WarehouseSession { ctx, broken_views })
+    create_views(ctx, views).await
 }
 
 /// Registers `relation` in `ctx` (a context from `open_session`), replacing any earlier
@@ -371,7 +394,7 @@ async fn registered_views(ctx: &SessionContext) -> Result<Vec<RegisteredView>, D
 fn ensure_schema(ctx: &SessionContext, schema: &str) -> Result<(), DataFusionError> {
     static CREATING: Mutex<()> = Mutex::new(());
     let catalog = ctx.catalog(CATALOG).ok_or_else(|| {
-        DataFusionError::Plan(format!("the session has no catalog `{CATALOG}`; open it with `open_session`"))
+        DataFusionError::Plan(format!("the session has no catalog `{CATALOG}`; open it with `new_context`"))
     })?;
     let _creating = CREATING.lock().unwrap_or_else(PoisonError::into_inner);
     if catalog.schema(schema).is_none() {
