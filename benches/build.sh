@@ -5,16 +5,17 @@
 #
 #   benches/build.sh
 #
-# Prints, per size (figures of f7f4dec on a 2-core machine shared with a compiler):
+# Prints, per size (figures of the #19 work on the quiet 2-core machine, 2026-12-03):
 #
-#   build 100 models, 540 tests, biggest seeds 100,000 rows, 2 threads
-#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 62.7 s (user 59.2 s, sys 4.4 s), peak RSS 560 MB
-#     etlm build, empty warehouse: wall 18.2 s (user 25.3 s, sys 1.9 s), peak RSS 348 MB
-#     etlm build again, nothing changed: wall 15.6 s (user 25.5 s, sys 1.7 s), peak RSS 353 MB
-#     dbt / etlm: 3.4x the wall time, etlm peak RSS 62% of dbt's
+#   build 1000 models, 5,400 tests, biggest seeds 100,000 rows, 2 threads
+#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 344.1 s (user 410.6 s, sys 26.0 s), peak RSS 952 MB
+#     etlm build, empty warehouse: wall 151.5 s (user 272.4 s, sys 9.1 s), peak RSS 600 MB
+#     etlm build again, nothing changed: wall 169.7 s (user 307.0 s, sys 8.6 s), peak RSS 643 MB
+#     etlm build --skip-unchanged, nothing changed: wall 0.8 s (user 0.8 s, sys 0.3 s), peak RSS 213 MB
+#     dbt / etlm: 2.3x the wall time, etlm peak RSS 63% of dbt's
 #
-# (In the same run, 1,000 models: dbt 430.5 s and 938 MB, etlm 462.7 s and 621 MB, 0.9x:
-# 89% of etlm's DataFusion time was tests, most of them on views of views.)
+# (Before folded audits, on f7f4dec under load: dbt 430.5 s, etlm 462.7 s. Most of
+# etlm's time is DataFusion running the intermediate layers' views of views.)
 #
 # dbt runs in the project folder with dbt's own profile (`--profiles-dir dbt_profiles`:
 # dbt-duckdb on `gen.duckdb` there) and target folder (`--target-path dbt_target`), so it
