@@ -42,14 +42,6 @@ pub struct Folded {
     pub count: Count,
 }
 
-/// The relation name as queries spell it after a parse (quotes kept), to compare with
-/// [`Folded::relation`]. `None` if `name` is not a relation name.
-pub fn relation_name(name: &str, dialect: SqlDialect) -> Option<String> {
-    let query = query(&format!("select * from {name}"), dialect)?;
-    let (table, _) = single_table(select(&query)?)?;
-    Some(table)
-}
-
 /// `sql` folded, if it has one of the shapes this module knows.
 pub fn fold(sql: &str, dialect: SqlDialect) -> Option<Folded> {
     let query = query(sql, dialect)?;
@@ -277,11 +269,5 @@ mod tests {
         ] {
             assert_eq!(fold(sql, D), None, "{sql}");
         }
-    }
-
-    #[test]
-    fn relation_names_compare_as_queries_spell_them() {
-        assert_eq!(relation_name("\"main\".\"t__audit\"", D).as_deref(), Some("\"main\".\"t__audit\""));
-        assert_eq!(relation_name("main.t__audit", D).as_deref(), Some("main.t__audit"));
     }
 }
