@@ -12,15 +12,16 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::prelude::SessionContext;
 
 use super::failpoint::Failpoints;
 use super::local::deferred::{self, Lent};
 use super::local::{
-    OnContention, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine, deregister_audit,
-    hold_audit_rows, new_context, published_relations, register_audit, register_relation, register_relations,
-    register_table_dir, stage_snapshot, table_columns, write_dataframe, write_query,
+    OnContention, ROWS_FILE_EXTENSION, RelationKind, RelationMeta, Staging, Warehouse, WarehouseLock, combine,
+    deregister_audit, keep_view_rows, new_context, published_relations, register_audit, register_relation,
+    register_relations, register_rows_file, register_table_dir, stage_snapshot, table_columns, write_dataframe,
+    write_query,
 };
 use super::{Access, Build, Deferred, Engine, EngineError, HistoryStore, Staged, handle};
 use crate::history::{self, ColumnType, Intervals, RowHistory, RunSummary, Value};
@@ -31,7 +32,22 @@ use crate::window::Period;
 struct StagedVersion {
     staging: Staging,
     meta: RelationMeta,
+    /// A view's rows, when `keep_view_rows` kept them.
+    kept: Option<KeptRows>,
 }
+
+/// A staged view's rows in an Arrow IPC file, in a staging directory of their own that
+/// lasts until the run finishes (a killed run's is swept like any staging leftover).
+struct KeptRows {
+    staging: Staging,
+    file: PathBuf,
+    columns: SchemaRef,
+}
+
+/// The most memory one view's kept rows may take, batch by batch as they are written.
+const MAX_KEPT_VIEW_BYTES: usize = 256 << 20;
+/// The most disk the kept rows of one run may take; later views run as usual.
+const MAX_KEPT_RUN_BYTES: u64 = 2 << 30;
 
 /// Where an incremental model's new rows (a snapshot's changes) are registered while
 /// they are combined.
@@ -52,6 +68,9 @@ pub struct DataFusionEngine {
     /// run before it starts), until they are registered.
     unregistered: std::sync::Mutex<Vec<super::local::StoredRelation>>,
     lock: Option<WarehouseLock>,
+    /// The published views' kept rows (`keep_view_rows`), removed when the run finishes,
+    /// and the bytes they take on disk.
+    kept: std::sync::Mutex<(Vec<Staging>, u64)>,
 }
 
 impl DataFusionEngine {
@@ -71,8 +90,14 @@ impl DataFusionEngine {
             Access::Read => None,
         };
         let unregistered = published_relations(&warehouse)?.into();
-        let engine =
-            DataFusionEngine { warehouse, ctx: new_context(), registered: Default::default(), unregistered, lock };
+        let engine = DataFusionEngine {
+            warehouse,
+            ctx: new_context(),
+            registered: Default::default(),
+            unregistered,
+            lock,
+            kept: Default::default(),
+        };
         engine.register_history()?;
         Ok(engine)
     }
@@ -242,11 +267,26 @@ impl Engine for DataFusionEngine {
         self
     }
 
-    /// At most 64 MB of a view's rows: more is left to the view.
-    async fn hold_audit_rows(&self, audit: &Relation) -> bool {
-        const MAX_BYTES: usize = 64 << 20;
+    /// Writes the view's rows to a file of its own (LZ4-compressed Arrow IPC), at most
+    /// [`MAX_KEPT_VIEW_BYTES`] of them and [`MAX_KEPT_RUN_BYTES`] for the run, and reads
+    /// them in its place until the run finishes.
+    async fn keep_view_rows(&self, staged: &mut Staged) -> bool {
+        let relation = staged.relation.clone();
+        let Some(version) = staged.handle.downcast_mut::<StagedVersion>() else { return false };
+        let used = self.kept.lock().expect("kept rows lock").1;
+        if version.meta.kind != RelationKind::View || used >= MAX_KEPT_RUN_BYTES {
+            return false;
+        }
         let Ok(ctx) = self.session().await else { return false };
-        hold_audit_rows(ctx, audit, MAX_BYTES).await.unwrap_or(false)
+        let Ok(staging) = self.warehouse.stage(&relation.schema, &relation.identifier) else { return false };
+        let file = staging.dir().join(format!("rows{ROWS_FILE_EXTENSION}"));
+        let Ok(Some(columns)) = keep_view_rows(ctx, &relation.audit(), &file, MAX_KEPT_VIEW_BYTES).await else {
+            return false;
+        };
+        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+        self.kept.lock().expect("kept rows lock").1 += size;
+        version.kept = Some(KeptRows { staging, file, columns });
+        true
     }
 
     /// The version directory the relation points at, with its files' sizes and times.
@@ -345,7 +385,7 @@ impl Engine for DataFusionEngine {
         failpoints.hit("after-stage", model);
         register_audit(self.session().await?, &relation.audit(), staging.dir(), &meta).await?;
         let query_seconds = clock.elapsed().as_secs_f64();
-        let handle = Box::new(StagedVersion { staging, meta });
+        let handle = Box::new(StagedVersion { staging, meta, kept: None });
         Ok(Staged { relation: relation.clone(), rows, query_seconds, handle })
     }
 
@@ -357,7 +397,16 @@ impl Engine for DataFusionEngine {
         failpoints.hit("before-publish", model);
         let stored = self.warehouse.publish(version.staging, version.meta, &|point| failpoints.hit(point, model))?;
         failpoints.hit("after-publish", model);
-        register_relation(self.session().await?, &stored).await?;
+        match version.kept {
+            Some(kept) => {
+                register_rows_file(self.session().await?, &stored.schema, &stored.name, &kept.file, kept.columns)
+                    .await?;
+                self.kept.lock().expect("kept rows lock").0.push(kept.staging);
+            }
+            None => {
+                register_relation(self.session().await?, &stored).await?;
+            }
+        }
         if let Some(lock) = &self.lock {
             self.warehouse.prune(lock, &stored.schema, &stored.name)?;
         }
@@ -403,6 +452,11 @@ impl Engine for DataFusionEngine {
     async fn column_types(&self, sql: &str) -> Result<Vec<(String, String)>, EngineError> {
         let df = self.session().await?.sql(sql).await?;
         Ok(df.schema().fields().iter().map(|f| (f.name().clone(), cast_type(f.data_type()))).collect())
+    }
+
+    /// Removes the rows kept for the run's views.
+    async fn finish(&self) {
+        self.kept.lock().expect("kept rows lock").0.clear();
     }
 }
 

@@ -219,10 +219,12 @@ pub trait Engine: Send + Sync {
     /// The engine's metadata store: run history and intervals.
     fn history(&self) -> &dyn HistoryStore;
 
-    /// Holds the rows of a staged view's audit relation in memory until it is published
-    /// or discarded, so that several audit queries compute the view once. True if it
-    /// does; an engine may decline (a big view, or no memory tables) and keep the view.
-    async fn hold_audit_rows(&self, _audit: &Relation) -> bool {
+    /// Runs a staged view once and keeps its rows for the rest of the run: its audits
+    /// read them, and once it is published so does every later query of the run, where
+    /// a view of views would otherwise run every view beneath it again for each reader.
+    /// The published relation stays a view. True if it did; an engine may decline (rows
+    /// too big, nowhere to keep them), and then the view runs as usual.
+    async fn keep_view_rows(&self, _staged: &mut Staged) -> bool {
         false
     }
 

@@ -84,15 +84,8 @@ pub async fn run_test(compiled: &CompiledProject, engine: &dyn Engine, test: &No
 /// queries fold (`sql::fold`) are answered together by one aggregate query over the
 /// staged relation; a folded test that finds failing rows, and every test that does not
 /// fold, runs its own query as [`run_test`] does, so each result is the same as when
-/// every test runs alone. Should the folded query fail, each test runs alone. When that
-/// still takes more than one query and the staged data is a view, the engine is asked to
-/// hold the view's rows for them (`Engine::hold_audit_rows`), so the view runs once.
-pub async fn run_audits(
-    compiled: &CompiledProject,
-    engine: &dyn Engine,
-    audit: &Relation,
-    tests: &[&Node],
-) -> Vec<TestRun> {
+/// every test runs alone. Should the folded query fail, each test runs alone.
+pub async fn run_audits(compiled: &CompiledProject, engine: &dyn Engine, tests: &[&Node]) -> Vec<TestRun> {
     let dialect = compiled.project.target.engine.dialect();
     let folds: Vec<Option<Folded>> = tests.iter().map(|t| foldable(t, dialect)).collect();
     let mut counts: Vec<Option<u64>> = vec![None; tests.len()];
@@ -104,10 +97,6 @@ pub async fn run_audits(
     groups.sort_unstable();
     groups.dedup();
     groups.retain(|r| members_of(r).len() >= 2);
-    let alone = folds.iter().filter(|f| !f.as_ref().is_some_and(|f| groups.contains(&f.relation.as_str()))).count();
-    if groups.len() + alone >= 2 {
-        engine.hold_audit_rows(audit).await;
-    }
     let clock = std::time::Instant::now();
     for relation in groups {
         let members = members_of(relation);

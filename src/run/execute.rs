@@ -225,6 +225,7 @@ pub async fn execute(
         failpoints: opts.failpoints.clone(),
         seeds: opts.seeds.clone(),
         audits: plan.audits.clone(),
+        read_later: plan.jobs.iter().flat_map(|job| job.deps.iter().cloned()).collect(),
         history,
         full_refresh: opts.full_refresh,
         periods: opts.periods.clone(),
@@ -330,6 +331,8 @@ struct JobContext {
     failpoints: Failpoints,
     seeds: BTreeMap<String, datafusion::arrow::array::RecordBatch>,
     audits: BTreeMap<String, Vec<String>>,
+    /// The nodes a later job of the run reads.
+    read_later: BTreeSet<String>,
     history: RowHistory,
     full_refresh: bool,
     periods: Periods,
@@ -466,7 +469,13 @@ impl JobContext {
             }
         };
         let engine_error = |e: crate::engine::EngineError| Failed::from(self.located(node, &e.to_string()));
-        let staged = self.engine.stage(relation, build, &self.failpoints, &node.name).await.map_err(engine_error)?;
+        let view = matches!(build, Build::View(_));
+        let mut staged =
+            self.engine.stage(relation, build, &self.failpoints, &node.name).await.map_err(engine_error)?;
+        // A view read again (by its audits or a later job) runs once.
+        if view && (self.audits.contains_key(&node.unique_id) || self.read_later.contains(&node.unique_id)) {
+            self.engine.keep_view_rows(&mut staged).await;
+        }
         let mut tests = self.audit(node).await;
         let history = self.history.get(&node.unique_id).map_or(&[][..], Vec::as_slice);
         let anomaly = staged.rows.and_then(|rows| check_anomaly(node, rows, history));
@@ -595,8 +604,7 @@ impl JobContext {
     async fn audit(&self, node: &Node) -> Vec<TestRun> {
         let tests: Vec<&Node> =
             self.audits.get(&node.unique_id).into_iter().flatten().map(|t| self.compiled.nodes[t].as_ref()).collect();
-        let audit = node.relation.as_ref().expect("audited nodes have a relation").audit();
-        run_audits(&self.compiled, self.engine.as_ref(), &audit, &tests).await
+        run_audits(&self.compiled, self.engine.as_ref(), &tests).await
     }
 
     /// The names of the results that stop a publish (`` `a`, `b` ``), if any.

@@ -60,8 +60,9 @@ mod write;
 pub use incremental::{CombineError, combine};
 pub use meta::{META_FILE, RelationKind, RelationMeta, table_columns};
 pub use session::{
-    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, deregister_audit, hold_audit_rows, new_context,
-    published_relations, register_audit, register_relation, register_relations, register_table_dir,
+    BrokenView, CATALOG, DEFAULT_SCHEMA, ROWS_FILE_EXTENSION, SessionError, deregister_audit, keep_view_rows,
+    new_context, published_relations, register_audit, register_relation, register_relations, register_rows_file,
+    register_table_dir,
 };
 #[cfg(test)]
 pub use session::{WarehouseSession, open_session};

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, ResolvedTableReference, TableReference};
@@ -167,34 +167,79 @@ pub async fn register_audit(
     }
 }
 
-/// Replaces the view registered as `audit` by its rows, held in memory, so the queries
-/// that audit it compute the view once. Keeps the view, and returns false, when `audit`
-/// is not a view or its rows take more than `max_bytes`.
-pub async fn hold_audit_rows(ctx: &SessionContext, audit: &Relation, max_bytes: usize) -> Result<bool, SessionError> {
+/// Runs the view registered as `audit` once, writes its rows to the Arrow IPC file
+/// `file`, and registers `audit` as a table over that file, so the queries that audit it
+/// read the rows instead of running the view again. Returns the rows' schema, or `None`
+/// (the view stays, the file is removed) when `audit` is not a view or its rows take
+/// more than `max_bytes` in memory, counted batch by batch as they are written.
+pub async fn keep_view_rows(
+    ctx: &SessionContext,
+    audit: &Relation,
+    file: &Path,
+    max_bytes: usize,
+) -> Result<Option<SchemaRef>, SessionError> {
+    use datafusion::arrow::ipc::CompressionType;
+    use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
     use futures_util::StreamExt;
     let (schema, name) = (audit.schema.as_str(), audit.identifier.as_str());
     let fail = |source| register_error(schema, name, source);
+    let io = |e: std::io::Error| fail(DataFusionError::IoError(e));
     let view = ctx.table_provider(TableReference::partial(schema, name)).await.map_err(fail)?;
     if view.table_type() != datafusion::logical_expr::TableType::View {
-        return Ok(false);
+        return Ok(None);
     }
     let df = ctx.read_table(view).map_err(fail)?;
     let columns = Arc::new(df.schema().as_arrow().clone());
     let mut stream = df.execute_stream().await.map_err(fail)?;
-    let (mut batches, mut bytes) = (Vec::new(), 0);
+    let out = std::io::BufWriter::new(std::fs::File::create(file).map_err(io)?);
+    let lz4 = IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME));
+    let writer = lz4.and_then(|options| FileWriter::try_new_with_options(out, &columns, options));
+    let mut writer = writer.map_err(|e| fail(e.into()))?;
+    let mut bytes = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(fail)?;
         bytes += batch.get_array_memory_size();
         if bytes > max_bytes {
-            return Ok(false);
+            drop(writer);
+            std::fs::remove_file(file).map_err(io)?;
+            return Ok(None);
         }
-        batches.push(batch);
+        writer.write(&batch).map_err(|e| fail(e.into()))?;
     }
-    let rows = datafusion::datasource::MemTable::try_new(columns, vec![batches]).map_err(fail)?;
-    deregister(ctx, schema, name)?;
-    ctx.register_table(TableReference::partial(schema, name), Arc::new(rows)).map_err(fail)?;
-    Ok(true)
+    writer.finish().map_err(|e| fail(e.into()))?;
+    register_rows_file(ctx, schema, name, file, columns.clone()).await?;
+    Ok(Some(columns))
 }
+
+/// Registers the rows [`keep_view_rows`] wrote to `file` as table `schema.name`,
+/// replacing any registration; the views registered over it are re-planned to read them
+/// (those that no longer plan are unregistered and returned).
+pub async fn register_rows_file(
+    ctx: &SessionContext,
+    schema: &str,
+    name: &str,
+    file: &Path,
+    columns: SchemaRef,
+) -> Result<Vec<BrokenView>, SessionError> {
+    use datafusion::datasource::file_format::arrow::ArrowFormat;
+    let to_register = |source| register_error(schema, name, source);
+    let path = file.to_str().ok_or_else(|| SessionError::Unreadable {
+        schema: schema.into(),
+        name: name.into(),
+        reason: format!("path `{}` is not valid UTF-8", file.display()),
+    })?;
+    let options = ListingOptions::new(Arc::new(ArrowFormat)).with_file_extension(ROWS_FILE_EXTENSION);
+    let url = ListingTableUrl::parse(path).map_err(to_register)?;
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(columns);
+    let table = ListingTable::try_new(config).map_err(to_register)?;
+    ensure_schema(ctx, schema).map_err(to_register)?;
+    deregister(ctx, schema, name)?;
+    ctx.register_table(TableReference::partial(schema, name), Arc::new(table)).map_err(to_register)?;
+    rebind_dependents(ctx, schema, name).await
+}
+
+/// The extension of the files [`keep_view_rows`] writes.
+pub const ROWS_FILE_EXTENSION: &str = ".arrow";
 
 /// Removes a registration made by `register_audit`.
 pub fn deregister_audit(ctx: &SessionContext, audit: &Relation) -> Result<(), SessionError> {
@@ -421,6 +466,7 @@ mod tests {
     use crate::engine::ColumnMeta;
     use crate::engine::local::test_warehouse as warehouse;
     use crate::engine::local::write::write_query;
+    use datafusion::logical_expr::TableType;
 
     /// Rows of `sql`, each as its values joined by `|`.
     async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
@@ -526,7 +572,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_staged_views_rows_are_held_for_its_audits_up_to_a_size() {
+    async fn a_staged_views_rows_are_kept_for_its_audits_and_readers_up_to_a_size() {
         let (temp, wh) = warehouse();
         let ctx = open_session(&wh).await.unwrap().ctx;
         publish_table(&wh, &ctx, "main", "orders", "SELECT * FROM (VALUES (1), (2), (2)) AS t(id)", &[]).await;
@@ -535,22 +581,26 @@ mod tests {
         let audit = Relation::new("main", "v").audit();
         register_audit(&ctx, &audit, temp.path(), &RelationMeta::view(columns, sql)).await.unwrap();
         let query = format!("SELECT id FROM {audit} ORDER BY id");
-        let table_type = |ctx: &SessionContext| {
-            let ctx = ctx.clone();
-            let audit = audit.clone();
-            async move {
-                let reference = TableReference::partial(audit.schema.as_str(), audit.identifier.as_str());
-                ctx.table_provider(reference).await.unwrap().table_type()
-            }
+        let table_type = |ctx: &SessionContext, schema: &str, name: &str| {
+            let (ctx, reference) = (ctx.clone(), TableReference::partial(schema.to_string(), name.to_string()));
+            async move { ctx.table_provider(reference).await.unwrap().table_type() }
         };
-        assert!(!hold_audit_rows(&ctx, &audit, 8).await.unwrap(), "more than 8 bytes: the view stays");
-        assert_eq!(table_type(&ctx).await, datafusion::logical_expr::TableType::View);
-        assert!(hold_audit_rows(&ctx, &audit, 1 << 20).await.unwrap());
-        assert_eq!(table_type(&ctx).await, datafusion::logical_expr::TableType::Base, "rows in memory");
+        let file = temp.path().join("v.arrow");
+        assert!(keep_view_rows(&ctx, &audit, &file, 8).await.unwrap().is_none(), "more than 8 bytes: the view stays");
+        assert!(!file.exists(), "and the partial file is gone");
+        assert_eq!(table_type(&ctx, &audit.schema, &audit.identifier).await, TableType::View);
+        let kept = keep_view_rows(&ctx, &audit, &file, 1 << 20).await.unwrap().expect("kept");
+        assert_eq!(table_type(&ctx, &audit.schema, &audit.identifier).await, TableType::Base, "rows in a file");
         assert_eq!(rows(&ctx, &query).await, ["10", "20", "20"]);
-        assert!(!hold_audit_rows(&ctx, &audit, 1 << 20).await.unwrap(), "a table is not held again");
+        assert!(keep_view_rows(&ctx, &audit, &file, 1 << 20).await.unwrap().is_none(), "a table is not kept again");
+
+        // Registered under the published name, later views read the kept rows.
+        ctx.sql("CREATE VIEW main.w AS SELECT id + 1 AS id FROM main.v_rows").await.unwrap_err();
+        assert!(register_rows_file(&ctx, "main", "v_rows", &file, kept).await.unwrap().is_empty());
+        ctx.sql("CREATE VIEW main.w AS SELECT id + 1 AS id FROM main.v_rows").await.unwrap();
+        assert_eq!(rows(&ctx, "SELECT id FROM main.w ORDER BY id").await, ["11", "21", "21"]);
         deregister_audit(&ctx, &audit).unwrap();
-        assert!(ctx.sql(&query).await.is_err(), "publish and discard take the held rows away");
+        assert!(ctx.sql(&query).await.is_err(), "publish and discard take the audit name away");
     }
 
     #[tokio::test]
