@@ -5,20 +5,21 @@
 #
 #   benches/build.sh
 #
-# Prints, per size (figures of the #19 work on the quiet 2-core machine, 2026-12-03):
+# Prints, per size (figures on the quiet 2-core machine, 2026-12-03, after views read
+# again in a run keep their rows and windows over a sort run unbounded):
 #
 #   build 1000 models, 5,400 tests, biggest seeds 100,000 rows, 2 threads
-#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 344.1 s (user 410.6 s, sys 26.0 s), peak RSS 952 MB
-#     etlm build, empty warehouse: wall 151.5 s (user 272.4 s, sys 9.1 s), peak RSS 600 MB
-#     etlm build again, nothing changed: wall 169.7 s (user 307.0 s, sys 8.6 s), peak RSS 643 MB
-#     etlm build --skip-unchanged, nothing changed: wall 0.8 s (user 0.8 s, sys 0.3 s), peak RSS 213 MB
-#     dbt / etlm: 2.3x the wall time, etlm peak RSS 63% of dbt's
+#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 336.6 s (user 406.5 s, sys 28.6 s), peak RSS 933 MB
+#     etlm build, empty warehouse: wall 39.6 s (user 60.7 s, sys 11.4 s), peak RSS 886 MB
+#     etlm build again, nothing changed: wall 48.1 s (user 78.8 s, sys 7.4 s), peak RSS 836 MB
+#     etlm build --skip-unchanged, nothing changed: wall 0.7 s (user 0.7 s, sys 0.3 s), peak RSS 215 MB
+#     dbt / etlm: 8.5x the wall time, etlm peak RSS 95% of dbt's
 #
-# With LAYERS=table, same session: dbt 367.1 s / 1,241 MB, etlm 89.6 s / 466 MB (4.1x),
-# again 80.3 s, --skip-unchanged 0.8 s.
+# Earlier the same day: 151.5 s / 600 MB with folded audits alone (2.3x), 61.9 s once
+# views kept their rows. With LAYERS=table then: dbt 367.1 s / 1,241 MB, etlm 89.6 s.
 #
 # (Before folded audits, on f7f4dec under load: dbt 430.5 s, etlm 462.7 s. Most of
-# etlm's time is DataFusion running the intermediate layers' views of views.)
+# etlm's time was DataFusion running the intermediate layers' views of views.)
 #
 # dbt runs in the project folder with dbt's own profile (`--profiles-dir dbt_profiles`:
 # dbt-duckdb on `gen.duckdb` there) and target folder (`--target-path dbt_target`), so it

@@ -55,6 +55,7 @@ mod pg_format;
 mod session;
 mod snapshot;
 mod storage;
+mod windows;
 mod write;
 
 pub use incremental::{CombineError, combine};

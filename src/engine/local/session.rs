@@ -13,6 +13,7 @@ use datafusion::common::{DataFusionError, ResolvedTableReference, TableReference
 use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -91,7 +92,12 @@ pub fn new_context() -> SessionContext {
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, DEFAULT_SCHEMA)
         .with_extension(Arc::new(ViewReads::default()));
-    let ctx = SessionContext::new_with_config(config);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(super::windows::WindowsOverSorts))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     super::functions::register(&ctx);
     ctx
 }
