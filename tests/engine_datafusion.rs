@@ -264,16 +264,22 @@ fn corrupt_metadata_is_an_error_with_what_to_do_and_nothing_changes() {
     assert_eq!(std::fs::read_to_string(&meta).unwrap(), text[..text.len() / 2], "nothing is rewritten");
 }
 
+/// A project of seed `orders` (`orders_csv`) and view `v1` over it.
+fn views_project(orders_csv: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (tmp, dir) = empty_project("views");
+    write_file(&dir, "etlm.yml", "name: views\n");
+    write_file(&dir, "seeds/orders.csv", orders_csv);
+    write_file(&dir, "models/v1.sql", "select id, amount * 2 as amount from {{ ref('orders') }}\n");
+    (tmp, dir)
+}
+
 /// Views of views, audited and read by later models, run once per run: their rows are
 /// kept in a file while the run lasts. The relations stay views with the rows they
 /// define, the files are gone when the run ends (or swept after a kill), and a failing
 /// audit on a kept view stops its publish as on any other relation.
 #[test]
 fn views_read_again_in_a_run_keep_their_rows_only_while_it_lasts() {
-    let (_tmp, dir) = empty_project("views");
-    write_file(&dir, "etlm.yml", "name: views\n");
-    write_file(&dir, "seeds/orders.csv", "id,amount\n1,10\n2,20\n3,30\n");
-    write_file(&dir, "models/v1.sql", "select id, amount * 2 as amount from {{ ref('orders') }}\n");
+    let (_tmp, dir) = views_project("id,amount\n1,10\n2,20\n3,30\n");
     write_file(
         &dir,
         "models/v2.sql",
@@ -325,10 +331,7 @@ fn views_read_again_in_a_run_keep_their_rows_only_while_it_lasts() {
 #[test]
 #[cfg_attr(not(feature = "failpoints"), ignore = "needs --features failpoints")]
 fn kept_view_rows_of_a_killed_run_are_swept_by_the_next() {
-    let (_tmp, dir) = empty_project("views");
-    write_file(&dir, "etlm.yml", "name: views\n");
-    write_file(&dir, "seeds/orders.csv", "id,amount\n1,10\n2,20\n");
-    write_file(&dir, "models/v1.sql", "select id, amount * 2 as amount from {{ ref('orders') }}\n");
+    let (_tmp, dir) = views_project("id,amount\n1,10\n2,20\n");
     write_file(
         &dir,
         "models/total.sql",
