@@ -6,14 +6,19 @@
 #   benches/build.sh
 #
 # Prints, per size (figures on the quiet 2-core machine, 2026-12-03, after views read
-# again in a run keep their rows and windows over a sort run unbounded):
+# again in a run keep their rows, windows over a sort run unbounded, and mimalloc
+# returns freed memory after 100 ms):
 #
 #   build 1000 models, 5,400 tests, biggest seeds 100,000 rows, 2 threads
-#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 336.6 s (user 406.5 s, sys 28.6 s), peak RSS 933 MB
-#     etlm build, empty warehouse: wall 39.6 s (user 60.7 s, sys 11.4 s), peak RSS 886 MB
-#     etlm build again, nothing changed: wall 48.1 s (user 78.8 s, sys 7.4 s), peak RSS 836 MB
-#     etlm build --skip-unchanged, nothing changed: wall 0.7 s (user 0.7 s, sys 0.3 s), peak RSS 215 MB
-#     dbt / etlm: 8.5x the wall time, etlm peak RSS 95% of dbt's
+#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 329.6 s (user 402.6 s, sys 26.5 s), peak RSS 918 MB
+#     etlm build, empty warehouse: wall 48.6 s (user 71.2 s, sys 16.7 s), peak RSS 579 MB
+#     etlm build again, nothing changed: wall 50.2 s (user 77.5 s, sys 13.5 s), peak RSS 663 MB
+#     etlm build --skip-unchanged, nothing changed: wall 0.8 s (user 0.7 s, sys 0.3 s), peak RSS 195 MB
+#     dbt / etlm: 6.8x the wall time, etlm peak RSS 63% of dbt's
+#
+# With mimalloc's default 1 s purge delay the same run gave etlm 39.6 s and 886 MB (8.5x,
+# 95% of dbt's memory); alone, 48.5 s. LAYERS=table: 52.2 s and 534 MB (dbt 367.1 s and
+# 1,241 MB: 7.0x, 43%), against 49.0 s and 971 MB with the default delay.
 #
 # Earlier the same day: 151.5 s / 600 MB with folded audits alone (2.3x), 61.9 s once
 # views kept their rows. With LAYERS=table then: dbt 367.1 s / 1,241 MB, etlm 89.6 s.
