@@ -40,8 +40,21 @@ struct StagedVersion {
 /// lasts until the run finishes (a killed run's is swept like any staging leftover).
 struct KeptRows {
     staging: Staging,
-    file: PathBuf,
     columns: SchemaRef,
+}
+
+impl KeptRows {
+    /// The file in `staging` that holds the rows.
+    fn file(staging: &Staging) -> PathBuf {
+        staging.dir().join(format!("rows{ROWS_FILE_EXTENSION}"))
+    }
+}
+
+/// The rows kept for the run's published views, and the bytes their files take.
+#[derive(Default)]
+struct RunRows {
+    kept: Vec<Staging>,
+    bytes: u64,
 }
 
 /// The most memory one view's kept rows may take, batch by batch as they are written.
@@ -68,9 +81,8 @@ pub struct DataFusionEngine {
     /// run before it starts), until they are registered.
     unregistered: std::sync::Mutex<Vec<super::local::StoredRelation>>,
     lock: Option<WarehouseLock>,
-    /// The published views' kept rows (`keep_view_rows`), removed when the run finishes,
-    /// and the bytes they take on disk.
-    kept: std::sync::Mutex<(Vec<Staging>, u64)>,
+    /// The published views' kept rows (`keep_view_rows`), removed when the run finishes.
+    run_rows: std::sync::Mutex<RunRows>,
 }
 
 impl DataFusionEngine {
@@ -96,7 +108,7 @@ impl DataFusionEngine {
             registered: Default::default(),
             unregistered,
             lock,
-            kept: Default::default(),
+            run_rows: Default::default(),
         };
         engine.register_history()?;
         Ok(engine)
@@ -273,19 +285,18 @@ impl Engine for DataFusionEngine {
     async fn keep_view_rows(&self, staged: &mut Staged) -> bool {
         let relation = staged.relation.clone();
         let Some(version) = staged.handle.downcast_mut::<StagedVersion>() else { return false };
-        let used = self.kept.lock().expect("kept rows lock").1;
+        let used = self.run_rows.lock().expect("run rows lock").bytes;
         if version.meta.kind != RelationKind::View || used >= MAX_KEPT_RUN_BYTES {
             return false;
         }
         let Ok(ctx) = self.session().await else { return false };
         let Ok(staging) = self.warehouse.stage(&relation.schema, &relation.identifier) else { return false };
-        let file = staging.dir().join(format!("rows{ROWS_FILE_EXTENSION}"));
+        let file = KeptRows::file(&staging);
         let Ok(Some(columns)) = keep_view_rows(ctx, &relation.audit(), &file, MAX_KEPT_VIEW_BYTES).await else {
             return false;
         };
-        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
-        self.kept.lock().expect("kept rows lock").1 += size;
-        version.kept = Some(KeptRows { staging, file, columns });
+        self.run_rows.lock().expect("run rows lock").bytes += std::fs::metadata(&file).map_or(0, |m| m.len());
+        version.kept = Some(KeptRows { staging, columns });
         true
     }
 
@@ -399,9 +410,9 @@ impl Engine for DataFusionEngine {
         failpoints.hit("after-publish", model);
         match version.kept {
             Some(kept) => {
-                register_rows_file(self.session().await?, &stored.schema, &stored.name, &kept.file, kept.columns)
-                    .await?;
-                self.kept.lock().expect("kept rows lock").0.push(kept.staging);
+                let file = KeptRows::file(&kept.staging);
+                register_rows_file(self.session().await?, &stored.schema, &stored.name, &file, kept.columns).await?;
+                self.run_rows.lock().expect("run rows lock").kept.push(kept.staging);
             }
             None => {
                 register_relation(self.session().await?, &stored).await?;
@@ -456,7 +467,7 @@ impl Engine for DataFusionEngine {
 
     /// Removes the rows kept for the run's views.
     async fn finish(&self) {
-        self.kept.lock().expect("kept rows lock").0.clear();
+        self.run_rows.lock().expect("run rows lock").kept.clear();
     }
 }
 

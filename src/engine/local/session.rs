@@ -228,19 +228,13 @@ pub async fn register_rows_file(
     columns: SchemaRef,
 ) -> Result<Vec<BrokenView>, SessionError> {
     use datafusion::datasource::file_format::arrow::ArrowFormat;
-    let to_register = |source| register_error(schema, name, source);
     let path = file.to_str().ok_or_else(|| SessionError::Unreadable {
         schema: schema.into(),
         name: name.into(),
         reason: format!("path `{}` is not valid UTF-8", file.display()),
     })?;
     let options = ListingOptions::new(Arc::new(ArrowFormat)).with_file_extension(ROWS_FILE_EXTENSION);
-    let url = ListingTableUrl::parse(path).map_err(to_register)?;
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(columns);
-    let table = ListingTable::try_new(config).map_err(to_register)?;
-    ensure_schema(ctx, schema).map_err(to_register)?;
-    deregister(ctx, schema, name)?;
-    ctx.register_table(TableReference::partial(schema, name), Arc::new(table)).map_err(to_register)?;
+    register_listing(ctx, schema, name, path, options, columns)?;
     rebind_dependents(ctx, schema, name).await
 }
 
@@ -282,15 +276,26 @@ pub fn register_table_dir(
     }
     let dir = dir.to_str().ok_or_else(|| unreadable(format!("path `{}` is not valid UTF-8", dir.display())))?;
 
-    let to_register = |source| register_error(schema, name, source);
     let format = ParquetFormat::default().with_options(ctx.state().table_options().parquet.clone());
     let options =
         ListingOptions::new(Arc::new(format)).with_file_extension(".parquet").with_table_partition_cols(partition_cols);
-    let url = ListingTableUrl::parse(format!("{}/", dir.trim_end_matches('/'))).map_err(to_register)?;
-    let config =
-        ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::new(Schema::new(file_fields)));
-    let table = ListingTable::try_new(config).map_err(to_register)?;
+    register_listing(ctx, schema, name, &format!("{}/", dir.trim_end_matches('/')), options, Schema::new(file_fields))
+}
 
+/// Registers the files at `url` (a folder ending in `/`, or one file), read with
+/// `options` and holding `columns`, as table `schema.name`, replacing any registration.
+fn register_listing(
+    ctx: &SessionContext,
+    schema: &str,
+    name: &str,
+    url: &str,
+    options: ListingOptions,
+    columns: impl Into<SchemaRef>,
+) -> Result<(), SessionError> {
+    let to_register = |source| register_error(schema, name, source);
+    let url = ListingTableUrl::parse(url).map_err(to_register)?;
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(columns.into());
+    let table = ListingTable::try_new(config).map_err(to_register)?;
     ensure_schema(ctx, schema).map_err(to_register)?;
     deregister(ctx, schema, name)?;
     ctx.register_table(TableReference::partial(schema, name), Arc::new(table)).map_err(to_register)?;
