@@ -185,7 +185,9 @@ mod cases {
     /// and `append_new_columns` keep the table's type.
     pub fn on_schema_change_of_a_type_only(b: &Backend) {
         let type_sql = match b {
-            Backend::DataFusion => "select distinct arrow_typeof(amount) as t from {schema}.inc_schema",
+            Backend::DataFusion | Backend::Delta => {
+                "select distinct arrow_typeof(amount) as t from {schema}.inc_schema"
+            }
             Backend::Postgres(_) => "select distinct pg_typeof(amount)::text as t from {schema}.inc_schema",
         };
         for (policy, code, text) in
@@ -594,3 +596,5 @@ macro_rules! engine_suite {
 
 engine_suite!(datafusion);
 engine_suite!(postgres);
+#[cfg(feature = "delta")]
+engine_suite!(delta);

@@ -29,7 +29,7 @@ fn project(test: &str, fixture: &str) -> Option<(Backend, tempfile::TempDir, std
 fn database(b: &Backend) -> &Database {
     match b {
         Backend::Postgres(db) => db,
-        Backend::DataFusion => unreachable!("these tests run on Postgres"),
+        Backend::DataFusion | Backend::Delta => unreachable!("these tests run on Postgres"),
     }
 }
 

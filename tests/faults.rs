@@ -77,9 +77,7 @@ fn project(b: &Backend) -> (tempfile::TempDir, PathBuf) {
         "{% snapshot history %}\n{{ config(unique_key='id', strategy='check', check_cols=['amount']) }}\n\
          select id, amount from {{ ref('events') }}\n{% endsnapshot %}\n",
     );
-    if let Backend::Postgres(db) = b {
-        db.write_profile(&dir, "crashes", "");
-    }
+    b.point_at(&dir);
     (tmp, dir)
 }
 
@@ -113,7 +111,7 @@ fn idle_in_transaction(b: &Backend) -> Vec<Vec<String>> {
 
 fn points(b: &Backend) -> &'static [&'static str] {
     match b {
-        Backend::DataFusion => {
+        Backend::DataFusion | Backend::Delta => {
             &["after-stage", "before-publish", "before-rename", "before-swap", "after-publish", "before-state-write"]
         }
         Backend::Postgres(_) => &["after-stage", "before-publish", "after-publish", "before-state-write"],
@@ -450,3 +448,5 @@ macro_rules! engine_suite {
 
 engine_suite!(datafusion);
 engine_suite!(postgres);
+#[cfg(feature = "delta")]
+engine_suite!(delta);

@@ -151,7 +151,7 @@ fn inferred(dir: &Path) -> Vec<Option<String>> {
 /// Each case's type as the engine reports it, through one query.
 fn reported(b: &Backend, dir: &Path) -> Vec<String> {
     let (typeof_, schema) = match b {
-        Backend::DataFusion => ("arrow_typeof(x)", "main"),
+        Backend::DataFusion | Backend::Delta => ("arrow_typeof(x)", "main"),
         Backend::Postgres(_) => ("cast(pg_typeof(x) as text)", "public"),
     };
     let parts: Vec<String> = CASES
@@ -172,7 +172,7 @@ fn reported(b: &Backend, dir: &Path) -> Vec<String> {
 /// three string encodings.
 fn normalise(b: &Backend, name: &str) -> String {
     match b {
-        Backend::DataFusion => match name.to_lowercase().as_str() {
+        Backend::DataFusion | Backend::Delta => match name.to_lowercase().as_str() {
             "utf8view" | "largeutf8" => "utf8".to_string(),
             other => other.to_string(),
         },

@@ -88,7 +88,12 @@ pub struct DataFusionEngine {
 impl DataFusionEngine {
     /// Opens the warehouse at `root` (created if missing).
     pub async fn open(root: &Path, access: Access) -> Result<DataFusionEngine, EngineError> {
-        let warehouse = Warehouse::open(root)?;
+        DataFusionEngine::open_warehouse(Warehouse::open(root)?, access).await
+    }
+
+    /// Opens `warehouse`, whatever records its current versions (symlinks, or a table
+    /// format's log: `engine/delta`).
+    pub async fn open_warehouse(warehouse: Warehouse, access: Access) -> Result<DataFusionEngine, EngineError> {
         let lock = match access {
             Access::Write { wait } => {
                 let w = warehouse.clone();

@@ -1,6 +1,7 @@
 //! Engines: where compiled models run. `datafusion` is the embedded engine (DataFusion
 //! over Parquet in a warehouse directory, `local/`), `postgres` a Postgres server (or
-//! any warehouse speaking its protocol). Both implement [`Engine`]: the runner, the
+//! any warehouse speaking its protocol), `delta` the embedded engine over Delta Lake
+//! tables (`--features delta`). All implement [`Engine`]: the runner, the
 //! audits and the history never ask which one they talk to. `failpoint` lets
 //! crash-safety tests stop a run at named points; `recording` (tests only) is an engine
 //! that records what the runner asks for, for the runner's unit tests.
@@ -12,6 +13,7 @@
 
 mod column;
 pub mod datafusion;
+pub mod delta;
 mod error;
 pub mod failpoint;
 pub mod incremental;
@@ -46,6 +48,7 @@ pub async fn open(target: &Target, access: Access) -> Result<Arc<dyn Engine>, En
     Ok(match target.engine {
         EngineKind::Local => Arc::new(DataFusionEngine::open(&local::warehouse_dir(target), access).await?),
         EngineKind::Postgres => Arc::new(PostgresEngine::open(target, access).await?),
+        EngineKind::Delta => Arc::new(delta::open(target, access).await?),
     })
 }
 
@@ -53,7 +56,7 @@ pub async fn open(target: &Target, access: Access) -> Result<Arc<dyn Engine>, En
 /// be listed: then every incremental model is built in full).
 pub fn existing_relations(target: &Target) -> BTreeSet<Relation> {
     match target.engine {
-        EngineKind::Local => offline_relations(target),
+        EngineKind::Local | EngineKind::Delta => offline_relations(target),
         EngineKind::Postgres => postgres::existing_relations(target),
     }
 }
@@ -62,8 +65,9 @@ pub fn existing_relations(target: &Target) -> BTreeSet<Relation> {
 /// folder (none for a server).
 pub fn offline_relations(target: &Target) -> BTreeSet<Relation> {
     match target.engine {
-        EngineKind::Local => local::relations_in(&local::warehouse_dir(target)),
+        EngineKind::Local => local::relations_in(&local::warehouse_dir(target), None),
         EngineKind::Postgres => BTreeSet::new(),
+        EngineKind::Delta => delta::relations_in(target),
     }
 }
 
@@ -80,6 +84,7 @@ pub fn describe(target: &Target) -> String {
             Ok(s) => format!("`{}`, postgres at {}", target.name, s.describe()),
             Err(_) => format!("`{}`, postgres", target.name),
         },
+        EngineKind::Delta => format!("`{}`, Delta Lake tables at {}", target.name, delta::location(target).display()),
     }
 }
 
@@ -88,7 +93,7 @@ pub fn describe(target: &Target) -> String {
 pub fn warehouse_path(target: &Target) -> Option<PathBuf> {
     match target.engine {
         EngineKind::Local => Some(local::warehouse_dir(target)),
-        EngineKind::Postgres => None,
+        EngineKind::Postgres | EngineKind::Delta => None,
     }
 }
 
@@ -110,8 +115,11 @@ impl DatasetNames {
     /// `/abs/warehouse/main/orders`).
     pub fn of(target: &Target) -> DatasetNames {
         match target.engine {
-            EngineKind::Local => {
-                let dir = local::warehouse_dir(target);
+            EngineKind::Local | EngineKind::Delta => {
+                let dir = match target.engine {
+                    EngineKind::Delta => delta::location(target),
+                    _ => local::warehouse_dir(target),
+                };
                 let dir = std::path::absolute(&dir).unwrap_or(dir);
                 DatasetNames { namespace: "file".into(), prefix: format!("{}/", dir.display()), separator: '/' }
             }
@@ -149,7 +157,7 @@ pub enum DeferMode {
 pub fn defer_mode(target: &Target) -> DeferMode {
     match target.engine {
         EngineKind::Local => DeferMode::Lend,
-        EngineKind::Postgres => DeferMode::ByName,
+        EngineKind::Postgres | EngineKind::Delta => DeferMode::ByName,
     }
 }
 

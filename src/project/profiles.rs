@@ -19,6 +19,8 @@ pub enum EngineKind {
     /// DataFusion over Parquet files (`type: local`).
     Local,
     Postgres,
+    /// DataFusion over Delta Lake tables (`type: delta`, `location:`).
+    Delta,
 }
 
 impl EngineKind {
@@ -26,15 +28,18 @@ impl EngineKind {
         match self {
             EngineKind::Local => "local",
             EngineKind::Postgres => "postgres",
+            EngineKind::Delta => "delta",
         }
     }
 
     /// The prefixes `adapter.dispatch` tries, in order (dbt's adapter and its parents, then
     /// `default`). The embedded engine's SQL is DataFusion's, which reads Postgres'
     /// spellings, so a package's `postgres__` variant serves it when it has no `local__`.
+    /// Delta Lake tables are read and written by the same DataFusion SQL.
     pub fn dispatch_prefixes(self) -> &'static [&'static str] {
         match self {
             EngineKind::Local => &["local", "postgres", "default"],
+            EngineKind::Delta => &["delta", "local", "postgres", "default"],
             EngineKind::Postgres => &["postgres", "default"],
         }
     }
@@ -42,7 +47,7 @@ impl EngineKind {
     /// The SQL dialect the target's compiled SQL is parsed and typed in.
     pub fn dialect(self) -> SqlDialect {
         match self {
-            EngineKind::Local => SqlDialect::DataFusion,
+            EngineKind::Local | EngineKind::Delta => SqlDialect::DataFusion,
             EngineKind::Postgres => SqlDialect::Postgres,
         }
     }
@@ -190,22 +195,53 @@ pub fn load_target(
     let engine = match settings.remove("type").as_ref().and_then(Json::as_str) {
         None | Some("local") | Some("datafusion") => EngineKind::Local,
         Some("postgres") => EngineKind::Postgres,
+        Some("delta") => EngineKind::Delta,
         Some(other) => {
             let span = output.get("type").map_or(output.span, |t| t.span);
             return Err(vec![
                 Diagnostic::error(Code::InvalidTarget, format!("unknown target type `{other}`"))
-                    .with_label(span, "expected `local` or `postgres`"),
+                    .with_label(span, "expected `local`, `postgres` or `delta`"),
             ]);
         }
     };
+    if engine == EngineKind::Delta {
+        check_delta_target(&settings, output.get("location").map_or(output.span, |l| l.span))?;
+    }
     let schema = settings
         .remove("schema")
         .and_then(|s| s.as_str().map(str::to_string))
-        .unwrap_or_else(|| if engine == EngineKind::Local { "main".into() } else { "public".into() });
+        .unwrap_or_else(|| if engine == EngineKind::Postgres { "public".into() } else { "main".into() });
     let database = settings.get("dbname").or(settings.get("database")).and_then(Json::as_str).map(str::to_string);
     let threads = settings.remove("threads").and_then(|t| t.as_u64()).map(|t| t as usize);
     let project_dir = project_dir.to_path_buf();
     Ok(Target { name, engine, schema, database, threads, settings, origin: Some(shown), project_dir })
+}
+
+/// A Delta Lake target needs this etlm built with them, and a `location:` folder.
+fn check_delta_target(settings: &BTreeMap<String, Json>, span: Span) -> Result<(), Vec<Diagnostic>> {
+    let refuse = |message: String, label: &str, help: &str| {
+        Err(vec![Diagnostic::error(Code::InvalidTarget, message).with_label(span, label).with_help(help)])
+    };
+    if !cfg!(feature = "delta") {
+        return refuse(
+            "this etlm was built without Delta Lake support".into(),
+            "a `type: delta` target",
+            "build etlm with `cargo build --release --features delta`",
+        );
+    }
+    match settings.get("location").and_then(Json::as_str) {
+        None | Some("") => refuse(
+            "a `type: delta` target needs `location:`".into(),
+            "in this target",
+            "`location: delta` keeps the tables in the folder `delta/` beside the project",
+        ),
+        Some(url) if url.contains("://") => refuse(
+            format!("`{url}`: Delta tables on object storage are not supported yet"),
+            "this location",
+            "use a folder on this machine (`location: delta`)",
+        ),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Renders `{{ env_var('NAME') }}` and `{{ env_var('NAME', 'default') }}` in profile strings.

@@ -1,5 +1,6 @@
 //! The engines a conformance test runs on: the same project and the same expected rows,
-//! on the embedded engine (schema `main`) and on a real Postgres (schema `public`).
+//! on the embedded engine (schema `main`), on a real Postgres (schema `public`) and, in
+//! builds with the `delta` feature, on Delta Lake tables in a folder (schema `main`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,12 +10,20 @@ use super::postgres::{self, Database};
 pub enum Backend {
     DataFusion,
     Postgres(Database),
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
+    Delta,
 }
 
 impl Backend {
     /// The embedded engine.
     pub fn datafusion(_test: &str) -> Option<Backend> {
         Some(Backend::DataFusion)
+    }
+
+    /// Delta Lake tables in the folder `lake/` of the project.
+    #[cfg_attr(not(feature = "delta"), allow(dead_code))]
+    pub fn delta(_test: &str) -> Option<Backend> {
+        Some(Backend::Delta)
     }
 
     /// A fresh database on the test Postgres, or `None` when there is none (skipped).
@@ -25,7 +34,7 @@ impl Backend {
     /// The schema models build into.
     pub fn schema(&self) -> &'static str {
         match self {
-            Backend::DataFusion => "main",
+            Backend::DataFusion | Backend::Delta => "main",
             Backend::Postgres(_) => "public",
         }
     }
@@ -33,10 +42,24 @@ impl Backend {
     /// A copy of a fixture project pointed at this engine.
     pub fn project(&self, fixture: &str) -> (tempfile::TempDir, PathBuf) {
         let (tmp, dir) = super::copy_project(fixture);
-        if let Backend::Postgres(db) = self {
-            db.write_profile(&dir, &project_name(&dir), "");
-        }
+        self.point_at(&dir);
         (tmp, dir)
+    }
+
+    /// Writes the project's `profiles.yml` for this engine (the embedded engine needs
+    /// none).
+    pub fn point_at(&self, dir: &Path) {
+        let name = project_name(dir);
+        match self {
+            Backend::Postgres(db) => db.write_profile(dir, &name, ""),
+            Backend::Delta => {
+                let text = format!(
+                    "{name}:\n  target: lake\n  outputs:\n    lake:\n      type: delta\n      location: lake\n"
+                );
+                std::fs::write(dir.join("profiles.yml"), text).expect("write profiles.yml");
+            }
+            Backend::DataFusion => {}
+        }
     }
 
     /// Rows of a query through `etlm show`, every value as text (`NULL` for null), so
@@ -58,7 +81,7 @@ impl Backend {
     /// directories swept by the next run).
     pub fn leftovers(&self) -> Vec<Vec<String>> {
         match self {
-            Backend::DataFusion => Vec::new(),
+            Backend::DataFusion | Backend::Delta => Vec::new(),
             Backend::Postgres(db) => db.rows(
                 "select table_schema, table_name from information_schema.tables \
                  where table_schema like '\\_etlm\\_staging%' or table_schema = '_etlm_audit' \

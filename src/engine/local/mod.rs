@@ -68,7 +68,10 @@ pub use session::{
 #[cfg(test)]
 pub use session::{WarehouseSession, open_session};
 pub use snapshot::stage_snapshot;
-pub use storage::{OnContention, Staging, StorageError, StoredRelation, SweepReport, Warehouse, WarehouseLock};
+pub use storage::{
+    OnContention, Staging, StorageError, StoredRelation, SweepReport, TableLog, Warehouse, WarehouseLock,
+    replace_synced,
+};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
 
 /// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.
@@ -79,12 +82,20 @@ pub fn warehouse_dir(target: &crate::project::Target) -> std::path::PathBuf {
     }
 }
 
-/// The relations published in the warehouse at `dir` (none when there is none).
-pub fn relations_in(dir: &std::path::Path) -> std::collections::BTreeSet<crate::relation::Relation> {
+/// The relations published in the warehouse at `dir` (none when there is none), whose
+/// current versions `log` records (symlinks when `None`).
+pub fn relations_in(
+    dir: &std::path::Path,
+    log: Option<std::sync::Arc<dyn TableLog>>,
+) -> std::collections::BTreeSet<crate::relation::Relation> {
     if !dir.is_dir() {
         return Default::default();
     }
-    let Ok(warehouse) = Warehouse::open(dir) else { return Default::default() };
+    let opened = match log {
+        Some(log) => Warehouse::open_with_log(dir, log),
+        None => Warehouse::open(dir),
+    };
+    let Ok(warehouse) = opened else { return Default::default() };
     warehouse
         .relations()
         .map(|list| list.into_iter().map(|r| crate::relation::Relation::new(r.schema, r.name)).collect())

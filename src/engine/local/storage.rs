@@ -1,11 +1,12 @@
-//! The warehouse directory: versions, the symlink swap that publishes them, the writer
-//! lock and the sweep of leftovers.
+//! The warehouse directory: versions, the symlink swap that publishes them (or the table
+//! log that does, [`TableLog`]), the writer lock and the sweep of leftovers.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::meta::{META_FILE, RelationMeta, now};
@@ -93,6 +94,31 @@ pub enum StorageError {
         /// The path.
         path: PathBuf,
     },
+    /// A table log could not be read or committed to.
+    #[error("the table log of `{table}`: {reason}")]
+    Log {
+        /// The relation's folder.
+        table: PathBuf,
+        /// What the table format said.
+        reason: String,
+    },
+}
+
+/// A table format's log, which records which version of each relation is current in place
+/// of the warehouse's symlinks (Delta Lake, `engine/delta`). Each relation is then a folder
+/// `<root>/<schema>/<name>/` holding its version directories (`<version>/`, and
+/// `<version>.staging/` while one is written) beside the log, whose entries start with `_`.
+pub trait TableLog: Send + Sync + std::fmt::Debug {
+    /// The version the log names current in the relation's folder `table`, if any.
+    fn current(&self, table: &Path) -> Result<Option<String>, StorageError>;
+
+    /// Makes `version` (a complete, synced directory in `table`, described by `meta`) the
+    /// current one, in one atomic step.
+    fn commit(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError>;
+
+    /// Whether the format stores times to the microsecond at most (Delta Lake does): then
+    /// nanosecond times are written as microseconds.
+    fn microsecond_times(&self) -> bool;
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
@@ -113,6 +139,8 @@ pub enum OnContention {
 #[derive(Clone, Debug)]
 pub struct Warehouse {
     root: PathBuf,
+    /// What records the current versions: `None` for symlinks.
+    log: Option<Arc<dyn TableLog>>,
 }
 
 /// Holds the warehouse's writer lock until dropped.
@@ -155,6 +183,7 @@ pub struct Staging {
     version: String,
     dir: PathBuf,
     published: bool,
+    microsecond_times: bool,
 }
 
 impl Staging {
@@ -166,6 +195,11 @@ impl Staging {
     /// The hive partitions written so far, as relative paths (`dt=2024-01-01`), sorted.
     pub fn partitions(&self, partition_by: &[String]) -> Result<Vec<String>, StorageError> {
         list_partitions(&self.dir, partition_by)
+    }
+
+    /// Whether times are to be written to the microsecond at most ([`TableLog::microsecond_times`]).
+    pub fn microsecond_times(&self) -> bool {
+        self.microsecond_times
     }
 
     /// This staging version's name (unique within its relation).
@@ -255,7 +289,13 @@ impl Warehouse {
         if root.to_str().is_none_or(|t| t.contains(['*', '?', '['])) {
             return Err(StorageError::UnsupportedPath { path: root, reason: "its resolved path is not plain UTF-8" });
         }
-        Ok(Warehouse { root })
+        Ok(Warehouse { root, log: None })
+    }
+
+    /// Opens the warehouse at `root` like [`Warehouse::open`], its current versions
+    /// recorded by `log` rather than by symlinks.
+    pub fn open_with_log(root: impl AsRef<Path>, log: Arc<dyn TableLog>) -> Result<Warehouse, StorageError> {
+        Ok(Warehouse { log: Some(log), ..Warehouse::open(root)? })
     }
 
     /// The warehouse root (absolute).
@@ -333,7 +373,9 @@ impl Warehouse {
             let dir = versions.join(format!("{version}{STAGING_SUFFIX}"));
             match fs::create_dir(&dir) {
                 Ok(()) => {
-                    return Ok(Staging { schema: schema.into(), name: name.into(), version, dir, published: false });
+                    let microsecond_times = self.log.as_ref().is_some_and(|log| log.microsecond_times());
+                    let (schema, name) = (schema.into(), name.into());
+                    return Ok(Staging { schema, name, version, dir, published: false, microsecond_times });
                 }
                 // Another stager took this number between our listing and mkdir.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -367,13 +409,18 @@ impl Warehouse {
         passing("before-swap");
 
         let schema_dir = self.root.join(&staging.schema);
-        let target = Path::new(VERSIONS_DIR).join(&staging.name).join(&staging.version);
-        let temp = schema_dir.join(format!(".{}.{}{LINK_SUFFIX}", staging.name, staging.version));
-        symlink(&target, &temp).map_err(io_err("create symlink", &temp))?;
-        let link = schema_dir.join(&staging.name);
-        // rename(2) replaces the old symlink atomically: readers see old or new, never nothing.
-        fs::rename(&temp, &link).map_err(io_err("replace symlink", &link))?;
-        sync_dir(&schema_dir)?;
+        match &self.log {
+            Some(log) => log.commit(&versions, &staging.version, &meta)?,
+            None => {
+                let target = Path::new(VERSIONS_DIR).join(&staging.name).join(&staging.version);
+                let temp = schema_dir.join(format!(".{}.{}{LINK_SUFFIX}", staging.name, staging.version));
+                symlink(&target, &temp).map_err(io_err("create symlink", &temp))?;
+                let link = schema_dir.join(&staging.name);
+                // rename(2) replaces the old symlink atomically: readers see old or new, never nothing.
+                fs::rename(&temp, &link).map_err(io_err("replace symlink", &link))?;
+                sync_dir(&schema_dir)?;
+            }
+        }
         sync_dir(&self.root)?;
 
         Ok(StoredRelation {
@@ -425,14 +472,21 @@ impl Warehouse {
                     report.temp_links += 1;
                 }
             }
-            let versions_root = schema_dir.join(VERSIONS_DIR);
+            let versions_root = match self.log {
+                Some(_) => schema_dir.clone(),
+                None => schema_dir.join(VERSIONS_DIR),
+            };
             if !versions_root.is_dir() {
                 continue;
             }
             for name in dir_entries(&versions_root)? {
-                let current = current_version(&schema_dir, &name);
                 let versions = versions_root.join(&name);
-                let entries = dir_entries(&versions)?;
+                if self.log.is_some() && (name.starts_with('.') || !versions.is_dir()) {
+                    continue;
+                }
+                let current = self.current(&schema, &name)?;
+                let entries: Vec<String> =
+                    dir_entries(&versions)?.into_iter().filter(|e| self.log.is_none() || is_version(e)).collect();
                 // The version before the current one stays, as `prune` keeps it: a reader
                 // that resolved the link a moment before the last publish still reads it.
                 let previous = current
@@ -449,7 +503,7 @@ impl Warehouse {
                         report.old_versions += 1;
                     }
                 }
-                if current.is_none() {
+                if current.is_none() && self.log.is_none() {
                     fs::remove_dir(&versions).map_err(io_err("remove", &versions))?;
                 }
             }
@@ -465,11 +519,12 @@ impl Warehouse {
     /// Takes the lock guard, like `sweep`.
     pub fn prune(&self, lock: &WarehouseLock, schema: &str, name: &str) -> Result<usize, StorageError> {
         debug_assert_eq!(lock.root, self.root, "the lock must belong to this warehouse");
-        let schema_dir = self.root.join(schema);
-        let Some(current) = current_version(&schema_dir, name) else { return Ok(0) };
+        let Some(current) = self.current(schema, name)? else { return Ok(0) };
         let versions = self.versions_dir(schema, name);
-        let mut published: Vec<String> =
-            dir_entries(&versions)?.into_iter().filter(|v| !v.ends_with(STAGING_SUFFIX) && *v < current).collect();
+        let mut published: Vec<String> = dir_entries(&versions)?
+            .into_iter()
+            .filter(|v| (self.log.is_none() || is_version(v)) && !v.ends_with(STAGING_SUFFIX) && *v < current)
+            .collect();
         published.sort();
         published.pop();
         for version in &published {
@@ -478,8 +533,21 @@ impl Warehouse {
         Ok(published.len())
     }
 
+    /// The directory holding `schema.name`'s versions: `<schema>/.versions/<name>` beside
+    /// the symlinks, or the relation's own folder `<schema>/<name>` beside its table log.
     fn versions_dir(&self, schema: &str, name: &str) -> PathBuf {
-        self.root.join(schema).join(VERSIONS_DIR).join(name)
+        match self.log {
+            Some(_) => self.root.join(schema).join(name),
+            None => self.root.join(schema).join(VERSIONS_DIR).join(name),
+        }
+    }
+
+    /// The version `schema.name` is published at, if any.
+    fn current(&self, schema: &str, name: &str) -> Result<Option<String>, StorageError> {
+        match &self.log {
+            Some(log) => log.current(&self.versions_dir(schema, name)),
+            None => Ok(current_version(&self.root.join(schema), name)),
+        }
     }
 
     /// Follows `<root>/<schema>/<name>` if it is a symlink to a valid version.
@@ -490,7 +558,7 @@ impl Warehouse {
         use sha2::{Digest, Sha256};
         validate_name(schema).ok()?;
         validate_name(name).ok()?;
-        let version = current_version(&self.root.join(schema), name)?;
+        let version = self.current(schema, name).ok()??;
         let dir = self.versions_dir(schema, name).join(&version);
         let mut hash = Sha256::new();
         hash.update(self.root.to_string_lossy().as_bytes());
@@ -516,7 +584,7 @@ impl Warehouse {
 
     fn resolve(&self, schema: &str, name: &str) -> Result<Option<StoredRelation>, StorageError> {
         let schema_dir = self.root.join(schema);
-        let Some(version) = current_version(&schema_dir, name) else { return Ok(None) };
+        let Some(version) = self.current(schema, name)? else { return Ok(None) };
         let dir = self.versions_dir(schema, name).join(&version);
         let meta_path = dir.join(META_FILE);
         let bytes = match fs::read(&meta_path) {
@@ -552,6 +620,11 @@ fn validate_name(name: &str) -> Result<(), StorageError> {
 }
 
 /// The version `<schema_dir>/<name>` links to, if it is a symlink of the form etlm writes.
+/// True for a version directory's name (`1795305600000000`, or with `.staging`).
+fn is_version(entry: &str) -> bool {
+    entry.trim_end_matches(STAGING_SUFFIX).parse::<u128>().is_ok()
+}
+
 fn current_version(schema_dir: &Path, name: &str) -> Option<String> {
     let target = fs::read_link(schema_dir.join(name)).ok()?;
     let parts: Vec<&OsStr> = target.components().map(|c| c.as_os_str()).collect();
@@ -651,6 +724,16 @@ fn link_tree(from: &Path, to: &Path) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+/// Replaces the file at `path` whole: a synced temporary sibling renamed over it, then
+/// its directory synced, so a crash leaves the old content or the new one.
+pub fn replace_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let name = path.file_name().map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+    let temp = path.with_file_name(format!(".{name}.tmp"));
+    write_synced(&temp, bytes)?;
+    fs::rename(&temp, path).map_err(io_err("rename", &temp))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, UInt64Type};
 use datafusion::common::{DataFusionError, Result as DfResult, exec_err};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::{
@@ -83,6 +83,8 @@ pub async fn write_dataframe(
         let available = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
         return Err(WriteError::MissingPartitionColumn { column: missing.clone(), available });
     }
+    let df = if staging.microsecond_times() { in_microseconds(df)? } else { df };
+    let schema = df.schema().as_arrow().clone();
     let columns = table_columns(&schema, partition_by);
 
     let dir = staging.dir().to_str().expect("warehouse paths are UTF-8, checked by Warehouse::open");
@@ -101,6 +103,29 @@ pub async fn write_dataframe(
         })
         .sum();
     Ok(WriteOutcome { rows, columns })
+}
+
+/// `df` with its nanosecond times cast to microseconds, for a table format that stores
+/// no finer unit.
+fn in_microseconds(df: DataFrame) -> Result<DataFrame, DataFusionError> {
+    let nanos = |t: &DataType| matches!(t, DataType::Timestamp(TimeUnit::Nanosecond, _));
+    if !df.schema().fields().iter().any(|f| nanos(f.data_type())) {
+        return Ok(df);
+    }
+    let exprs = df
+        .schema()
+        .fields()
+        .iter()
+        .zip(df.schema().columns())
+        .map(|(field, column)| match field.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, zone) => {
+                let micros = DataType::Timestamp(TimeUnit::Microsecond, zone.clone());
+                datafusion::prelude::cast(Expr::Column(column), micros).alias(field.name())
+            }
+            _ => Expr::Column(column),
+        })
+        .collect::<Vec<_>>();
+    df.select(exprs)
 }
 
 /// Wraps each partition column in `etlm_partition_value`, which fails the write on
