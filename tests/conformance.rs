@@ -231,6 +231,7 @@ mod cases {
             "the failing rows are stored"
         );
         assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "the rejected staging is dropped");
+        assert_eq!(b.leftover_folders(&dir), Vec::<String>::new(), "the rejected files are removed");
     }
 
     /// Audits answered by one folded query per relation give each test the result its

@@ -154,6 +154,7 @@ fn crash_and_rerun(
     build(&dir, &rerun);
     assert_eq!(tables(b, &dir), expected, "{point}:{node}: the re-run equals a clean build");
     assert_eq!(b.leftovers(), Vec::<Vec<String>>::new(), "{point}:{node}: staging left behind");
+    assert_eq!(b.leftover_folders(&dir), Vec::<String>::new(), "{point}:{node}: orphan files left behind");
     (tmp, dir)
 }
 

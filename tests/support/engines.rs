@@ -92,6 +92,34 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Folders a finished run left in a Delta location: `*.staging` folders, and version
+    /// folders beyond the two a table keeps (its current version and the one before).
+    /// None on the other engines, whose staging `leftovers` lists.
+    pub fn leftover_folders(&self, dir: &Path) -> Vec<String> {
+        let Backend::Delta = self else { return Vec::new() };
+        let mut found = Vec::new();
+        let schema = dir.join("lake").join(self.schema());
+        for table in std::fs::read_dir(&schema).into_iter().flatten().flatten() {
+            let mut versions: Vec<String> = std::fs::read_dir(table.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('_'))
+                .collect();
+            versions.sort();
+            let name = table.file_name().to_string_lossy().into_owned();
+            let staging = versions.iter().filter(|v| v.ends_with(".staging"));
+            found.extend(staging.map(|v| format!("{name}/{v}")));
+            versions.retain(|v| !v.ends_with(".staging"));
+            let extra = versions.len().saturating_sub(2);
+            found.extend(versions[..extra].iter().map(|v| format!("{name}/{v} (older than the previous version)")));
+        }
+        found
+    }
+}
+
 /// A value as text; a whole float reads like an integer (`106.0` is `106`), since one
 /// engine's double is another's integer for the same SQL.
 fn text(value: &serde_json::Value) -> String {
