@@ -111,18 +111,16 @@ pub struct DatasetNames {
 
 impl DatasetNames {
     /// The target's naming: Postgres datasets are `db.schema.table` in
-    /// `postgres://host:port`; the embedded engine's are their folders (`file`,
-    /// `/abs/warehouse/main/orders`).
+    /// `postgres://host:port`; the embedded and Delta engines' are their folders
+    /// (`file`, `/abs/warehouse/main/orders`).
     pub fn of(target: &Target) -> DatasetNames {
+        let in_folder = |dir: std::path::PathBuf| {
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            DatasetNames { namespace: "file".into(), prefix: format!("{}/", dir.display()), separator: '/' }
+        };
         match target.engine {
-            EngineKind::Local | EngineKind::Delta => {
-                let dir = match target.engine {
-                    EngineKind::Delta => delta::location(target),
-                    _ => local::warehouse_dir(target),
-                };
-                let dir = std::path::absolute(&dir).unwrap_or(dir);
-                DatasetNames { namespace: "file".into(), prefix: format!("{}/", dir.display()), separator: '/' }
-            }
+            EngineKind::Local => in_folder(local::warehouse_dir(target)),
+            EngineKind::Delta => in_folder(delta::location(target)),
             EngineKind::Postgres => {
                 let (host, port, db) = match postgres::PgSettings::from_target(target) {
                     Ok(s) => (s.host, s.port, s.dbname),
