@@ -2,8 +2,9 @@
 # `measure` (wall time, peak RSS and CPU time of a command) and `generate` (a generated
 # project, reused while the generator, its flags and the seed are unchanged). Sourced,
 # not run.
-# Expects: root, SEED, BENCH_DIR, target_dir; ETLM_BIN and GEN_BIN are optional. With
-# both set, nothing is built (no cargo run at all).
+# Expects: root, SEED, BENCH_DIR, target_dir; ETLM_BIN, GEN_BIN and ETLM_FEATURES (cargo
+# features of the etlm built) are optional. With ETLM_BIN and GEN_BIN set, nothing is
+# built (no cargo run at all).
 
 if ! command -v python3 >/dev/null 2>&1; then
     echo "benches: python3 is required (it times runs and reads peak RSS)" >&2
@@ -18,7 +19,7 @@ build_targets=()
 [[ -n "${ETLM_BIN:-}" ]] || build_targets+=(--bin etlm)
 [[ -n "${GEN_BIN:-}" ]] || build_targets+=(--example gen_project)
 if ((${#build_targets[@]})); then
-    cargo build --release "${build_targets[@]}"
+    cargo build --release ${ETLM_FEATURES:+--features "$ETLM_FEATURES"} "${build_targets[@]}"
 fi
 etlm=${ETLM_BIN:-$target_dir/release/etlm}
 gen=${GEN_BIN:-$target_dir/release/examples/gen_project}
