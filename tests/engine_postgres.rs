@@ -4,14 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::engines::{Backend, Row};
 use support::postgres::Database;
-use support::{etlm, etlm_command};
+use support::{etlm, etlm_command, paused_at};
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let run = etlm(dir, args);
@@ -31,28 +30,6 @@ fn database(b: &Backend) -> &Database {
         Backend::Postgres(db) => db,
         Backend::DataFusion | Backend::Delta => unreachable!("these tests run on Postgres"),
     }
-}
-
-/// Starts `etlm <args>` with `ETLM_FAILPOINT` paused at `failpoint` and returns once it
-/// is paused there.
-fn paused_at(dir: &Path, args: &[&str], failpoint: &str) -> Child {
-    let mut child = etlm_command(dir, args)
-        .env("ETLM_FAILPOINT", format!("{failpoint}:pause"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start etlm");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines.next().expect("etlm reached the failpoint").expect("stderr line");
-        if line.contains("pausing") {
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    child
 }
 
 /// Terminates etlm's connection that is inside a transaction (the publishing one).

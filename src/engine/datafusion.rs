@@ -1,7 +1,7 @@
 //! The embedded engine: DataFusion over the Parquet warehouse in `engine/local/`.
 //!
 //! A run opens it with the writer lock held (a second run fails at once, or waits with
-//! `--wait-for-lock`), sweeps what a killed run left behind, and builds each model into a
+//! `--wait-for-lock`; beside a table log's advisory lock it goes on as a guest), sweeps what a killed run left behind, and builds each model into a
 //! staging version that is published by one atomic symlink swap. `show` and `runs` open it
 //! without the lock: readers never block and always see complete versions.
 
@@ -101,6 +101,13 @@ impl DataFusionEngine {
                 let lock = tokio::task::spawn_blocking(move || w.lock(mode))
                     .await
                     .map_err(|e| EngineError::internal(e.to_string()))??;
+                if let Some(holder) = lock.guest_of() {
+                    eprintln!(
+                        "warning: another etlm run writes to `{}` ({holder}); going on beside it: where both \
+                         write a table, the second commit fails as a conflict, and this run removes no leftovers",
+                        warehouse.root().display()
+                    );
+                }
                 warehouse.sweep(&lock)?;
                 Some(lock)
             }

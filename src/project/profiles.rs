@@ -235,10 +235,10 @@ fn check_delta_target(settings: &BTreeMap<String, Json>, span: Span) -> Result<(
             "in this target",
             "`location: delta` keeps the tables in the folder `delta/` beside the project",
         ),
-        Some(url) if url.contains("://") => refuse(
-            format!("`{url}`: Delta tables on object storage are not supported yet"),
+        Some(url) if url.contains("://") && !url.starts_with("s3://") => refuse(
+            format!("`{url}`: of object stores, Delta tables can be on S3 only (`s3://bucket/prefix`)"),
             "this location",
-            "use a folder on this machine (`location: delta`)",
+            "use `s3://bucket/prefix`, or a folder on this machine (`location: delta`)",
         ),
         Some(_) => Ok(()),
     }

@@ -1,11 +1,13 @@
 //! Shared test helpers: copy a fixture project to a temp dir and run the etlm binary.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 pub mod engines;
 pub mod postgres;
+pub mod s3;
 
 /// The fixture projects folder.
 pub fn fixtures() -> PathBuf {
@@ -108,6 +110,34 @@ pub fn etlm_command(dir: &Path, args: &[&str]) -> Command {
         .env("NO_COLOR", "1")
         .env("ETLM_TEST_PGPASSWORD", postgres::password());
     command
+}
+
+/// Starts `etlm <args>` with `ETLM_FAILPOINT` paused at `failpoint` and returns once it
+/// is paused there.
+pub fn paused_at(dir: &Path, args: &[&str], failpoint: &str) -> Child {
+    paused_at_with(dir, args, &[], failpoint)
+}
+
+/// [`paused_at`] with extra environment variables.
+pub fn paused_at_with(dir: &Path, args: &[&str], envs: &[(&str, &str)], failpoint: &str) -> Child {
+    let mut child = etlm_command(dir, args)
+        .envs(envs.iter().copied())
+        .env("ETLM_FAILPOINT", format!("{failpoint}:pause"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start etlm");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("etlm reached the failpoint").expect("stderr line");
+        if line.contains("pausing") {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
 }
 
 /// Rows of a query as JSON objects, via `etlm show --format json`.

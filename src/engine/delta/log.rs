@@ -4,54 +4,93 @@
 //! schema and partition columns. A view is no Delta table: `_etlm_view.json` in its
 //! folder names its version, replaced whole. When a relation has both (a view that
 //! replaced a table, or the reverse), the newer version is current.
+//!
+//! A commit builds on the Delta version of the table this run first read, and fails if
+//! another writer committed after it (max_retries 0: delta-rs's put-if-absent of the next
+//! log entry, with no retry over the other commit). The table then keeps the other
+//! writer's version, whole.
+//!
+//! On S3 ([`Remote`]) the location holds the same folders as objects, and the local
+//! folders are a cache of it: a version is staged and audited there, uploaded, then
+//! committed to the table's log in the bucket; a version committed elsewhere is
+//! downloaded before it is read.
 
 use std::collections::HashMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::schema::cast::normalize_for_delta;
-use deltalake::kernel::{Action, Add, StructType};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, MetadataExt as _, Protocol, StructType, Version};
+use deltalake::kernel::{contains_timestampntz, new_metadata};
+use deltalake::logstore::{LogStoreRef, StorageConfig, logstore_for};
 use deltalake::operations::create::CreateBuilder;
-use deltalake::protocol::SaveMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use futures_util::TryStreamExt as _;
 
+use super::remote::Remote;
 use crate::engine::local::{META_FILE, RelationKind, RelationMeta, StorageError, TableLog, replace_synced};
 
 /// The table configuration key naming the version directory a commit published.
 const VERSION_KEY: &str = "etlm.version";
 /// The file in a view's folder naming its current version.
 const VIEW_FILE: &str = "_etlm_view.json";
-/// The Delta log's folder in a table's.
-const LOG_DIR: &str = "_delta_log";
 /// How a hive partition directory names a NULL value.
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
-/// Delta Lake tables on a local directory.
-#[derive(Debug)]
-pub struct DeltaLog;
+/// Delta Lake tables in a local folder, or on S3 with a local folder as their cache.
+#[derive(Debug, Default)]
+pub struct DeltaLog {
+    /// The Delta version of each table when this run first read it (`None`: there was
+    /// no table), then of each commit it made: the version its next commit builds on.
+    read: Mutex<HashMap<PathBuf, Option<Version>>>,
+    /// Where the tables live when the local folders are only their cache.
+    remote: Option<Remote>,
+}
 
 impl TableLog for DeltaLog {
     fn current(&self, table: &Path) -> Result<Option<String>, StorageError> {
-        let view = match std::fs::read(table.join(VIEW_FILE)) {
-            Ok(bytes) => serde_json::from_slice::<ViewPointer>(&bytes).ok().map(|p| p.version),
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => None,
-            Err(source) => return Err(StorageError::Io { action: "read", path: table.join(VIEW_FILE), source }),
-        };
-        let committed = if table.join(LOG_DIR).is_dir() { committed_version(table)? } else { None };
-        Ok(view.max(committed))
+        let view = self.view_version(table)?;
+        let committed = self.latest(table)?;
+        self.read.lock().expect("read versions").entry(table.to_path_buf()).or_insert(committed.as_ref().map(|c| c.0));
+        let current = view.max(committed.and_then(|c| c.1));
+        if let (Some(remote), Some(version)) = (&self.remote, &current) {
+            cache(remote, table, version)?;
+        }
+        Ok(current)
     }
 
     fn commit(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError> {
+        if let Some(remote) = &self.remote {
+            let relative = format!("{}/{version}", relative(table)?);
+            let dir = table.join(version);
+            block_on(table, remote.upload(&dir, &relative))?.map_err(|e| log_error(table, e))?;
+        }
         match meta.kind {
             RelationKind::View => {
                 let pointer = serde_json::to_vec(&ViewPointer { version: version.to_string() })
                     .expect("a view pointer serializes");
-                replace_synced(&table.join(VIEW_FILE), &pointer)
+                match &self.remote {
+                    Some(remote) => {
+                        let key = format!("{}/{VIEW_FILE}", relative(table)?);
+                        block_on(table, remote.put(&key, pointer))?.map_err(|e| log_error(table, e))
+                    }
+                    None => replace_synced(&table.join(VIEW_FILE), &pointer),
+                }
             }
-            RelationKind::Table => commit_table(table, version, meta),
+            RelationKind::Table => {
+                let committed = self.commit_table(table, version, meta);
+                if let (Err(_), Some(remote)) = (&committed, &self.remote) {
+                    // No commit names the upload: best effort, as for the local files.
+                    let relative = format!("{}/{version}", relative(table)?);
+                    let _ = block_on(table, remote.remove(&relative));
+                }
+                committed
+            }
         }
     }
 
@@ -66,31 +105,204 @@ struct ViewPointer {
     version: String,
 }
 
-/// The version directory the table's latest commit names, if etlm made it.
-fn committed_version(table: &Path) -> Result<Option<String>, StorageError> {
-    let url = deltalake::ensure_table_uri(utf8(table)?).map_err(|e| log_error(table, e))?;
-    let loaded = block_on(table, async move { deltalake::open_table(url).await })?;
-    let state = loaded.map_err(|e| log_error(table, e))?;
-    let snapshot = state.snapshot().map_err(|e| log_error(table, e))?;
-    Ok(snapshot.metadata().configuration().get(VERSION_KEY).cloned())
+impl DeltaLog {
+    /// Tables on S3, cached in the local folders.
+    pub fn remote(remote: Remote) -> DeltaLog {
+        DeltaLog { remote: Some(remote), ..DeltaLog::default() }
+    }
+
+    /// Makes a folder in `root` for every table of the S3 location that has none yet, so
+    /// that the warehouse lists it (nothing to do for a local location).
+    pub fn mirror_folders(&self, root: &Path) -> Result<(), StorageError> {
+        let Some(remote) = &self.remote else { return Ok(()) };
+        let tables = block_on(root, remote.tables())?.map_err(|e| log_error(root, e))?;
+        for table in tables {
+            let dir = root.join(&table);
+            std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io { action: "create", path: dir, source })?;
+        }
+        Ok(())
+    }
+
+    /// The table's Delta log: in its folder, or under its key on S3.
+    fn log_store(&self, table: &Path) -> Result<LogStoreRef, StorageError> {
+        match &self.remote {
+            Some(remote) => remote.log_store(&relative(table)?).map_err(|e| log_error(table, e)),
+            None => {
+                let url = deltalake::ensure_table_uri(utf8(table)?).map_err(|e| log_error(table, e))?;
+                logstore_for(&url, StorageConfig::default()).map_err(|e| log_error(table, e))
+            }
+        }
+    }
+
+    /// The version `_etlm_view.json` names, if the relation has one.
+    fn view_version(&self, table: &Path) -> Result<Option<String>, StorageError> {
+        let bytes = match &self.remote {
+            Some(remote) => {
+                let key = format!("{}/{VIEW_FILE}", relative(table)?);
+                block_on(table, remote.get(&key))?.map_err(|e| log_error(table, e))?.map(|b| b.to_vec())
+            }
+            None => match std::fs::read(table.join(VIEW_FILE)) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => None,
+                Err(source) => return Err(StorageError::Io { action: "read", path: table.join(VIEW_FILE), source }),
+            },
+        };
+        Ok(bytes.and_then(|b| serde_json::from_slice::<ViewPointer>(&b).ok()).map(|p| p.version))
+    }
+
+    /// The table's latest Delta version, and the version directory it names if etlm made
+    /// it; `None` when there is no Delta table.
+    fn latest(&self, table: &Path) -> Result<Option<(Version, Option<String>)>, StorageError> {
+        let store = self.log_store(table)?;
+        let loaded = block_on(table, async move {
+            if !store.is_delta_table_location().await? {
+                return Ok(None);
+            }
+            let mut loaded = deltalake::DeltaTable::new(store);
+            loaded.load().await?;
+            let snapshot = loaded.snapshot()?;
+            let version = snapshot.metadata().configuration().get(VERSION_KEY).cloned();
+            Ok::<_, deltalake::DeltaTableError>(Some((snapshot.version() as Version, version)))
+        })?;
+        loaded.map_err(|e| log_error(table, e))
+    }
+
+    /// The table's latest Delta version, if another writer's commit put it past `base`.
+    fn latest_after(&self, table: &Path, base: Option<Version>) -> Option<Version> {
+        let latest = self.latest(table).ok()??.0;
+        base.is_none_or(|b| latest > b).then_some(latest)
+    }
+
+    /// One commit that makes the files of `table/version/` the table's, replacing every
+    /// file of the version this run read (or creating the table), with `meta`'s columns as
+    /// its schema. Fails as a conflict if another writer committed after that version.
+    fn commit_table(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError> {
+        self.current(table)?;
+        let base = self.read.lock().expect("read versions").get(table).copied().flatten();
+        let adds = version_files(table, version, &meta.partition_by)?;
+        let schema = delta_schema(table, meta)?;
+        let store = self.log_store(table)?;
+        let partition_by = meta.partition_by.clone();
+        let committed = block_on(table, async move {
+            match base {
+                None => create(store, schema, partition_by, version, adds).await,
+                Some(base) => replace(store, base, schema, partition_by, version, adds).await,
+            }
+        })?;
+        match committed {
+            Ok(committed) => {
+                self.read.lock().expect("read versions").insert(table.to_path_buf(), Some(committed));
+                Ok(())
+            }
+            Err(e) => Err(match self.latest_after(table, base) {
+                Some(latest) => log_error(
+                    table,
+                    format!(
+                        "another writer committed version {latest} after this run read {}; \
+                         this run's version was not committed (run again to build on theirs)",
+                        base.map_or("no table".to_string(), |b| format!("version {b}"))
+                    ),
+                ),
+                None => log_error(table, e),
+            }),
+        }
+    }
 }
 
-/// One commit that makes the files of `table/version/` the table's, replacing every file
-/// of the current version (or creating the table), with `meta`'s columns as its schema.
-fn commit_table(table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError> {
-    let adds = version_files(table, version, &meta.partition_by)?;
-    let schema = delta_schema(table, meta)?;
-    let location = utf8(table)?.to_string();
-    let builder = CreateBuilder::new()
-        .with_location(location)
+/// Creates the table at version 0, failing if another writer created it first.
+async fn create(
+    store: LogStoreRef,
+    schema: StructType,
+    partition_by: Vec<String>,
+    version: &str,
+    adds: Vec<Action>,
+) -> deltalake::DeltaResult<Version> {
+    let table = CreateBuilder::new()
+        .with_log_store(store)
         .with_columns(schema.fields().cloned())
-        .with_partition_columns(meta.partition_by.clone())
+        .with_partition_columns(partition_by)
         .with_actions(adds)
-        .with_save_mode(SaveMode::Overwrite)
+        .with_save_mode(SaveMode::ErrorIfExists)
         .with_configuration([(VERSION_KEY, Some(version))])
-        .with_raise_if_key_not_exists(false);
-    block_on(table, async move { builder.await })?.map_err(|e| log_error(table, e))?;
-    Ok(())
+        .with_raise_if_key_not_exists(false)
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
+        .await?;
+    Ok(table.version().unwrap_or_default())
+}
+
+/// Replaces every file of the table's version `base` by `adds`, with `schema`, as the
+/// commit after `base`; fails if that commit exists already.
+async fn replace(
+    store: LogStoreRef,
+    base: Version,
+    schema: StructType,
+    partition_by: Vec<String>,
+    version: &str,
+    adds: Vec<Action>,
+) -> deltalake::DeltaResult<Version> {
+    let url = store.root_url().clone();
+    let mut table = deltalake::DeltaTable::new(store);
+    table.load_version(base).await?;
+    let state = table.snapshot()?;
+    let removes: Vec<Action> = state
+        .snapshot()
+        .file_views(&table.log_store(), None)
+        .map_ok(|file| file.remove_action(true).into())
+        .try_collect()
+        .await?;
+    let metadata = new_metadata(&schema, partition_by, [(VERSION_KEY, version)])?
+        .with_table_id(state.metadata().id().to_string())?;
+    let upgrade = upgraded_protocol(state.protocol(), &schema)?;
+    let mut actions: Vec<Action> = upgrade.iter().cloned().map(Action::Protocol).collect();
+    actions.push(Action::Metadata(metadata.clone()));
+    actions.extend(removes);
+    actions.extend(adds);
+    let protocol = upgrade.unwrap_or_else(|| state.protocol().clone());
+    let operation = DeltaOperation::Create { mode: SaveMode::Overwrite, location: url, protocol, metadata };
+    let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
+        .with_actions(actions)
+        .build(Some(state), table.log_store(), operation)
+        .await?;
+    Ok(commit.version())
+}
+
+/// The protocol a table needs once `schema` is its schema, if `current` falls short: a
+/// time without time zone needs the `timestampNtz` feature (reader 3, writer 7, where the
+/// features the older versions imply are named one by one).
+fn upgraded_protocol(current: &Protocol, schema: &StructType) -> deltalake::DeltaResult<Option<Protocol>> {
+    let value = serde_json::to_value(current)?;
+    let named = |key: &str| -> Vec<String> {
+        value[key].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(str::to_string)).collect()
+    };
+    let (mut reader, mut writer) = (named("readerFeatures"), named("writerFeatures"));
+    if !contains_timestampntz(schema.fields()) || reader.iter().any(|f| f == "timestampNtz") {
+        return Ok(None);
+    }
+    if value["minReaderVersion"].as_i64().unwrap_or(1) == 2 {
+        reader.push("columnMapping".to_string());
+    }
+    let writer_version = value["minWriterVersion"].as_i64().unwrap_or(2);
+    if writer_version < 7 {
+        const IMPLIED: &[(i64, &str)] = &[
+            (2, "appendOnly"),
+            (2, "invariants"),
+            (3, "checkConstraints"),
+            (4, "changeDataFeed"),
+            (4, "generatedColumns"),
+            (5, "columnMapping"),
+            (6, "identityColumns"),
+        ];
+        writer = IMPLIED.iter().filter(|(v, _)| *v <= writer_version).map(|(_, f)| f.to_string()).collect();
+    }
+    reader.push("timestampNtz".to_string());
+    writer.push("timestampNtz".to_string());
+    let upgraded = serde_json::json!({
+        "minReaderVersion": 3,
+        "minWriterVersion": 7,
+        "readerFeatures": reader,
+        "writerFeatures": writer,
+    });
+    Ok(Some(serde_json::from_value(upgraded)?))
 }
 
 /// An add action for every data file in `table/version/`, with the partition values its
@@ -163,6 +375,37 @@ fn percent_decoded(value: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Downloads `version` of the S3 table cached in `table` unless the cache has it.
+fn cache(remote: &Remote, table: &Path, version: &str) -> Result<(), StorageError> {
+    let dir = table.join(version);
+    if dir.is_dir() {
+        return Ok(());
+    }
+    // Downloaded beside it, then renamed: a cached version is always whole.
+    let partial = table.join(format!(".{version}.download"));
+    let io = |action, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io { action, path, source }
+    };
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(io("remove", &partial))?;
+    }
+    let key = format!("{}/{version}", relative(table)?);
+    block_on(table, remote.download(&key, &partial))?.map_err(|e| log_error(table, e))?;
+    std::fs::create_dir_all(&partial).map_err(io("create", &partial))?;
+    std::fs::rename(&partial, &dir).map_err(io("rename", &partial))
+}
+
+/// `schema/name` of the table in `table` (its folder's last two parts).
+fn relative(table: &Path) -> Result<String, StorageError> {
+    let name = table.file_name().and_then(|n| n.to_str());
+    let schema = table.parent().and_then(Path::file_name).and_then(|n| n.to_str());
+    match (schema, name) {
+        (Some(schema), Some(name)) => Ok(format!("{schema}/{name}")),
+        _ => Err(log_error(table, "the table's folder is not `<schema>/<name>` in UTF-8")),
+    }
 }
 
 /// The table's folder as the UTF-8 path delta-rs takes.

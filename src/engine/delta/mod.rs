@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! location/
-//!   .etlm.lock                       writer lock, as on the embedded engine
+//!   .etlm.lock                       advisory writer lock (`local/lock.rs`)
+//!   .etlm.guests/                    runs writing beside the lock's holder
 //!   _etlm/                           run history (Parquet, as on the embedded engine)
 //!   main/orders/                     a Delta table
 //!     _delta_log/00000000000000000000.json
@@ -24,9 +25,15 @@
 //! table's configuration (`etlm.version`), so etlm reads back the version it committed.
 //! A failed audit commits nothing. A crash before the commit leaves a directory no
 //! commit names, which the next run's sweep removes.
+//!
+//! Each commit builds on the Delta version the run read, so of two writers committing
+//! to one table at once the second fails as a conflict; the writer lock is therefore
+//! only advisory here, and a second run goes on beside the first.
 
 #[cfg(feature = "delta")]
 mod log;
+#[cfg(feature = "delta")]
+mod remote;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -36,18 +43,46 @@ use super::{Access, EngineError};
 use crate::project::Target;
 use crate::relation::Relation;
 
-/// The folder the target's tables live in: its `location`, relative to the project
-/// (the profile parser makes sure there is one).
+/// The local folder of the target's tables: its `location`, relative to the project
+/// (the profile parser makes sure there is one), or for an S3 location the folder that
+/// caches it (`cache`, by default `.etlm-cache/<bucket>/<prefix>` in the project).
 pub fn location(target: &Target) -> PathBuf {
-    let location = target.settings.get("location").and_then(serde_json::Value::as_str).unwrap_or_default();
-    target.project_dir.join(location)
+    let setting = |key| target.settings.get(key).and_then(serde_json::Value::as_str);
+    let location = setting("location").unwrap_or_default();
+    match (s3_location(target), setting("cache")) {
+        (None, _) => target.project_dir.join(location),
+        (Some(_), Some(cache)) => target.project_dir.join(cache),
+        (Some(url), None) => target.project_dir.join(".etlm-cache").join(url.trim_start_matches("s3://")),
+    }
 }
 
-/// Opens the target's tables (the folder is created if missing).
+/// The target's `s3://bucket/prefix` location, if its tables are on S3.
+pub fn s3_location(target: &Target) -> Option<&str> {
+    target.settings.get("location").and_then(serde_json::Value::as_str).filter(|l| l.starts_with("s3://"))
+}
+
+/// Opens the target's tables (the local folder is created if missing).
 #[cfg(feature = "delta")]
 pub async fn open(target: &Target, access: Access) -> Result<DataFusionEngine, EngineError> {
-    let warehouse = super::local::Warehouse::open_with_log(location(target), std::sync::Arc::new(log::DeltaLog))?;
+    let folder = location(target);
+    let log = table_log(target)?;
+    if s3_location(target).is_some() {
+        std::fs::create_dir_all(&folder).map_err(|e| EngineError::internal(format!("{}: {e}", folder.display())))?;
+    }
+    log.mirror_folders(&folder)?;
+    let warehouse = super::local::Warehouse::open_with_log(folder, std::sync::Arc::new(log))?;
     DataFusionEngine::open_warehouse(warehouse, access).await
+}
+
+/// The log of the target's tables: in their folders, or on S3.
+#[cfg(feature = "delta")]
+fn table_log(target: &Target) -> Result<log::DeltaLog, EngineError> {
+    match s3_location(target) {
+        None => Ok(log::DeltaLog::default()),
+        Some(url) => remote::Remote::of(target, url)
+            .map(log::DeltaLog::remote)
+            .map_err(|e| EngineError::internal(format!("the S3 location `{url}`: {e}"))),
+    }
 }
 
 /// Without the `delta` feature a Delta target is refused where the profile is read; this
@@ -57,10 +92,18 @@ pub async fn open(_target: &Target, _access: Access) -> Result<DataFusionEngine,
     Err(EngineError::internal("this etlm was built without Delta Lake support"))
 }
 
-/// The relations published at the target's location (none when there is none).
+/// The relations published at the target's location (none when there is none; on S3
+/// those of the bucket, once etlm has made the local folder).
 pub fn relations_in(target: &Target) -> BTreeSet<Relation> {
     #[cfg(feature = "delta")]
-    return super::local::relations_in(&location(target), Some(std::sync::Arc::new(log::DeltaLog)));
+    return match table_log(target) {
+        Ok(log) => {
+            let folder = location(target);
+            let _ = folder.is_dir().then(|| log.mirror_folders(&folder));
+            super::local::relations_in(&folder, Some(std::sync::Arc::new(log)))
+        }
+        Err(_) => BTreeSet::new(),
+    };
     #[cfg(not(feature = "delta"))]
     return {
         let _ = target;

@@ -50,6 +50,7 @@
 pub mod deferred;
 mod functions;
 mod incremental;
+mod lock;
 mod meta;
 mod pg_format;
 mod session;
@@ -59,6 +60,7 @@ mod windows;
 mod write;
 
 pub use incremental::{CombineError, combine};
+pub use lock::{OnContention, WarehouseLock};
 pub use meta::{META_FILE, RelationKind, RelationMeta, table_columns};
 pub use session::{
     BrokenView, CATALOG, DEFAULT_SCHEMA, ROWS_FILE_EXTENSION, SessionError, deregister_audit, keep_view_rows,
@@ -68,10 +70,7 @@ pub use session::{
 #[cfg(test)]
 pub use session::{WarehouseSession, open_session};
 pub use snapshot::stage_snapshot;
-pub use storage::{
-    OnContention, Staging, StorageError, StoredRelation, SweepReport, TableLog, Warehouse, WarehouseLock,
-    replace_synced,
-};
+pub use storage::{Staging, StorageError, StoredRelation, SweepReport, TableLog, Warehouse, replace_synced};
 pub use write::{WriteError, WriteOutcome, write_dataframe, write_query};
 
 /// The embedded engine's warehouse folder: the target's `path`, or `warehouse/`.

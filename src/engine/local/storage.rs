@@ -2,19 +2,19 @@
 //! log that does, [`TableLog`]), the writer lock and the sweep of leftovers.
 
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::meta::{META_FILE, RelationMeta, now};
+use super::lock::{LockKind, OnContention, WarehouseLock};
+use super::meta::{META_FILE, RelationMeta};
 
 const VERSIONS_DIR: &str = ".versions";
 const STAGING_SUFFIX: &str = ".staging";
 const LINK_SUFFIX: &str = ".link";
-const LOCK_FILE: &str = ".etlm.lock";
 
 /// A failure reading or changing the warehouse directory.
 #[derive(Debug, thiserror::Error)]
@@ -121,18 +121,9 @@ pub trait TableLog: Send + Sync + std::fmt::Debug {
     fn microsecond_times(&self) -> bool;
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
     let path = path.to_path_buf();
     move |source| StorageError::Io { action, path, source }
-}
-
-/// How `Warehouse::lock` behaves when another process holds the lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnContention {
-    /// Block until the lock is free (call it from a blocking thread).
-    Wait,
-    /// Return `StorageError::Locked` at once.
-    Fail,
 }
 
 /// The on-disk warehouse of the embedded engine (see the module docs for the layout).
@@ -141,13 +132,6 @@ pub struct Warehouse {
     root: PathBuf,
     /// What records the current versions: `None` for symlinks.
     log: Option<Arc<dyn TableLog>>,
-}
-
-/// Holds the warehouse's writer lock until dropped.
-#[derive(Debug)]
-pub struct WarehouseLock {
-    _file: File,
-    root: PathBuf,
 }
 
 /// A published relation: its name, the version directory it resolves to and its metadata.
@@ -303,36 +287,11 @@ impl Warehouse {
         &self.root
     }
 
-    /// Takes the exclusive writer lock (`<root>/.etlm.lock`) and records this process in it.
+    /// Takes the writer lock: exclusive on the symlink layout, advisory where a table log
+    /// commits the versions (`lock.rs`).
     pub fn lock(&self, on_contention: OnContention) -> Result<WarehouseLock, StorageError> {
-        let path = self.root.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("open lock file", &path))?;
-        match on_contention {
-            OnContention::Wait => file.lock().map_err(io_err("lock", &path))?,
-            OnContention::Fail => match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    // The holder may not have written its line yet; that is not an error.
-                    let _ = file.read_to_string(&mut holder);
-                    let holder = match holder.trim() {
-                        "" => "holder unknown".to_string(),
-                        line => line.to_string(),
-                    };
-                    return Err(StorageError::Locked { root: self.root.clone(), holder });
-                }
-                Err(TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
-            },
-        }
-        let line = format!("pid {}, started {}\n", std::process::id(), now());
-        file.set_len(0).and_then(|()| file.write_all(line.as_bytes())).map_err(io_err("write lock file", &path))?;
-        Ok(WarehouseLock { _file: file, root: self.root.clone() })
+        let kind = if self.log.is_some() { LockKind::Advisory } else { LockKind::Exclusive };
+        WarehouseLock::take(&self.root, kind, on_contention)
     }
 
     /// Every published relation, sorted by schema and name. Dot-directories, plain
@@ -410,7 +369,13 @@ impl Warehouse {
 
         let schema_dir = self.root.join(&staging.schema);
         match &self.log {
-            Some(log) => log.commit(&versions, &staging.version, &meta)?,
+            Some(log) => {
+                if let Err(e) = log.commit(&versions, &staging.version, &meta) {
+                    // No commit names the version: its files go now (else the next sweep).
+                    let _ = remove_any(&final_dir);
+                    return Err(e);
+                }
+            }
             None => {
                 let target = Path::new(VERSIONS_DIR).join(&staging.name).join(&staging.version);
                 let temp = schema_dir.join(format!(".{}.{}{LINK_SUFFIX}", staging.name, staging.version));
@@ -455,10 +420,14 @@ impl Warehouse {
     /// Deletes staging directories, temporary symlinks and versions no relation points
     /// at, but for the one before each relation's current version (readers that resolved
     /// the link just before the last publish may still be reading it). Taking the lock
-    /// guard proves no other run is staging or publishing.
+    /// guard proves no other run is staging or publishing; a guest's lock, or a holder's
+    /// while a guest writes, sweeps nothing ([`WarehouseLock::may_clean`]).
     pub fn sweep(&self, lock: &WarehouseLock) -> Result<SweepReport, StorageError> {
-        debug_assert_eq!(lock.root, self.root, "the lock must belong to this warehouse");
+        debug_assert_eq!(lock.root(), self.root, "the lock must belong to this warehouse");
         let mut report = SweepReport::default();
+        if !lock.may_clean()? {
+            return Ok(report);
+        }
         for schema in visible_entries(&self.root)? {
             let schema_dir = self.root.join(&schema);
             if !schema_dir.is_dir() {
@@ -518,7 +487,10 @@ impl Warehouse {
     /// readers that resolved it a moment ago; staging directories are left alone.
     /// Takes the lock guard, like `sweep`.
     pub fn prune(&self, lock: &WarehouseLock, schema: &str, name: &str) -> Result<usize, StorageError> {
-        debug_assert_eq!(lock.root, self.root, "the lock must belong to this warehouse");
+        debug_assert_eq!(lock.root(), self.root, "the lock must belong to this warehouse");
+        if !lock.may_clean()? {
+            return Ok(0);
+        }
         let Some(current) = self.current(schema, name)? else { return Ok(0) };
         let versions = self.versions_dir(schema, name);
         let mut published: Vec<String> = dir_entries(&versions)?
@@ -648,7 +620,7 @@ fn next_version(versions: &Path) -> Result<String, StorageError> {
     Ok(format!("{next:016}"))
 }
 
-fn now_micros() -> u128 {
+pub(super) fn now_micros() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros())
 }
 
