@@ -30,6 +30,7 @@ use deltalake::kernel::{contains_timestampntz, new_metadata};
 use deltalake::logstore::{LogStoreRef, StorageConfig, logstore_for};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use futures_util::TryStreamExt as _;
 
 use super::remote::Remote;
@@ -45,23 +46,16 @@ const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 /// Delta Lake tables in a local folder, or on S3 with a local folder as their cache.
 #[derive(Debug, Default)]
 pub struct DeltaLog {
-    /// The Delta version of each table when this run first read it (`None`: there was
-    /// no table), then of each commit it made: the version its next commit builds on.
-    read: Mutex<HashMap<PathBuf, Option<Version>>>,
+    /// What this run knows of each table it read: read once, then changed only by its
+    /// own commits (another writer's are found when a commit fails).
+    known: Mutex<HashMap<PathBuf, Known>>,
     /// Where the tables live when the local folders are only their cache.
     remote: Option<Remote>,
 }
 
 impl TableLog for DeltaLog {
     fn current(&self, table: &Path) -> Result<Option<String>, StorageError> {
-        let view = self.view_version(table)?;
-        let committed = self.latest(table)?;
-        self.read.lock().expect("read versions").entry(table.to_path_buf()).or_insert(committed.as_ref().map(|c| c.0));
-        let current = view.max(committed.and_then(|c| c.1));
-        if let (Some(remote), Some(version)) = (&self.remote, &current) {
-            cache(remote, table, version)?;
-        }
-        Ok(current)
+        Ok(self.known(table)?.current)
     }
 
     fn commit(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError> {
@@ -77,10 +71,13 @@ impl TableLog for DeltaLog {
                 match &self.remote {
                     Some(remote) => {
                         let key = format!("{}/{VIEW_FILE}", relative(table)?);
-                        block_on(table, remote.put(&key, pointer))?.map_err(|e| log_error(table, e))
+                        block_on(table, remote.put(&key, pointer))?.map_err(|e| log_error(table, e))?;
                     }
-                    None => replace_synced(&table.join(VIEW_FILE), &pointer),
+                    None => replace_synced(&table.join(VIEW_FILE), &pointer)?,
                 }
+                let state = self.known(table)?.state;
+                self.remember(table, Known { state, current: Some(version.to_string()) });
+                Ok(())
             }
             RelationKind::Table => {
                 let committed = self.commit_table(table, version, meta);
@@ -97,6 +94,17 @@ impl TableLog for DeltaLog {
     fn microsecond_times(&self) -> bool {
         true
     }
+}
+
+/// What a run knows of a table.
+#[derive(Clone, Debug)]
+struct Known {
+    /// The Delta table state its next commit builds on: the latest when the run first
+    /// read the table, then that of its own last commit (`None`: there was no Delta
+    /// table).
+    state: Option<DeltaTableState>,
+    /// The current version directory.
+    current: Option<String>,
 }
 
 /// What `_etlm_view.json` holds.
@@ -121,6 +129,28 @@ impl DeltaLog {
             std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io { action: "create", path: dir, source })?;
         }
         Ok(())
+    }
+
+    /// What this run knows of the table, read now if it knows nothing yet (on S3 its
+    /// current version is then downloaded unless the cache has it).
+    fn known(&self, table: &Path) -> Result<Known, StorageError> {
+        if let Some(known) = self.known.lock().expect("known tables").get(table) {
+            return Ok(known.clone());
+        }
+        let view = self.view_version(table)?;
+        let committed = self.latest(table)?;
+        let named = committed.as_ref().and_then(|state| state.metadata().configuration().get(VERSION_KEY).cloned());
+        let current = view.max(named);
+        if let (Some(remote), Some(version)) = (&self.remote, &current) {
+            cache(remote, table, version)?;
+        }
+        let known = Known { state: committed, current };
+        self.remember(table, known.clone());
+        Ok(known)
+    }
+
+    fn remember(&self, table: &Path, known: Known) {
+        self.known.lock().expect("known tables").insert(table.to_path_buf(), known);
     }
 
     /// The table's Delta log: in its folder, or under its key on S3.
@@ -150,9 +180,8 @@ impl DeltaLog {
         Ok(bytes.and_then(|b| serde_json::from_slice::<ViewPointer>(&b).ok()).map(|p| p.version))
     }
 
-    /// The table's latest Delta version, and the version directory it names if etlm made
-    /// it; `None` when there is no Delta table.
-    fn latest(&self, table: &Path) -> Result<Option<(Version, Option<String>)>, StorageError> {
+    /// The table's latest state; `None` when there is no Delta table.
+    fn latest(&self, table: &Path) -> Result<Option<DeltaTableState>, StorageError> {
         let store = self.log_store(table)?;
         let loaded = block_on(table, async move {
             if !store.is_delta_table_location().await? {
@@ -160,16 +189,14 @@ impl DeltaLog {
             }
             let mut loaded = deltalake::DeltaTable::new(store);
             loaded.load().await?;
-            let snapshot = loaded.snapshot()?;
-            let version = snapshot.metadata().configuration().get(VERSION_KEY).cloned();
-            Ok::<_, deltalake::DeltaTableError>(Some((snapshot.version() as Version, version)))
+            Ok::<_, deltalake::DeltaTableError>(Some(loaded.snapshot()?.clone()))
         })?;
         loaded.map_err(|e| log_error(table, e))
     }
 
     /// The table's latest Delta version, if another writer's commit put it past `base`.
     fn latest_after(&self, table: &Path, base: Option<Version>) -> Option<Version> {
-        let latest = self.latest(table).ok()??.0;
+        let latest = self.latest(table).ok()??.version() as Version;
         base.is_none_or(|b| latest > b).then_some(latest)
     }
 
@@ -177,30 +204,30 @@ impl DeltaLog {
     /// file of the version this run read (or creating the table), with `meta`'s columns as
     /// its schema. Fails as a conflict if another writer committed after that version.
     fn commit_table(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError> {
-        self.current(table)?;
-        let base = self.read.lock().expect("read versions").get(table).copied().flatten();
+        let base = self.known(table)?.state;
+        let base_version = base.as_ref().map(|state| state.version() as Version);
         let adds = version_files(table, version, &meta.partition_by)?;
         let schema = delta_schema(table, meta)?;
         let store = self.log_store(table)?;
         let partition_by = meta.partition_by.clone();
         let committed = block_on(table, async move {
-            match base {
+            match &base {
                 None => create(store, schema, partition_by, version, adds).await,
                 Some(base) => replace(store, base, schema, partition_by, version, adds).await,
             }
         })?;
         match committed {
-            Ok(committed) => {
-                self.read.lock().expect("read versions").insert(table.to_path_buf(), Some(committed));
+            Ok(state) => {
+                self.remember(table, Known { state: Some(state), current: Some(version.to_string()) });
                 Ok(())
             }
-            Err(e) => Err(match self.latest_after(table, base) {
+            Err(e) => Err(match self.latest_after(table, base_version) {
                 Some(latest) => log_error(
                     table,
                     format!(
                         "another writer committed version {latest} after this run read {}; \
                          this run's version was not committed (run again to build on theirs)",
-                        base.map_or("no table".to_string(), |b| format!("version {b}"))
+                        base_version.map_or("no table".to_string(), |b| format!("version {b}"))
                     ),
                 ),
                 None => log_error(table, e),
@@ -216,7 +243,7 @@ async fn create(
     partition_by: Vec<String>,
     version: &str,
     adds: Vec<Action>,
-) -> deltalake::DeltaResult<Version> {
+) -> deltalake::DeltaResult<DeltaTableState> {
     let table = CreateBuilder::new()
         .with_log_store(store)
         .with_columns(schema.fields().cloned())
@@ -227,26 +254,23 @@ async fn create(
         .with_raise_if_key_not_exists(false)
         .with_commit_properties(CommitProperties::default().with_max_retries(0))
         .await?;
-    Ok(table.version().unwrap_or_default())
+    Ok(table.snapshot()?.clone())
 }
 
-/// Replaces every file of the table's version `base` by `adds`, with `schema`, as the
-/// commit after `base`; fails if that commit exists already.
+/// Replaces every file of the table's state `state` by `adds`, with `schema`, as the
+/// commit after it; fails if that commit exists already.
 async fn replace(
     store: LogStoreRef,
-    base: Version,
+    state: &DeltaTableState,
     schema: StructType,
     partition_by: Vec<String>,
     version: &str,
     adds: Vec<Action>,
-) -> deltalake::DeltaResult<Version> {
+) -> deltalake::DeltaResult<DeltaTableState> {
     let url = store.root_url().clone();
-    let mut table = deltalake::DeltaTable::new(store);
-    table.load_version(base).await?;
-    let state = table.snapshot()?;
     let removes: Vec<Action> = state
         .snapshot()
-        .file_views(&table.log_store(), None)
+        .file_views(store.as_ref(), None)
         .map_ok(|file| file.remove_action(true).into())
         .try_collect()
         .await?;
@@ -261,9 +285,9 @@ async fn replace(
     let operation = DeltaOperation::Create { mode: SaveMode::Overwrite, location: url, protocol, metadata };
     let commit = CommitBuilder::from(CommitProperties::default().with_max_retries(0))
         .with_actions(actions)
-        .build(Some(state), table.log_store(), operation)
+        .build(Some(state), store, operation)
         .await?;
-    Ok(commit.version())
+    Ok(commit.snapshot())
 }
 
 /// The protocol a table needs once `schema` is its schema, if `current` falls short: a
