@@ -353,13 +353,17 @@ fn on_an_s3_server_the_example_builds_rebuilds_updates_incrementally_and_a_faile
 }
 
 #[test]
-fn a_delta_target_without_a_location_or_on_another_object_store_is_refused_with_its_line() {
+fn a_delta_target_without_a_location_on_another_object_store_or_keeping_one_version_is_refused_with_its_line() {
     let (_tmp, dir) = one_table_project("lake_refused", &Lake::Folder);
     for (settings, message) in [
         ("      type: delta\n", "a `type: delta` target needs `location:`"),
         (
             "      type: delta\n      location: gs://bucket/lake\n",
             "`gs://bucket/lake`: of object stores, Delta tables can be on S3 only",
+        ),
+        (
+            "      type: delta\n      location: lake\n      keep_versions: 1\n",
+            "`keep_versions: 1` must be a whole number of versions, 2 or more",
         ),
     ] {
         write_file(&dir, "profiles.yml", &format!("lake_refused:\n  target: lake\n  outputs:\n    lake:\n{settings}"));
@@ -369,4 +373,54 @@ fn a_delta_target_without_a_location_or_on_another_object_store_is_refused_with_
         assert!(refused.stderr.contains("profiles.yml:"), "the diagnostic names the file and line: {}", refused.stderr);
         assert!(!dir.join("lake").exists(), "nothing is written");
     }
+}
+
+#[test]
+fn show_as_of_reads_the_tables_as_they_were_at_a_version_or_a_time_while_their_files_are_kept() {
+    let (_tmp, dir) = one_table_project("lake_travel", &Lake::Folder);
+    let profiles = std::fs::read_to_string(dir.join("profiles.yml")).unwrap();
+    std::fs::write(dir.join("profiles.yml"), profiles + "      keep_versions: 3\n    dev:\n      type: local\n")
+        .unwrap();
+    let mut between = String::new();
+    for k in 1..=4 {
+        let built = etlm(&dir, &["build", "--vars", &format!("k: {k}")]);
+        assert_eq!(built.code, 0, "{}\n{}", built.stdout, built.stderr);
+        if k == 2 {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            between = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+    }
+    let shown = |as_of: &str| {
+        let run = etlm(&dir, &["show", "-s", "big", "--as-of", as_of, "--format", "json"]);
+        let mut amounts: Vec<i64> = run
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["amount"].as_i64().unwrap())
+            .collect();
+        amounts.sort();
+        (run.code, amounts, run.stderr)
+    };
+    assert_eq!(shown("3").1, vec![40, 80], "the latest version");
+    assert_eq!(shown("2").1, vec![30, 60]);
+    assert_eq!(shown("1").1, vec![20, 40]);
+    assert_eq!(shown(&between).1, vec![20, 40], "the latest commit by then: the second build's");
+
+    // Version 0's files went with the fourth build (three versions are kept); before the
+    // first commit there was no table.
+    for gone in ["0", "2000-01-01"] {
+        let (code, amounts, stderr) = shown(gone);
+        assert_eq!((code, amounts), (2, vec![]), "{stderr}");
+        assert!(stderr.contains("is absent"), "{stderr}");
+    }
+    let (code, _, stderr) = shown("yesterday");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("neither a Delta version"), "{stderr}");
+    let embedded = etlm(&dir, &["show", "-s", "big", "--as-of", "1", "--target", "dev"]);
+    assert_eq!(embedded.code, 2, "{}", embedded.stderr);
+    assert!(embedded.stderr.contains("only a Delta Lake target keeps"), "{}", embedded.stderr);
+    // Without `--as-of`, the current version, and the folder holds the three kept.
+    assert_eq!(amounts(&dir, &Lake::Folder), vec![40, 80]);
+    let kept = std::fs::read_dir(lake(&dir).join("big")).unwrap().flatten();
+    assert_eq!(kept.filter(|e| !e.file_name().to_string_lossy().starts_with('_')).count(), 3);
 }

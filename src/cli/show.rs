@@ -15,6 +15,11 @@ pub struct ShowArgs {
     /// At most this many rows.
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+    /// Read the tables as they were: at this Delta version of each (`3`), or at their
+    /// latest commits by this time (`2026-12-04T18:00:00Z`, `2026-12-04`). Delta Lake
+    /// targets only.
+    #[arg(long, value_name = "VERSION|TIME")]
+    pub as_of: Option<crate::engine::AsOf>,
 }
 
 pub fn run(
@@ -51,12 +56,23 @@ pub fn run(
     };
     let runtime = crate::run::invocation::runtime()?;
     let batches = runtime.block_on(async {
-        let engine = crate::run::invocation::open_engine(&compiled.project.target, Access::Read).await?;
+        let target = &compiled.project.target;
+        let engine = match args.as_of {
+            None => crate::run::invocation::open_engine(target, Access::Read).await?,
+            Some(as_of) => crate::engine::open_as_of(target, as_of)
+                .await
+                .map_err(|e| vec![crate::run::invocation::engine_diagnostic(e, target)])?,
+        };
         engine.query(&sql, args.limit).await.map_err(|e| {
-            vec![
-                Diagnostic::error(Code::QueryFailed, format!("the query failed: {e}"))
-                    .with_note(format!("query: {sql}")),
-            ]
+            let failed = Diagnostic::error(Code::QueryFailed, format!("the query failed: {e}"))
+                .with_note(format!("query: {sql}"));
+            vec![match args.as_of {
+                Some(_) => failed.with_note(
+                    "with `--as-of`, a table that had no such version then, or whose files of then were \
+                     removed (`keep_versions`), is absent",
+                ),
+                None => failed,
+            }]
         })
     })?;
     match global.format {

@@ -52,6 +52,23 @@ pub async fn open(target: &Target, access: Access) -> Result<Arc<dyn Engine>, En
     })
 }
 
+/// Opens the target to read its tables as they were at `as_of`: each at its version of
+/// that number, or its latest commit made by that time (absent when it had none).
+/// Only Delta Lake tables keep their history.
+pub async fn open_as_of(target: &Target, as_of: AsOf) -> Result<Arc<dyn Engine>, EngineError> {
+    match target.engine {
+        EngineKind::Delta => Ok(Arc::new(delta::open_as_of(target, as_of).await?)),
+        EngineKind::Local | EngineKind::Postgres => Err(EngineError::new(
+            ErrorKind::Failed,
+            format!(
+                "`--as-of` reads tables as they were, which only a Delta Lake target keeps; target `{}` is {}",
+                target.name,
+                target.engine.as_str()
+            ),
+        )),
+    }
+}
+
 /// The relations on the target, asking a server when it has one (none when they cannot
 /// be listed: then every incremental model is built in full).
 pub fn existing_relations(target: &Target) -> BTreeSet<Relation> {
@@ -173,6 +190,43 @@ pub struct Deferred {
 pub enum Access {
     Write { wait: bool },
     Read,
+}
+
+/// A point in a table's history (`etlm show --as-of`): a Delta version, or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The table's Delta version number.
+    Version(u64),
+    /// The latest commit made at or before this time.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = String;
+
+    /// `3`, `2026-12-04T18:00:00Z` (or another offset), `2026-12-04 18:00:00` or
+    /// `2026-12-04` (times without an offset are UTC; a day is its start).
+    fn from_str(text: &str) -> Result<AsOf, String> {
+        use chrono::{NaiveDate, NaiveDateTime, Utc};
+        if let Ok(version) = text.parse::<u64>() {
+            return Ok(AsOf::Version(version));
+        }
+        if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+            return Ok(AsOf::Time(time.with_timezone(&Utc)));
+        }
+        for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+            if let Ok(time) = NaiveDateTime::parse_from_str(text, format) {
+                return Ok(AsOf::Time(time.and_utc()));
+            }
+        }
+        if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            return Ok(AsOf::Time(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()));
+        }
+        Err(format!(
+            "`{text}` is neither a Delta version (0, 1, ...) nor a time \
+             (2026-12-04T18:00:00Z, 2026-12-04 18:00:00, 2026-12-04)"
+        ))
+    }
 }
 
 /// What to build into a relation.

@@ -229,6 +229,15 @@ fn check_delta_target(settings: &BTreeMap<String, Json>, span: Span) -> Result<(
             "build etlm with `cargo build --release --features delta`",
         );
     }
+    if let Some(kept) = settings.get("keep_versions")
+        && kept.as_u64().is_none_or(|k| k < 2)
+    {
+        return refuse(
+            format!("`keep_versions: {kept}` must be a whole number of versions, 2 or more"),
+            "in this target",
+            "`keep_versions: 10` keeps each table's current version and the nine before it",
+        );
+    }
     match settings.get("location").and_then(Json::as_str) {
         None | Some("") => refuse(
             "a `type: delta` target needs `location:`".into(),

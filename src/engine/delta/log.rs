@@ -34,6 +34,7 @@ use deltalake::table::state::DeltaTableState;
 use futures_util::TryStreamExt as _;
 
 use super::remote::Remote;
+use crate::engine::AsOf;
 use crate::engine::local::{META_FILE, RelationKind, RelationMeta, StorageError, TableLog, replace_synced};
 
 /// The table configuration key naming the version directory a commit published.
@@ -44,13 +45,17 @@ const VIEW_FILE: &str = "_etlm_view.json";
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// Delta Lake tables in a local folder, or on S3 with a local folder as their cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DeltaLog {
     /// What this run knows of each table it read: read once, then changed only by its
     /// own commits (another writer's are found when a commit fails).
     known: Mutex<HashMap<PathBuf, Known>>,
     /// Where the tables live when the local folders are only their cache.
     remote: Option<Remote>,
+    /// How many versions of each table stay in the folder, the current one included.
+    kept: usize,
+    /// Read the tables as they were then, not their latest versions.
+    as_of: Option<AsOf>,
 }
 
 impl TableLog for DeltaLog {
@@ -94,6 +99,10 @@ impl TableLog for DeltaLog {
     fn microsecond_times(&self) -> bool {
         true
     }
+
+    fn kept_versions(&self) -> usize {
+        self.kept
+    }
 }
 
 /// What a run knows of a table.
@@ -114,9 +123,15 @@ struct ViewPointer {
 }
 
 impl DeltaLog {
-    /// Tables on S3, cached in the local folders.
-    pub fn remote(remote: Remote) -> DeltaLog {
-        DeltaLog { remote: Some(remote), ..DeltaLog::default() }
+    /// Tables in the local folders, or on S3 (`remote`) cached in them, keeping `kept`
+    /// versions of each.
+    pub fn new(remote: Option<Remote>, kept: usize) -> DeltaLog {
+        DeltaLog { known: Mutex::default(), remote, kept, as_of: None }
+    }
+
+    /// The same tables, read as they were at `as_of` (when there is one).
+    pub fn reading_at(self, as_of: Option<AsOf>) -> DeltaLog {
+        DeltaLog { as_of, ..self }
     }
 
     /// Makes a folder in `root` for every table of the S3 location that has none yet, so
@@ -138,11 +153,17 @@ impl DeltaLog {
             return Ok(known.clone());
         }
         let view = self.view_version(table)?;
-        let committed = self.latest(table)?;
+        let committed = match self.as_of {
+            None => self.latest(table)?,
+            Some(as_of) => self.state_at(table, as_of)?,
+        };
         let named = committed.as_ref().and_then(|state| state.metadata().configuration().get(VERSION_KEY).cloned());
-        let current = view.max(named);
-        if let (Some(remote), Some(version)) = (&self.remote, &current) {
-            cache(remote, table, version)?;
+        let mut current = view.max(named);
+        match (&self.remote, &current) {
+            (Some(remote), Some(version)) => cache(remote, table, version)?,
+            // A version older than the folder keeps is gone: the table reads as absent.
+            (None, Some(version)) if self.as_of.is_some() && !table.join(version).is_dir() => current = None,
+            _ => {}
         }
         let known = Known { state: committed, current };
         self.remember(table, known.clone());
@@ -190,6 +211,34 @@ impl DeltaLog {
             let mut loaded = deltalake::DeltaTable::new(store);
             loaded.load().await?;
             Ok::<_, deltalake::DeltaTableError>(Some(loaded.snapshot()?.clone()))
+        })?;
+        loaded.map_err(|e| log_error(table, e))
+    }
+
+    /// The table's state at `as_of`: its version of that number, or its latest commit made
+    /// by that time; `None` when it had none.
+    fn state_at(&self, table: &Path, as_of: AsOf) -> Result<Option<DeltaTableState>, StorageError> {
+        let store = self.log_store(table)?;
+        let loaded = block_on(table, async move {
+            if !store.is_delta_table_location().await? {
+                return Ok(None);
+            }
+            let mut loaded = deltalake::DeltaTable::new(store);
+            let found = match as_of {
+                AsOf::Version(version) => loaded.load_version(version as Version).await,
+                AsOf::Time(at) => loaded.load_with_datetime(at).await,
+            };
+            match found {
+                Err(deltalake::DeltaTableError::InvalidVersion(_) | deltalake::DeltaTableError::NotATable(_)) => {
+                    return Ok(None);
+                }
+                other => other?,
+            }
+            let state = loaded.snapshot()?.clone();
+            // Before its first commit, a time finds that commit: the table did not exist yet.
+            let made = state.version_timestamp(state.version() as Version);
+            let too_late = matches!((as_of, made), (AsOf::Time(at), Some(made)) if made > at.timestamp_millis());
+            Ok::<_, deltalake::DeltaTableError>((!too_late).then_some(state))
         })?;
         loaded.map_err(|e| log_error(table, e))
     }

@@ -39,7 +39,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::datafusion::DataFusionEngine;
-use super::{Access, EngineError};
+use super::{Access, AsOf, EngineError};
 use crate::project::Target;
 use crate::relation::Relation;
 
@@ -64,8 +64,19 @@ pub fn s3_location(target: &Target) -> Option<&str> {
 /// Opens the target's tables (the local folder is created if missing).
 #[cfg(feature = "delta")]
 pub async fn open(target: &Target, access: Access) -> Result<DataFusionEngine, EngineError> {
+    open_with(target, access, None).await
+}
+
+/// Opens the target's tables as they were at `as_of`, to read.
+#[cfg(feature = "delta")]
+pub async fn open_as_of(target: &Target, as_of: AsOf) -> Result<DataFusionEngine, EngineError> {
+    open_with(target, Access::Read, Some(as_of)).await
+}
+
+#[cfg(feature = "delta")]
+async fn open_with(target: &Target, access: Access, as_of: Option<AsOf>) -> Result<DataFusionEngine, EngineError> {
     let folder = location(target);
-    let log = table_log(target)?;
+    let log = table_log(target)?.reading_at(as_of);
     if s3_location(target).is_some() {
         std::fs::create_dir_all(&folder).map_err(|e| EngineError::internal(format!("{}: {e}", folder.display())))?;
     }
@@ -74,21 +85,31 @@ pub async fn open(target: &Target, access: Access) -> Result<DataFusionEngine, E
     DataFusionEngine::open_warehouse(warehouse, access).await
 }
 
-/// The log of the target's tables: in their folders, or on S3.
+/// The log of the target's tables: in their folders, or on S3; each keeps the target's
+/// `keep_versions` (2 unless set).
 #[cfg(feature = "delta")]
 fn table_log(target: &Target) -> Result<log::DeltaLog, EngineError> {
-    match s3_location(target) {
-        None => Ok(log::DeltaLog::default()),
-        Some(url) => remote::Remote::of(target, url)
-            .map(log::DeltaLog::remote)
-            .map_err(|e| EngineError::internal(format!("the S3 location `{url}`: {e}"))),
-    }
+    let kept = target.settings.get("keep_versions").and_then(serde_json::Value::as_u64).unwrap_or(2);
+    let remote = match s3_location(target) {
+        None => None,
+        Some(url) => Some(
+            remote::Remote::of(target, url)
+                .map_err(|e| EngineError::internal(format!("the S3 location `{url}`: {e}")))?,
+        ),
+    };
+    Ok(log::DeltaLog::new(remote, kept as usize))
 }
 
 /// Without the `delta` feature a Delta target is refused where the profile is read; this
 /// is never reached.
 #[cfg(not(feature = "delta"))]
 pub async fn open(_target: &Target, _access: Access) -> Result<DataFusionEngine, EngineError> {
+    Err(EngineError::internal("this etlm was built without Delta Lake support"))
+}
+
+/// As [`open`] without the `delta` feature.
+#[cfg(not(feature = "delta"))]
+pub async fn open_as_of(_target: &Target, _as_of: AsOf) -> Result<DataFusionEngine, EngineError> {
     Err(EngineError::internal("this etlm was built without Delta Lake support"))
 }
 

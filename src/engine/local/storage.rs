@@ -119,6 +119,11 @@ pub trait TableLog: Send + Sync + std::fmt::Debug {
     /// Whether the format stores times to the microsecond at most (Delta Lake does): then
     /// nanosecond times are written as microseconds.
     fn microsecond_times(&self) -> bool;
+
+    /// How many published versions of each relation stay on disk, the current one
+    /// included (at least 2, as on the symlink layout): older commits of the log can be
+    /// read while their files stay.
+    fn kept_versions(&self) -> usize;
 }
 
 pub(super) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
@@ -419,7 +424,8 @@ impl Warehouse {
 
     /// Deletes staging directories, temporary symlinks and versions no relation points
     /// at, but for the one before each relation's current version (readers that resolved
-    /// the link just before the last publish may still be reading it). Taking the lock
+    /// the link just before the last publish may still be reading it), or the
+    /// [`TableLog::kept_versions`] before it. Taking the lock
     /// guard proves no other run is staging or publishing; a guest's lock, or a holder's
     /// while a guest writes, sweeps nothing ([`WarehouseLock::may_clean`]).
     pub fn sweep(&self, lock: &WarehouseLock) -> Result<SweepReport, StorageError> {
@@ -456,13 +462,17 @@ impl Warehouse {
                 let current = self.current(&schema, &name)?;
                 let entries: Vec<String> =
                     dir_entries(&versions)?.into_iter().filter(|e| self.log.is_none() || is_version(e)).collect();
-                // The version before the current one stays, as `prune` keeps it: a reader
-                // that resolved the link a moment before the last publish still reads it.
-                let previous = current
-                    .as_ref()
-                    .and_then(|c| entries.iter().filter(|v| !v.ends_with(STAGING_SUFFIX) && *v < c).max().cloned());
+                // The versions before the current one that `prune` keeps stay: a reader that
+                // resolved the link a moment before the last publish still reads the last.
+                let mut older: Vec<String> = entries
+                    .iter()
+                    .filter(|v| !v.ends_with(STAGING_SUFFIX) && current.as_ref().is_some_and(|c| *v < c))
+                    .cloned()
+                    .collect();
+                older.sort();
+                let kept = older.split_off(older.len().saturating_sub(self.kept_before_current()));
                 for version in entries {
-                    if current.as_deref() == Some(version.as_str()) || previous.as_deref() == Some(version.as_str()) {
+                    if current.as_deref() == Some(version.as_str()) || kept.contains(&version) {
                         continue;
                     }
                     remove_any(&versions.join(&version))?;
@@ -482,9 +492,10 @@ impl Warehouse {
     }
 
     /// Removes the published versions of `schema.name` older than the one before the
-    /// current: a run that publishes a relation many times (a backfill's batches)
-    /// keeps two versions on disk, not one per batch. The previous one stays for
-    /// readers that resolved it a moment ago; staging directories are left alone.
+    /// current (or than the [`TableLog::kept_versions`]): a run that publishes a
+    /// relation many times (a backfill's batches) keeps two versions on disk, not one per
+    /// batch. The previous one stays for readers that resolved it a moment ago; staging
+    /// directories are left alone.
     /// Takes the lock guard, like `sweep`.
     pub fn prune(&self, lock: &WarehouseLock, schema: &str, name: &str) -> Result<usize, StorageError> {
         debug_assert_eq!(lock.root(), self.root, "the lock must belong to this warehouse");
@@ -498,11 +509,17 @@ impl Warehouse {
             .filter(|v| (self.log.is_none() || is_version(v)) && !v.ends_with(STAGING_SUFFIX) && *v < current)
             .collect();
         published.sort();
-        published.pop();
+        published.truncate(published.len().saturating_sub(self.kept_before_current()));
         for version in &published {
             remove_any(&versions.join(version))?;
         }
         Ok(published.len())
+    }
+
+    /// How many published versions before a relation's current one stay on disk: one, or
+    /// what the table log keeps.
+    fn kept_before_current(&self) -> usize {
+        self.log.as_ref().map_or(2, |log| log.kept_versions().max(2)) - 1
     }
 
     /// The directory holding `schema.name`'s versions: `<schema>/.versions/<name>` beside
