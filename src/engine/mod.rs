@@ -101,7 +101,7 @@ pub fn describe(target: &Target) -> String {
             Ok(s) => format!("`{}`, postgres at {}", target.name, s.describe()),
             Err(_) => format!("`{}`, postgres", target.name),
         },
-        EngineKind::Delta => format!("`{}`, Delta Lake tables at {}", target.name, delta::location(target).display()),
+        EngineKind::Delta => format!("`{}`, Delta Lake tables at {}", target.name, delta::describe(target)),
     }
 }
 
@@ -118,7 +118,8 @@ pub fn warehouse_path(target: &Target) -> Option<PathBuf> {
 /// target, and a name per relation in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetNames {
-    /// `postgres://host:port`, or `file` for the embedded engine.
+    /// `postgres://host:port`, `file` for the embedded engine, or `s3://bucket` for
+    /// Delta tables on S3.
     pub namespace: String,
     /// What precedes `schema<sep>table`: `db.` on Postgres, the warehouse folder and `/`
     /// on the embedded engine.
@@ -129,7 +130,8 @@ pub struct DatasetNames {
 impl DatasetNames {
     /// The target's naming: Postgres datasets are `db.schema.table` in
     /// `postgres://host:port`; the embedded and Delta engines' are their folders
-    /// (`file`, `/abs/warehouse/main/orders`).
+    /// (`file`, `/abs/warehouse/main/orders`), or on S3 their keys (`s3://bucket`,
+    /// `prefix/main/orders`).
     pub fn of(target: &Target) -> DatasetNames {
         let in_folder = |dir: std::path::PathBuf| {
             let dir = std::path::absolute(&dir).unwrap_or(dir);
@@ -137,7 +139,16 @@ impl DatasetNames {
         };
         match target.engine {
             EngineKind::Local => in_folder(local::warehouse_dir(target)),
-            EngineKind::Delta => in_folder(delta::location(target)),
+            EngineKind::Delta => match delta::s3_location(target) {
+                Some(url) => {
+                    let rest = url.trim_start_matches("s3://");
+                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    let prefix = prefix.trim_matches('/');
+                    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+                    DatasetNames { namespace: format!("s3://{bucket}"), prefix, separator: '/' }
+                }
+                None => in_folder(delta::location(target)),
+            },
             EngineKind::Postgres => {
                 let (host, port, db) = match postgres::PgSettings::from_target(target) {
                     Ok(s) => (s.host, s.port, s.dbname),
@@ -391,5 +402,46 @@ pub(crate) fn handle<T: Any>(staged: Staged) -> Result<(Relation, Option<u64>, T
     match handle.downcast::<T>() {
         Ok(h) => Ok((relation, rows, *h)),
         Err(_) => Err(EngineError::internal("staged data of another engine")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta_target(location: &str) -> Target {
+        Target {
+            name: "lake".into(),
+            engine: EngineKind::Delta,
+            schema: "main".into(),
+            database: None,
+            threads: None,
+            settings: [("location".to_string(), serde_json::json!(location))].into(),
+            origin: None,
+            project_dir: PathBuf::from("/projects/shop"),
+        }
+    }
+
+    #[test]
+    fn delta_datasets_are_named_by_their_folder_or_their_s3_key() {
+        let orders = Relation::new("main", "orders");
+        let local = DatasetNames::of(&delta_target("lake"));
+        assert_eq!((local.namespace.as_str(), local.name(&orders)), ("file", "/projects/shop/lake/main/orders".into()));
+        let s3 = DatasetNames::of(&delta_target("s3://bucket/analytics/"));
+        assert_eq!((s3.namespace.as_str(), s3.name(&orders)), ("s3://bucket", "analytics/main/orders".into()));
+        let bare = DatasetNames::of(&delta_target("s3://bucket"));
+        assert_eq!((bare.namespace.as_str(), bare.name(&orders)), ("s3://bucket", "main/orders".into()));
+        assert!(describe(&delta_target("s3://bucket/analytics")).contains("s3://bucket/analytics (cached in"));
+    }
+
+    #[test]
+    fn as_of_reads_a_version_or_a_time() {
+        assert_eq!("3".parse::<AsOf>(), Ok(AsOf::Version(3)));
+        let noon = chrono::DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z").unwrap().to_utc();
+        assert_eq!("2026-12-04T13:00:00+01:00".parse::<AsOf>(), Ok(AsOf::Time(noon)));
+        assert_eq!("2026-12-04 12:00:00".parse::<AsOf>(), Ok(AsOf::Time(noon)));
+        let midnight = chrono::DateTime::parse_from_rfc3339("2026-12-04T00:00:00Z").unwrap().to_utc();
+        assert_eq!("2026-12-04".parse::<AsOf>(), Ok(AsOf::Time(midnight)));
+        assert!("last week".parse::<AsOf>().unwrap_err().contains("neither a Delta version"));
     }
 }

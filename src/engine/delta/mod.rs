@@ -56,6 +56,14 @@ pub fn location(target: &Target) -> PathBuf {
     }
 }
 
+/// Where the tables are, for messages: the folder, or the S3 location and its cache.
+pub fn describe(target: &Target) -> String {
+    match s3_location(target) {
+        Some(url) => format!("{url} (cached in {})", location(target).display()),
+        None => location(target).display().to_string(),
+    }
+}
+
 /// The target's `s3://bucket/prefix` location, if its tables are on S3.
 pub fn s3_location(target: &Target) -> Option<&str> {
     target.settings.get("location").and_then(serde_json::Value::as_str).filter(|l| l.starts_with("s3://"))
