@@ -84,15 +84,19 @@ impl TableLog for DeltaLog {
                 self.remember(table, Known { state, current: Some(version.to_string()) });
                 Ok(())
             }
-            RelationKind::Table => {
-                let committed = self.commit_table(table, version, meta);
-                if let (Err(_), Some(remote)) = (&committed, &self.remote) {
-                    // No commit names the upload: best effort, as for the local files.
-                    let relative = format!("{}/{version}", relative(table)?);
-                    let _ = block_on(table, remote.remove(&relative));
+            RelationKind::Table => match self.commit_table(table, version, meta) {
+                Ok(()) => Ok(()),
+                Err(Failed { error, committed: Some(false) }) => {
+                    // No commit names the version: its files go now (best effort; else the
+                    // next sweep takes the local ones).
+                    let _ = std::fs::remove_dir_all(table.join(version));
+                    if let Some(remote) = &self.remote {
+                        let _ = block_on(table, remote.remove(&format!("{}/{version}", relative(table)?)));
+                    }
+                    Err(error)
                 }
-                committed
-            }
+                Err(Failed { error, .. }) => Err(error),
+            },
         }
     }
 
@@ -102,6 +106,20 @@ impl TableLog for DeltaLog {
 
     fn kept_versions(&self) -> usize {
         self.kept
+    }
+}
+
+/// A commit that failed, and whether the log names the version after all (`None`: the
+/// log could not be read, so its files must stay).
+struct Failed {
+    error: StorageError,
+    committed: Option<bool>,
+}
+
+impl From<StorageError> for Failed {
+    /// A failure before anything was committed.
+    fn from(error: StorageError) -> Failed {
+        Failed { error, committed: Some(false) }
     }
 }
 
@@ -243,16 +261,12 @@ impl DeltaLog {
         loaded.map_err(|e| log_error(table, e))
     }
 
-    /// The table's latest Delta version, if another writer's commit put it past `base`.
-    fn latest_after(&self, table: &Path, base: Option<Version>) -> Option<Version> {
-        let latest = self.latest(table).ok()??.version() as Version;
-        base.is_none_or(|b| latest > b).then_some(latest)
-    }
-
     /// One commit that makes the files of `table/version/` the table's, replacing every
     /// file of the version this run read (or creating the table), with `meta`'s columns as
     /// its schema. Fails as a conflict if another writer committed after that version.
-    fn commit_table(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError> {
+    /// When the commit call fails, the log is read again to tell whether the version was
+    /// committed after all (an error after the log entry was written).
+    fn commit_table(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), Failed> {
         let base = self.known(table)?.state;
         let base_version = base.as_ref().map(|state| state.version() as Version);
         let adds = version_files(table, version, &meta.partition_by)?;
@@ -264,23 +278,37 @@ impl DeltaLog {
                 None => create(store, schema, partition_by, version, adds).await,
                 Some(base) => replace(store, base, schema, partition_by, version, adds).await,
             }
-        })?;
+        })
+        .map_err(|error| Failed { error, committed: None })?;
         match committed {
             Ok(state) => {
                 self.remember(table, Known { state: Some(state), current: Some(version.to_string()) });
                 Ok(())
             }
-            Err(e) => Err(match self.latest_after(table, base_version) {
-                Some(latest) => log_error(
-                    table,
-                    format!(
-                        "another writer committed version {latest} after this run read {}; \
-                         this run's version was not committed (run again to build on theirs)",
-                        base_version.map_or("no table".to_string(), |b| format!("version {b}"))
+            Err(e) => {
+                let latest = match self.latest(table) {
+                    Ok(latest) => latest,
+                    Err(_) => return Err(Failed { error: log_error(table, e), committed: None }),
+                };
+                let named = latest.as_ref().and_then(|s| s.metadata().configuration().get(VERSION_KEY).cloned());
+                if named.as_deref() == Some(version) {
+                    self.remember(table, Known { state: latest, current: Some(version.to_string()) });
+                    return Ok(());
+                }
+                let latest = latest.map(|s| s.version() as Version);
+                let error = match latest.filter(|l| base_version.is_none_or(|b| *l > b)) {
+                    Some(latest) => log_error(
+                        table,
+                        format!(
+                            "another writer committed version {latest} after this run read {}; \
+                             this run's version was not committed (run again to build on theirs)",
+                            base_version.map_or("no table".to_string(), |b| format!("version {b}"))
+                        ),
                     ),
-                ),
-                None => log_error(table, e),
-            }),
+                    None => log_error(table, e),
+                };
+                Err(Failed { error, committed: Some(false) })
+            }
         }
     }
 }

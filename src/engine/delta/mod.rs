@@ -86,7 +86,12 @@ async fn open_with(target: &Target, access: Access, as_of: Option<AsOf>) -> Resu
     let folder = location(target);
     let log = table_log(target)?.reading_at(as_of);
     if s3_location(target).is_some() {
-        std::fs::create_dir_all(&folder).map_err(|e| EngineError::internal(format!("{}: {e}", folder.display())))?;
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            EngineError::new(
+                super::ErrorKind::Failed,
+                format!("could not create the cache folder `{}`: {e}", folder.display()),
+            )
+        })?;
     }
     log.mirror_folders(&folder)?;
     let warehouse = super::local::Warehouse::open_with_log(folder, std::sync::Arc::new(log))?;
@@ -102,7 +107,7 @@ fn table_log(target: &Target) -> Result<log::DeltaLog, EngineError> {
         None => None,
         Some(url) => Some(
             remote::Remote::of(target, url)
-                .map_err(|e| EngineError::internal(format!("the S3 location `{url}`: {e}")))?,
+                .map_err(|e| EngineError::new(super::ErrorKind::Connect, format!("the S3 location `{url}`: {e}")))?,
         ),
     };
     Ok(log::DeltaLog::new(remote, kept as usize))

@@ -42,7 +42,7 @@ impl Remote {
         if let Some(region) = setting("region") {
             builder = builder.with_region(region);
         }
-        let allow_http = target.settings.get("allow_http").is_some_and(|v| v.as_bool() == Some(true));
+        let allow_http = target.settings.get("allow_http").is_some_and(|v| v.as_bool() == Some(true) || v == "true");
         let store = builder.with_allow_http(allow_http).build().map_err(|e| e.to_string())?;
         let prefix = Key::from(url.path().trim_matches('/'));
         Ok(Remote { store: Arc::new(store), url, prefix })

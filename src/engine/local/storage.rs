@@ -113,7 +113,8 @@ pub trait TableLog: Send + Sync + std::fmt::Debug {
     fn current(&self, table: &Path) -> Result<Option<String>, StorageError>;
 
     /// Makes `version` (a complete, synced directory in `table`, described by `meta`) the
-    /// current one, in one atomic step.
+    /// current one, in one atomic step. When that fails, the log removes the directory if
+    /// it is sure no commit names it.
     fn commit(&self, table: &Path, version: &str, meta: &RelationMeta) -> Result<(), StorageError>;
 
     /// Whether the format stores times to the microsecond at most (Delta Lake does): then
@@ -374,13 +375,7 @@ impl Warehouse {
 
         let schema_dir = self.root.join(&staging.schema);
         match &self.log {
-            Some(log) => {
-                if let Err(e) = log.commit(&versions, &staging.version, &meta) {
-                    // No commit names the version: its files go now (else the next sweep).
-                    let _ = remove_any(&final_dir);
-                    return Err(e);
-                }
-            }
+            Some(log) => log.commit(&versions, &staging.version, &meta)?,
             None => {
                 let target = Path::new(VERSIONS_DIR).join(&staging.name).join(&staging.version);
                 let temp = schema_dir.join(format!(".{}.{}{LINK_SUFFIX}", staging.name, staging.version));
