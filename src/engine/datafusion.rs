@@ -1,9 +1,10 @@
 //! The embedded engine: DataFusion over the Parquet warehouse in `engine/local/`.
 //!
 //! A run opens it with the writer lock held (a second run fails at once, or waits with
-//! `--wait-for-lock`; beside a table log's advisory lock it goes on as a guest), sweeps what a killed run left behind, and builds each model into a
-//! staging version that is published by one atomic symlink swap. `show` and `runs` open it
-//! without the lock: readers never block and always see complete versions.
+//! `--wait-for-lock`; beside a table log's advisory lock it goes on as a guest), sweeps
+//! what a killed run left behind, and builds each model into a staging version that is
+//! published by one atomic symlink swap. `show` and `runs` open it without the lock:
+//! readers never block and always see complete versions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
