@@ -290,6 +290,12 @@ pub trait Engine: Send + Sync {
     /// The engine's metadata store: run history and intervals.
     fn history(&self) -> &dyn HistoryStore;
 
+    /// The run builds up to `queries_at_once` nodes at once. An engine that runs queries
+    /// in this process splits the machine's cores among them, where each query would
+    /// otherwise spread over every core and the queries would contend for them. A server
+    /// engine has nothing to split.
+    fn share_cores(&self, _queries_at_once: usize) {}
+
     /// Runs a staged view once and keeps its rows for the rest of the run: its audits
     /// read them, and once it is published so does every later query of the run, where
     /// a view of views would otherwise run every view beneath it again for each reader.

@@ -208,6 +208,7 @@ fn run_compiled(
     let fail = |e| vec![engine_diagnostic(e, target)];
     let outcome = runtime()?.block_on(async {
         let engine = open_engine(target, Access::Write { wait: request.wait_for_lock }).await?;
+        engine.share_cores(opts.threads);
         engine.check_writable(&written_schemas(&compiled, &job_ids)).await.map_err(fail)?;
         if let Some((other, deferred)) = &lent {
             engine.defer(other, deferred).await.map_err(fail)?;
