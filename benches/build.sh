@@ -5,16 +5,18 @@
 #
 #   benches/build.sh
 #
-# Prints, per size (figures on the quiet 2-core machine, 2026-12-03, after views read
-# again in a run keep their rows, windows over a sort run unbounded, and mimalloc
-# returns freed memory after 100 ms):
+# Prints, per size (figures on the quiet 2-core machine, 2026-12-04, after the queries
+# running at once share the cores):
 #
 #   build 1000 models, 5,400 tests, biggest seeds 100,000 rows, 2 threads
-#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 329.6 s (user 402.6 s, sys 26.5 s), peak RSS 918 MB
-#     etlm build, empty warehouse: wall 48.6 s (user 71.2 s, sys 16.7 s), peak RSS 579 MB
-#     etlm build again, nothing changed: wall 50.2 s (user 77.5 s, sys 13.5 s), peak RSS 663 MB
-#     etlm build --skip-unchanged, nothing changed: wall 0.8 s (user 0.7 s, sys 0.3 s), peak RSS 195 MB
-#     dbt / etlm: 6.8x the wall time, etlm peak RSS 63% of dbt's
+#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 202.2 s (user 250.9 s, sys 17.6 s), peak RSS 938 MB
+#     etlm build, empty warehouse: wall 24.9 s (user 37.1 s, sys 8.1 s), peak RSS 517 MB
+#     etlm build again, nothing changed: wall 30.8 s (user 46.7 s, sys 8.9 s), peak RSS 543 MB
+#     etlm build --skip-unchanged, nothing changed: wall 0.6 s (user 0.6 s, sys 0.2 s), peak RSS 202 MB
+#     dbt / etlm: 8.1x the wall time, etlm peak RSS 55% of dbt's
+#
+# On 2026-12-03 (a slower day for the machine, before the cores were shared): dbt 329.6 s
+# and 918 MB, etlm 48.6 s and 579 MB (6.8x, 63%).
 #
 # With mimalloc's default 1 s purge delay the same run gave etlm 39.6 s and 886 MB (8.5x,
 # 95% of dbt's memory); alone, 48.5 s. LAYERS=table: 52.2 s and 534 MB (dbt 367.1 s and
