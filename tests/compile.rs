@@ -353,3 +353,45 @@ fn names_that_would_be_paths_outside_the_warehouse_are_rejected_at_load() {
     assert!(run.stderr.contains("models/schema.yml:"), "{}", run.stderr);
     assert!(!dir.join("target/manifest.json").exists());
 }
+
+/// A generic test of the project's own macro that reads its model's columns is rendered
+/// again once lineage knows them, and the build catches what each column holds; a test of
+/// the project's that reads none renders once, as it is.
+#[test]
+fn a_project_generic_test_that_reads_its_models_columns_checks_every_one() {
+    let (_tmp, dir) = support::empty_project("cols");
+    support::write_file(&dir, "etlm.yml", "name: cols\n");
+    support::write_file(&dir, "seeds/people.csv", "id,name,city\n1,ann,oslo\n2,,rome\n3,cid,\n4,dee,lima\n");
+    support::write_file(&dir, "models/people_v.sql", "select id, name, city from {{ ref('people') }}\n");
+    support::write_file(
+        &dir,
+        "macros/tests.sql",
+        "{% test no_nulls(model) %}\nselect * from {{ model }} where \
+         {% for c in adapter.get_columns_in_relation(model) %}{{ c.name }} is null\
+         {% if not loop.last %} or {% endif %}{% endfor %}\n{% endtest %}\n\
+         {% test has_rows(model) %}\nselect n from (select count(*) as n from {{ model }}) c where n = 0\n{% endtest %}\n",
+    );
+    support::write_file(
+        &dir,
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: people_v\n    tests: [no_nulls, has_rows]\n",
+    );
+    let run = etlm(&dir, &["compile"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let compiled =
+        |name: &str| std::fs::read_to_string(dir.join("target/compiled/models/schema.yml").join(name)).unwrap();
+    let no_nulls = compiled("no_nulls_people_v_.sql");
+    assert!(no_nulls.contains("where id is null or name is null or city is null"), "{no_nulls}");
+    let has_rows = compiled("has_rows_people_v_.sql");
+    assert!(has_rows.contains("select n from (select count(*) as n from"), "{has_rows}");
+    let build = etlm(&dir, &["build"]);
+    assert_eq!(build.code, 1, "{}\n{}", build.stdout, build.stderr);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap()).unwrap();
+    let result = |id: &str| {
+        results["results"].as_array().unwrap().iter().find(|r| r["unique_id"] == id).cloned().unwrap_or_default()
+    };
+    let failed = result("test.cols.no_nulls_people_v_");
+    assert_eq!((failed["status"].as_str(), failed["failures"].as_u64()), (Some("fail"), Some(2)), "{failed}");
+    assert_eq!(result("test.cols.has_rows_people_v_")["status"], "pass");
+}

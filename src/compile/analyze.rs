@@ -2,7 +2,7 @@
 //! (schemas, column checks, column lineage), reusing what the last compile of this etlm
 //! build cached. Introspection (`adapter.get_columns_in_relation`, `dbt_utils.star`) is
 //! answered from the columns lineage found: models that introspect, and generic tests of
-//! the project's or a package's own macros, are rendered again with them and lineage
+//! the project's or a package's own macros that did, are rendered again with them and lineage
 //! redone, as long as a render changes.
 //!
 //! Takes the rendered nodes, the DAG and the [`Rendering`]; hands on the lineage and the
@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::Compiler;
 use super::problems;
 use super::render::{RelationColumns, RenderedNode, Rendering, Resolution, deferrable};
-use super::tests::{apply_macro_config, render_generic_tests};
+use super::tests::{RenderedTest, apply_macro_config, render_generic_tests};
 use crate::diagnostics::{Collector, Diagnostic, Diagnostics};
 use crate::graph::Dag;
 use crate::lineage::{Cache, Lineage};
@@ -99,18 +99,20 @@ pub(super) fn analyze(
         (lineage, column_problems, cache) = analyze(nodes, &cache);
     }
     // Generic tests of the project's or a package's own macros may read their model's
-    // columns too: rendered again with them, and lineage redone if one changed.
+    // columns too: those whose render asked for columns (or failed) are rendered again
+    // with them, and lineage redone if one changed.
     let custom = |n: &Node| {
-        n.generic_test.as_ref().is_some_and(|t| {
-            renderer.generic_test_macro(&t.def.test_name).is_some_and(|key| !renderer.is_builtin(&key))
-        })
+        rendering.introspecting_tests.contains(&n.unique_id)
+            && n.generic_test.as_ref().is_some_and(|t| {
+                renderer.generic_test_macro(&t.def.test_name).is_some_and(|key| !renderer.is_builtin(&key))
+            })
     };
     if nodes.values().any(|n| custom(n)) {
         let resolver: Arc<dyn Resolver> = resolution.with_columns(relation_columns(nodes, &lineage));
         let mut changed = false;
         for (id, result) in render_generic_tests(c, nodes, &resolver, custom) {
             match result {
-                Ok((sql, audit_sql, config)) => {
+                Ok(RenderedTest { sql, audit_sql, config, .. }) => {
                     rendering.pending.remove(&id);
                     let node = nodes.get_mut(&id).expect("rendered ids are nodes");
                     apply_macro_config(node, config);

@@ -171,6 +171,10 @@ impl CompilePass<'_> {
 pub(super) struct Rendering<'a> {
     /// Nodes that asked for a relation's columns: rendered again once lineage knows them.
     pub introspecting: Vec<&'a Job<'a>>,
+    /// Generic tests that asked for columns, or whose render failed: rendered again
+    /// once lineage knows the columns (if their macro is the project's or a package's).
+    /// A test that asked for none renders the same again, so it is not.
+    pub introspecting_tests: BTreeSet<String>,
     /// Renders that failed before the columns they ask for were known: tried again too.
     pub pending: BTreeMap<String, Diagnostic>,
     /// Models left unrendered because a query they run while compiling failed.
@@ -205,7 +209,12 @@ pub(super) fn apply_rendered<'a>(
     nodes: &mut Nodes,
     diags: &mut Collector,
 ) -> Rendering<'a> {
-    let mut rendering = Rendering { introspecting: Vec::new(), pending: BTreeMap::new(), unrendered: BTreeMap::new() };
+    let mut rendering = Rendering {
+        introspecting: Vec::new(),
+        introspecting_tests: BTreeSet::new(),
+        pending: BTreeMap::new(),
+        unrendered: BTreeMap::new(),
+    };
     for (id, result) in rendered {
         match result {
             Ok((rendered, hooks)) => {

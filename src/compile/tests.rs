@@ -173,7 +173,7 @@ pub fn render_generic_test(
     input: impl FnOnce() -> RenderInput,
     memo: &Memo,
     sources: &SourceMap,
-) -> Result<(String, BTreeMap<String, Json>), Diagnostic> {
+) -> Result<Rendered, Diagnostic> {
     let Some(name) = renderer.generic_test_macro(&def.test_name) else {
         let known: Vec<String> = renderer.generic_tests().collect();
         let mut d = Diagnostic::error(Code::UnknownTest, format!("there is no generic test `{}`", def.test_name))
@@ -190,7 +190,7 @@ pub fn render_generic_test(
     let key = Memo::key(&name, def, config, model_sql, renderer);
     // Only etlm's own tests are kept in the memo, and they set no config.
     if let Some(sql) = key.as_deref().and_then(|k| memo.get(k)) {
-        return Ok((sql, BTreeMap::new()));
+        return Ok(Rendered { sql, config: BTreeMap::new(), introspected: false });
     }
     // The context is made only for what is rendered: most tests are found in the memo.
     let input = &input();
@@ -203,13 +203,21 @@ pub fn render_generic_test(
     let relation = model_relation.cloned().unwrap_or_else(|| Relation::new("", model_sql));
     let model = Value::from_object(RelationValue { relation, cte: Some(model) });
     let mut kwargs: Vec<(String, Value)> = vec![("model".into(), model)];
+    // An argument rendered on its own may ask for columns too (its render records apart).
+    let mut introspected = false;
     if let Some(column) = &def.column {
         kwargs.push(("column_name".into(), Value::from_safe_string(column.clone())));
     }
     for (key, value) in &def.args {
         let value = match value.as_str().map(str::trim) {
-            Some(text) if is_relation_call(text) => renderer.eval_inline(text, input, def.span)?,
-            Some(text) if is_jinja(text) => Value::from_safe_string(renderer.render_inline(text, input, def.span)?),
+            Some(text) if is_relation_call(text) => {
+                introspected = true;
+                renderer.eval_inline(text, input, def.span)?
+            }
+            Some(text) if is_jinja(text) => {
+                introspected = true;
+                Value::from_safe_string(renderer.render_inline(text, input, def.span)?)
+            }
             _ => crate::project::jinja::to_value(value),
         };
         kwargs.push((key.clone(), value));
@@ -221,7 +229,16 @@ pub fn render_generic_test(
     if let Some(key) = key {
         memo.keep(key, &sql);
     }
-    Ok((sql, rendered.recorded.config.into_iter().collect()))
+    let introspected = introspected || rendered.recorded.introspected;
+    Ok(Rendered { sql, config: rendered.recorded.config.into_iter().collect(), introspected })
+}
+
+/// A generic test's query and the config its macro set.
+pub struct Rendered {
+    pub sql: String,
+    pub config: BTreeMap<String, Json>,
+    /// The render asked for a relation's columns (or rendered an argument, which may).
+    pub introspected: bool,
 }
 
 /// A generic test node: the node, what it depends on (with where each is named) and the
@@ -357,19 +374,26 @@ pub(super) fn render_tests(
     let deferring = rendering.deferring();
     for (id, result) in render_generic_tests(c, nodes, resolver, |_| true) {
         match result {
-            Ok((sql, audit_sql, config)) => {
+            Ok(RenderedTest { sql, audit_sql, config, introspected }) => {
                 let node = nodes.get_mut(&id).expect("rendered ids are nodes");
                 node.compiled_sql = Some(sql);
                 node.audit_sql = audit_sql;
                 apply_macro_config(node, config);
+                if introspected {
+                    rendering.introspecting_tests.insert(id);
+                }
             }
             Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
+                rendering.introspecting_tests.insert(id.clone());
                 rendering.pending.insert(id, d);
             }
             Err(d) if super::render::deferrable(c, &d) => {
+                rendering.introspecting_tests.insert(id.clone());
                 rendering.unrendered.insert(id, d);
             }
-            Err(_) if deferring => {}
+            Err(_) if deferring => {
+                rendering.introspecting_tests.insert(id);
+            }
             Err(d) => diags.push(d),
         }
     }
@@ -412,20 +436,21 @@ pub(super) fn render_generic_tests(
                 &memo,
                 c.sources,
             );
-            let result = rendered.map(|(sql, config)| match &attached.relation {
+            let result = rendered.map(|Rendered { sql, config, introspected }| match &attached.relation {
                 Some(relation) => {
                     let audited = attached.resource_type.is_built();
                     // Against the staged data, a test reads the staged version wherever it
                     // names the model (a package test's `compare_model: ref('itself')`, say).
-                    let audit = audited.then(|| {
+                    let audit_sql = audited.then(|| {
                         let staged = relation.audit().to_string();
                         sql.replace(&relation.to_string(), &staged).replace(MODEL, &staged)
                     });
-                    (sql.replace(MODEL, &relation.to_string()), audit, config)
+                    RenderedTest { sql: sql.replace(MODEL, &relation.to_string()), audit_sql, config, introspected }
                 }
                 None => {
                     let ephemeral = attached.compiled_sql.as_deref().unwrap_or_default().trim();
-                    (sql.replace(MODEL, &format!("(\n{ephemeral}\n) dbt_subquery")), None, config)
+                    let sql = sql.replace(MODEL, &format!("(\n{ephemeral}\n) dbt_subquery"));
+                    RenderedTest { sql, audit_sql: None, config, introspected }
                 }
             });
             (node.unique_id.clone(), result)
@@ -433,9 +458,14 @@ pub(super) fn render_generic_tests(
         .collect()
 }
 
-/// A generic test's query, against the published relation and the staged one, and the
-/// config its macro set.
-pub(super) type RenderedTest = (String, Option<String>, BTreeMap<String, Json>);
+/// A generic test's query, against the published relation and the staged one, the
+/// config its macro set, and whether its render asked for columns.
+pub(super) struct RenderedTest {
+    pub sql: String,
+    pub audit_sql: Option<String>,
+    pub config: BTreeMap<String, Json>,
+    pub introspected: bool,
+}
 
 /// Sets the config a test's macro set (`config(fail_calc=...)`) where YAML did not.
 pub(super) fn apply_macro_config(node: &mut Node, config: BTreeMap<String, Json>) {
