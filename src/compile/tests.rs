@@ -173,7 +173,7 @@ pub fn render_generic_test(
     input: impl FnOnce() -> RenderInput,
     memo: &Memo,
     sources: &SourceMap,
-) -> Result<Rendered, Diagnostic> {
+) -> Result<RenderedTest, Diagnostic> {
     let Some(name) = renderer.generic_test_macro(&def.test_name) else {
         let known: Vec<String> = renderer.generic_tests().collect();
         let mut d = Diagnostic::error(Code::UnknownTest, format!("there is no generic test `{}`", def.test_name))
@@ -190,7 +190,7 @@ pub fn render_generic_test(
     let key = Memo::key(&name, def, config, model_sql, renderer);
     // Only etlm's own tests are kept in the memo, and they set no config.
     if let Some(sql) = key.as_deref().and_then(|k| memo.get(k)) {
-        return Ok(Rendered { sql, config: BTreeMap::new(), introspected: false });
+        return Ok(RenderedTest { sql, audit_sql: None, config: BTreeMap::new(), introspected: false });
     }
     // The context is made only for what is rendered: most tests are found in the memo.
     let input = &input();
@@ -230,15 +230,7 @@ pub fn render_generic_test(
         memo.keep(key, &sql);
     }
     let introspected = introspected || rendered.recorded.introspected;
-    Ok(Rendered { sql, config: rendered.recorded.config.into_iter().collect(), introspected })
-}
-
-/// A generic test's query and the config its macro set.
-pub struct Rendered {
-    pub sql: String,
-    pub config: BTreeMap<String, Json>,
-    /// The render asked for a relation's columns (or rendered an argument, which may).
-    pub introspected: bool,
+    Ok(RenderedTest { sql, audit_sql: None, config: rendered.recorded.config.into_iter().collect(), introspected })
 }
 
 /// A generic test node: the node, what it depends on (with where each is named) and the
@@ -373,27 +365,23 @@ pub(super) fn render_tests(
 ) {
     let deferring = rendering.deferring();
     for (id, result) in render_generic_tests(c, nodes, resolver, |_| true) {
+        if result.as_ref().map_or(true, |t| t.introspected) {
+            rendering.introspecting_tests.insert(id.clone());
+        }
         match result {
-            Ok(RenderedTest { sql, audit_sql, config, introspected }) => {
+            Ok(RenderedTest { sql, audit_sql, config, .. }) => {
                 let node = nodes.get_mut(&id).expect("rendered ids are nodes");
                 node.compiled_sql = Some(sql);
                 node.audit_sql = audit_sql;
                 apply_macro_config(node, config);
-                if introspected {
-                    rendering.introspecting_tests.insert(id);
-                }
             }
             Err(d) if d.code == crate::template::UNKNOWN_COLUMNS => {
-                rendering.introspecting_tests.insert(id.clone());
                 rendering.pending.insert(id, d);
             }
             Err(d) if super::render::deferrable(c, &d) => {
-                rendering.introspecting_tests.insert(id.clone());
                 rendering.unrendered.insert(id, d);
             }
-            Err(_) if deferring => {
-                rendering.introspecting_tests.insert(id);
-            }
+            Err(_) if deferring => {}
             Err(d) => diags.push(d),
         }
     }
@@ -436,7 +424,7 @@ pub(super) fn render_generic_tests(
                 &memo,
                 c.sources,
             );
-            let result = rendered.map(|Rendered { sql, config, introspected }| match &attached.relation {
+            let result = rendered.map(|RenderedTest { sql, config, introspected, .. }| match &attached.relation {
                 Some(relation) => {
                     let audited = attached.resource_type.is_built();
                     // Against the staged data, a test reads the staged version wherever it
@@ -458,9 +446,10 @@ pub(super) fn render_generic_tests(
         .collect()
 }
 
-/// A generic test's query, against the published relation and the staged one, the
-/// config its macro set, and whether its render asked for columns.
-pub(super) struct RenderedTest {
+/// A generic test's query, against the published relation and the staged one (where
+/// the model is audited), the config its macro set, and whether its render asked for
+/// columns (or rendered an argument on its own, which may).
+pub struct RenderedTest {
     pub sql: String,
     pub audit_sql: Option<String>,
     pub config: BTreeMap<String, Json>,
