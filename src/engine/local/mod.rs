@@ -55,6 +55,7 @@ mod meta;
 mod pg_format;
 mod session;
 mod snapshot;
+mod sorted_window;
 mod storage;
 mod windows;
 mod write;

@@ -8,6 +8,10 @@
 //! computes each partition of the sorted input in one pass. `WindowAggExec` holds its
 //! whole input, so it is used only where the window reads a `SortExec` (through
 //! projections), which holds that input already.
+//!
+//! A `WindowAggExec` whose functions [`SortedWindowExec`] computes (row numbers, ranks,
+//! running counts and sums) is then replaced by it: one pass over the whole input
+//! instead of one evaluation per partition.
 
 use std::sync::Arc;
 
@@ -19,6 +23,8 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{ExecutionPlan, InputOrderMode, sorts::sort::SortExec};
 
+use super::sorted_window::SortedWindowExec;
+
 /// Runs windows over a sort as `WindowAggExec` (see the module docs).
 #[derive(Debug)]
 pub struct WindowsOverSorts;
@@ -26,15 +32,25 @@ pub struct WindowsOverSorts;
 impl PhysicalOptimizerRule for WindowsOverSorts {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
-            let Some(window) = node.downcast_ref::<BoundedWindowAggExec>() else { return Ok(Transformed::no(node)) };
-            if window.input_order_mode != InputOrderMode::Sorted || !reads_a_sort(window.input()) {
+            let (window, rewritten) = if let Some(window) = node.downcast_ref::<WindowAggExec>() {
+                (Arc::new(WindowAggExec::clone(window)), false)
+            } else if let Some(window) = node.downcast_ref::<BoundedWindowAggExec>() {
+                if window.input_order_mode != InputOrderMode::Sorted || !reads_a_sort(window.input()) {
+                    return Ok(Transformed::no(node));
+                }
+                // Repartitioned by the partition keys exactly when the bounded one was.
+                let repartitioned = !window.partition_keys().is_empty();
+                let window =
+                    WindowAggExec::try_new(window.window_expr().to_vec(), window.input().clone(), repartitioned)?;
+                (Arc::new(window), true)
+            } else {
                 return Ok(Transformed::no(node));
-            }
-            // Repartitioned by the partition keys exactly when the bounded one was.
-            let repartitioned = !window.partition_keys().is_empty();
-            let unbounded =
-                WindowAggExec::try_new(window.window_expr().to_vec(), window.input().clone(), repartitioned)?;
-            Ok(Transformed::yes(Arc::new(unbounded) as Arc<dyn ExecutionPlan>))
+            };
+            Ok(match SortedWindowExec::try_new(Arc::clone(&window)) {
+                Some(sorted) => Transformed::yes(Arc::new(sorted) as Arc<dyn ExecutionPlan>),
+                None if rewritten => Transformed::yes(window as Arc<dyn ExecutionPlan>),
+                None => Transformed::no(node),
+            })
         })
         .map(|t| t.data)
     }
