@@ -5,15 +5,17 @@
 #
 #   benches/build.sh
 #
-# Prints, per size (figures on the quiet 2-core machine, 2026-12-04, after the queries
-# running at once share the cores):
+# Prints, per size (figures on the 2-core machine, 2026-12-06, with SortedWindowExec):
 #
 #   build 1000 models, 5,400 tests, biggest seeds 100,000 rows, 2 threads
-#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 202.2 s (user 250.9 s, sys 17.6 s), peak RSS 938 MB
-#     etlm build, empty warehouse: wall 24.9 s (user 37.1 s, sys 8.1 s), peak RSS 517 MB
-#     etlm build again, nothing changed: wall 30.8 s (user 46.7 s, sys 8.9 s), peak RSS 543 MB
-#     etlm build --skip-unchanged, nothing changed: wall 0.6 s (user 0.6 s, sys 0.2 s), peak RSS 202 MB
-#     dbt / etlm: 8.1x the wall time, etlm peak RSS 55% of dbt's
+#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 278.4 s (user 341.1 s, sys 27.1 s), peak RSS 929 MB
+#     etlm build, empty warehouse: wall 20.6 s (user 29.8 s, sys 6.7 s), peak RSS 504 MB
+#     etlm build again, nothing changed: wall 31.0 s (user 46.3 s, sys 9.0 s), peak RSS 517 MB
+#     etlm build --skip-unchanged, nothing changed: wall 0.9 s (user 0.8 s, sys 0.4 s), peak RSS 189 MB
+#     dbt / etlm: 13.5x the wall time, etlm peak RSS 54% of dbt's
+#
+# On 2026-12-04 (quiet machine, before SortedWindowExec): dbt 202.2 s / 938 MB, etlm
+# 24.9 s / 517 MB (8.1x, 55%).
 #
 # On 2026-12-03 (a slower day for the machine, before the cores were shared): dbt 329.6 s
 # and 918 MB, etlm 48.6 s and 579 MB (6.8x, 63%).

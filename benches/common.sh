@@ -29,6 +29,10 @@ for bin in "$etlm" "$gen"; do
         exit 1
     fi
 done
+# The builds run in the generated project's folder: a relative path given from the
+# checkout's root must still name the same binary there.
+etlm=$(realpath "$etlm")
+gen=$(realpath "$gen")
 
 # Runs a command; prints "<wall seconds> <peak RSS in KiB> <user seconds> <system seconds>"
 # of it on stdout (CPU times of the command and its children). The command's own output
