@@ -85,6 +85,15 @@ pub struct SortedWindowExec {
     metrics: ExecutionPlanMetricsSet,
 }
 
+/// `window` as a [`SortedWindowExec`] when its functions are all supported, else `window`
+/// itself as the error.
+pub fn replace(window: Arc<WindowAggExec>) -> Result<Arc<dyn ExecutionPlan>, Arc<dyn ExecutionPlan>> {
+    match SortedWindowExec::try_new(Arc::clone(&window)) {
+        Some(sorted) => Ok(Arc::new(sorted)),
+        None => Err(window),
+    }
+}
+
 impl SortedWindowExec {
     /// The operator for `window`, or `None` when one of its functions is not supported.
     pub fn try_new(window: Arc<WindowAggExec>) -> Option<Self> {
@@ -198,17 +207,11 @@ impl ExecutionPlan for SortedWindowExec {
         self.window.input_distribution_requirements()
     }
 
-    #[allow(deprecated)]
+    #[allow(deprecated)] // the window's own `with_new_children`
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
         let window = Arc::clone(&self.window).with_new_children(children)?;
-        let Some(window) = window.downcast_ref::<WindowAggExec>() else { return Ok(window) };
-        let window = Arc::new(WindowAggExec::try_new(
-            window.window_expr().to_vec(),
-            Arc::clone(window.input()),
-            !window.partition_keys().is_empty(),
-        )?);
-        Ok(match SortedWindowExec::try_new(Arc::clone(&window)) {
-            Some(sorted) => Arc::new(sorted),
+        Ok(match window.downcast_ref::<WindowAggExec>() {
+            Some(window) => replace(Arc::new(WindowAggExec::clone(window))).unwrap_or_else(|w| w),
             None => window,
         })
     }
@@ -353,11 +356,12 @@ fn evaluate(column: &Column, batch: &RecordBatch, bounds: &Bounds) -> Result<Arr
 fn running_count(values: &ArrayRef, steps: &[(Range<usize>, bool)]) -> Int64Array {
     let mut out = Vec::with_capacity(values.len());
     let mut count = 0i64;
+    let nulls = values.logical_nulls();
     for (step, first) in steps {
         if *first {
             count = 0;
         }
-        count += match values.logical_nulls() {
+        count += match &nulls {
             Some(nulls) => (step.len() - nulls.slice(step.start, step.len()).null_count()) as i64,
             None => step.len() as i64,
         };

@@ -9,9 +9,9 @@
 //! whole input, so it is used only where the window reads a `SortExec` (through
 //! projections), which holds that input already.
 //!
-//! A `WindowAggExec` whose functions [`SortedWindowExec`] computes (row numbers, ranks,
-//! running counts and sums) is then replaced by it: one pass over the whole input
-//! instead of one evaluation per partition.
+//! A `WindowAggExec` whose functions [`sorted_window::SortedWindowExec`] computes (row
+//! numbers, ranks, running counts and sums) is then replaced by it: one pass over the
+//! whole input instead of one evaluation per partition.
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{ExecutionPlan, InputOrderMode, sorts::sort::SortExec};
 
-use super::sorted_window::SortedWindowExec;
+use super::sorted_window;
 
 /// Runs windows over a sort as `WindowAggExec` (see the module docs).
 #[derive(Debug)]
@@ -46,10 +46,10 @@ impl PhysicalOptimizerRule for WindowsOverSorts {
             } else {
                 return Ok(Transformed::no(node));
             };
-            Ok(match SortedWindowExec::try_new(Arc::clone(&window)) {
-                Some(sorted) => Transformed::yes(Arc::new(sorted) as Arc<dyn ExecutionPlan>),
-                None if rewritten => Transformed::yes(window as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
+            Ok(match sorted_window::replace(window) {
+                Ok(sorted) => Transformed::yes(sorted),
+                Err(window) if rewritten => Transformed::yes(window),
+                Err(_) => Transformed::no(node),
             })
         })
         .map(|t| t.data)
