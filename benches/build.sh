@@ -33,8 +33,9 @@
 # dbt runs in the project folder with dbt's own profile (`--profiles-dir dbt_profiles`:
 # dbt-duckdb on `gen.duckdb` there) and target folder (`--target-path dbt_target`), so it
 # shares nothing with etlm's `profiles.yml`, `warehouse/` and `target/`. "Empty
-# warehouse" deletes the build's database and target folder first (for dbt also its
-# partial-parse state), so each build parses, seeds, builds and tests everything. The
+# warehouse" sets the build's database and target folder aside first (for dbt also its
+# partial-parse state; `set_aside` in common.sh says why they are not deleted there and
+# then), so each build parses, seeds, builds and tests everything. The
 # second etlm build changes nothing; when `etlm build --help` lists `--skip-unchanged`,
 # a third build runs with it. Peak RSS is the largest process's (dbt is one Python
 # process; etlm one process).
@@ -116,13 +117,13 @@ for n in $SIZES; do
     rows=()
     labels=()
     if [[ -n "$dbt" ]]; then
-        rm -rf "$dir/gen.duckdb" "$dir/gen.duckdb.wal" "$dir/dbt_target" "$dir/logs"
+        set_aside "$dir/gen.duckdb" "$dir/gen.duckdb.wal" "$dir/dbt_target" "$dir/logs"
         sync
         rows+=("$(timed_build "$dir" .build_dbt.log "dbt build" \
             "$dbt" build --threads "$THREADS" --profiles-dir dbt_profiles --target-path dbt_target)")
         labels+=("dbt build ($dbt_version), empty warehouse")
     fi
-    rm -rf "$dir/warehouse" "$dir/target"
+    set_aside "$dir/warehouse" "$dir/target"
     sync
     rows+=("$(timed_build "$dir" .build_etlm_1.log "etlm build" \
         "$etlm" build --threads "$THREADS" --project-dir "$dir")")

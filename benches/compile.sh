@@ -16,8 +16,8 @@
 #   compile 10000 models, warm cache: best 2.75 s, median 2.86 s (user 3.42 s, sys 1.05 s), peak RSS 475 MB
 #   compile 10000 models, no target folder: best 5.68 s, median 7.47 s (user 4.34 s, sys 9.07 s), peak RSS 478 MB
 #
-# "No target folder" deletes target/ before each run (the first compile of a checkout: it
-# creates every compiled file); "cold" deletes only the cache (a compile after upgrading
+# "No target folder" sets target/ aside before each run (the first compile of a checkout:
+# it creates every compiled file; `set_aside` in common.sh says why it is not deleted); "cold" deletes only the cache (a compile after upgrading
 # etlm: compiled files are compared and kept); "warm" is the usual repeated compile. All
 # render every model and test, and write every artifact. User and system times are the
 # medians of the runs (the CPU time etlm spent, over all its threads).
@@ -43,13 +43,12 @@ source "$root/benches/common.sh"
 for n in $SIZES; do
     # shellcheck disable=SC2086 # GEN_FLAGS is a list of flags
     dir=$(generate "$n" ${GEN_FLAGS:-})
-    # "first" goes last: deleting 10,000s of files keeps the file system busy for a while.
     for cache in cold warm first; do
         results=()
         for ((i = 1; i <= RUNS; i++)); do
             log="$dir/.compile_$i.log"
             if [[ $cache == first ]]; then
-                rm -rf "$dir/target"
+                set_aside "$dir/target"
                 sync
             elif [[ $cache == cold ]]; then
                 rm -f "$dir/target/compile.cache"

@@ -51,7 +51,7 @@ for n in $SIZES; do
     grep -q '^    lake:' "$dir/profiles.yml" || printf '    lake:\n      type: delta\n      location: lake\n' >> "$dir/profiles.yml"
     results=()
     for target in dev lake; do
-        rm -rf "$dir/warehouse" "$dir/lake" "$dir/target"
+        set_aside "$dir/warehouse" "$dir/lake" "$dir/target"
         sync
         for build in 1 2; do
             log="$dir/.delta_bench_${target}_$build.log"

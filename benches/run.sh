@@ -32,7 +32,7 @@ source "$root/benches/common.sh"
 # Builds the project in $1 from an empty warehouse with $2 threads; prints "<wall> <rss>".
 fresh_build() {
     local dir=$1 threads=$2
-    rm -rf "$dir/warehouse" "$dir/target"
+    set_aside "$dir/warehouse" "$dir/target"
     local log="$dir/.build_$threads.log"
     if ! measure "$log" "$etlm" build --threads "$threads" --project-dir "$dir"; then
         echo "run.sh: etlm build failed ($threads threads); output:" >&2
