@@ -303,7 +303,7 @@ impl Engine for DataFusionEngine {
         self.ctx.state_ref().write().config_mut().options_mut().execution.target_partitions = partitions;
     }
 
-    /// Writes the view's rows to a file of its own (LZ4-compressed Arrow IPC), at most
+    /// Writes the view's rows to a file of its own (uncompressed Arrow IPC), at most
     /// [`MAX_KEPT_VIEW_BYTES`] of them and [`MAX_KEPT_RUN_BYTES`] for the run, and reads
     /// them in its place until the run finishes.
     async fn keep_view_rows(&self, staged: &mut Staged) -> bool {

@@ -50,6 +50,7 @@
 pub mod deferred;
 mod functions;
 mod incremental;
+mod kept_rows;
 mod lock;
 mod meta;
 mod pg_format;

@@ -18,6 +18,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::deferred;
+use super::kept_rows;
 use super::meta::{RelationKind, RelationMeta};
 use super::storage::{StorageError, StoredRelation, Warehouse};
 use crate::relation::Relation;
@@ -184,8 +185,6 @@ pub async fn keep_view_rows(
     file: &Path,
     max_bytes: usize,
 ) -> Result<Option<SchemaRef>, SessionError> {
-    use datafusion::arrow::ipc::CompressionType;
-    use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
     use futures_util::StreamExt;
     let (schema, name) = (audit.schema.as_str(), audit.identifier.as_str());
     let fail = |source| register_error(schema, name, source);
@@ -197,10 +196,7 @@ pub async fn keep_view_rows(
     let df = ctx.read_table(view).map_err(fail)?;
     let columns = Arc::new(df.schema().as_arrow().clone());
     let mut stream = df.execute_stream().await.map_err(fail)?;
-    let out = std::io::BufWriter::new(std::fs::File::create(file).map_err(io)?);
-    let lz4 = IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME));
-    let writer = lz4.and_then(|options| FileWriter::try_new_with_options(out, &columns, options));
-    let mut writer = writer.map_err(|e| fail(e.into()))?;
+    let mut writer = kept_rows::Writer::create(file, &columns).map_err(fail)?;
     let mut bytes = 0;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(fail)?;
@@ -210,9 +206,9 @@ pub async fn keep_view_rows(
             std::fs::remove_file(file).map_err(io)?;
             return Ok(None);
         }
-        writer.write(&batch).map_err(|e| fail(e.into()))?;
+        writer.write(&batch).map_err(fail)?;
     }
-    writer.finish().map_err(|e| fail(e.into()))?;
+    writer.finish().map_err(fail)?;
     register_rows_file(ctx, schema, name, file, columns.clone()).await?;
     Ok(Some(columns))
 }
@@ -227,14 +223,11 @@ pub async fn register_rows_file(
     file: &Path,
     columns: SchemaRef,
 ) -> Result<Vec<BrokenView>, SessionError> {
-    use datafusion::datasource::file_format::arrow::ArrowFormat;
-    let path = file.to_str().ok_or_else(|| SessionError::Unreadable {
-        schema: schema.into(),
-        name: name.into(),
-        reason: format!("path `{}` is not valid UTF-8", file.display()),
-    })?;
-    let options = ListingOptions::new(Arc::new(ArrowFormat)).with_file_extension(ROWS_FILE_EXTENSION);
-    register_listing(ctx, schema, name, path, options, columns)?;
+    let to_register = |source| register_error(schema, name, source);
+    ensure_schema(ctx, schema).map_err(to_register)?;
+    deregister(ctx, schema, name)?;
+    let table = kept_rows::KeptRowsTable::new(file.to_path_buf(), columns);
+    ctx.register_table(TableReference::partial(schema, name), Arc::new(table)).map_err(to_register)?;
     rebind_dependents(ctx, schema, name).await
 }
 
