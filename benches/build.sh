@@ -5,14 +5,18 @@
 #
 #   benches/build.sh
 #
-# Prints, per size (figures on the 2-core machine, 2026-12-06, with SortedWindowExec):
+# Prints, per size (figures on the 2-core machine, 2026-12-07, with kept view rows read by
+# mapping their files):
 #
 #   build 1000 models, 5,400 tests, biggest seeds 100,000 rows, 2 threads
-#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 278.4 s (user 341.1 s, sys 27.1 s), peak RSS 929 MB
-#     etlm build, empty warehouse: wall 20.6 s (user 29.8 s, sys 6.7 s), peak RSS 504 MB
-#     etlm build again, nothing changed: wall 31.0 s (user 46.3 s, sys 9.0 s), peak RSS 517 MB
-#     etlm build --skip-unchanged, nothing changed: wall 0.9 s (user 0.8 s, sys 0.4 s), peak RSS 189 MB
-#     dbt / etlm: 13.5x the wall time, etlm peak RSS 54% of dbt's
+#     dbt build (dbt-core 1.11.16, dbt-duckdb 1.11.1), empty warehouse: wall 227.2 s (user 275.8 s, sys 18.3 s), peak RSS 918 MB
+#     etlm build, empty warehouse: wall 14.7 s (user 20.3 s, sys 5.6 s), peak RSS 319 MB
+#     etlm build again, nothing changed: wall 20.6 s (user 30.2 s, sys 6.3 s), peak RSS 388 MB
+#     etlm build --skip-unchanged, nothing changed: wall 0.6 s (user 0.6 s, sys 0.3 s), peak RSS 187 MB
+#     dbt / etlm: 15.5x the wall time, etlm peak RSS 35% of dbt's
+#
+# On 2026-12-06 (SortedWindowExec, LZ4 kept rows): dbt 278.4 s / 929 MB, etlm 20.6 s /
+# 504 MB (13.5x, 54%).
 #
 # On 2026-12-04 (quiet machine, before SortedWindowExec): dbt 202.2 s / 938 MB, etlm
 # 24.9 s / 517 MB (8.1x, 55%).

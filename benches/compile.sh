@@ -12,9 +12,9 @@
 # compile cache (target/compile.cache, which `etlm compile` writes for the next one), then
 # with no target folder, and prints, per size:
 #
-#   compile 10000 models, cold cache: best 3.21 s, median 3.31 s (user 4.51 s, sys 1.08 s), peak RSS 478 MB
-#   compile 10000 models, warm cache: best 2.75 s, median 2.86 s (user 3.42 s, sys 1.05 s), peak RSS 475 MB
-#   compile 10000 models, no target folder: best 5.68 s, median 7.47 s (user 4.34 s, sys 9.07 s), peak RSS 478 MB
+#   compile 10000 models, cold cache: best 2.36 s, median 2.74 s (user 3.12 s, sys 0.98 s), peak RSS 458 MB
+#   compile 10000 models, warm cache: best 1.93 s, median 2.11 s (user 2.48 s, sys 0.88 s), peak RSS 462 MB
+#   compile 10000 models, no target folder: best 3.03 s, median 3.04 s (user 3.29 s, sys 2.36 s), peak RSS 462 MB
 #
 # "No target folder" sets target/ aside before each run (the first compile of a checkout:
 # it creates every compiled file; `set_aside` in common.sh says why it is not deleted); "cold" deletes only the cache (a compile after upgrading
