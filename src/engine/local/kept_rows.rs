@@ -20,8 +20,8 @@ use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
-/// Writes `batches`' rows to `file`; the file is the kept rows once [`Writer::finish`]
-/// returns.
+/// Writes a view's rows to a file, batch by batch; [`KeptRowsTable`] reads the file once
+/// [`Writer::finish`] has returned.
 pub struct Writer(FileWriter<std::io::BufWriter<std::fs::File>>);
 
 impl Writer {
