@@ -17,8 +17,9 @@
 #   compile 10000 models, no target folder: best 3.03 s, median 3.04 s (user 3.29 s, sys 2.36 s), peak RSS 462 MB
 #
 # "No target folder" sets target/ aside before each run (the first compile of a checkout:
-# it creates every compiled file; `set_aside` in common.sh says why it is not deleted); "cold" deletes only the cache (a compile after upgrading
-# etlm: compiled files are compared and kept); "warm" is the usual repeated compile. All
+# it creates every compiled file; `set_aside` in common.sh says why it is not deleted);
+# "cold" deletes only the cache (a compile after upgrading etlm: compiled files are
+# compared and kept); "warm" is the usual repeated compile. All
 # render every model and test, and write every artifact. User and system times are the
 # medians of the runs (the CPU time etlm spent, over all its threads).
 #

@@ -20,6 +20,9 @@ use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
+/// The extension of the files [`Writer`] writes.
+pub const ROWS_FILE_EXTENSION: &str = ".arrow";
+
 /// Writes a view's rows to a file, batch by batch; [`KeptRowsTable`] reads the file once
 /// [`Writer::finish`] has returned.
 pub struct Writer(FileWriter<std::io::BufWriter<std::fs::File>>);
@@ -83,7 +86,7 @@ impl TableProvider for KeptRowsTable {
                 self.file.display()
             )));
         }
-        let partitions = split(batches, state.config().target_partitions());
+        let partitions = split(&batches, state.config().target_partitions());
         let source = MemorySourceConfig::try_new(&partitions, self.columns.clone(), projection.cloned())?;
         Ok(DataSourceExec::from_data_source(source.with_limit(limit)))
     }
@@ -136,14 +139,11 @@ fn decode(bytes: &Buffer) -> Result<Vec<RecordBatch>, ArrowError> {
 }
 
 /// `batches` in at most `partitions` runs of consecutive batches, in order.
-fn split(batches: Vec<RecordBatch>, partitions: usize) -> Vec<Vec<RecordBatch>> {
+fn split(batches: &[RecordBatch], partitions: usize) -> Vec<Vec<RecordBatch>> {
     if batches.is_empty() {
         return vec![vec![]];
     }
-    let per_partition = batches.len().div_ceil(partitions.max(1));
-    let mut batches = batches.into_iter();
-    std::iter::from_fn(|| Some(batches.by_ref().take(per_partition).collect::<Vec<_>>()).filter(|p| !p.is_empty()))
-        .collect()
+    batches.chunks(batches.len().div_ceil(partitions.max(1))).map(<[RecordBatch]>::to_vec).collect()
 }
 
 #[cfg(test)]
@@ -225,10 +225,10 @@ mod tests {
     #[test]
     fn batches_split_in_order_into_at_most_the_partitions() {
         let batches: Vec<RecordBatch> = (0..5).map(|i| batch(i, 1)).collect();
-        let parts = split(batches.clone(), 2);
+        let parts = split(&batches, 2);
         assert_eq!(parts.len(), 2);
         assert_eq!(parts.concat(), batches);
-        assert_eq!(split(batches.clone(), 8).len(), 5);
-        assert_eq!(split(vec![], 2), vec![Vec::<RecordBatch>::new()]);
+        assert_eq!(split(&batches, 8).len(), 5);
+        assert_eq!(split(&[], 2), vec![Vec::<RecordBatch>::new()]);
     }
 }

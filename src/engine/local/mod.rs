@@ -62,12 +62,12 @@ mod windows;
 mod write;
 
 pub use incremental::{CombineError, combine};
+pub use kept_rows::ROWS_FILE_EXTENSION;
 pub use lock::{OnContention, WarehouseLock};
 pub use meta::{META_FILE, RelationKind, RelationMeta, table_columns};
 pub use session::{
-    BrokenView, CATALOG, DEFAULT_SCHEMA, ROWS_FILE_EXTENSION, SessionError, deregister_audit, keep_view_rows,
-    new_context, published_relations, register_audit, register_relation, register_relations, register_rows_file,
-    register_table_dir,
+    BrokenView, CATALOG, DEFAULT_SCHEMA, SessionError, deregister_audit, keep_view_rows, new_context,
+    published_relations, register_audit, register_relation, register_relations, register_rows_file, register_table_dir,
 };
 #[cfg(test)]
 pub use session::{WarehouseSession, open_session};

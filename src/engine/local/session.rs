@@ -223,16 +223,9 @@ pub async fn register_rows_file(
     file: &Path,
     columns: SchemaRef,
 ) -> Result<Vec<BrokenView>, SessionError> {
-    let to_register = |source| register_error(schema, name, source);
-    ensure_schema(ctx, schema).map_err(to_register)?;
-    deregister(ctx, schema, name)?;
-    let table = kept_rows::KeptRowsTable::new(file.to_path_buf(), columns);
-    ctx.register_table(TableReference::partial(schema, name), Arc::new(table)).map_err(to_register)?;
+    register_provider(ctx, schema, name, Arc::new(kept_rows::KeptRowsTable::new(file.to_path_buf(), columns)))?;
     rebind_dependents(ctx, schema, name).await
 }
-
-/// The extension of the files [`keep_view_rows`] writes.
-pub const ROWS_FILE_EXTENSION: &str = ".arrow";
 
 /// Removes a registration made by `register_audit`.
 pub fn deregister_audit(ctx: &SessionContext, audit: &Relation) -> Result<(), SessionError> {
@@ -275,8 +268,8 @@ pub fn register_table_dir(
     register_listing(ctx, schema, name, &format!("{}/", dir.trim_end_matches('/')), options, Schema::new(file_fields))
 }
 
-/// Registers the files at `url` (a folder ending in `/`, or one file), read with
-/// `options` and holding `columns`, as table `schema.name`, replacing any registration.
+/// Registers the files in the folder `url` (ending in `/`), read with `options` and
+/// holding `columns`, as table `schema.name`, replacing any registration.
 fn register_listing(
     ctx: &SessionContext,
     schema: &str,
@@ -289,9 +282,20 @@ fn register_listing(
     let url = ListingTableUrl::parse(url).map_err(to_register)?;
     let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(columns.into());
     let table = ListingTable::try_new(config).map_err(to_register)?;
+    register_provider(ctx, schema, name, Arc::new(table))
+}
+
+/// Registers `table` as `schema.name`, replacing any registration.
+fn register_provider(
+    ctx: &SessionContext,
+    schema: &str,
+    name: &str,
+    table: Arc<dyn datafusion::datasource::TableProvider>,
+) -> Result<(), SessionError> {
+    let to_register = |source| register_error(schema, name, source);
     ensure_schema(ctx, schema).map_err(to_register)?;
     deregister(ctx, schema, name)?;
-    ctx.register_table(TableReference::partial(schema, name), Arc::new(table)).map_err(to_register)?;
+    ctx.register_table(TableReference::partial(schema, name), table).map_err(to_register)?;
     Ok(())
 }
 
